@@ -1,0 +1,13 @@
+//! Hazina's double-entry ledger.
+//!
+//! [`rules`] is the pure core: account snapshots and an ordered batch of transfer requests in,
+//! outcomes, entries and new balances out, with no clock, database or randomness inside.
+//! [`store`] is the PostgreSQL store around it; the rules never import the store.
+
+pub mod ids;
+pub mod money;
+pub mod rules;
+pub mod store;
+
+pub use ids::{AccountId, OrgId, TransferId};
+pub use money::{Currency, Money, MoneyError};

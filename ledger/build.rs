@@ -12,10 +12,11 @@ fn main() {
     let mut names: Vec<String> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".sql"))
+        .filter(|name| Path::new(name).extension().is_some_and(|ext| ext == "sql"))
         .collect();
     names.sort();
-    let mut code = String::from("/// Every migration, `(name, sql)`, in the order it is applied.\n");
+    let mut code =
+        String::from("/// Every migration, `(name, sql)`, in the order it is applied.\n");
     code.push_str("pub const MIGRATIONS: &[(&str, &str)] = &[\n");
     for name in &names {
         let path = dir.join(name).canonicalize().expect("listed file exists");

@@ -74,6 +74,11 @@ fn checksum(sql: &str) -> String {
 
 /// A fingerprint of the whole migration set, for naming template databases in tests.
 pub fn fingerprint() -> String {
-    let all: String = MIGRATIONS.iter().map(|(name, sql)| format!("{name}\n{sql}\n")).collect();
+    let mut all = String::new();
+    for (name, sql) in MIGRATIONS {
+        all.push_str(name);
+        all.push('\n');
+        all.push_str(sql);
+    }
     checksum(&all)
 }

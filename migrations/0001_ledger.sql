@@ -97,7 +97,6 @@ CREATE TABLE entries (
 );
 
 CREATE INDEX entries_account_created ON entries (account_id, created_at);
-CREATE INDEX entries_account_effective ON entries (account_id, effective_at);
 
 -- Pending transfers not yet posted, voided or expired. Mutable bookkeeping, not history: the
 -- batch-posting path inserts and deletes rows, and the expiry sweeper reads them by deadline.

@@ -203,11 +203,10 @@ const ACCOUNTS: &str = "
     fund A 100
 ";
 
-/// One row per reject reason: the script that provokes it.
-#[test]
-fn every_reject_reason_has_a_case() {
+/// One row per reject reason, in precedence order: the script that provokes it.
+const CASES: &[(RejectReason, &str)] = {
     use RejectReason as R;
-    let cases: Vec<(R, &str)> = vec![
+    &[
         (R::IdMustNotBeNil, "post 0 dA:1 cB:1 => id_must_not_be_nil"),
         (R::CodeInvalid, "post 1 dA:1 cB:1 code=Payment => code_invalid"),
         (R::PostingsTooFew, "post 1 dA:1 => postings_too_few"),
@@ -308,9 +307,13 @@ fn every_reject_reason_has_a_case() {
             R::ExceedsDebits,
             "account C channel nooverdraft\n account D channel\n fund C 5\n post 1 dD:6 cC:6 => exceeds_debits",
         ),
-    ];
-    assert_eq!(cases.len(), RejectReason::ALL.len());
-    for ((reason, script), expected) in cases.iter().zip(RejectReason::ALL) {
+    ]
+};
+
+#[test]
+fn every_reject_reason_has_a_case() {
+    assert_eq!(CASES.len(), RejectReason::ALL.len());
+    for ((reason, script), expected) in CASES.iter().zip(RejectReason::ALL) {
         assert_eq!(*reason, expected, "cases are listed in precedence order");
         if !script.is_empty() {
             check(&format!("{ACCOUNTS}\n{script}"));

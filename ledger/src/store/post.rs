@@ -1,0 +1,455 @@
+//! The batch-posting path: the one place balances change.
+//!
+//! One database transaction per batch, in three round trips: read the transfers the batch
+//! refers to; lock the accounts in id order and read what the rules need; write transfers,
+//! entries, balances and open pending transfers in bulk (`UNNEST` arrays) and commit.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Client, Transaction};
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use super::{Store, StoreError, rows};
+use crate::ids::{AccountId, TransferId};
+use crate::rules::{
+    self, Outcome, RejectReason, Snapshot, Transfer, TransferKind, TransferRequest,
+};
+
+/// How many times a batch is tried again after a conflict with a concurrent writer.
+const CONFLICT_RETRIES: u32 = 8;
+
+impl Store {
+    /// Applies a batch of transfer requests, in order, in one database transaction, and returns
+    /// one outcome per request. A single transfer is a batch of one.
+    ///
+    /// A rejected request never affects the others. On an error nothing of the batch is
+    /// committed, unless the error came from the commit itself, in which case the outcome is
+    /// unknown: replaying the same requests (same ids) is always safe and returns the original
+    /// outcomes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Db`] and [`StoreError::Pool`] when the database fails, and
+    /// [`StoreError::Contention`] when the batch kept colliding with concurrent writers.
+    pub async fn post(&self, requests: &[TransferRequest]) -> Result<Vec<Outcome>, StoreError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.pool.get().await?;
+        for _ in 0..CONFLICT_RETRIES {
+            match post_once(&mut client, &self.clock, requests).await {
+                Ok(Some(outcomes)) => return Ok(outcomes),
+                // The transfers the batch refers to changed between reading and locking.
+                Ok(None) => {}
+                Err(error) if error.is_conflict() => {
+                    tracing::debug!(error = %error, "batch conflicted with a concurrent writer");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Voids up to `limit` pending transfers whose timeout has passed; returns how many.
+    pub async fn expire_pending(&self, limit: i64) -> Result<usize, StoreError> {
+        let due = {
+            let client = self.pool.get().await?;
+            client
+                .query(
+                    "SELECT transfer_id, org_id FROM pending_open
+                     WHERE expires_at <= coalesce($2, clock_timestamp())
+                     ORDER BY expires_at LIMIT $1",
+                    &[&limit, &self.clock.manual_now()],
+                )
+                .await?
+        };
+        let requests: Vec<TransferRequest> = due
+            .iter()
+            .map(|row| {
+                TransferRequest::expiry(row.get::<_, Uuid>(1).into(), row.get::<_, Uuid>(0).into())
+            })
+            .collect();
+        let outcomes = self.post(&requests).await?;
+        Ok(outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Outcome::Accepted { replayed: false, .. }))
+            .count())
+    }
+}
+
+/// The ids a request refers to: the pending transfer it resolves or the transfer it reverses.
+fn referenced(request: &TransferRequest) -> Option<TransferId> {
+    request.action.pending_id().or_else(|| request.action.reversal_of())
+}
+
+/// One attempt at a batch; `Ok(None)` when it must be tried again.
+async fn post_once(
+    client: &mut Client,
+    clock: &super::Clock,
+    requests: &[TransferRequest],
+) -> Result<Option<Vec<Outcome>>, StoreError> {
+    let tx = client.transaction().await?;
+
+    // The transfers the batch refers to, read before locking: they are immutable, and their
+    // accounts are among those to lock.
+    let mut referenced_ids: Vec<Uuid> =
+        requests.iter().filter_map(referenced).map(|id| id.0).collect();
+    referenced_ids.sort_unstable();
+    referenced_ids.dedup();
+    let referenced_before = if referenced_ids.is_empty() {
+        HashMap::new()
+    } else {
+        transfers_by_id(&tx, &referenced_ids).await?
+    };
+    let mut account_ids: Vec<Uuid> = requests
+        .iter()
+        .flat_map(|request| request.action.postings())
+        .chain(referenced_before.values().flat_map(|transfer| &transfer.postings))
+        .map(|posting| posting.account.0)
+        .collect();
+    account_ids.sort_unstable();
+    account_ids.dedup();
+
+    // Lock, then read what the rules need: every statement after the lock sees the work of
+    // any transaction that held these accounts before us.
+    let mut lookup_ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
+    lookup_ids.extend_from_slice(&referenced_ids);
+    lookup_ids.sort_unstable();
+    lookup_ids.dedup();
+    let lock = tx
+        .prepare_cached(&format!(
+            "SELECT {} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            rows::ACCOUNT_COLUMNS
+        ))
+        .await?;
+    let read_clock = tx.prepare_cached("SELECT clock_timestamp()").await?;
+    let resolutions = tx
+        .prepare_cached(
+            "SELECT pending_id, kind FROM transfers
+             WHERE pending_id = ANY($1) AND rejection IS NULL",
+        )
+        .await?;
+    let reversals = tx
+        .prepare_cached(
+            "SELECT reversal_of FROM transfers WHERE reversal_of = ANY($1) AND rejection IS NULL",
+        )
+        .await?;
+    let (locked, now, existing, resolved, reversed) = tokio::try_join!(
+        async { Ok(tx.query(&lock, &[&account_ids]).await?) },
+        async { Ok(tx.query_one(&read_clock, &[]).await?) },
+        transfers_by_id(&tx, &lookup_ids),
+        async { Ok(tx.query(&resolutions, &[&referenced_ids]).await?) },
+        async { Ok::<_, StoreError>(tx.query(&reversals, &[&referenced_ids]).await?) },
+    )?;
+    let now: DateTime<Utc> = clock.manual_now().unwrap_or_else(|| now.get(0));
+
+    // A referred-to transfer that appeared after the first read may touch accounts we did not
+    // lock: start again, now that it is visible.
+    let locked_ids: HashSet<Uuid> = locked.iter().map(|row| row.get(0)).collect();
+    let appeared =
+        referenced_ids.iter().filter(|id| !referenced_before.contains_key(&TransferId(**id)));
+    for id in appeared {
+        if let Some(transfer) = existing.get(&TransferId(*id))
+            && transfer.postings.iter().any(|posting| !locked_ids.contains(&posting.account.0))
+        {
+            return Ok(None);
+        }
+    }
+
+    let mut snapshot = Snapshot {
+        accounts: locked
+            .iter()
+            .map(|row| rows::account_state(row).map(|state| (state.id, state)))
+            .collect::<Result<_, _>>()?,
+        transfers: existing,
+        resolutions: resolved
+            .iter()
+            .map(|row| {
+                let kind: &str = row.get(1);
+                let kind = TransferKind::from_name(kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?;
+                Ok((TransferId(row.get(0)), kind))
+            })
+            .collect::<Result<_, StoreError>>()?,
+        reversed: reversed.iter().map(|row| TransferId(row.get(0))).collect(),
+    };
+    let evaluation = rules::evaluate(&mut snapshot, now, requests);
+    write(&tx, &snapshot, &evaluation).await?;
+    tx.commit().await?;
+    Ok(Some(evaluation.outcomes))
+}
+
+async fn transfers_by_id(
+    tx: &Transaction<'_>,
+    ids: &[Uuid],
+) -> Result<HashMap<TransferId, Transfer>, StoreError> {
+    let statement = tx
+        .prepare_cached(&format!(
+            "SELECT {} FROM transfers WHERE id = ANY($1)",
+            rows::TRANSFER_COLUMNS
+        ))
+        .await?;
+    tx.query(&statement, &[&ids])
+        .await?
+        .iter()
+        .map(|row| rows::transfer(row).map(|transfer| (transfer.id, transfer)))
+        .collect()
+}
+
+const INSERT_TRANSFERS: &str =
+    "INSERT INTO transfers (id, org_id, kind, code, postings, requested, pending_id,
+         reversal_of, timeout_ms, expires_at, effective_at, created_at, context, rejection)
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[],
+         $6::jsonb[], $7::uuid[], $8::uuid[], $9::int8[], $10::timestamptz[],
+         $11::timestamptz[], $12::timestamptz[], $13::jsonb[], $14::text[])";
+
+const INSERT_ENTRIES: &str =
+    "INSERT INTO entries (account_id, version, transfer_id, side, amount_posted,
+         amount_pending, debits_posted, credits_posted, debits_pending, credits_pending,
+         effective_at, created_at)
+     SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::int8[],
+         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
+         $11::timestamptz[], $12::timestamptz[])";
+
+const UPDATE_ACCOUNTS: &str = "UPDATE accounts AS a SET debits_posted = u.debits_posted,
+         credits_posted = u.credits_posted, debits_pending = u.debits_pending,
+         credits_pending = u.credits_pending, version = u.version
+     FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
+         AS u (id, debits_posted, credits_posted, debits_pending, credits_pending, version)
+     WHERE a.id = u.id";
+
+const OPEN_PENDING: &str = "INSERT INTO pending_open (transfer_id, org_id, expires_at)
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[])";
+
+const CLOSE_PENDING: &str = "DELETE FROM pending_open WHERE transfer_id = ANY($1)";
+
+/// Writes a batch's effects, each table in one statement, sent together.
+async fn write(
+    tx: &Transaction<'_>,
+    snapshot: &Snapshot,
+    evaluation: &rules::Evaluation,
+) -> Result<(), StoreError> {
+    if evaluation.transfers.is_empty() {
+        return Ok(());
+    }
+    let transfers = TransferColumns::new(&evaluation.transfers)?;
+    let entries = EntryColumns::new(&evaluation.entries);
+    let accounts = AccountColumns::new(snapshot, &evaluation.accounts_changed);
+    let still_open: HashSet<TransferId> = evaluation.pending_opened.iter().copied().collect();
+    let opened: Vec<&Transfer> =
+        evaluation.transfers.iter().filter(|transfer| still_open.contains(&transfer.id)).collect();
+    let opened_ids: Vec<Uuid> = opened.iter().map(|transfer| transfer.id.0).collect();
+    let opened_orgs: Vec<Uuid> = opened.iter().map(|transfer| transfer.org.0).collect();
+    let opened_expiry: Vec<Option<DateTime<Utc>>> =
+        opened.iter().map(|transfer| transfer.expires_at).collect();
+    let closed_ids: Vec<Uuid> = evaluation.pending_closed.iter().map(|id| id.0).collect();
+
+    let insert_transfers = tx.prepare_cached(INSERT_TRANSFERS).await?;
+    let insert_entries = tx.prepare_cached(INSERT_ENTRIES).await?;
+    let update_accounts = tx.prepare_cached(UPDATE_ACCOUNTS).await?;
+    let open_pending = tx.prepare_cached(OPEN_PENDING).await?;
+    let close_pending = tx.prepare_cached(CLOSE_PENDING).await?;
+
+    let t = &transfers;
+    let transfer_params: [&(dyn ToSql + Sync); 14] = [
+        &t.id,
+        &t.org,
+        &t.kind,
+        &t.code,
+        &t.postings,
+        &t.requested,
+        &t.pending_id,
+        &t.reversal_of,
+        &t.timeout_ms,
+        &t.expires_at,
+        &t.effective_at,
+        &t.created_at,
+        &t.context,
+        &t.rejection,
+    ];
+    let e = &entries;
+    let entry_params: [&(dyn ToSql + Sync); 12] = [
+        &e.account,
+        &e.version,
+        &e.transfer,
+        &e.side,
+        &e.amount_posted,
+        &e.amount_pending,
+        &e.debits_posted,
+        &e.credits_posted,
+        &e.debits_pending,
+        &e.credits_pending,
+        &e.effective_at,
+        &e.created_at,
+    ];
+    let a = &accounts;
+    let account_params: [&(dyn ToSql + Sync); 6] = [
+        &a.id,
+        &a.debits_posted,
+        &a.credits_posted,
+        &a.debits_pending,
+        &a.credits_pending,
+        &a.version,
+    ];
+    tokio::try_join!(
+        tx.execute(&insert_transfers, &transfer_params),
+        async {
+            if e.account.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&insert_entries, &entry_params).await
+        },
+        async {
+            if a.id.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&update_accounts, &account_params).await
+        },
+        async {
+            if opened_ids.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&open_pending, &[&opened_ids, &opened_orgs, &opened_expiry]).await
+        },
+        async {
+            if closed_ids.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&close_pending, &[&closed_ids]).await
+        },
+    )?;
+    Ok(())
+}
+
+/// The new transfers as column arrays.
+struct TransferColumns {
+    id: Vec<Uuid>,
+    org: Vec<Uuid>,
+    kind: Vec<&'static str>,
+    code: Vec<String>,
+    postings: Vec<serde_json::Value>,
+    requested: Vec<Option<serde_json::Value>>,
+    pending_id: Vec<Option<Uuid>>,
+    reversal_of: Vec<Option<Uuid>>,
+    timeout_ms: Vec<Option<i64>>,
+    expires_at: Vec<Option<DateTime<Utc>>>,
+    effective_at: Vec<DateTime<Utc>>,
+    created_at: Vec<DateTime<Utc>>,
+    context: Vec<serde_json::Value>,
+    rejection: Vec<Option<&'static str>>,
+}
+
+impl TransferColumns {
+    fn new(transfers: &[Transfer]) -> Result<Self, StoreError> {
+        let json = |value: Result<serde_json::Value, serde_json::Error>| {
+            value.map_err(|e| StoreError::Corrupt(format!("unserialisable transfer: {e}")))
+        };
+        let mut columns = Self {
+            id: Vec::with_capacity(transfers.len()),
+            org: Vec::with_capacity(transfers.len()),
+            kind: Vec::with_capacity(transfers.len()),
+            code: Vec::with_capacity(transfers.len()),
+            postings: Vec::with_capacity(transfers.len()),
+            requested: Vec::with_capacity(transfers.len()),
+            pending_id: Vec::with_capacity(transfers.len()),
+            reversal_of: Vec::with_capacity(transfers.len()),
+            timeout_ms: Vec::with_capacity(transfers.len()),
+            expires_at: Vec::with_capacity(transfers.len()),
+            effective_at: Vec::with_capacity(transfers.len()),
+            created_at: Vec::with_capacity(transfers.len()),
+            context: Vec::with_capacity(transfers.len()),
+            rejection: Vec::with_capacity(transfers.len()),
+        };
+        for transfer in transfers {
+            columns.id.push(transfer.id.0);
+            columns.org.push(transfer.org.0);
+            columns.kind.push(transfer.kind.as_str());
+            columns.code.push(transfer.code.clone());
+            columns.postings.push(json(serde_json::to_value(&transfer.postings))?);
+            columns.requested.push(
+                transfer
+                    .requested_amounts
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("unserialisable transfer: {e}")))?,
+            );
+            columns.pending_id.push(transfer.pending_id.map(|id| id.0));
+            columns.reversal_of.push(transfer.reversal_of.map(|id| id.0));
+            // The rules bound timeouts far inside i64.
+            columns.timeout_ms.push(transfer.timeout_ms.and_then(|ms| i64::try_from(ms).ok()));
+            columns.expires_at.push(transfer.expires_at);
+            columns.effective_at.push(transfer.effective_at);
+            columns.created_at.push(transfer.created_at);
+            columns.context.push(serde_json::Value::Object(transfer.context.clone()));
+            columns.rejection.push(transfer.rejection.map(RejectReason::code));
+        }
+        Ok(columns)
+    }
+}
+
+/// The new entries as column arrays.
+#[derive(Default)]
+struct EntryColumns {
+    account: Vec<Uuid>,
+    version: Vec<i64>,
+    transfer: Vec<Uuid>,
+    side: Vec<&'static str>,
+    amount_posted: Vec<i64>,
+    amount_pending: Vec<i64>,
+    debits_posted: Vec<i64>,
+    credits_posted: Vec<i64>,
+    debits_pending: Vec<i64>,
+    credits_pending: Vec<i64>,
+    effective_at: Vec<DateTime<Utc>>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+impl EntryColumns {
+    fn new(entries: &[rules::Entry]) -> Self {
+        let mut columns = Self::default();
+        for entry in entries {
+            columns.account.push(entry.account.0);
+            columns.version.push(entry.version);
+            columns.transfer.push(entry.transfer.0);
+            columns.side.push(entry.side.as_str());
+            columns.amount_posted.push(entry.amount_posted);
+            columns.amount_pending.push(entry.amount_pending);
+            columns.debits_posted.push(entry.sums_after.debits_posted);
+            columns.credits_posted.push(entry.sums_after.credits_posted);
+            columns.debits_pending.push(entry.sums_after.debits_pending);
+            columns.credits_pending.push(entry.sums_after.credits_pending);
+            columns.effective_at.push(entry.effective_at);
+            columns.created_at.push(entry.created_at);
+        }
+        columns
+    }
+}
+
+/// The changed accounts' new sums and versions as column arrays.
+#[derive(Default)]
+struct AccountColumns {
+    id: Vec<Uuid>,
+    debits_posted: Vec<i64>,
+    credits_posted: Vec<i64>,
+    debits_pending: Vec<i64>,
+    credits_pending: Vec<i64>,
+    version: Vec<i64>,
+}
+
+impl AccountColumns {
+    fn new(snapshot: &Snapshot, changed: &[AccountId]) -> Self {
+        let mut columns = Self::default();
+        for account in changed.iter().filter_map(|id| snapshot.accounts.get(id)) {
+            columns.id.push(account.id.0);
+            columns.debits_posted.push(account.sums.debits_posted);
+            columns.credits_posted.push(account.sums.credits_posted);
+            columns.debits_pending.push(account.sums.debits_pending);
+            columns.credits_pending.push(account.sums.credits_pending);
+            columns.version.push(account.version);
+        }
+        columns
+    }
+}

@@ -1,0 +1,325 @@
+//! Reads: transfers, balances now and at a time, statements and the trial balance.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Balance, Store, StoreError, rows};
+use crate::ids::{AccountId, OrgId, TransferId};
+use crate::money::{Currency, Money};
+use crate::rules::{AccountKind, Side, Sums, Transfer, TransferKind};
+
+/// Which entries of an account's statement to read.
+#[derive(Clone, Debug, Default)]
+pub struct StatementQuery {
+    /// Entries recorded at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Entries recorded before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// The cursor: entries after this account version.
+    pub after_version: Option<i64>,
+    /// Most lines to return (at least 1).
+    pub limit: i64,
+}
+
+/// One line of an account statement: an entry with the account's balance after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatementLine {
+    pub version: i64,
+    pub transfer_id: TransferId,
+    pub kind: TransferKind,
+    pub code: String,
+    pub side: Side,
+    /// Change to the side's posted sum.
+    pub amount_posted: Money,
+    /// Change to the side's pending sum (negative when a reservation is released).
+    pub amount_pending: Money,
+    /// The account's balances after this entry: the running balance.
+    pub balance: Balance,
+    pub effective_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of a statement, in the order entries were recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatementPage {
+    pub lines: Vec<StatementLine>,
+    /// The cursor for the next page, if there may be one.
+    pub next_after_version: Option<i64>,
+}
+
+/// One account's line of a trial balance, in posted amounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrialBalanceLine {
+    pub account: AccountId,
+    pub kind: AccountKind,
+    pub name: Option<String>,
+    pub currency: Currency,
+    pub normal_side: Side,
+    /// Balance at the start of the period, on the normal side (negative when against it).
+    pub opening: Money,
+    pub debits: Money,
+    pub credits: Money,
+    /// Balance at the end of the period, on the normal side.
+    pub closing: Money,
+}
+
+/// The totals of a trial balance in one currency. Debits equal credits in every pair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrialBalanceTotals {
+    pub currency: Currency,
+    /// Sum of the debit balances at the start of the period.
+    pub opening_debit: Money,
+    /// Sum of the credit balances at the start of the period.
+    pub opening_credit: Money,
+    pub debits: Money,
+    pub credits: Money,
+    pub closing_debit: Money,
+    pub closing_credit: Money,
+}
+
+/// An org's trial balance over `[from, to)` by effective time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrialBalance {
+    pub org: OrgId,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub lines: Vec<TrialBalanceLine>,
+    pub totals: Vec<TrialBalanceTotals>,
+}
+
+impl Store {
+    /// The transfer with this id in the org, if it was accepted.
+    pub async fn transfer(
+        &self,
+        org: OrgId,
+        id: TransferId,
+    ) -> Result<Option<Transfer>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {} FROM transfers WHERE id = $1 AND org_id = $2 AND rejection IS NULL",
+                    rows::TRANSFER_COLUMNS
+                ),
+                &[&id.0, &org.0],
+            )
+            .await?;
+        row.as_ref().map(rows::transfer).transpose()
+    }
+
+    /// The account's balances as the ledger recorded them at `at`: those after the last entry
+    /// recorded at or before then (an index lookup), or zero before the first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AccountNotFound`] when the account is not in the org.
+    pub async fn balance_at(
+        &self,
+        org: OrgId,
+        account: AccountId,
+        at: DateTime<Utc>,
+    ) -> Result<Balance, StoreError> {
+        let account = self.account(org, account).await?.ok_or(StoreError::AccountNotFound)?;
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT debits_posted, credits_posted, debits_pending, credits_pending
+                 FROM entries WHERE account_id = $1 AND created_at <= $2
+                 ORDER BY created_at DESC, version DESC LIMIT 1",
+                &[&account.id.0, &at],
+            )
+            .await?;
+        let sums = row.map_or_else(Sums::default, |row| Sums {
+            debits_posted: row.get(0),
+            credits_posted: row.get(1),
+            debits_pending: row.get(2),
+            credits_pending: row.get(3),
+        });
+        Ok(Balance::new(account.currency, account.normal_side, sums))
+    }
+
+    /// A page of the account's statement: its entries in the order they were recorded, with the
+    /// running balance after each.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AccountNotFound`] when the account is not in the org.
+    pub async fn statement(
+        &self,
+        org: OrgId,
+        account: AccountId,
+        query: &StatementQuery,
+    ) -> Result<StatementPage, StoreError> {
+        let account = self.account(org, account).await?.ok_or(StoreError::AccountNotFound)?;
+        let limit = query.limit.max(1);
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT e.version, e.transfer_id, t.kind, t.code, e.side, e.amount_posted,
+                     e.amount_pending, e.debits_posted, e.credits_posted, e.debits_pending,
+                     e.credits_pending, e.effective_at, e.created_at
+                 FROM entries e JOIN transfers t ON t.id = e.transfer_id
+                 WHERE e.account_id = $1 AND e.version > $2
+                   AND ($3::timestamptz IS NULL OR e.created_at >= $3)
+                   AND ($4::timestamptz IS NULL OR e.created_at < $4)
+                 ORDER BY e.version LIMIT $5",
+                &[&account.id.0, &query.after_version.unwrap_or(0), &query.from, &query.to, &limit],
+            )
+            .await?;
+        let currency = account.currency;
+        let lines = rows
+            .iter()
+            .map(|row| {
+                let kind: &str = row.get(2);
+                let sums = Sums {
+                    debits_posted: row.get(7),
+                    credits_posted: row.get(8),
+                    debits_pending: row.get(9),
+                    credits_pending: row.get(10),
+                };
+                Ok(StatementLine {
+                    version: row.get(0),
+                    transfer_id: TransferId(row.get(1)),
+                    kind: TransferKind::from_name(kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?,
+                    code: row.get(3),
+                    side: rows::side(row.get(4))?,
+                    amount_posted: Money::from_minor(currency, row.get(5)),
+                    amount_pending: Money::from_minor(currency, row.get(6)),
+                    balance: Balance::new(currency, account.normal_side, sums),
+                    effective_at: row.get(11),
+                    created_at: row.get(12),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let full = i64::try_from(lines.len()).is_ok_and(|n| n == limit);
+        let next_after_version = if full { lines.last().map(|line| line.version) } else { None };
+        Ok(StatementPage { lines, next_after_version })
+    }
+
+    /// The accepted transfers that touched the account, newest first, before the cursor
+    /// `before_version` (an account version) when given.
+    pub async fn account_transfers(
+        &self,
+        org: OrgId,
+        account: AccountId,
+        before_version: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let client = self.pool.get().await?;
+        let columns: String = rows::TRANSFER_COLUMNS
+            .split(", ")
+            .map(|column| format!("t.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {columns} FROM entries e
+                     JOIN transfers t ON t.id = e.transfer_id
+                     JOIN accounts a ON a.id = e.account_id
+                     WHERE e.account_id = $1 AND a.org_id = $2 AND e.version < $3
+                     ORDER BY e.version DESC LIMIT $4"
+                ),
+                &[&account.0, &org.0, &before_version.unwrap_or(i64::MAX), &limit.max(1)],
+            )
+            .await?;
+        rows.iter().map(rows::transfer).collect()
+    }
+
+    /// The org's trial balance over `[from, to)` by effective time: per account the opening
+    /// balance, the period's posted debits and credits, and the closing balance; per currency
+    /// totals in which debits equal credits.
+    pub async fn trial_balance(
+        &self,
+        org: OrgId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<TrialBalance, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT a.id, a.kind, a.name, a.currency, a.normal_side,
+                     coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'debit'
+                         AND e.effective_at < $2), 0)::int8,
+                     coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'credit'
+                         AND e.effective_at < $2), 0)::int8,
+                     coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'debit'
+                         AND e.effective_at >= $2), 0)::int8,
+                     coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'credit'
+                         AND e.effective_at >= $2), 0)::int8
+                 FROM accounts a
+                 LEFT JOIN entries e ON e.account_id = a.id AND e.effective_at < $3
+                 WHERE a.org_id = $1
+                 GROUP BY a.id
+                 ORDER BY a.currency, a.kind, a.created_at, a.id",
+                &[&org.0, &from, &to],
+            )
+            .await?;
+        let mut lines = Vec::with_capacity(rows.len());
+        let mut totals: BTreeMap<&'static str, [i128; 6]> = BTreeMap::new();
+        for row in &rows {
+            let kind: &str = row.get(1);
+            let currency = rows::currency(row.get(3))?;
+            let normal_side = rows::side(row.get(4))?;
+            let [opening_debits, opening_credits, debits, credits]: [i64; 4] =
+                [row.get(5), row.get(6), row.get(7), row.get(8)];
+            let oriented = |debit: i128, credit: i128| match normal_side {
+                Side::Credit => credit - debit,
+                Side::Debit => debit - credit,
+            };
+            let opening = oriented(opening_debits.into(), opening_credits.into());
+            let closing = opening + oriented(debits.into(), credits.into());
+            let opening_net = i128::from(opening_debits) - i128::from(opening_credits);
+            let closing_net = opening_net + i128::from(debits) - i128::from(credits);
+            let total = totals.entry(currency.code()).or_default();
+            total[0] += opening_net.max(0);
+            total[1] += (-opening_net).max(0);
+            total[2] += i128::from(debits);
+            total[3] += i128::from(credits);
+            total[4] += closing_net.max(0);
+            total[5] += (-closing_net).max(0);
+            lines.push(TrialBalanceLine {
+                account: AccountId(row.get(0)),
+                kind: AccountKind::from_name(kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("account kind {kind:?}")))?,
+                name: row.get(2),
+                currency,
+                normal_side,
+                opening: money(currency, opening)?,
+                debits: Money::from_minor(currency, debits),
+                credits: Money::from_minor(currency, credits),
+                closing: money(currency, closing)?,
+            });
+        }
+        let totals = totals
+            .into_iter()
+            .map(
+                |(
+                    code,
+                    [opening_debit, opening_credit, debits, credits, closing_debit, closing_credit],
+                )| {
+                    let currency = rows::currency(code)?;
+                    Ok(TrialBalanceTotals {
+                        currency,
+                        opening_debit: money(currency, opening_debit)?,
+                        opening_credit: money(currency, opening_credit)?,
+                        debits: money(currency, debits)?,
+                        credits: money(currency, credits)?,
+                        closing_debit: money(currency, closing_debit)?,
+                        closing_credit: money(currency, closing_credit)?,
+                    })
+                },
+            )
+            .collect::<Result<_, StoreError>>()?;
+        Ok(TrialBalance { org, from, to, lines, totals })
+    }
+}
+
+fn money(currency: Currency, minor: i128) -> Result<Money, StoreError> {
+    let minor = i64::try_from(minor)
+        .map_err(|_| StoreError::InvalidAmount(crate::money::MoneyError::Overflow))?;
+    Ok(Money::from_minor(currency, minor))
+}

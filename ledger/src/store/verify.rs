@@ -1,0 +1,161 @@
+//! The ledger's invariants, checked against the database: for tests, the benchmark and
+//! operators who want proof that the books are sound.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::{Store, StoreError, rows};
+use crate::rules::{Side, Sums};
+
+/// An invariant that does not hold, with what broke it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant, in the words of `ARCHITECTURE.md`.
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+/// Each check: the invariant's name and a query returning one text row per violation.
+const CHECKS: &[(&str, &str)] = &[
+    (
+        "debits equal credits per org and currency",
+        "SELECT org_id || ' ' || currency FROM accounts GROUP BY org_id, currency
+         HAVING sum(debits_posted) <> sum(credits_posted)
+             OR sum(debits_pending) <> sum(credits_pending)",
+    ),
+    (
+        "every transfer balances per currency",
+        "SELECT e.transfer_id || ' ' || a.currency FROM entries e
+         JOIN accounts a ON a.id = e.account_id
+         GROUP BY e.transfer_id, a.currency
+         HAVING sum(CASE e.side WHEN 'debit' THEN e.amount_posted ELSE -e.amount_posted END) <> 0
+             OR sum(CASE e.side WHEN 'debit' THEN e.amount_pending ELSE -e.amount_pending END) <> 0",
+    ),
+    (
+        "no negative sums and no account past its limit",
+        "SELECT id::text FROM accounts
+         WHERE least(debits_posted, credits_posted, debits_pending, credits_pending) < 0
+            OR (limit_kind <> 'unbounded' AND normal_side = 'credit'
+                AND debits_posted + debits_pending > credits_posted + overdraft_limit)
+            OR (limit_kind <> 'unbounded' AND normal_side = 'debit'
+                AND credits_posted + credits_pending > debits_posted + overdraft_limit)",
+    ),
+    (
+        "account sums equal the sums of their entries",
+        "SELECT a.id::text FROM accounts a
+         LEFT JOIN (
+             SELECT account_id,
+                 sum(amount_posted) FILTER (WHERE side = 'debit') AS debits_posted,
+                 sum(amount_posted) FILTER (WHERE side = 'credit') AS credits_posted,
+                 sum(amount_pending) FILTER (WHERE side = 'debit') AS debits_pending,
+                 sum(amount_pending) FILTER (WHERE side = 'credit') AS credits_pending,
+                 count(*) AS n, max(version) AS version
+             FROM entries GROUP BY account_id
+         ) e ON e.account_id = a.id
+         WHERE coalesce(e.debits_posted, 0) <> a.debits_posted
+            OR coalesce(e.credits_posted, 0) <> a.credits_posted
+            OR coalesce(e.debits_pending, 0) <> a.debits_pending
+            OR coalesce(e.credits_pending, 0) <> a.credits_pending
+            OR coalesce(e.n, 0) <> a.version OR coalesce(e.version, 0) <> a.version",
+    ),
+    (
+        "each entry's running sums follow from the one before",
+        "SELECT account_id || ' v' || version FROM (
+             SELECT e.*, lag(e.debits_posted, 1, 0::int8) OVER w AS dp,
+                 lag(e.credits_posted, 1, 0::int8) OVER w AS cp,
+                 lag(e.debits_pending, 1, 0::int8) OVER w AS dpe,
+                 lag(e.credits_pending, 1, 0::int8) OVER w AS cpe
+             FROM entries e WINDOW w AS (PARTITION BY account_id ORDER BY version)
+         ) x
+         WHERE (side = 'debit' AND (debits_posted <> dp + amount_posted
+                 OR debits_pending <> dpe + amount_pending
+                 OR credits_posted <> cp OR credits_pending <> cpe))
+            OR (side = 'credit' AND (credits_posted <> cp + amount_posted
+                 OR credits_pending <> cpe + amount_pending
+                 OR debits_posted <> dp OR debits_pending <> dpe))",
+    ),
+    (
+        "a pending transfer is open exactly when it is unresolved",
+        "SELECT t.id::text FROM transfers t
+         WHERE t.kind = 'pending' AND t.rejection IS NULL
+           AND EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = t.id AND r.rejection IS NULL)
+             = EXISTS (SELECT 1 FROM pending_open o WHERE o.transfer_id = t.id)",
+    ),
+];
+
+impl Store {
+    /// Checks every ledger invariant over the whole database; returns what does not hold.
+    ///
+    /// It reads everything, in one repeatable-read snapshot: for tests, benchmarks and audits,
+    /// not for a request path.
+    pub async fn verify(&self) -> Result<Vec<Violation>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let mut violations = Vec::new();
+        for (invariant, query) in CHECKS {
+            for row in tx.query(*query, &[]).await? {
+                violations.push(Violation { invariant, detail: row.get(0) });
+            }
+        }
+
+        // The pending sums equal the open pending transfers' postings.
+        let open = tx
+            .query(
+                &format!(
+                    "SELECT {} FROM transfers WHERE id IN (SELECT transfer_id FROM pending_open)",
+                    rows::TRANSFER_COLUMNS
+                ),
+                &[],
+            )
+            .await?;
+        let mut expected: HashMap<Uuid, Sums> = HashMap::new();
+        for row in &open {
+            for posting in rows::transfer(row)?.postings {
+                let sums = expected.entry(posting.account.0).or_default();
+                let minor = posting.amount.to_minor().map_err(StoreError::InvalidAmount)?;
+                match posting.side {
+                    Side::Debit => sums.debits_pending += minor,
+                    Side::Credit => sums.credits_pending += minor,
+                }
+            }
+        }
+        let pending = tx
+            .query(
+                "SELECT id, debits_pending, credits_pending FROM accounts
+                 WHERE debits_pending <> 0 OR credits_pending <> 0",
+                &[],
+            )
+            .await?;
+        let mut actual: HashMap<Uuid, (i64, i64)> =
+            pending.iter().map(|row| (row.get(0), (row.get(1), row.get(2)))).collect();
+        for (account, sums) in &expected {
+            let found = actual.remove(account).unwrap_or((0, 0));
+            if found != (sums.debits_pending, sums.credits_pending) {
+                violations.push(Violation {
+                    invariant: "pending sums equal the open pending transfers",
+                    detail: account.to_string(),
+                });
+            }
+        }
+        for account in actual.keys() {
+            violations.push(Violation {
+                invariant: "pending sums equal the open pending transfers",
+                detail: account.to_string(),
+            });
+        }
+        tx.commit().await?;
+        Ok(violations)
+    }
+}

@@ -1,0 +1,16 @@
+//! Hazina's server: the database pool and the embedded PostgreSQL launcher.
+
+pub mod db;
+pub mod embedded;
+
+/// An error and its sources on one line (`outer: inner: innermost`), for logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

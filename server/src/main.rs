@@ -1,1 +1,176 @@
-fn main() {}
+//! The `hazina` binary: parses the command line, starts the database and runs a subcommand.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use hazina_server::config::{Cli, Command, LogFormat};
+use hazina_server::embedded::{Cluster, ClusterOptions};
+use hazina_server::{db, http};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// How long requests in flight get to finish after a shutdown signal.
+const GRACE_PERIOD: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, the whole chain: `error: could not ...: because ...`.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let mut shutdown = Shutdown::listen()?;
+    // A signal while starting abandons the start; dropping a half-started cluster stops it.
+    let Some(database) = shutdown.unless_signalled(Database::open(cli)).await else {
+        return Ok(());
+    };
+    let mut database = database?;
+    let result = match cli.command() {
+        Command::Serve => serve(cli, &database, shutdown).await,
+        Command::Migrate => match shutdown.unless_signalled(migrate(&database)).await {
+            Some(result) => result,
+            None => Err(anyhow::anyhow!("interrupted")),
+        },
+    };
+    let stopped = database.close().await;
+    result.and(stopped)
+}
+
+/// The database the server runs on: an external server, or the embedded cluster it started.
+struct Database {
+    config: tokio_postgres::Config,
+    cluster: Option<Cluster>,
+}
+
+impl Database {
+    async fn open(cli: &Cli) -> anyhow::Result<Self> {
+        if let Some(url) = cli.database_url() {
+            tracing::info!("using the PostgreSQL server of DATABASE_URL");
+            return Ok(Self { config: db::parse_url(url)?, cluster: None });
+        }
+        let options = ClusterOptions {
+            bin_dir: cli.pg_bin_dir.clone(),
+            ..ClusterOptions::new(&cli.data_dir)
+        };
+        let cluster =
+            Cluster::start(options).await.context("could not start the embedded PostgreSQL")?;
+        Ok(Self { config: cluster.pg_config(), cluster: Some(cluster) })
+    }
+
+    async fn close(&mut self) -> anyhow::Result<()> {
+        if let Some(cluster) = self.cluster.take() {
+            cluster.stop().await.context("could not stop the embedded PostgreSQL")?;
+        }
+        Ok(())
+    }
+}
+
+async fn migrate(database: &Database) -> anyhow::Result<()> {
+    let applied = db::migrate(&database.config).await?;
+    // The command's own output goes to stdout; logs go to stderr.
+    let mut stdout = std::io::stdout().lock();
+    if applied.is_empty() {
+        writeln!(stdout, "no pending migrations: the database is up to date")?;
+    }
+    for name in applied {
+        writeln!(stdout, "applied {name}")?;
+    }
+    Ok(())
+}
+
+async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    let Some(applied) = shutdown.unless_signalled(db::migrate(&database.config)).await else {
+        return Ok(());
+    };
+    let applied = applied?;
+    tracing::info!(count = applied.len(), "migrations applied");
+    let pool = db::pool(database.config.clone(), cli.db_pool_size_max)?;
+    let listener = tokio::net::TcpListener::bind(&cli.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", cli.listen))?;
+    let address = listener.local_addr().context("could not read the listening address")?;
+    tracing::info!(%address, "listening on http://{address}");
+
+    let mut server = tokio::spawn(http::serve_on(listener, pool.clone(), shutdown.clone().wait()));
+    let result = tokio::select! {
+        joined = &mut server => joined,
+        () = shutdown.clone().wait() => {
+            tracing::info!("shutting down: finishing the requests in flight");
+            if let Ok(joined) = tokio::time::timeout(GRACE_PERIOD, &mut server).await {
+                joined
+            } else {
+                tracing::warn!("requests still in flight after the grace period; dropping them");
+                server.abort();
+                Ok(Ok(()))
+            }
+        }
+    };
+    pool.close();
+    result.context("the HTTP server task failed")?.context("the HTTP server failed")
+}
+
+/// Resolves once SIGINT or SIGTERM arrives. The handlers are installed by [`Shutdown::listen`],
+/// before anything starts, so a signal during startup is not lost (nor fatal).
+#[derive(Clone)]
+struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    fn listen() -> anyhow::Result<Self> {
+        let mut interrupt = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
+        let (sender, receiver) = watch::channel(false);
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            tracing::info!(signal = name, "received a shutdown signal");
+            sender.send_replace(true);
+            // Keep the handlers installed: a second signal must not kill the process halfway
+            // through stopping PostgreSQL.
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                tracing::info!("already shutting down");
+            }
+        });
+        Ok(Self(receiver))
+    }
+
+    async fn wait(mut self) {
+        // An error means the sender is gone, which cannot happen while its task loops forever;
+        // shutting down is the safe reading anyway.
+        let _ = self.0.wait_for(|signalled| *signalled).await;
+    }
+
+    /// Runs `future` to completion, or returns `None` if a signal comes first.
+    async fn unless_signalled<T>(&mut self, future: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            output = future => Some(output),
+            () = self.clone().wait() => None,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The command line and environment: every setting the `hazina` binary takes.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Hazina, a payments ledger on PostgreSQL.
+///
+/// Without `DATABASE_URL`, hazina runs its own PostgreSQL (embedded) in the data directory.
+#[derive(Debug, Parser)]
+#[command(name = "hazina", version)]
+pub struct Cli {
+    /// Use this PostgreSQL server instead of the embedded one (a URL or key=value pairs).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// The embedded PostgreSQL's data directory (created on first use).
+    #[arg(long, env = "HAZINA_DATA_DIR", global = true, default_value = "./.hazina/pg")]
+    pub data_dir: PathBuf,
+
+    /// The folder holding `initdb` and `postgres`; default: PATH, then the newest
+    /// /usr/lib/postgresql/*/bin.
+    #[arg(long, env = "HAZINA_PG_BIN_DIR", global = true)]
+    pub pg_bin_dir: Option<PathBuf>,
+
+    /// The address the HTTP server listens on.
+    #[arg(long, env = "HAZINA_LISTEN", global = true, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// The most connections the server's pool opens to PostgreSQL.
+    #[arg(long, env = "HAZINA_DB_POOL_SIZE_MAX", global = true, default_value_t = 16)]
+    pub db_pool_size_max: usize,
+
+    /// How logs are written (to stderr); `RUST_LOG` filters them (default: info).
+    #[arg(long, env = "HAZINA_LOG_FORMAT", global = true, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The external database's connection string, if one is set (an empty one counts as unset).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref().filter(|url| !url.trim().is_empty())
+    }
+
+    /// The subcommand, `serve` when none is given.
+    pub fn command(&self) -> Command {
+        self.command.unwrap_or(Command::Serve)
+    }
+}
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Start the database (unless `DATABASE_URL`), apply migrations and serve HTTP until SIGINT or
+    /// SIGTERM (the default).
+    Serve,
+    /// Apply the pending migrations, print their names and exit.
+    Migrate,
+}
+
+/// The log format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_is_the_default() {
+        let cli = Cli::try_parse_from(["hazina", "--listen", "127.0.0.1:0"]).unwrap();
+        assert_eq!(cli.command(), Command::Serve);
+        let cli = Cli::try_parse_from(["hazina", "migrate", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.command(), Command::Migrate);
+        assert_eq!(cli.log_format, LogFormat::Json);
+    }
+}

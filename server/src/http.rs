@@ -1,0 +1,101 @@
+//! The HTTP surface: the axum router, its probes, request ids and problem responses.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use deadpool_postgres::Pool;
+use tracing::Instrument as _;
+
+/// The header that carries a request's id, in and out.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The readiness check gives up after this long: a probe must answer promptly.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest request id accepted from a client; a longer (or odd) one is replaced.
+const REQUEST_ID_LEN_MAX: usize = 64;
+
+/// The router: `GET /healthz` (the process serves), `GET /readyz` (and reaches the database).
+pub fn router(pool: Pool) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(middleware::from_fn(request_id))
+        .with_state(pool)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` resolves, then stops accepting and waits
+/// for the requests in flight (graceful shutdown).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    pool: Pool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(pool)).with_graceful_shutdown(shutdown).await
+}
+
+/// An `application/problem+json` response (RFC 9457) with a stable, snake_case `code`.
+pub fn problem(status: StatusCode, code: &'static str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail,
+    });
+    let content_type = HeaderValue::from_static("application/problem+json");
+    (status, [(header::CONTENT_TYPE, content_type)], Json(body)).into_response()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(pool): State<Pool>) -> Response {
+    let outcome = tokio::time::timeout(READY_TIMEOUT, crate::db::ping(&pool)).await;
+    let error = match outcome {
+        Ok(Ok(())) => return Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Ok(Err(error)) => crate::error_chain(&error),
+        Err(_) => format!("no answer within {}s", READY_TIMEOUT.as_secs()),
+    };
+    tracing::warn!(%error, "readiness check failed");
+    problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable")
+}
+
+async fn not_found() -> Response {
+    problem(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+/// Gives every request an id (the client's `x-request-id` when sensible, else a new UUIDv7),
+/// logs within a span that carries it, and returns it in the response.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= REQUEST_ID_LEN_MAX
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}

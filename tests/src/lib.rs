@@ -1,1 +1,287 @@
-//! placeholder
+//! The shared test harness: a fresh, migrated PostgreSQL database for every test.
+//!
+//! With `DATABASE_URL` set, databases are made on that server (its user needs `CREATEDB`).
+//! Otherwise they are made on an embedded cluster kept in `<temp dir>/hazina-test-<hash of the
+//! workspace root>`, with durability turned off (`fsync=off` and friends): a crash may lose it,
+//! and that is fine, because it only ever holds throw-away databases.
+//!
+//! That cluster is *shared*: the first test process to need it starts it, and it is left
+//! running when the process exits, so that later test processes and later `cargo test` runs
+//! attach to it in milliseconds instead of paying for `initdb` and a start each time. A file
+//! lock beside its data directory serialises "is it running? else start it" between test
+//! processes (see `hazina_server::embedded`). Stop it by hand with
+//! `kill -INT $(head -1 /tmp/hazina-test-*/postmaster.pid)` or just delete the folder.
+//!
+//! Each test gets `CREATE DATABASE t_<uuid> TEMPLATE hazina_tpl_<migrations fingerprint>`: a
+//! file-level copy of a database migrated once, so a test pays for a copy, not for migrations.
+//! A new migration set gets a new template name, hence a fresh template.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use hazina_server::db::{self, quote_ident};
+use hazina_server::embedded::{Cluster, ClusterOptions, short_hash};
+use tokio::sync::OnceCell;
+use tokio_postgres::Config;
+
+/// The most connections a test database's pool opens.
+pub const POOL_SIZE_MAX: usize = 16;
+
+/// Server settings of the embedded test cluster: durability off, room for many pools.
+pub const TEST_SETTINGS: &[(&str, &str)] = &[
+    ("fsync", "off"),
+    ("synchronous_commit", "off"),
+    ("full_page_writes", "off"),
+    ("max_connections", "300"),
+];
+
+/// Arbitrary, fixed key of the advisory lock held while the template is made ("hztpl").
+const TEMPLATE_LOCK_KEY: i64 = 0x68_7a74_706c;
+
+/// What every test of a process shares. Plain data only: each `#[tokio::test]` has a runtime of
+/// its own, and a client or pool made on one runtime dies with it.
+#[derive(Debug, Clone)]
+struct Setup {
+    /// A database on the server to run `CREATE DATABASE` and `DROP DATABASE` from.
+    admin: Config,
+    template: String,
+}
+
+static SETUP: OnceCell<Setup> = OnceCell::const_new();
+
+/// The embedded test cluster's data directory: `HAZINA_TEST_CLUSTER_DIR` when set (CI uses a
+/// folder of its own per run, and stops the cluster at the end), else
+/// `<temp dir>/hazina-test-<hash of the workspace root>`.
+pub static CLUSTER_DIR: LazyLock<PathBuf> = LazyLock::new(|| {
+    if let Some(dir) = std::env::var_os("HAZINA_TEST_CLUSTER_DIR").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = manifest.parent().unwrap_or(manifest);
+    let name = format!("hazina-test-{}", short_hash(workspace.as_os_str().as_encoded_bytes()));
+    std::env::temp_dir().join(name)
+});
+
+/// A database of its own for one test, dropped (forcibly) when this value is.
+#[derive(Debug)]
+pub struct TestDb {
+    name: String,
+    config: Config,
+    admin: Config,
+    pool: Pool,
+}
+
+/// A fresh database with every migration applied; see [`try_fresh_db`] for a `Result`.
+///
+/// # Panics
+///
+/// When the database cannot be made: failing the test is the point.
+pub async fn fresh_db() -> TestDb {
+    match try_fresh_db().await {
+        Ok(db) => db,
+        Err(error) => panic!("could not make a test database: {error:#}"),
+    }
+}
+
+/// A fresh database with every migration applied.
+pub async fn try_fresh_db() -> anyhow::Result<TestDb> {
+    let setup = setup().await?;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let client = db::connect(&setup.admin).await?;
+    client
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&name),
+            quote_ident(&setup.template)
+        ))
+        .await
+        .with_context(|| format!("could not create database {name}"))?;
+    TestDb::new(name, &setup.admin)
+}
+
+/// A fresh, empty database: no migrations applied (for testing the migrations themselves).
+///
+/// # Panics
+///
+/// When the database cannot be made: failing the test is the point.
+pub async fn empty_db() -> TestDb {
+    let made = async {
+        let setup = setup().await?;
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let client = db::connect(&setup.admin).await?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name)))
+            .await
+            .with_context(|| format!("could not create database {name}"))?;
+        TestDb::new(name, &setup.admin)
+    };
+    match made.await {
+        Ok(db) => db,
+        Err(error) => panic!("could not make an empty test database: {error:#}"),
+    }
+}
+
+impl TestDb {
+    fn new(name: String, admin: &Config) -> anyhow::Result<Self> {
+        let mut config = admin.clone();
+        config.dbname(&name).application_name("hazina-tests");
+        let pool = db::pool(config.clone(), POOL_SIZE_MAX)?;
+        Ok(Self { name, config, admin: admin.clone(), pool })
+    }
+
+    /// The database's name (`t_<uuid>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Connection settings for this database.
+    pub fn config(&self) -> Config {
+        self.config.clone()
+    }
+
+    /// This database's settings as a connection string, fit for `DATABASE_URL`.
+    pub fn connection_string(&self) -> String {
+        db::to_connection_string(&self.config)
+    }
+
+    /// A pool of up to [`POOL_SIZE_MAX`] connections (shared: clones are cheap).
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
+    }
+
+    /// A separate connection, outside the pool (for sessions that must not be shared, such as
+    /// one holding a lock while another waits).
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        Ok(db::connect(&self.config).await?)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.pool.close();
+        let admin = self.admin.clone();
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&self.name));
+        // Drop cannot await, and the test's runtime may be shutting down: use a thread with a
+        // runtime of its own, and wait for it so that the database is gone when drop returns.
+        // Errors are ignored: a leftover database is harmless, and panicking here would hide
+        // the test's own failure.
+        let dropper = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(client) = db::connect(&admin).await {
+                    let _ = client.batch_execute(&statement).await;
+                }
+            });
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// Settings to reach the test server's maintenance database (for tests that look at the
+/// server as a whole, e.g. which databases exist).
+pub async fn admin_config() -> anyhow::Result<Config> {
+    Ok(setup().await?.admin)
+}
+
+async fn setup() -> anyhow::Result<Setup> {
+    SETUP
+        .get_or_try_init(|| async {
+            let admin = match std::env::var("DATABASE_URL") {
+                Ok(url) if !url.trim().is_empty() => db::parse_url(&url)?,
+                _ => start_cluster().await?,
+            };
+            let template = format!("hazina_tpl_{}", hazina_ledger::store::migrations_fingerprint());
+            ensure_template(&admin, &template).await?;
+            Ok(Setup { admin, template })
+        })
+        .await
+        .cloned()
+}
+
+/// Starts the shared test cluster, or attaches to it when it already runs. It stays running
+/// after this process exits (see the module documentation).
+async fn start_cluster() -> anyhow::Result<Config> {
+    let options = ClusterOptions {
+        // The maintenance database: tests make their own databases.
+        database: "postgres".to_owned(),
+        settings: TEST_SETTINGS
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect(),
+        no_sync: true,
+        shared: true,
+        bin_dir: std::env::var_os("HAZINA_PG_BIN_DIR").map(Into::into),
+        ..ClusterOptions::new(CLUSTER_DIR.as_path())
+    };
+    let cluster = Cluster::start(options).await.with_context(|| {
+        format!("could not start the test cluster in {}", CLUSTER_DIR.display())
+    })?;
+    // Dropping a shared cluster leaves it running.
+    Ok(cluster.pg_config())
+}
+
+/// Makes the template database once per migration set. An advisory lock serialises test
+/// processes; a template left half-made by an interrupted run is not marked as a template yet,
+/// so it is dropped and made again.
+async fn ensure_template(admin: &Config, template: &str) -> anyhow::Result<()> {
+    let client = db::connect(admin).await?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK_KEY]).await?;
+    let row = client
+        .query_opt("SELECT datistemplate FROM pg_database WHERE datname = $1", &[&template])
+        .await?;
+    match row.map(|row| row.get::<_, bool>(0)) {
+        Some(true) => return Ok(()),
+        Some(false) => {
+            client
+                .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", quote_ident(template)))
+                .await?;
+        }
+        None => {}
+    }
+    client.batch_execute(&format!("CREATE DATABASE {}", quote_ident(template))).await?;
+    let mut config = admin.clone();
+    config.dbname(template);
+    {
+        let (mut migrator, connection) = config.connect(tokio_postgres::NoTls).await?;
+        let driver = tokio::spawn(connection);
+        hazina_ledger::store::migrate(&mut migrator)
+            .await
+            .with_context(|| format!("could not migrate the template {template}"))?;
+        // Close the session before cloning: a template with a session open cannot be copied.
+        drop(migrator);
+        let _ = driver.await;
+    }
+    client
+        .batch_execute(&format!("ALTER DATABASE {} IS_TEMPLATE true", quote_ident(template)))
+        .await?;
+    // Dropping the client ends the session, which releases the advisory lock.
+    Ok(())
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout`. For waiting on a condition
+/// (a server answering, a process gone) without sleeping a fixed time.
+pub async fn wait_for<T, F, Fut>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {}s waiting for {what}", timeout.as_secs());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

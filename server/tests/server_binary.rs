@@ -1,0 +1,354 @@
+//! The `hazina` binary end to end: the embedded PostgreSQL's life cycle (first start, reuse,
+//! clean stop, stale pid file, crash leftovers), a missing PostgreSQL, and `hazina migrate`.
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hazina_tests::{empty_db, fresh_db, wait_for};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A scratch folder under /tmp (short: socket paths must stay short), removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Self> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = PathBuf::from(format!("/tmp/hz-{}", &id[..10]));
+        std::fs::create_dir(&dir)?;
+        let scratch = Self(dir);
+        // Reachable by the postgres user whatever the umask, so that no fallback kicks in.
+        std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755))?;
+        Ok(scratch)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.0.join("pg")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `hazina`, with its stderr collected as it comes.
+struct Hazina {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    base: String,
+}
+
+impl Hazina {
+    fn command() -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hazina"));
+        for name in ["DATABASE_URL", "HAZINA_DATA_DIR", "HAZINA_PG_BIN_DIR", "HAZINA_LISTEN"] {
+            command.env_remove(name);
+        }
+        command.env("RUST_LOG", "info").env_remove("HAZINA_LOG_FORMAT");
+        command
+    }
+
+    /// Starts `hazina serve` on a free port of 127.0.0.1 with `configure`'s additions.
+    fn serve(configure: impl FnOnce(&mut Command)) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut command = Self::command();
+        command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        configure(&mut command);
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn()?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().context("stderr is piped")?;
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Ok(mut text) = sink.lock() {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+        });
+        Ok(Self { child, stderr, base: format!("http://127.0.0.1:{port}") })
+    }
+
+    fn serve_embedded(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::serve(|command| {
+            command.arg("--data-dir").arg(data_dir);
+        })
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|text| text.clone()).unwrap_or_default()
+    }
+
+    fn pid(&self) -> Pid {
+        // Linux pids fit in an i32 (pid_max is at most 2^22).
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX))
+    }
+
+    /// Waits until both probes answer 200, failing early if the process exits.
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+        let mut exited = None;
+        let ready = wait_for("hazina to be ready", START_TIMEOUT, || {
+            let client = client.clone();
+            let base = self.base.clone();
+            if let Ok(Some(status)) = self.child.try_wait() {
+                exited = Some(status);
+            }
+            let gone = exited.is_some();
+            async move {
+                if gone {
+                    return Some(false);
+                }
+                for probe in ["healthz", "readyz"] {
+                    let response = client.get(format!("{base}/{probe}")).send().await.ok()?;
+                    if response.status() != reqwest::StatusCode::OK {
+                        return None;
+                    }
+                }
+                Some(true)
+            }
+        })
+        .await
+        .with_context(|| format!("stderr:\n{}", self.stderr()))?;
+        anyhow::ensure!(ready, "hazina exited ({exited:?}); stderr:\n{}", self.stderr());
+        Ok(())
+    }
+
+    fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        Ok(kill(self.pid(), signal)?)
+    }
+
+    async fn wait_exit(&mut self) -> anyhow::Result<ExitStatus> {
+        let child = &mut self.child;
+        let status = wait_for("hazina to exit", EXIT_TIMEOUT, || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await;
+        status.with_context(|| format!("stderr:\n{}", self.stderr()))
+    }
+}
+
+impl Drop for Hazina {
+    fn drop(&mut self) {
+        // A test that failed halfway: stop the server (and so its PostgreSQL) cleanly.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = kill(self.pid(), Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + EXIT_TIMEOUT;
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The postmaster pid recorded in the data directory, if any.
+fn postmaster_pid(data_dir: &Path) -> Option<Pid> {
+    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok().map(Pid::from_raw)
+}
+
+fn is_alive(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X')
+    })
+}
+
+/// Every live `postgres` process whose working directory is `data_dir` (a postmaster changes
+/// into its data directory, and so do its children).
+fn postgres_processes_in(data_dir: &Path) -> Vec<i32> {
+    let Ok(data_dir) = data_dir.canonicalize() else { return Vec::new() };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm.trim_end() == "postgres"
+                && std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == data_dir)
+                && is_alive(Pid::from_raw(*pid))
+        })
+        .collect()
+}
+
+/// When the migrations were applied: a value written once, on the first start.
+async fn applied_at(data_dir: &Path) -> anyhow::Result<String> {
+    let mut config = tokio_postgres::Config::new();
+    config.host_path(data_dir).port(5432).user("hazina").dbname("hazina");
+    let client = hazina_server::db::connect(&config).await?;
+    let row = client.query_one("SELECT min(applied_at)::text FROM schema_migrations", &[]).await?;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn embedded_postgres_lives_and_dies_with_the_server() -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let data_dir = scratch.data_dir();
+
+    // First start: initdb, start, migrate, serve.
+    let mut first = Hazina::serve_embedded(&data_dir)?;
+    first.wait_ready().await?;
+    assert!(first.stderr().contains("initialised a new PostgreSQL cluster"), "{}", first.stderr());
+    assert!(first.stderr().contains(&format!("listening on {}", first.base)), "{}", first.stderr());
+    assert!(data_dir.join("PG_VERSION").exists());
+    let postmaster = postmaster_pid(&data_dir).context("a postmaster.pid while serving")?;
+    assert!(is_alive(postmaster));
+    let marker = applied_at(&data_dir).await?;
+
+    // SIGTERM: a clean exit, and no PostgreSQL left behind.
+    first.signal(Signal::SIGTERM)?;
+    assert!(first.wait_exit().await?.success(), "{}", first.stderr());
+    assert!(!data_dir.join("postmaster.pid").exists());
+    assert!(!is_alive(postmaster));
+    assert_eq!(postgres_processes_in(&data_dir), Vec::<i32>::new());
+    assert!(first.stderr().contains("stopped the embedded PostgreSQL"), "{}", first.stderr());
+
+    // Second start on the same data directory: the data is reused, initdb does not run again.
+    let mut second = Hazina::serve_embedded(&data_dir)?;
+    second.wait_ready().await?;
+    assert!(!second.stderr().contains("initialised"), "{}", second.stderr());
+    assert_eq!(applied_at(&data_dir).await?, marker);
+    second.signal(Signal::SIGINT)?;
+    assert!(second.wait_exit().await?.success(), "{}", second.stderr());
+    assert!(!data_dir.join("postmaster.pid").exists());
+
+    // A stale postmaster.pid (its process is dead) does not block the next start.
+    let mut dead = Command::new("true").spawn()?;
+    let dead_pid = dead.id();
+    dead.wait()?;
+    let stale = format!("{dead_pid}\n{}\n1700000000\n5432\n{}\n\n", data_dir.display(), "/tmp");
+    std::fs::write(data_dir.join("postmaster.pid"), stale)?;
+    let mut third = Hazina::serve_embedded(&data_dir)?;
+    third.wait_ready().await?;
+    assert!(third.stderr().contains("stale postmaster.pid"), "{}", third.stderr());
+
+    // A crash of the server (SIGKILL) orphans its PostgreSQL; the next start stops that one and
+    // starts afresh.
+    let orphan = postmaster_pid(&data_dir).context("a postmaster.pid while serving")?;
+    third.signal(Signal::SIGKILL)?;
+    assert!(!third.wait_exit().await?.success());
+    assert!(is_alive(orphan), "PostgreSQL outlives a killed server");
+    let mut fourth = Hazina::serve_embedded(&data_dir)?;
+    fourth.wait_ready().await?;
+    assert!(fourth.stderr().contains("left running"), "{}", fourth.stderr());
+    assert!(!is_alive(orphan));
+    assert_eq!(applied_at(&data_dir).await?, marker);
+    fourth.signal(Signal::SIGTERM)?;
+    assert!(fourth.wait_exit().await?.success(), "{}", fourth.stderr());
+    assert!(!data_dir.join("postmaster.pid").exists());
+    assert_eq!(postgres_processes_in(&data_dir), Vec::<i32>::new());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let mut first = Hazina::serve_embedded(&scratch.data_dir())?;
+    first.wait_ready().await?;
+    let mut second = Hazina::serve_embedded(&scratch.data_dir())?;
+    let status = second.wait_exit().await?;
+    assert!(!status.success());
+    assert!(second.stderr().contains("in use by another hazina process"), "{}", second.stderr());
+    // The first one is unharmed.
+    first.wait_ready().await?;
+    first.signal(Signal::SIGTERM)?;
+    assert!(first.wait_exit().await?.success(), "{}", first.stderr());
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_postgres_binaries_are_one_clear_line() -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    let empty = scratch.0.join("bin");
+    std::fs::create_dir(&empty)?;
+    let mut server = Hazina::serve(|command| {
+        command.arg("--data-dir").arg(scratch.data_dir()).env("HAZINA_PG_BIN_DIR", &empty);
+        command.env("PATH", &empty);
+    })?;
+    let status = server.wait_exit().await?;
+    assert!(!status.success());
+    let stderr = server.stderr();
+    let error = stderr.lines().last().unwrap_or_default();
+    assert!(error.starts_with("error: "), "{stderr}");
+    assert!(error.contains("`postgresql`") && error.contains("DATABASE_URL"), "{stderr}");
+    assert!(!scratch.data_dir().exists(), "nothing is created before the binaries are found");
+    Ok(())
+}
+
+#[tokio::test]
+async fn migrate_applies_once_and_is_idempotent() -> anyhow::Result<()> {
+    let db = empty_db().await;
+    let run = || {
+        let mut command = tokio::process::Command::from(Hazina::command());
+        command.arg("migrate").env("DATABASE_URL", db.connection_string());
+        command.output()
+    };
+    let first = run().await?;
+    let stdout = String::from_utf8(first.stdout)?;
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let applied: Vec<&str> =
+        stdout.lines().filter_map(|line| line.strip_prefix("applied ")).collect();
+    assert!(!applied.is_empty(), "{stdout}");
+
+    let client = db.connect().await?;
+    let names: Vec<String> = client
+        .query("SELECT name FROM schema_migrations ORDER BY name", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(names, applied);
+
+    let second = run().await?;
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(
+        String::from_utf8(second.stdout)?.trim(),
+        "no pending migrations: the database is up to date"
+    );
+    let count: i64 = client.query_one("SELECT count(*) FROM schema_migrations", &[]).await?.get(0);
+    assert_eq!(usize::try_from(count)?, names.len());
+    Ok(())
+}
+
+#[tokio::test]
+async fn serve_uses_database_url_instead_of_the_embedded_postgres() -> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let scratch = Scratch::new()?;
+    let mut server = Hazina::serve(|command| {
+        command
+            .env("DATABASE_URL", db.connection_string())
+            .arg("--data-dir")
+            .arg(scratch.data_dir())
+            .args(["--log-format", "json"]);
+    })?;
+    server.wait_ready().await?;
+    assert!(!scratch.data_dir().exists(), "no embedded PostgreSQL with DATABASE_URL");
+    server.signal(Signal::SIGTERM)?;
+    assert!(server.wait_exit().await?.success(), "{}", server.stderr());
+    // With --log-format json, every line on stderr is a JSON object.
+    let stderr = server.stderr();
+    for line in stderr.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).with_context(|| line.to_owned())?;
+        assert!(event["level"].is_string(), "{line}");
+    }
+    assert!(stderr.contains("listening on"), "{stderr}");
+    Ok(())
+}

@@ -9,5 +9,5 @@ pub mod money;
 pub mod rules;
 pub mod store;
 
-pub use ids::{AccountId, OrgId, TransferId};
+pub use ids::{AccountId, CustomerId, OrgId, TransferId};
 pub use money::{Currency, Money, MoneyError};

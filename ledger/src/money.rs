@@ -88,8 +88,8 @@ impl Serialize for Currency {
 
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let code = <&str>::deserialize(deserializer)?;
-        Self::from_code(code).map_err(serde::de::Error::custom)
+        let code = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Self::from_code(&code).map_err(serde::de::Error::custom)
     }
 }
 

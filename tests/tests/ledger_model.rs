@@ -7,6 +7,9 @@
 //! The model is written independently of `hazina_ledger::rules`, from the semantics in
 //! ARCHITECTURE.md, so that the two can disagree.
 
+// A test fails by panicking, so unwrapping is how these tests assert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -233,6 +236,10 @@ struct Model {
 
 type Answer = Result<bool, &'static str>;
 
+/// The legs a request would apply (leg, posted change, pending change), and whether the closed
+/// check applies.
+type Plan = (Vec<(Leg, i64, i64)>, bool);
+
 fn balanced<'a>(legs: impl Iterator<Item = (bool, i64, &'a str)>) -> bool {
     let mut net: HashMap<&str, i64> = HashMap::new();
     for (debit, amount, currency) in legs {
@@ -256,7 +263,7 @@ impl Model {
     fn apply(&mut self, req: &Req) -> Answer {
         self.check_request(req)?;
         if let Some(record) = self.records.get(&req.id) {
-            self.compare(record, req)?;
+            Self::compare(record, req)?;
             return record.rejection.map_or(Ok(true), Err);
         }
         let at = req.at.unwrap_or(self.now);
@@ -309,10 +316,8 @@ impl Model {
                     return Err("postings_unbalanced");
                 }
             }
-            Op::PostPending(_, Some(amounts)) => {
-                if amounts.iter().all(|(amount, _)| *amount == 0) {
-                    return Err("amount_must_be_positive");
-                }
+            Op::PostPending(_, Some(amounts)) if amounts.iter().all(|(amount, _)| *amount == 0) => {
+                return Err("amount_must_be_positive");
             }
             _ => {}
         }
@@ -325,7 +330,7 @@ impl Model {
         Ok(())
     }
 
-    fn compare(&self, record: &Record, req: &Req) -> Result<(), &'static str> {
+    fn compare(record: &Record, req: &Req) -> Result<(), &'static str> {
         let old = &record.req;
         if old.org != req.org {
             return Err("id_already_used");
@@ -376,7 +381,7 @@ impl Model {
 
     /// The legs a request would apply: (leg, posted change, pending change), and whether the
     /// closed check applies.
-    fn plan(&self, req: &Req) -> Result<(Vec<(Leg, i64, i64)>, bool), &'static str> {
+    fn plan(&self, req: &Req) -> Result<Plan, &'static str> {
         match &req.op {
             Op::Post(legs) => Ok((legs.iter().map(|l| (l.clone(), l.amount, 0)).collect(), true)),
             Op::Pending(legs, _) => {
@@ -586,7 +591,7 @@ fn legs_of(legs_gen: &LegsGen) -> Vec<Leg> {
         // A transfer from an account to itself is refused; keep that case rare.
         let to = if from == to && *corrupt != 2 { &((to + 1) % ACCOUNTS.len()) } else { to };
         let usd = ACCOUNTS.get(*from).is_some_and(|account| account.2 == "USD");
-        let currency = if usd != *other { "USD" } else { "KES" };
+        let currency = if usd == *other { "KES" } else { "USD" };
         legs.push(Leg { account: *from, debit: true, amount: *amount, currency });
         legs.push(Leg { account: *to, debit: false, amount: *amount, currency });
     }
@@ -649,7 +654,7 @@ impl Runner {
     }
 
     /// An earlier request's id, most often one whose operation `prefer` accepts.
-    fn pick(&self, index: &prop::sample::Index, prefer: fn(&Op) -> bool) -> u128 {
+    fn pick(&self, index: prop::sample::Index, prefer: fn(&Op) -> bool) -> u128 {
         let accepted =
             |id: &u128| self.model.records.get(id).is_some_and(|r| r.rejection.is_none());
         let preferred: Vec<u128> = self
@@ -674,7 +679,7 @@ impl Runner {
                     OpGen::Post(legs) => Op::Post(legs_of(legs)),
                     OpGen::Pending(legs, timeout) => Op::Pending(legs_of(legs), *timeout),
                     OpGen::PostPending(index, amounts) => {
-                        let target = self.pick(index, |op| matches!(op, Op::Pending(..)));
+                        let target = self.pick(*index, |op| matches!(op, Op::Pending(..)));
                         let pending: Vec<Leg> =
                             match self.model.records.get(&target).map(|r| &r.req.op) {
                                 Some(Op::Pending(legs, _)) => legs.clone(),
@@ -692,10 +697,10 @@ impl Runner {
                         Op::PostPending(target, amounts)
                     }
                     OpGen::Void(index) => {
-                        Op::Void(self.pick(index, |op| matches!(op, Op::Pending(..))))
+                        Op::Void(self.pick(*index, |op| matches!(op, Op::Pending(..))))
                     }
                     OpGen::Reverse(index) => Op::Reverse(
-                        self.pick(index, |op| matches!(op, Op::Post(_) | Op::PostPending(..))),
+                        self.pick(*index, |op| matches!(op, Op::Post(_) | Op::PostPending(..))),
                     ),
                 };
                 let id = if *nil { 0 } else { self.next_id };

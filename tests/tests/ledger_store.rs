@@ -1,0 +1,454 @@
+//! The PostgreSQL store on its own: batches, immutability, reads, reports, expiry, migrations
+//! and concurrent writers, each test against a fresh database.
+
+// A test fails by panicking, so unwrapping is how these tests assert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hazina_ledger::rules::{
+    AccountKind, Action, Outcome, Posting, RejectReason, Side, TransferRequest,
+};
+use hazina_ledger::store::{self, Clock, NewAccount, StatementQuery, Store, StoreError};
+use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
+use hazina_tests::{TestDb, fresh_db};
+
+fn kes() -> Currency {
+    Currency::from_code("KES").unwrap()
+}
+
+fn money(text: &str) -> Money {
+    Money::parse(kes(), text).unwrap()
+}
+
+/// A test ledger: one org with an external account, a purse and two wallets.
+struct Ledger {
+    db: TestDb,
+    store: Store,
+    org: OrgId,
+    external: AccountId,
+    purse: AccountId,
+    wallets: Vec<AccountId>,
+}
+
+async fn ledger_with(wallets: usize, clock: Clock) -> Ledger {
+    let db = fresh_db().await;
+    let store = Store::new(db.pool()).with_clock(clock);
+    let org = OrgId::generate();
+    store.create_org(org, "test").await.unwrap();
+    let external =
+        store.create_account(&NewAccount::new(org, AccountKind::External, kes())).await.unwrap().id;
+    let purse =
+        store.create_account(&NewAccount::new(org, AccountKind::Purse, kes())).await.unwrap().id;
+    let mut ids = Vec::new();
+    for i in 0..wallets {
+        let mut wallet = NewAccount::new(org, AccountKind::Wallet, kes());
+        wallet.customer = Some(CustomerId::generate());
+        wallet.wallet_id = Some(format!("main-{i}"));
+        ids.push(store.create_account(&wallet).await.unwrap().id);
+    }
+    Ledger { db, store, org, external, purse, wallets: ids }
+}
+
+async fn ledger() -> Ledger {
+    ledger_with(2, Clock::Database).await
+}
+
+impl Ledger {
+    fn transfer(&self, from: AccountId, to: AccountId, amount: &str) -> TransferRequest {
+        TransferRequest {
+            id: TransferId::generate(),
+            org: self.org,
+            action: Action::Post {
+                postings: vec![
+                    Posting { account: from, side: Side::Debit, amount: money(amount) },
+                    Posting { account: to, side: Side::Credit, amount: money(amount) },
+                ],
+            },
+            code: "payment".into(),
+            effective_at: None,
+            context: serde_json::Map::new(),
+        }
+    }
+
+    async fn post_one(&self, request: &TransferRequest) -> Outcome {
+        self.store.post(std::slice::from_ref(request)).await.unwrap().remove(0)
+    }
+
+    async fn posted(&self, account: AccountId) -> Money {
+        self.store.account(self.org, account).await.unwrap().unwrap().balance().posted
+    }
+
+    async fn assert_sound(&self) {
+        let violations = self.store.verify().await.unwrap();
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+}
+
+fn code(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Accepted { replayed: false, .. } => "ok",
+        Outcome::Accepted { replayed: true, .. } => "replay",
+        Outcome::Rejected(reason) => reason.code(),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_applies_in_order_and_a_rejection_affects_no_other_request() {
+    let l = ledger().await;
+    let fund = l.transfer(l.external, l.purse, "100");
+    let too_much = l.transfer(l.purse, l.wallets[0], "150");
+    let pay = l.transfer(l.purse, l.wallets[0], "60");
+    let again = l.transfer(l.purse, l.wallets[1], "60");
+    let batch = [fund.clone(), too_much, pay.clone(), again, fund.clone(), pay];
+    let outcomes = l.store.post(&batch).await.unwrap();
+    let codes: Vec<&str> = outcomes.iter().map(code).collect();
+    assert_eq!(codes, ["ok", "exceeds_credits", "ok", "exceeds_credits", "replay", "replay"]);
+    assert_eq!(l.posted(l.purse).await, money("40"));
+    assert_eq!(l.posted(l.wallets[0]).await, money("60"));
+    assert_eq!(l.posted(l.wallets[1]).await, money("0"));
+    // The whole batch again: every outcome is the original one and nothing moves.
+    let replayed = l.store.post(&batch).await.unwrap();
+    let codes: Vec<&str> = replayed.iter().map(code).collect();
+    assert_eq!(
+        codes,
+        ["replay", "exceeds_credits", "replay", "exceeds_credits", "replay", "replay"]
+    );
+    assert_eq!(l.posted(l.purse).await, money("40"));
+    l.assert_sound().await;
+}
+
+#[tokio::test]
+async fn a_database_error_commits_nothing_of_the_batch() {
+    let l = ledger().await;
+    l.post_one(&l.transfer(l.external, l.purse, "100")).await;
+    let client = l.store.pool().get().await.unwrap();
+    client
+        .batch_execute(
+            "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.code = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER boom BEFORE INSERT ON transfers FOR EACH ROW EXECUTE FUNCTION boom();",
+        )
+        .await
+        .unwrap();
+    let fine = l.transfer(l.purse, l.wallets[0], "10");
+    let mut broken = l.transfer(l.purse, l.wallets[1], "10");
+    broken.code = "boom".into();
+    let error = l.store.post(&[fine.clone(), broken]).await.unwrap_err();
+    assert!(matches!(error, StoreError::Db(_)), "{error:?}");
+    assert_eq!(l.posted(l.purse).await, money("100"));
+    assert!(l.store.transfer(l.org, fine.id).await.unwrap().is_none());
+    // The failed batch left the pooled connection usable and the id free.
+    assert_eq!(code(&l.post_one(&fine).await), "ok");
+    l.assert_sound().await;
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_change_history() {
+    let l = ledger().await;
+    let fund = l.transfer(l.external, l.purse, "100");
+    l.post_one(&fund).await;
+    let client = l.store.pool().get().await.unwrap();
+    for statement in [
+        "UPDATE transfers SET code = 'changed'",
+        "DELETE FROM transfers",
+        "TRUNCATE transfers CASCADE",
+        "UPDATE entries SET amount_posted = 1",
+        "DELETE FROM entries",
+        "TRUNCATE entries",
+    ] {
+        let error = client.batch_execute(statement).await.unwrap_err();
+        let message = error.as_db_error().map(|db| db.message().to_owned()).unwrap_or_default();
+        assert!(message.contains("immutable"), "{statement}: {message}");
+    }
+    // Balances cannot be pushed past a limit behind the rules' back either.
+    let error = client
+        .execute("UPDATE accounts SET debits_posted = 1000000 WHERE id = $1", &[&l.purse.0])
+        .await
+        .unwrap_err();
+    assert!(error.as_db_error().is_some_and(|db| db.constraint().is_some()), "{error}");
+    assert!(l.store.transfer(l.org, fund.id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn statements_balances_at_a_time_and_transfers_of_an_account() {
+    let l = ledger().await;
+    let mut times: Vec<DateTime<Utc>> = Vec::new();
+    for amount in ["100", "20", "30"] {
+        l.post_one(&l.transfer(l.external, l.purse, amount)).await;
+        times.push(l.store.account(l.org, l.purse).await.unwrap().unwrap().created_at);
+    }
+    l.post_one(&l.transfer(l.purse, l.wallets[0], "45")).await;
+
+    let page = l
+        .store
+        .statement(l.org, l.purse, &StatementQuery { limit: 3, ..StatementQuery::default() })
+        .await
+        .unwrap();
+    let running: Vec<Money> = page.lines.iter().map(|line| line.balance.posted).collect();
+    assert_eq!(running, [money("100"), money("120"), money("150")]);
+    assert_eq!(page.next_after_version, Some(3));
+    let next = l
+        .store
+        .statement(
+            l.org,
+            l.purse,
+            &StatementQuery {
+                after_version: page.next_after_version,
+                limit: 3,
+                ..StatementQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.lines.len(), 1);
+    assert_eq!(next.lines[0].side, Side::Debit);
+    assert_eq!(next.lines[0].amount_posted, money("45"));
+    assert_eq!(next.lines[0].balance.posted, money("105"));
+    assert_eq!(next.next_after_version, None);
+
+    // Balance as recorded at the time of each line, and before the first.
+    for line in page.lines.iter().chain(&next.lines) {
+        let at = l.store.balance_at(l.org, l.purse, line.created_at).await.unwrap();
+        assert_eq!(at.posted, line.balance.posted);
+    }
+    let before = page.lines[0].created_at - TimeDelta::seconds(1);
+    assert_eq!(l.store.balance_at(l.org, l.purse, before).await.unwrap().posted, money("0"));
+
+    // A date range selects by recording time.
+    let ranged = l
+        .store
+        .statement(
+            l.org,
+            l.purse,
+            &StatementQuery {
+                from: Some(page.lines[1].created_at),
+                limit: 10,
+                ..StatementQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ranged.lines.first().map(|line| line.version), Some(2));
+
+    let transfers = l.store.account_transfers(l.org, l.purse, None, 10).await.unwrap();
+    assert_eq!(transfers.len(), 4);
+    assert_eq!(transfers[0].postings[0].amount, money("45"), "newest first");
+    let other_org = OrgId::generate();
+    assert!(l.store.account_transfers(other_org, l.purse, None, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        l.store.balance_at(other_org, l.purse, Utc::now()).await,
+        Err(StoreError::AccountNotFound)
+    ));
+}
+
+#[tokio::test]
+async fn trial_balance_by_effective_time_balances_per_currency() {
+    let l = ledger().await;
+    let now = Utc::now();
+    let mut early = l.transfer(l.external, l.purse, "500");
+    early.effective_at = Some(now - TimeDelta::days(10));
+    let mut mid = l.transfer(l.purse, l.wallets[0], "120");
+    mid.effective_at = Some(now - TimeDelta::days(5));
+    let late = l.transfer(l.wallets[0], l.wallets[1], "20");
+    for request in [&early, &mid, &late] {
+        assert_eq!(code(&l.post_one(request).await), "ok");
+    }
+    let from = now - TimeDelta::days(7);
+    let to = now - TimeDelta::days(1);
+    let report = l.store.trial_balance(l.org, from, to).await.unwrap();
+    let line = |id: AccountId| report.lines.iter().find(|line| line.account == id).unwrap().clone();
+    let purse = line(l.purse);
+    assert_eq!(
+        (purse.opening, purse.debits, purse.credits, purse.closing),
+        (money("500"), money("120"), money("0"), money("380"))
+    );
+    let external = line(l.external);
+    assert_eq!((external.opening, external.closing), (money("500"), money("500")));
+    let wallet = line(l.wallets[0]);
+    assert_eq!(
+        (wallet.opening, wallet.credits, wallet.closing),
+        (money("0"), money("120"), money("120"))
+    );
+    assert_eq!(line(l.wallets[1]).closing, money("0"), "the late transfer is after the period");
+    assert_eq!(report.totals.len(), 1);
+    let totals = &report.totals[0];
+    assert_eq!(totals.opening_debit, totals.opening_credit);
+    assert_eq!(totals.debits, totals.credits);
+    assert_eq!(totals.closing_debit, totals.closing_credit);
+    assert_eq!((totals.debits, totals.closing_debit), (money("120"), money("500")));
+}
+
+#[tokio::test]
+async fn expired_pending_transfers_are_voided_once_by_the_sweeper() {
+    let start = Utc::now();
+    let clock = Clock::manual(start);
+    let l = ledger_with(1, clock.clone()).await;
+    l.post_one(&l.transfer(l.external, l.purse, "100")).await;
+    let mut hold = l.transfer(l.purse, l.wallets[0], "70");
+    let Action::Post { postings } = hold.action.clone() else { unreachable!() };
+    hold.action = Action::Pending { postings, timeout_ms: Some(60_000) };
+    assert_eq!(code(&l.post_one(&hold).await), "ok");
+    let purse = l.store.account(l.org, l.purse).await.unwrap().unwrap().balance();
+    assert_eq!((purse.posted, purse.available), (money("100"), money("30")));
+
+    assert_eq!(l.store.expire_pending(100).await.unwrap(), 0, "not due yet");
+    clock.advance(TimeDelta::seconds(60));
+    // Two sweepers (two server processes) at once: one voids, the other's request is a replay.
+    let other = l.store.clone();
+    let (a, b) = tokio::join!(l.store.expire_pending(100), other.expire_pending(100));
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    assert_eq!(l.store.expire_pending(100).await.unwrap(), 0);
+    let purse = l.store.account(l.org, l.purse).await.unwrap().unwrap().balance();
+    assert_eq!(
+        (purse.posted, purse.available, purse.pending),
+        (money("100"), money("100"), money("100"))
+    );
+    let post = TransferRequest {
+        id: TransferId::generate(),
+        org: l.org,
+        action: Action::PostPending { pending_id: hold.id, amounts: None },
+        code: "payment".into(),
+        effective_at: None,
+        context: serde_json::Map::new(),
+    };
+    assert_eq!(l.post_one(&post).await.rejection(), Some(RejectReason::PendingTransferExpired));
+    l.assert_sound().await;
+}
+
+#[tokio::test]
+async fn closing_needs_an_empty_account_and_stops_postings() {
+    let l = ledger().await;
+    l.post_one(&l.transfer(l.external, l.wallets[0], "5")).await;
+    assert!(matches!(
+        l.store.close_account(l.org, l.wallets[0]).await,
+        Err(StoreError::AccountNotEmpty)
+    ));
+    assert!(matches!(
+        l.store.close_account(OrgId::generate(), l.wallets[0]).await,
+        Err(StoreError::AccountNotFound)
+    ));
+    l.post_one(&l.transfer(l.wallets[0], l.external, "5")).await;
+    assert!(l.store.close_account(l.org, l.wallets[0]).await.unwrap().closed);
+    let outcome = l.post_one(&l.transfer(l.external, l.wallets[0], "5")).await;
+    assert_eq!(outcome.rejection(), Some(RejectReason::AccountClosed));
+}
+
+#[tokio::test]
+async fn accounts_refuse_duplicates_and_unknown_orgs() {
+    let l = ledger().await;
+    let mut wallet = NewAccount::new(l.org, AccountKind::Wallet, kes());
+    wallet.customer = Some(CustomerId::generate());
+    wallet.wallet_id = Some("main".into());
+    l.store.create_account(&wallet).await.unwrap();
+    wallet.id = AccountId::generate();
+    assert!(matches!(l.store.create_account(&wallet).await, Err(StoreError::AccountExists)));
+    let stray = NewAccount::new(OrgId::generate(), AccountKind::Purse, kes());
+    assert!(matches!(l.store.create_account(&stray).await, Err(StoreError::OrgNotFound)));
+}
+
+#[tokio::test]
+async fn migrations_run_once_and_refuse_edits() {
+    let db = hazina_tests::empty_db().await;
+    let mut client = db.connect().await.unwrap();
+    let first = store::migrate(&mut client).await.unwrap();
+    assert!(!first.is_empty());
+    assert!(store::migrate(&mut client).await.unwrap().is_empty());
+    client
+        .execute("UPDATE schema_migrations SET checksum = 'edited' WHERE name = $1", &[&first[0]])
+        .await
+        .unwrap();
+    let error = store::migrate(&mut client).await.unwrap_err();
+    assert!(matches!(error, StoreError::MigrationEdited { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn the_same_id_from_two_writers_takes_effect_once() {
+    let l = ledger().await;
+    l.post_one(&l.transfer(l.external, l.purse, "100")).await;
+    // Two server processes: separate pools on one database.
+    let other = Store::new(hazina_server::db::pool(l.db.config(), 4).unwrap());
+    for _ in 0..20 {
+        let first = l.transfer(l.purse, l.wallets[0], "1");
+        // Same id, other accounts: only one can win, the other must see it.
+        let mut second = l.transfer(l.purse, l.wallets[1], "1");
+        second.id = first.id;
+        let (one, two) = tokio::join!(
+            l.store.post(std::slice::from_ref(&first)),
+            other.post(std::slice::from_ref(&second))
+        );
+        let mut codes = [code(&one.unwrap()[0]), code(&two.unwrap()[0])];
+        codes.sort_unstable();
+        assert_eq!(codes, ["exists_with_different_postings", "ok"]);
+    }
+    assert_eq!(l.posted(l.purse).await, money("80"));
+    l.assert_sound().await;
+}
+
+/// Many tasks on separate connections post against one hot purse and many wallets; afterwards
+/// every invariant holds and each balance equals the sum of the accepted transfers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_on_a_hot_purse_keep_every_invariant() {
+    const TASKS: usize = 12;
+    const TRANSFERS: usize = 40;
+    let l = ledger_with(24, Clock::Database).await;
+    l.post_one(&l.transfer(l.external, l.purse, "1000")).await;
+    let ledger = std::sync::Arc::new(l);
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let l = ledger.clone();
+        // Half the tasks use a pool of their own, as a second server process would.
+        let store = if task % 2 == 0 {
+            l.store.clone()
+        } else {
+            Store::new(hazina_server::db::pool(l.db.config(), 2).unwrap())
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut accepted: Vec<TransferRequest> = Vec::new();
+            for i in 0..TRANSFERS {
+                let wallet = l.wallets[(task * 7 + i) % l.wallets.len()];
+                let amount = format!("{}.{:02}", 1 + (task + i) % 9, (i * 13) % 100);
+                let request = match i % 3 {
+                    0 | 1 => l.transfer(l.purse, wallet, &amount),
+                    _ => l.transfer(wallet, l.purse, &amount),
+                };
+                // Some single transfers, some batches of three.
+                let batch = if i % 4 == 0 {
+                    vec![
+                        request,
+                        l.transfer(l.purse, wallet, "0.01"),
+                        l.transfer(wallet, l.purse, "0.01"),
+                    ]
+                } else {
+                    vec![request]
+                };
+                let outcomes = store.post(&batch).await.unwrap();
+                for (request, outcome) in batch.into_iter().zip(outcomes) {
+                    if let Outcome::Accepted { .. } = outcome {
+                        accepted.push(request);
+                    }
+                }
+            }
+            accepted
+        }));
+    }
+    let mut expected: HashMap<AccountId, i64> = HashMap::new();
+    *expected.entry(ledger.purse).or_default() += 100_000;
+    let mut count = 0;
+    for task in tasks {
+        for request in task.await.unwrap() {
+            count += 1;
+            for posting in request.action.postings() {
+                let minor = posting.amount.to_minor().unwrap();
+                *expected.entry(posting.account).or_default() +=
+                    if posting.side == Side::Credit { minor } else { -minor };
+            }
+        }
+    }
+    assert!(count > TASKS * TRANSFERS / 2, "most transfers are accepted ({count})");
+    for (account, minor) in expected {
+        assert_eq!(ledger.posted(account).await, Money::from_minor(kes(), minor), "{account}");
+    }
+    ledger.assert_sound().await;
+}

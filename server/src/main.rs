@@ -1,6 +1,6 @@
 //! The `hazina` binary: parses the command line, starts the database and runs a subcommand.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +11,10 @@ use hazina_server::embedded::{Cluster, ClusterOptions};
 use hazina_server::{db, http};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
+
+/// The log filter when `RUST_LOG` is unset. PostgreSQL's notices (such as "relation already
+/// exists, skipping" from idempotent migrations) are noise at info level.
+const DEFAULT_LOG_FILTER: &str = "info,tokio_postgres=warn";
 
 /// How long requests in flight get to finish after a shutdown signal.
 const GRACE_PERIOD: Duration = Duration::from_secs(30);
@@ -31,8 +35,11 @@ async fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),

@@ -340,8 +340,16 @@ impl Cluster {
                     tail: log_tail(&self.log_path, log_offset),
                 });
             }
-            if config.connect(NoTls).await.is_ok() {
-                return Ok(());
+            match config.connect(NoTls).await {
+                Ok(_) => return Ok(()),
+                // Any answer but "starting up / shutting down" means the server runs: refusing
+                // a connection for too many clients, say, is no reason to restart a shared one.
+                Err(error)
+                    if error.code().is_some_and(|code| *code != SqlState::CANNOT_CONNECT_NOW) =>
+                {
+                    return Ok(());
+                }
+                Err(_) => {}
             }
             if Instant::now() >= deadline {
                 return Err(EmbeddedError::StartTimeout {

@@ -250,7 +250,8 @@ impl Cluster {
             running_postmaster(&cluster.data_dir)?;
         }
 
-        if version.is_none() {
+        // Read again under the lock: another starter may have initialised it meanwhile.
+        if !cluster.data_dir.join("PG_VERSION").exists() {
             if !is_empty_dir(&cluster.data_dir)? {
                 return Err(EmbeddedError::NotACluster { path: cluster.data_dir.clone() });
             }
@@ -259,6 +260,7 @@ impl Cluster {
 
         let (log, offset) = open_log(&cluster.log_path, owner.as_ref())?;
         let child = spawn_postgres(&binaries, &cluster, &opts.settings, owner.as_ref(), log)?;
+        // Linux pids fit in an i32 (pid_max is at most 2^22), so the fallback is never used.
         cluster.pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
         cluster.child = Some(child);
         cluster.stopped = false;

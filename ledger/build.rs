@@ -7,7 +7,10 @@ use std::path::Path;
 use std::{env, fs};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    // Read at run time, not with `env!`: a build script compiled for one checkout may be reused
+    // for another that shares the target directory.
+    let manifest = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("../migrations");
     println!("cargo::rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))

@@ -1,10 +1,11 @@
-//! Hazina's server: configuration, the database pool, the HTTP router and the embedded
-//! PostgreSQL launcher. The `hazina` binary (`main.rs`) wires them together.
+//! Hazina's server: configuration, the database pool, the HTTP router, background workers and
+//! the embedded PostgreSQL launcher. The `hazina` binary (`main.rs`) wires them together.
 
 pub mod config;
 pub mod db;
 pub mod embedded;
 pub mod http;
+pub mod workers;
 
 /// An error and its sources on one line (`outer: inner: innermost`), for logs.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hazina_server::config::{Cli, Command, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
-use hazina_server::{db, http};
+use hazina_server::{db, http, workers};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -119,6 +119,10 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     let address = listener.local_addr().context("could not read the listening address")?;
     tracing::info!(%address, "listening on http://{address}");
 
+    let sweeper = tokio::spawn(workers::sweep_expired(
+        hazina_ledger::store::Store::new(pool.clone()),
+        shutdown.clone().wait(),
+    ));
     let mut server = tokio::spawn(http::serve_on(listener, pool.clone(), shutdown.clone().wait()));
     let result = tokio::select! {
         joined = &mut server => joined,
@@ -133,6 +137,11 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
             }
         }
     };
+    // Stopping the sweeper mid-sweep is safe: a batch commits whole or not at all.
+    sweeper.abort();
+    if sweeper.await.is_err_and(|error| error.is_panic()) {
+        tracing::warn!("the expiry sweeper panicked");
+    }
     pool.close();
     result.context("the HTTP server task failed")?.context("the HTTP server failed")
 }

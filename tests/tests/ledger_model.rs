@@ -207,6 +207,18 @@ struct Sums {
     cpe: i64,
 }
 
+impl Sums {
+    fn add(&mut self, debit: bool, posted: i64, pending: i64) {
+        if debit {
+            self.dp += posted;
+            self.dpe += pending;
+        } else {
+            self.cp += posted;
+            self.cpe += pending;
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Resolution {
     Posted,
@@ -489,13 +501,7 @@ impl Model {
                 continue;
             }
             let mut s = self.sums[leg.account];
-            if leg.debit {
-                s.dp += posted;
-                s.dpe += pending;
-            } else {
-                s.cp += posted;
-                s.cpe += pending;
-            }
+            s.add(leg.debit, *posted, *pending);
             let allowance = overdraft.unwrap_or(0);
             let exceeds = if credit_normal {
                 s.dp + s.dpe > s.cp + allowance
@@ -511,14 +517,7 @@ impl Model {
 
     fn commit(&mut self, req: &Req, at: i64, legs: Vec<(Leg, i64, i64)>) {
         for (leg, posted, pending) in &legs {
-            let s = &mut self.sums[leg.account];
-            if leg.debit {
-                s.dp += posted;
-                s.dpe += pending;
-            } else {
-                s.cp += posted;
-                s.cpe += pending;
-            }
+            self.sums[leg.account].add(leg.debit, *posted, *pending);
         }
         match &req.op {
             Op::PostPending(target, _) => {
@@ -559,12 +558,7 @@ impl Model {
             .collect();
         for id in &due {
             for (leg, _, pending) in self.records[id].legs.clone() {
-                let s = &mut self.sums[leg.account];
-                if leg.debit {
-                    s.dpe -= pending;
-                } else {
-                    s.cpe -= pending;
-                }
+                self.sums[leg.account].add(leg.debit, 0, -pending);
             }
             self.resolved.insert(*id, Resolution::Expired);
         }

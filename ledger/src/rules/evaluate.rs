@@ -100,28 +100,10 @@ fn evaluate_one(
     if let Some(existing) = snapshot.transfers.get(&request.id) {
         return replay(existing, request);
     }
-    let effective_at = request.effective_at.unwrap_or(now);
     match plan(snapshot, now, request) {
         Ok(plan) => {
-            let transfer = Transfer {
-                id: request.id,
-                org: request.org,
-                kind: request.action.kind(),
-                code: request.code.clone(),
-                postings: plan.legs.iter().map(|leg| leg.posting.clone()).collect(),
-                requested_amounts: match &request.action {
-                    Action::PostPending { amounts, .. } => amounts.clone(),
-                    _ => None,
-                },
-                pending_id: request.action.pending_id(),
-                reversal_of: request.action.reversal_of(),
-                timeout_ms: timeout_ms(&request.action),
-                expires_at: timeout_ms(&request.action).map(|ms| now + timeout_delta(ms)),
-                effective_at,
-                created_at: now,
-                context: request.context.clone(),
-                rejection: None,
-            };
+            let postings = plan.legs.iter().map(|leg| leg.posting.clone()).collect();
+            let transfer = record(request, now, postings, None);
             apply(snapshot, &plan, &transfer, evaluation);
             evaluation.transfers.push(transfer.clone());
             snapshot.transfers.insert(transfer.id, transfer.clone());
@@ -129,30 +111,43 @@ fn evaluate_one(
         }
         Err(reason) => {
             if reason.is_recorded() {
-                let transfer = Transfer {
-                    id: request.id,
-                    org: request.org,
-                    kind: request.action.kind(),
-                    code: request.code.clone(),
-                    postings: request.action.postings().to_vec(),
-                    requested_amounts: match &request.action {
-                        Action::PostPending { amounts, .. } => amounts.clone(),
-                        _ => None,
-                    },
-                    pending_id: request.action.pending_id(),
-                    reversal_of: request.action.reversal_of(),
-                    timeout_ms: timeout_ms(&request.action),
-                    expires_at: None,
-                    effective_at,
-                    created_at: now,
-                    context: request.context.clone(),
-                    rejection: Some(reason),
-                };
+                let transfer =
+                    record(request, now, request.action.postings().to_vec(), Some(reason));
                 evaluation.transfers.push(transfer.clone());
                 snapshot.transfers.insert(transfer.id, transfer);
             }
             Outcome::Rejected(reason)
         }
+    }
+}
+
+/// The record of a request: accepted with `postings` as they moved money, or rejected.
+fn record(
+    request: &TransferRequest,
+    now: DateTime<Utc>,
+    postings: Vec<Posting>,
+    rejection: Option<RejectReason>,
+) -> Transfer {
+    let timeout_ms = timeout_ms(&request.action);
+    Transfer {
+        id: request.id,
+        org: request.org,
+        kind: request.action.kind(),
+        code: request.code.clone(),
+        postings,
+        requested_amounts: match &request.action {
+            Action::PostPending { amounts, .. } => amounts.clone(),
+            _ => None,
+        },
+        pending_id: request.action.pending_id(),
+        reversal_of: request.action.reversal_of(),
+        timeout_ms,
+        // A rejected pending transfer holds nothing, so it never expires.
+        expires_at: timeout_ms.filter(|_| rejection.is_none()).map(|ms| now + timeout_delta(ms)),
+        effective_at: request.effective_at.unwrap_or(now),
+        created_at: now,
+        context: request.context.clone(),
+        rejection,
     }
 }
 

@@ -53,6 +53,15 @@ impl Harness {
         Self { snapshot: Snapshot::default(), now, names: HashMap::new() }
     }
 
+    /// A harness with the accounts of [`ACCOUNTS`].
+    fn with_accounts() -> Self {
+        let mut harness = Self::new();
+        for line in ACCOUNTS.lines().filter(|line| !line.trim().is_empty()) {
+            harness.run(line);
+        }
+        harness
+    }
+
     fn account(&self, name: &str) -> AccountId {
         // Unknown names are accounts that do not exist.
         self.names.get(name).copied().unwrap_or(AccountId(Uuid::from_u128(u128::MAX)))
@@ -471,10 +480,7 @@ fn other_orgs_accounts_and_transfers_are_invisible() {
 
 #[test]
 fn closed_accounts_take_no_postings_but_reservations_can_be_released() {
-    let mut harness = Harness::new();
-    for line in ACCOUNTS.lines().filter(|line| !line.trim().is_empty()) {
-        harness.run(line);
-    }
+    let mut harness = Harness::with_accounts();
     harness.run("pending 1 dA:10 cB:10 => ok");
     let b = harness.account("B");
     harness.snapshot.accounts.get_mut(&b).unwrap().closed = true;
@@ -495,10 +501,7 @@ fn multi_currency_transfers_balance_per_currency() {
 
 #[test]
 fn later_requests_in_a_batch_see_earlier_ones() {
-    let mut harness = Harness::new();
-    for line in ACCOUNTS.lines().filter(|line| !line.trim().is_empty()) {
-        harness.run(line);
-    }
+    let mut harness = Harness::with_accounts();
     let requests: Vec<TransferRequest> = [
         "post 1 dA:70 cB:70",
         "post 2 dA:70 cB:70",

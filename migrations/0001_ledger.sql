@@ -40,7 +40,10 @@ CREATE TABLE accounts (
         OR (normal_side = 'debit'
             AND credits_posted + credits_pending <= debits_posted + overdraft_limit)
     )
-);
+)
+-- Every batch updates its accounts' sums; free space on each page lets PostgreSQL update in
+-- place (HOT) instead of adding index entries for every new row version.
+WITH (fillfactor = 70);
 
 CREATE INDEX accounts_org ON accounts (org_id, kind);
 CREATE UNIQUE INDEX accounts_wallet ON accounts (org_id, customer_id, wallet_id)
@@ -76,13 +79,18 @@ CREATE UNIQUE INDEX transfers_resolution ON transfers (pending_id)
     WHERE pending_id IS NOT NULL AND rejection IS NULL;
 CREATE UNIQUE INDEX transfers_reversal ON transfers (reversal_of)
     WHERE reversal_of IS NOT NULL AND rejection IS NULL;
-CREATE INDEX transfers_org_effective ON transfers (org_id, effective_at);
 
 -- One row per account a transfer touched, with the account's sums after it.
+--
+-- No foreign keys: checking them took more than half of the time of inserting a batch's
+-- entries (BENCHMARKS.md). The batch path writes an entry only in the transaction that writes
+-- its transfer and locks its account; entries are immutable, transfers can never be deleted,
+-- accounts refuse DELETE (below), and `Store::verify` checks that every entry's account and
+-- transfer exist.
 CREATE TABLE entries (
-    account_id uuid NOT NULL REFERENCES accounts (id),
+    account_id uuid NOT NULL,
     version bigint NOT NULL CHECK (version > 0),
-    transfer_id uuid NOT NULL REFERENCES transfers (id),
+    transfer_id uuid NOT NULL,
     side text NOT NULL CHECK (side IN ('debit', 'credit')),
     -- Change to the side's posted sum (never negative) and pending sum (negative on release).
     amount_posted bigint NOT NULL CHECK (amount_posted >= 0),
@@ -96,7 +104,10 @@ CREATE TABLE entries (
     PRIMARY KEY (account_id, version)
 );
 
-CREATE INDEX entries_account_created ON entries (account_id, created_at);
+-- No index on created_at: an account's entries are recorded in version order with times that
+-- never go back, so the store finds the entry at a time by binary search over the primary key
+-- (about 20 lookups for a million entries) instead of maintaining a second index on every
+-- insert (BENCHMARKS.md).
 
 -- Pending transfers not yet posted, voided or expired. Mutable bookkeeping, not history: the
 -- batch-posting path inserts and deletes rows, and the expiry sweeper reads them by deadline.
@@ -122,4 +133,10 @@ CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON transfers
 CREATE TRIGGER entries_immutable BEFORE UPDATE OR DELETE ON entries
     FOR EACH ROW EXECUTE FUNCTION hazina_refuse_change();
 CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries
+    FOR EACH STATEMENT EXECUTE FUNCTION hazina_refuse_change();
+
+-- Accounts are closed, never deleted: their entries must keep pointing at them.
+CREATE TRIGGER accounts_no_delete BEFORE DELETE ON accounts
+    FOR EACH ROW EXECUTE FUNCTION hazina_refuse_change();
+CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON accounts
     FOR EACH STATEMENT EXECUTE FUNCTION hazina_refuse_change();

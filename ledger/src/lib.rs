@@ -3,9 +3,11 @@
 //! [`rules`] is the pure core: account snapshots and an ordered batch of transfer requests in,
 //! outcomes, entries and new balances out, with no clock, database or randomness inside.
 //! [`store`] is the PostgreSQL store around it; the rules never import the store.
+//! [`pipeline`] batches concurrent submissions into few database transactions (group commit).
 
 pub mod ids;
 pub mod money;
+pub mod pipeline;
 pub mod rules;
 pub mod store;
 

@@ -59,6 +59,12 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             Some(result) => result,
             None => Err(anyhow::anyhow!("interrupted")),
         },
+        Command::Bench(args) => {
+            match shutdown.unless_signalled(bench(cli, &database, args)).await {
+                Some(result) => result,
+                None => Err(anyhow::anyhow!("interrupted")),
+            }
+        }
     };
     let stopped = database.close().await;
     result.and(stopped)
@@ -91,6 +97,19 @@ impl Database {
         }
         Ok(())
     }
+}
+
+async fn bench(
+    cli: &Cli,
+    database: &Database,
+    args: hazina_server::bench::BenchArgs,
+) -> anyhow::Result<()> {
+    db::migrate(&database.config).await?;
+    let pool = db::pool(database.config.clone(), cli.db_pool_size_max)?;
+    let result =
+        hazina_server::bench::bench(hazina_ledger::store::Store::new(pool.clone()), args).await;
+    pool.close();
+    result.map(|_| ())
 }
 
 async fn migrate(database: &Database) -> anyhow::Result<()> {

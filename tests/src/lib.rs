@@ -285,3 +285,54 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// How a test sends transfer requests to the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Straight to the store, a batch per call.
+    Direct,
+    /// Through the group-commit pipeline, which batches on its own.
+    Pipeline,
+}
+
+/// Sends transfer requests by one [`Mode`]: every ledger test runs both ways.
+#[derive(Clone, Debug)]
+pub enum Poster {
+    Direct(hazina_ledger::store::Store),
+    Pipeline(hazina_ledger::pipeline::Pipeline),
+}
+
+impl Poster {
+    /// A poster of `mode` over `store` (a pipeline is started on the current runtime).
+    pub fn new(mode: Mode, store: &hazina_ledger::store::Store) -> Self {
+        match mode {
+            Mode::Direct => Self::Direct(store.clone()),
+            Mode::Pipeline => Self::Pipeline(hazina_ledger::pipeline::Pipeline::start(
+                store,
+                hazina_ledger::pipeline::PipelineConfig::default(),
+            )),
+        }
+    }
+
+    /// Applies the requests in order and returns their outcomes. Through the pipeline they are
+    /// all queued first, in order, and may be split across batches.
+    pub async fn post(
+        &self,
+        requests: &[hazina_ledger::rules::TransferRequest],
+    ) -> anyhow::Result<Vec<hazina_ledger::rules::Outcome>> {
+        match self {
+            Self::Direct(store) => Ok(store.post(requests).await?),
+            Self::Pipeline(pipeline) => {
+                let queued: Vec<_> = requests
+                    .iter()
+                    .map(|request| pipeline.enqueue(request.clone()))
+                    .collect::<Result<_, _>>()?;
+                let mut outcomes = Vec::with_capacity(queued.len());
+                for submitted in queued {
+                    outcomes.push(submitted.await?);
+                }
+                Ok(outcomes)
+            }
+        }
+    }
+}

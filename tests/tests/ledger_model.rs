@@ -18,12 +18,13 @@ use hazina_ledger::rules::{
 };
 use hazina_ledger::store::{Clock, NewAccount, Store, StoreError};
 use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
+use hazina_tests::{Mode, Poster};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use uuid::Uuid;
 
 /// Cases per run: each is a fresh database and up to `STEPS_MAX` steps.
-const CASES: u32 = 48;
+const CASES: u32 = 40;
 const STEPS_MAX: usize = 40;
 
 // ---------------------------------------------------------------------------------------------
@@ -603,6 +604,7 @@ struct Runner {
     stats: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>,
     model: Model,
     store: Store,
+    poster: Poster,
     clock: Clock,
     accounts: Vec<AccountId>,
     submitted: Vec<Req>,
@@ -615,7 +617,7 @@ fn org(n: u8) -> OrgId {
 }
 
 impl Runner {
-    async fn new(store: Store, clock: Clock, start: DateTime<Utc>) -> Self {
+    async fn new(store: Store, mode: Mode, clock: Clock, start: DateTime<Utc>) -> Self {
         store.create_org(org(1), "one").await.unwrap();
         store.create_org(org(2), "two").await.unwrap();
         let mut accounts = Vec::new();
@@ -634,6 +636,7 @@ impl Runner {
         Self {
             stats: std::sync::Arc::default(),
             model: Model::new(),
+            poster: Poster::new(mode, &store),
             store,
             clock,
             accounts,
@@ -801,7 +804,7 @@ impl Runner {
             _ => {
                 let Some(req) = self.build(step) else { return Ok(()) };
                 let expected = self.model.apply(&req);
-                let outcomes = self.store.post(&[self.request(&req)]).await.unwrap();
+                let outcomes = self.poster.post(&[self.request(&req)]).await.unwrap();
                 let actual: Answer = match &outcomes[0] {
                     Outcome::Accepted { replayed, .. } => Ok(*replayed),
                     Outcome::Rejected(reason) => Err(reason.code()),
@@ -850,6 +853,15 @@ fn op_name(op: &Op) -> &'static str {
 
 #[test]
 fn the_store_agrees_with_the_model() {
+    agrees_with_the_model(Mode::Direct);
+}
+
+#[test]
+fn the_pipeline_agrees_with_the_model() {
+    agrees_with_the_model(Mode::Pipeline);
+}
+
+fn agrees_with_the_model(mode: Mode) {
     let stats: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>> = std::sync::Arc::default();
     let config =
         ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() };
@@ -862,7 +874,7 @@ fn the_store_agrees_with_the_model() {
             let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
             let clock = Clock::manual(start);
             let store = Store::new(db.pool()).with_clock(clock.clone());
-            let mut run = Runner::new(store, clock, start).await;
+            let mut run = Runner::new(store, mode, clock, start).await;
             run.stats = stats.clone();
             for step in &steps {
                 run.step(step).await?;
@@ -878,7 +890,7 @@ fn the_store_agrees_with_the_model() {
     let stats = stats.lock().unwrap();
     let mut seen: Vec<_> = stats.iter().collect();
     seen.sort();
-    eprintln!("outcomes over {CASES} cases: {seen:?}");
+    eprintln!("{mode:?}: outcomes over {CASES} cases: {seen:?}");
     for label in [
         "post accepted",
         "pending accepted",

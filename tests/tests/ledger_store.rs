@@ -7,12 +7,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use hazina_ledger::pipeline::SubmitError;
 use hazina_ledger::rules::{
     AccountKind, Action, Outcome, Posting, RejectReason, Side, TransferRequest,
 };
 use hazina_ledger::store::{self, Clock, NewAccount, StatementQuery, Store, StoreError};
 use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
-use hazina_tests::{TestDb, fresh_db};
+use hazina_tests::{Mode, Poster, TestDb, fresh_db};
 
 fn kes() -> Currency {
     Currency::from_code("KES").unwrap()
@@ -22,17 +23,19 @@ fn money(text: &str) -> Money {
     Money::parse(kes(), text).unwrap()
 }
 
-/// A test ledger: one org with an external account, a purse and two wallets.
+/// A test ledger: one org with an external account, a purse and wallets, and a way to post.
 struct Ledger {
     db: TestDb,
     store: Store,
+    poster: Poster,
+    mode: Mode,
     org: OrgId,
     external: AccountId,
     purse: AccountId,
     wallets: Vec<AccountId>,
 }
 
-async fn ledger_with(wallets: usize, clock: Clock) -> Ledger {
+async fn ledger_with(wallets: usize, clock: Clock, mode: Mode) -> Ledger {
     let db = fresh_db().await;
     let store = Store::new(db.pool()).with_clock(clock);
     let org = OrgId::generate();
@@ -48,12 +51,43 @@ async fn ledger_with(wallets: usize, clock: Clock) -> Ledger {
         wallet.wallet_id = Some(format!("main-{i}"));
         ids.push(store.create_account(&wallet).await.unwrap().id);
     }
-    Ledger { db, store, org, external, purse, wallets: ids }
+    let poster = Poster::new(mode, &store);
+    Ledger { db, store, poster, mode, org, external, purse, wallets: ids }
 }
 
-async fn ledger() -> Ledger {
-    ledger_with(2, Clock::Database).await
+async fn ledger(mode: Mode) -> Ledger {
+    ledger_with(2, Clock::Database, mode).await
 }
+
+/// Runs each named `async fn(Mode)` test twice: straight to the store, and through the
+/// pipeline.
+macro_rules! both_paths {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn direct() {
+                super::$name(hazina_tests::Mode::Direct).await;
+            }
+
+            #[tokio::test]
+            async fn pipeline() {
+                super::$name(hazina_tests::Mode::Pipeline).await;
+            }
+        }
+    )*};
+}
+
+both_paths!(
+    a_batch_applies_in_order_and_a_rejection_affects_no_other_request,
+    a_database_error_commits_nothing_of_the_batch,
+    the_database_refuses_to_change_history,
+    statements_balances_at_a_time_and_transfers_of_an_account,
+    trial_balance_by_effective_time_balances_per_currency,
+    expired_pending_transfers_are_voided_once_by_the_sweeper,
+    closing_needs_an_empty_account_and_stops_postings,
+    the_same_id_from_two_writers_takes_effect_once,
+    balances_at_a_time_and_date_ranges_match_a_scan,
+);
 
 impl Ledger {
     fn transfer(&self, from: AccountId, to: AccountId, amount: &str) -> TransferRequest {
@@ -72,8 +106,12 @@ impl Ledger {
         }
     }
 
+    async fn post(&self, requests: &[TransferRequest]) -> anyhow::Result<Vec<Outcome>> {
+        self.poster.post(requests).await
+    }
+
     async fn post_one(&self, request: &TransferRequest) -> Outcome {
-        self.store.post(std::slice::from_ref(request)).await.unwrap().remove(0)
+        self.post(std::slice::from_ref(request)).await.unwrap().remove(0)
     }
 
     async fn posted(&self, account: AccountId) -> Money {
@@ -94,22 +132,21 @@ fn code(outcome: &Outcome) -> &'static str {
     }
 }
 
-#[tokio::test]
-async fn a_batch_applies_in_order_and_a_rejection_affects_no_other_request() {
-    let l = ledger().await;
+async fn a_batch_applies_in_order_and_a_rejection_affects_no_other_request(mode: Mode) {
+    let l = ledger(mode).await;
     let fund = l.transfer(l.external, l.purse, "100");
     let too_much = l.transfer(l.purse, l.wallets[0], "150");
     let pay = l.transfer(l.purse, l.wallets[0], "60");
     let again = l.transfer(l.purse, l.wallets[1], "60");
     let batch = [fund.clone(), too_much, pay.clone(), again, fund.clone(), pay];
-    let outcomes = l.store.post(&batch).await.unwrap();
+    let outcomes = l.post(&batch).await.unwrap();
     let codes: Vec<&str> = outcomes.iter().map(code).collect();
     assert_eq!(codes, ["ok", "exceeds_credits", "ok", "exceeds_credits", "replay", "replay"]);
     assert_eq!(l.posted(l.purse).await, money("40"));
     assert_eq!(l.posted(l.wallets[0]).await, money("60"));
     assert_eq!(l.posted(l.wallets[1]).await, money("0"));
     // The whole batch again: every outcome is the original one and nothing moves.
-    let replayed = l.store.post(&batch).await.unwrap();
+    let replayed = l.post(&batch).await.unwrap();
     let codes: Vec<&str> = replayed.iter().map(code).collect();
     assert_eq!(
         codes,
@@ -119,9 +156,8 @@ async fn a_batch_applies_in_order_and_a_rejection_affects_no_other_request() {
     l.assert_sound().await;
 }
 
-#[tokio::test]
-async fn a_database_error_commits_nothing_of_the_batch() {
-    let l = ledger().await;
+async fn a_database_error_commits_nothing_of_the_batch(mode: Mode) {
+    let l = ledger(mode).await;
     l.post_one(&l.transfer(l.external, l.purse, "100")).await;
     let client = l.store.pool().get().await.unwrap();
     client
@@ -135,8 +171,15 @@ async fn a_database_error_commits_nothing_of_the_batch() {
     let fine = l.transfer(l.purse, l.wallets[0], "10");
     let mut broken = l.transfer(l.purse, l.wallets[1], "10");
     broken.code = "boom".into();
-    let error = l.store.post(&[fine.clone(), broken]).await.unwrap_err();
-    assert!(matches!(error, StoreError::Db(_)), "{error:?}");
+    let error = l.post(&[fine.clone(), broken]).await.unwrap_err();
+    match l.mode {
+        Mode::Direct => {
+            assert!(matches!(error.downcast_ref(), Some(StoreError::Db(_))), "{error:?}");
+        }
+        Mode::Pipeline => {
+            assert!(matches!(error.downcast_ref(), Some(SubmitError::Unavailable(_))), "{error:?}");
+        }
+    }
     assert_eq!(l.posted(l.purse).await, money("100"));
     assert!(l.store.transfer(l.org, fine.id).await.unwrap().is_none());
     // The failed batch left the pooled connection usable and the id free.
@@ -144,9 +187,8 @@ async fn a_database_error_commits_nothing_of_the_batch() {
     l.assert_sound().await;
 }
 
-#[tokio::test]
-async fn the_database_refuses_to_change_history() {
-    let l = ledger().await;
+async fn the_database_refuses_to_change_history(mode: Mode) {
+    let l = ledger(mode).await;
     let fund = l.transfer(l.external, l.purse, "100");
     l.post_one(&fund).await;
     let client = l.store.pool().get().await.unwrap();
@@ -157,6 +199,8 @@ async fn the_database_refuses_to_change_history() {
         "UPDATE entries SET amount_posted = 1",
         "DELETE FROM entries",
         "TRUNCATE entries",
+        "DELETE FROM accounts",
+        "TRUNCATE accounts CASCADE",
     ] {
         let error = client.batch_execute(statement).await.unwrap_err();
         let message = error.as_db_error().map(|db| db.message().to_owned()).unwrap_or_default();
@@ -171,9 +215,8 @@ async fn the_database_refuses_to_change_history() {
     assert!(l.store.transfer(l.org, fund.id).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn statements_balances_at_a_time_and_transfers_of_an_account() {
-    let l = ledger().await;
+async fn statements_balances_at_a_time_and_transfers_of_an_account(mode: Mode) {
+    let l = ledger(mode).await;
     let mut times: Vec<DateTime<Utc>> = Vec::new();
     for amount in ["100", "20", "30"] {
         l.post_one(&l.transfer(l.external, l.purse, amount)).await;
@@ -243,9 +286,8 @@ async fn statements_balances_at_a_time_and_transfers_of_an_account() {
     ));
 }
 
-#[tokio::test]
-async fn trial_balance_by_effective_time_balances_per_currency() {
-    let l = ledger().await;
+async fn trial_balance_by_effective_time_balances_per_currency(mode: Mode) {
+    let l = ledger(mode).await;
     let now = Utc::now();
     let mut early = l.transfer(l.external, l.purse, "500");
     early.effective_at = Some(now - TimeDelta::days(10));
@@ -280,11 +322,10 @@ async fn trial_balance_by_effective_time_balances_per_currency() {
     assert_eq!((totals.debits, totals.closing_debit), (money("120"), money("500")));
 }
 
-#[tokio::test]
-async fn expired_pending_transfers_are_voided_once_by_the_sweeper() {
+async fn expired_pending_transfers_are_voided_once_by_the_sweeper(mode: Mode) {
     let start = Utc::now();
     let clock = Clock::manual(start);
-    let l = ledger_with(1, clock.clone()).await;
+    let l = ledger_with(1, clock.clone(), mode).await;
     l.post_one(&l.transfer(l.external, l.purse, "100")).await;
     let mut hold = l.transfer(l.purse, l.wallets[0], "70");
     let Action::Post { postings } = hold.action.clone() else { unreachable!() };
@@ -317,9 +358,8 @@ async fn expired_pending_transfers_are_voided_once_by_the_sweeper() {
     l.assert_sound().await;
 }
 
-#[tokio::test]
-async fn closing_needs_an_empty_account_and_stops_postings() {
-    let l = ledger().await;
+async fn closing_needs_an_empty_account_and_stops_postings(mode: Mode) {
+    let l = ledger(mode).await;
     l.post_one(&l.transfer(l.external, l.wallets[0], "5")).await;
     assert!(matches!(
         l.store.close_account(l.org, l.wallets[0]).await,
@@ -337,7 +377,7 @@ async fn closing_needs_an_empty_account_and_stops_postings() {
 
 #[tokio::test]
 async fn accounts_refuse_duplicates_and_unknown_orgs() {
-    let l = ledger().await;
+    let l = ledger(Mode::Direct).await;
     let mut wallet = NewAccount::new(l.org, AccountKind::Wallet, kes());
     wallet.customer = Some(CustomerId::generate());
     wallet.wallet_id = Some("main".into());
@@ -363,19 +403,18 @@ async fn migrations_run_once_and_refuse_edits() {
     assert!(matches!(error, StoreError::MigrationEdited { .. }), "{error}");
 }
 
-#[tokio::test]
-async fn the_same_id_from_two_writers_takes_effect_once() {
-    let l = ledger().await;
+async fn the_same_id_from_two_writers_takes_effect_once(mode: Mode) {
+    let l = ledger(mode).await;
     l.post_one(&l.transfer(l.external, l.purse, "100")).await;
     // Two server processes: separate pools on one database.
-    let other = Store::new(hazina_server::db::pool(l.db.config(), 4).unwrap());
+    let other = Poster::new(mode, &Store::new(hazina_server::db::pool(l.db.config(), 4).unwrap()));
     for _ in 0..20 {
         let first = l.transfer(l.purse, l.wallets[0], "1");
         // Same id, other accounts: only one can win, the other must see it.
         let mut second = l.transfer(l.purse, l.wallets[1], "1");
         second.id = first.id;
         let (one, two) = tokio::join!(
-            l.store.post(std::slice::from_ref(&first)),
+            l.post(std::slice::from_ref(&first)),
             other.post(std::slice::from_ref(&second))
         );
         let mut codes = [code(&one.unwrap()[0]), code(&two.unwrap()[0])];
@@ -389,21 +428,27 @@ async fn the_same_id_from_two_writers_takes_effect_once() {
 /// Many tasks on separate connections post against one hot purse and many wallets; afterwards
 /// every invariant holds and each balance equals the sum of the accepted transfers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_on_a_hot_purse_keep_every_invariant() {
+async fn concurrent_writers_on_a_hot_purse_keep_every_invariant_direct() {
+    concurrent_writers_on_a_hot_purse_keep_every_invariant(Mode::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_on_a_hot_purse_keep_every_invariant_pipeline() {
+    concurrent_writers_on_a_hot_purse_keep_every_invariant(Mode::Pipeline).await;
+}
+
+async fn concurrent_writers_on_a_hot_purse_keep_every_invariant(mode: Mode) {
     const TASKS: usize = 12;
     const TRANSFERS: usize = 40;
-    let l = ledger_with(24, Clock::Database).await;
+    let l = ledger_with(24, Clock::Database, mode).await;
     l.post_one(&l.transfer(l.external, l.purse, "1000")).await;
+    // A second server process: a pool (and a pipeline) of its own on the same database.
+    let other = Poster::new(mode, &Store::new(hazina_server::db::pool(l.db.config(), 4).unwrap()));
     let ledger = std::sync::Arc::new(l);
     let mut tasks = Vec::new();
     for task in 0..TASKS {
         let l = ledger.clone();
-        // Half the tasks use a pool of their own, as a second server process would.
-        let store = if task % 2 == 0 {
-            l.store.clone()
-        } else {
-            Store::new(hazina_server::db::pool(l.db.config(), 2).unwrap())
-        };
+        let poster = if task % 2 == 0 { l.poster.clone() } else { other.clone() };
         tasks.push(tokio::spawn(async move {
             let mut accepted: Vec<TransferRequest> = Vec::new();
             for i in 0..TRANSFERS {
@@ -423,7 +468,7 @@ async fn concurrent_writers_on_a_hot_purse_keep_every_invariant() {
                 } else {
                     vec![request]
                 };
-                let outcomes = store.post(&batch).await.unwrap();
+                let outcomes = poster.post(&batch).await.unwrap();
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     if let Outcome::Accepted { .. } = outcome {
                         accepted.push(request);
@@ -451,4 +496,56 @@ async fn concurrent_writers_on_a_hot_purse_keep_every_invariant() {
         assert_eq!(ledger.posted(account).await, Money::from_minor(kes(), minor), "{account}");
     }
     ledger.assert_sound().await;
+}
+
+/// Balances at a time and statement ranges find entries by binary search over versions: check
+/// them against a straightforward scan at every boundary, including equal times.
+async fn balances_at_a_time_and_date_ranges_match_a_scan(mode: Mode) {
+    let start = DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap().to_utc();
+    let clock = Clock::manual(start);
+    let l = ledger_with(1, clock.clone(), mode).await;
+    for i in 0..37_i64 {
+        // Some entries share a time: the clock stands still now and then.
+        clock.advance(TimeDelta::seconds(i64::from(i % 5 != 0)));
+        l.post_one(&l.transfer(l.external, l.purse, &format!("{}", 100 + i))).await;
+    }
+    let recorded = l
+        .store
+        .statement(l.org, l.purse, &StatementQuery { limit: 100, ..StatementQuery::default() })
+        .await
+        .unwrap();
+    // (recorded time, posted balance after) of every entry of the purse, in order.
+    let history: Vec<(DateTime<Utc>, Money)> =
+        recorded.lines.iter().map(|line| (line.created_at, line.balance.posted)).collect();
+    assert_eq!(history.len(), 37);
+    let scan_balance = |at: DateTime<Utc>| {
+        history.iter().rev().find(|(time, _)| *time <= at).map_or(money("0"), |(_, b)| *b)
+    };
+    let mut probes: Vec<DateTime<Utc>> = history.iter().map(|(time, _)| *time).collect();
+    probes.extend(history.iter().map(|(time, _)| *time - TimeDelta::milliseconds(500)));
+    probes.push(start - TimeDelta::days(1));
+    probes.push(start + TimeDelta::days(1));
+    for at in &probes {
+        let found = l.store.balance_at(l.org, l.purse, *at).await.unwrap().posted;
+        assert_eq!(found, scan_balance(*at), "balance at {at}");
+    }
+    for from in probes.iter().step_by(3) {
+        for to in probes.iter().step_by(4) {
+            let query = StatementQuery {
+                from: Some(*from),
+                to: Some(*to),
+                limit: 100,
+                ..StatementQuery::default()
+            };
+            let page = l.store.statement(l.org, l.purse, &query).await.unwrap();
+            let expected: Vec<i64> = recorded
+                .lines
+                .iter()
+                .filter(|line| line.created_at >= *from && line.created_at < *to)
+                .map(|line| line.version)
+                .collect();
+            let found: Vec<i64> = page.lines.iter().map(|line| line.version).collect();
+            assert_eq!(found, expected, "from {from} to {to}");
+        }
+    }
 }

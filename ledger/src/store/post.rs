@@ -90,6 +90,7 @@ async fn post_once(
     clock: &super::Clock,
     requests: &[TransferRequest],
 ) -> Result<Option<Vec<Outcome>>, StoreError> {
+    let started = std::time::Instant::now();
     let tx = client.transaction().await?;
 
     // The transfers the batch refers to, read before locking: they are immutable, and their
@@ -136,6 +137,7 @@ async fn post_once(
             "SELECT reversal_of FROM transfers WHERE reversal_of = ANY($1) AND rejection IS NULL",
         )
         .await?;
+    let before_lock = started.elapsed();
     let (locked, now, existing, resolved, reversed) = tokio::try_join!(
         async { Ok(tx.query(&lock, &[&account_ids]).await?) },
         async { Ok(tx.query_one(&read_clock, &[]).await?) },
@@ -175,9 +177,21 @@ async fn post_once(
             .collect::<Result<_, StoreError>>()?,
         reversed: reversed.iter().map(|row| TransferId(row.get(0))).collect(),
     };
+    let locked_at = started.elapsed();
     let evaluation = rules::evaluate(&mut snapshot, now, requests);
+    let evaluated = started.elapsed();
     write(&tx, &snapshot, &evaluation).await?;
+    let written = started.elapsed();
     tx.commit().await?;
+    tracing::trace!(
+        size = requests.len(),
+        read_us = before_lock.as_micros(),
+        lock_us = locked_at.saturating_sub(before_lock).as_micros(),
+        evaluate_us = evaluated.saturating_sub(locked_at).as_micros(),
+        write_us = written.saturating_sub(evaluated).as_micros(),
+        commit_us = started.elapsed().saturating_sub(written).as_micros(),
+        "batch applied"
+    );
     Ok(Some(evaluation.outcomes))
 }
 

@@ -123,12 +123,12 @@ impl Store {
     ) -> Result<Balance, StoreError> {
         let account = self.account(org, account).await?.ok_or(StoreError::AccountNotFound)?;
         let client = self.pool.get().await?;
+        let version = last_version_recorded(&client, &account, at, true).await?;
         let row = client
             .query_opt(
                 "SELECT debits_posted, credits_posted, debits_pending, credits_pending
-                 FROM entries WHERE account_id = $1 AND created_at <= $2
-                 ORDER BY created_at DESC, version DESC LIMIT 1",
-                &[&account.id.0, &at],
+                 FROM entries WHERE account_id = $1 AND version = $2",
+                &[&account.id.0, &version],
             )
             .await?;
         let sums = row.map_or_else(Sums::default, |row| Sums {
@@ -155,17 +155,25 @@ impl Store {
         let account = self.account(org, account).await?.ok_or(StoreError::AccountNotFound)?;
         let limit = query.limit.max(1);
         let client = self.pool.get().await?;
+        // Entries recorded in [from, to) are those after the last one recorded before `from`,
+        // up to the last one recorded before `to`.
+        let after = match query.from {
+            Some(from) => last_version_recorded(&client, &account, from, false).await?,
+            None => 0,
+        };
+        let until = match query.to {
+            Some(to) => last_version_recorded(&client, &account, to, false).await?,
+            None => account.version,
+        };
         let rows = client
             .query(
                 "SELECT e.version, e.transfer_id, t.kind, t.code, e.side, e.amount_posted,
                      e.amount_pending, e.debits_posted, e.credits_posted, e.debits_pending,
                      e.credits_pending, e.effective_at, e.created_at
                  FROM entries e JOIN transfers t ON t.id = e.transfer_id
-                 WHERE e.account_id = $1 AND e.version > $2
-                   AND ($3::timestamptz IS NULL OR e.created_at >= $3)
-                   AND ($4::timestamptz IS NULL OR e.created_at < $4)
-                 ORDER BY e.version LIMIT $5",
-                &[&account.id.0, &query.after_version.unwrap_or(0), &query.from, &query.to, &limit],
+                 WHERE e.account_id = $1 AND e.version > $2 AND e.version <= $3
+                 ORDER BY e.version LIMIT $4",
+                &[&account.id.0, &query.after_version.unwrap_or(0).max(after), &until, &limit],
             )
             .await?;
         let currency = account.currency;
@@ -316,6 +324,40 @@ impl Store {
             .collect::<Result<_, StoreError>>()?;
         Ok(TrialBalance { org, from, to, lines, totals })
     }
+}
+
+/// The version of the account's last entry recorded at or before `at` (`inclusive`) or
+/// strictly before it; 0 when there is none.
+///
+/// An account's entries are recorded in version order at times that never go back (the store
+/// reads the clock after locking the account), so a binary search over the primary key finds
+/// it in about log2(versions) index lookups, with no index on the time.
+async fn last_version_recorded(
+    client: &deadpool_postgres::Client,
+    account: &super::Account,
+    at: DateTime<Utc>,
+    inclusive: bool,
+) -> Result<i64, StoreError> {
+    let row = client
+        .query_one(
+            "WITH RECURSIVE search (lo, hi) AS (
+                 SELECT 0::int8, $2::int8
+               UNION ALL
+                 SELECT CASE WHEN found THEN mid ELSE s.lo END,
+                        CASE WHEN found THEN s.hi ELSE mid - 1 END
+                 FROM search s
+                 CROSS JOIN LATERAL (SELECT (s.lo + s.hi + 1) / 2 AS mid) m
+                 JOIN entries e ON e.account_id = $1 AND e.version = m.mid
+                 CROSS JOIN LATERAL (
+                     SELECT e.created_at < $3 OR ($4 AND e.created_at = $3) AS found
+                 ) f
+                 WHERE s.lo < s.hi
+             )
+             SELECT min(hi) FROM search",
+            &[&account.id.0, &account.version, &at, &inclusive],
+        )
+        .await?;
+    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
 }
 
 fn money(currency: Currency, minor: i128) -> Result<Money, StoreError> {

@@ -82,6 +82,13 @@ const CHECKS: &[(&str, &str)] = &[
                  OR debits_posted <> dp OR debits_pending <> dpe))",
     ),
     (
+        "every entry belongs to an existing account and an accepted transfer",
+        "SELECT e.account_id || ' v' || e.version FROM entries e
+         WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id)
+            OR NOT EXISTS (SELECT 1 FROM transfers t
+                           WHERE t.id = e.transfer_id AND t.rejection IS NULL)",
+    ),
+    (
         "a pending transfer is open exactly when it is unresolved",
         "SELECT t.id::text FROM transfers t
          WHERE t.kind = 'pending' AND t.rejection IS NULL

@@ -1,0 +1,270 @@
+//! The group-commit posting pipeline: many concurrent submitters, few database transactions.
+//!
+//! [`Pipeline::submit`] puts a request on a bounded queue and waits for its outcome. Writer
+//! tasks drain the queues: each takes what has queued up (up to a maximum batch size, waiting
+//! at most a short delay for more), applies it as one batch through [`Store::post`] and
+//! resolves every waiter with its own outcome. A hot account is then locked once per batch
+//! instead of once per transfer.
+//!
+//! Every org is served by exactly one writer, so an org's batches are applied in the order its
+//! requests were queued; different orgs' batches commit concurrently. Correctness still comes
+//! from the database (the batch path locks accounts), so several processes, each with its own
+//! pipeline, stay correct on one database.
+
+use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
+use std::hash::{Hash as _, Hasher as _};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ids::OrgId;
+use crate::rules::{Outcome, TransferRequest};
+use crate::store::{Store, StoreError};
+
+/// How the pipeline batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Most requests in one batch (one database transaction).
+    pub batch_size_max: usize,
+    /// Longest a writer waits for more requests once it has one. Zero: take only what is
+    /// already queued (batches still grow while the previous one commits).
+    pub batch_delay_max: Duration,
+    /// Most requests waiting in one writer's queue; beyond it, `submit` fails fast with
+    /// [`SubmitError::Overloaded`].
+    pub queue_capacity: usize,
+    /// Writer tasks (at least 1). An org always goes to the same writer.
+    pub writers: usize,
+}
+
+impl Default for PipelineConfig {
+    /// Defaults chosen by measurement: see `BENCHMARKS.md`.
+    fn default() -> Self {
+        Self {
+            batch_size_max: 1_000,
+            batch_delay_max: Duration::from_micros(500),
+            queue_capacity: 20_000,
+            writers: 4,
+        }
+    }
+}
+
+/// Why a submitted request has no outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The queue is full: try again later. Nothing was done.
+    #[error("the ledger is overloaded; try again later")]
+    Overloaded,
+    /// The database failed while the batch was applied. The request may or may not have taken
+    /// effect (if the commit itself failed); replaying it under the same id is safe and returns
+    /// the original outcome.
+    #[error("the ledger's database is unavailable; the outcome is unknown, replay to learn it")]
+    Unavailable(#[source] Arc<StoreError>),
+    /// The pipeline has shut down.
+    #[error("the ledger pipeline has stopped")]
+    Stopped,
+}
+
+impl SubmitError {
+    /// Whether trying the same request again (same id) later can succeed.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Self::Overloaded | Self::Unavailable(_))
+    }
+}
+
+/// What the pipeline has done so far: for metrics and the benchmark.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Requests waiting in the queues now.
+    pub queued: AtomicUsize,
+    /// Batches applied.
+    pub batches: AtomicU64,
+    /// Requests applied (in those batches).
+    pub requests: AtomicU64,
+    /// Batches that failed with a database error.
+    pub failed_batches: AtomicU64,
+    /// Requests refused because a queue was full.
+    pub overloaded: AtomicU64,
+    /// How many batches had each size, by power-of-two bucket: `[1], [2,3], [4,7], …`.
+    batch_sizes: Mutex<[u64; 16]>,
+}
+
+impl PipelineStats {
+    /// Batch counts by size bucket: `(smallest size of the bucket, batches)`, empty buckets
+    /// left out.
+    pub fn batch_size_histogram(&self) -> Vec<(usize, u64)> {
+        let buckets = *self.batch_sizes.lock().unwrap_or_else(PoisonError::into_inner);
+        buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(bucket, count)| (1 << bucket, *count))
+            .collect()
+    }
+
+    fn record_batch(&self, size: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(size as u64, Ordering::Relaxed);
+        let bucket = (usize::BITS - size.max(1).leading_zeros() - 1).min(15) as usize;
+        self.batch_sizes.lock().unwrap_or_else(PoisonError::into_inner)[bucket] += 1;
+    }
+}
+
+struct Job {
+    request: TransferRequest,
+    reply: oneshot::Sender<Result<Outcome, SubmitError>>,
+}
+
+/// The posting pipeline. Cheap to clone; the writers stop when every clone is dropped (after
+/// applying what is queued).
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    queues: Arc<[mpsc::Sender<Job>]>,
+    stats: Arc<PipelineStats>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("id", &self.request.id).finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// Starts the writer tasks on the current Tokio runtime.
+    pub fn start(store: &Store, config: PipelineConfig) -> Self {
+        let stats = Arc::new(PipelineStats::default());
+        let queues: Vec<mpsc::Sender<Job>> = (0..config.writers.max(1))
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
+                tokio::spawn(write(store.clone(), config, receiver, stats.clone()));
+                sender
+            })
+            .collect();
+        Self { queues: queues.into(), stats }
+    }
+
+    /// Queues a request and returns a future of its outcome. Requests of one org queued one
+    /// after another are applied in that order.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::Overloaded`] at once when the queue is full, and
+    /// [`SubmitError::Stopped`] when the pipeline has shut down.
+    pub fn enqueue(&self, request: TransferRequest) -> Result<Submitted, SubmitError> {
+        let queue = &self.queues[self.writer_for(request.org)];
+        let (reply, receiver) = oneshot::channel();
+        match queue.try_send(Job { request, reply }) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                Ok(Submitted { receiver })
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+                Err(SubmitError::Overloaded)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Stopped),
+        }
+    }
+
+    /// Which writer serves the org (every request of an org goes to the same one).
+    pub fn writer_for(&self, org: OrgId) -> usize {
+        let mut hasher = DefaultHasher::new();
+        org.hash(&mut hasher);
+        // Truncating the hash is fine: it only picks a queue.
+        #[allow(clippy::cast_possible_truncation)]
+        let hash = hasher.finish() as usize;
+        hash % self.queues.len()
+    }
+
+    /// Queues a request and waits for its outcome.
+    ///
+    /// # Errors
+    ///
+    /// See [`SubmitError`]: `Overloaded` and `Unavailable` are worth a retry with the same id.
+    pub async fn submit(&self, request: TransferRequest) -> Result<Outcome, SubmitError> {
+        self.enqueue(request)?.await
+    }
+
+    /// What the pipeline has done so far.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+}
+
+/// The outcome of a queued request, once its batch is applied.
+#[derive(Debug)]
+pub struct Submitted {
+    receiver: oneshot::Receiver<Result<Outcome, SubmitError>>,
+}
+
+impl Future for Submitted {
+    type Output = Result<Outcome, SubmitError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A dropped reply means the writer is gone (the runtime is shutting down).
+        Pin::new(&mut self.receiver)
+            .poll(cx)
+            .map(|reply| reply.unwrap_or(Err(SubmitError::Stopped)))
+    }
+}
+
+/// One writer: batches from its queue until every sender is dropped.
+async fn write(
+    store: Store,
+    config: PipelineConfig,
+    mut queue: mpsc::Receiver<Job>,
+    stats: Arc<PipelineStats>,
+) {
+    let size_max = config.batch_size_max.max(1);
+    let mut jobs: Vec<Job> = Vec::with_capacity(size_max);
+    while let Some(first) = queue.recv().await {
+        jobs.push(first);
+        let deadline = tokio::time::Instant::now() + config.batch_delay_max;
+        while jobs.len() < size_max {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if config.batch_delay_max.is_zero() {
+                        break;
+                    }
+                    match tokio::time::timeout_at(deadline, queue.recv()).await {
+                        Ok(Some(job)) => jobs.push(job),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+        stats.queued.fetch_sub(jobs.len(), Ordering::Relaxed);
+        // Waiters that gave up before their batch started need no work.
+        let (requests, replies): (Vec<_>, Vec<_>) = jobs
+            .drain(..)
+            .filter(|job| !job.reply.is_closed())
+            .map(|job| (job.request, job.reply))
+            .unzip();
+        if requests.is_empty() {
+            continue;
+        }
+        match store.post(&requests).await {
+            Ok(outcomes) => {
+                stats.record_batch(requests.len());
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // The waiter may have gone away; its outcome stands all the same.
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %error, size = requests.len(), "a batch failed");
+                let error = Arc::new(error);
+                for reply in replies {
+                    let _ = reply.send(Err(SubmitError::Unavailable(error.clone())));
+                }
+            }
+        }
+    }
+}

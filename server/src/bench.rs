@@ -1,0 +1,547 @@
+//! `hazina bench`: the posting pipeline against the naive path, side by side on the same data.
+//!
+//! It sets up one org with a purse and many funded wallets, loads a history of transfers and
+//! analyses the tables, then runs the chosen workload for a while through the pipeline and for
+//! as long through the naive path (one transfer per database transaction, accounts locked with
+//! a sorted `SELECT … FOR UPDATE`), prints both and their ratio, and ends by checking every
+//! ledger invariant.
+
+// Rates, percentiles and ratios are statistics for display, where f64 is the right tool; no
+// amount of money passes through a float here.
+#![allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use hazina_ledger::pipeline::{Pipeline, PipelineConfig, SubmitError};
+use hazina_ledger::rules::{AccountKind, Action, Outcome, Posting, Side, TransferRequest};
+use hazina_ledger::store::{NewAccount, Store};
+use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
+use hdrhistogram::Histogram;
+use rand::Rng as _;
+use serde::Serialize;
+
+/// Which accounts the transfers move money between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// Every transfer moves money between the purse and a random wallet.
+    Hot,
+    /// Every transfer moves money between two random wallets.
+    Uniform,
+}
+
+/// The benchmark's options.
+#[derive(Clone, Debug, Args)]
+pub struct BenchArgs {
+    /// Which accounts the transfers touch.
+    #[arg(long, value_enum, default_value_t = Workload::Hot)]
+    pub workload: Workload,
+    /// How long each of the two runs (pipeline, naive) lasts.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent submitters, each waiting for its transfer's outcome before sending the next.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Instead of as fast as possible: send this many transfers per second (open loop), to
+    /// measure latency at a given load.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Wallets (all funded) besides the one purse.
+    #[arg(long, default_value_t = 10_000)]
+    pub wallets: usize,
+    /// Transfers loaded before measuring, so that tables and indexes are populated.
+    #[arg(long, default_value_t = 200_000)]
+    pub history: usize,
+    /// Percent of transfers made as a pending transfer and then posted (two ledger requests).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub pending_percent: u8,
+    /// Skip the naive run (no ratio is printed).
+    #[arg(long)]
+    pub skip_naive: bool,
+    /// The pipeline's largest batch.
+    #[arg(long, default_value_t = PipelineConfig::default().batch_size_max)]
+    pub batch_size_max: usize,
+    /// The pipeline's longest wait for more requests, in microseconds.
+    #[arg(long, default_value_t = 500)]
+    pub batch_delay_us: u64,
+    /// Print the result as one JSON line on stdout, after the human-readable report on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What one run measured.
+#[derive(Debug, Serialize)]
+pub struct RunResult {
+    pub path: &'static str,
+    pub seconds: f64,
+    /// Ledger requests answered (accepted or rejected) per second.
+    pub transfers_per_second: f64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Requests refused with `overloaded` or failed with a database error.
+    pub errors: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p95: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+    /// `(smallest size of the bucket, batches)`, pipeline only.
+    pub batch_sizes: Vec<(usize, u64)>,
+    pub batches: u64,
+}
+
+/// The benchmark's whole result, as printed with `--json`.
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    pub workload: Workload,
+    pub wallets: usize,
+    pub history: usize,
+    pub concurrency: usize,
+    pub rate: Option<u64>,
+    pub pending_percent: u8,
+    pub batch_size_max: usize,
+    pub batch_delay_us: u64,
+    pub pipeline: RunResult,
+    pub naive: Option<RunResult>,
+    /// Pipeline transfers per second over naive transfers per second.
+    pub ratio: Option<f64>,
+    pub peak_memory_mib: Option<f64>,
+    pub invariants_hold: bool,
+}
+
+/// The accounts a run moves money between.
+struct Accounts {
+    org: OrgId,
+    purse: AccountId,
+    wallets: Vec<AccountId>,
+}
+
+fn kes() -> Currency {
+    // KES is in ISO 4217 with two decimals; the unit tests of `money` prove it.
+    Currency::from_code("KES").unwrap_or_else(|_| unreachable!("KES is an ISO 4217 currency"))
+}
+
+fn transfer(org: OrgId, from: AccountId, to: AccountId, minor: i64, code: &str) -> TransferRequest {
+    let amount = Money::from_minor(kes(), minor);
+    TransferRequest {
+        id: TransferId::generate(),
+        org,
+        action: Action::Post {
+            postings: vec![
+                Posting { account: from, side: Side::Debit, amount },
+                Posting { account: to, side: Side::Credit, amount },
+            ],
+        },
+        code: code.to_owned(),
+        effective_at: None,
+        context: serde_json::Map::new(),
+    }
+}
+
+impl Accounts {
+    /// One transfer of the workload (a payment into or a payout from the purse, or a transfer
+    /// between two wallets), of 1 to 100 shillings.
+    fn next(&self, workload: Workload) -> TransferRequest {
+        let mut rng = rand::rng();
+        let amount = rng.random_range(100..=10_000);
+        let wallet = self.wallets[rng.random_range(0..self.wallets.len())];
+        match workload {
+            Workload::Hot if rng.random_bool(0.5) => {
+                transfer(self.org, wallet, self.purse, amount, "payment")
+            }
+            Workload::Hot => transfer(self.org, self.purse, wallet, amount, "payout"),
+            Workload::Uniform => {
+                let mut other = self.wallets[rng.random_range(0..self.wallets.len())];
+                if other == wallet {
+                    other = self.purse;
+                }
+                transfer(self.org, wallet, other, amount, "transfer")
+            }
+        }
+    }
+}
+
+/// How a run sends one request: through the pipeline, or straight to the store as a batch of
+/// one (the naive path).
+#[derive(Clone)]
+enum Path {
+    Pipeline(Pipeline),
+    Naive(Store),
+}
+
+impl Path {
+    async fn send(&self, request: TransferRequest) -> Result<Outcome, String> {
+        match self {
+            Self::Pipeline(pipeline) => pipeline.submit(request).await.map_err(|e| e.to_string()),
+            Self::Naive(store) => match store.post(std::slice::from_ref(&request)).await {
+                Ok(mut outcomes) => outcomes.pop().ok_or_else(|| "no outcome".to_owned()),
+                Err(error) => Err(error.to_string()),
+            },
+        }
+    }
+}
+
+/// Counters a run's submitters share.
+#[derive(Default)]
+struct Tally {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Tally {
+    fn answered(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed) + self.rejected.load(Ordering::Relaxed)
+    }
+}
+
+/// Sends one workload item (a transfer, or a pending transfer and its post) and records it.
+async fn one(
+    path: &Path,
+    accounts: &Accounts,
+    args: &BenchArgs,
+    tally: &Tally,
+    latencies: &mut Histogram<u64>,
+) {
+    let mut request = accounts.next(args.workload);
+    let pending = rand::rng().random_range(0..100) < args.pending_percent;
+    if pending && let Action::Post { postings } = request.action.clone() {
+        request.action = Action::Pending { postings, timeout_ms: Some(60_000) };
+    }
+    let pending_id = request.id;
+    let mut requests = vec![request];
+    if pending {
+        requests.push(TransferRequest {
+            id: TransferId::generate(),
+            org: accounts.org,
+            action: Action::PostPending { pending_id, amounts: None },
+            code: "capture".into(),
+            effective_at: None,
+            context: serde_json::Map::new(),
+        });
+    }
+    for request in requests {
+        let started = Instant::now();
+        let result = path.send(request).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Latencies beyond the histogram's range are clamped to it.
+        let _ = latencies.record(micros.clamp(1, LATENCY_US_MAX));
+        match result {
+            Ok(Outcome::Accepted { .. }) => tally.accepted.fetch_add(1, Ordering::Relaxed),
+            Ok(Outcome::Rejected(_)) => tally.rejected.fetch_add(1, Ordering::Relaxed),
+            Err(_) => {
+                tally.errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        };
+    }
+}
+
+/// Longest latency the histograms hold (longer ones are clamped to it): 100 s, in µs.
+const LATENCY_US_MAX: u64 = 100_000_000;
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 100 s at 2 significant digits (1% resolution) keeps each histogram at about
+    // 20 KiB, so that thousands of submitters do not inflate the memory being measured. The
+    // bounds are valid, so this cannot fail.
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 2)
+        .unwrap_or_else(|_| unreachable!("valid histogram bounds"))
+}
+
+/// Runs the workload on `path` for `args.seconds`, closed loop (or open loop at `args.rate`).
+async fn run(
+    name: &'static str,
+    path: Path,
+    accounts: &Arc<Accounts>,
+    args: &BenchArgs,
+    progress: &indicatif::MultiProgress,
+) -> RunResult {
+    let tally = Arc::new(Tally::default());
+    let latencies = Arc::new(Mutex::new(histogram()));
+    let duration = Duration::from_secs(args.seconds);
+    let bar = progress.add(indicatif::ProgressBar::new(args.seconds));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} s  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    let senders = if args.rate.is_some() { 1 } else { args.concurrency.max(1) };
+    for _ in 0..senders {
+        let (path, accounts, args, tally, latencies) =
+            (path.clone(), accounts.clone(), args.clone(), tally.clone(), latencies.clone());
+        tasks.spawn(async move {
+            let mut local = histogram();
+            match args.rate {
+                None => {
+                    while tokio::time::Instant::now() < deadline {
+                        one(&path, &accounts, &args, &tally, &mut local).await;
+                    }
+                }
+                Some(rate) => {
+                    open_loop(rate, deadline, &path, &accounts, &args, &tally, &latencies).await;
+                }
+            }
+            latencies.lock().unwrap_or_else(PoisonError::into_inner).add(&local).ok();
+        });
+    }
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let mut last = (Instant::now(), 0);
+    while !tasks.is_empty() {
+        tokio::select! {
+            _ = tasks.join_next() => {}
+            _ = ticker.tick() => {
+                let answered = tally.answered();
+                let rate = (answered - last.1) as f64 / last.0.elapsed().as_secs_f64();
+                last = (Instant::now(), answered);
+                bar.set_position(started.elapsed().as_secs().min(args.seconds));
+                bar.set_message(format!("{rate:>9.0} transfers/s"));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let latencies = latencies.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let ms = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1_000.0;
+    let (batch_sizes, batches) = match &path {
+        Path::Pipeline(pipeline) => (
+            pipeline.stats().batch_size_histogram(),
+            pipeline.stats().batches.load(Ordering::Relaxed),
+        ),
+        Path::Naive(_) => (Vec::new(), tally.answered()),
+    };
+    RunResult {
+        path: name,
+        seconds,
+        transfers_per_second: tally.answered() as f64 / seconds,
+        accepted: tally.accepted.load(Ordering::Relaxed),
+        rejected: tally.rejected.load(Ordering::Relaxed),
+        errors: tally.errors.load(Ordering::Relaxed),
+        latency_ms_p50: ms(0.50),
+        latency_ms_p95: ms(0.95),
+        latency_ms_p99: ms(0.99),
+        latency_ms_max: latencies.max() as f64 / 1_000.0,
+        batch_sizes,
+        batches,
+    }
+}
+
+/// Sends `rate` workload items per second until `deadline`, each in a task of its own.
+async fn open_loop(
+    rate: u64,
+    deadline: tokio::time::Instant,
+    path: &Path,
+    accounts: &Arc<Accounts>,
+    args: &BenchArgs,
+    tally: &Arc<Tally>,
+    latencies: &Arc<Mutex<Histogram<u64>>>,
+) {
+    let started = tokio::time::Instant::now();
+    let mut sent: u64 = 0;
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    let mut inflight = tokio::task::JoinSet::new();
+    while tokio::time::Instant::now() < deadline {
+        ticker.tick().await;
+        let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+        while sent < due {
+            sent += 1;
+            let (path, accounts, args, tally, latencies) =
+                (path.clone(), accounts.clone(), args.clone(), tally.clone(), latencies.clone());
+            inflight.spawn(async move {
+                let mut local = histogram();
+                one(&path, &accounts, &args, &tally, &mut local).await;
+                latencies.lock().unwrap_or_else(PoisonError::into_inner).add(&local).ok();
+            });
+        }
+        while inflight.try_join_next().is_some() {}
+    }
+    while inflight.join_next().await.is_some() {}
+}
+
+/// Creates the org, the purse and the wallets, funds them, loads the history and analyses.
+async fn set_up(store: &Store, pipeline: &Pipeline, args: &BenchArgs) -> anyhow::Result<Accounts> {
+    let org = OrgId::generate();
+    store.create_org(org, "bench").await?;
+    let external =
+        store.create_account(&NewAccount::new(org, AccountKind::External, kes())).await?;
+    let purse = store.create_account(&NewAccount::new(org, AccountKind::Purse, kes())).await?;
+    let mut creating = tokio::task::JoinSet::new();
+    let chunks = 16;
+    for chunk in 0..chunks {
+        let store = store.clone();
+        let count = args.wallets / chunks + usize::from(chunk < args.wallets % chunks);
+        creating.spawn(async move {
+            let mut ids = Vec::with_capacity(count);
+            for _ in 0..count {
+                let mut wallet = NewAccount::new(org, AccountKind::Wallet, kes());
+                wallet.customer = Some(CustomerId::generate());
+                wallet.wallet_id = Some("main".into());
+                ids.push(store.create_account(&wallet).await?.id);
+            }
+            anyhow::Ok(ids)
+        });
+    }
+    let mut wallets = Vec::with_capacity(args.wallets);
+    while let Some(ids) = creating.join_next().await {
+        wallets.extend(ids.context("creating wallets")??);
+    }
+    anyhow::ensure!(!wallets.is_empty(), "the benchmark needs at least one wallet");
+    // A float of 10 billion shillings in the purse and 100,000 in every wallet.
+    let mut funding = vec![transfer(org, external.id, purse.id, 1_000_000_000_000, "funding")];
+    funding.extend(wallets.iter().map(|w| transfer(org, external.id, *w, 10_000_000, "funding")));
+    let accounts = Accounts { org, purse: purse.id, wallets };
+    let history = (0..args.history).map(|_| accounts.next(args.workload));
+    submit_all(pipeline, funding.into_iter().chain(history)).await?;
+    let client = store.pool().get().await?;
+    client.batch_execute("ANALYZE").await?;
+    Ok(accounts)
+}
+
+/// Submits everything through the pipeline, a window at a time, retrying when overloaded.
+async fn submit_all(
+    pipeline: &Pipeline,
+    requests: impl Iterator<Item = TransferRequest>,
+) -> anyhow::Result<()> {
+    let mut window = tokio::task::JoinSet::new();
+    for request in requests {
+        if window.len() >= 4_096
+            && let Some(done) = window.join_next().await
+        {
+            done.context("loading")??;
+        }
+        let pipeline = pipeline.clone();
+        window.spawn(async move {
+            loop {
+                match pipeline.submit(request.clone()).await {
+                    Err(SubmitError::Overloaded) => tokio::task::yield_now().await,
+                    Err(error) => return Err(anyhow::Error::new(error)),
+                    Ok(_) => return Ok(()),
+                }
+            }
+        });
+    }
+    while let Some(done) = window.join_next().await {
+        done.context("loading")??;
+    }
+    Ok(())
+}
+
+/// The process's peak resident memory, from `/proc/self/status` (Linux only).
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn describe(run: &RunResult) -> String {
+    let total = run.accepted + run.rejected;
+    let rejected = if total == 0 { 0.0 } else { run.rejected as f64 * 100.0 / total as f64 };
+    format!(
+        "{:>8}: {:>9.0} transfers/s   latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms   \
+         {} answered ({rejected:.1}% rejected), {} errors",
+        run.path,
+        run.transfers_per_second,
+        run.latency_ms_p50,
+        run.latency_ms_p95,
+        run.latency_ms_p99,
+        run.latency_ms_max,
+        total,
+        run.errors,
+    )
+}
+
+/// Runs the benchmark on the store's database and reports. Fails when an invariant breaks.
+pub async fn bench(store: Store, args: BenchArgs) -> anyhow::Result<BenchResult> {
+    let config = PipelineConfig {
+        batch_size_max: args.batch_size_max,
+        batch_delay_max: Duration::from_micros(args.batch_delay_us),
+        ..PipelineConfig::default()
+    };
+    let progress =
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
+    // Progress bars draw only on a terminal; elsewhere the report still goes to stderr.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let note = |text: String| {
+        if terminal {
+            progress.println(text).ok();
+        } else {
+            eprintln!("{text}");
+        }
+    };
+    note(format!(
+        "setting up: 1 purse, {} wallets, {} transfers of history ({:?} workload)",
+        args.wallets, args.history, args.workload
+    ));
+    let loader = Pipeline::start(&store, config);
+    let accounts = Arc::new(set_up(&store, &loader, &args).await?);
+    drop(loader);
+
+    let mode = match args.rate {
+        Some(rate) => format!("open loop at {rate} transfers/s"),
+        None => format!("{} concurrent submitters", args.concurrency),
+    };
+    note(format!("running {} s per path, {mode}", args.seconds));
+    let pipeline = Pipeline::start(&store, config);
+    let pipeline_run = run("pipeline", Path::Pipeline(pipeline), &accounts, &args, &progress).await;
+    note(describe(&pipeline_run));
+    note(format!(
+        "          batches: {}, by size: {:?}",
+        pipeline_run.batches, pipeline_run.batch_sizes
+    ));
+    let naive = if args.skip_naive {
+        None
+    } else {
+        let naive = run("naive", Path::Naive(store.clone()), &accounts, &args, &progress).await;
+        note(describe(&naive));
+        Some(naive)
+    };
+    let ratio = naive
+        .as_ref()
+        .filter(|naive| naive.transfers_per_second > 0.0)
+        .map(|naive| pipeline_run.transfers_per_second / naive.transfers_per_second);
+    if let Some(ratio) = ratio {
+        note(format!("pipeline / naive: {ratio:.1}x"));
+    }
+    let peak_memory_mib = peak_memory_mib();
+    if let Some(mib) = peak_memory_mib {
+        note(format!("peak memory: {mib:.0} MiB"));
+    }
+    note("verifying the ledger's invariants…".to_owned());
+    let violations = store.verify().await?;
+    let result = BenchResult {
+        workload: args.workload,
+        wallets: args.wallets,
+        history: args.history,
+        concurrency: args.concurrency,
+        rate: args.rate,
+        pending_percent: args.pending_percent,
+        batch_size_max: args.batch_size_max,
+        batch_delay_us: args.batch_delay_us,
+        pipeline: pipeline_run,
+        naive,
+        ratio,
+        peak_memory_mib,
+        invariants_hold: violations.is_empty(),
+    };
+    if args.json {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer(&mut stdout, &result)?;
+        writeln!(stdout)?;
+    }
+    if !violations.is_empty() {
+        for violation in violations.iter().take(20) {
+            note(format!("INVARIANT BROKEN: {violation}"));
+        }
+        anyhow::bail!("{} ledger invariant violations", violations.len());
+    }
+    note("invariants: all hold".to_owned());
+    Ok(result)
+}

@@ -45,7 +45,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
     /// Concurrent submitters, each waiting for its transfer's outcome before sending the next.
-    #[arg(long, default_value_t = 256)]
+    /// A closed loop's batches are never larger than this.
+    #[arg(long, default_value_t = 1_024)]
     pub concurrency: usize,
     /// Instead of as fast as possible: send this many transfers per second (open loop), to
     /// measure latency at a given load.

@@ -1,0 +1,53 @@
+//! `hazina bench` end to end on a small scale: it runs both paths, reports, and verifies the
+//! ledger (timing is the benchmark's business, not a test's).
+
+// A test fails by panicking, so unwrapping is how these tests assert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use hazina_ledger::store::Store;
+use hazina_server::bench::{BenchArgs, Workload, bench};
+
+fn args(workload: Workload) -> BenchArgs {
+    BenchArgs {
+        workload,
+        seconds: 1,
+        concurrency: 8,
+        rate: None,
+        wallets: 20,
+        history: 200,
+        pending_percent: 30,
+        skip_naive: false,
+        batch_size_max: 100,
+        batch_delay_us: 200,
+        json: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_workloads_run_both_paths_and_leave_the_ledger_sound() {
+    for workload in [Workload::Hot, Workload::Uniform] {
+        let db = hazina_tests::fresh_db().await;
+        let result = bench(Store::new(db.pool()), args(workload)).await.unwrap();
+        assert!(result.invariants_hold);
+        assert!(result.pipeline.accepted > 0, "{:?}", result.pipeline);
+        let naive = result.naive.as_ref().unwrap();
+        assert!(naive.accepted > 0, "{naive:?}");
+        assert_eq!(result.pipeline.errors + naive.errors, 0);
+        assert!(result.ratio.is_some());
+        assert!(!result.pipeline.batch_sizes.is_empty());
+        let json = serde_json::to_value(&result).unwrap();
+        assert!(json["pipeline"]["transfers_per_second"].is_number());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_run_sends_at_the_given_rate() {
+    let db = hazina_tests::fresh_db().await;
+    let args = BenchArgs { rate: Some(200), skip_naive: true, ..args(Workload::Hot) };
+    let result = bench(Store::new(db.pool()), args).await.unwrap();
+    assert!(result.invariants_hold);
+    // One second at 200 a second, with 30% of them a pending transfer and its post.
+    let answered = result.pipeline.accepted + result.pipeline.rejected;
+    assert!((150..=400).contains(&answered), "{answered}");
+    assert!(result.naive.is_none());
+}

@@ -46,7 +46,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             batch_size_max: 1_000,
-            batch_delay_max: Duration::from_micros(500),
+            batch_delay_max: Duration::ZERO,
             queue_capacity: 20_000,
             writers: 4,
         }

@@ -68,7 +68,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = PipelineConfig::default().batch_size_max)]
     pub batch_size_max: usize,
     /// The pipeline's longest wait for more requests, in microseconds.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 0)]
     pub batch_delay_us: u64,
     /// Print the result as one JSON line on stdout, after the human-readable report on stderr.
     #[arg(long)]
@@ -366,7 +366,8 @@ async fn open_loop(
     while inflight.join_next().await.is_some() {}
 }
 
-/// Creates the org, the purse and the wallets, funds them, loads the history and analyses.
+/// Creates the org, the purse and the wallets, funds them, loads the history, then vacuums,
+/// analyses and checkpoints.
 async fn set_up(store: &Store, pipeline: &Pipeline, args: &BenchArgs) -> anyhow::Result<Accounts> {
     let org = OrgId::generate();
     store.create_org(org, "bench").await?;
@@ -400,8 +401,15 @@ async fn set_up(store: &Store, pipeline: &Pipeline, args: &BenchArgs) -> anyhow:
     let accounts = Accounts { org, purse: purse.id, wallets };
     let history = (0..args.history).map(|_| accounts.next(args.workload));
     submit_all(pipeline, funding.into_iter().chain(history)).await?;
+    // Start measuring from a steady state: statistics current (plans made on empty tables are
+    // the trap of ledger benchmarks), the load's dead tuples vacuumed so that autovacuum does
+    // not start during the run, and the load's WAL checkpointed.
     let client = store.pool().get().await?;
-    client.batch_execute("ANALYZE").await?;
+    client.batch_execute("VACUUM ANALYZE").await?;
+    if client.batch_execute("CHECKPOINT").await.is_err() {
+        // CHECKPOINT needs privileges that a user's own database role may lack.
+        tracing::info!("could not run CHECKPOINT before measuring; continuing");
+    }
     Ok(accounts)
 }
 

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Client, Transaction};
+use deadpool_postgres::Client;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -37,9 +37,9 @@ impl Store {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let mut client = self.pool.get().await?;
+        let client = self.pool.get().await?;
         for _ in 0..CONFLICT_RETRIES {
-            match post_once(&mut client, &self.clock, requests).await {
+            match post_once(&client, &self.clock, requests).await {
                 Ok(Some(outcomes)) => return Ok(outcomes),
                 // The transfers the batch refers to changed between reading and locking.
                 Ok(None) => {}
@@ -84,14 +84,31 @@ fn referenced(request: &TransferRequest) -> Option<TransferId> {
     request.action.pending_id().or_else(|| request.action.reversal_of())
 }
 
-/// One attempt at a batch; `Ok(None)` when it must be tried again.
+/// One attempt at a batch; `Ok(None)` when it must be tried again. On an error the
+/// transaction is rolled back (or was never committed).
 async fn post_once(
-    client: &mut Client,
+    client: &Client,
+    clock: &super::Clock,
+    requests: &[TransferRequest],
+) -> Result<Option<Vec<Outcome>>, StoreError> {
+    let result = attempt(client, clock, requests).await;
+    if !matches!(result, Ok(Some(_))) {
+        // Best effort: the connection must not go back to the pool inside a transaction. When
+        // the error came from the connection itself, the pool discards it anyway.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
+}
+
+/// The batch in three round trips: the referenced transfers (only when there are any); BEGIN
+/// with the locks and reads; the writes with COMMIT. Statements sent together run in order, and
+/// a COMMIT after a failed statement only rolls back.
+async fn attempt(
+    client: &Client,
     clock: &super::Clock,
     requests: &[TransferRequest],
 ) -> Result<Option<Vec<Outcome>>, StoreError> {
     let started = std::time::Instant::now();
-    let tx = client.transaction().await?;
 
     // The transfers the batch refers to, read before locking: they are immutable, and their
     // accounts are among those to lock.
@@ -102,7 +119,7 @@ async fn post_once(
     let referenced_before = if referenced_ids.is_empty() {
         HashMap::new()
     } else {
-        transfers_by_id(&tx, &referenced_ids).await?
+        transfers_by_id(client, &referenced_ids).await?
     };
     let mut account_ids: Vec<Uuid> = requests
         .iter()
@@ -119,31 +136,32 @@ async fn post_once(
     lookup_ids.extend_from_slice(&referenced_ids);
     lookup_ids.sort_unstable();
     lookup_ids.dedup();
-    let lock = tx
+    let lock = client
         .prepare_cached(&format!(
             "SELECT {} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
             rows::ACCOUNT_COLUMNS
         ))
         .await?;
-    let read_clock = tx.prepare_cached("SELECT clock_timestamp()").await?;
-    let resolutions = tx
+    let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
+    let resolutions = client
         .prepare_cached(
             "SELECT pending_id, kind FROM transfers
              WHERE pending_id = ANY($1) AND rejection IS NULL",
         )
         .await?;
-    let reversals = tx
+    let reversals = client
         .prepare_cached(
             "SELECT reversal_of FROM transfers WHERE reversal_of = ANY($1) AND rejection IS NULL",
         )
         .await?;
     let before_lock = started.elapsed();
-    let (locked, now, existing, resolved, reversed) = tokio::try_join!(
-        async { Ok(tx.query(&lock, &[&account_ids]).await?) },
-        async { Ok(tx.query_one(&read_clock, &[]).await?) },
-        transfers_by_id(&tx, &lookup_ids),
-        async { Ok(tx.query(&resolutions, &[&referenced_ids]).await?) },
-        async { Ok::<_, StoreError>(tx.query(&reversals, &[&referenced_ids]).await?) },
+    let ((), locked, now, existing, resolved, reversed) = tokio::try_join!(
+        async { Ok(client.batch_execute("BEGIN").await?) },
+        async { Ok(client.query(&lock, &[&account_ids]).await?) },
+        async { Ok(client.query_one(&read_clock, &[]).await?) },
+        transfers_by_id(client, &lookup_ids),
+        async { Ok(client.query(&resolutions, &[&referenced_ids]).await?) },
+        async { Ok::<_, StoreError>(client.query(&reversals, &[&referenced_ids]).await?) },
     )?;
     let now: DateTime<Utc> = clock.manual_now().unwrap_or_else(|| now.get(0));
 
@@ -180,32 +198,30 @@ async fn post_once(
     let locked_at = started.elapsed();
     let evaluation = rules::evaluate(&mut snapshot, now, requests);
     let evaluated = started.elapsed();
-    write(&tx, &snapshot, &evaluation).await?;
-    let written = started.elapsed();
-    tx.commit().await?;
+    write_and_commit(client, &snapshot, &evaluation).await?;
     tracing::trace!(
         size = requests.len(),
         read_us = before_lock.as_micros(),
         lock_us = locked_at.saturating_sub(before_lock).as_micros(),
         evaluate_us = evaluated.saturating_sub(locked_at).as_micros(),
-        write_us = written.saturating_sub(evaluated).as_micros(),
-        commit_us = started.elapsed().saturating_sub(written).as_micros(),
+        write_us = started.elapsed().saturating_sub(evaluated).as_micros(),
         "batch applied"
     );
     Ok(Some(evaluation.outcomes))
 }
 
 async fn transfers_by_id(
-    tx: &Transaction<'_>,
+    client: &Client,
     ids: &[Uuid],
 ) -> Result<HashMap<TransferId, Transfer>, StoreError> {
-    let statement = tx
+    let statement = client
         .prepare_cached(&format!(
             "SELECT {} FROM transfers WHERE id = ANY($1)",
             rows::TRANSFER_COLUMNS
         ))
         .await?;
-    tx.query(&statement, &[&ids])
+    client
+        .query(&statement, &[&ids])
         .await?
         .iter()
         .map(|row| rows::transfer(row).map(|transfer| (transfer.id, transfer)))
@@ -239,13 +255,14 @@ const OPEN_PENDING: &str = "INSERT INTO pending_open (transfer_id, org_id, expir
 
 const CLOSE_PENDING: &str = "DELETE FROM pending_open WHERE transfer_id = ANY($1)";
 
-/// Writes a batch's effects, each table in one statement, sent together.
-async fn write(
-    tx: &Transaction<'_>,
+/// Writes a batch's effects, each table in one statement, and commits, all sent together.
+async fn write_and_commit(
+    tx: &Client,
     snapshot: &Snapshot,
     evaluation: &rules::Evaluation,
 ) -> Result<(), StoreError> {
     if evaluation.transfers.is_empty() {
+        tx.batch_execute("COMMIT").await?;
         return Ok(());
     }
     let transfers = TransferColumns::new(&evaluation.transfers)?;
@@ -333,6 +350,7 @@ async fn write(
             }
             tx.execute(&close_pending, &[&closed_ids]).await
         },
+        async { tx.batch_execute("COMMIT").await.map(|()| 0) },
     )?;
     Ok(())
 }

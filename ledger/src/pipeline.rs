@@ -47,7 +47,7 @@ impl Default for PipelineConfig {
         Self {
             batch_size_max: 1_000,
             batch_delay_max: Duration::ZERO,
-            queue_capacity: 20_000,
+            queue_capacity: 4_096,
             writers: 4,
         }
     }

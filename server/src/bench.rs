@@ -84,7 +84,9 @@ pub struct RunResult {
     pub transfers_per_second: f64,
     pub accepted: u64,
     pub rejected: u64,
-    /// Requests refused with `overloaded` or failed with a database error.
+    /// Requests refused with `overloaded` (a full queue).
+    pub overloaded: u64,
+    /// Requests that failed with a database error.
     pub errors: u64,
     pub latency_ms_p50: f64,
     pub latency_ms_p95: f64,
@@ -174,13 +176,23 @@ enum Path {
     Naive(Store),
 }
 
+/// Why a request got no outcome.
+enum Failure {
+    Overloaded,
+    Error,
+}
+
 impl Path {
-    async fn send(&self, request: TransferRequest) -> Result<Outcome, String> {
+    async fn send(&self, request: TransferRequest) -> Result<Outcome, Failure> {
         match self {
-            Self::Pipeline(pipeline) => pipeline.submit(request).await.map_err(|e| e.to_string()),
+            Self::Pipeline(pipeline) => match pipeline.submit(request).await {
+                Ok(outcome) => Ok(outcome),
+                Err(SubmitError::Overloaded) => Err(Failure::Overloaded),
+                Err(_) => Err(Failure::Error),
+            },
             Self::Naive(store) => match store.post(std::slice::from_ref(&request)).await {
-                Ok(mut outcomes) => outcomes.pop().ok_or_else(|| "no outcome".to_owned()),
-                Err(error) => Err(error.to_string()),
+                Ok(mut outcomes) => outcomes.pop().ok_or(Failure::Error),
+                Err(_) => Err(Failure::Error),
             },
         }
     }
@@ -191,6 +203,7 @@ impl Path {
 struct Tally {
     accepted: AtomicU64,
     rejected: AtomicU64,
+    overloaded: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -200,13 +213,14 @@ impl Tally {
     }
 }
 
-/// Sends one workload item (a transfer, or a pending transfer and its post) and records it.
+/// Sends one workload item (a transfer, or a pending transfer and its post) and records it:
+/// the latency of each answered request, and every outcome or failure.
 async fn one(
     path: &Path,
     accounts: &Accounts,
     args: &BenchArgs,
     tally: &Tally,
-    latencies: &mut Histogram<u64>,
+    latencies: &mut impl FnMut(u64),
 ) {
     let mut request = accounts.next(args.workload);
     let pending = rand::rng().random_range(0..100) < args.pending_percent;
@@ -229,16 +243,17 @@ async fn one(
         let started = Instant::now();
         let result = path.send(request).await;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        // Latencies beyond the histogram's range are clamped to it.
-        let _ = latencies.record(micros.clamp(1, LATENCY_US_MAX));
-        match result {
-            Ok(Outcome::Accepted { .. }) => tally.accepted.fetch_add(1, Ordering::Relaxed),
-            Ok(Outcome::Rejected(_)) => tally.rejected.fetch_add(1, Ordering::Relaxed),
-            Err(_) => {
-                tally.errors.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
+        let counter = match result {
+            Ok(Outcome::Accepted { .. }) => &tally.accepted,
+            Ok(Outcome::Rejected(_)) => &tally.rejected,
+            Err(Failure::Overloaded) => &tally.overloaded,
+            Err(Failure::Error) => &tally.errors,
         };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            break;
+        }
+        latencies(micros);
     }
 }
 
@@ -282,8 +297,12 @@ async fn run(
             let mut local = histogram();
             match args.rate {
                 None => {
+                    // Latencies beyond the histogram's range are clamped to it.
+                    let mut record = |micros: u64| {
+                        let _ = local.record(micros.clamp(1, LATENCY_US_MAX));
+                    };
                     while tokio::time::Instant::now() < deadline {
-                        one(&path, &accounts, &args, &tally, &mut local).await;
+                        one(&path, &accounts, &args, &tally, &mut record).await;
                     }
                 }
                 Some(rate) => {
@@ -324,6 +343,7 @@ async fn run(
         transfers_per_second: tally.answered() as f64 / seconds,
         accepted: tally.accepted.load(Ordering::Relaxed),
         rejected: tally.rejected.load(Ordering::Relaxed),
+        overloaded: tally.overloaded.load(Ordering::Relaxed),
         errors: tally.errors.load(Ordering::Relaxed),
         latency_ms_p50: ms(0.50),
         latency_ms_p95: ms(0.95),
@@ -356,9 +376,13 @@ async fn open_loop(
             let (path, accounts, args, tally, latencies) =
                 (path.clone(), accounts.clone(), args.clone(), tally.clone(), latencies.clone());
             inflight.spawn(async move {
-                let mut local = histogram();
-                one(&path, &accounts, &args, &tally, &mut local).await;
-                latencies.lock().unwrap_or_else(PoisonError::into_inner).add(&local).ok();
+                // One histogram for all: a histogram per in-flight request would be the
+                // largest use of memory under overload.
+                let mut record = |micros: u64| {
+                    let mut shared = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+                    let _ = shared.record(micros.clamp(1, LATENCY_US_MAX));
+                };
+                one(&path, &accounts, &args, &tally, &mut record).await;
             });
         }
         while inflight.try_join_next().is_some() {}
@@ -455,7 +479,7 @@ fn describe(run: &RunResult) -> String {
     let rejected = if total == 0 { 0.0 } else { run.rejected as f64 * 100.0 / total as f64 };
     format!(
         "{:>8}: {:>9.0} transfers/s   latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms   \
-         {} answered ({rejected:.1}% rejected), {} errors",
+         {} answered ({rejected:.1}% rejected), {} overloaded, {} errors",
         run.path,
         run.transfers_per_second,
         run.latency_ms_p50,
@@ -463,6 +487,7 @@ fn describe(run: &RunResult) -> String {
         run.latency_ms_p99,
         run.latency_ms_max,
         total,
+        run.overloaded,
         run.errors,
     )
 }

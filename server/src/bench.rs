@@ -428,12 +428,7 @@ async fn set_up(store: &Store, pipeline: &Pipeline, args: &BenchArgs) -> anyhow:
     // Start measuring from a steady state: statistics current (plans made on empty tables are
     // the trap of ledger benchmarks), the load's dead tuples vacuumed so that autovacuum does
     // not start during the run, and the load's WAL checkpointed.
-    let client = store.pool().get().await?;
-    client.batch_execute("VACUUM ANALYZE").await?;
-    if client.batch_execute("CHECKPOINT").await.is_err() {
-        // CHECKPOINT needs privileges that a user's own database role may lack.
-        tracing::info!("could not run CHECKPOINT before measuring; continuing");
-    }
+    store.settle().await?;
     Ok(accounts)
 }
 

@@ -325,6 +325,19 @@ impl Store {
         }
     }
 
+    /// Brings the database to a steady state after a bulk load: statistics current (plans made
+    /// on empty tables stay slow), dead tuples vacuumed (so that autovacuum does not start in
+    /// the middle of what follows) and, where the role may, the WAL checkpointed.
+    pub async fn settle(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client.batch_execute("VACUUM ANALYZE").await?;
+        if let Err(error) = client.batch_execute("CHECKPOINT").await {
+            // CHECKPOINT needs privileges that a user's own database role may lack.
+            tracing::info!(error = %error, "could not checkpoint; continuing");
+        }
+        Ok(())
+    }
+
     /// The account, with its balances now.
     pub async fn account(&self, org: OrgId, id: AccountId) -> Result<Option<Account>, StoreError> {
         let client = self.pool.get().await?;

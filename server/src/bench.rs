@@ -52,9 +52,13 @@ pub struct BenchArgs {
     /// measure latency at a given load.
     #[arg(long)]
     pub rate: Option<u64>,
-    /// Wallets (all funded) besides the one purse.
+    /// Wallets (all funded), shared out among the orgs.
     #[arg(long, default_value_t = 10_000)]
     pub wallets: usize,
+    /// Orgs, each with a purse of its own; transfers pick an org at random. More than one lets
+    /// the pipeline's writers work in parallel (one writer per org).
+    #[arg(long, default_value_t = 1)]
+    pub orgs: usize,
     /// Transfers loaded before measuring, so that tables and indexes are populated.
     #[arg(long, default_value_t = 200_000)]
     pub history: usize,
@@ -101,6 +105,7 @@ pub struct RunResult {
 #[derive(Debug, Serialize)]
 pub struct BenchResult {
     pub workload: Workload,
+    pub orgs: usize,
     pub wallets: usize,
     pub history: usize,
     pub concurrency: usize,
@@ -116,11 +121,17 @@ pub struct BenchResult {
     pub invariants_hold: bool,
 }
 
-/// The accounts a run moves money between.
-struct Accounts {
-    org: OrgId,
+/// One org's accounts.
+struct Org {
+    id: OrgId,
     purse: AccountId,
     wallets: Vec<AccountId>,
+}
+
+/// The accounts a run moves money between: one org's, or several orgs' (each with its own
+/// purse and a share of the wallets).
+struct Accounts {
+    orgs: Vec<Org>,
 }
 
 fn kes() -> Currency {
@@ -146,6 +157,13 @@ fn transfer(org: OrgId, from: AccountId, to: AccountId, minor: i64, code: &str) 
 }
 
 impl Accounts {
+    /// One transfer of the workload in a random org.
+    fn next(&self, workload: Workload) -> TransferRequest {
+        self.orgs[rand::rng().random_range(0..self.orgs.len())].next(workload)
+    }
+}
+
+impl Org {
     /// One transfer of the workload (a payment into or a payout from the purse, or a transfer
     /// between two wallets), of 1 to 100 shillings.
     fn next(&self, workload: Workload) -> TransferRequest {
@@ -154,15 +172,15 @@ impl Accounts {
         let wallet = self.wallets[rng.random_range(0..self.wallets.len())];
         match workload {
             Workload::Hot if rng.random_bool(0.5) => {
-                transfer(self.org, wallet, self.purse, amount, "payment")
+                transfer(self.id, wallet, self.purse, amount, "payment")
             }
-            Workload::Hot => transfer(self.org, self.purse, wallet, amount, "payout"),
+            Workload::Hot => transfer(self.id, self.purse, wallet, amount, "payout"),
             Workload::Uniform => {
                 let mut other = self.wallets[rng.random_range(0..self.wallets.len())];
                 if other == wallet {
                     other = self.purse;
                 }
-                transfer(self.org, wallet, other, amount, "transfer")
+                transfer(self.id, wallet, other, amount, "transfer")
             }
         }
     }
@@ -227,12 +245,12 @@ async fn one(
     if pending && let Action::Post { postings } = request.action.clone() {
         request.action = Action::Pending { postings, timeout_ms: Some(60_000) };
     }
-    let pending_id = request.id;
+    let (pending_id, org) = (request.id, request.org);
     let mut requests = vec![request];
     if pending {
         requests.push(TransferRequest {
             id: TransferId::generate(),
-            org: accounts.org,
+            org,
             action: Action::PostPending { pending_id, amounts: None },
             code: "capture".into(),
             effective_at: None,
@@ -393,6 +411,31 @@ async fn open_loop(
 /// Creates the org, the purse and the wallets, funds them, loads the history, then vacuums,
 /// analyses and checkpoints.
 async fn set_up(store: &Store, pipeline: &Pipeline, args: &BenchArgs) -> anyhow::Result<Accounts> {
+    let orgs = args.orgs.max(1);
+    let mut accounts = Accounts { orgs: Vec::with_capacity(orgs) };
+    let mut funding = Vec::new();
+    for index in 0..orgs {
+        let wallets = args.wallets / orgs + usize::from(index < args.wallets % orgs);
+        let (org, external) = set_up_org(store, wallets).await?;
+        // A float of 10 billion shillings in the purse and 100,000 in every wallet.
+        funding.push(transfer(org.id, external, org.purse, 1_000_000_000_000, "funding"));
+        funding.extend(
+            org.wallets.iter().map(|w| transfer(org.id, external, *w, 10_000_000, "funding")),
+        );
+        accounts.orgs.push(org);
+    }
+    let history = (0..args.history).map(|_| accounts.next(args.workload));
+    submit_all(pipeline, funding.into_iter().chain(history)).await?;
+    // Start measuring from a steady state: statistics current (plans made on empty tables are
+    // the trap of ledger benchmarks), the load's dead tuples vacuumed so that autovacuum does
+    // not start during the run, and the load's WAL checkpointed.
+    store.settle().await?;
+    Ok(accounts)
+}
+
+/// Creates an org with an external account, a purse and `wallets` wallets; returns the org and
+/// its external account.
+async fn set_up_org(store: &Store, wallets: usize) -> anyhow::Result<(Org, AccountId)> {
     let org = OrgId::generate();
     store.create_org(org, "bench").await?;
     let external =
@@ -402,7 +445,7 @@ async fn set_up(store: &Store, pipeline: &Pipeline, args: &BenchArgs) -> anyhow:
     let chunks = 16;
     for chunk in 0..chunks {
         let store = store.clone();
-        let count = args.wallets / chunks + usize::from(chunk < args.wallets % chunks);
+        let count = wallets / chunks + usize::from(chunk < wallets % chunks);
         creating.spawn(async move {
             let mut ids = Vec::with_capacity(count);
             for _ in 0..count {
@@ -414,22 +457,12 @@ async fn set_up(store: &Store, pipeline: &Pipeline, args: &BenchArgs) -> anyhow:
             anyhow::Ok(ids)
         });
     }
-    let mut wallets = Vec::with_capacity(args.wallets);
-    while let Some(ids) = creating.join_next().await {
-        wallets.extend(ids.context("creating wallets")??);
+    let mut ids = Vec::with_capacity(wallets);
+    while let Some(created) = creating.join_next().await {
+        ids.extend(created.context("creating wallets")??);
     }
-    anyhow::ensure!(!wallets.is_empty(), "the benchmark needs at least one wallet");
-    // A float of 10 billion shillings in the purse and 100,000 in every wallet.
-    let mut funding = vec![transfer(org, external.id, purse.id, 1_000_000_000_000, "funding")];
-    funding.extend(wallets.iter().map(|w| transfer(org, external.id, *w, 10_000_000, "funding")));
-    let accounts = Accounts { org, purse: purse.id, wallets };
-    let history = (0..args.history).map(|_| accounts.next(args.workload));
-    submit_all(pipeline, funding.into_iter().chain(history)).await?;
-    // Start measuring from a steady state: statistics current (plans made on empty tables are
-    // the trap of ledger benchmarks), the load's dead tuples vacuumed so that autovacuum does
-    // not start during the run, and the load's WAL checkpointed.
-    store.settle().await?;
-    Ok(accounts)
+    anyhow::ensure!(!ids.is_empty(), "the benchmark needs at least one wallet per org");
+    Ok((Org { id: org, purse: purse.id, wallets: ids }, external.id))
 }
 
 /// Submits everything through the pipeline, a window at a time, retrying when overloaded.
@@ -506,8 +539,8 @@ pub async fn bench(store: Store, args: BenchArgs) -> anyhow::Result<BenchResult>
         }
     };
     note(format!(
-        "setting up: 1 purse, {} wallets, {} transfers of history ({:?} workload)",
-        args.wallets, args.history, args.workload
+        "setting up: {} org(s) with a purse each, {} wallets, {} transfers of history ({:?} workload)",
+        args.orgs, args.wallets, args.history, args.workload
     ));
     let loader = Pipeline::start(&store, config);
     let accounts = Arc::new(set_up(&store, &loader, &args).await?);
@@ -547,6 +580,7 @@ pub async fn bench(store: Store, args: BenchArgs) -> anyhow::Result<BenchResult>
     let violations = store.verify().await?;
     let result = BenchResult {
         workload: args.workload,
+        orgs: args.orgs,
         wallets: args.wallets,
         history: args.history,
         concurrency: args.concurrency,

@@ -14,6 +14,7 @@ fn args(workload: Workload) -> BenchArgs {
         concurrency: 8,
         rate: None,
         wallets: 20,
+        orgs: 1,
         history: 200,
         pending_percent: 30,
         skip_naive: false,
@@ -38,6 +39,16 @@ async fn both_workloads_run_both_paths_and_leave_the_ledger_sound() {
         let json = serde_json::to_value(&result).unwrap();
         assert!(json["pipeline"]["transfers_per_second"].is_number());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_orgs_share_the_wallets_and_stay_sound() {
+    let db = hazina_tests::fresh_db().await;
+    let args = BenchArgs { orgs: 3, skip_naive: true, ..args(Workload::Uniform) };
+    let result = bench(Store::new(db.pool()), args).await.unwrap();
+    assert!(result.invariants_hold);
+    assert!(result.pipeline.accepted > 0);
+    assert_eq!(result.orgs, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -257,12 +257,12 @@ const CLOSE_PENDING: &str = "DELETE FROM pending_open WHERE transfer_id = ANY($1
 
 /// Writes a batch's effects, each table in one statement, and commits, all sent together.
 async fn write_and_commit(
-    tx: &Client,
+    client: &Client,
     snapshot: &Snapshot,
     evaluation: &rules::Evaluation,
 ) -> Result<(), StoreError> {
     if evaluation.transfers.is_empty() {
-        tx.batch_execute("COMMIT").await?;
+        client.batch_execute("COMMIT").await?;
         return Ok(());
     }
     let transfers = TransferColumns::new(&evaluation.transfers)?;
@@ -277,11 +277,11 @@ async fn write_and_commit(
         opened.iter().map(|transfer| transfer.expires_at).collect();
     let closed_ids: Vec<Uuid> = evaluation.pending_closed.iter().map(|id| id.0).collect();
 
-    let insert_transfers = tx.prepare_cached(INSERT_TRANSFERS).await?;
-    let insert_entries = tx.prepare_cached(INSERT_ENTRIES).await?;
-    let update_accounts = tx.prepare_cached(UPDATE_ACCOUNTS).await?;
-    let open_pending = tx.prepare_cached(OPEN_PENDING).await?;
-    let close_pending = tx.prepare_cached(CLOSE_PENDING).await?;
+    let insert_transfers = client.prepare_cached(INSERT_TRANSFERS).await?;
+    let insert_entries = client.prepare_cached(INSERT_ENTRIES).await?;
+    let update_accounts = client.prepare_cached(UPDATE_ACCOUNTS).await?;
+    let open_pending = client.prepare_cached(OPEN_PENDING).await?;
+    let close_pending = client.prepare_cached(CLOSE_PENDING).await?;
 
     let t = &transfers;
     let transfer_params: [&(dyn ToSql + Sync); 14] = [
@@ -325,32 +325,32 @@ async fn write_and_commit(
         &a.version,
     ];
     tokio::try_join!(
-        tx.execute(&insert_transfers, &transfer_params),
+        client.execute(&insert_transfers, &transfer_params),
         async {
             if e.account.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&insert_entries, &entry_params).await
+            client.execute(&insert_entries, &entry_params).await
         },
         async {
             if a.id.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&update_accounts, &account_params).await
+            client.execute(&update_accounts, &account_params).await
         },
         async {
             if opened_ids.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&open_pending, &[&opened_ids, &opened_orgs, &opened_expiry]).await
+            client.execute(&open_pending, &[&opened_ids, &opened_orgs, &opened_expiry]).await
         },
         async {
             if closed_ids.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&close_pending, &[&closed_ids]).await
+            client.execute(&close_pending, &[&closed_ids]).await
         },
-        async { tx.batch_execute("COMMIT").await.map(|()| 0) },
+        async { client.batch_execute("COMMIT").await.map(|()| 0) },
     )?;
     Ok(())
 }
@@ -400,14 +400,8 @@ impl TransferColumns {
             columns.kind.push(transfer.kind.as_str());
             columns.code.push(transfer.code.clone());
             columns.postings.push(json(serde_json::to_value(&transfer.postings))?);
-            columns.requested.push(
-                transfer
-                    .requested_amounts
-                    .as_ref()
-                    .map(serde_json::to_value)
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(format!("unserialisable transfer: {e}")))?,
-            );
+            let requested = transfer.requested_amounts.as_ref().map(serde_json::to_value);
+            columns.requested.push(requested.map(json).transpose()?);
             columns.pending_id.push(transfer.pending_id.map(|id| id.0));
             columns.reversal_of.push(transfer.reversal_of.map(|id| id.0));
             // The rules bound timeouts far inside i64.

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::OrgId;
 use crate::rules::{Outcome, TransferRequest};
-use crate::store::{Store, StoreError};
+use crate::store::{Prepared, Speculation, Store, StoreError};
 
 /// How the pipeline batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +39,9 @@ pub struct PipelineConfig {
     pub queue_capacity: usize,
     /// Writer tasks (at least 1). An org always goes to the same writer.
     pub writers: usize,
+    /// Whether a writer prepares its next batch while the previous one commits, so that one
+    /// org's batches keep two database backends busy instead of one.
+    pub overlap_batches: bool,
 }
 
 impl Default for PipelineConfig {
@@ -49,6 +52,7 @@ impl Default for PipelineConfig {
             batch_delay_max: Duration::ZERO,
             queue_capacity: 4_096,
             writers: 4,
+            overlap_batches: true,
         }
     }
 }
@@ -212,58 +216,261 @@ impl Future for Submitted {
     }
 }
 
+/// A batch taken from a queue: the requests, and where each one's outcome goes.
+struct Batch {
+    requests: Vec<TransferRequest>,
+    replies: Vec<oneshot::Sender<Result<Outcome, SubmitError>>>,
+}
+
+/// What a writer found on its queue.
+enum Next {
+    Batch(Batch),
+    /// Nothing is queued right now.
+    Empty,
+    /// Every sender is gone and the queue is drained.
+    Closed,
+}
+
+/// A batch prepared on one connection while the writer's previous batch commits on another.
+struct InFlight {
+    prepared: Prepared,
+    batch: Batch,
+}
+
 /// One writer: batches from its queue until every sender is dropped.
+///
+/// With `overlap_batches`, while one batch commits the writer prepares the next (see
+/// [`Store::prepare`]); a batch that cannot be prepared, or whose accounts changed meanwhile,
+/// goes through [`Store::post`] instead.
 async fn write(
     store: Store,
     config: PipelineConfig,
     mut queue: mpsc::Receiver<Job>,
     stats: Arc<PipelineStats>,
 ) {
+    let mut overlap = Overlap::new(config.overlap_batches);
+    let mut in_flight: Option<InFlight> = None;
+    loop {
+        let next = take(&mut queue, &config, &stats, in_flight.is_none()).await;
+        match (in_flight.take(), next) {
+            (None, Next::Closed) => return,
+            (None, Next::Empty) => {}
+            (None, Next::Batch(batch)) => {
+                in_flight = start(&store, &mut overlap, batch, &stats).await;
+            }
+            (Some(flight), Next::Empty | Next::Closed) => {
+                let finished = finish(&store, flight, &stats).await;
+                settle(&store, &mut overlap, finished, &stats).await;
+            }
+            (Some(flight), Next::Batch(batch)) => {
+                let (finished, prepared) = tokio::join!(
+                    finish(&store, flight, &stats),
+                    store.prepare(&mut overlap.speculation, &batch.requests),
+                );
+                if !matches!(finished, Finished::Committed) {
+                    // The next batch was prepared on the results this one was expected to
+                    // have: roll it back before applying this one again, since it may hold
+                    // ids or entries this one needs.
+                    if let Ok(Some(prepared)) = prepared {
+                        prepared.abandon().await;
+                    }
+                    settle(&store, &mut overlap, finished, &stats).await;
+                    in_flight = start(&store, &mut overlap, batch, &stats).await;
+                    continue;
+                }
+                overlap.hit();
+                if let Ok(Some(prepared)) = prepared {
+                    in_flight = Some(InFlight { prepared, batch });
+                } else {
+                    overlap.missed();
+                    post(&store, batch, &stats).await;
+                }
+            }
+        }
+    }
+}
+
+/// Whether a writer overlaps its batches, and what it expects of the ledger when it does.
+///
+/// A prepared batch that turns out wrong (another writer changed its accounts: another server
+/// process, the expiry sweeper) costs a rollback and a second application. When that keeps
+/// happening, as with two processes posting to one hot purse, the writer stops overlapping for
+/// a number of batches that doubles with each miss in a row.
+struct Overlap {
+    enabled: bool,
+    speculation: Speculation,
+    /// Batches still to apply one at a time before overlapping again.
+    skip: u32,
+    /// What `skip` becomes after the next miss.
+    backoff: u32,
+}
+
+impl Overlap {
+    /// Most batches applied one at a time after a miss.
+    const BACKOFF_MAX: u32 = 1_024;
+
+    fn new(enabled: bool) -> Self {
+        Self { enabled, speculation: Speculation::default(), skip: 0, backoff: 1 }
+    }
+
+    /// Whether to prepare the next batch (counts down the batches to skip).
+    fn wants(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        self.enabled
+    }
+
+    /// A batch committed as prepared.
+    fn hit(&mut self) {
+        self.backoff = 1;
+    }
+
+    /// A batch could not be prepared, or its accounts changed before it committed.
+    fn missed(&mut self) {
+        self.speculation.clear();
+        self.skip = self.backoff;
+        self.backoff = (self.backoff * 2).min(Self::BACKOFF_MAX);
+    }
+}
+
+/// The next batch: waits for a first request when `wait`, then takes what is queued (up to the
+/// maximum size, waiting at most the maximum delay for more).
+async fn take(
+    queue: &mut mpsc::Receiver<Job>,
+    config: &PipelineConfig,
+    stats: &PipelineStats,
+    wait: bool,
+) -> Next {
     let size_max = config.batch_size_max.max(1);
-    let mut jobs: Vec<Job> = Vec::with_capacity(size_max);
-    while let Some(first) = queue.recv().await {
-        jobs.push(first);
-        let deadline = tokio::time::Instant::now() + config.batch_delay_max;
-        while jobs.len() < size_max {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    if config.batch_delay_max.is_zero() {
-                        break;
-                    }
-                    match tokio::time::timeout_at(deadline, queue.recv()).await {
-                        Ok(Some(job)) => jobs.push(job),
-                        Ok(None) | Err(_) => break,
-                    }
+    let first = if wait {
+        match queue.recv().await {
+            Some(job) => job,
+            None => return Next::Closed,
+        }
+    } else {
+        match queue.try_recv() {
+            Ok(job) => job,
+            Err(mpsc::error::TryRecvError::Empty) => return Next::Empty,
+            Err(mpsc::error::TryRecvError::Disconnected) => return Next::Closed,
+        }
+    };
+    let mut jobs = vec![first];
+    let deadline = tokio::time::Instant::now() + config.batch_delay_max;
+    while jobs.len() < size_max {
+        match queue.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if config.batch_delay_max.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout_at(deadline, queue.recv()).await {
+                    Ok(Some(job)) => jobs.push(job),
+                    Ok(None) | Err(_) => break,
                 }
             }
         }
-        stats.queued.fetch_sub(jobs.len(), Ordering::Relaxed);
-        // Waiters that gave up before their batch started need no work.
-        let (requests, replies): (Vec<_>, Vec<_>) = jobs
-            .drain(..)
-            .filter(|job| !job.reply.is_closed())
-            .map(|job| (job.request, job.reply))
-            .unzip();
-        if requests.is_empty() {
-            continue;
+    }
+    stats.queued.fetch_sub(jobs.len(), Ordering::Relaxed);
+    // Waiters that gave up before their batch started need no work.
+    let (requests, replies): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .filter(|job| !job.reply.is_closed())
+        .map(|job| (job.request, job.reply))
+        .unzip();
+    if requests.is_empty() {
+        return Next::Empty;
+    }
+    Next::Batch(Batch { requests, replies })
+}
+
+/// Prepares a batch when the writer overlaps; otherwise, or when it cannot be prepared,
+/// applies it at once through [`Store::post`].
+async fn start(
+    store: &Store,
+    overlap: &mut Overlap,
+    batch: Batch,
+    stats: &PipelineStats,
+) -> Option<InFlight> {
+    if !overlap.wants() {
+        post(store, batch, stats).await;
+        return None;
+    }
+    if let Ok(Some(prepared)) = store.prepare(&mut overlap.speculation, &batch.requests).await {
+        return Some(InFlight { prepared, batch });
+    }
+    // An error here is met again, and reported, by `post`.
+    overlap.missed();
+    post(store, batch, stats).await;
+    None
+}
+
+/// Deals with a finished batch once nothing else of the writer is in flight: counts the hit or
+/// miss, and applies again a batch that must be.
+async fn settle(store: &Store, overlap: &mut Overlap, finished: Finished, stats: &PipelineStats) {
+    match finished {
+        Finished::Committed => overlap.hit(),
+        // Not a miss: the database failed. What the writer expected may not hold.
+        Finished::Failed => overlap.speculation.clear(),
+        Finished::Redo(batch) => {
+            overlap.missed();
+            post(store, batch, stats).await;
         }
-        match store.post(&requests).await {
-            Ok(outcomes) => {
-                stats.record_batch(requests.len());
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // The waiter may have gone away; its outcome stands all the same.
-                    let _ = reply.send(Ok(outcome));
-                }
+    }
+}
+
+/// How committing a prepared batch ended.
+enum Finished {
+    /// Committed as prepared; its waiters have their outcomes.
+    Committed,
+    /// Failed; its waiters have the error.
+    Failed,
+    /// Its accounts changed since it was prepared, or it conflicted with another writer: it
+    /// was rolled back and must be applied again.
+    Redo(Batch),
+}
+
+/// Commits a prepared batch and answers its waiters, unless it must be applied again.
+async fn finish(store: &Store, flight: InFlight, stats: &PipelineStats) -> Finished {
+    let InFlight { prepared, batch } = flight;
+    match store.commit_prepared(prepared).await {
+        Ok(Some(outcomes)) => {
+            answer(batch, Ok(outcomes), stats);
+            Finished::Committed
+        }
+        Ok(None) => Finished::Redo(batch),
+        Err(error) if error.is_conflict() => Finished::Redo(batch),
+        Err(error) => {
+            answer(batch, Err(error), stats);
+            Finished::Failed
+        }
+    }
+}
+
+/// Applies a batch through [`Store::post`] and answers its waiters.
+async fn post(store: &Store, batch: Batch, stats: &PipelineStats) {
+    let result = store.post(&batch.requests).await;
+    answer(batch, result, stats);
+}
+
+/// Sends every waiter its outcome, or the batch's error.
+fn answer(batch: Batch, result: Result<Vec<Outcome>, StoreError>, stats: &PipelineStats) {
+    match result {
+        Ok(outcomes) => {
+            stats.record_batch(batch.requests.len());
+            for (reply, outcome) in batch.replies.into_iter().zip(outcomes) {
+                // The waiter may have gone away; its outcome stands all the same.
+                let _ = reply.send(Ok(outcome));
             }
-            Err(error) => {
-                stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %error, size = requests.len(), "a batch failed");
-                let error = Arc::new(error);
-                for reply in replies {
-                    let _ = reply.send(Err(SubmitError::Unavailable(error.clone())));
-                }
+        }
+        Err(error) => {
+            stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %error, size = batch.requests.len(), "a batch failed");
+            let error = Arc::new(error);
+            for reply in batch.replies {
+                let _ = reply.send(Err(SubmitError::Unavailable(error.clone())));
             }
         }
     }

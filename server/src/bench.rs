@@ -74,6 +74,10 @@ pub struct BenchArgs {
     /// The pipeline's longest wait for more requests, in microseconds.
     #[arg(long, default_value_t = 0)]
     pub batch_delay_us: u64,
+    /// Apply each org's batches strictly one after another, instead of preparing the next
+    /// batch while the previous one commits (to measure what the overlap brings).
+    #[arg(long)]
+    pub no_overlap: bool,
     /// Print the result as one JSON line on stdout, after the human-readable report on stderr.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +117,7 @@ pub struct BenchResult {
     pub pending_percent: u8,
     pub batch_size_max: usize,
     pub batch_delay_us: u64,
+    pub overlap_batches: bool,
     pub pipeline: RunResult,
     pub naive: Option<RunResult>,
     /// Pipeline transfers per second over naive transfers per second.
@@ -525,6 +530,7 @@ pub async fn bench(store: Store, args: BenchArgs) -> anyhow::Result<BenchResult>
     let config = PipelineConfig {
         batch_size_max: args.batch_size_max,
         batch_delay_max: Duration::from_micros(args.batch_delay_us),
+        overlap_batches: !args.no_overlap,
         ..PipelineConfig::default()
     };
     let progress =
@@ -588,6 +594,7 @@ pub async fn bench(store: Store, args: BenchArgs) -> anyhow::Result<BenchResult>
         pending_percent: args.pending_percent,
         batch_size_max: args.batch_size_max,
         batch_delay_us: args.batch_delay_us,
+        overlap_batches: !args.no_overlap,
         pipeline: pipeline_run,
         naive,
         ratio,

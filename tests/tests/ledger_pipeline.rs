@@ -31,18 +31,28 @@ async fn org(store: &Store) -> Org {
 }
 
 impl Org {
+    /// Moves money from outside into the purse.
     fn fund(&self, shillings: i64) -> TransferRequest {
+        self.transfer(self.external, self.purse, shillings)
+    }
+
+    /// Moves money out of the purse.
+    fn pay_out(&self, shillings: i64) -> TransferRequest {
+        self.transfer(self.purse, self.external, shillings)
+    }
+
+    fn transfer(&self, from: AccountId, to: AccountId, shillings: i64) -> TransferRequest {
         let amount = Money::from_minor(Currency::from_code("KES").unwrap(), shillings * 100);
         TransferRequest {
             id: TransferId::generate(),
             org: self.id,
             action: Action::Post {
                 postings: vec![
-                    Posting { account: self.external, side: Side::Debit, amount },
-                    Posting { account: self.purse, side: Side::Credit, amount },
+                    Posting { account: from, side: Side::Debit, amount },
+                    Posting { account: to, side: Side::Credit, amount },
                 ],
             },
-            code: "funding".into(),
+            code: "test".into(),
             effective_at: None,
             context: serde_json::Map::new(),
         }
@@ -154,4 +164,63 @@ async fn one_org_waiting_on_a_lock_does_not_hold_up_another() {
     assert!(matches!(outcome, Ok(Ok(Outcome::Accepted { .. }))), "{outcome:?}");
     drop(lock);
     assert!(matches!(waiting.await.unwrap(), Outcome::Accepted { .. }));
+}
+
+#[tokio::test]
+async fn a_batch_prepared_on_balances_another_writer_changed_is_decided_again() {
+    let (_db, store) = setup().await;
+    let org = org(&store).await;
+    let config = PipelineConfig { writers: 1, ..PipelineConfig::default() };
+    let pipeline = Pipeline::start(&store, config);
+    // The writer now expects the purse to hold 100.
+    assert!(matches!(pipeline.submit(org.fund(100)).await.unwrap(), Outcome::Accepted { .. }));
+    // Another writer (another process, say) takes 80 of it.
+    let outcomes = store.post(&[org.pay_out(80)]).await.unwrap();
+    assert!(matches!(outcomes[0], Outcome::Accepted { .. }), "{outcomes:?}");
+    // On what the writer expected, 50 would fit; on what the ledger holds, it does not.
+    match pipeline.submit(org.pay_out(50)).await.unwrap() {
+        Outcome::Rejected(reason) => assert_eq!(reason.code(), "exceeds_credits"),
+        accepted @ Outcome::Accepted { .. } => panic!("{accepted:?}"),
+    }
+    // And the writer carries on from the ledger's state.
+    assert!(matches!(pipeline.submit(org.pay_out(20)).await.unwrap(), Outcome::Accepted { .. }));
+    let purse = store.account(org.id, org.purse).await.unwrap().unwrap();
+    assert_eq!((purse.sums.credits_posted, purse.sums.debits_posted), (10_000, 10_000));
+    assert_eq!(store.verify().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn the_same_requests_through_two_pipelines_take_effect_once() {
+    let (_db, store) = setup().await;
+    let org = org(&store).await;
+    // Two server processes, each with its pipeline, receive the same requests.
+    let first = Pipeline::start(&store, PipelineConfig::default());
+    let second = Pipeline::start(&store, PipelineConfig::default());
+    let requests: Vec<TransferRequest> = (1..=300).map(|i| org.fund(i)).collect();
+    let reversed: Vec<TransferRequest> = requests.iter().rev().cloned().collect();
+    let (a, b) = tokio::join!(submit_all(&first, &requests), submit_all(&second, &reversed));
+    for (outcome, other) in a.iter().zip(b.iter().rev()) {
+        let (
+            Outcome::Accepted { transfer, replayed },
+            Outcome::Accepted { transfer: again, replayed: replayed_again },
+        ) = (outcome, other)
+        else {
+            panic!("{outcome:?} {other:?}");
+        };
+        assert_eq!(transfer, again);
+        assert!(replayed ^ replayed_again, "exactly one of them applied it");
+    }
+    let purse = store.account(org.id, org.purse).await.unwrap().unwrap();
+    assert_eq!(purse.sums.credits_posted, (1..=300).sum::<i64>() * 100);
+    assert_eq!(store.verify().await.unwrap(), vec![]);
+}
+
+/// Queues every request at once, then waits for all of their outcomes.
+async fn submit_all(pipeline: &Pipeline, requests: &[TransferRequest]) -> Vec<Outcome> {
+    let queued: Vec<_> = requests.iter().map(|r| pipeline.enqueue(r.clone()).unwrap()).collect();
+    let mut outcomes = Vec::new();
+    for submitted in queued {
+        outcomes.push(submitted.await.unwrap());
+    }
+    outcomes
 }

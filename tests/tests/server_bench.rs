@@ -20,6 +20,7 @@ fn args(workload: Workload) -> BenchArgs {
         skip_naive: false,
         batch_size_max: 100,
         batch_delay_us: 200,
+        no_overlap: false,
         json: false,
     }
 }

@@ -8,6 +8,7 @@ mod migrate;
 mod post;
 mod query;
 mod rows;
+mod speculate;
 mod verify;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ pub use query::{
     StatementLine, StatementPage, StatementQuery, TrialBalance, TrialBalanceLine,
     TrialBalanceTotals,
 };
+pub use speculate::{Prepared, Speculation};
 pub use verify::Violation;
 
 /// A failure of the store, or a refusal of something other than a transfer (transfer

@@ -1,0 +1,367 @@
+//! Overlapping one writer's consecutive batches, so that an org's batches use two database
+//! backends instead of one.
+//!
+//! [`Store::post`] locks a batch's accounts first, so the next batch of the same org can do
+//! nothing until the previous one commits. Here a batch is applied in two halves:
+//!
+//! 1. [`Store::prepare`]: read what the rules need without locking, taking the accounts the
+//!    writer's previous batches left from its [`Speculation`] (their state once those batches
+//!    commit), evaluate, then open a transaction and insert the transfers and entries. Those
+//!    inserts take no lock another batch of the org needs, so they run while the previous
+//!    batch commits on another connection.
+//! 2. [`Store::commit_prepared`]: lock the accounts in id order and compare them with the
+//!    states the evaluation assumed. Only when every one is the same (nothing else wrote them
+//!    since) are the sums and versions updated and the transaction committed; otherwise it is
+//!    rolled back and the caller applies the batch again through [`Store::post`].
+//!
+//! Correctness still comes from the database: the comparison happens under the locks, and
+//! ids, resolutions and reversals are unique in the schema, so a concurrent writer (another
+//! process, the expiry sweeper, a direct `Store::post`) only costs a retry. The times recorded
+//! never go backwards for an account: a batch's time is read after its accounts' states, and
+//! the comparison proves that no entry was added to them in between.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Client;
+use uuid::Uuid;
+
+use super::post::{History, StateChange, Statements, referenced, transfers_by_id};
+use super::{Store, StoreError, rows};
+use crate::ids::{AccountId, TransferId};
+use crate::rules::{
+    self, AccountState, Outcome, Snapshot, Transfer, TransferKind, TransferRequest,
+};
+
+/// Opens a prepared batch's transaction.
+const BEGIN: &str = "BEGIN; SET LOCAL lock_timeout = '100ms'";
+
+/// Most accounts a [`Speculation`] remembers; past it, it starts again empty (states it
+/// forgets are read again when needed).
+const REMEMBERED_ACCOUNTS_MAX: usize = 200_000;
+
+/// What one writer expects the ledger to hold once its batches in flight commit.
+#[derive(Debug, Default)]
+pub struct Speculation {
+    /// Accounts as the writer's last batches leave them.
+    accounts: HashMap<AccountId, AccountState>,
+    /// The records of the last prepared batch, which may not be committed yet.
+    transfers: HashMap<TransferId, Transfer>,
+}
+
+impl Speculation {
+    /// Forgets everything: after a batch failed or was applied by another path.
+    pub fn clear(&mut self) {
+        self.accounts.clear();
+        self.transfers.clear();
+    }
+
+    /// Adds to `snapshot` what the last prepared batch recorded under the ids in `ids`.
+    fn overlay(&self, ids: &[Uuid], snapshot: &mut Snapshot) {
+        for id in ids {
+            if let Some(transfer) = self.transfers.get(&TransferId(*id)) {
+                snapshot.transfers.insert(transfer.id, transfer.clone());
+            }
+        }
+        for transfer in self.transfers.values().filter(|transfer| transfer.rejection.is_none()) {
+            if let Some(pending) = transfer.pending_id {
+                snapshot.resolutions.insert(pending, transfer.kind);
+            }
+            if let Some(reversed) = transfer.reversal_of {
+                snapshot.reversed.insert(reversed);
+            }
+        }
+    }
+}
+
+/// A batch whose history is written, in an open transaction, but whose accounts are not yet
+/// locked or updated.
+pub struct Prepared {
+    /// `None` once committed or rolled back.
+    client: Option<Client>,
+    /// The states the evaluation started from, by account id.
+    assumed: Vec<AccountState>,
+    state: StateChange,
+    outcomes: Vec<Outcome>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("open", &self.client.is_some())
+            .field("accounts", &self.assumed.len())
+            .field("requests", &self.outcomes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Rolls the transaction back.
+    pub async fn abandon(mut self) {
+        if let Some(client) = self.client.take() {
+            // Best effort: if the connection is broken the pool discards it anyway.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // Dropped inside its transaction (the writer was cancelled): close the connection,
+        // which rolls back, instead of returning it to the pool mid-transaction.
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+impl Store {
+    /// The first half of a batch (see the module's documentation): `Ok(None)` when the batch
+    /// cannot be prepared this way and must go through [`Store::post`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::post`]; the transaction is rolled back.
+    pub async fn prepare(
+        &self,
+        speculation: &mut Speculation,
+        requests: &[TransferRequest],
+    ) -> Result<Option<Prepared>, StoreError> {
+        if requests.is_empty() {
+            return Ok(None);
+        }
+        let client = self.pool.get().await?;
+        let result = prepare_on(&client, &self.clock, speculation, requests).await;
+        match result {
+            Ok(Some((assumed, state, outcomes))) => {
+                Ok(Some(Prepared { client: Some(client), assumed, state, outcomes }))
+            }
+            other => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                match other {
+                    Err(error) if !is_lock_timeout(&error) => Err(error),
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// The second half of a prepared batch: its outcomes once committed, or `Ok(None)` when its
+    /// accounts changed since it was prepared (it was rolled back; apply it again).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::post`]. An error from the commit itself leaves the outcome unknown;
+    /// replaying the same requests is safe.
+    pub async fn commit_prepared(
+        &self,
+        mut prepared: Prepared,
+    ) -> Result<Option<Vec<Outcome>>, StoreError> {
+        let Some(client) = prepared.client.take() else {
+            return Ok(None);
+        };
+        let result = lock_compare_commit(&client, &prepared).await;
+        if !matches!(result, Ok(true)) {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        match result {
+            Ok(true) => Ok(Some(std::mem::take(&mut prepared.outcomes))),
+            Ok(false) => Ok(None),
+            Err(error) if is_lock_timeout(&error) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Whether a prepared transaction gave up waiting for a lock (see [`BEGIN`]).
+fn is_lock_timeout(error: &StoreError) -> bool {
+    matches!(error, StoreError::Db(error)
+        if error.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE))
+}
+
+/// The states assumed, what to change under the locks, and the outcomes.
+type PreparedParts = (Vec<AccountState>, StateChange, Vec<Outcome>);
+
+async fn prepare_on(
+    client: &Client,
+    clock: &super::Clock,
+    speculation: &mut Speculation,
+    requests: &[TransferRequest],
+) -> Result<Option<PreparedParts>, StoreError> {
+    let started = std::time::Instant::now();
+    let Some((mut snapshot, now)) = read(client, clock, speculation, requests).await? else {
+        return Ok(None);
+    };
+    let mut assumed: Vec<AccountState> = snapshot.accounts.values().cloned().collect();
+    assumed.sort_unstable_by_key(|state| state.id.0);
+
+    let read = started.elapsed();
+    let evaluation = rules::evaluate(&mut snapshot, now, requests);
+    let history = History::new(&evaluation)?;
+    let evaluated = started.elapsed();
+    let state = StateChange::new(&snapshot, &evaluation);
+    // While prepared, the transaction holds the new entries' keys (account, version), which a
+    // concurrent writer of the same accounts also needs, and waits for the writer's previous
+    // batch, which may wait for that concurrent writer's locks: a cycle the database cannot
+    // see. Bounding every lock wait of the prepared transaction breaks it.
+    client.batch_execute(BEGIN).await?;
+    history.copy(client).await?;
+    tracing::trace!(
+        size = requests.len(),
+        read_us = read.as_micros(),
+        evaluate_us = evaluated.saturating_sub(read).as_micros(),
+        write_us = started.elapsed().saturating_sub(evaluated).as_micros(),
+        "batch prepared"
+    );
+
+    if speculation.accounts.len() + snapshot.accounts.len() > REMEMBERED_ACCOUNTS_MAX {
+        speculation.accounts.clear();
+    }
+    speculation.accounts.extend(snapshot.accounts);
+    speculation.transfers =
+        evaluation.transfers.into_iter().map(|transfer| (transfer.id, transfer)).collect();
+    Ok(Some((assumed, state, evaluation.outcomes)))
+}
+
+/// What the rules need for the batch, without locking: the accounts from the speculation or
+/// else the database, the transfers under its ids and the ones it refers to (the last prepared
+/// batch's too), and the time. `None` when a transfer it refers to appeared meanwhile.
+async fn read(
+    client: &Client,
+    clock: &super::Clock,
+    speculation: &Speculation,
+    requests: &[TransferRequest],
+) -> Result<Option<(Snapshot, DateTime<Utc>)>, StoreError> {
+    let mut referenced_ids: Vec<Uuid> =
+        requests.iter().filter_map(referenced).map(|id| id.0).collect();
+    referenced_ids.sort_unstable();
+    referenced_ids.dedup();
+    let unknown: Vec<Uuid> = referenced_ids
+        .iter()
+        .filter(|id| !speculation.transfers.contains_key(&TransferId(**id)))
+        .copied()
+        .collect();
+    let mut referenced_before =
+        if unknown.is_empty() { HashMap::new() } else { transfers_by_id(client, &unknown).await? };
+    for id in &referenced_ids {
+        if let Some(transfer) = speculation.transfers.get(&TransferId(*id)) {
+            referenced_before.insert(transfer.id, transfer.clone());
+        }
+    }
+    let mut account_ids: Vec<Uuid> = requests
+        .iter()
+        .flat_map(|request| request.action.postings())
+        .chain(referenced_before.values().flat_map(|transfer| &transfer.postings))
+        .map(|posting| posting.account.0)
+        .collect();
+    account_ids.sort_unstable();
+    account_ids.dedup();
+    let to_read: Vec<Uuid> = account_ids
+        .iter()
+        .filter(|id| !speculation.accounts.contains_key(&AccountId(**id)))
+        .copied()
+        .collect();
+    let mut lookup_ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
+    lookup_ids.extend_from_slice(&referenced_ids);
+    lookup_ids.sort_unstable();
+    lookup_ids.dedup();
+
+    // The accounts are read before the clock, in one round trip: every entry they show was
+    // recorded before the time this batch records.
+    let read_accounts = client
+        .prepare_cached(&format!(
+            "SELECT {} FROM accounts WHERE id = ANY($1)",
+            rows::ACCOUNT_COLUMNS
+        ))
+        .await?;
+    let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
+    let resolutions = client
+        .prepare_cached(
+            "SELECT pending_id, kind FROM transfers
+             WHERE pending_id = ANY($1) AND rejection IS NULL",
+        )
+        .await?;
+    let reversals = client
+        .prepare_cached(
+            "SELECT reversal_of FROM transfers WHERE reversal_of = ANY($1) AND rejection IS NULL",
+        )
+        .await?;
+    let (read, now, existing, resolved, reversed) = tokio::try_join!(
+        async { Ok(client.query(&read_accounts, &[&to_read]).await?) },
+        async { Ok(client.query_one(&read_clock, &[]).await?) },
+        transfers_by_id(client, &lookup_ids),
+        async { Ok(client.query(&resolutions, &[&referenced_ids]).await?) },
+        async { Ok::<_, StoreError>(client.query(&reversals, &[&referenced_ids]).await?) },
+    )?;
+    let now: DateTime<Utc> = clock.manual_now().unwrap_or_else(|| now.get(0));
+
+    // A referred-to transfer that appeared after the first read may touch accounts not read.
+    let known: HashSet<Uuid> = account_ids.iter().copied().collect();
+    for id in referenced_ids.iter().filter(|id| !referenced_before.contains_key(&TransferId(**id)))
+    {
+        if let Some(transfer) = existing.get(&TransferId(*id))
+            && transfer.postings.iter().any(|posting| !known.contains(&posting.account.0))
+        {
+            return Ok(None);
+        }
+    }
+
+    let mut accounts: HashMap<AccountId, AccountState> = read
+        .iter()
+        .map(|row| rows::account_state(row).map(|state| (state.id, state)))
+        .collect::<Result<_, _>>()?;
+    for id in &account_ids {
+        if let Some(state) = speculation.accounts.get(&AccountId(*id)) {
+            accounts.insert(state.id, state.clone());
+        }
+    }
+    let mut snapshot = Snapshot {
+        accounts,
+        transfers: existing,
+        resolutions: resolved
+            .iter()
+            .map(|row| {
+                let kind: &str = row.get(1);
+                let kind = TransferKind::from_name(kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?;
+                Ok((TransferId(row.get(0)), kind))
+            })
+            .collect::<Result<_, StoreError>>()?,
+        reversed: reversed.iter().map(|row| TransferId(row.get(0))).collect(),
+    };
+    speculation.overlay(&lookup_ids, &mut snapshot);
+    Ok(Some((snapshot, now)))
+}
+
+/// Locks the prepared batch's accounts; when they are as assumed, updates them and commits.
+/// `Ok(false)`: they are not (the caller rolls back).
+async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<bool, StoreError> {
+    let started = std::time::Instant::now();
+    let ids: Vec<Uuid> = prepared.assumed.iter().map(|state| state.id.0).collect();
+    let lock = client
+        .prepare_cached(&format!(
+            "SELECT {} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            rows::ACCOUNT_COLUMNS
+        ))
+        .await?;
+    let locked = client.query(&lock, &[&ids]).await?;
+    let mut actual: Vec<AccountState> =
+        locked.iter().map(rows::account_state).collect::<Result<_, _>>()?;
+    actual.sort_unstable_by_key(|state| state.id.0);
+    if actual != prepared.assumed {
+        tracing::debug!("a prepared batch's accounts changed before it was committed");
+        return Ok(false);
+    }
+    let locked_at = started.elapsed();
+    let statements = Statements::prepare(client).await?;
+    tokio::try_join!(prepared.state.write(client, &statements), async {
+        Ok(client.batch_execute("COMMIT").await?)
+    },)?;
+    tracing::trace!(
+        size = prepared.outcomes.len(),
+        lock_us = locked_at.as_micros(),
+        commit_us = started.elapsed().saturating_sub(locked_at).as_micros(),
+        "prepared batch committed"
+    );
+    Ok(true)
+}

@@ -1,8 +1,10 @@
 //! The PostgreSQL store: the only module that knows SQL.
 //!
-//! [`Store::post`] is the one place balances change: it applies a batch of transfer requests in
-//! one database transaction, with the accounts locked in id order and the rules deciding every
-//! outcome. Everything else here creates accounts or reads.
+//! [`Store::post`] is where balances change: it applies a batch of transfer requests in one
+//! database transaction, with the accounts locked in id order and the rules deciding every
+//! outcome. [`Store::prepare`] and [`Store::commit_prepared`] apply a batch in two halves so
+//! that a writer's consecutive batches overlap (`speculate.rs`). Everything else here creates
+//! accounts or reads.
 
 mod migrate;
 mod post;
@@ -185,7 +187,9 @@ impl Balance {
 /// Where the store takes the time it records transfers at.
 #[derive(Clone, Debug, Default)]
 pub enum Clock {
-    /// The database's clock, read after the batch's accounts are locked, so that the times of
+    /// The database's clock, read after the batch's accounts are locked (or, for an
+    /// overlapped batch, after their states are read and before they are found unchanged
+    /// under the lock), so that the times of
     /// an account's entries never go backwards, whichever server process writes them.
     #[default]
     Database,

@@ -189,8 +189,8 @@ impl Balance {
 pub enum Clock {
     /// The database's clock, read after the batch's accounts are locked (or, for an
     /// overlapped batch, after their states are read and before they are found unchanged
-    /// under the lock), so that the times of
-    /// an account's entries never go backwards, whichever server process writes them.
+    /// under the lock), so that the times of an account's entries never go backwards,
+    /// whichever server process writes them.
     #[default]
     Database,
     /// A clock the caller sets: for tests that need to control expiry and effective times.

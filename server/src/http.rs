@@ -9,8 +9,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use deadpool_postgres::Pool;
 use tracing::Instrument as _;
+
+use crate::api::AppState;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -21,24 +22,26 @@ const READY_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest request id accepted from a client; a longer (or odd) one is replaced.
 const REQUEST_ID_LEN_MAX: usize = 64;
 
-/// The router: `GET /healthz` (the process serves), `GET /readyz` (and reaches the database).
-pub fn router(pool: Pool) -> Router {
+/// The router: `GET /healthz` (the process serves), `GET /readyz` (and reaches the database),
+/// and the API under `/v1` ([`crate::api`]).
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::api::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(request_id))
-        .with_state(pool)
+        .with_state(state)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves, then stops accepting and waits
 /// for the requests in flight (graceful shutdown).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
-    pool: Pool,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(pool)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
 /// An `application/problem+json` response (RFC 9457) with a stable, snake_case `code`.
@@ -58,8 +61,8 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn readyz(State(pool): State<Pool>) -> Response {
-    let outcome = tokio::time::timeout(READY_TIMEOUT, crate::db::ping(&pool)).await;
+async fn readyz(State(state): State<AppState>) -> Response {
+    let outcome = tokio::time::timeout(READY_TIMEOUT, crate::db::ping(&state.pool)).await;
     let error = match outcome {
         Ok(Ok(())) => return Json(serde_json::json!({ "status": "ok" })).into_response(),
         Ok(Err(error)) => crate::error_chain(&error),

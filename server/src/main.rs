@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hazina_server::config::{Cli, Command, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
-use hazina_server::{db, http, workers};
+use hazina_server::{api, db, http, workers};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -142,7 +142,13 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         hazina_ledger::store::Store::new(pool.clone()),
         shutdown.clone().wait(),
     ));
-    let mut server = tokio::spawn(http::serve_on(listener, pool.clone(), shutdown.clone().wait()));
+    if let Some(made) =
+        api::tenancy::bootstrap(&pool).await.map_err(|e| anyhow::anyhow!(e.detail))?
+    {
+        print_first_keys(&made)?;
+    }
+    let state = api::AppState::new(pool.clone());
+    let mut server = tokio::spawn(http::serve_on(listener, state, shutdown.clone().wait()));
     let result = tokio::select! {
         joined = &mut server => joined,
         () = shutdown.clone().wait() => {
@@ -208,4 +214,18 @@ impl Shutdown {
             () = self.clone().wait() => None,
         }
     }
+}
+
+/// Shows the keys made on first start, the only time their tokens are shown.
+fn print_first_keys(made: &api::tenancy::Bootstrapped) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "First start: created the org `default` ({}) and the app `default` ({}).",
+        made.org.0, made.app.app_id
+    )?;
+    writeln!(out, "These keys are shown once; keep them (`hazina keys` makes more):")?;
+    writeln!(out, "  org key: {}", made.org_key.token)?;
+    writeln!(out, "  app key: {}", made.app_key.token)?;
+    Ok(())
 }

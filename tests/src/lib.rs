@@ -336,3 +336,105 @@ impl Poster {
         }
     }
 }
+
+/// The HTTP API over real HTTP on a loopback port, on a fresh database, with the first-start
+/// org, app and keys. Stops when dropped.
+#[derive(Debug)]
+pub struct ApiServer {
+    pub base: String,
+    pub org_key: String,
+    pub app_key: String,
+    pub org: hazina_ledger::OrgId,
+    pub app: uuid::Uuid,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ApiServer {
+    /// Starts one.
+    ///
+    /// # Panics
+    ///
+    /// When it cannot start: failing the test is the point.
+    pub async fn start() -> Self {
+        let db = fresh_db().await;
+        let pool = db.pool();
+        let made = match hazina_server::api::tenancy::bootstrap(&pool).await {
+            Ok(Some(made)) => made,
+            other => panic!("the first start made no keys: {other:?}"),
+        };
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(error) => panic!("could not listen: {error}"),
+        };
+        let base = match listener.local_addr() {
+            Ok(address) => format!("http://{address}"),
+            Err(error) => panic!("no local address: {error}"),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = hazina_server::api::AppState::new(pool);
+        tokio::spawn(hazina_server::http::serve_on(listener, state, async {
+            let _ = stopped.await;
+        }));
+        let http =
+            match reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build() {
+                Ok(client) => client,
+                Err(error) => panic!("could not build an HTTP client: {error}"),
+            };
+        Self {
+            base,
+            org_key: made.org_key.token,
+            app_key: made.app_key.token,
+            org: made.org,
+            app: made.app.app_id,
+            db,
+            http,
+            _stop: stop,
+        }
+    }
+
+    /// Sends a request with the key (if any) and a JSON body (if any); the status and the
+    /// parsed body (`Null` when empty or not JSON).
+    ///
+    /// # Panics
+    ///
+    /// When the request cannot be sent at all.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => panic!("request to {path} failed: {error}"),
+        };
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `POST` with a key and a body.
+    pub async fn post(
+        &self,
+        key: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(key), Some(body)).await
+    }
+
+    /// `GET` with a key.
+    pub async fn get(&self, key: &str, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, Some(key), None).await
+    }
+}

@@ -19,9 +19,10 @@ async fn start(pool: deadpool_postgres::Pool) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(http::serve_on(listener, pool, async {
-        let _ = stopped.await;
-    }));
+    let task =
+        tokio::spawn(http::serve_on(listener, hazina_server::api::AppState::new(pool), async {
+            let _ = stopped.await;
+        }));
     Ok(Running { base, stop, task })
 }
 

@@ -358,4 +358,53 @@ impl Store {
             .await?;
         row.as_ref().map(rows::account).transpose()
     }
+
+    /// An org's accounts of one kind, optionally only one customer's, in creation order (ids
+    /// are time-ordered), after the cursor `after` and at most `limit` of them.
+    pub async fn accounts(
+        &self,
+        org: OrgId,
+        kind: AccountKind,
+        customer: Option<CustomerId>,
+        after: Option<AccountId>,
+        limit: i64,
+    ) -> Result<Vec<Account>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM accounts
+                     WHERE org_id = $1 AND kind = $2
+                         AND ($3::uuid IS NULL OR customer_id = $3)
+                         AND ($4::uuid IS NULL OR id > $4)
+                     ORDER BY id LIMIT $5",
+                    rows::ACCOUNT_COLUMNS
+                ),
+                &[&org.0, &kind.as_str(), &customer.map(|c| c.0), &after.map(|a| a.0), &limit],
+            )
+            .await?;
+        rows.iter().map(rows::account).collect()
+    }
+
+    /// A customer's wallet by the app-chosen wallet id.
+    pub async fn wallet(
+        &self,
+        org: OrgId,
+        customer: CustomerId,
+        wallet_id: &str,
+    ) -> Result<Option<Account>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {} FROM accounts
+                     WHERE org_id = $1 AND customer_id = $2 AND wallet_id = $3
+                         AND kind = 'wallet'",
+                    rows::ACCOUNT_COLUMNS
+                ),
+                &[&org.0, &customer.0, &wallet_id],
+            )
+            .await?;
+        row.as_ref().map(rows::account).transpose()
+    }
 }

@@ -1,0 +1,216 @@
+//! API keys: `Authorization: Bearer hz_<prefix>_<secret>`.
+//!
+//! A key is random (256 bits of secret), shown once when created, and stored only as the
+//! prefix that finds it and a SHA-256 of the secret. An **org key** (no app) manages the org;
+//! an **app key** acts for one app. Lookups are cached for a few seconds; a key revoked in this
+//! process stops working at once, one revoked by another process within [`CACHE_TTL`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use base64::Engine as _;
+use deadpool_postgres::Pool;
+use hazina_ledger::OrgId;
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// How long a key lookup is trusted before it is read again.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Most keys remembered; past it the cache starts again empty.
+const CACHE_ENTRIES_MAX: usize = 10_000;
+
+/// Who is calling: the org, and the app for an app key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub org: OrgId,
+    pub app: Option<Uuid>,
+    pub key_id: Uuid,
+}
+
+impl Caller {
+    /// Refuses an app key where only an org key may act.
+    pub fn org_key(&self) -> Result<(), ApiError> {
+        match self.app {
+            None => Ok(()),
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "org_key_required",
+                "this operation needs an org key",
+            )),
+        }
+    }
+
+    /// The app of an app key; refuses an org key where an app must act.
+    pub fn app_key(&self) -> Result<Uuid, ApiError> {
+        self.app.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "app_key_required",
+                "this operation needs an app key",
+            )
+        })
+    }
+
+    /// Who the caller is for idempotency records: the app, or `org`.
+    pub fn scope(&self) -> String {
+        self.app.map_or_else(|| "org".to_owned(), |app| app.to_string())
+    }
+}
+
+/// A key as generated: the token to hand over once, and what is stored.
+#[derive(Debug)]
+pub struct NewKey {
+    pub token: String,
+    pub prefix: String,
+    pub secret_sha256: Vec<u8>,
+}
+
+impl NewKey {
+    pub fn generate() -> Self {
+        let mut rng = rand::rng();
+        let mut prefix = [0_u8; 8];
+        let mut secret = [0_u8; 32];
+        rng.fill_bytes(&mut prefix);
+        rng.fill_bytes(&mut secret);
+        let prefix = prefix.iter().fold(String::with_capacity(16), |mut hex, byte| {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+            hex
+        });
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        Self {
+            token: format!("hz_{prefix}_{secret}"),
+            secret_sha256: Sha256::digest(secret.as_bytes()).to_vec(),
+            prefix,
+        }
+    }
+}
+
+/// Splits `hz_<prefix>_<secret>`.
+fn parse_token(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix("hz_")?;
+    let (prefix, secret) = rest.split_once('_')?;
+    (prefix.len() == 16 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) && !secret.is_empty())
+        .then_some((prefix, secret))
+}
+
+/// A stored key, as needed to authenticate.
+#[derive(Clone, Debug)]
+struct StoredKey {
+    caller: Caller,
+    secret_sha256: Vec<u8>,
+}
+
+/// Recent key lookups by prefix (`None`: no live key has it).
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (Option<StoredKey>, Instant)>>,
+}
+
+impl KeyCache {
+    /// The caller a token authenticates, if any.
+    pub async fn authenticate(&self, pool: &Pool, token: &str) -> Result<Option<Caller>, ApiError> {
+        let Some((prefix, secret)) = parse_token(token) else { return Ok(None) };
+        let cached = {
+            let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            entries
+                .get(prefix)
+                .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+                .map(|(key, _)| key.clone())
+        };
+        let key = if let Some(key) = cached {
+            key
+        } else {
+            let key = lookup(pool, prefix).await?;
+            let mut entries =
+                self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if entries.len() >= CACHE_ENTRIES_MAX {
+                entries.clear();
+            }
+            entries.insert(prefix.to_owned(), (key.clone(), Instant::now()));
+            key
+        };
+        let digest = Sha256::digest(secret.as_bytes());
+        Ok(key
+            .filter(|key| constant_time_eq(&key.secret_sha256, digest.as_slice()))
+            .map(|key| key.caller))
+    }
+
+    /// Forgets every lookup (after a key is revoked).
+    pub fn forget(&self) {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn lookup(pool: &Pool, prefix: &str) -> Result<Option<StoredKey>, ApiError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT id, org_id, app_id, secret_sha256 FROM api_keys
+             WHERE prefix = $1 AND revoked_at IS NULL",
+            &[&prefix],
+        )
+        .await?;
+    Ok(row.map(|row| StoredKey {
+        caller: Caller { key_id: row.get(0), org: OrgId(row.get(1)), app: row.get(2) },
+        secret_sha256: row.get(3),
+    }))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |detail: &str| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail.to_owned())
+        };
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("send an API key as `Authorization: Bearer <key>`"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("send an API key as `Authorization: Bearer <key>`"))?;
+        state
+            .keys
+            .authenticate(&state.pool, token.trim())
+            .await?
+            .ok_or_else(|| unauthorized("the API key is unknown or revoked"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_parse_and_hash_to_what_is_stored() {
+        let key = NewKey::generate();
+        let (prefix, secret) = parse_token(&key.token).unwrap();
+        assert_eq!(prefix, key.prefix);
+        assert_eq!(Sha256::digest(secret.as_bytes()).as_slice(), key.secret_sha256);
+        assert_ne!(NewKey::generate().token, key.token);
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_without_a_lookup() {
+        for token in ["", "hz_", "hz_abc_def", "xx_0123456789abcdef_s", "hz_0123456789abcdef_"] {
+            assert!(parse_token(token).is_none(), "{token}");
+        }
+    }
+}

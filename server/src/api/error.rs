@@ -1,0 +1,132 @@
+//! Errors as `application/problem+json`, and the JSON body extractor that turns every way a
+//! body can be wrong into a 4xx with a stable code.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hazina_ledger::store::StoreError;
+use serde::de::DeserializeOwned;
+
+/// A failed request: a status, a stable snake_case `code` and a human-readable detail that
+/// never carries internals (those go to the log).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into() }
+    }
+
+    /// 404: missing, or another tenant's (the two are indistinguishable).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+    }
+
+    /// 422: well-formed but unacceptable.
+    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    /// 400: the request itself is malformed (query strings, headers).
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 503: the database failed; logged with its cause, answered without it.
+    pub fn unavailable(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::warn!(error = %crate::error_chain(error), "request failed on the database");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the service is temporarily unavailable; retry later",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        crate::http::problem(self.status, self.code, &self.detail)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::OrgNotFound => Self::not_found("org"),
+            StoreError::AccountNotFound => Self::not_found("account"),
+            StoreError::AccountExists => Self::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                "an account with this identity already exists",
+            ),
+            StoreError::AccountNotEmpty => {
+                Self::invalid("account_not_empty", "the account has a balance or pending transfers")
+            }
+            StoreError::InvalidAmount(error) => Self::invalid("invalid_amount", error.to_string()),
+            StoreError::Contention => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "contention",
+                "too many concurrent changes to the same accounts; retry",
+            ),
+            other => Self::unavailable(&other),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::unavailable(&error)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Self::unavailable(&error)
+    }
+}
+
+/// A JSON request body. Unlike `axum::Json`, every rejection is a problem response with a
+/// stable code: `unsupported_media_type` (415), `malformed_json` (400), `invalid_body` (422:
+/// wrong types, missing or unknown fields), `body_too_large` (413).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Body<T>(pub T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(body_rejection(&rejection)),
+        }
+    }
+}
+
+fn body_rejection(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ),
+        JsonRejection::JsonSyntaxError(error) => {
+            ApiError::bad_request("malformed_json", error.body_text())
+        }
+        JsonRejection::JsonDataError(error) => ApiError::invalid("invalid_body", error.body_text()),
+        JsonRejection::BytesRejection(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {} bytes", super::BODY_BYTES_MAX),
+        ),
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}

@@ -1,0 +1,577 @@
+//! Purses, wallets, payments between them, transfers and accounts.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use hazina_ledger::pipeline::SubmitError;
+use hazina_ledger::rules::{
+    AccountKind, Action, LimitPolicy, Outcome, Posting, RejectReason, Side, TransferRequest,
+};
+use hazina_ledger::store::{Account, Balance, NewAccount};
+use hazina_ledger::{AccountId, Currency, CustomerId, Money, TransferId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::{ApiError, Body};
+use super::{AppState, customers, page_size};
+
+/// Longest wallet id and narration.
+pub const WALLET_ID_LEN_MAX: usize = 100;
+pub const NARRATION_LEN_MAX: usize = 500;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/purses", get(list_purses).post(create_purse))
+        .route("/v1/purses/{purse_id}", get(get_purse))
+        .route("/v1/customers/{customer_id}/wallets", get(list_wallets).post(create_wallet))
+        .route("/v1/customers/{customer_id}/wallets/{wallet_id}", get(get_wallet))
+        .route("/v1/payments", post(create_payment))
+        .route("/v1/transfers/{transfer_id}", get(get_transfer))
+        .route("/v1/accounts/{account_id}", get(get_account))
+}
+
+/// An amount in a currency, as the platform wrote it (`currencyCode`), with the amount a
+/// decimal string.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Value {
+    pub currency_code: String,
+    pub amount: String,
+}
+
+impl Value {
+    pub fn of(money: &Money) -> Self {
+        Self {
+            currency_code: money.currency().code().to_owned(),
+            amount: money.amount().to_string(),
+        }
+    }
+
+    /// The money, refused with a clear code when the currency or amount is wrong.
+    pub fn money(&self) -> Result<Money, ApiError> {
+        let currency = currency(&self.currency_code)?;
+        let money = Money::parse(currency, &self.amount)
+            .map_err(|error| ApiError::invalid("invalid_amount", error.to_string()))?;
+        // The ledger keeps amounts as 64-bit minor units.
+        money.to_minor().map_err(|error| ApiError::invalid("invalid_amount", error.to_string()))?;
+        Ok(money)
+    }
+}
+
+pub fn currency(code: &str) -> Result<Currency, ApiError> {
+    Currency::from_code(code)
+        .map_err(|error| ApiError::invalid("invalid_currency", error.to_string()))
+}
+
+/// Balances as the platform showed them: actual (settled), available, pending.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceView {
+    pub currency_code: &'static str,
+    pub actual: String,
+    pub available: String,
+    pub pending: String,
+    /// How many entries the account has: increases with every change.
+    pub sequence: i64,
+}
+
+impl BalanceView {
+    fn of(balance: &Balance, sequence: i64) -> Self {
+        Self {
+            currency_code: balance.currency.code(),
+            actual: balance.posted.amount().to_string(),
+            available: balance.available.amount().to_string(),
+            pending: balance.pending.amount().to_string(),
+            sequence,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurseView {
+    pub purse_id: Uuid,
+    pub name: Option<String>,
+    pub overdraft_limit: Option<String>,
+    pub balance: BalanceView,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Account> for PurseView {
+    fn from(account: &Account) -> Self {
+        let overdraft = match account.limit {
+            LimitPolicy::Overdraft(minor) => {
+                Some(Money::from_minor(account.currency, minor).amount().to_string())
+            }
+            _ => None,
+        };
+        Self {
+            purse_id: account.id.0,
+            name: account.name.clone(),
+            overdraft_limit: overdraft,
+            balance: BalanceView::of(&account.balance(), account.version),
+            created_at: account.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletView {
+    pub wallet_id: String,
+    pub customer_id: Uuid,
+    pub account_id: Uuid,
+    pub balance: BalanceView,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Account> for WalletView {
+    fn from(account: &Account) -> Self {
+        Self {
+            wallet_id: account.wallet_id.clone().unwrap_or_default(),
+            customer_id: account.customer.map(|c| c.0).unwrap_or_default(),
+            account_id: account.id.0,
+            balance: BalanceView::of(&account.balance(), account.version),
+            created_at: account.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPurse {
+    pub currency_code: String,
+    pub name: Option<String>,
+    /// How far the purse may go below zero, as a decimal string.
+    pub overdraft_limit: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    pub cursor: Option<Uuid>,
+    pub limit: Option<i64>,
+}
+
+async fn create_purse(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(new): Body<NewPurse>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let currency = currency(&new.currency_code)?;
+    let mut account = NewAccount::new(caller.org, AccountKind::Purse, currency);
+    if let Some(name) = &new.name {
+        if name.trim().is_empty() || name.chars().count() > super::tenancy::NAME_LEN_MAX {
+            return Err(ApiError::invalid("invalid_name", "a purse name has 1 to 100 characters"));
+        }
+        account.name = Some(name.trim().to_owned());
+    }
+    if let Some(limit) = &new.overdraft_limit {
+        let limit = Money::parse(currency, limit)
+            .and_then(|money| money.to_minor())
+            .map_err(|error| ApiError::invalid("invalid_amount", error.to_string()))?;
+        if limit < 0 {
+            return Err(ApiError::invalid("invalid_amount", "an overdraft limit is not negative"));
+        }
+        account.limit = Some(LimitPolicy::Overdraft(limit));
+    }
+    let purse = state.store.create_account(&account).await?;
+    Ok((StatusCode::CREATED, Json(PurseView::from(&purse))).into_response())
+}
+
+async fn list_purses(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(page): Query<Page>,
+) -> Result<Response, ApiError> {
+    let limit = page_size(page.limit)?;
+    let purses = state
+        .store
+        .accounts(caller.org, AccountKind::Purse, None, page.cursor.map(AccountId), limit)
+        .await?;
+    let next = (purses.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+        .then(|| purses.last().map(|p| p.id.0))
+        .flatten();
+    let purses: Vec<PurseView> = purses.iter().map(PurseView::from).collect();
+    Ok(Json(serde_json::json!({ "purses": purses, "nextCursor": next })).into_response())
+}
+
+async fn purse(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, ApiError> {
+    state
+        .store
+        .account(caller.org, AccountId(id))
+        .await?
+        .filter(|account| account.kind == AccountKind::Purse)
+        .ok_or_else(|| ApiError::not_found("purse"))
+}
+
+async fn get_purse(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(purse_id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let purse = purse(&state, &caller, purse_id).await?;
+    Ok(Json(PurseView::from(&purse)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewWallet {
+    pub wallet_id: String,
+    pub currency_code: String,
+}
+
+fn valid_wallet_id(wallet_id: &str) -> Result<(), ApiError> {
+    let ok = !wallet_id.is_empty()
+        && wallet_id.len() <= WALLET_ID_LEN_MAX
+        && wallet_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_wallet_id",
+            "a wallet id has 1 to 100 letters, digits, '-', '_' or '.'",
+        ))
+    }
+}
+
+async fn create_wallet(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(customer_id): Path<Uuid>,
+    Body(new): Body<NewWallet>,
+) -> Result<Response, ApiError> {
+    let customer = customers::check(&state.pool, caller.org, customer_id).await?;
+    valid_wallet_id(&new.wallet_id)?;
+    let mut account =
+        NewAccount::new(caller.org, AccountKind::Wallet, currency(&new.currency_code)?);
+    account.customer = Some(customer);
+    account.wallet_id = Some(new.wallet_id);
+    let wallet = state.store.create_account(&account).await?;
+    Ok((StatusCode::CREATED, Json(WalletView::from(&wallet))).into_response())
+}
+
+async fn list_wallets(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(customer_id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let customer = customers::check(&state.pool, caller.org, customer_id).await?;
+    let wallets =
+        state.store.accounts(caller.org, AccountKind::Wallet, Some(customer), None, 1_000).await?;
+    let wallets: Vec<WalletView> = wallets.iter().map(WalletView::from).collect();
+    Ok(Json(serde_json::json!({ "wallets": wallets })).into_response())
+}
+
+async fn wallet(
+    state: &AppState,
+    caller: &Caller,
+    customer: Uuid,
+    wallet_id: &str,
+) -> Result<Account, ApiError> {
+    let customer = customers::check(&state.pool, caller.org, customer).await?;
+    state
+        .store
+        .wallet(caller.org, customer, wallet_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("wallet"))
+}
+
+async fn get_wallet(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((customer_id, wallet_id)): Path<(Uuid, String)>,
+) -> Result<Response, ApiError> {
+    let wallet = wallet(&state, &caller, customer_id, &wallet_id).await?;
+    Ok(Json(WalletView::from(&wallet)).into_response())
+}
+
+/// One side of a payment.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Party {
+    Purse {
+        #[serde(rename = "purseId")]
+        purse_id: Uuid,
+    },
+    Wallet {
+        #[serde(rename = "customerId")]
+        customer_id: Uuid,
+        #[serde(rename = "walletId")]
+        wallet_id: String,
+    },
+    /// A customer's mobile-money account through a payment channel (the providers issue).
+    Customer(serde_json::Value),
+    /// A payment channel (the providers issue).
+    Channel(serde_json::Value),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPayment {
+    /// The transaction id to use; a new one when absent. Replaying an id returns the
+    /// original result.
+    pub transaction_id: Option<Uuid>,
+    pub debit_party: Party,
+    pub credit_party: Party,
+    pub value: Value,
+    pub narration: Option<String>,
+}
+
+/// A payment's result in the platform's words.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentResult {
+    pub transaction_id: Uuid,
+    pub status: &'static str,
+    /// The ledger's reason when the payment was not made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    pub debit_party: Party,
+    pub credit_party: Party,
+    pub value: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub narration: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// The platform's payment status for a ledger outcome.
+pub fn payment_status(reason: Option<RejectReason>) -> &'static str {
+    match reason {
+        None => "success",
+        Some(RejectReason::ExceedsCredits | RejectReason::ExceedsDebits) => "insufficient_funds",
+        Some(RejectReason::AccountNotFound | RejectReason::AccountClosed) => "invalid_purse",
+        Some(reason)
+            if reason.code().starts_with("exists_with_different")
+                || reason.code() == "id_already_used" =>
+        {
+            "duplicate_request"
+        }
+        Some(_) => "invalid_request",
+    }
+}
+
+async fn party_account(
+    state: &AppState,
+    caller: &Caller,
+    party: &Party,
+) -> Result<(Account, Option<CustomerId>), ApiError> {
+    match party {
+        Party::Purse { purse_id } => Ok((purse(state, caller, *purse_id).await?, None)),
+        Party::Wallet { customer_id, wallet_id } => {
+            let wallet = wallet(state, caller, *customer_id, wallet_id).await?;
+            Ok((wallet, Some(CustomerId(*customer_id))))
+        }
+        Party::Customer(_) | Party::Channel(_) => Err(ApiError::invalid(
+            "not_supported",
+            "payments to or from mobile-money customers and channels need a payment channel, \
+             which this server does not have yet",
+        )),
+    }
+}
+
+async fn create_payment(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(payment): Body<NewPayment>,
+) -> Result<Response, ApiError> {
+    let amount = payment.value.money()?;
+    if !amount.is_positive() {
+        return Err(ApiError::invalid("invalid_amount", "the amount must be positive"));
+    }
+    if payment.narration.as_ref().is_some_and(|n| n.chars().count() > NARRATION_LEN_MAX) {
+        return Err(ApiError::invalid(
+            "invalid_narration",
+            "a narration has at most 500 characters",
+        ));
+    }
+    let (debit, debit_customer) = party_account(&state, &caller, &payment.debit_party).await?;
+    let (credit, credit_customer) = party_account(&state, &caller, &payment.credit_party).await?;
+    if debit.id == credit.id {
+        return Err(ApiError::invalid(
+            "invalid_counter_party",
+            "the two parties are the same account",
+        ));
+    }
+    for account in [&debit, &credit] {
+        if account.currency != amount.currency() {
+            return Err(ApiError::invalid(
+                "currency_mismatch",
+                format!(
+                    "the {} account holds {}, not {}",
+                    account.kind.as_str(),
+                    account.currency.code(),
+                    amount.currency().code()
+                ),
+            ));
+        }
+    }
+    let id = payment.transaction_id.map_or_else(TransferId::generate, TransferId);
+    let customers: Vec<String> =
+        [debit_customer, credit_customer].into_iter().flatten().map(|c| c.0.to_string()).collect();
+    let mut context = serde_json::Map::new();
+    context.insert(
+        "payment".into(),
+        serde_json::json!({
+            "debitParty": payment.debit_party,
+            "creditParty": payment.credit_party,
+            "narration": payment.narration,
+            "appId": caller.app,
+        }),
+    );
+    context.insert("hazina".into(), serde_json::json!({ "customers": customers }));
+    let request = TransferRequest {
+        id,
+        org: caller.org,
+        action: Action::Post {
+            postings: vec![
+                Posting { account: debit.id, side: Side::Debit, amount },
+                Posting { account: credit.id, side: Side::Credit, amount },
+            ],
+        },
+        code: "payment".into(),
+        effective_at: None,
+        context,
+    };
+    let outcome = submit(&state, request).await?;
+    let (reason, created_at) = match &outcome {
+        Outcome::Accepted { transfer, .. } => (None, Some(transfer.created_at)),
+        Outcome::Rejected(reason) => (Some(*reason), None),
+    };
+    let result = PaymentResult {
+        transaction_id: id.0,
+        status: payment_status(reason),
+        reason: reason.map(RejectReason::code),
+        debit_party: payment.debit_party,
+        credit_party: payment.credit_party,
+        value: Value::of(&amount),
+        narration: payment.narration,
+        created_at,
+    };
+    let status =
+        if reason.is_none() { StatusCode::CREATED } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok((status, Json(result)).into_response())
+}
+
+/// Submits through the pipeline; overload is a 503 with `Retry-After`.
+pub async fn submit(state: &AppState, request: TransferRequest) -> Result<Outcome, ApiError> {
+    state.pipeline.submit(request).await.map_err(|error| match error {
+        SubmitError::Overloaded => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the ledger is overloaded; retry shortly",
+        ),
+        other => ApiError::unavailable(&other),
+    })
+}
+
+async fn get_transfer(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(transfer_id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let transfer = state
+        .store
+        .transfer(caller.org, TransferId(transfer_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("transfer"))?;
+    Ok(Json(TransferView::from(&transfer)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtQuery {
+    pub at: Option<DateTime<Utc>>,
+}
+
+async fn get_account(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(account_id): Path<Uuid>,
+    Query(query): Query<AtQuery>,
+) -> Result<Response, ApiError> {
+    let account = state
+        .store
+        .account(caller.org, AccountId(account_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    let balance = match query.at {
+        None => BalanceView::of(&account.balance(), account.version),
+        Some(at) => {
+            let balance = state.store.balance_at(caller.org, account.id, at).await?;
+            BalanceView::of(&balance, 0)
+        }
+    };
+    Ok(Json(serde_json::json!({
+        "accountId": account.id.0,
+        "kind": account.kind.as_str(),
+        "name": account.name,
+        "customerId": account.customer.map(|c| c.0),
+        "walletId": account.wallet_id,
+        "closed": account.closed,
+        "balance": balance,
+        "createdAt": account.created_at,
+    }))
+    .into_response())
+}
+
+/// A transfer as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferView {
+    pub transfer_id: Uuid,
+    pub kind: &'static str,
+    pub code: String,
+    pub legs: Vec<LegView>,
+    pub pending_id: Option<Uuid>,
+    pub reversal_of: Option<Uuid>,
+    pub timeout_ms: Option<u64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub effective_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub context: serde_json::Map<String, serde_json::Value>,
+    /// The ledger's reason when the request was rejected (and recorded).
+    pub rejection: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegView {
+    pub account_id: Uuid,
+    pub side: &'static str,
+    pub currency_code: &'static str,
+    pub amount: String,
+}
+
+impl From<&hazina_ledger::rules::Transfer> for TransferView {
+    fn from(transfer: &hazina_ledger::rules::Transfer) -> Self {
+        Self {
+            transfer_id: transfer.id.0,
+            kind: transfer.kind.as_str(),
+            code: transfer.code.clone(),
+            legs: transfer
+                .postings
+                .iter()
+                .map(|posting| LegView {
+                    account_id: posting.account.0,
+                    side: posting.side.as_str(),
+                    currency_code: posting.amount.currency().code(),
+                    amount: posting.amount.amount().to_string(),
+                })
+                .collect(),
+            pending_id: transfer.pending_id.map(|id| id.0),
+            reversal_of: transfer.reversal_of.map(|id| id.0),
+            timeout_ms: transfer.timeout_ms,
+            expires_at: transfer.expires_at,
+            effective_at: transfer.effective_at,
+            created_at: transfer.created_at,
+            context: transfer.context.clone(),
+            rejection: transfer.rejection.map(RejectReason::code),
+        }
+    }
+}

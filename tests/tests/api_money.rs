@@ -1,0 +1,412 @@
+//! The HTTP API end to end, over real HTTP against real PostgreSQL: keys and who may do what,
+//! customers, purses, wallets and payments, bad input of every kind, and concurrent payments
+//! against one purse.
+
+// A test fails by panicking, so unwrapping is how these tests assert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use hazina_ledger::OrgId;
+use hazina_ledger::store::Store;
+use hazina_server::api::tenancy;
+use hazina_tests::ApiServer;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A second org with an org key and an app key.
+async fn other_org(server: &ApiServer) -> (String, String) {
+    let pool = server.db.pool();
+    let org = OrgId::generate();
+    Store::new(pool.clone()).create_org(org, "other").await.unwrap();
+    let app = tenancy::insert_app(&pool, org, "other").await.unwrap();
+    let org_key = tenancy::insert_key(&pool, org, None, "k").await.unwrap().token;
+    let app_key = tenancy::insert_key(&pool, org, Some(app.app_id), "k").await.unwrap().token;
+    (org_key, app_key)
+}
+
+async fn purse(server: &ApiServer, currency: &str) -> String {
+    let (status, body) =
+        server.post(&server.org_key, "/v1/purses", &json!({ "currencyCode": currency })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["purseId"].as_str().unwrap().to_owned()
+}
+
+async fn customer(server: &ApiServer, phone: &str) -> String {
+    let (status, body) = server
+        .post(
+            &server.app_key,
+            "/v1/customers",
+            &json!({ "customerNumber": { "number": phone, "provider": "cellular" } }),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    body["customerId"].as_str().unwrap().to_owned()
+}
+
+async fn wallet(server: &ApiServer, customer: &str, wallet_id: &str) {
+    let (status, body) = server
+        .post(
+            &server.app_key,
+            &format!("/v1/customers/{customer}/wallets"),
+            &json!({ "walletId": wallet_id, "currencyCode": "KES" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+fn pay(from: &Value, to: &Value, amount: &str) -> Value {
+    json!({
+        "debitParty": from,
+        "creditParty": to,
+        "value": { "currencyCode": "KES", "amount": amount },
+        "narration": "test",
+    })
+}
+
+/// Funds a purse from the org's equity: purses start empty and only an org key moves money
+/// in from outside (through a raw transfer in a later issue); here, a purse with an overdraft
+/// pays a second purse.
+async fn funded_purse(server: &ApiServer, amount: &str) -> String {
+    let (status, body) = server
+        .post(
+            &server.org_key,
+            "/v1/purses",
+            &json!({ "currencyCode": "KES", "name": "float", "overdraftLimit": "1000000" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let float = body["purseId"].as_str().unwrap().to_owned();
+    let target = purse(server, "KES").await;
+    let (status, body) = server
+        .post(
+            &server.org_key,
+            "/v1/payments",
+            &pay(
+                &json!({ "purse": { "purseId": float } }),
+                &json!({ "purse": { "purseId": target } }),
+                amount,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    target
+}
+
+#[tokio::test]
+async fn a_payment_from_a_purse_to_a_wallet_moves_money_and_shows_on_both() {
+    let server = ApiServer::start().await;
+    let purse = funded_purse(&server, "500").await;
+    let customer = customer(&server, "+254712345678").await;
+    wallet(&server, &customer, "main").await;
+    let (status, body) = server
+        .post(
+            &server.app_key,
+            "/v1/payments",
+            &pay(
+                &json!({ "purse": { "purseId": purse } }),
+                &json!({ "wallet": { "customerId": customer, "walletId": "main" } }),
+                "120.50",
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "success");
+    let transaction = body["transactionId"].as_str().unwrap();
+
+    let (_, purse_view) = server.get(&server.app_key, &format!("/v1/purses/{purse}")).await;
+    assert_eq!(purse_view["balance"]["actual"], "379.50");
+    let (status, state) = server.get(&server.app_key, &format!("/v1/customers/{customer}")).await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    assert_eq!(state["wallets"][0]["walletId"], "main");
+    assert_eq!(state["wallets"][0]["balance"]["actual"], "120.50");
+    assert_eq!(state["customerNumbers"][0]["number"], "+254712345678");
+
+    let (status, transfer) =
+        server.get(&server.org_key, &format!("/v1/transfers/{transaction}")).await;
+    assert_eq!(status, StatusCode::OK, "{transfer}");
+    assert_eq!(transfer["legs"].as_array().unwrap().len(), 2);
+    assert_eq!(transfer["context"]["payment"]["narration"], "test");
+    // The customer is linked to the payment for the timeline, in the same transaction.
+    let client = server.db.pool().get().await.unwrap();
+    let linked: i64 = client
+        .query_one(
+            "SELECT count(*) FROM customer_transfers WHERE customer_id = $1::text::uuid",
+            &[&customer],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(linked, 1);
+}
+
+#[tokio::test]
+async fn a_payment_beyond_the_balance_is_insufficient_funds_and_changes_nothing() {
+    let server = ApiServer::start().await;
+    let purse = funded_purse(&server, "100").await;
+    let customer = customer(&server, "+254712345679").await;
+    wallet(&server, &customer, "main").await;
+    let (status, body) = server
+        .post(
+            &server.app_key,
+            "/v1/payments",
+            &pay(
+                &json!({ "purse": { "purseId": purse } }),
+                &json!({ "wallet": { "customerId": customer, "walletId": "main" } }),
+                "100.01",
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["status"], "insufficient_funds");
+    let (_, purse_view) = server.get(&server.app_key, &format!("/v1/purses/{purse}")).await;
+    assert_eq!(purse_view["balance"]["actual"], "100.00");
+}
+
+#[tokio::test]
+async fn customers_are_resolved_by_their_normalised_number() {
+    let server = ApiServer::start().await;
+    let first = customer(&server, "+254 712 345 670").await;
+    let again = customer(&server, "+254712345670").await;
+    assert_eq!(first, again);
+    let (status, body) = server
+        .post(
+            &server.app_key,
+            "/v1/customers",
+            &json!({ "customerNumber": { "number": "12345", "provider": "cellular" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "invalid_phone_number");
+}
+
+#[tokio::test]
+async fn keys_decide_who_may_do_what_and_other_orgs_see_nothing() {
+    let server = ApiServer::start().await;
+    let purse = purse(&server, "KES").await;
+    let customer = customer(&server, "+254712345671").await;
+    // No key, a malformed key, an unknown key.
+    for key in [None, Some("nonsense"), Some("hz_0123456789abcdef_nope")] {
+        let (status, body) =
+            server.call(Method::GET, &format!("/v1/purses/{purse}"), key, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?} {body}");
+        assert_eq!(body["code"], "unauthorized");
+    }
+    // An app key cannot manage the org.
+    let (status, body) =
+        server.post(&server.app_key, "/v1/purses", &json!({ "currencyCode": "KES" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "org_key_required");
+    // Another org's keys see neither the purse nor the customer: 404, as if missing.
+    let (other_org_key, other_app_key) = other_org(&server).await;
+    for (key, path) in [
+        (&other_org_key, format!("/v1/purses/{purse}")),
+        (&other_app_key, format!("/v1/customers/{customer}")),
+        (&other_app_key, format!("/v1/customers/{customer}/wallets")),
+        (&other_org_key, format!("/v1/accounts/{purse}")),
+    ] {
+        let (status, body) = server.get(key, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path} {body}");
+        assert_eq!(body["code"], "not_found");
+    }
+    // A revoked key stops working at once.
+    let (status, created) =
+        server.post(&server.org_key, "/v1/keys", &json!({ "name": "temporary" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap();
+    assert_eq!(server.get(token, "/v1/apps").await.0, StatusCode::OK);
+    let key_id = created["keyId"].as_str().unwrap();
+    let (status, _) = server
+        .call(Method::DELETE, &format!("/v1/keys/{key_id}"), Some(&server.org_key), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(server.get(token, "/v1/apps").await.0, StatusCode::UNAUTHORIZED);
+    // Listing keys never shows a token.
+    let (_, keys) = server.get(&server.org_key, "/v1/keys").await;
+    assert!(!keys.to_string().contains(token.rsplit('_').next().unwrap()));
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_with_a_stable_code_and_changes_nothing() {
+    let server = ApiServer::start().await;
+    let purse = funded_purse(&server, "100").await;
+    let customer = customer(&server, "+254712345672").await;
+    wallet(&server, &customer, "main").await;
+    let from = json!({ "purse": { "purseId": purse } });
+    let to = json!({ "wallet": { "customerId": customer, "walletId": "main" } });
+    let with_value = |value: Value| {
+        let mut body = pay(&from, &to, "1");
+        body["value"] = value;
+        body
+    };
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            with_value(json!({ "currencyCode": "KES", "amount": "1.001" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+        ),
+        (
+            with_value(json!({ "currencyCode": "KES", "amount": "0" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+        ),
+        (
+            with_value(json!({ "currencyCode": "KES", "amount": "-5" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+        ),
+        (
+            with_value(json!({ "currencyCode": "KES", "amount": "1e3" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+        ),
+        (
+            with_value(json!({ "currencyCode": "KES", "amount": "99999999999999999999999" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+        ),
+        (
+            with_value(json!({ "currencyCode": "XYZ", "amount": "1" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_currency",
+        ),
+        (
+            with_value(json!({ "currencyCode": "UGX", "amount": "1" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "currency_mismatch",
+        ),
+        (
+            with_value(json!({ "currencyCode": "KES", "amount": 1 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({ "debitParty": from, "creditParty": to, "value": { "currencyCode": "KES", "amount": "1" }, "extra": 1 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({ "debitParty": from, "value": { "currencyCode": "KES", "amount": "1" } }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (pay(&from, &from, "1"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_counter_party"),
+        (
+            pay(&json!({ "purse": { "purseId": "not-a-uuid" } }), &to, "1"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            pay(&json!({ "purse": { "purseId": uuid::Uuid::now_v7() } }), &to, "1"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            pay(&from, &json!({ "customer": { "customerNumber": {} } }), "1"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_supported",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = server.post(&server.app_key, "/v1/payments", &body).await;
+        assert_eq!((got, answer["code"].as_str()), (status, Some(code)), "{body} -> {answer}");
+        assert_eq!(answer["status"], status.as_u16(), "a problem document: {answer}");
+    }
+    let (_, purse_view) = server.get(&server.app_key, &format!("/v1/purses/{purse}")).await;
+    assert_eq!(purse_view["balance"]["actual"], "100.00", "nothing moved");
+    assert_eq!(Store::new(server.db.pool()).verify().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn a_replayed_transaction_id_returns_the_original_result() {
+    let server = ApiServer::start().await;
+    let purse = funded_purse(&server, "100").await;
+    let customer = customer(&server, "+254712345673").await;
+    wallet(&server, &customer, "main").await;
+    let mut body = pay(
+        &json!({ "purse": { "purseId": purse } }),
+        &json!({ "wallet": { "customerId": customer, "walletId": "main" } }),
+        "10",
+    );
+    body["transactionId"] = json!(uuid::Uuid::now_v7());
+    let (first, original) = server.post(&server.app_key, "/v1/payments", &body).await;
+    let (again, replayed) = server.post(&server.app_key, "/v1/payments", &body).await;
+    assert_eq!((first, again), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(original, replayed);
+    let (_, purse_view) = server.get(&server.app_key, &format!("/v1/purses/{purse}")).await;
+    assert_eq!(purse_view["balance"]["actual"], "90.00", "paid once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_payments_against_one_purse_keep_every_invariant() {
+    let server = std::sync::Arc::new(ApiServer::start().await);
+    let purse = funded_purse(&server, "1000").await;
+    let mut customers = Vec::new();
+    for i in 0..8 {
+        let customer = customer(&server, &format!("+25471234{:04}", 5000 + i)).await;
+        wallet(&server, &customer, "main").await;
+        customers.push(customer);
+    }
+    let mut tasks = Vec::new();
+    for (i, customer) in customers.iter().enumerate() {
+        let server = server.clone();
+        let purse = purse.clone();
+        let customer = customer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut paid = 0;
+            for _ in 0..20 {
+                let (status, body) = server
+                    .post(
+                        &server.app_key,
+                        "/v1/payments",
+                        &pay(
+                            &json!({ "purse": { "purseId": purse } }),
+                            &json!({ "wallet": { "customerId": customer, "walletId": "main" } }),
+                            &format!("{}", 5 + i),
+                        ),
+                    )
+                    .await;
+                match body["status"].as_str() {
+                    Some("success") => paid += 5 + i,
+                    Some("insufficient_funds") => {}
+                    _ => panic!("{status} {body}"),
+                }
+            }
+            paid
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert!(total <= 1000);
+    let (_, purse_view) = server.get(&server.app_key, &format!("/v1/purses/{purse}")).await;
+    let left: rust_decimal::Decimal =
+        purse_view["balance"]["actual"].as_str().unwrap().parse().unwrap();
+    assert_eq!(left, rust_decimal::Decimal::from(1000 - total));
+    assert_eq!(Store::new(server.db.pool()).verify().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_problems_not_crashes() {
+    let server = ApiServer::start().await;
+    // Malformed JSON, the wrong content type, an oversized body.
+    let url = format!("{}/v1/payments", server.base);
+    let response = server
+        .http
+        .post(&url)
+        .bearer_auth(&server.app_key)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let response =
+        server.http.post(&url).bearer_auth(&server.app_key).body("{}").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = json!({ "narration": "x".repeat(300 * 1024) });
+    let (status, body) = server.post(&server.app_key, "/v1/payments", &huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "body_too_large");
+}

@@ -23,12 +23,16 @@ const READY_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_ID_LEN_MAX: usize = 64;
 
 /// The router: `GET /healthz` (the process serves), `GET /readyz` (and reaches the database),
-/// and the API under `/v1` ([`crate::api`]).
+/// the API under `/v1` ([`crate::api`]), its OpenAPI document at `/openapi.json` and a browser
+/// for it at `/docs`.
 pub fn router(state: AppState) -> Router {
+    let (api, document) = crate::api::routes();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(crate::api::routes())
+        .merge(api)
+        // The document at /openapi.json, browsable at /docs; the UI's files are in the binary.
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document))
         .fallback(not_found)
         .layer(middleware::from_fn(request_id))
         .with_state(state)

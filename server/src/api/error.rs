@@ -6,7 +6,22 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hazina_ledger::store::StoreError;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// The body of every error: an `application/problem+json` document (RFC 9457) with a stable
+/// `code` to act on.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the `code` says what happened.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable and snake_case, e.g. `invalid_amount`, `not_found`, `insufficient_funds`.
+    pub code: String,
+    pub detail: String,
+}
 
 /// A failed request: a status, a stable snake_case `code` and a human-readable detail that
 /// never carries internals (those go to the log).

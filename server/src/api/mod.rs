@@ -18,6 +18,9 @@ use axum::extract::DefaultBodyLimit;
 use deadpool_postgres::Pool;
 use hazina_ledger::pipeline::{Pipeline, PipelineConfig};
 use hazina_ledger::store::Store;
+use utoipa::OpenApi as _;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
 
 /// Largest request body accepted.
 pub const BODY_BYTES_MAX: usize = 256 * 1024;
@@ -45,13 +48,42 @@ impl AppState {
     }
 }
 
-/// The `/v1` routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// The OpenAPI document's frame; the paths and schemas come from the handlers.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Hazina API",
+        description = "Customers, purses, wallets, payments and the ledger beneath them. \
+            Every request carries an API key (`Authorization: Bearer hz_…`): an org key manages \
+            the org, an app key acts for one app. Errors are `application/problem+json` with a \
+            stable `code`. Limits: bodies of at most 256 KiB, pages of at most 500 items."
+    ),
+    modifiers(&BearerKeys),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer API keys.
+struct BearerKeys;
+
+impl utoipa::Modify for BearerKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The `/v1` routes and the OpenAPI document that describes them.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tenancy::routes())
-        .merge(customers::routes())
+        .merge(customers::routes().into())
         .merge(money::routes())
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .split_for_parts();
+    (router.layer(DefaultBodyLimit::max(BODY_BYTES_MAX)), document)
 }
 
 /// A page size from a query: the default when absent, refused outside 1..=max.

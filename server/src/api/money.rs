@@ -1,10 +1,9 @@
 //! Purses, wallets, payments between them, transfers and accounts.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use hazina_ledger::pipeline::SubmitError;
 use hazina_ledger::rules::{
@@ -16,27 +15,28 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, Body};
+use super::error::{ApiError, Body, Problem};
 use super::{AppState, customers, page_size};
 
 /// Longest wallet id and narration.
 pub const WALLET_ID_LEN_MAX: usize = 100;
 pub const NARRATION_LEN_MAX: usize = 500;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/purses", get(list_purses).post(create_purse))
-        .route("/v1/purses/{purse_id}", get(get_purse))
-        .route("/v1/customers/{customer_id}/wallets", get(list_wallets).post(create_wallet))
-        .route("/v1/customers/{customer_id}/wallets/{wallet_id}", get(get_wallet))
-        .route("/v1/payments", post(create_payment))
-        .route("/v1/transfers/{transfer_id}", get(get_transfer))
-        .route("/v1/accounts/{account_id}", get(get_account))
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list_purses, create_purse))
+        .routes(routes!(get_purse))
+        .routes(routes!(list_wallets, create_wallet))
+        .routes(routes!(get_wallet))
+        .routes(routes!(create_payment))
+        .routes(routes!(get_transfer))
+        .routes(routes!(get_account))
 }
 
 /// An amount in a currency, as the platform wrote it (`currencyCode`), with the amount a
 /// decimal string.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Value {
     pub currency_code: String,
@@ -68,7 +68,7 @@ pub fn currency(code: &str) -> Result<Currency, ApiError> {
 }
 
 /// Balances as the platform showed them: actual (settled), available, pending.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BalanceView {
     pub currency_code: &'static str,
@@ -91,7 +91,7 @@ impl BalanceView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PurseView {
     pub purse_id: Uuid,
@@ -119,7 +119,7 @@ impl From<&Account> for PurseView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletView {
     pub wallet_id: String,
@@ -141,7 +141,7 @@ impl From<&Account> for WalletView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPurse {
     pub currency_code: String,
@@ -150,13 +150,47 @@ pub struct NewPurse {
     pub overdraft_limit: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// The last id of the previous page.
     pub cursor: Option<Uuid>,
+    /// Items per page, 1 to 500 (default 50).
     pub limit: Option<i64>,
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurseList {
+    pub purses: Vec<PurseView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WalletList {
+    pub wallets: Vec<WalletView>,
+}
+
+/// An account and its balance.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub account_id: Uuid,
+    pub kind: &'static str,
+    pub name: Option<String>,
+    pub customer_id: Option<Uuid>,
+    pub wallet_id: Option<String>,
+    pub closed: bool,
+    pub balance: BalanceView,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Creates a purse: an org-owned balance in one currency (org key).
+#[utoipa::path(post, path = "/v1/purses", tag = "purses", request_body = NewPurse, responses(
+    (status = 201, body = PurseView), (status = 422, body = Problem), (status = 401, body = Problem),
+    (status = 403, body = Problem)))]
 async fn create_purse(
     caller: Caller,
     State(state): State<AppState>,
@@ -184,6 +218,9 @@ async fn create_purse(
     Ok((StatusCode::CREATED, Json(PurseView::from(&purse))).into_response())
 }
 
+/// The org's purses with their balances.
+#[utoipa::path(get, path = "/v1/purses", tag = "purses", params(Page), responses(
+    (status = 200, body = PurseList), (status = 400, body = Problem), (status = 401, body = Problem)))]
 async fn list_purses(
     caller: Caller,
     State(state): State<AppState>,
@@ -197,8 +234,8 @@ async fn list_purses(
     let next = (purses.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| purses.last().map(|p| p.id.0))
         .flatten();
-    let purses: Vec<PurseView> = purses.iter().map(PurseView::from).collect();
-    Ok(Json(serde_json::json!({ "purses": purses, "nextCursor": next })).into_response())
+    let purses = purses.iter().map(PurseView::from).collect();
+    Ok(Json(PurseList { purses, next_cursor: next }).into_response())
 }
 
 async fn purse(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, ApiError> {
@@ -210,6 +247,10 @@ async fn purse(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, A
         .ok_or_else(|| ApiError::not_found("purse"))
 }
 
+/// A purse and its balance.
+#[utoipa::path(get, path = "/v1/purses/{purse_id}", tag = "purses",
+    params(("purse_id" = Uuid, Path)),
+    responses((status = 200, body = PurseView), (status = 404, body = Problem), (status = 401, body = Problem)))]
 async fn get_purse(
     caller: Caller,
     State(state): State<AppState>,
@@ -219,7 +260,7 @@ async fn get_purse(
     Ok(Json(PurseView::from(&purse)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWallet {
     pub wallet_id: String,
@@ -240,6 +281,11 @@ fn valid_wallet_id(wallet_id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Creates a customer's wallet under an app-chosen `walletId`.
+#[utoipa::path(post, path = "/v1/customers/{customer_id}/wallets", tag = "wallets",
+    params(("customer_id" = Uuid, Path)), request_body = NewWallet,
+    responses((status = 201, body = WalletView), (status = 409, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem), (status = 401, body = Problem)))]
 async fn create_wallet(
     caller: Caller,
     State(state): State<AppState>,
@@ -256,6 +302,10 @@ async fn create_wallet(
     Ok((StatusCode::CREATED, Json(WalletView::from(&wallet))).into_response())
 }
 
+/// A customer's wallets with their balances.
+#[utoipa::path(get, path = "/v1/customers/{customer_id}/wallets", tag = "wallets",
+    params(("customer_id" = Uuid, Path)),
+    responses((status = 200, body = WalletList), (status = 404, body = Problem), (status = 401, body = Problem)))]
 async fn list_wallets(
     caller: Caller,
     State(state): State<AppState>,
@@ -264,8 +314,8 @@ async fn list_wallets(
     let customer = customers::check(&state.pool, caller.org, customer_id).await?;
     let wallets =
         state.store.accounts(caller.org, AccountKind::Wallet, Some(customer), None, 1_000).await?;
-    let wallets: Vec<WalletView> = wallets.iter().map(WalletView::from).collect();
-    Ok(Json(serde_json::json!({ "wallets": wallets })).into_response())
+    let wallets = wallets.iter().map(WalletView::from).collect();
+    Ok(Json(WalletList { wallets }).into_response())
 }
 
 async fn wallet(
@@ -282,6 +332,10 @@ async fn wallet(
         .ok_or_else(|| ApiError::not_found("wallet"))
 }
 
+/// A customer's wallet and its balance.
+#[utoipa::path(get, path = "/v1/customers/{customer_id}/wallets/{wallet_id}", tag = "wallets",
+    params(("customer_id" = Uuid, Path), ("wallet_id" = String, Path)),
+    responses((status = 200, body = WalletView), (status = 404, body = Problem), (status = 401, body = Problem)))]
 async fn get_wallet(
     caller: Caller,
     State(state): State<AppState>,
@@ -292,7 +346,7 @@ async fn get_wallet(
 }
 
 /// One side of a payment.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Party {
     Purse {
@@ -305,13 +359,13 @@ pub enum Party {
         #[serde(rename = "walletId")]
         wallet_id: String,
     },
-    /// A customer's mobile-money account through a payment channel (the providers issue).
+    /// A customer's mobile-money account through a payment channel (not yet supported).
     Customer(serde_json::Value),
-    /// A payment channel (the providers issue).
+    /// A payment channel (not yet supported).
     Channel(serde_json::Value),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPayment {
     /// The transaction id to use; a new one when absent. Replaying an id returns the
@@ -324,7 +378,7 @@ pub struct NewPayment {
 }
 
 /// A payment's result in the platform's words.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentResult {
     pub transaction_id: Uuid,
@@ -375,6 +429,14 @@ async fn party_account(
     }
 }
 
+/// Moves money from the debit party to the credit party. Between purses and wallets it
+/// settles at once: `201` with status `success`, or `422` with the platform's status
+/// (`insufficient_funds`, `invalid_purse`, …) and the ledger's reason. A replayed
+/// `transactionId` returns the original result.
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = NewPayment,
+    responses((status = 201, body = PaymentResult), (status = 422, body = PaymentResult),
+        (status = 404, body = Problem), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 503, body = Problem)))]
 async fn create_payment(
     caller: Caller,
     State(state): State<AppState>,
@@ -470,6 +532,10 @@ pub async fn submit(state: &AppState, request: TransferRequest) -> Result<Outcom
     })
 }
 
+/// A ledger transfer: its legs, kind, times and context.
+#[utoipa::path(get, path = "/v1/transfers/{transfer_id}", tag = "transfers",
+    params(("transfer_id" = Uuid, Path)),
+    responses((status = 200, body = TransferView), (status = 404, body = Problem), (status = 401, body = Problem)))]
 async fn get_transfer(
     caller: Caller,
     State(state): State<AppState>,
@@ -483,12 +549,19 @@ async fn get_transfer(
     Ok(Json(TransferView::from(&transfer)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AtQuery {
+    /// The balance as recorded at this time (RFC 3339) instead of now.
     pub at: Option<DateTime<Utc>>,
 }
 
+/// Any account of the org (purse, wallet, …) and its balance, now or `at` a time.
+#[utoipa::path(get, path = "/v1/accounts/{account_id}", tag = "accounts",
+    params(("account_id" = Uuid, Path), AtQuery),
+    responses((status = 200, body = AccountView), (status = 404, body = Problem), (status = 400, body = Problem),
+        (status = 401, body = Problem)))]
 async fn get_account(
     caller: Caller,
     State(state): State<AppState>,
@@ -521,7 +594,7 @@ async fn get_account(
 }
 
 /// A transfer as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferView {
     pub transfer_id: Uuid,
@@ -534,12 +607,13 @@ pub struct TransferView {
     pub expires_at: Option<DateTime<Utc>>,
     pub effective_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub context: serde_json::Map<String, serde_json::Value>,
     /// The ledger's reason when the request was rejected (and recorded).
     pub rejection: Option<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LegView {
     pub account_id: Uuid,

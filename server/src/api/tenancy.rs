@@ -1,10 +1,9 @@
 //! Apps and API keys (org key only), and the first start's default org, app and keys.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use hazina_ledger::OrgId;
@@ -15,19 +14,19 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::auth::{Caller, NewKey};
-use super::error::{ApiError, Body};
+use super::error::{ApiError, Body, Problem};
 
 /// Longest app or key name.
 pub const NAME_LEN_MAX: usize = 100;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/apps", get(list_apps).post(create_app))
-        .route("/v1/keys", get(list_keys).post(create_key))
-        .route("/v1/keys/{key_id}", delete(revoke_key))
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list_apps, create_app))
+        .routes(utoipa_axum::routes!(list_keys, create_key))
+        .routes(utoipa_axum::routes!(revoke_key))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct App {
     pub app_id: Uuid,
@@ -35,14 +34,14 @@ pub struct App {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApp {
     pub name: String,
 }
 
 /// A key as listed: never its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Key {
     pub key_id: Uuid,
@@ -54,7 +53,7 @@ pub struct Key {
 }
 
 /// A key just created: the only time its token is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedKey {
     #[serde(flatten)]
@@ -62,12 +61,22 @@ pub struct CreatedKey {
     pub token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewKeyRequest {
     pub name: String,
     /// The app the key acts for; none for an org key.
     pub app_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppList {
+    pub apps: Vec<App>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<Key>,
 }
 
 fn valid_name(name: &str) -> Result<&str, ApiError> {
@@ -82,6 +91,10 @@ fn valid_name(name: &str) -> Result<&str, ApiError> {
     Ok(name)
 }
 
+/// Creates an app (org key).
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = NewApp, responses(
+    (status = 201, body = App), (status = 409, body = Problem), (status = 422, body = Problem),
+    (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn create_app(
     caller: Caller,
     State(state): State<AppState>,
@@ -92,6 +105,9 @@ async fn create_app(
     Ok((StatusCode::CREATED, Json(app)).into_response())
 }
 
+/// The org's apps (org key).
+#[utoipa::path(get, path = "/v1/apps", tag = "apps", responses(
+    (status = 200, body = AppList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_apps(caller: Caller, State(state): State<AppState>) -> Result<Response, ApiError> {
     caller.org_key()?;
     let client = state.pool.get().await?;
@@ -105,9 +121,13 @@ async fn list_apps(caller: Caller, State(state): State<AppState>) -> Result<Resp
         .iter()
         .map(|row| App { app_id: row.get(0), name: row.get(1), created_at: row.get(2) })
         .collect();
-    Ok(Json(serde_json::json!({ "apps": apps })).into_response())
+    Ok(Json(AppList { apps }).into_response())
 }
 
+/// Creates an org key, or an app key with `appId` (org key). The token is shown only here.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKeyRequest, responses(
+    (status = 201, body = CreatedKey), (status = 422, body = Problem),
+    (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn create_key(
     caller: Caller,
     State(state): State<AppState>,
@@ -118,12 +138,20 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(key)).into_response())
 }
 
+/// The org's keys, revoked ones too, never their tokens (org key).
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", responses(
+    (status = 200, body = KeyList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_keys(caller: Caller, State(state): State<AppState>) -> Result<Response, ApiError> {
     caller.org_key()?;
     let keys = keys(&state.pool, caller.org).await?;
-    Ok(Json(serde_json::json!({ "keys": keys })).into_response())
+    Ok(Json(KeyList { keys }).into_response())
 }
 
+/// Revokes a key at once (org key).
+#[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "keys",
+    params(("key_id" = Uuid, Path, description = "The key's id")),
+    responses((status = 204), (status = 404, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
 async fn revoke_key(
     caller: Caller,
     State(state): State<AppState>,

@@ -13,7 +13,8 @@ async fn the_openapi_document_describes_every_route_and_needs_no_key() {
     assert_eq!(status, StatusCode::OK);
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"), "{}", document["openapi"]);
     let paths = document["paths"].as_object().unwrap();
-    for path in ["/v1/apps", "/v1/keys", "/v1/purses", "/v1/payments", "/v1/accounts/{account_id}"] {
+    for path in ["/v1/apps", "/v1/keys", "/v1/purses", "/v1/payments", "/v1/accounts/{account_id}"]
+    {
         assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys());
     }
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());

@@ -24,7 +24,7 @@ use crate::rules::{AccountKind, LimitPolicy, Side, Sums};
 
 pub use migrate::{fingerprint as migrations_fingerprint, migrate};
 pub use query::{
-    StatementLine, StatementPage, StatementQuery, TrialBalance, TrialBalanceLine,
+    LedgerLine, StatementLine, StatementPage, StatementQuery, TrialBalance, TrialBalanceLine,
     TrialBalanceTotals,
 };
 pub use speculate::{Prepared, Speculation};

@@ -140,7 +140,10 @@ fn body_rejection(rejection: &JsonRejection) -> ApiError {
         JsonRejection::BytesRejection(_) => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the body is larger than {} bytes", super::BODY_BYTES_MAX),
+            format!(
+                "the body is larger than this endpoint accepts ({} bytes; 2 MiB for batches)",
+                super::BODY_BYTES_MAX
+            ),
         ),
         other => ApiError::bad_request("invalid_body", other.body_text()),
     }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod customers;
 pub mod error;
+pub mod finance;
 pub mod money;
 pub mod tenancy;
 
@@ -80,8 +81,9 @@ impl utoipa::Modify for BearerKeys {
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tenancy::routes())
-        .merge(customers::routes().into())
+        .merge(customers::routes())
         .merge(money::routes())
+        .merge(finance::routes())
         .split_for_parts();
     (router.layer(DefaultBodyLimit::max(BODY_BYTES_MAX)), document)
 }

@@ -80,7 +80,7 @@ pub struct BalanceView {
 }
 
 impl BalanceView {
-    fn of(balance: &Balance, sequence: i64) -> Self {
+    pub fn of(balance: &Balance, sequence: i64) -> Self {
         Self {
             currency_code: balance.currency.code(),
             actual: balance.posted.amount().to_string(),

@@ -1,0 +1,500 @@
+//! Finance operations (org key): raw transfers, one or many per request, account statements,
+//! and the reports finance closes the books from.
+
+use axum::Json;
+use axum::body::Body as ResponseBody;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+use hazina_ledger::rules::{Action, Outcome, Posting, RejectReason, Side, TransferRequest};
+use hazina_ledger::store::{LedgerLine, StatementQuery, TrialBalance};
+use hazina_ledger::{AccountId, TransferId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::{ApiError, Body, Problem};
+use super::money::{BalanceView, TransferView, Value};
+use super::{AppState, page_size};
+
+/// Most transfers in one batch request.
+pub const BATCH_TRANSFERS_MAX: usize = 1_000;
+/// Largest batch request body (other requests: [`super::BODY_BYTES_MAX`]).
+pub const BATCH_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
+/// Most legs in one transfer.
+pub const LEGS_MAX: usize = 16;
+/// Longest pending timeout: 30 days.
+pub const TIMEOUT_SECONDS_MAX: u64 = 30 * 24 * 3_600;
+/// Longest transfer code.
+pub const CODE_LEN_MAX: usize = 64;
+
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(create_transfer))
+        .merge(
+            utoipa_axum::router::OpenApiRouter::new()
+                .routes(routes!(create_transfers))
+                .layer(axum::extract::DefaultBodyLimit::max(BATCH_BODY_BYTES_MAX)),
+        )
+        .routes(routes!(statement))
+        .routes(routes!(trial_balance))
+        .routes(routes!(general_ledger))
+}
+
+/// What a transfer does.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferType {
+    /// Move money now (`legs`).
+    Post,
+    /// Reserve money (`legs`, optional `timeoutSeconds`), to post or void later.
+    Pending,
+    /// Post a pending transfer (`pendingId`), fully or for `amounts` (one per leg).
+    PostPending,
+    /// Release a pending transfer (`pendingId`).
+    VoidPending,
+    /// Undo a posted transfer (`reversalOf`) with a transfer of the opposite legs.
+    Reverse,
+}
+
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Leg {
+    pub account_id: Uuid,
+    pub side: LegSide,
+    pub value: Value,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LegSide {
+    Debit,
+    Credit,
+}
+
+/// A transfer request. Its id is the idempotency key: replaying it returns the original
+/// outcome; a different request under the same id is rejected.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewTransfer {
+    /// A new UUIDv7 when absent.
+    pub transfer_id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub kind: TransferType,
+    /// What the transfer is for, e.g. `fee`, `settlement` (1 to 64 characters).
+    pub code: String,
+    #[serde(default)]
+    pub legs: Vec<Leg>,
+    pub timeout_seconds: Option<u64>,
+    pub pending_id: Option<Uuid>,
+    pub amounts: Option<Vec<Value>>,
+    pub reversal_of: Option<Uuid>,
+    /// When it happened in the world (for the trial balance); now when absent.
+    pub effective_at: Option<DateTime<Utc>>,
+    /// Free-form, stored with the transfer.
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A transfer's outcome: the transfer, or the ledger's reason for refusing it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferOutcome {
+    pub transfer_id: Uuid,
+    /// `accepted` or `rejected`.
+    pub result: &'static str,
+    /// Whether this repeated an earlier request with the same id.
+    pub replayed: bool,
+    /// The ledger's stable reason code when rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferView>,
+}
+
+impl TransferOutcome {
+    fn of(id: TransferId, outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Accepted { transfer, replayed } => Self {
+                transfer_id: id.0,
+                result: "accepted",
+                replayed: *replayed,
+                reason: None,
+                transfer: Some(TransferView::from(transfer)),
+            },
+            Outcome::Rejected(reason) => Self {
+                transfer_id: id.0,
+                result: "rejected",
+                replayed: false,
+                reason: Some(RejectReason::code(*reason)),
+                transfer: None,
+            },
+        }
+    }
+}
+
+fn request(caller: &Caller, new: NewTransfer) -> Result<TransferRequest, ApiError> {
+    let invalid = |detail: &str| ApiError::invalid("invalid_transfer", detail.to_owned());
+    if new.code.is_empty() || new.code.chars().count() > CODE_LEN_MAX {
+        return Err(invalid("code has 1 to 64 characters"));
+    }
+    if new.legs.len() > LEGS_MAX {
+        return Err(invalid("a transfer has at most 16 legs"));
+    }
+    let postings = new
+        .legs
+        .iter()
+        .map(|leg| {
+            let amount = leg.value.money()?;
+            let side = match leg.side {
+                LegSide::Debit => Side::Debit,
+                LegSide::Credit => Side::Credit,
+            };
+            Ok(Posting { account: AccountId(leg.account_id), side, amount })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let needs_legs = matches!(new.kind, TransferType::Post | TransferType::Pending);
+    if needs_legs == postings.is_empty() {
+        return Err(invalid("legs are for post and pending transfers, and they need at least two"));
+    }
+    let pending_id =
+        || new.pending_id.map(TransferId).ok_or_else(|| invalid("pendingId is required"));
+    let action = match new.kind {
+        TransferType::Post => Action::Post { postings },
+        TransferType::Pending => {
+            let timeout_ms = match new.timeout_seconds {
+                None => None,
+                Some(seconds) if (1..=TIMEOUT_SECONDS_MAX).contains(&seconds) => {
+                    Some(seconds * 1_000)
+                }
+                Some(_) => {
+                    return Err(invalid("timeoutSeconds is between 1 and 2592000 (30 days)"));
+                }
+            };
+            Action::Pending { postings, timeout_ms }
+        }
+        TransferType::PostPending => {
+            let amounts = new
+                .amounts
+                .as_ref()
+                .map(|amounts| amounts.iter().map(Value::money).collect::<Result<Vec<_>, _>>())
+                .transpose()?;
+            Action::PostPending { pending_id: pending_id()?, amounts }
+        }
+        TransferType::VoidPending => Action::VoidPending { pending_id: pending_id()? },
+        TransferType::Reverse => Action::Reverse {
+            transfer_id: new
+                .reversal_of
+                .map(TransferId)
+                .ok_or_else(|| invalid("reversalOf is required"))?,
+        },
+    };
+    let mut context = serde_json::Map::new();
+    if let Some(metadata) = new.metadata {
+        if serde_json::to_vec(&metadata).map_or(true, |bytes| bytes.len() > 16 * 1024) {
+            return Err(invalid("metadata is at most 16 KiB of JSON"));
+        }
+        context.insert("metadata".into(), serde_json::Value::Object(metadata));
+    }
+    if let Some(app) = caller.app {
+        context.insert("appId".into(), serde_json::Value::String(app.to_string()));
+    }
+    Ok(TransferRequest {
+        id: new.transfer_id.map_or_else(TransferId::generate, TransferId),
+        org: caller.org,
+        action,
+        code: new.code,
+        effective_at: new.effective_at,
+        context,
+    })
+}
+
+/// Applies one transfer (org key): `201` when accepted, `422` with the ledger's reason when
+/// rejected.
+#[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = NewTransfer,
+    responses((status = 201, body = TransferOutcome), (status = 422, body = TransferOutcome),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 503, body = Problem)))]
+async fn create_transfer(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(new): Body<NewTransfer>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let request = request(&caller, new)?;
+    let id = request.id;
+    let outcome = super::money::submit(&state, request).await?;
+    let status = match outcome {
+        Outcome::Accepted { .. } => StatusCode::CREATED,
+        Outcome::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    Ok((status, Json(TransferOutcome::of(id, &outcome))).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBatch {
+    /// 1 to 1,000 transfers, applied in order; each has its own outcome.
+    pub transfers: Vec<NewTransfer>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TransferBatchResult {
+    pub outcomes: Vec<TransferOutcome>,
+}
+
+/// Applies many transfers in one request (org key), in order, each with its own outcome. A
+/// malformed transfer refuses the whole request before anything is applied.
+#[utoipa::path(post, path = "/v1/transfers/batch", tag = "transfers", request_body = TransferBatch,
+    responses((status = 200, body = TransferBatchResult), (status = 422, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+async fn create_transfers(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(batch): Body<TransferBatch>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    if batch.transfers.is_empty() || batch.transfers.len() > BATCH_TRANSFERS_MAX {
+        return Err(ApiError::invalid("invalid_batch", "a batch has 1 to 1000 transfers"));
+    }
+    let requests = batch
+        .transfers
+        .into_iter()
+        .map(|new| request(&caller, new))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Queued one after another, they are applied in this order (one writer serves the org).
+    let mut waiting = Vec::with_capacity(requests.len());
+    for request in requests {
+        let id = request.id;
+        let submitted = state.pipeline.enqueue(request).map_err(|error| match error {
+            hazina_ledger::pipeline::SubmitError::Overloaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the ledger is overloaded; retry the batch shortly (replays are safe)",
+            ),
+            other => ApiError::unavailable(&other),
+        })?;
+        waiting.push((id, submitted));
+    }
+    let mut outcomes = Vec::with_capacity(waiting.len());
+    for (id, submitted) in waiting {
+        let outcome = submitted.await.map_err(|error| ApiError::unavailable(&error))?;
+        outcomes.push(TransferOutcome::of(id, &outcome));
+    }
+    Ok(Json(TransferBatchResult { outcomes }).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatementParams {
+    /// Entries recorded at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Entries recorded before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<i64>,
+    /// Lines per page, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatementLineView {
+    pub sequence: i64,
+    pub transfer_id: Uuid,
+    pub kind: &'static str,
+    pub code: String,
+    pub side: &'static str,
+    pub amount: String,
+    pub pending_amount: String,
+    /// The running balance after this line.
+    pub balance: BalanceView,
+    pub effective_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatementView {
+    pub account_id: Uuid,
+    pub lines: Vec<StatementLineView>,
+    pub next_cursor: Option<i64>,
+}
+
+/// An account's statement in recording order, with the running balance on every line.
+#[utoipa::path(get, path = "/v1/accounts/{account_id}/statement", tag = "accounts",
+    params(("account_id" = Uuid, Path), StatementParams),
+    responses((status = 200, body = StatementView), (status = 404, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn statement(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(account_id): Path<Uuid>,
+    Query(params): Query<StatementParams>,
+) -> Result<Response, ApiError> {
+    let query = StatementQuery {
+        from: params.from,
+        to: params.to,
+        after_version: params.cursor,
+        limit: page_size(params.limit)?,
+    };
+    let page = state.store.statement(caller.org, AccountId(account_id), &query).await?;
+    let lines = page
+        .lines
+        .iter()
+        .map(|line| StatementLineView {
+            sequence: line.version,
+            transfer_id: line.transfer_id.0,
+            kind: line.kind.as_str(),
+            code: line.code.clone(),
+            side: line.side.as_str(),
+            amount: line.amount_posted.amount().to_string(),
+            pending_amount: line.amount_pending.amount().to_string(),
+            balance: BalanceView::of(&line.balance, line.version),
+            effective_at: line.effective_at,
+            recorded_at: line.created_at,
+        })
+        .collect();
+    Ok(Json(StatementView { account_id, lines, next_cursor: page.next_after_version })
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PeriodParams {
+    /// Start of the period (inclusive), by effective time.
+    pub from: DateTime<Utc>,
+    /// End of the period (exclusive).
+    pub to: DateTime<Utc>,
+    /// `json` (default) or `csv`.
+    pub format: Option<ReportFormat>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFormat {
+    Json,
+    Csv,
+}
+
+fn period(params: &PeriodParams) -> Result<(), ApiError> {
+    if params.from >= params.to {
+        return Err(ApiError::bad_request("invalid_period", "from must be before to"));
+    }
+    Ok(())
+}
+
+/// The trial balance for a period (org key): per account, opening balance, debits, credits and
+/// closing balance by effective time, with totals per currency; JSON or CSV.
+#[utoipa::path(get, path = "/v1/reports/trial-balance", tag = "reports", params(PeriodParams),
+    responses((status = 200, description = "The trial balance (JSON, or CSV with `format=csv`)"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn trial_balance(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<PeriodParams>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    period(&params)?;
+    let report = state.store.trial_balance(caller.org, params.from, params.to).await?;
+    match params.format.unwrap_or(ReportFormat::Json) {
+        ReportFormat::Json => Ok(Json(&report).into_response()),
+        ReportFormat::Csv => Ok(csv_response("trial-balance.csv", trial_balance_csv(&report)?)),
+    }
+}
+
+fn trial_balance_csv(report: &TrialBalance) -> Result<Vec<u8>, ApiError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let failed = |error: csv::Error| ApiError::unavailable(&error);
+    writer
+        .write_record([
+            "account_id",
+            "kind",
+            "name",
+            "currency",
+            "normal_side",
+            "opening",
+            "debits",
+            "credits",
+            "closing",
+        ])
+        .map_err(failed)?;
+    for line in &report.lines {
+        writer
+            .write_record([
+                line.account.0.to_string(),
+                line.kind.as_str().to_owned(),
+                line.name.clone().unwrap_or_default(),
+                line.currency.code().to_owned(),
+                line.normal_side.as_str().to_owned(),
+                line.opening.amount().to_string(),
+                line.debits.amount().to_string(),
+                line.credits.amount().to_string(),
+                line.closing.amount().to_string(),
+            ])
+            .map_err(failed)?;
+    }
+    writer.into_inner().map_err(|error| ApiError::unavailable(error.error()))
+}
+
+fn csv_response(filename: &str, body: impl Into<ResponseBody>) -> Response {
+    let mut response = body.into().into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// The general ledger for a period (org key): every posted entry by effective time, as CSV,
+/// streamed as it is read (memory stays flat however long the period).
+#[utoipa::path(get, path = "/v1/reports/general-ledger", tag = "reports", params(PeriodParams),
+    responses((status = 200, description = "CSV: effective_at, recorded_at, transfer_id, kind, code, account_id, account_kind, account_name, currency, debit, credit"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn general_ledger(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<PeriodParams>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    period(&params)?;
+    let lines = state.store.general_ledger(caller.org, params.from, params.to).await?;
+    let header = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(
+            "effective_at,recorded_at,transfer_id,kind,code,account_id,account_kind,account_name,currency,debit,credit\n"
+                .as_bytes()
+                .to_vec(),
+        )
+    });
+    let rows = lines
+        .map(|line| line.map_err(std::io::Error::other).and_then(|line| ledger_csv_row(&line)));
+    Ok(csv_response("general-ledger.csv", ResponseBody::from_stream(header.chain(rows))))
+}
+
+fn ledger_csv_row(line: &LedgerLine) -> Result<Vec<u8>, std::io::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::with_capacity(256));
+    let (debit, credit) = match line.side {
+        Side::Debit => (line.amount.amount().to_string(), String::new()),
+        Side::Credit => (String::new(), line.amount.amount().to_string()),
+    };
+    writer.write_record([
+        line.effective_at.to_rfc3339(),
+        line.recorded_at.to_rfc3339(),
+        line.transfer_id.0.to_string(),
+        line.kind.as_str().to_owned(),
+        line.code.clone(),
+        line.account.0.to_string(),
+        line.account_kind.as_str().to_owned(),
+        line.account_name.clone().unwrap_or_default(),
+        line.amount.currency().code().to_owned(),
+        debit,
+        credit,
+    ])?;
+    writer.into_inner().map_err(|error| std::io::Error::other(error.to_string()))
+}

@@ -27,6 +27,8 @@ const REQUEST_ID_LEN_MAX: usize = 64;
 /// for it at `/docs`.
 pub fn router(state: AppState) -> Router {
     let (api, document) = crate::api::routes();
+    let api = api
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::api::idempotency::layer));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

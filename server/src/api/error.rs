@@ -65,7 +65,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        crate::http::problem(self.status, self.code, &self.detail)
+        let mut response = crate::http::problem(self.status, self.code, &self.detail);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Overload and outages pass within seconds; a client should not hammer meanwhile.
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

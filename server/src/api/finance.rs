@@ -136,7 +136,11 @@ impl TransferOutcome {
     }
 }
 
-fn request(caller: &Caller, new: NewTransfer) -> Result<TransferRequest, ApiError> {
+fn request(
+    caller: &Caller,
+    new: NewTransfer,
+    derived_id: Option<Uuid>,
+) -> Result<TransferRequest, ApiError> {
     let invalid = |detail: &str| ApiError::invalid("invalid_transfer", detail.to_owned());
     if new.code.is_empty() || new.code.chars().count() > CODE_LEN_MAX {
         return Err(invalid("code has 1 to 64 characters"));
@@ -203,7 +207,7 @@ fn request(caller: &Caller, new: NewTransfer) -> Result<TransferRequest, ApiErro
         context.insert("appId".into(), serde_json::Value::String(app.to_string()));
     }
     Ok(TransferRequest {
-        id: new.transfer_id.map_or_else(TransferId::generate, TransferId),
+        id: new.transfer_id.or(derived_id).map_or_else(TransferId::generate, TransferId),
         org: caller.org,
         action,
         code: new.code,
@@ -221,10 +225,11 @@ fn request(caller: &Caller, new: NewTransfer) -> Result<TransferRequest, ApiErro
 async fn create_transfer(
     caller: Caller,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Body(new): Body<NewTransfer>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let request = request(&caller, new)?;
+    let request = request(&caller, new, super::idempotency::derived_id(&caller, &headers))?;
     let id = request.id;
     let outcome = super::money::submit(&state, request).await?;
     let status = match outcome {
@@ -254,6 +259,7 @@ pub struct TransferBatchResult {
 async fn create_transfers(
     caller: Caller,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Body(batch): Body<TransferBatch>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
@@ -263,7 +269,13 @@ async fn create_transfers(
     let requests = batch
         .transfers
         .into_iter()
-        .map(|new| request(&caller, new))
+        .enumerate()
+        .map(|(index, new)| {
+            // With an Idempotency-Key, the n-th transfer of the batch always gets the same id.
+            let derived = super::idempotency::derived_id(&caller, &headers)
+                .map(|base| Uuid::new_v5(&base, index.to_string().as_bytes()));
+            request(&caller, new, derived)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     // Queued one after another, they are applied in this order (one writer serves the org).
     let mut waiting = Vec::with_capacity(requests.len());

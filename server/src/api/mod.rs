@@ -9,6 +9,7 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod finance;
+pub mod idempotency;
 pub mod money;
 pub mod tenancy;
 

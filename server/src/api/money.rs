@@ -440,6 +440,7 @@ async fn party_account(
 async fn create_payment(
     caller: Caller,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Body(payment): Body<NewPayment>,
 ) -> Result<Response, ApiError> {
     let amount = payment.value.money()?;
@@ -473,7 +474,10 @@ async fn create_payment(
             ));
         }
     }
-    let id = payment.transaction_id.map_or_else(TransferId::generate, TransferId);
+    let id = payment
+        .transaction_id
+        .or_else(|| super::idempotency::derived_id(&caller, &headers))
+        .map_or_else(TransferId::generate, TransferId);
     let customers: Vec<String> =
         [debit_customer, credit_customer].into_iter().flatten().map(|c| c.0.to_string()).collect();
     let mut context = serde_json::Map::new();

@@ -1,35 +1,145 @@
-//! Customers: created or resolved by customer number or secondary id, and their state.
+//! Customers: created or resolved by customer number or secondary id; what the org knows about
+//! them (tags, secondary ids, metadata); what each app keeps for them (app data with its
+//! lease, reminders); their activity; and their state and timeline.
+//!
+//! Tags, secondary ids and metadata belong to the org: any key of the org reads and changes
+//! them. App data and reminders belong to one app: only that app's keys see them. Activities
+//! are recorded by an app and read by the whole org. An expired tag or secondary id is
+//! invisible everywhere, and an expired secondary id can be claimed by another customer.
 
-use axum::extract::{Path, State};
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::http::request::Parts;
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
-use hazina_ledger::rules::AccountKind;
-use hazina_ledger::{CustomerId, OrgId};
+use deadpool_postgres::{GenericClient, Pool};
+use hazina_ledger::rules::{AccountKind, RejectReason, Transfer};
+use hazina_ledger::{CustomerId, OrgId, TransferId};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, Body};
-use super::money::WalletView;
+use super::error::{ApiError, Body, Problem};
+use super::money::{WalletView, payment_status};
+use super::{AppState, page_size};
 
 /// Longest customer number, secondary id key or value.
 pub const IDENTIFIER_LEN_MAX: usize = 256;
+/// Longest key of a tag, secondary id, metadata entry, reminder or activity, in characters.
+pub const KEY_LEN_MAX: usize = 256;
+/// Longest tag or secondary id value, activity source or session id, in characters.
+pub const VALUE_LEN_MAX: usize = 256;
+/// Largest metadata or app data value, in bytes (after decoding base64).
+pub const DATA_BYTES_MAX: usize = 64 * 1024;
+/// Most tags a customer has (and a request sets).
+pub const TAGS_MAX: usize = 100;
+/// Most secondary ids a customer has (and a request sets).
+pub const SECONDARY_IDS_MAX: usize = 100;
+/// Most metadata keys a customer has (and a request sets).
+pub const METADATA_KEYS_MAX: usize = 100;
+/// Most reminders a customer has per app.
+pub const REMINDERS_MAX: usize = 100;
+/// Longest reminder payload, in characters.
+pub const REMINDER_PAYLOAD_LEN_MAX: usize = 4096;
+/// Longest reminder interval: a year, leap day included.
+pub const REMINDER_INTERVAL_SECONDS_MAX: u64 = 366 * 24 * 60 * 60;
+/// Most properties an activity has.
+pub const PROPERTIES_MAX: usize = 50;
+/// Longest activity property value, in characters.
+pub const PROPERTY_VALUE_LEN_MAX: usize = 1024;
+/// How long a lease keeps app data from other leases.
+pub const APP_DATA_LEASE_SECONDS: u32 = 90;
+/// Payments shown in a customer's state, newest first.
+pub const RECENT_PAYMENTS_MAX: i64 = 20;
+/// Activities read for a customer's state: the sessions shown are those of the newest ones.
+pub const RECENT_ACTIVITIES_MAX: i64 = 500;
+/// Activity sessions shown in a customer's state, newest first.
+pub const ACTIVITY_SESSIONS_MAX: usize = 20;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers", post(create_or_resolve))
-        .route("/v1/customers/{customer_id}", get(customer_state))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_or_resolve))
+        .routes(routes!(customer_state))
+        .routes(routes!(update_tags))
+        .routes(routes!(delete_tag))
+        .routes(routes!(update_secondary_ids))
+        .routes(routes!(delete_secondary_id))
+        .routes(routes!(update_metadata))
+        .routes(routes!(delete_metadata))
+        .routes(routes!(update_app_data, delete_app_data))
+        .routes(routes!(lease_app_data))
+        .routes(routes!(list_reminders))
+        .routes(routes!(update_reminder, delete_reminder))
+        .routes(routes!(create_activity))
+        .routes(routes!(timeline))
+}
+
+/// Path parameters; a malformed one (an id that is not a UUID) is a 400 problem.
+#[derive(Debug)]
+struct PathParams<T>(T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::bad_request("invalid_path", rejection.body_text())),
+        }
+    }
+}
+
+/// A query string; a malformed one is a 400 problem.
+#[derive(Debug)]
+struct QueryParams<T>(T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::bad_request("invalid_query", rejection.body_text())),
+        }
+    }
+}
+
+/// Refuses text that is blank, longer than `max` characters, or holds a NUL (which PostgreSQL
+/// cannot store as text).
+fn check_text(value: &str, max: usize, code: &'static str, what: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.chars().count() > max || value.contains('\0') {
+        return Err(ApiError::invalid(code, format!("{what} has 1 to {max} characters, no NUL")));
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    check_text(key, KEY_LEN_MAX, "invalid_key", "a key")
+}
+
+fn too_many(code: &'static str, what: &str, max: usize) -> ApiError {
+    ApiError::invalid(code, format!("a customer has at most {max} {what}"))
 }
 
 /// How the platform identifies a customer by a number: a phone number, an email address, a
 /// Telegram or Facebook handle, an app's own id.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerNumber {
     pub number: String,
@@ -38,7 +148,7 @@ pub struct CustomerNumber {
     pub partition: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Cellular,
@@ -65,7 +175,7 @@ impl CustomerNumber {
     /// others trimmed; invalid ones refused.
     pub fn normalised(&self) -> Result<Self, ApiError> {
         let number = self.number.trim();
-        if number.is_empty() || number.len() > IDENTIFIER_LEN_MAX {
+        if number.is_empty() || number.len() > IDENTIFIER_LEN_MAX || number.contains('\0') {
             return Err(ApiError::invalid(
                 "invalid_customer_number",
                 "the number is empty or too long",
@@ -88,14 +198,14 @@ impl CustomerNumber {
             _ => number.to_owned(),
         };
         let partition = self.partition.as_deref().map(str::trim).filter(|p| !p.is_empty());
-        if partition.is_some_and(|p| p.len() > IDENTIFIER_LEN_MAX) {
+        if partition.is_some_and(|p| p.len() > IDENTIFIER_LEN_MAX || p.contains('\0')) {
             return Err(ApiError::invalid("invalid_customer_number", "the partition is too long"));
         }
         Ok(Self { number, provider: self.provider, partition: partition.map(str::to_owned) })
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecondaryIdRef {
     pub key: String,
@@ -103,14 +213,14 @@ pub struct SecondaryIdRef {
 }
 
 /// Create or resolve: by number (created when new), or by secondary id (resolved only).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerRef {
     pub customer_number: Option<CustomerNumber>,
     pub secondary_id: Option<SecondaryIdRef>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerView {
     pub customer_id: Uuid,
@@ -118,19 +228,37 @@ pub struct CustomerView {
     pub customer_numbers: Vec<CustomerNumber>,
 }
 
+/// Finds the customer with a customer number (made when there is none) or with a live
+/// secondary id.
+#[utoipa::path(
+    post,
+    path = "/v1/customers",
+    tag = "customers",
+    request_body = CustomerRef,
+    responses(
+        (status = 200, description = "An existing customer", body = CustomerView),
+        (status = 201, description = "A customer made for a new number", body = CustomerView),
+        (status = 404, description = "No customer has the secondary id", body = Problem),
+        (status = 422, description = "Neither or both references, or an invalid number", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
 async fn create_or_resolve(
     caller: Caller,
     State(state): State<AppState>,
     Body(reference): Body<CustomerRef>,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<CustomerView>), ApiError> {
     match (reference.customer_number, reference.secondary_id) {
         (Some(number), None) => {
             let (id, created) = by_number(&state.pool, caller.org, &number.normalised()?).await?;
             let view = view(&state.pool, caller.org, id).await?;
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(view)).into_response())
+            Ok((status, Json(view)))
         }
         (None, Some(secondary)) => {
+            if secondary.key.contains('\0') || secondary.value.contains('\0') {
+                return Err(ApiError::not_found("customer"));
+            }
             let client = state.pool.get().await?;
             let row = client
                 .query_opt(
@@ -142,7 +270,7 @@ async fn create_or_resolve(
                 .await?
                 .ok_or_else(|| ApiError::not_found("customer"))?;
             let view = view(&state.pool, caller.org, CustomerId(row.get(0))).await?;
-            Ok(Json(view).into_response())
+            Ok((StatusCode::OK, Json(view)))
         }
         _ => Err(ApiError::invalid(
             "invalid_customer_reference",
@@ -205,6 +333,24 @@ pub async fn check(pool: &Pool, org: OrgId, customer: Uuid) -> Result<CustomerId
         .ok_or_else(|| ApiError::not_found("customer"))
 }
 
+/// Locks the org's customer for the rest of the transaction, so that concurrent changes to
+/// what it owns are counted against the limits one at a time; refuses it as missing when it
+/// is not the org's. (`NO KEY UPDATE` leaves foreign-key checks from other tables free.)
+async fn lock(
+    transaction: &impl GenericClient,
+    org: OrgId,
+    customer: Uuid,
+) -> Result<CustomerId, ApiError> {
+    transaction
+        .query_opt(
+            "SELECT 1 FROM customers WHERE id = $1 AND org_id = $2 FOR NO KEY UPDATE",
+            &[&customer, &org.0],
+        )
+        .await?
+        .map(|_| CustomerId(customer))
+        .ok_or_else(|| ApiError::not_found("customer"))
+}
+
 async fn view(pool: &Pool, org: OrgId, id: CustomerId) -> Result<CustomerView, ApiError> {
     let client = pool.get().await?;
     let row = client
@@ -237,27 +383,1330 @@ async fn view(pool: &Pool, org: OrgId, id: CustomerId) -> Result<CustomerView, A
     Ok(CustomerView { customer_id: id.0, created_at: row.get(0), customer_numbers })
 }
 
-/// The customer's state: identity and wallets with balances.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CustomerState {
-    #[serde(flatten)]
-    pub customer: CustomerView,
-    pub wallets: Vec<WalletView>,
+// --- Tags ---------------------------------------------------------------------------------
+
+/// A label that selects a group of customers; invisible once expired.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tags {
+    pub tags: Vec<Tag>,
+}
+
+async fn read_tags(
+    client: &impl GenericClient,
+    customer: CustomerId,
+) -> Result<Vec<Tag>, ApiError> {
+    let rows = client
+        .query(
+            "SELECT key, value, expires_at FROM customer_tags
+             WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY key",
+            &[&customer.0],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Tag { key: row.get(0), value: row.get(1), expires_at: row.get(2) })
+        .collect())
+}
+
+/// Sets tags: a key already there takes the new value and expiry; the others stay.
+#[utoipa::path(
+    put,
+    path = "/v1/customers/{customer_id}/tags",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    request_body = Tags,
+    responses(
+        (status = 200, description = "The customer's tags after the change", body = Tags),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "An invalid tag, or too many", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn update_tags(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    Body(update): Body<Tags>,
+) -> Result<Json<Tags>, ApiError> {
+    if update.tags.len() > TAGS_MAX {
+        return Err(too_many("too_many_tags", "tags", TAGS_MAX));
+    }
+    // The last of a repeated key wins.
+    let mut tags = BTreeMap::new();
+    for tag in &update.tags {
+        check_key(&tag.key)?;
+        check_text(&tag.value, VALUE_LEN_MAX, "invalid_value", "a tag value")?;
+        tags.insert(tag.key.as_str(), tag);
+    }
+    let keys: Vec<&str> = tags.keys().copied().collect();
+    let values: Vec<&str> = tags.values().map(|tag| tag.value.as_str()).collect();
+    let expiries: Vec<Option<DateTime<Utc>>> = tags.values().map(|tag| tag.expires_at).collect();
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let customer = lock(&transaction, caller.org, customer_id).await?;
+    transaction
+        .execute(
+            "DELETE FROM customer_tags WHERE customer_id = $1 AND expires_at <= now()",
+            &[&customer.0],
+        )
+        .await?;
+    transaction
+        .execute(
+            "INSERT INTO customer_tags (customer_id, key, value, expires_at)
+             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[])
+             ON CONFLICT (customer_id, key)
+                 DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
+            &[&customer.0, &keys, &values, &expiries],
+        )
+        .await?;
+    let tags = read_tags(&transaction, customer).await?;
+    if tags.len() > TAGS_MAX {
+        return Err(too_many("too_many_tags", "tags", TAGS_MAX));
+    }
+    transaction.commit().await?;
+    Ok(Json(Tags { tags }))
+}
+
+/// Removes a tag (nothing to remove is fine).
+#[utoipa::path(
+    delete,
+    path = "/v1/customers/{customer_id}/tags/{key}",
+    tag = "customers",
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer"),
+        ("key" = String, Path, description = "The tag's key"),
+    ),
+    responses(
+        (status = 204, description = "The customer no longer has the tag"),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "An invalid key", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn delete_tag(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams((customer_id, key)): PathParams<(Uuid, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_key(&key)?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM customer_tags WHERE customer_id = $1 AND key = $2",
+            &[&customer.0, &key],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- Secondary ids ------------------------------------------------------------------------
+
+/// Another way to find the customer: unique in the org while it has not expired.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecondaryId {
+    pub key: String,
+    pub value: String,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecondaryIds {
+    pub secondary_ids: Vec<SecondaryId>,
+}
+
+async fn read_secondary_ids(
+    client: &impl GenericClient,
+    customer: CustomerId,
+) -> Result<Vec<SecondaryId>, ApiError> {
+    let rows = client
+        .query(
+            "SELECT key, value, expires_at FROM customer_secondary_ids
+             WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > now())
+             ORDER BY key, value",
+            &[&customer.0],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| SecondaryId { key: row.get(0), value: row.get(1), expires_at: row.get(2) })
+        .collect())
+}
+
+/// Sets secondary ids: one the customer has takes the new expiry; one another customer holds
+/// unexpired is refused, and then nothing changes.
+#[utoipa::path(
+    put,
+    path = "/v1/customers/{customer_id}/secondary-ids",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    request_body = SecondaryIds,
+    responses(
+        (status = 200, description = "The customer's secondary ids after the change", body = SecondaryIds),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 409, description = "Another customer holds one (`secondary_id_taken`)", body = Problem),
+        (status = 422, description = "An invalid secondary id, or too many", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn update_secondary_ids(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    Body(update): Body<SecondaryIds>,
+) -> Result<Json<SecondaryIds>, ApiError> {
+    if update.secondary_ids.len() > SECONDARY_IDS_MAX {
+        return Err(too_many("too_many_secondary_ids", "secondary ids", SECONDARY_IDS_MAX));
+    }
+    let mut wanted = BTreeMap::new();
+    for id in &update.secondary_ids {
+        check_key(&id.key)?;
+        check_text(&id.value, VALUE_LEN_MAX, "invalid_value", "a secondary id value")?;
+        wanted.insert((id.key.as_str(), id.value.as_str()), id.expires_at);
+    }
+    let keys: Vec<&str> = wanted.keys().map(|(key, _)| *key).collect();
+    let values: Vec<&str> = wanted.keys().map(|(_, value)| *value).collect();
+    let expiries: Vec<Option<DateTime<Utc>>> = wanted.values().copied().collect();
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let customer = lock(&transaction, caller.org, customer_id).await?;
+    transaction
+        .execute(
+            "DELETE FROM customer_secondary_ids WHERE customer_id = $1 AND expires_at <= now()",
+            &[&customer.0],
+        )
+        .await?;
+    // An id held by another customer is only taken over once it has expired; the row lock
+    // taken by the conflict makes two customers claiming one id wait for each other.
+    let claimed = transaction
+        .query(
+            "INSERT INTO customer_secondary_ids AS s (org_id, key, value, customer_id, expires_at)
+             SELECT $1, key, value, $2, expires_at
+             FROM unnest($3::text[], $4::text[], $5::timestamptz[]) AS u (key, value, expires_at)
+             ON CONFLICT (org_id, key, value) DO UPDATE
+                 SET customer_id = EXCLUDED.customer_id, expires_at = EXCLUDED.expires_at
+                 WHERE s.customer_id = EXCLUDED.customer_id
+                     OR (s.expires_at IS NOT NULL AND s.expires_at <= now())
+             RETURNING key, value",
+            &[&caller.org.0, &customer.0, &keys, &values, &expiries],
+        )
+        .await?;
+    if claimed.len() < wanted.len() {
+        let claimed: Vec<(String, String)> =
+            claimed.iter().map(|row| (row.get(0), row.get(1))).collect();
+        let taken = wanted
+            .keys()
+            .find(|(key, value)| !claimed.iter().any(|(k, v)| k == key && v == value))
+            .map(|(key, value)| format!("{key}={value}"))
+            .unwrap_or_default();
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "secondary_id_taken",
+            format!("another customer has the secondary id {taken}"),
+        ));
+    }
+    let secondary_ids = read_secondary_ids(&transaction, customer).await?;
+    if secondary_ids.len() > SECONDARY_IDS_MAX {
+        return Err(too_many("too_many_secondary_ids", "secondary ids", SECONDARY_IDS_MAX));
+    }
+    transaction.commit().await?;
+    Ok(Json(SecondaryIds { secondary_ids }))
+}
+
+/// Removes a secondary id from the customer (nothing to remove is fine).
+#[utoipa::path(
+    delete,
+    path = "/v1/customers/{customer_id}/secondary-ids/{key}/{value}",
+    tag = "customers",
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer"),
+        ("key" = String, Path, description = "The secondary id's key"),
+        ("value" = String, Path, description = "The secondary id's value"),
+    ),
+    responses(
+        (status = 204, description = "The customer no longer has the secondary id"),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "An invalid key or value", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn delete_secondary_id(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams((customer_id, key, value)): PathParams<(Uuid, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_key(&key)?;
+    check_text(&value, VALUE_LEN_MAX, "invalid_value", "a secondary id value")?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM customer_secondary_ids
+             WHERE org_id = $1 AND key = $2 AND value = $3 AND customer_id = $4",
+            &[&caller.org.0, &key, &value, &customer.0],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- Metadata and app data values ---------------------------------------------------------
+
+/// A stored value: text, or bytes in standard base64 (with padding).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "camelCase", try_from = "DataValueFields")]
+pub enum DataValue {
+    String(String),
+    Bytes(String),
+}
+
+/// A value as sent: read field by field so that both or neither is a 422 like any other
+/// wrong body (an externally tagged enum would make it a JSON syntax error).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataValueFields {
+    string: Option<String>,
+    bytes: Option<String>,
+}
+
+impl TryFrom<DataValueFields> for DataValue {
+    type Error = &'static str;
+
+    fn try_from(fields: DataValueFields) -> Result<Self, Self::Error> {
+        match (fields.string, fields.bytes) {
+            (Some(text), None) => Ok(Self::String(text)),
+            (None, Some(bytes)) => Ok(Self::Bytes(bytes)),
+            _ => Err("a value has exactly one of `string` and `bytes`"),
+        }
+    }
+}
+
+impl DataValue {
+    /// The bytes to store and whether they are text; refuses bad base64 and large values.
+    fn to_stored(&self) -> Result<(Vec<u8>, bool), ApiError> {
+        let (bytes, is_text) = match self {
+            Self::String(text) => (text.as_bytes().to_vec(), true),
+            Self::Bytes(encoded) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|error| ApiError::invalid("invalid_base64", error.to_string()))?;
+                (bytes, false)
+            }
+        };
+        if bytes.len() > DATA_BYTES_MAX {
+            return Err(ApiError::invalid(
+                "value_too_large",
+                format!("a value has at most {DATA_BYTES_MAX} bytes"),
+            ));
+        }
+        Ok((bytes, is_text))
+    }
+
+    /// The value as stored; text that is not UTF-8 (it can only come from outside the API)
+    /// is shown as bytes rather than lost.
+    fn from_stored(bytes: Vec<u8>, is_text: bool) -> Self {
+        if is_text {
+            match String::from_utf8(bytes) {
+                Ok(text) => return Self::String(text),
+                Err(error) => return Self::bytes(error.as_bytes()),
+            }
+        }
+        Self::bytes(&bytes)
+    }
+
+    fn bytes(bytes: &[u8]) -> Self {
+        Self::Bytes(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+// --- Metadata -----------------------------------------------------------------------------
+
+/// The org's key-value map for a customer.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    pub metadata: BTreeMap<String, DataValue>,
+}
+
+async fn read_metadata(
+    client: &impl GenericClient,
+    customer: CustomerId,
+) -> Result<BTreeMap<String, DataValue>, ApiError> {
+    let rows = client
+        .query(
+            "SELECT key, value, is_text FROM customer_metadata WHERE customer_id = $1",
+            &[&customer.0],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.get(0), DataValue::from_stored(row.get(1), row.get(2))))
+        .collect())
+}
+
+/// Sets metadata: a key already there takes the new value; the others stay.
+#[utoipa::path(
+    put,
+    path = "/v1/customers/{customer_id}/metadata",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    request_body = Metadata,
+    responses(
+        (status = 200, description = "The customer's metadata after the change", body = Metadata),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "An invalid key or value, or too many keys", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn update_metadata(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    Body(update): Body<Metadata>,
+) -> Result<Json<Metadata>, ApiError> {
+    if update.metadata.len() > METADATA_KEYS_MAX {
+        return Err(too_many("too_many_metadata_keys", "metadata keys", METADATA_KEYS_MAX));
+    }
+    let mut keys = Vec::with_capacity(update.metadata.len());
+    let mut values = Vec::with_capacity(update.metadata.len());
+    let mut texts = Vec::with_capacity(update.metadata.len());
+    for (key, value) in &update.metadata {
+        check_key(key)?;
+        let (bytes, is_text) = value.to_stored()?;
+        keys.push(key.as_str());
+        values.push(bytes);
+        texts.push(is_text);
+    }
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let customer = lock(&transaction, caller.org, customer_id).await?;
+    transaction
+        .execute(
+            "INSERT INTO customer_metadata (customer_id, key, value, is_text, updated_at)
+             SELECT $1, *, now() FROM unnest($2::text[], $3::bytea[], $4::boolean[])
+             ON CONFLICT (customer_id, key) DO UPDATE
+                 SET value = EXCLUDED.value, is_text = EXCLUDED.is_text,
+                     updated_at = EXCLUDED.updated_at",
+            &[&customer.0, &keys, &values, &texts],
+        )
+        .await?;
+    let metadata = read_metadata(&transaction, customer).await?;
+    if metadata.len() > METADATA_KEYS_MAX {
+        return Err(too_many("too_many_metadata_keys", "metadata keys", METADATA_KEYS_MAX));
+    }
+    transaction.commit().await?;
+    Ok(Json(Metadata { metadata }))
+}
+
+/// Removes a metadata key (nothing to remove is fine).
+#[utoipa::path(
+    delete,
+    path = "/v1/customers/{customer_id}/metadata/{key}",
+    tag = "customers",
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer"),
+        ("key" = String, Path, description = "The metadata key"),
+    ),
+    responses(
+        (status = 204, description = "The customer no longer has the key"),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "An invalid key", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn delete_metadata(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams((customer_id, key)): PathParams<(Uuid, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_key(&key)?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM customer_metadata WHERE customer_id = $1 AND key = $2",
+            &[&customer.0, &key],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- App data -----------------------------------------------------------------------------
+
+/// The calling app's value for the customer, and the lease on it if there is one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppData {
+    pub value: DataValue,
+    /// Until when a lease keeps other leases off; absent when not leased.
+    pub leased_until: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AppData {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        Self {
+            value: DataValue::from_stored(row.get(0), row.get(1)),
+            leased_until: row.get(2),
+            updated_at: row.get(3),
+        }
+    }
+}
+
+/// A lease still running at `now()`, as the database sees it.
+const LIVE_LEASE: &str = "CASE WHEN leased_until > now() THEN leased_until END";
+
+async fn read_app_data(
+    client: &impl GenericClient,
+    customer: CustomerId,
+    app: Uuid,
+) -> Result<Option<AppData>, ApiError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT value, is_text, {LIVE_LEASE}, updated_at FROM app_data
+                 WHERE customer_id = $1 AND app_id = $2"
+            ),
+            &[&customer.0, &app],
+        )
+        .await?;
+    Ok(row.as_ref().map(AppData::from_row))
+}
+
+/// Sets the calling app's value for the customer; ends any lease.
+#[utoipa::path(
+    put,
+    path = "/v1/customers/{customer_id}/app-data",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    request_body = DataValue,
+    responses(
+        (status = 200, description = "The app data as stored", body = AppData),
+        (status = 403, description = "Not an app key", body = Problem),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "Bad base64 or too large", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn update_app_data(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    Body(value): Body<DataValue>,
+) -> Result<Json<AppData>, ApiError> {
+    let app = caller.app_key()?;
+    let (bytes, is_text) = value.to_stored()?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    let row = client
+        .query_one(
+            "INSERT INTO app_data (customer_id, app_id, value, is_text, leased_until, updated_at)
+             VALUES ($1, $2, $3, $4, NULL, now())
+             ON CONFLICT (customer_id, app_id) DO UPDATE
+                 SET value = EXCLUDED.value, is_text = EXCLUDED.is_text, leased_until = NULL,
+                     updated_at = EXCLUDED.updated_at
+             RETURNING value, is_text, leased_until, updated_at",
+            &[&customer.0, &app, &bytes, &is_text],
+        )
+        .await?;
+    Ok(Json(AppData::from_row(&row)))
+}
+
+/// Removes the calling app's value for the customer, and with it any lease (nothing to
+/// remove is fine).
+#[utoipa::path(
+    delete,
+    path = "/v1/customers/{customer_id}/app-data",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    responses(
+        (status = 204, description = "The app has no data for the customer"),
+        (status = 403, description = "Not an app key", body = Problem),
+        (status = 404, description = "No such customer", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn delete_app_data(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let app = caller.app_key()?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM app_data WHERE customer_id = $1 AND app_id = $2",
+            &[&customer.0, &app],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Returns the calling app's value and leases it for 90 seconds: until then (or the next
+/// update or delete) another lease is refused, so that one worker at a time reads, changes
+/// and writes it back.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{customer_id}/app-data/lease",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    responses(
+        (status = 200, description = "The value, now leased", body = AppData),
+        (status = 403, description = "Not an app key", body = Problem),
+        (status = 404, description = "No such customer, or no app data", body = Problem),
+        (status = 409, description = "Already leased (`app_data_leased`)", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn lease_app_data(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+) -> Result<Json<AppData>, ApiError> {
+    let app = caller.app_key()?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    // One statement: two leases racing for the row take its lock in turn, and the second
+    // sees the first's lease.
+    let leased = client
+        .query_opt(
+            &format!(
+                "UPDATE app_data
+                 SET leased_until = now() + interval '{APP_DATA_LEASE_SECONDS} seconds'
+                 WHERE customer_id = $1 AND app_id = $2
+                     AND (leased_until IS NULL OR leased_until <= now())
+                 RETURNING value, is_text, leased_until, updated_at"
+            ),
+            &[&customer.0, &app],
+        )
+        .await?;
+    if let Some(row) = leased {
+        return Ok(Json(AppData::from_row(&row)));
+    }
+    match read_app_data(&client, customer, app).await? {
+        None => Err(ApiError::not_found("app data")),
+        Some(AppData { leased_until: Some(until), .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "app_data_leased",
+            format!("the app data is leased until {}", until.to_rfc3339()),
+        )),
+        // The lease ran out between the two statements: the caller may simply retry.
+        Some(AppData { leased_until: None, .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "app_data_leased",
+            "the app data was leased a moment ago; retry",
+        )),
+    }
+}
+
+// --- Reminders ----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewReminder {
+    pub remind_at: DateTime<Utc>,
+    /// Seconds between repeats, after `remindAt`; none for a single reminder.
+    pub interval: Option<u64>,
+    pub payload: Option<String>,
+}
+
+/// A reminder the calling app set for the customer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Reminder {
+    pub key: String,
+    pub remind_at: DateTime<Utc>,
+    /// Seconds between repeats.
+    pub interval: Option<u64>,
+    pub payload: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reminders {
+    pub reminders: Vec<Reminder>,
+}
+
+const REMINDER_COLUMNS: &str = "key, remind_at, interval_ms, payload, created_at";
+
+fn reminder(row: &tokio_postgres::Row) -> Reminder {
+    let interval_ms: Option<i64> = row.get(2);
+    Reminder {
+        key: row.get(0),
+        remind_at: row.get(1),
+        interval: interval_ms.and_then(|ms| u64::try_from(ms / 1000).ok()),
+        payload: row.get(3),
+        created_at: row.get(4),
+    }
+}
+
+async fn read_reminders(
+    client: &impl GenericClient,
+    customer: CustomerId,
+    app: Uuid,
+) -> Result<Vec<Reminder>, ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {REMINDER_COLUMNS} FROM reminders WHERE customer_id = $1 AND app_id = $2
+                 ORDER BY remind_at, key"
+            ),
+            &[&customer.0, &app],
+        )
+        .await?;
+    Ok(rows.iter().map(reminder).collect())
+}
+
+/// Sets one of the calling app's reminders for the customer (replacing one with the key).
+/// Reminders are kept and listed; notifying the app when they are due is yet to come.
+#[utoipa::path(
+    put,
+    path = "/v1/customers/{customer_id}/reminders/{key}",
+    tag = "customers",
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer"),
+        ("key" = String, Path, description = "The reminder's key"),
+    ),
+    request_body = NewReminder,
+    responses(
+        (status = 200, description = "The reminder replaced one with the key", body = Reminder),
+        (status = 201, description = "The reminder is new", body = Reminder),
+        (status = 403, description = "Not an app key", body = Problem),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "An invalid reminder, or too many", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn update_reminder(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams((customer_id, key)): PathParams<(Uuid, String)>,
+    Body(new): Body<NewReminder>,
+) -> Result<(StatusCode, Json<Reminder>), ApiError> {
+    let app = caller.app_key()?;
+    check_key(&key)?;
+    let interval_ms = match new.interval {
+        None => None,
+        Some(seconds @ 1..=REMINDER_INTERVAL_SECONDS_MAX) => {
+            // At most a year of milliseconds: far inside an i64.
+            i64::try_from(seconds * 1000).ok()
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_interval",
+                format!("an interval is 1 to {REMINDER_INTERVAL_SECONDS_MAX} seconds"),
+            ));
+        }
+    };
+    if new
+        .payload
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > REMINDER_PAYLOAD_LEN_MAX || p.contains('\0'))
+    {
+        return Err(ApiError::invalid(
+            "invalid_payload",
+            format!("a payload has at most {REMINDER_PAYLOAD_LEN_MAX} characters, no NUL"),
+        ));
+    }
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let customer = lock(&transaction, caller.org, customer_id).await?;
+    let row = transaction
+        .query_one(
+            &format!(
+                "INSERT INTO reminders (customer_id, app_id, key, remind_at, interval_ms, payload)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (customer_id, app_id, key) DO UPDATE
+                     SET remind_at = EXCLUDED.remind_at, interval_ms = EXCLUDED.interval_ms,
+                         payload = EXCLUDED.payload
+                 RETURNING {REMINDER_COLUMNS}, xmax = 0"
+            ),
+            &[&customer.0, &app, &key, &new.remind_at, &interval_ms, &new.payload],
+        )
+        .await?;
+    let count: i64 = transaction
+        .query_one(
+            "SELECT count(*) FROM reminders WHERE customer_id = $1 AND app_id = $2",
+            &[&customer.0, &app],
+        )
+        .await?
+        .get(0);
+    if usize::try_from(count).unwrap_or(usize::MAX) > REMINDERS_MAX {
+        return Err(too_many("too_many_reminders", "reminders per app", REMINDERS_MAX));
+    }
+    transaction.commit().await?;
+    // `xmax = 0`: the row was inserted, not updated.
+    let created: bool = row.get(5);
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(reminder(&row))))
+}
+
+/// The calling app's reminders for the customer, soonest first.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{customer_id}/reminders",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    responses(
+        (status = 200, description = "The reminders", body = Reminders),
+        (status = 403, description = "Not an app key", body = Problem),
+        (status = 404, description = "No such customer", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn list_reminders(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+) -> Result<Json<Reminders>, ApiError> {
+    let app = caller.app_key()?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    Ok(Json(Reminders { reminders: read_reminders(&client, customer, app).await? }))
+}
+
+/// Cancels one of the calling app's reminders (nothing to cancel is fine).
+#[utoipa::path(
+    delete,
+    path = "/v1/customers/{customer_id}/reminders/{key}",
+    tag = "customers",
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer"),
+        ("key" = String, Path, description = "The reminder's key"),
+    ),
+    responses(
+        (status = 204, description = "The app has no reminder with the key for the customer"),
+        (status = 403, description = "Not an app key", body = Problem),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "An invalid key", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn delete_reminder(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams((customer_id, key)): PathParams<(Uuid, String)>,
+) -> Result<StatusCode, ApiError> {
+    let app = caller.app_key()?;
+    check_key(&key)?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM reminders WHERE customer_id = $1 AND app_id = $2 AND key = $3",
+            &[&customer.0, &app, &key],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- Activities ---------------------------------------------------------------------------
+
+/// Something the customer did in a session of a source, e.g. source `web-shop`, key
+/// `cart_abandoned`, properties `{"cartTotal": "1200"}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewActivity {
+    pub source: String,
+    pub session_id: String,
+    pub key: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// When it happened; now when absent.
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Activity {
+    pub activity_id: Uuid,
+    pub app_id: Uuid,
+    pub source: String,
+    pub session_id: String,
+    pub key: String,
+    /// Text values by name.
+    #[schema(value_type = Object)]
+    pub properties: serde_json::Value,
+    pub at: DateTime<Utc>,
+    /// The payment it came with, if any.
+    pub transaction_id: Option<Uuid>,
+}
+
+const ACTIVITY_COLUMNS: &str = "id, app_id, source, session_id, key, properties, at, transfer_id";
+
+fn activity(row: &tokio_postgres::Row) -> Activity {
+    Activity {
+        activity_id: row.get(0),
+        app_id: row.get(1),
+        source: row.get(2),
+        session_id: row.get(3),
+        key: row.get(4),
+        properties: row.get(5),
+        at: row.get(6),
+        transaction_id: row.get(7),
+    }
+}
+
+/// Records an activity of the customer for the calling app.
+#[utoipa::path(
+    post,
+    path = "/v1/customers/{customer_id}/activities",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    request_body = NewActivity,
+    responses(
+        (status = 201, description = "The activity as recorded", body = Activity),
+        (status = 403, description = "Not an app key", body = Problem),
+        (status = 404, description = "No such customer", body = Problem),
+        (status = 422, description = "An invalid activity", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn create_activity(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    Body(new): Body<NewActivity>,
+) -> Result<(StatusCode, Json<Activity>), ApiError> {
+    let app = caller.app_key()?;
+    check_text(&new.source, VALUE_LEN_MAX, "invalid_source", "a source")?;
+    check_text(&new.session_id, VALUE_LEN_MAX, "invalid_session_id", "a session id")?;
+    check_key(&new.key)?;
+    if new.properties.len() > PROPERTIES_MAX {
+        return Err(ApiError::invalid(
+            "too_many_properties",
+            format!("an activity has at most {PROPERTIES_MAX} properties"),
+        ));
+    }
+    for (name, value) in &new.properties {
+        check_text(name, KEY_LEN_MAX, "invalid_property", "a property name")?;
+        if value.chars().count() > PROPERTY_VALUE_LEN_MAX || value.contains('\0') {
+            return Err(ApiError::invalid(
+                "invalid_property",
+                format!("a property value has at most {PROPERTY_VALUE_LEN_MAX} characters, no NUL"),
+            ));
+        }
+    }
+    let properties = serde_json::to_value(&new.properties)
+        .map_err(|error| ApiError::invalid("invalid_property", error.to_string()))?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    let client = state.pool.get().await?;
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO activities
+                     (id, org_id, customer_id, app_id, source, session_id, key, properties, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, clock_timestamp()))
+                 RETURNING {ACTIVITY_COLUMNS}"
+            ),
+            &[
+                &Uuid::now_v7(),
+                &caller.org.0,
+                &customer.0,
+                &app,
+                &new.source,
+                &new.session_id,
+                &new.key,
+                &properties,
+                &new.at,
+            ],
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(activity(&row))))
+}
+
+/// A customer's activities in one session of one source, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivitySession {
+    pub source: String,
+    pub session_id: String,
+    pub started_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    pub activities: Vec<Activity>,
+}
+
+/// The sessions of the customer's newest activities, the most recently active first.
+async fn read_sessions(
+    client: &impl GenericClient,
+    customer: CustomerId,
+) -> Result<Vec<ActivitySession>, ApiError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE customer_id = $1
+                 ORDER BY at DESC, id DESC LIMIT $2"
+            ),
+            &[&customer.0, &RECENT_ACTIVITIES_MAX],
+        )
+        .await?;
+    let mut sessions: Vec<ActivitySession> = Vec::new();
+    for activity in rows.iter().map(activity) {
+        let found = sessions.iter().position(|session| {
+            session.source == activity.source && session.session_id == activity.session_id
+        });
+        match found {
+            Some(index) => {
+                let session = &mut sessions[index];
+                session.started_at = activity.at;
+                session.activities.push(activity);
+            }
+            None if sessions.len() < ACTIVITY_SESSIONS_MAX => sessions.push(ActivitySession {
+                source: activity.source.clone(),
+                session_id: activity.session_id.clone(),
+                started_at: activity.at,
+                last_at: activity.at,
+                activities: vec![activity],
+            }),
+            None => {}
+        }
+    }
+    Ok(sessions)
+}
+
+// --- Payments -----------------------------------------------------------------------------
+
+/// One leg of a payment: money leaving (debit) or entering (credit) an account.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentLeg {
+    pub account_id: Uuid,
+    pub side: &'static str,
+    pub currency_code: &'static str,
+    /// A decimal string.
+    pub amount: String,
+}
+
+/// A transfer the customer took part in, as a payment.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    pub transaction_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// The platform's payment status: `success`, or why it was not made.
+    pub status: &'static str,
+    /// The ledger's reason when it was not made.
+    pub reason: Option<&'static str>,
+    pub code: String,
+    pub legs: Vec<PaymentLeg>,
+    pub narration: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub debit_party: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub credit_party: Option<serde_json::Value>,
+    /// The app that made it, when an app key did.
+    pub app_id: Option<Uuid>,
+}
+
+impl From<&Transfer> for Payment {
+    fn from(transfer: &Transfer) -> Self {
+        let payment = transfer.context.get("payment");
+        let field = |name: &str| payment.and_then(|p| p.get(name)).filter(|v| !v.is_null());
+        Self {
+            transaction_id: transfer.id.0,
+            at: transfer.created_at,
+            status: payment_status(transfer.rejection),
+            reason: transfer.rejection.map(RejectReason::code),
+            code: transfer.code.clone(),
+            legs: transfer
+                .postings
+                .iter()
+                .map(|posting| PaymentLeg {
+                    account_id: posting.account.0,
+                    side: posting.side.as_str(),
+                    currency_code: posting.amount.currency().code(),
+                    amount: posting.amount.amount().to_string(),
+                })
+                .collect(),
+            narration: field("narration").and_then(|v| v.as_str()).map(str::to_owned),
+            debit_party: field("debitParty").cloned(),
+            credit_party: field("creditParty").cloned(),
+            app_id: field("appId").and_then(|v| v.as_str()).and_then(|v| v.parse().ok()),
+        }
+    }
+}
+
+/// The payments with these ids, in the order of the ids; any the ledger has no record of are
+/// left out.
+async fn payments(
+    state: &AppState,
+    org: OrgId,
+    ids: &[TransferId],
+) -> Result<Vec<Payment>, ApiError> {
+    let transfers = state.store.transfers(org, ids).await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| transfers.iter().find(|transfer| transfer.id == *id))
+        .map(Payment::from)
+        .collect())
+}
+
+// --- State --------------------------------------------------------------------------------
+
+/// What the org knows about a customer, and what the calling app keeps for it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerState {
+    pub customer_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub customer_numbers: Vec<CustomerNumber>,
+    pub tags: Vec<Tag>,
+    pub secondary_ids: Vec<SecondaryId>,
+    pub metadata: BTreeMap<String, DataValue>,
+    /// The calling app's data; null for an org key or when the app has none.
+    pub app_data: Option<AppData>,
+    /// The calling app's reminders, soonest first; empty for an org key.
+    pub reminders: Vec<Reminder>,
+    pub wallets: Vec<WalletView>,
+    /// The newest payments, newest first.
+    pub payments: Vec<Payment>,
+    /// The sessions of the newest activities, the most recently active first.
+    pub activity_sessions: Vec<ActivitySession>,
+}
+
+/// The customer's state.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{customer_id}",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    responses(
+        (status = 200, description = "The customer's state", body = CustomerState),
+        (status = 404, description = "No such customer", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
 async fn customer_state(
     caller: Caller,
     State(state): State<AppState>,
-    Path(customer_id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+    PathParams(customer_id): PathParams<Uuid>,
+) -> Result<Json<CustomerState>, ApiError> {
     let customer = view(&state.pool, caller.org, CustomerId(customer_id)).await?;
+    let id = CustomerId(customer.customer_id);
+    let client = state.pool.get().await?;
+    let (app_data, reminders) = match caller.app {
+        Some(app) => {
+            (read_app_data(&client, id, app).await?, read_reminders(&client, id, app).await?)
+        }
+        None => (None, Vec::new()),
+    };
+    let payment_ids: Vec<TransferId> = client
+        .query(
+            "SELECT transfer_id FROM customer_transfers WHERE customer_id = $1
+             ORDER BY at DESC, transfer_id DESC LIMIT $2",
+            &[&id.0, &RECENT_PAYMENTS_MAX],
+        )
+        .await?
+        .iter()
+        .map(|row| TransferId(row.get(0)))
+        .collect();
     let wallets = state
         .store
-        .accounts(caller.org, AccountKind::Wallet, Some(CustomerId(customer_id)), None, 1_000)
+        .accounts(caller.org, AccountKind::Wallet, Some(id), None, 1_000)
         .await?
         .iter()
         .map(WalletView::from)
         .collect();
-    Ok(Json(CustomerState { customer, wallets }).into_response())
+    Ok(Json(CustomerState {
+        customer_id: customer.customer_id,
+        created_at: customer.created_at,
+        customer_numbers: customer.customer_numbers,
+        tags: read_tags(&client, id).await?,
+        secondary_ids: read_secondary_ids(&client, id).await?,
+        metadata: read_metadata(&client, id).await?,
+        app_data,
+        reminders,
+        wallets,
+        payments: payments(&state, caller.org, &payment_ids).await?,
+        activity_sessions: read_sessions(&client, id).await?,
+    }))
+}
+
+// --- Timeline -----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// One item of a timeline: an activity or a payment, each with its time `at`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum TimelineItem {
+    Activity(Activity),
+    Payment(Payment),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeline {
+    pub items: Vec<TimelineItem>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Where a timeline page ends: the time and id of its last item, which order items newest
+/// first (ids break ties). Opaque to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl Cursor {
+    fn encode(self) -> String {
+        let text = format!("{}:{}", self.at.timestamp_micros(), self.id.simple());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    fn decode(cursor: &str) -> Result<Self, ApiError> {
+        let invalid = || ApiError::bad_request("invalid_cursor", "not a cursor this API gave");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
+        let at =
+            micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
+        Ok(Self { at, id: id.parse().map_err(|_| invalid())? })
+    }
+}
+
+/// The customer's activities and payments merged, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{customer_id}/timeline",
+    tag = "customers",
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `nextCursor`"),
+        ("limit" = Option<i64>, Query, description = "Items per page, 1 to 500 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "A page of the timeline", body = Timeline),
+        (status = 400, description = "A bad cursor or limit", body = Problem),
+        (status = 404, description = "No such customer", body = Problem),
+    ),
+    security(("bearer" = [])),
+)]
+async fn timeline(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    QueryParams(query): QueryParams<TimelineQuery>,
+) -> Result<Json<Timeline>, ApiError> {
+    let limit = page_size(query.limit)?;
+    let cursor = query.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let customer = check(&state.pool, caller.org, customer_id).await?;
+    // One more than a page, to know whether there is another.
+    let fetch = limit + 1;
+    let (after_activity, after_payment) = if cursor.is_some() {
+        ("AND (at, id) < ($3, $4)", "AND (at, transfer_id) < ($3, $4)")
+    } else {
+        ("", "")
+    };
+    let sql = format!(
+        "SELECT kind, id, at FROM (
+             (SELECT 'activity' AS kind, id, at FROM activities
+              WHERE customer_id = $1 {after_activity} ORDER BY at DESC, id DESC LIMIT $2)
+             UNION ALL
+             (SELECT 'payment', transfer_id, at FROM customer_transfers
+              WHERE customer_id = $1 {after_payment} ORDER BY at DESC, transfer_id DESC LIMIT $2)
+         ) AS items ORDER BY at DESC, id DESC LIMIT $2"
+    );
+    let client = state.pool.get().await?;
+    let rows = match cursor {
+        Some(Cursor { at, id }) => client.query(&sql, &[&customer.0, &fetch, &at, &id]).await?,
+        None => client.query(&sql, &[&customer.0, &fetch]).await?,
+    };
+    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+    let page: Vec<(String, Uuid, DateTime<Utc>)> = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let activity_ids: Vec<Uuid> =
+        page.iter().filter(|(kind, ..)| kind == "activity").map(|(_, id, _)| *id).collect();
+    let payment_ids: Vec<TransferId> = page
+        .iter()
+        .filter(|(kind, ..)| kind == "payment")
+        .map(|(_, id, _)| TransferId(*id))
+        .collect();
+    let mut activities: Vec<Option<Activity>> = client
+        .query(
+            &format!(
+                "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = ANY($1) AND customer_id = $2"
+            ),
+            &[&activity_ids, &customer.0],
+        )
+        .await?
+        .iter()
+        .map(|row| Some(activity(row)))
+        .collect();
+    let mut payments: Vec<Option<Payment>> =
+        payments(&state, caller.org, &payment_ids).await?.into_iter().map(Some).collect();
+    let items = page
+        .iter()
+        .filter_map(|(kind, id, _)| {
+            if kind == "activity" {
+                let found = activities
+                    .iter_mut()
+                    .find(|a| a.as_ref().is_some_and(|a| a.activity_id == *id));
+                found.and_then(Option::take).map(TimelineItem::Activity)
+            } else {
+                let found = payments
+                    .iter_mut()
+                    .find(|p| p.as_ref().is_some_and(|p| p.transaction_id == *id));
+                found.and_then(Option::take).map(TimelineItem::Payment)
+            }
+        })
+        .collect();
+    let next_cursor =
+        more.then(|| page.last().map(|(_, id, at)| Cursor { at: *at, id: *id }.encode())).flatten();
+    Ok(Json(Timeline { items, next_cursor }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = Cursor {
+            at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap_or_default(),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).ok(), Some(cursor));
+        for garbage in ["", "!!", "bm9wZQ", "MTIzOm5vdC1hLXV1aWQ"] {
+            assert!(Cursor::decode(garbage).is_err(), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn values_keep_text_and_bytes_apart() {
+        let text = DataValue::String("hello".into());
+        assert_eq!(text.to_stored().ok(), Some((b"hello".to_vec(), true)));
+        let bytes = DataValue::Bytes("AAEC/w==".into());
+        assert_eq!(bytes.to_stored().ok(), Some((vec![0, 1, 2, 255], false)));
+        assert_eq!(DataValue::from_stored(vec![0, 1, 2, 255], false), bytes);
+        assert_eq!(DataValue::from_stored(vec![0xff], true), DataValue::Bytes("/w==".into()));
+        assert!(DataValue::Bytes("not base64!".into()).to_stored().is_err());
+        let large = DataValue::String("x".repeat(DATA_BYTES_MAX + 1));
+        assert_eq!(large.to_stored().err().map(|e| e.code), Some("value_too_large"));
+    }
 }

@@ -1046,3 +1046,60 @@ async fn the_openapi_document_describes_the_customer_routes() {
         assert!(document["components"]["schemas"][schema].is_object(), "{schema} missing");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_leases_and_claims_have_one_winner_each() {
+    let server = std::sync::Arc::new(ApiServer::start().await);
+    let leased = customer(&server, "+254712000013").await;
+    let path = format!("/v1/customers/{leased}/app-data");
+    let (status, _) = put(&server, &server.app_key, &path, &json!({ "string": "v" })).await;
+    assert_eq!(status, StatusCode::OK);
+    let leases: Vec<_> = (0..8)
+        .map(|_| {
+            let server = server.clone();
+            let path = format!("{path}/lease");
+            tokio::spawn(async move { server.post(&server.app_key, &path, &json!({})).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for lease in leases {
+        let (status, body) = lease.await.unwrap();
+        match status {
+            StatusCode::OK => granted += 1,
+            StatusCode::CONFLICT => assert_eq!(body["code"], "app_data_leased"),
+            other => panic!("{other} {body}"),
+        }
+    }
+    assert_eq!(granted, 1);
+
+    // Eight customers claim one secondary id at once: one has it, the others are told so.
+    let mut claimants = Vec::new();
+    for i in 0..8 {
+        claimants.push(customer(&server, &format!("+2547120001{i:02}")).await);
+    }
+    let claims: Vec<_> = claimants
+        .iter()
+        .map(|claimant| {
+            let server = server.clone();
+            let path = format!("/v1/customers/{claimant}/secondary-ids");
+            tokio::spawn(async move {
+                let body = json!({ "secondaryIds": [
+                    { "key": "a", "value": "1" }, { "key": "b", "value": "2" },
+                ] });
+                put(&server, &server.app_key, &path, &body).await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (claim, claimant) in claims.into_iter().zip(&claimants) {
+        let (status, body) = claim.await.unwrap();
+        match status {
+            StatusCode::OK => winners.push(claimant.clone()),
+            StatusCode::CONFLICT => assert_eq!(body["code"], "secondary_id_taken"),
+            other => panic!("{other} {body}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(resolve(&server, "a", "1").await, Some(winners[0].clone()));
+    assert_eq!(resolve(&server, "b", "2").await, Some(winners[0].clone()));
+}

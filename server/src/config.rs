@@ -62,6 +62,37 @@ pub enum Command {
     /// Measure the posting pipeline against the naive path on this database, then verify every
     /// ledger invariant. Sets up a new org of its own each run.
     Bench(crate::bench::BenchArgs),
+    /// Create, list and revoke API keys (a key's token is shown once, when created).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `hazina keys …`: each acts on `--org`, or on the only org there is.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create an org key, or an app key with `--app`; prints its token once.
+    Create {
+        /// The key's name, to recognise it in lists.
+        #[arg(long)]
+        name: String,
+        /// The app (by name) the key acts for; an org key when absent.
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
+    /// List the org's keys (never their tokens).
+    List {
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id, as `list` shows it.
+        key_id: uuid::Uuid,
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
 }
 
 /// The log format.

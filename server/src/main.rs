@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use hazina_server::config::{Cli, Command, LogFormat};
+use hazina_server::config::{Cli, Command, KeysCommand, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
 use hazina_server::{api, db, http, workers};
 use tokio::signal::unix::{SignalKind, signal};
@@ -59,6 +59,12 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             Some(result) => result,
             None => Err(anyhow::anyhow!("interrupted")),
         },
+        Command::Keys(command) => {
+            match shutdown.unless_signalled(keys(cli, &database, &command)).await {
+                Some(result) => result,
+                None => Err(anyhow::anyhow!("interrupted")),
+            }
+        }
         Command::Bench(args) => {
             match shutdown.unless_signalled(bench(cli, &database, args)).await {
                 Some(result) => result,
@@ -110,6 +116,48 @@ async fn bench(
         hazina_server::bench::bench(hazina_ledger::store::Store::new(pool.clone()), args).await;
     pool.close();
     result.map(|_| ())
+}
+
+async fn keys(cli: &Cli, database: &Database, command: &KeysCommand) -> anyhow::Result<()> {
+    use api::tenancy;
+    db::migrate(&database.config).await?;
+    let pool = db::pool(database.config.clone(), cli.db_pool_size_max)?;
+    let failed = |error: api::error::ApiError| anyhow::anyhow!("{}: {}", error.code, error.detail);
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        KeysCommand::Create { name, app, org } => {
+            let org = tenancy::only_org(&pool, *org).await.map_err(failed)?;
+            let app = match app {
+                Some(app) => Some(tenancy::app_by_name(&pool, org, app).await.map_err(failed)?),
+                None => None,
+            };
+            let key = tenancy::insert_key(&pool, org, app, name).await.map_err(failed)?;
+            writeln!(stdout, "key {} ({}): {}", key.key.key_id, key.key.name, key.token)?;
+            writeln!(stdout, "the token is shown only now; keep it")?;
+        }
+        KeysCommand::List { org } => {
+            let org = tenancy::only_org(&pool, *org).await.map_err(failed)?;
+            for key in tenancy::keys(&pool, org).await.map_err(failed)? {
+                let scope = key.app_id.map_or_else(|| "org".to_owned(), |app| format!("app {app}"));
+                let state =
+                    key.revoked_at.map_or_else(|| "live".to_owned(), |at| format!("revoked {at}"));
+                writeln!(
+                    stdout,
+                    "{}  hz_{}_…  {scope}  {}  {state}",
+                    key.key_id, key.prefix, key.name
+                )?;
+            }
+        }
+        KeysCommand::Revoke { key_id, org } => {
+            let org = tenancy::only_org(&pool, *org).await.map_err(failed)?;
+            if !tenancy::revoke(&pool, org, *key_id).await.map_err(failed)? {
+                anyhow::bail!("no live key {key_id} in the org");
+            }
+            writeln!(stdout, "revoked {key_id}")?;
+        }
+    }
+    pool.close();
+    Ok(())
 }
 
 async fn migrate(database: &Database) -> anyhow::Result<()> {

@@ -352,3 +352,49 @@ async fn serve_uses_database_url_instead_of_the_embedded_postgres() -> anyhow::R
     assert!(stderr.contains("listening on"), "{stderr}");
     Ok(())
 }
+
+#[tokio::test]
+async fn keys_are_created_listed_and_revoked_from_the_command_line() -> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let run = |args: Vec<String>| {
+        let mut command = tokio::process::Command::from(Hazina::command());
+        command.arg("keys").args(args).env("DATABASE_URL", db.connection_string());
+        command.output()
+    };
+    // Before the first start there is no org to make keys for.
+    let early = run(vec!["list".into()]).await?;
+    assert!(!early.status.success());
+    assert!(String::from_utf8_lossy(&early.stderr).contains("no_org"), "{early:?}");
+
+    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .context("the first start makes keys")?;
+    let created =
+        run(vec!["create".into(), "--name".into(), "ci".into(), "--app".into(), "default".into()])
+            .await?;
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let stdout = String::from_utf8(created.stdout)?;
+    let token =
+        stdout.split_whitespace().find(|word| word.starts_with("hz_")).context("a token")?;
+    let key_id = stdout.split_whitespace().nth(1).context("an id")?.to_owned();
+    // The token works against the API's key lookup, as an app key.
+    let keys = hazina_server::api::auth::KeyCache::default();
+    let caller =
+        keys.authenticate(&db.pool(), token).await.map_err(|e| anyhow::anyhow!(e.detail))?;
+    assert_eq!(caller.context("the new key authenticates")?.app, Some(made.app.app_id));
+
+    let listed = String::from_utf8(run(vec!["list".into()]).await?.stdout)?;
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(!listed.contains(token), "a list never shows tokens");
+    let revoked = run(vec!["revoke".into(), key_id.clone()]).await?;
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let listed = String::from_utf8(run(vec!["list".into()]).await?.stdout)?;
+    assert!(
+        listed.lines().any(|line| line.starts_with(&key_id) && line.contains("revoked")),
+        "{listed}"
+    );
+    let again = run(vec!["revoke".into(), key_id]).await?;
+    assert!(!again.status.success(), "revoking twice is an error");
+    Ok(())
+}

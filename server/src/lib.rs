@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod embedded;
 pub mod http;
+pub mod metrics;
 pub mod workers;
 
 /// An error and its sources on one line (`outer: inner: innermost`), for logs.

@@ -34,3 +34,34 @@ async fn the_docs_page_is_served_from_the_binary() {
         server.http.get(format!("{}/docs/swagger-ui-bundle.js", server.base)).send().await.unwrap();
     assert_eq!(script.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_show_the_pipeline() {
+    let server = ApiServer::start().await;
+    let (status, _) = server
+        .post(&server.org_key, "/v1/purses", &serde_json::json!({ "currencyCode": "KES" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let response = server.http.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|line| {
+            line.starts_with("http_requests_total")
+                && line.contains("route=\"/v1/purses\"")
+                && line.contains("status=\"201\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter for the purse: {text}"));
+    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 1.0, "{line}");
+    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+    for name in [
+        "hazina_pipeline_queue_depth",
+        "hazina_pipeline_batch_size_count",
+        "hazina_pipeline_overloaded_total",
+    ] {
+        assert!(text.contains(name), "{name} missing: {text}");
+    }
+}

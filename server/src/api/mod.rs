@@ -44,6 +44,7 @@ impl AppState {
     /// The state over a migrated database's pool, with a posting pipeline started on the
     /// current runtime.
     pub fn new(pool: Pool) -> Self {
+        crate::metrics::init();
         let store = Store::new(pool.clone());
         let pipeline = Pipeline::start(&store, PipelineConfig::default());
         Self { pool, store, pipeline, keys: Arc::new(auth::KeyCache::default()) }

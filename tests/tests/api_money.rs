@@ -389,6 +389,19 @@ async fn concurrent_payments_against_one_purse_keep_every_invariant() {
 #[tokio::test]
 async fn malformed_bodies_are_problems_not_crashes() {
     let server = ApiServer::start().await;
+    for (path, code) in [
+        ("/v1/purses/not-a-uuid", "invalid_path"),
+        ("/v1/purses?limit=many", "invalid_query"),
+        ("/v1/purses?limit=0", "invalid_limit"),
+        ("/v1/accounts/00000000-0000-0000-0000-000000000000?at=yesterday", "invalid_query"),
+    ] {
+        let (status, body) = server.get(&server.org_key, path).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{path}"
+        );
+    }
     // Malformed JSON, the wrong content type, an oversized body.
     let url = format!("{}/v1/payments", server.base);
     let response = server

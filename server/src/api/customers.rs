@@ -10,15 +10,13 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use hazina_ledger::rules::{AccountKind, RejectReason, Transfer};
 use hazina_ledger::{CustomerId, OrgId, TransferId};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use utoipa::ToSchema;
@@ -27,7 +25,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, Body, Problem};
+use super::error::{ApiError, Body, PathParams, Problem, QueryParams};
 use super::money::{WalletView, payment_status};
 use super::{AppState, page_size};
 
@@ -80,44 +78,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(update_reminder, delete_reminder))
         .routes(routes!(create_activity))
         .routes(routes!(timeline))
-}
-
-/// Path parameters; a malformed one (an id that is not a UUID) is a 400 problem.
-#[derive(Debug)]
-struct PathParams<T>(T);
-
-impl<T, S> FromRequestParts<S> for PathParams<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::bad_request("invalid_path", rejection.body_text())),
-        }
-    }
-}
-
-/// A query string; a malformed one is a 400 problem.
-#[derive(Debug)]
-struct QueryParams<T>(T);
-
-impl<T, S> FromRequestParts<S> for QueryParams<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::bad_request("invalid_query", rejection.body_text())),
-        }
-    }
 }
 
 /// Refuses text that is blank, longer than `max` characters, or holds a NUL (which PostgreSQL

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Body as ResponseBody;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, Body, Problem};
+use super::error::{ApiError, Body, PathParams, Problem, QueryParams};
 use super::money::{BalanceView, TransferView, Value};
 use super::{AppState, page_size};
 
@@ -345,8 +345,8 @@ pub struct StatementView {
 async fn statement(
     caller: Caller,
     State(state): State<AppState>,
-    Path(account_id): Path<Uuid>,
-    Query(params): Query<StatementParams>,
+    PathParams(account_id): PathParams<Uuid>,
+    QueryParams(params): QueryParams<StatementParams>,
 ) -> Result<Response, ApiError> {
     let query = StatementQuery {
         from: params.from,
@@ -409,7 +409,7 @@ fn period(params: &PeriodParams) -> Result<(), ApiError> {
 async fn trial_balance(
     caller: Caller,
     State(state): State<AppState>,
-    Query(params): Query<PeriodParams>,
+    QueryParams(params): QueryParams<PeriodParams>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     period(&params)?;
@@ -472,7 +472,7 @@ fn csv_response(filename: &str, body: impl Into<ResponseBody>) -> Response {
 async fn general_ledger(
     caller: Caller,
     State(state): State<AppState>,
-    Query(params): Query<PeriodParams>,
+    QueryParams(params): QueryParams<PeriodParams>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     period(&params)?;

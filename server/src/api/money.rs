@@ -1,7 +1,7 @@
 //! Purses, wallets, payments between them, transfers and accounts.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, Body, Problem};
+use super::error::{ApiError, Body, PathParams, Problem, QueryParams};
 use super::{AppState, customers, page_size};
 
 /// Longest wallet id and narration.
@@ -224,7 +224,7 @@ async fn create_purse(
 async fn list_purses(
     caller: Caller,
     State(state): State<AppState>,
-    Query(page): Query<Page>,
+    QueryParams(page): QueryParams<Page>,
 ) -> Result<Response, ApiError> {
     let limit = page_size(page.limit)?;
     let purses = state
@@ -254,7 +254,7 @@ async fn purse(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, A
 async fn get_purse(
     caller: Caller,
     State(state): State<AppState>,
-    Path(purse_id): Path<Uuid>,
+    PathParams(purse_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
     let purse = purse(&state, &caller, purse_id).await?;
     Ok(Json(PurseView::from(&purse)).into_response())
@@ -289,7 +289,7 @@ fn valid_wallet_id(wallet_id: &str) -> Result<(), ApiError> {
 async fn create_wallet(
     caller: Caller,
     State(state): State<AppState>,
-    Path(customer_id): Path<Uuid>,
+    PathParams(customer_id): PathParams<Uuid>,
     Body(new): Body<NewWallet>,
 ) -> Result<Response, ApiError> {
     let customer = customers::check(&state.pool, caller.org, customer_id).await?;
@@ -309,7 +309,7 @@ async fn create_wallet(
 async fn list_wallets(
     caller: Caller,
     State(state): State<AppState>,
-    Path(customer_id): Path<Uuid>,
+    PathParams(customer_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
     let customer = customers::check(&state.pool, caller.org, customer_id).await?;
     let wallets =
@@ -339,7 +339,7 @@ async fn wallet(
 async fn get_wallet(
     caller: Caller,
     State(state): State<AppState>,
-    Path((customer_id, wallet_id)): Path<(Uuid, String)>,
+    PathParams((customer_id, wallet_id)): PathParams<(Uuid, String)>,
 ) -> Result<Response, ApiError> {
     let wallet = wallet(&state, &caller, customer_id, &wallet_id).await?;
     Ok(Json(WalletView::from(&wallet)).into_response())
@@ -543,7 +543,7 @@ pub async fn submit(state: &AppState, request: TransferRequest) -> Result<Outcom
 async fn get_transfer(
     caller: Caller,
     State(state): State<AppState>,
-    Path(transfer_id): Path<Uuid>,
+    PathParams(transfer_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
     let transfer = state
         .store
@@ -569,8 +569,8 @@ pub struct AtQuery {
 async fn get_account(
     caller: Caller,
     State(state): State<AppState>,
-    Path(account_id): Path<Uuid>,
-    Query(query): Query<AtQuery>,
+    PathParams(account_id): PathParams<Uuid>,
+    QueryParams(query): QueryParams<AtQuery>,
 ) -> Result<Response, ApiError> {
     let account = state
         .store

@@ -1,7 +1,7 @@
 //! Apps and API keys (org key only), and the first start's default org, app and keys.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::auth::{Caller, NewKey};
-use super::error::{ApiError, Body, Problem};
+use super::error::{ApiError, Body, PathParams, Problem};
 
 /// Longest app or key name.
 pub const NAME_LEN_MAX: usize = 100;
@@ -155,7 +155,7 @@ async fn list_keys(caller: Caller, State(state): State<AppState>) -> Result<Resp
 async fn revoke_key(
     caller: Caller,
     State(state): State<AppState>,
-    Path(key_id): Path<Uuid>,
+    PathParams(key_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     if !revoke(&state.pool, caller.org, key_id).await? {

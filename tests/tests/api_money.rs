@@ -423,3 +423,61 @@ async fn malformed_bodies_are_problems_not_crashes() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["code"], "body_too_large");
 }
+
+#[tokio::test]
+async fn a_payment_carries_its_context_all_or_nothing() {
+    let server = ApiServer::start().await;
+    let purse = funded_purse(&server, "100").await;
+    let customer = customer(&server, "+254712345674").await;
+    wallet(&server, &customer, "main").await;
+    let mut body = pay(
+        &json!({ "purse": { "purseId": purse } }),
+        &json!({ "wallet": { "customerId": customer, "walletId": "main" } }),
+        "40",
+    );
+    body["context"] = json!({
+        "activity": { "source": "web-shop", "sessionId": "s1", "key": "checkout",
+                      "properties": { "cart_total": "40" } },
+        "metadata": { "tier": { "string": "gold" } },
+        "appData": { "string": "step=paid" },
+    });
+    let (status, paid) = server.post(&server.app_key, "/v1/payments", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    let (_, state) = server.get(&server.app_key, &format!("/v1/customers/{customer}")).await;
+    assert_eq!(state["metadata"]["tier"]["string"], "gold", "{state}");
+    assert_eq!(state["appData"]["value"]["string"], "step=paid", "{state}");
+    let activity = &state["activitySessions"][0]["activities"][0];
+    assert_eq!(activity["key"], "checkout", "{state}");
+    assert_eq!(activity["transactionId"], paid["transactionId"], "linked to the payment");
+
+    // A payment that fails applies none of its context.
+    body["value"]["amount"] = json!("1000");
+    body["context"]["metadata"] = json!({ "tier": { "string": "platinum" } });
+    body["context"]["appData"] = json!({ "string": "step=failed" });
+    body["context"]["activity"]["key"] = json!("second_try");
+    let (status, failed) = server.post(&server.app_key, "/v1/payments", &body).await;
+    assert_eq!(
+        (status, failed["status"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("insufficient_funds"))
+    );
+    let (_, after) = server.get(&server.app_key, &format!("/v1/customers/{customer}")).await;
+    assert_eq!(after["metadata"], state["metadata"]);
+    assert_eq!(after["appData"]["value"], state["appData"]["value"]);
+    assert_eq!(after["activitySessions"], state["activitySessions"]);
+
+    // Bad context is refused before anything moves: an org key has no app data to set.
+    body["value"]["amount"] = json!("1");
+    let (status, problem) = server.post(&server.org_key, "/v1/payments", &body).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("app_key_required"))
+    );
+    body["context"] = json!({ "metadata": { "k": { "bytes": "***" } } });
+    let (status, problem) = server.post(&server.app_key, "/v1/payments", &body).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_base64"))
+    );
+    let (_, purse_view) = server.get(&server.app_key, &format!("/v1/purses/{purse}")).await;
+    assert_eq!(purse_view["balance"]["actual"], "60.00");
+}

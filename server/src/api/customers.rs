@@ -89,7 +89,7 @@ fn check_text(value: &str, max: usize, code: &'static str, what: &str) -> Result
     Ok(())
 }
 
-fn check_key(key: &str) -> Result<(), ApiError> {
+pub fn check_key(key: &str) -> Result<(), ApiError> {
     check_text(key, KEY_LEN_MAX, "invalid_key", "a key")
 }
 
@@ -655,7 +655,7 @@ impl TryFrom<DataValueFields> for DataValue {
 
 impl DataValue {
     /// The bytes to store and whether they are text; refuses bad base64 and large values.
-    fn to_stored(&self) -> Result<(Vec<u8>, bool), ApiError> {
+    pub fn to_stored(&self) -> Result<(Vec<u8>, bool), ApiError> {
         let (bytes, is_text) = match self {
             Self::String(text) => (text.as_bytes().to_vec(), true),
             Self::Bytes(encoded) => {
@@ -1242,26 +1242,7 @@ async fn create_activity(
     Body(new): Body<NewActivity>,
 ) -> Result<(StatusCode, Json<Activity>), ApiError> {
     let app = caller.app_key()?;
-    check_text(&new.source, VALUE_LEN_MAX, "invalid_source", "a source")?;
-    check_text(&new.session_id, VALUE_LEN_MAX, "invalid_session_id", "a session id")?;
-    check_key(&new.key)?;
-    if new.properties.len() > PROPERTIES_MAX {
-        return Err(ApiError::invalid(
-            "too_many_properties",
-            format!("an activity has at most {PROPERTIES_MAX} properties"),
-        ));
-    }
-    for (name, value) in &new.properties {
-        check_text(name, KEY_LEN_MAX, "invalid_property", "a property name")?;
-        if value.chars().count() > PROPERTY_VALUE_LEN_MAX || value.contains('\0') {
-            return Err(ApiError::invalid(
-                "invalid_property",
-                format!("a property value has at most {PROPERTY_VALUE_LEN_MAX} characters, no NUL"),
-            ));
-        }
-    }
-    let properties = serde_json::to_value(&new.properties)
-        .map_err(|error| ApiError::invalid("invalid_property", error.to_string()))?;
+    let properties = check_activity(&new)?;
     let customer = check(&state.pool, caller.org, customer_id).await?;
     let client = state.pool.get().await?;
     let row = client
@@ -1286,6 +1267,31 @@ async fn create_activity(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(activity(&row))))
+}
+
+/// Checks an activity's fields; its properties as stored.
+pub fn check_activity(new: &NewActivity) -> Result<serde_json::Value, ApiError> {
+    check_text(&new.source, VALUE_LEN_MAX, "invalid_source", "a source")?;
+    check_text(&new.session_id, VALUE_LEN_MAX, "invalid_session_id", "a session id")?;
+    check_key(&new.key)?;
+    if new.properties.len() > PROPERTIES_MAX {
+        return Err(ApiError::invalid(
+            "too_many_properties",
+            format!("an activity has at most {PROPERTIES_MAX} properties"),
+        ));
+    }
+    for (name, value) in &new.properties {
+        check_text(name, KEY_LEN_MAX, "invalid_property", "a property name")?;
+        if value.chars().count() > PROPERTY_VALUE_LEN_MAX || value.contains('\0') {
+            return Err(ApiError::invalid(
+                "invalid_property",
+                format!("a property value has at most {PROPERTY_VALUE_LEN_MAX} characters, no NUL"),
+            ));
+        }
+    }
+    let properties = serde_json::to_value(&new.properties)
+        .map_err(|error| ApiError::invalid("invalid_property", error.to_string()))?;
+    Ok(properties)
 }
 
 /// A customer's activities in one session of one source, newest first.

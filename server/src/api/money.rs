@@ -375,6 +375,99 @@ pub struct NewPayment {
     pub credit_party: Party,
     pub value: Value,
     pub narration: Option<String>,
+    /// What the payment carries for a customer, applied with it or not at all.
+    pub context: Option<PaymentContext>,
+}
+
+/// What a payment carries for a customer: applied in the same transaction as the payment, so
+/// all of it happens if the payment succeeds and none of it otherwise.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaymentContext {
+    /// The customer; when absent, the owner of the payment's one wallet party.
+    pub customer_id: Option<Uuid>,
+    /// The activity that led to the payment (app key), linked to it on the timeline.
+    pub activity: Option<customers::NewActivity>,
+    /// Metadata keys to set.
+    pub metadata: Option<std::collections::BTreeMap<String, customers::DataValue>>,
+    /// The calling app's new data for the customer (app key).
+    pub app_data: Option<customers::DataValue>,
+}
+
+/// A base64 string of bytes, as the context trigger decodes them.
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The `hazina` context object the database applies with the transfer (migration 0002).
+async fn context_effects(
+    state: &AppState,
+    caller: &Caller,
+    context: &PaymentContext,
+    wallet_customers: &[CustomerId],
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let mut effects = serde_json::Map::new();
+    let wants_customer =
+        context.activity.is_some() || context.metadata.is_some() || context.app_data.is_some();
+    if !wants_customer {
+        return Ok(effects);
+    }
+    let customer = match (context.customer_id, wallet_customers) {
+        (Some(id), _) => customers::check(&state.pool, caller.org, id).await?,
+        (None, [only]) => *only,
+        (None, _) => {
+            return Err(ApiError::invalid(
+                "customer_required",
+                "name the context's customerId: the payment has no single wallet party",
+            ));
+        }
+    };
+    if let Some(activity) = &context.activity {
+        let app = caller.app_key()?;
+        let properties = customers::check_activity(activity)?;
+        effects.insert(
+            "activity".into(),
+            serde_json::json!({
+                "id": Uuid::now_v7(), "customer_id": customer.0, "app_id": app,
+                "source": activity.source, "session_id": activity.session_id,
+                "key": activity.key, "properties": properties,
+            }),
+        );
+    }
+    if let Some(metadata) = &context.metadata {
+        if metadata.len() > customers::METADATA_KEYS_MAX {
+            return Err(ApiError::invalid(
+                "too_many_metadata_keys",
+                format!("at most {} metadata keys", customers::METADATA_KEYS_MAX),
+            ));
+        }
+        let mut set = serde_json::Map::new();
+        for (key, value) in metadata {
+            customers::check_key(key)?;
+            let (bytes, is_text) = value.to_stored()?;
+            set.insert(
+                key.clone(),
+                serde_json::json!({ "value": base64_of(&bytes), "is_text": is_text }),
+            );
+        }
+        effects.insert(
+            "metadata".into(),
+            serde_json::json!({ "customer_id": customer.0, "set": set }),
+        );
+    }
+    if let Some(value) = &context.app_data {
+        let app = caller.app_key()?;
+        let (bytes, is_text) = value.to_stored()?;
+        effects.insert(
+            "app_data".into(),
+            serde_json::json!({
+                "customer_id": customer.0, "app_id": app,
+                "value": base64_of(&bytes), "is_text": is_text,
+            }),
+        );
+    }
+    Ok(effects)
 }
 
 /// A payment's result in the platform's words.
@@ -478,8 +571,22 @@ async fn create_payment(
         .transaction_id
         .or_else(|| super::idempotency::derived_id(&caller, &headers))
         .map_or_else(TransferId::generate, TransferId);
-    let customers: Vec<String> =
-        [debit_customer, credit_customer].into_iter().flatten().map(|c| c.0.to_string()).collect();
+    let wallet_customers: Vec<CustomerId> =
+        [debit_customer, credit_customer].into_iter().flatten().collect();
+    let mut effects = match &payment.context {
+        Some(context) => context_effects(&state, &caller, context, &wallet_customers).await?,
+        None => serde_json::Map::new(),
+    };
+    let mut linked: Vec<String> = wallet_customers.iter().map(|c| c.0.to_string()).collect();
+    if let Some(customer) = effects
+        .values()
+        .find_map(|effect| effect.get("customer_id").and_then(serde_json::Value::as_str))
+    {
+        linked.push(customer.to_owned());
+    }
+    linked.sort();
+    linked.dedup();
+    effects.insert("customers".into(), serde_json::json!(linked));
     let mut context = serde_json::Map::new();
     context.insert(
         "payment".into(),
@@ -490,7 +597,7 @@ async fn create_payment(
             "appId": caller.app,
         }),
     );
-    context.insert("hazina".into(), serde_json::json!({ "customers": customers }));
+    context.insert("hazina".into(), serde_json::Value::Object(effects));
     let request = TransferRequest {
         id,
         org: caller.org,

@@ -35,7 +35,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::render))
         .merge(api)
         // The document at /openapi.json, browsable at /docs; the UI's files are in the binary.
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .external_url_unchecked("/openapi.json", document),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(crate::metrics::track))
         .layer(middleware::from_fn(request_id))

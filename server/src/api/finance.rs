@@ -219,7 +219,9 @@ fn request(
 /// Applies one transfer (org key): `201` when accepted, `422` with the ledger's reason when
 /// rejected.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = NewTransfer,
-    responses((status = 201, body = TransferOutcome), (status = 422, body = TransferOutcome),
+    responses((status = 201, body = TransferOutcome),
+        (status = 422, description = "Rejected by the ledger (with its reason), or an invalid request",
+            content((TransferOutcome = "application/json"), (Problem = "application/problem+json"))),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 503, body = Problem)))]
 async fn create_transfer(
@@ -384,6 +386,7 @@ pub struct PeriodParams {
     /// End of the period (exclusive).
     pub to: DateTime<Utc>,
     /// `json` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<ReportFormat>,
 }
 

@@ -79,15 +79,45 @@ impl utoipa::Modify for BearerKeys {
     }
 }
 
-/// The `/v1` routes and the OpenAPI document that describes them.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// The `/v1` routes and the OpenAPI document that describes them (as JSON).
+pub fn routes() -> (Router<AppState>, serde_json::Value) {
     let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tenancy::routes())
         .merge(customers::routes())
         .merge(money::routes())
         .merge(finance::routes())
         .split_for_parts();
+    let mut document = serde_json::to_value(&document).unwrap_or_default();
+    problems_as_problem_json(&mut document);
     (router.layer(DefaultBodyLimit::max(BODY_BYTES_MAX)), document)
+}
+
+/// Declares every `Problem` response as `application/problem+json`, the content type it is
+/// sent with (the handlers' annotations can only say `application/json`).
+fn problems_as_problem_json(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut) else {
+        return;
+    };
+    let operations = paths
+        .values_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut().filter_map(|operation| operation.get_mut("responses")));
+    for responses in operations.filter_map(serde_json::Value::as_object_mut) {
+        for response in responses.values_mut() {
+            let Some(content) =
+                response.get_mut("content").and_then(serde_json::Value::as_object_mut)
+            else {
+                continue;
+            };
+            let is_problem = content
+                .get("application/json")
+                .and_then(|json| json.pointer("/schema/$ref"))
+                .is_some_and(|reference| reference == "#/components/schemas/Problem");
+            if is_problem && let Some(json) = content.remove("application/json") {
+                content.insert("application/problem+json".to_owned(), json);
+            }
+        }
+    }
 }
 
 /// A page size from a query: the default when absent, refused outside 1..=max.

@@ -527,7 +527,9 @@ async fn party_account(
 /// (`insufficient_funds`, `invalid_purse`, …) and the ledger's reason. A replayed
 /// `transactionId` returns the original result.
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = NewPayment,
-    responses((status = 201, body = PaymentResult), (status = 422, body = PaymentResult),
+    responses((status = 201, body = PaymentResult),
+        (status = 422, description = "Not made (the platform's status and the ledger's reason), or an invalid request",
+            content((PaymentResult = "application/json"), (Problem = "application/problem+json"))),
         (status = 404, body = Problem), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 503, body = Problem)))]
 async fn create_payment(

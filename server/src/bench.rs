@@ -37,6 +37,8 @@ pub enum Workload {
 
 /// The benchmark's options.
 #[derive(Clone, Debug, Args)]
+// Command-line switches are naturally booleans.
+#[allow(clippy::struct_excessive_bools)]
 pub struct BenchArgs {
     /// Which accounts the transfers touch.
     #[arg(long, value_enum, default_value_t = Workload::Hot)]
@@ -81,6 +83,17 @@ pub struct BenchArgs {
     /// Print the result as one JSON line on stdout, after the human-readable report on stderr.
     #[arg(long)]
     pub json: bool,
+    /// Measure the HTTP API instead: single payments (hot workload) and then the batch
+    /// endpoint, over keep-alive connections on loopback.
+    #[arg(long)]
+    pub http: bool,
+    /// With `--http`: concurrent keep-alive connections, each a closed-loop client.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// With `--http`: transfers per batch request (64 connections × 50 stay within the
+    /// pipeline's queue of 4,096).
+    #[arg(long, default_value_t = 50)]
+    pub batch_size: usize,
 }
 
 /// What one run measured.

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_http;
 pub mod config;
 pub mod db;
 pub mod embedded;

@@ -112,10 +112,16 @@ async fn bench(
 ) -> anyhow::Result<()> {
     db::migrate(&database.config).await?;
     let pool = db::pool(database.config.clone(), cli.db_pool_size_max)?;
-    let result =
-        hazina_server::bench::bench(hazina_ledger::store::Store::new(pool.clone()), args).await;
+    let result = if args.http {
+        let ledger_pool = db::pool(database.config.clone(), api::LEDGER_POOL_SIZE)?;
+        hazina_server::bench_http::bench(pool.clone(), ledger_pool, args).await.map(|_| ())
+    } else {
+        hazina_server::bench::bench(hazina_ledger::store::Store::new(pool.clone()), args)
+            .await
+            .map(|_| ())
+    };
     pool.close();
-    result.map(|_| ())
+    result
 }
 
 async fn keys(cli: &Cli, database: &Database, command: &KeysCommand) -> anyhow::Result<()> {
@@ -195,7 +201,8 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     {
         print_first_keys(&made)?;
     }
-    let state = api::AppState::new(pool.clone());
+    let ledger_pool = db::pool(database.config.clone(), api::LEDGER_POOL_SIZE)?;
+    let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone());
     let mut server = tokio::spawn(http::serve_on(listener, state, shutdown.clone().wait()));
     let result = tokio::select! {
         joined = &mut server => joined,

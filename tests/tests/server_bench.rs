@@ -22,6 +22,9 @@ fn args(workload: Workload) -> BenchArgs {
         batch_delay_us: 200,
         no_overlap: false,
         json: false,
+        http: false,
+        connections: 4,
+        batch_size: 10,
     }
 }
 
@@ -62,4 +65,17 @@ async fn an_open_loop_run_sends_at_the_given_rate() {
     let answered = result.pipeline.accepted + result.pipeline.rejected;
     assert!((150..=400).contains(&answered), "{answered}");
     assert!(result.naive.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_mode_pays_over_real_http_and_leaves_the_ledger_sound() {
+    let db = hazina_tests::fresh_db().await;
+    let args = BenchArgs { http: true, connections: 4, batch_size: 10, ..args(Workload::Hot) };
+    let result = hazina_server::bench_http::bench(db.pool(), db.pool(), args).await.unwrap();
+    assert!(result.invariants_hold);
+    assert!(result.payments.succeeded > 0, "{:?}", result.payments);
+    assert!(result.batches.succeeded > 0, "{:?}", result.batches);
+    assert_eq!(result.payments.errors + result.batches.errors, 0);
+    // Every accepted batch request carried its ten transfers.
+    assert!(result.batches.transfers_per_second >= result.batches.requests_per_second * 9.0);
 }

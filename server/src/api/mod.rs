@@ -30,6 +30,9 @@ pub const BODY_BYTES_MAX: usize = 256 * 1024;
 pub const PAGE_SIZE_MAX: i64 = 500;
 /// Page size when none is asked for.
 pub const PAGE_SIZE_DEFAULT: i64 = 50;
+/// Connections of the ledger writers' own pool: two per writer (overlapped batches) and some
+/// to spare.
+pub const LEDGER_POOL_SIZE: usize = 10;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -38,16 +41,29 @@ pub struct AppState {
     pub store: Store,
     pub pipeline: Pipeline,
     pub keys: Arc<auth::KeyCache>,
+    pub parties: Arc<money::PartyCache>,
 }
 
 impl AppState {
     /// The state over a migrated database's pool, with a posting pipeline started on the
-    /// current runtime.
+    /// current runtime that shares the pool (for tests; see [`AppState::with_pools`]).
     pub fn new(pool: Pool) -> Self {
+        Self::with_pools(pool.clone(), pool)
+    }
+
+    /// The state with the ledger's writers on a pool of their own, so that they never queue
+    /// for a connection behind the requests they are serving.
+    pub fn with_pools(pool: Pool, ledger_pool: Pool) -> Self {
         crate::metrics::init();
         let store = Store::new(pool.clone());
-        let pipeline = Pipeline::start(&store, PipelineConfig::default());
-        Self { pool, store, pipeline, keys: Arc::new(auth::KeyCache::default()) }
+        let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
+        Self {
+            pool,
+            store,
+            pipeline,
+            keys: Arc::new(auth::KeyCache::default()),
+            parties: Arc::new(money::PartyCache::default()),
+        }
     }
 }
 

@@ -503,7 +503,61 @@ pub fn payment_status(reason: Option<RejectReason>) -> &'static str {
     }
 }
 
+/// What a payment needs of a party's account. None of it ever changes (a closed account is
+/// refused by the ledger itself), so it is cached.
+#[derive(Clone, Copy, Debug)]
+pub struct PartyAccount {
+    pub id: AccountId,
+    pub currency: Currency,
+    pub kind: AccountKind,
+}
+
+/// Recently resolved parties, by org and party.
+#[derive(Debug, Default)]
+pub struct PartyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(Uuid, String), PartyAccount>>,
+}
+
+impl PartyCache {
+    /// Most parties remembered; past it the cache starts again empty.
+    const ENTRIES_MAX: usize = 100_000;
+
+    fn get(&self, key: &(Uuid, String)) -> Option<PartyAccount> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied()
+    }
+
+    fn put(&self, key: (Uuid, String), account: PartyAccount) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= Self::ENTRIES_MAX {
+            entries.clear();
+        }
+        entries.insert(key, account);
+    }
+}
+
 async fn party_account(
+    state: &AppState,
+    caller: &Caller,
+    party: &Party,
+) -> Result<(PartyAccount, Option<CustomerId>), ApiError> {
+    let (key, customer) = match party {
+        Party::Purse { purse_id } => (format!("purse/{purse_id}"), None),
+        Party::Wallet { customer_id, wallet_id } => {
+            (format!("wallet/{customer_id}/{wallet_id}"), Some(CustomerId(*customer_id)))
+        }
+        Party::Customer(_) | Party::Channel(_) => (String::new(), None),
+    };
+    let key = (caller.org.0, key);
+    if let Some(account) = state.parties.get(&key) {
+        return Ok((account, customer));
+    }
+    let (account, customer) = resolve_party(state, caller, party).await?;
+    let account = PartyAccount { id: account.id, currency: account.currency, kind: account.kind };
+    state.parties.put(key, account);
+    Ok((account, customer))
+}
+
+async fn resolve_party(
     state: &AppState,
     caller: &Caller,
     party: &Party,

@@ -1,0 +1,350 @@
+//! `hazina bench --http`: the HTTP API under load, over real HTTP on loopback with keep-alive
+//! connections: single payments on the hot workload (a purse and random wallets), then raw
+//! transfers through the batch endpoint. Ends by checking every ledger invariant.
+
+// Rates and percentiles are statistics for display, where f64 is the right tool; amounts are
+// decimal strings here and never pass through a float.
+#![allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hazina_ledger::pipeline::{Pipeline, SubmitError};
+use hazina_ledger::rules::{AccountKind, Action, Posting, Side, TransferRequest};
+use hazina_ledger::store::NewAccount;
+use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
+use hdrhistogram::Histogram;
+use rand::Rng as _;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::api::{AppState, tenancy};
+use crate::bench::BenchArgs;
+
+/// What one HTTP run measured.
+#[derive(Debug, Serialize)]
+pub struct HttpRun {
+    pub endpoint: &'static str,
+    pub seconds: f64,
+    pub requests_per_second: f64,
+    /// Ledger transfers per second (as many as requests for single payments).
+    pub transfers_per_second: f64,
+    /// Payments made (201) or refused by the ledger (422), per request.
+    pub succeeded: u64,
+    pub refused: u64,
+    /// Anything else: 4xx other than 422, 5xx, transport errors.
+    pub errors: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p95: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+}
+
+/// The HTTP benchmark's result, as printed with `--json`.
+#[derive(Debug, Serialize)]
+pub struct HttpBenchResult {
+    pub connections: usize,
+    pub wallets: usize,
+    pub batch_size: usize,
+    pub payments: HttpRun,
+    pub batches: HttpRun,
+    pub invariants_hold: bool,
+}
+
+fn kes() -> Currency {
+    Currency::from_code("KES").unwrap_or_else(|_| unreachable!("KES is an ISO 4217 currency"))
+}
+
+fn funding(org: OrgId, from: AccountId, to: AccountId, minor: i64) -> TransferRequest {
+    let amount = Money::from_minor(kes(), minor);
+    TransferRequest {
+        id: TransferId::generate(),
+        org,
+        action: Action::Post {
+            postings: vec![
+                Posting { account: from, side: Side::Debit, amount },
+                Posting { account: to, side: Side::Credit, amount },
+            ],
+        },
+        code: "funding".into(),
+        effective_at: None,
+        context: serde_json::Map::new(),
+    }
+}
+
+/// The org the run pays within.
+struct Setup {
+    app_key: String,
+    org_key: String,
+    purse: AccountId,
+    customers: Vec<CustomerId>,
+    wallets: Vec<AccountId>,
+}
+
+async fn set_up(state: &AppState, wallets: usize) -> anyhow::Result<Setup> {
+    let store = &state.store;
+    let failed = |error: crate::api::error::ApiError| anyhow::anyhow!("{}", error.detail);
+    let org = OrgId::generate();
+    store.create_org(org, "bench-http").await?;
+    let app = tenancy::insert_app(&state.pool, org, "bench").await.map_err(failed)?;
+    let app_key =
+        tenancy::insert_key(&state.pool, org, Some(app.app_id), "bench").await.map_err(failed)?;
+    let org_key = tenancy::insert_key(&state.pool, org, None, "bench").await.map_err(failed)?;
+    let external =
+        store.create_account(&NewAccount::new(org, AccountKind::External, kes())).await?;
+    let purse = store.create_account(&NewAccount::new(org, AccountKind::Purse, kes())).await?;
+    let customers: Vec<CustomerId> = (0..wallets.max(1)).map(|_| CustomerId::generate()).collect();
+    let ids: Vec<uuid::Uuid> = customers.iter().map(|c| c.0).collect();
+    state
+        .pool
+        .get()
+        .await?
+        .execute(
+            "INSERT INTO customers (id, org_id) SELECT unnest($1::uuid[]), $2",
+            &[&ids, &org.0],
+        )
+        .await?;
+    let mut creating = tokio::task::JoinSet::new();
+    for chunk in customers.chunks(customers.len().div_ceil(16)) {
+        let store = store.clone();
+        let chunk = chunk.to_vec();
+        creating.spawn(async move {
+            let mut made = Vec::with_capacity(chunk.len());
+            for customer in chunk {
+                let mut wallet = NewAccount::new(org, AccountKind::Wallet, kes());
+                wallet.customer = Some(customer);
+                wallet.wallet_id = Some("main".into());
+                made.push((customer, store.create_account(&wallet).await?.id));
+            }
+            anyhow::Ok(made)
+        });
+    }
+    let mut pairs = Vec::new();
+    while let Some(made) = creating.join_next().await {
+        pairs.extend(made.context("creating wallets")??);
+    }
+    let mut requests = vec![funding(org, external.id, purse.id, 1_000_000_000_000)];
+    requests.extend(pairs.iter().map(|(_, wallet)| funding(org, external.id, *wallet, 10_000_000)));
+    submit_all(&state.pipeline, requests).await?;
+    store.settle().await?;
+    Ok(Setup {
+        app_key: app_key.token,
+        org_key: org_key.token,
+        purse: purse.id,
+        customers: pairs.iter().map(|(customer, _)| *customer).collect(),
+        wallets: pairs.iter().map(|(_, wallet)| *wallet).collect(),
+    })
+}
+
+async fn submit_all(pipeline: &Pipeline, requests: Vec<TransferRequest>) -> anyhow::Result<()> {
+    let mut window = tokio::task::JoinSet::new();
+    for request in requests {
+        if window.len() >= 2_048
+            && let Some(done) = window.join_next().await
+        {
+            done.context("funding")??;
+        }
+        let pipeline = pipeline.clone();
+        window.spawn(async move {
+            loop {
+                match pipeline.submit(request.clone()).await {
+                    Err(SubmitError::Overloaded) => tokio::task::yield_now().await,
+                    Err(error) => return Err(anyhow::Error::new(error)),
+                    Ok(_) => return Ok(()),
+                }
+            }
+        });
+    }
+    while let Some(done) = window.join_next().await {
+        done.context("funding")??;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    succeeded: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+    transfers: AtomicU64,
+}
+
+/// A hot-workload payment: into the purse from a random wallet, or out of it to one.
+fn payment(setup: &Setup) -> serde_json::Value {
+    let mut rng = rand::rng();
+    let customer = setup.customers[rng.random_range(0..setup.customers.len())];
+    let wallet = json!({ "wallet": { "customerId": customer.0, "walletId": "main" } });
+    let purse = json!({ "purse": { "purseId": setup.purse.0 } });
+    let amount = format!("{}.{:02}", rng.random_range(1..100), rng.random_range(0..100));
+    let (from, to) = if rng.random_bool(0.5) { (wallet, purse) } else { (purse, wallet) };
+    json!({ "debitParty": from, "creditParty": to,
+            "value": { "currencyCode": "KES", "amount": amount }, "narration": "bench" })
+}
+
+/// A batch of raw hot-workload transfers.
+fn batch(setup: &Setup, size: usize) -> serde_json::Value {
+    let mut rng = rand::rng();
+    let transfers: Vec<serde_json::Value> = (0..size)
+        .map(|_| {
+            let wallet = setup.wallets[rng.random_range(0..setup.wallets.len())];
+            let (from, to) =
+                if rng.random_bool(0.5) { (wallet, setup.purse) } else { (setup.purse, wallet) };
+            let amount =
+                json!({ "currencyCode": "KES", "amount": format!("{}", rng.random_range(1..100)) });
+            json!({ "type": "post", "code": "bench", "legs": [
+                { "accountId": from.0, "side": "debit", "value": amount },
+                { "accountId": to.0, "side": "credit", "value": amount },
+            ] })
+        })
+        .collect();
+    json!({ "transfers": transfers })
+}
+
+/// Runs `connections` closed-loop clients against one endpoint for `seconds`.
+async fn run(
+    endpoint: &'static str,
+    base: &str,
+    key: &str,
+    setup: &Arc<Setup>,
+    args: &BenchArgs,
+) -> anyhow::Result<HttpRun> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..args.connections {
+        let (client, tally, setup) = (client.clone(), tally.clone(), setup.clone());
+        let url = format!("{base}{endpoint}");
+        let key = key.to_owned();
+        let batch_size = args.batch_size;
+        clients.spawn(async move {
+            let mut latencies = Histogram::<u64>::new_with_bounds(1, 100_000_000, 2)
+                .unwrap_or_else(|_| unreachable!("valid histogram bounds"));
+            while Instant::now() < deadline {
+                let (body, transfers) = if endpoint == "/v1/payments" {
+                    (payment(&setup), 1)
+                } else {
+                    (batch(&setup, batch_size), batch_size as u64)
+                };
+                let sent = Instant::now();
+                let response = client.post(&url).bearer_auth(&key).json(&body).send().await;
+                let status = match response {
+                    Ok(response) => {
+                        let status = response.status();
+                        let _ = response.bytes().await;
+                        Some(status.as_u16())
+                    }
+                    Err(_) => None,
+                };
+                let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let _ = latencies.record(micros.clamp(1, 100_000_000));
+                let counter = match status {
+                    Some(200 | 201) => &tally.succeeded,
+                    Some(422) => &tally.refused,
+                    _ => &tally.errors,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if matches!(status, Some(200 | 201 | 422)) {
+                    tally.transfers.fetch_add(transfers, Ordering::Relaxed);
+                }
+            }
+            latencies
+        });
+    }
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 100_000_000, 2)
+        .unwrap_or_else(|_| unreachable!("valid histogram bounds"));
+    while let Some(done) = clients.join_next().await {
+        latencies.add(done.context("a client task failed")?)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let requests = load(&tally.succeeded) + load(&tally.refused) + load(&tally.errors);
+    let ms = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1_000.0;
+    Ok(HttpRun {
+        endpoint,
+        seconds,
+        requests_per_second: requests as f64 / seconds,
+        transfers_per_second: load(&tally.transfers) as f64 / seconds,
+        succeeded: load(&tally.succeeded),
+        refused: load(&tally.refused),
+        errors: load(&tally.errors),
+        latency_ms_p50: ms(0.50),
+        latency_ms_p95: ms(0.95),
+        latency_ms_p99: ms(0.99),
+        latency_ms_max: latencies.max() as f64 / 1_000.0,
+    })
+}
+
+fn describe(run: &HttpRun) -> String {
+    format!(
+        "{:<20} {:>8.0} requests/s ({:.0} transfers/s)   latency p50 {:.1} ms, p95 {:.1} ms, \
+         p99 {:.1} ms, max {:.1} ms   {} ok, {} refused by the ledger, {} errors",
+        run.endpoint,
+        run.requests_per_second,
+        run.transfers_per_second,
+        run.latency_ms_p50,
+        run.latency_ms_p95,
+        run.latency_ms_p99,
+        run.latency_ms_max,
+        run.succeeded,
+        run.refused,
+        run.errors,
+    )
+}
+
+/// Serves the API on loopback over `pool`'s (migrated) database and measures it.
+pub async fn bench(
+    pool: deadpool_postgres::Pool,
+    ledger_pool: deadpool_postgres::Pool,
+    args: BenchArgs,
+) -> anyhow::Result<HttpBenchResult> {
+    let state = AppState::with_pools(pool, ledger_pool);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::http::serve_on(listener, state.clone(), async {
+        let _ = stopped.await;
+    }));
+    let mut stderr = std::io::stderr();
+    writeln!(stderr, "setting up: a purse and {} customers with funded wallets", args.wallets)?;
+    let setup = Arc::new(set_up(&state, args.wallets).await?);
+    writeln!(
+        stderr,
+        "running {} s per endpoint with {} keep-alive connections",
+        args.seconds, args.connections
+    )?;
+    let payments = run("/v1/payments", &base, &setup.app_key, &setup, &args).await?;
+    writeln!(stderr, "{}", describe(&payments))?;
+    let batches = run("/v1/transfers/batch", &base, &setup.org_key, &setup, &args).await?;
+    writeln!(stderr, "{}", describe(&batches))?;
+    let _ = stop.send(());
+    let _ = server.await;
+    writeln!(stderr, "verifying the ledger's invariants…")?;
+    let violations = state.store.verify().await?;
+    for violation in &violations {
+        writeln!(stderr, "VIOLATION: {violation:?}")?;
+    }
+    let result = HttpBenchResult {
+        connections: args.connections,
+        wallets: args.wallets,
+        batch_size: args.batch_size,
+        payments,
+        batches,
+        invariants_hold: violations.is_empty(),
+    };
+    if args.json {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer(&mut stdout, &result)?;
+        writeln!(stdout)?;
+    }
+    anyhow::ensure!(result.invariants_hold, "{} ledger invariant(s) broke", violations.len());
+    writeln!(stderr, "invariants: all hold")?;
+    Ok(result)
+}

@@ -9,6 +9,11 @@ use clap::Parser as _;
 use hazina_server::config::{Cli, Command, KeysCommand, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
 use hazina_server::{api, db, http, workers};
+
+/// Requests allocate many small short-lived values; glibc's allocator took a quarter of the
+/// server's CPU under the HTTP benchmark (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 

@@ -85,9 +85,14 @@ pub struct NewTransfer {
     #[serde(rename = "type")]
     pub kind: TransferType,
     /// What the transfer is for, e.g. `fee`, `settlement` (1 to 64 characters).
+    #[schema(min_length = 1, max_length = 64)]
     pub code: String,
+    /// For `post` and `pending`: 2 to 16 legs that balance per currency.
     #[serde(default)]
+    #[schema(max_items = 16)]
     pub legs: Vec<Leg>,
+    /// For `pending`: 1 to 2,592,000 (30 days); none waits for a post or void.
+    #[schema(minimum = 1, maximum = 2_592_000)]
     pub timeout_seconds: Option<u64>,
     pub pending_id: Option<Uuid>,
     pub amounts: Option<Vec<Value>>,
@@ -245,6 +250,7 @@ async fn create_transfer(
 #[serde(deny_unknown_fields)]
 pub struct TransferBatch {
     /// 1 to 1,000 transfers, applied in order; each has its own outcome.
+    #[schema(min_items = 1, max_items = 1000)]
     pub transfers: Vec<NewTransfer>,
 }
 

@@ -39,7 +39,12 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 #[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Value {
+    /// An ISO 4217 code with minor units, e.g. `KES`.
+    #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
     pub currency_code: String,
+    /// A plain decimal with at most the currency's decimals, e.g. `120.50`; positive for
+    /// payments, within 64-bit minor units.
+    #[schema(max_length = 40, example = "120.50")]
     pub amount: String,
 }
 
@@ -144,7 +149,9 @@ impl From<&Account> for WalletView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPurse {
+    #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
     pub currency_code: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// How far the purse may go below zero, as a decimal string.
     pub overdraft_limit: Option<String>,
@@ -263,7 +270,10 @@ async fn get_purse(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewWallet {
+    /// The app's name for the wallet, unique per customer.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9._-]+$")]
     pub wallet_id: String,
+    #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
     pub currency_code: String,
 }
 
@@ -374,6 +384,7 @@ pub struct NewPayment {
     pub debit_party: Party,
     pub credit_party: Party,
     pub value: Value,
+    #[schema(max_length = 500)]
     pub narration: Option<String>,
     /// What the payment carries for a customer, applied with it or not at all.
     pub context: Option<PaymentContext>,

@@ -37,6 +37,7 @@ pub struct App {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApp {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
@@ -64,6 +65,7 @@ pub struct CreatedKey {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewKeyRequest {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// The app the key acts for; none for an org key.
     pub app_id: Option<Uuid>,

@@ -85,7 +85,7 @@ impl Store {
 }
 
 /// The ids a request refers to: the pending transfer it resolves or the transfer it reverses.
-pub(super) fn referenced(request: &TransferRequest) -> Option<TransferId> {
+fn referenced(request: &TransferRequest) -> Option<TransferId> {
     request.action.pending_id().or_else(|| request.action.reversal_of())
 }
 
@@ -117,30 +117,17 @@ async fn attempt(
 
     // The transfers the batch refers to, read before locking: they are immutable, and their
     // accounts are among those to lock.
-    let mut referenced_ids: Vec<Uuid> =
-        requests.iter().filter_map(referenced).map(|id| id.0).collect();
-    referenced_ids.sort_unstable();
-    referenced_ids.dedup();
+    let referenced_ids = referenced_ids(requests);
     let referenced_before = if referenced_ids.is_empty() {
         HashMap::new()
     } else {
         transfers_by_id(client, &referenced_ids).await?
     };
-    let mut account_ids: Vec<Uuid> = requests
-        .iter()
-        .flat_map(|request| request.action.postings())
-        .chain(referenced_before.values().flat_map(|transfer| &transfer.postings))
-        .map(|posting| posting.account.0)
-        .collect();
-    account_ids.sort_unstable();
-    account_ids.dedup();
+    let account_ids = account_ids(requests, &referenced_before);
 
     // Lock, then read what the rules need: every statement after the lock sees the work of
     // any transaction that held these accounts before us.
-    let mut lookup_ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
-    lookup_ids.extend_from_slice(&referenced_ids);
-    lookup_ids.sort_unstable();
-    lookup_ids.dedup();
+    let lookup_ids = lookup_ids(requests, &referenced_ids);
     let lock = client
         .prepare_cached(&format!(
             "SELECT {} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
@@ -148,39 +135,21 @@ async fn attempt(
         ))
         .await?;
     let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
-    let resolutions = client
-        .prepare_cached(
-            "SELECT pending_id, kind FROM transfers
-             WHERE pending_id = ANY($1) AND rejection IS NULL",
-        )
-        .await?;
-    let reversals = client
-        .prepare_cached(
-            "SELECT reversal_of FROM transfers WHERE reversal_of = ANY($1) AND rejection IS NULL",
-        )
-        .await?;
     let before_lock = started.elapsed();
-    let ((), locked, now, existing, resolved, reversed) = tokio::try_join!(
+    let ((), locked, now, existing, (resolutions, reversed)) = tokio::try_join!(
         async { Ok(client.batch_execute("BEGIN").await?) },
         async { Ok(client.query(&lock, &[&account_ids]).await?) },
         async { Ok(client.query_one(&read_clock, &[]).await?) },
         transfers_by_id(client, &lookup_ids),
-        async { Ok(client.query(&resolutions, &[&referenced_ids]).await?) },
-        async { Ok::<_, StoreError>(client.query(&reversals, &[&referenced_ids]).await?) },
+        resolutions_by_id(client, &referenced_ids),
     )?;
     let now: DateTime<Utc> = clock.manual_now().unwrap_or_else(|| now.get(0));
 
     // A referred-to transfer that appeared after the first read may touch accounts we did not
     // lock: start again, now that it is visible.
     let locked_ids: HashSet<Uuid> = locked.iter().map(|row| row.get(0)).collect();
-    let appeared =
-        referenced_ids.iter().filter(|id| !referenced_before.contains_key(&TransferId(**id)));
-    for id in appeared {
-        if let Some(transfer) = existing.get(&TransferId(*id))
-            && transfer.postings.iter().any(|posting| !locked_ids.contains(&posting.account.0))
-        {
-            return Ok(None);
-        }
+    if appeared_elsewhere(&referenced_ids, &referenced_before, &existing, &locked_ids) {
+        return Ok(None);
     }
 
     let mut snapshot = Snapshot {
@@ -189,16 +158,8 @@ async fn attempt(
             .map(|row| rows::account_state(row).map(|state| (state.id, state)))
             .collect::<Result<_, _>>()?,
         transfers: existing,
-        resolutions: resolved
-            .iter()
-            .map(|row| {
-                let kind: &str = row.get(1);
-                let kind = TransferKind::from_name(kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?;
-                Ok((TransferId(row.get(0)), kind))
-            })
-            .collect::<Result<_, StoreError>>()?,
-        reversed: reversed.iter().map(|row| TransferId(row.get(0))).collect(),
+        resolutions,
+        reversed,
     };
     let locked_at = started.elapsed();
     let evaluation = rules::evaluate(&mut snapshot, now, requests);
@@ -213,6 +174,90 @@ async fn attempt(
         "batch applied"
     );
     Ok(Some(evaluation.outcomes))
+}
+
+/// The transfers a batch refers to, sorted and without repeats.
+pub(super) fn referenced_ids(requests: &[TransferRequest]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = requests.iter().filter_map(referenced).map(|id| id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The accounts a batch touches: its own postings' and those of the transfers it refers to,
+/// sorted (the locking order) and without repeats.
+pub(super) fn account_ids(
+    requests: &[TransferRequest],
+    referenced: &HashMap<TransferId, Transfer>,
+) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = requests
+        .iter()
+        .flat_map(|request| request.action.postings())
+        .chain(referenced.values().flat_map(|transfer| &transfer.postings))
+        .map(|posting| posting.account.0)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The transfers whose records the rules need: under the batch's ids and referred to.
+pub(super) fn lookup_ids(requests: &[TransferRequest], referenced_ids: &[Uuid]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
+    ids.extend_from_slice(referenced_ids);
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Whether a referred-to transfer that was missing at the first read has appeared since with
+/// an account outside `covered`: the batch must start again, now that it is visible.
+pub(super) fn appeared_elsewhere(
+    referenced_ids: &[Uuid],
+    before: &HashMap<TransferId, Transfer>,
+    existing: &HashMap<TransferId, Transfer>,
+    covered: &HashSet<Uuid>,
+) -> bool {
+    referenced_ids
+        .iter()
+        .map(|id| TransferId(*id))
+        .filter(|id| !before.contains_key(id))
+        .filter_map(|id| existing.get(&id))
+        .any(|transfer| {
+            transfer.postings.iter().any(|posting| !covered.contains(&posting.account.0))
+        })
+}
+
+/// How the referred-to pending transfers were resolved, and which referred-to transfers were
+/// reversed (both statements sent at once).
+pub(super) async fn resolutions_by_id(
+    client: &Client,
+    referenced_ids: &[Uuid],
+) -> Result<(HashMap<TransferId, TransferKind>, HashSet<TransferId>), StoreError> {
+    let resolutions = client
+        .prepare_cached(
+            "SELECT pending_id, kind FROM transfers
+             WHERE pending_id = ANY($1) AND rejection IS NULL",
+        )
+        .await?;
+    let reversals = client
+        .prepare_cached(
+            "SELECT reversal_of FROM transfers WHERE reversal_of = ANY($1) AND rejection IS NULL",
+        )
+        .await?;
+    let params: [&(dyn ToSql + Sync); 1] = [&referenced_ids];
+    let (resolved, reversed) =
+        tokio::try_join!(client.query(&resolutions, &params), client.query(&reversals, &params))?;
+    let resolutions = resolved
+        .iter()
+        .map(|row| {
+            let kind: &str = row.get(1);
+            let kind = TransferKind::from_name(kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?;
+            Ok((TransferId(row.get(0)), kind))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok((resolutions, reversed.iter().map(|row| TransferId(row.get(0))).collect()))
 }
 
 pub(super) async fn transfers_by_id(

@@ -26,12 +26,13 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Client;
 use uuid::Uuid;
 
-use super::post::{History, StateChange, Statements, referenced, transfers_by_id};
+use super::post::{
+    History, StateChange, Statements, account_ids, appeared_elsewhere, lookup_ids, referenced_ids,
+    resolutions_by_id, transfers_by_id,
+};
 use super::{Store, StoreError, rows};
 use crate::ids::{AccountId, TransferId};
-use crate::rules::{
-    self, AccountState, Outcome, Snapshot, Transfer, TransferKind, TransferRequest,
-};
+use crate::rules::{self, AccountState, Outcome, Snapshot, Transfer, TransferRequest};
 
 /// Opens a prepared batch's transaction.
 const BEGIN: &str = "BEGIN; SET LOCAL lock_timeout = '100ms'";
@@ -232,10 +233,7 @@ async fn read(
     speculation: &Speculation,
     requests: &[TransferRequest],
 ) -> Result<Option<(Snapshot, DateTime<Utc>)>, StoreError> {
-    let mut referenced_ids: Vec<Uuid> =
-        requests.iter().filter_map(referenced).map(|id| id.0).collect();
-    referenced_ids.sort_unstable();
-    referenced_ids.dedup();
+    let referenced_ids = referenced_ids(requests);
     let unknown: Vec<Uuid> = referenced_ids
         .iter()
         .filter(|id| !speculation.transfers.contains_key(&TransferId(**id)))
@@ -248,23 +246,13 @@ async fn read(
             referenced_before.insert(transfer.id, transfer.clone());
         }
     }
-    let mut account_ids: Vec<Uuid> = requests
-        .iter()
-        .flat_map(|request| request.action.postings())
-        .chain(referenced_before.values().flat_map(|transfer| &transfer.postings))
-        .map(|posting| posting.account.0)
-        .collect();
-    account_ids.sort_unstable();
-    account_ids.dedup();
+    let account_ids = account_ids(requests, &referenced_before);
     let to_read: Vec<Uuid> = account_ids
         .iter()
         .filter(|id| !speculation.accounts.contains_key(&AccountId(**id)))
         .copied()
         .collect();
-    let mut lookup_ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
-    lookup_ids.extend_from_slice(&referenced_ids);
-    lookup_ids.sort_unstable();
-    lookup_ids.dedup();
+    let lookup_ids = lookup_ids(requests, &referenced_ids);
 
     // The accounts are read before the clock, in one round trip: every entry they show was
     // recorded before the time this batch records.
@@ -275,35 +263,18 @@ async fn read(
         ))
         .await?;
     let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
-    let resolutions = client
-        .prepare_cached(
-            "SELECT pending_id, kind FROM transfers
-             WHERE pending_id = ANY($1) AND rejection IS NULL",
-        )
-        .await?;
-    let reversals = client
-        .prepare_cached(
-            "SELECT reversal_of FROM transfers WHERE reversal_of = ANY($1) AND rejection IS NULL",
-        )
-        .await?;
-    let (read, now, existing, resolved, reversed) = tokio::try_join!(
+    let (read, now, existing, (resolutions, reversed)) = tokio::try_join!(
         async { Ok(client.query(&read_accounts, &[&to_read]).await?) },
         async { Ok(client.query_one(&read_clock, &[]).await?) },
         transfers_by_id(client, &lookup_ids),
-        async { Ok(client.query(&resolutions, &[&referenced_ids]).await?) },
-        async { Ok::<_, StoreError>(client.query(&reversals, &[&referenced_ids]).await?) },
+        resolutions_by_id(client, &referenced_ids),
     )?;
     let now: DateTime<Utc> = clock.manual_now().unwrap_or_else(|| now.get(0));
 
     // A referred-to transfer that appeared after the first read may touch accounts not read.
     let known: HashSet<Uuid> = account_ids.iter().copied().collect();
-    for id in referenced_ids.iter().filter(|id| !referenced_before.contains_key(&TransferId(**id)))
-    {
-        if let Some(transfer) = existing.get(&TransferId(*id))
-            && transfer.postings.iter().any(|posting| !known.contains(&posting.account.0))
-        {
-            return Ok(None);
-        }
+    if appeared_elsewhere(&referenced_ids, &referenced_before, &existing, &known) {
+        return Ok(None);
     }
 
     let mut accounts: HashMap<AccountId, AccountState> = read
@@ -315,20 +286,7 @@ async fn read(
             accounts.insert(state.id, state.clone());
         }
     }
-    let mut snapshot = Snapshot {
-        accounts,
-        transfers: existing,
-        resolutions: resolved
-            .iter()
-            .map(|row| {
-                let kind: &str = row.get(1);
-                let kind = TransferKind::from_name(kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?;
-                Ok((TransferId(row.get(0)), kind))
-            })
-            .collect::<Result<_, StoreError>>()?,
-        reversed: reversed.iter().map(|row| TransferId(row.get(0))).collect(),
-    };
+    let mut snapshot = Snapshot { accounts, transfers: existing, resolutions, reversed };
     speculation.overlay(&lookup_ids, &mut snapshot);
     Ok(Some((snapshot, now)))
 }

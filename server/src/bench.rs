@@ -152,12 +152,18 @@ struct Accounts {
     orgs: Vec<Org>,
 }
 
-fn kes() -> Currency {
+pub(crate) fn kes() -> Currency {
     // KES is in ISO 4217 with two decimals; the unit tests of `money` prove it.
     Currency::from_code("KES").unwrap_or_else(|_| unreachable!("KES is an ISO 4217 currency"))
 }
 
-fn transfer(org: OrgId, from: AccountId, to: AccountId, minor: i64, code: &str) -> TransferRequest {
+pub(crate) fn transfer(
+    org: OrgId,
+    from: AccountId,
+    to: AccountId,
+    minor: i64,
+    code: &str,
+) -> TransferRequest {
     let amount = Money::from_minor(kes(), minor);
     TransferRequest {
         id: TransferId::generate(),
@@ -484,7 +490,7 @@ async fn set_up_org(store: &Store, wallets: usize) -> anyhow::Result<(Org, Accou
 }
 
 /// Submits everything through the pipeline, a window at a time, retrying when overloaded.
-async fn submit_all(
+pub(crate) async fn submit_all(
     pipeline: &Pipeline,
     requests: impl Iterator<Item = TransferRequest>,
 ) -> anyhow::Result<()> {

@@ -12,17 +12,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hazina_ledger::pipeline::{Pipeline, SubmitError};
-use hazina_ledger::rules::{AccountKind, Action, Posting, Side, TransferRequest};
+use hazina_ledger::rules::AccountKind;
 use hazina_ledger::store::NewAccount;
-use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
+use hazina_ledger::{AccountId, CustomerId, OrgId};
 use hdrhistogram::Histogram;
 use rand::Rng as _;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::api::{AppState, tenancy};
-use crate::bench::BenchArgs;
+use crate::bench::{BenchArgs, kes, submit_all, transfer};
 
 /// What one HTTP run measured.
 #[derive(Debug, Serialize)]
@@ -52,27 +51,6 @@ pub struct HttpBenchResult {
     pub payments: HttpRun,
     pub batches: HttpRun,
     pub invariants_hold: bool,
-}
-
-fn kes() -> Currency {
-    Currency::from_code("KES").unwrap_or_else(|_| unreachable!("KES is an ISO 4217 currency"))
-}
-
-fn funding(org: OrgId, from: AccountId, to: AccountId, minor: i64) -> TransferRequest {
-    let amount = Money::from_minor(kes(), minor);
-    TransferRequest {
-        id: TransferId::generate(),
-        org,
-        action: Action::Post {
-            postings: vec![
-                Posting { account: from, side: Side::Debit, amount },
-                Posting { account: to, side: Side::Credit, amount },
-            ],
-        },
-        code: "funding".into(),
-        effective_at: None,
-        context: serde_json::Map::new(),
-    }
 }
 
 /// The org the run pays within.
@@ -126,9 +104,11 @@ async fn set_up(state: &AppState, wallets: usize) -> anyhow::Result<Setup> {
     while let Some(made) = creating.join_next().await {
         pairs.extend(made.context("creating wallets")??);
     }
-    let mut requests = vec![funding(org, external.id, purse.id, 1_000_000_000_000)];
-    requests.extend(pairs.iter().map(|(_, wallet)| funding(org, external.id, *wallet, 10_000_000)));
-    submit_all(&state.pipeline, requests).await?;
+    let mut requests = vec![transfer(org, external.id, purse.id, 1_000_000_000_000, "funding")];
+    requests.extend(
+        pairs.iter().map(|(_, wallet)| transfer(org, external.id, *wallet, 10_000_000, "funding")),
+    );
+    submit_all(&state.pipeline, requests.into_iter()).await?;
     store.settle().await?;
     Ok(Setup {
         app_key: app_key.token,
@@ -137,31 +117,6 @@ async fn set_up(state: &AppState, wallets: usize) -> anyhow::Result<Setup> {
         customers: pairs.iter().map(|(customer, _)| *customer).collect(),
         wallets: pairs.iter().map(|(_, wallet)| *wallet).collect(),
     })
-}
-
-async fn submit_all(pipeline: &Pipeline, requests: Vec<TransferRequest>) -> anyhow::Result<()> {
-    let mut window = tokio::task::JoinSet::new();
-    for request in requests {
-        if window.len() >= 2_048
-            && let Some(done) = window.join_next().await
-        {
-            done.context("funding")??;
-        }
-        let pipeline = pipeline.clone();
-        window.spawn(async move {
-            loop {
-                match pipeline.submit(request.clone()).await {
-                    Err(SubmitError::Overloaded) => tokio::task::yield_now().await,
-                    Err(error) => return Err(anyhow::Error::new(error)),
-                    Ok(_) => return Ok(()),
-                }
-            }
-        });
-    }
-    while let Some(done) = window.join_next().await {
-        done.context("funding")??;
-    }
-    Ok(())
 }
 
 #[derive(Default)]

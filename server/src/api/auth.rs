@@ -174,6 +174,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Already authenticated by the idempotency layer.
+        if let Some(caller) = parts.extensions.get::<Self>() {
+            return Ok(*caller);
+        }
         let unauthorized = |detail: &str| {
             ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail.to_owned())
         };

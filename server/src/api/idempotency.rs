@@ -81,6 +81,9 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         None => None,
     };
     let Some(caller) = caller else { return Ok(next.run(request).await) };
+    // The handler's `Caller` extractor takes it from here instead of authenticating again.
+    let mut request = request;
+    request.extensions_mut().insert(caller);
 
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, super::finance::BATCH_BODY_BYTES_MAX).await.map_err(|_| {

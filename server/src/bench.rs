@@ -526,6 +526,55 @@ fn peak_memory_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU time used by this process and by the database's server processes, read from `/proc`
+/// (Linux; the database's share only when it runs on this machine).
+#[derive(Clone, Copy, Debug)]
+pub struct CpuTime {
+    pub own: Duration,
+    pub database: Duration,
+}
+
+impl CpuTime {
+    /// Now, with the database's processes found through `pg_stat_activity`.
+    pub async fn now(pool: &deadpool_postgres::Pool) -> Self {
+        let pids: Vec<i32> = match pool.get().await {
+            Ok(client) => client
+                .query("SELECT pid FROM pg_stat_activity", &[])
+                .await
+                .map(|rows| rows.iter().map(|row| row.get(0)).collect())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let database = pids
+            .iter()
+            .filter_map(|pid| process_cpu(&format!("/proc/{pid}/stat"), "(postgres)"))
+            .sum();
+        Self { own: process_cpu("/proc/self/stat", "").unwrap_or_default(), database }
+    }
+
+    /// The time used since `earlier`, per unit of work, in microseconds.
+    pub fn micros_per(&self, earlier: &Self, units: u64) -> (f64, f64) {
+        let per = |now: Duration, then: Duration| {
+            now.saturating_sub(then).as_secs_f64() * 1e6 / units.max(1) as f64
+        };
+        (per(self.own, earlier.own), per(self.database, earlier.database))
+    }
+}
+
+/// User and system time of one process from its `stat` file, when its command is `comm` (any
+/// when empty). The kernel counts in USER_HZ, which is 100 on every Linux ABI.
+fn process_cpu(path: &str, comm: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let (name, rest) = stat.split_at(stat.rfind(')')? + 1);
+    if !comm.is_empty() && !name.ends_with(comm) {
+        return None;
+    }
+    // After the command: state is field 3, utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn describe(run: &RunResult) -> String {
     let total = run.accepted + run.rejected;
     let rejected = if total == 0 { 0.0 } else { run.rejected as f64 * 100.0 / total as f64 };

@@ -12,16 +12,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use axum::http::{HeaderValue, header};
+use axum::body::Bytes;
 use hazina_ledger::rules::AccountKind;
 use hazina_ledger::store::NewAccount;
 use hazina_ledger::{AccountId, CustomerId, OrgId};
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Full};
 use rand::Rng as _;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::api::{AppState, tenancy};
-use crate::bench::{BenchArgs, kes, submit_all, transfer};
+use crate::bench::{BenchArgs, CpuTime, kes, submit_all, transfer};
+
+const PAYMENTS: &str = "/v1/payments";
+const BATCHES: &str = "/v1/transfers/batch";
 
 /// What one HTTP run measured.
 #[derive(Debug, Serialize)]
@@ -40,6 +46,9 @@ pub struct HttpRun {
     pub latency_ms_p95: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
+    /// CPU time per request of this process (server and client) and of PostgreSQL.
+    pub cpu_us_per_request: f64,
+    pub database_cpu_us_per_request: f64,
 }
 
 /// The HTTP benchmark's result, as printed with `--json`.
@@ -158,43 +167,72 @@ fn batch(setup: &Setup, size: usize) -> serde_json::Value {
     json!({ "transfers": transfers })
 }
 
+/// Request bodies prepared before the clock starts, so that the client spends its time
+/// sending them rather than building JSON: a load generator should cost the machine as little
+/// as it can, since it shares the cores with the server and PostgreSQL.
+fn bodies(endpoint: &str, setup: &Setup, batch_size: usize) -> anyhow::Result<Vec<Bytes>> {
+    let count = if endpoint == PAYMENTS { 8_192 } else { 256 };
+    (0..count)
+        .map(|_| {
+            let body =
+                if endpoint == PAYMENTS { payment(setup) } else { batch(setup, batch_size) };
+            Ok(Bytes::from(serde_json::to_vec(&body)?))
+        })
+        .collect()
+}
+
+/// One keep-alive connection, HTTP/1.1 straight over hyper (no pool, no redirects).
+async fn connect(
+    address: std::net::SocketAddr,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
 /// Runs `connections` closed-loop clients against one endpoint for `seconds`.
 async fn run(
+    pool: &deadpool_postgres::Pool,
     endpoint: &'static str,
-    base: &str,
+    address: std::net::SocketAddr,
     key: &str,
-    setup: &Arc<Setup>,
+    setup: &Setup,
     args: &BenchArgs,
 ) -> anyhow::Result<HttpRun> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let bodies: Arc<[Bytes]> = bodies(endpoint, setup, args.batch_size)?.into();
+    let transfers = if endpoint == PAYMENTS { 1 } else { args.batch_size as u64 };
+    let authorization = HeaderValue::from_str(&format!("Bearer {key}"))?;
+    let host = HeaderValue::from_str(&address.to_string())?;
     let tally = Arc::new(Tally::default());
+    let cpu = CpuTime::now(pool).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..args.connections {
-        let (client, tally, setup) = (client.clone(), tally.clone(), setup.clone());
-        let url = format!("{base}{endpoint}");
-        let key = key.to_owned();
-        let batch_size = args.batch_size;
+        let (tally, bodies) = (tally.clone(), bodies.clone());
+        let (authorization, host) = (authorization.clone(), host.clone());
+        let mut sender = connect(address).await?;
         clients.spawn(async move {
             let mut latencies = Histogram::<u64>::new_with_bounds(1, 100_000_000, 2)
                 .unwrap_or_else(|_| unreachable!("valid histogram bounds"));
+            let mut next = rand::rng().random_range(0..bodies.len());
             while Instant::now() < deadline {
-                let (body, transfers) = if endpoint == "/v1/payments" {
-                    (payment(&setup), 1)
-                } else {
-                    (batch(&setup, batch_size), batch_size as u64)
-                };
+                next = (next + 1) % bodies.len();
+                let mut request = hyper::Request::new(Full::new(bodies[next].clone()));
+                *request.method_mut() = hyper::Method::POST;
+                *request.uri_mut() = hyper::Uri::from_static(endpoint);
+                let headers = request.headers_mut();
+                headers.insert(header::HOST, host.clone());
+                headers.insert(header::AUTHORIZATION, authorization.clone());
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 let sent = Instant::now();
-                let response = client.post(&url).bearer_auth(&key).json(&body).send().await;
-                let status = match response {
+                let status = match sender.send_request(request).await {
                     Ok(response) => {
-                        let status = response.status();
-                        let _ = response.bytes().await;
-                        Some(status.as_u16())
+                        let status = response.status().as_u16();
+                        response.into_body().collect().await.ok().map(|_| status)
                     }
                     Err(_) => None,
                 };
@@ -209,6 +247,13 @@ async fn run(
                 if matches!(status, Some(200 | 201 | 422)) {
                     tally.transfers.fetch_add(transfers, Ordering::Relaxed);
                 }
+                if status.is_none() {
+                    // The connection is gone: carry on with a new one.
+                    match connect(address).await {
+                        Ok(fresh) => sender = fresh,
+                        Err(_) => break,
+                    }
+                }
             }
             latencies
         });
@@ -221,6 +266,8 @@ async fn run(
     let seconds = started.elapsed().as_secs_f64();
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let requests = load(&tally.succeeded) + load(&tally.refused) + load(&tally.errors);
+    let (cpu_us_per_request, database_cpu_us_per_request) =
+        CpuTime::now(pool).await.micros_per(&cpu, requests);
     let ms = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1_000.0;
     Ok(HttpRun {
         endpoint,
@@ -234,13 +281,16 @@ async fn run(
         latency_ms_p95: ms(0.95),
         latency_ms_p99: ms(0.99),
         latency_ms_max: latencies.max() as f64 / 1_000.0,
+        cpu_us_per_request,
+        database_cpu_us_per_request,
     })
 }
 
 fn describe(run: &HttpRun) -> String {
     format!(
         "{:<20} {:>8.0} requests/s ({:.0} transfers/s)   latency p50 {:.1} ms, p95 {:.1} ms, \
-         p99 {:.1} ms, max {:.1} ms   {} ok, {} refused by the ledger, {} errors",
+         p99 {:.1} ms, max {:.1} ms   {} ok, {} refused by the ledger, {} errors\n{:<20} \
+         CPU per request: {:.0} µs here (server and client), {:.0} µs in PostgreSQL",
         run.endpoint,
         run.requests_per_second,
         run.transfers_per_second,
@@ -251,6 +301,9 @@ fn describe(run: &HttpRun) -> String {
         run.succeeded,
         run.refused,
         run.errors,
+        "",
+        run.cpu_us_per_request,
+        run.database_cpu_us_per_request,
     )
 }
 
@@ -262,22 +315,22 @@ pub async fn bench(
 ) -> anyhow::Result<HttpBenchResult> {
     let state = AppState::with_pools(pool, ledger_pool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::http::serve_on(listener, state.clone(), async {
         let _ = stopped.await;
     }));
     let mut stderr = std::io::stderr();
     writeln!(stderr, "setting up: a purse and {} customers with funded wallets", args.wallets)?;
-    let setup = Arc::new(set_up(&state, args.wallets).await?);
+    let setup = set_up(&state, args.wallets).await?;
     writeln!(
         stderr,
         "running {} s per endpoint with {} keep-alive connections",
         args.seconds, args.connections
     )?;
-    let payments = run("/v1/payments", &base, &setup.app_key, &setup, &args).await?;
+    let payments = run(&state.pool, PAYMENTS, address, &setup.app_key, &setup, &args).await?;
     writeln!(stderr, "{}", describe(&payments))?;
-    let batches = run("/v1/transfers/batch", &base, &setup.org_key, &setup, &args).await?;
+    let batches = run(&state.pool, BATCHES, address, &setup.org_key, &setup, &args).await?;
     writeln!(stderr, "{}", describe(&batches))?;
     let _ = stop.send(());
     let _ = server.await;

@@ -37,6 +37,10 @@ use crate::rules::{self, AccountState, Outcome, Snapshot, Transfer, TransferRequ
 /// Opens a prepared batch's transaction.
 const BEGIN: &str = "BEGIN; SET LOCAL lock_timeout = '100ms'";
 
+/// Batches of at least this many requests insert their history with `COPY` (bulk inserts, four
+/// round trips); smaller ones send `BEGIN` and both `INSERT`s at once (one round trip).
+const COPY_TRANSFERS_MIN: usize = 128;
+
 /// Most accounts a [`Speculation`] remembers; past it, it starts again empty (states it
 /// forgets are read again when needed).
 const REMEMBERED_ACCOUNTS_MAX: usize = 200_000;
@@ -205,8 +209,16 @@ async fn prepare_on(
     // concurrent writer of the same accounts also needs, and waits for the writer's previous
     // batch, which may wait for that concurrent writer's locks: a cycle the database cannot
     // see. Bounding every lock wait of the prepared transaction breaks it.
-    client.batch_execute(BEGIN).await?;
-    history.copy(client).await?;
+    if requests.len() < COPY_TRANSFERS_MIN {
+        let statements = Statements::prepare(client).await?;
+        tokio::try_join!(
+            async { Ok::<_, StoreError>(client.batch_execute(BEGIN).await?) },
+            history.write(client, &statements),
+        )?;
+    } else {
+        client.batch_execute(BEGIN).await?;
+        history.copy(client).await?;
+    }
     tracing::trace!(
         size = requests.len(),
         read_us = read.as_micros(),

@@ -22,6 +22,35 @@ async fn the_openapi_document_describes_every_route_and_needs_no_key() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_states_the_limits_the_server_enforces() {
+    let server = ApiServer::start().await;
+    let (_, document) = server.call(Method::GET, "/openapi.json", None, None).await;
+    let schemas = &document["components"]["schemas"];
+    let property = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
+    // Every limit below is also refused with a 422 by the handlers (api_customers, api_money).
+    for (schema, name, limit, value) in [
+        ("Tags", "tags", "maxItems", 100),
+        ("SecondaryIds", "secondaryIds", "maxItems", 100),
+        ("Metadata", "metadata", "maxProperties", 100),
+        ("NewActivity", "properties", "maxProperties", 50),
+        ("NewActivity", "key", "maxLength", 256),
+        ("Tag", "value", "maxLength", 256),
+        ("CustomerNumber", "number", "maxLength", 256),
+        ("NewReminder", "payload", "maxLength", 4096),
+        ("NewReminder", "interval", "maximum", 31_622_400),
+        ("NewPayment", "narration", "maxLength", 500),
+        ("NewPurse", "name", "maxLength", 100),
+    ] {
+        let found = property(schema, name);
+        let stated = found[limit].as_u64().or_else(|| {
+            // Optional fields are `oneOf [null, the type]` or a `type` array.
+            found["oneOf"].as_array()?.iter().find_map(|branch| branch[limit].as_u64())
+        });
+        assert_eq!(stated, Some(value), "{schema}.{name} {limit}: {found}");
+    }
+}
+
+#[tokio::test]
 async fn the_docs_page_is_served_from_the_binary() {
     let server = ApiServer::start().await;
     let page = server.http.get(format!("{}/docs/", server.base)).send().await.unwrap();

@@ -80,6 +80,39 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(timeline))
 }
 
+/// The schema of metadata keys and values, with their limits (utoipa states no limit on the
+/// size of a map by itself).
+pub fn metadata_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .additional_properties(Some(utoipa::openapi::Ref::from_schema_name("DataValue")))
+        .property_names(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .min_length(Some(1))
+                .max_length(Some(KEY_LEN_MAX)),
+        ))
+        .max_properties(Some(METADATA_KEYS_MAX))
+        .build()
+}
+
+/// The schema of an activity's properties, with their limits.
+fn properties_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .additional_properties(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .max_length(Some(PROPERTY_VALUE_LEN_MAX)),
+        ))
+        .property_names(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .min_length(Some(1))
+                .max_length(Some(KEY_LEN_MAX)),
+        ))
+        .max_properties(Some(PROPERTIES_MAX))
+        .build()
+}
+
 /// Refuses text that is blank, longer than `max` characters, or holds a NUL (which PostgreSQL
 /// cannot store as text).
 fn check_text(value: &str, max: usize, code: &'static str, what: &str) -> Result<(), ApiError> {
@@ -102,9 +135,12 @@ fn too_many(code: &'static str, what: &str, max: usize) -> ApiError {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerNumber {
+    /// Cellular numbers in international format (`+<country><number>`), stored as E.164.
+    #[schema(min_length = 1, max_length = 256)]
     pub number: String,
     pub provider: Provider,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256)]
     pub partition: Option<String>,
 }
 
@@ -135,7 +171,8 @@ impl CustomerNumber {
     /// others trimmed; invalid ones refused.
     pub fn normalised(&self) -> Result<Self, ApiError> {
         let number = self.number.trim();
-        if number.is_empty() || number.len() > IDENTIFIER_LEN_MAX || number.contains('\0') {
+        if number.is_empty() || number.chars().count() > IDENTIFIER_LEN_MAX || number.contains('\0')
+        {
             return Err(ApiError::invalid(
                 "invalid_customer_number",
                 "the number is empty or too long",
@@ -158,7 +195,7 @@ impl CustomerNumber {
             _ => number.to_owned(),
         };
         let partition = self.partition.as_deref().map(str::trim).filter(|p| !p.is_empty());
-        if partition.is_some_and(|p| p.len() > IDENTIFIER_LEN_MAX || p.contains('\0')) {
+        if partition.is_some_and(|p| p.chars().count() > IDENTIFIER_LEN_MAX || p.contains('\0')) {
             return Err(ApiError::invalid("invalid_customer_number", "the partition is too long"));
         }
         Ok(Self { number, provider: self.provider, partition: partition.map(str::to_owned) })
@@ -168,7 +205,9 @@ impl CustomerNumber {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecondaryIdRef {
+    #[schema(min_length = 1, max_length = 256)]
     pub key: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub value: String,
 }
 
@@ -349,7 +388,9 @@ async fn view(pool: &Pool, org: OrgId, id: CustomerId) -> Result<CustomerView, A
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tag {
+    #[schema(min_length = 1, max_length = 256)]
     pub key: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub value: String,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -358,6 +399,8 @@ pub struct Tag {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tags {
+    /// At most 100, counting the customer's tags that are kept.
+    #[schema(max_items = 100)]
     pub tags: Vec<Tag>,
 }
 
@@ -476,7 +519,9 @@ async fn delete_tag(
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecondaryId {
+    #[schema(min_length = 1, max_length = 256)]
     pub key: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub value: String,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -485,6 +530,8 @@ pub struct SecondaryId {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecondaryIds {
+    /// At most 100, counting the customer's secondary ids that are kept.
+    #[schema(max_items = 100)]
     pub secondary_ids: Vec<SecondaryId>,
 }
 
@@ -697,6 +744,9 @@ impl DataValue {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
+    /// At most 100 keys of 1 to 256 characters, counting the customer's keys that are kept;
+    /// each value at most 64 KiB.
+    #[schema(schema_with = metadata_schema)]
     pub metadata: BTreeMap<String, DataValue>,
 }
 
@@ -979,7 +1029,9 @@ async fn lease_app_data(
 pub struct NewReminder {
     pub remind_at: DateTime<Utc>,
     /// Seconds between repeats, after `remindAt`; none for a single reminder.
+    #[schema(minimum = 1, maximum = 31_622_400)]
     pub interval: Option<u64>,
+    #[schema(max_length = 4096)]
     pub payload: Option<String>,
 }
 
@@ -1180,10 +1232,15 @@ async fn delete_reminder(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewActivity {
+    #[schema(min_length = 1, max_length = 256)]
     pub source: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub session_id: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub key: String,
+    /// At most 50, names of 1 to 256 characters, values of at most 1,024.
     #[serde(default)]
+    #[schema(schema_with = properties_schema)]
     pub properties: BTreeMap<String, String>,
     /// When it happened; now when absent.
     pub at: Option<DateTime<Utc>>,

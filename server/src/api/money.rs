@@ -399,7 +399,8 @@ pub struct PaymentContext {
     pub customer_id: Option<Uuid>,
     /// The activity that led to the payment (app key), linked to it on the timeline.
     pub activity: Option<customers::NewActivity>,
-    /// Metadata keys to set.
+    /// Metadata keys to set (at most 100).
+    #[schema(schema_with = customers::metadata_schema)]
     pub metadata: Option<std::collections::BTreeMap<String, customers::DataValue>>,
     /// The calling app's new data for the customer (app key).
     pub app_data: Option<customers::DataValue>,

@@ -562,7 +562,7 @@ impl CpuTime {
 }
 
 /// User and system time of one process from its `stat` file, when its command is `comm` (any
-/// when empty). The kernel counts in USER_HZ, which is 100 on every Linux ABI.
+/// when empty). The kernel counts in `USER_HZ`, which is 100 on every Linux ABI.
 fn process_cpu(path: &str, comm: &str) -> Option<Duration> {
     let stat = std::fs::read_to_string(path).ok()?;
     let (name, rest) = stat.split_at(stat.rfind(')')? + 1);

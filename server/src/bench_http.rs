@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::http::{HeaderValue, header};
 use axum::body::Bytes;
+use axum::http::{HeaderValue, header};
 use hazina_ledger::rules::AccountKind;
 use hazina_ledger::store::NewAccount;
 use hazina_ledger::{AccountId, CustomerId, OrgId};
@@ -49,6 +49,9 @@ pub struct HttpRun {
     /// CPU time per request of this process (server and client) and of PostgreSQL.
     pub cpu_us_per_request: f64,
     pub database_cpu_us_per_request: f64,
+    /// The ledger's batches during the run, and their mean size in transfers.
+    pub batches: u64,
+    pub batch_size_mean: f64,
 }
 
 /// The HTTP benchmark's result, as printed with `--json`.
@@ -174,8 +177,7 @@ fn bodies(endpoint: &str, setup: &Setup, batch_size: usize) -> anyhow::Result<Ve
     let count = if endpoint == PAYMENTS { 8_192 } else { 256 };
     (0..count)
         .map(|_| {
-            let body =
-                if endpoint == PAYMENTS { payment(setup) } else { batch(setup, batch_size) };
+            let body = if endpoint == PAYMENTS { payment(setup) } else { batch(setup, batch_size) };
             Ok(Bytes::from(serde_json::to_vec(&body)?))
         })
         .collect()
@@ -195,7 +197,7 @@ async fn connect(
 
 /// Runs `connections` closed-loop clients against one endpoint for `seconds`.
 async fn run(
-    pool: &deadpool_postgres::Pool,
+    state: &AppState,
     endpoint: &'static str,
     address: std::net::SocketAddr,
     key: &str,
@@ -207,7 +209,10 @@ async fn run(
     let authorization = HeaderValue::from_str(&format!("Bearer {key}"))?;
     let host = HeaderValue::from_str(&address.to_string())?;
     let tally = Arc::new(Tally::default());
-    let cpu = CpuTime::now(pool).await;
+    let pipeline = state.pipeline.stats();
+    let (batches, applied) =
+        (pipeline.batches.load(Ordering::Relaxed), pipeline.requests.load(Ordering::Relaxed));
+    let cpu = CpuTime::now(&state.pool).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let mut clients = tokio::task::JoinSet::new();
@@ -267,7 +272,9 @@ async fn run(
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let requests = load(&tally.succeeded) + load(&tally.refused) + load(&tally.errors);
     let (cpu_us_per_request, database_cpu_us_per_request) =
-        CpuTime::now(pool).await.micros_per(&cpu, requests);
+        CpuTime::now(&state.pool).await.micros_per(&cpu, requests);
+    let batches = pipeline.batches.load(Ordering::Relaxed) - batches;
+    let applied = pipeline.requests.load(Ordering::Relaxed) - applied;
     let ms = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1_000.0;
     Ok(HttpRun {
         endpoint,
@@ -283,6 +290,8 @@ async fn run(
         latency_ms_max: latencies.max() as f64 / 1_000.0,
         cpu_us_per_request,
         database_cpu_us_per_request,
+        batches,
+        batch_size_mean: applied as f64 / batches.max(1) as f64,
     })
 }
 
@@ -290,7 +299,8 @@ fn describe(run: &HttpRun) -> String {
     format!(
         "{:<20} {:>8.0} requests/s ({:.0} transfers/s)   latency p50 {:.1} ms, p95 {:.1} ms, \
          p99 {:.1} ms, max {:.1} ms   {} ok, {} refused by the ledger, {} errors\n{:<20} \
-         CPU per request: {:.0} µs here (server and client), {:.0} µs in PostgreSQL",
+         CPU per request: {:.0} µs here (server and client), {:.0} µs in PostgreSQL; \
+         {} ledger batches of {:.1} on average",
         run.endpoint,
         run.requests_per_second,
         run.transfers_per_second,
@@ -304,6 +314,8 @@ fn describe(run: &HttpRun) -> String {
         "",
         run.cpu_us_per_request,
         run.database_cpu_us_per_request,
+        run.batches,
+        run.batch_size_mean,
     )
 }
 
@@ -328,9 +340,9 @@ pub async fn bench(
         "running {} s per endpoint with {} keep-alive connections",
         args.seconds, args.connections
     )?;
-    let payments = run(&state.pool, PAYMENTS, address, &setup.app_key, &setup, &args).await?;
+    let payments = run(&state, PAYMENTS, address, &setup.app_key, &setup, &args).await?;
     writeln!(stderr, "{}", describe(&payments))?;
-    let batches = run(&state.pool, BATCHES, address, &setup.org_key, &setup, &args).await?;
+    let batches = run(&state, BATCHES, address, &setup.org_key, &setup, &args).await?;
     writeln!(stderr, "{}", describe(&batches))?;
     let _ = stop.send(());
     let _ = server.await;

@@ -234,6 +234,9 @@ pub(super) async fn resolutions_by_id(
     client: &Client,
     referenced_ids: &[Uuid],
 ) -> Result<(HashMap<TransferId, TransferKind>, HashSet<TransferId>), StoreError> {
+    if referenced_ids.is_empty() {
+        return Ok((HashMap::new(), HashSet::new()));
+    }
     let resolutions = client
         .prepare_cached(
             "SELECT pending_id, kind FROM transfers
@@ -264,6 +267,9 @@ pub(super) async fn transfers_by_id(
     client: &Client,
     ids: &[Uuid],
 ) -> Result<HashMap<TransferId, Transfer>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let statement = client
         .prepare_cached(&format!(
             "SELECT {} FROM transfers WHERE id = ANY($1)",

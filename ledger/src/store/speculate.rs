@@ -276,7 +276,13 @@ async fn read(
         .await?;
     let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
     let (read, now, existing, (resolutions, reversed)) = tokio::try_join!(
-        async { Ok(client.query(&read_accounts, &[&to_read]).await?) },
+        async {
+            // Most batches find every account in the speculation: no statement for none.
+            if to_read.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(client.query(&read_accounts, &[&to_read]).await?)
+        },
         async { Ok(client.query_one(&read_clock, &[]).await?) },
         transfers_by_id(client, &lookup_ids),
         resolutions_by_id(client, &referenced_ids),

@@ -176,7 +176,7 @@ pub(crate) fn transfer(
         },
         code: code.to_owned(),
         effective_at: None,
-        context: serde_json::Map::new(),
+        context: hazina_ledger::rules::Context::default(),
     }
 }
 
@@ -278,7 +278,7 @@ async fn one(
             action: Action::PostPending { pending_id, amounts: None },
             code: "capture".into(),
             effective_at: None,
-            context: serde_json::Map::new(),
+            context: hazina_ledger::rules::Context::default(),
         });
     }
     for request in requests {

@@ -776,7 +776,7 @@ impl Runner {
             action,
             code: req.code.to_owned(),
             effective_at: req.at.map(|ms| self.time(ms)),
-            context,
+            context: context.into(),
         }
     }
 

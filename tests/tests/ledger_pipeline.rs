@@ -54,7 +54,7 @@ impl Org {
             },
             code: "test".into(),
             effective_at: None,
-            context: serde_json::Map::new(),
+            context: hazina_ledger::rules::Context::default(),
         }
     }
 }

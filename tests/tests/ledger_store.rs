@@ -102,7 +102,7 @@ impl Ledger {
             },
             code: "payment".into(),
             effective_at: None,
-            context: serde_json::Map::new(),
+            context: hazina_ledger::rules::Context::default(),
         }
     }
 
@@ -352,7 +352,7 @@ async fn expired_pending_transfers_are_voided_once_by_the_sweeper(mode: Mode) {
         action: Action::PostPending { pending_id: hold.id, amounts: None },
         code: "payment".into(),
         effective_at: None,
-        context: serde_json::Map::new(),
+        context: hazina_ledger::rules::Context::default(),
     };
     assert_eq!(l.post_one(&post).await.rejection(), Some(RejectReason::PendingTransferExpired));
     l.assert_sound().await;

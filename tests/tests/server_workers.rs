@@ -31,7 +31,7 @@ async fn the_sweeper_voids_pending_transfers_once_their_timeout_passes() {
         action: Action::Pending { postings, timeout_ms: Some(200) },
         code: "hold".into(),
         effective_at: None,
-        context: serde_json::Map::new(),
+        context: hazina_ledger::rules::Context::default(),
     };
     let outcome = store.post(&[pending]).await.unwrap();
     assert!(matches!(outcome[0], Outcome::Accepted { .. }));

@@ -272,6 +272,10 @@ impl Action {
     }
 }
 
+/// A transfer's free-form context: customer, app, channel, activity, message references,
+/// metadata. Shared, not copied, as the transfer moves from request to record to answer.
+pub type Context = std::sync::Arc<serde_json::Map<String, serde_json::Value>>;
+
 /// A request to the ledger. Its id is the idempotency key: a replay of the same request
 /// returns the original outcome, a different request under the same id is rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -284,7 +288,7 @@ pub struct TransferRequest {
     /// When it happened in the world; the time of recording when absent.
     pub effective_at: Option<DateTime<Utc>>,
     /// Free-form context: customer, app, channel, activity, message references, metadata.
-    pub context: serde_json::Map<String, serde_json::Value>,
+    pub context: Context,
 }
 
 impl TransferRequest {
@@ -298,7 +302,7 @@ impl TransferRequest {
             action: Action::ExpirePending { pending_id },
             code: EXPIRY_CODE.to_owned(),
             effective_at: None,
-            context: serde_json::Map::new(),
+            context: Context::default(),
         }
     }
 }
@@ -372,7 +376,7 @@ pub struct Transfer {
     pub expires_at: Option<DateTime<Utc>>,
     pub effective_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
-    pub context: serde_json::Map<String, serde_json::Value>,
+    pub context: Context,
     /// Why it was rejected; `None` for an accepted transfer.
     pub rejection: Option<RejectReason>,
 }

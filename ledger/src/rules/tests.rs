@@ -178,7 +178,7 @@ impl Harness {
             effective_at: options
                 .get("at")
                 .map(|ms| self.now + TimeDelta::milliseconds(ms.parse().unwrap())),
-            context,
+            context: context.into(),
         }
     }
 

@@ -12,8 +12,8 @@ use std::pin::pin;
 
 use tokio_postgres::Statement;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::types::Type;
+use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use super::{Store, StoreError, rows};
@@ -329,7 +329,7 @@ async fn write_and_commit(
         client.batch_execute("COMMIT").await?;
         return Ok(());
     }
-    let history = History::new(evaluation)?;
+    let history = History::new(evaluation);
     let state = StateChange::new(snapshot, evaluation);
     let statements = Statements::prepare(client).await?;
     tokio::try_join!(
@@ -363,17 +363,17 @@ impl Statements {
 
 /// What a batch adds to history: its transfer records and their entries. Writing them takes
 /// no lock that another batch of the org needs.
-pub(super) struct History {
-    transfers: TransferColumns,
+pub(super) struct History<'a> {
+    transfers: TransferColumns<'a>,
     entries: EntryColumns,
 }
 
-impl History {
-    pub(super) fn new(evaluation: &rules::Evaluation) -> Result<Self, StoreError> {
-        Ok(Self {
-            transfers: TransferColumns::new(&evaluation.transfers)?,
+impl<'a> History<'a> {
+    pub(super) fn new(evaluation: &'a rules::Evaluation) -> Self {
+        Self {
+            transfers: TransferColumns::new(&evaluation.transfers),
             entries: EntryColumns::new(&evaluation.entries),
-        })
+        }
     }
 
     /// Sends both inserts at once (one round trip when awaited alone).
@@ -591,28 +591,27 @@ impl StateChange {
 }
 
 /// The new transfers as column arrays.
-struct TransferColumns {
+struct TransferColumns<'a> {
     id: Vec<Uuid>,
     org: Vec<Uuid>,
     kind: Vec<&'static str>,
-    code: Vec<String>,
-    postings: Vec<serde_json::Value>,
-    requested: Vec<Option<serde_json::Value>>,
+    code: Vec<&'a str>,
+    postings: Vec<Json<&'a [rules::Posting]>>,
+    requested: Vec<Option<Json<&'a [crate::money::Money]>>>,
     pending_id: Vec<Option<Uuid>>,
     reversal_of: Vec<Option<Uuid>>,
     timeout_ms: Vec<Option<i64>>,
     expires_at: Vec<Option<DateTime<Utc>>>,
     effective_at: Vec<DateTime<Utc>>,
     created_at: Vec<DateTime<Utc>>,
-    context: Vec<serde_json::Value>,
+    context: Vec<Json<&'a serde_json::Map<String, serde_json::Value>>>,
     rejection: Vec<Option<&'static str>>,
 }
 
-impl TransferColumns {
-    fn new(transfers: &[Transfer]) -> Result<Self, StoreError> {
-        let json = |value: Result<serde_json::Value, serde_json::Error>| {
-            value.map_err(|e| StoreError::Corrupt(format!("unserialisable transfer: {e}")))
-        };
+impl<'a> TransferColumns<'a> {
+    /// Borrows what it sends: the JSON columns are serialised straight into the statement's
+    /// parameters, never copied into a tree of their own.
+    fn new(transfers: &'a [Transfer]) -> Self {
         let mut columns = Self {
             id: Vec::with_capacity(transfers.len()),
             org: Vec::with_capacity(transfers.len()),
@@ -633,10 +632,9 @@ impl TransferColumns {
             columns.id.push(transfer.id.0);
             columns.org.push(transfer.org.0);
             columns.kind.push(transfer.kind.as_str());
-            columns.code.push(transfer.code.clone());
-            columns.postings.push(json(serde_json::to_value(&transfer.postings))?);
-            let requested = transfer.requested_amounts.as_ref().map(serde_json::to_value);
-            columns.requested.push(requested.map(json).transpose()?);
+            columns.code.push(&transfer.code);
+            columns.postings.push(Json(&transfer.postings));
+            columns.requested.push(transfer.requested_amounts.as_deref().map(Json));
             columns.pending_id.push(transfer.pending_id.map(|id| id.0));
             columns.reversal_of.push(transfer.reversal_of.map(|id| id.0));
             // The rules bound timeouts far inside i64.
@@ -644,10 +642,10 @@ impl TransferColumns {
             columns.expires_at.push(transfer.expires_at);
             columns.effective_at.push(transfer.effective_at);
             columns.created_at.push(transfer.created_at);
-            columns.context.push(serde_json::Value::Object(transfer.context.clone()));
+            columns.context.push(Json(&transfer.context));
             columns.rejection.push(transfer.rejection.map(RejectReason::code));
         }
-        Ok(columns)
+        columns
     }
 }
 

@@ -120,7 +120,7 @@ pub fn transfer(row: &Row) -> Result<Transfer, StoreError> {
         effective_at: row.get(10),
         created_at: row.get(11),
         context: match context {
-            serde_json::Value::Object(map) => map,
+            serde_json::Value::Object(map) => map.into(),
             other => return Err(corrupt("context", &other.to_string())),
         },
         rejection: rejection

@@ -202,7 +202,7 @@ async fn prepare_on(
 
     let read = started.elapsed();
     let evaluation = rules::evaluate(&mut snapshot, now, requests);
-    let history = History::new(&evaluation)?;
+    let history = History::new(&evaluation);
     let evaluated = started.elapsed();
     let state = StateChange::new(&snapshot, &evaluation);
     // While prepared, the transaction holds the new entries' keys (account, version), which a

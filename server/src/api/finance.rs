@@ -217,7 +217,7 @@ fn request(
         action,
         code: new.code,
         effective_at: new.effective_at,
-        context,
+        context: context.into(),
     })
 }
 

@@ -677,7 +677,7 @@ async fn create_payment(
         },
         code: "payment".into(),
         effective_at: None,
-        context,
+        context: context.into(),
     };
     let outcome = submit(&state, request).await?;
     let (reason, created_at) = match &outcome {
@@ -823,7 +823,7 @@ impl From<&hazina_ledger::rules::Transfer> for TransferView {
             expires_at: transfer.expires_at,
             effective_at: transfer.effective_at,
             created_at: transfer.created_at,
-            context: transfer.context.clone(),
+            context: transfer.context.as_ref().clone(),
             rejection: transfer.rejection.map(RejectReason::code),
         }
     }

@@ -1,10 +1,81 @@
 //! Payment provider adapters: one module per operator or bank.
 //!
-//! Each adapter will hold the provider's wire types (with its exact field names), pure
-//! transformers between those and the ledger's types, and a thin HTTP client. Providers never
-//! touch the database. The adapters arrive with the payment providers issue; this crate exists
-//! now so that the workspace has its final shape and the dependency direction is fixed:
-//! `providers -> ledger` (types only).
+//! Each adapter holds the provider's wire types (with its exact field names and quirks), pure
+//! transformers between those and our types, and (with the payment lifecycle) a thin HTTP
+//! client. Providers never touch the database, and depend on the ledger for its types only.
+//!
+//! What every adapter reports about a payment is a [`StatusReport`]: the provider's status
+//! mapped with *pending as the default* — only an explicit success is [`Status::Succeeded`],
+//! only an explicit failure is [`Status::Failed`], and anything else (an unknown code, a
+//! timeout notice, a status the provider calls pending) is [`Status::Pending`], to be resolved
+//! by asking the provider again.
+
+pub mod iso20022;
+pub mod momo;
+pub mod mpesa;
+pub mod wire;
 
 /// The ledger types an adapter speaks in, re-exported so adapters need one import path.
 pub use hazina_ledger::money;
+
+use hazina_ledger::money::Money;
+
+/// A payment's state as a provider reported it, in our terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Not known to have succeeded or failed: keep the reservation, ask again later.
+    Pending,
+    /// The provider explicitly says the money moved.
+    Succeeded,
+    /// The provider explicitly says it did not, and will not.
+    Failed,
+}
+
+/// What one provider message says about one payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusReport {
+    pub status: Status,
+    /// Our own reference for the payment, when the message carries it (M-Pesa's
+    /// `OriginatorConversationID`, MTN's `externalId`, ISO 20022's `EndToEndId`, …).
+    pub our_reference: Option<String>,
+    /// The provider's reference for the request (M-Pesa's `CheckoutRequestID` or
+    /// `ConversationID`, MTN's reference id, …), used to match a callback to a request.
+    pub request_reference: Option<String>,
+    /// The provider's reference for the completed transaction (M-Pesa's receipt, MTN's
+    /// `financialTransactionId`, a bank's `AcctSvcrRef`), stored when the payment posts.
+    pub receipt: Option<String>,
+    /// The provider's own code and description, kept verbatim for the payment's history.
+    pub code: Option<String>,
+    pub description: Option<String>,
+    /// The amount the provider reports, when it reports one.
+    pub amount: Option<Money>,
+}
+
+impl StatusReport {
+    /// A report with only a status; the references and details are filled in by the adapter.
+    pub fn new(status: Status) -> Self {
+        Self {
+            status,
+            our_reference: None,
+            request_reference: None,
+            receipt: None,
+            code: None,
+            description: None,
+            amount: None,
+        }
+    }
+}
+
+/// A provider message that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("malformed JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("malformed XML: {0}")]
+    Xml(#[from] quick_xml::DeError),
+    /// Well-formed, but not what the provider sends (with what was wrong).
+    #[error("unexpected message: {0}")]
+    Unexpected(String),
+    #[error("invalid amount: {0}")]
+    Amount(#[from] hazina_ledger::money::MoneyError),
+}

@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the iso20022 adapter.

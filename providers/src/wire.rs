@@ -49,7 +49,11 @@ impl<'de> Deserialize<'de> for Text {
             return serde_json::from_str::<String>(raw).map(Self).map_err(D::Error::custom);
         }
         let number = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit());
-        if number { Ok(Self(raw.to_owned())) } else { Err(D::Error::custom("a string or a number")) }
+        if number {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(D::Error::custom("a string or a number"))
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod db;
 pub mod embedded;
 pub mod http;
 pub mod metrics;
+pub mod simulator;
 pub mod workers;
 
 /// An error and its sources on one line (`outer: inner: innermost`), for logs.

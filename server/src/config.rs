@@ -27,6 +27,12 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_LISTEN", global = true, default_value = "127.0.0.1:8080")]
     pub listen: String,
 
+    /// Also serve the M-Pesa and MTN MoMo simulators, under `/simulator/mpesa` and
+    /// `/simulator/momo`, for development and demos without a provider. Never in production:
+    /// their routes take no key.
+    #[arg(long, env = "HAZINA_SIMULATE", global = true)]
+    pub simulate: bool,
+
     /// The most connections the server's pool opens to PostgreSQL.
     #[arg(long, env = "HAZINA_DB_POOL_SIZE_MAX", global = true, default_value_t = 16)]
     pub db_pool_size_max: usize,

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hazina_server::config::{Cli, Command, KeysCommand, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
-use hazina_server::{api, db, http, workers};
+use hazina_server::{api, db, http, simulator, workers};
 
 /// Requests allocate many small short-lived values; glibc's allocator took a quarter of the
 /// server's CPU under the HTTP benchmark (BENCHMARKS.md).
@@ -208,7 +208,17 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     }
     let ledger_pool = db::pool(database.config.clone(), api::LEDGER_POOL_SIZE)?;
     let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone());
-    let mut server = tokio::spawn(http::serve_on(listener, state, shutdown.clone().wait()));
+    let mut app = http::router(state);
+    if cli.simulate {
+        let (mpesa, momo) =
+            (simulator::mpesa::Simulator::new(), simulator::momo::Simulator::default());
+        app = app.merge(simulator::router(&mpesa, &momo));
+        tracing::warn!(
+            "serving the provider simulators at http://{address}/simulator/mpesa and \
+             http://{address}/simulator/momo (no keys: development only)"
+        );
+    }
+    let mut server = tokio::spawn(http::serve_router(listener, app, shutdown.clone().wait()));
     let result = tokio::select! {
         joined = &mut server => joined,
         () = shutdown.clone().wait() => {

@@ -354,6 +354,44 @@ async fn serve_uses_database_url_instead_of_the_embedded_postgres() -> anyhow::R
 }
 
 #[tokio::test]
+async fn simulate_serves_the_provider_simulators_and_only_then() -> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let client = reqwest::Client::new();
+    let token_path = "/simulator/mpesa/oauth/v1/generate?grant_type=client_credentials";
+    for simulate in [true, false] {
+        let mut server = Hazina::serve(|command| {
+            command.env("DATABASE_URL", db.connection_string());
+            if simulate {
+                command.arg("--simulate");
+            }
+        })?;
+        server.wait_ready().await?;
+        let token = client
+            .get(format!("{}{token_path}", server.base))
+            .basic_auth("consumer-key", Some("consumer-secret"))
+            .send()
+            .await?;
+        let momo =
+            client.get(format!("{}/simulator/momo/collection/v1_0/requesttopay/x", server.base));
+        let momo = momo.send().await?.status();
+        server.signal(Signal::SIGTERM)?;
+        assert!(server.wait_exit().await?.success(), "{}", server.stderr());
+        if simulate {
+            assert_eq!(token.status(), reqwest::StatusCode::OK);
+            let body: serde_json::Value = token.json().await?;
+            assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
+            // MoMo's simulator answers (here: no token), rather than the API's 404.
+            assert_eq!(momo, reqwest::StatusCode::UNAUTHORIZED);
+            assert!(server.stderr().contains("/simulator/mpesa"), "{}", server.stderr());
+        } else {
+            assert_eq!(token.status(), reqwest::StatusCode::NOT_FOUND);
+            assert_eq!(momo, reqwest::StatusCode::NOT_FOUND);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn keys_are_created_listed_and_revoked_from_the_command_line() -> anyhow::Result<()> {
     let db = fresh_db().await;
     let run = |args: Vec<String>| {

@@ -6,6 +6,7 @@
 //! into a problem response with a stable code ([`error::ApiError`]) before anything changes.
 
 pub mod auth;
+pub mod channels;
 pub mod customers;
 pub mod error;
 pub mod finance;
@@ -102,6 +103,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(customers::routes())
         .merge(money::routes())
         .merge(finance::routes())
+        .merge(channels::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     problems_as_problem_json(&mut document);

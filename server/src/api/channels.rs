@@ -1,0 +1,319 @@
+//! Payment channels (org key): an org's endpoints at a provider, each with a clearing account
+//! in the ledger. Credentials go in and never come out: responses name the fields that are set,
+//! never their values, and the credentials type prints redacted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use hazina_ledger::rules::AccountKind;
+use hazina_ledger::store::NewAccount;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::{ApiError, Body, PathParams, Problem};
+use super::{AppState, money};
+
+/// Longest channel number, credential value and base URL.
+const CHANNEL_NUMBER_LEN_MAX: usize = 64;
+const CREDENTIAL_LEN_MAX: usize = 4096;
+const BASE_URL_LEN_MAX: usize = 2048;
+
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list_channels, create_channel))
+        .routes(utoipa_axum::routes!(get_channel))
+}
+
+/// The providers a channel can be at.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// Safaricom M-Pesa (Daraja): a paybill, till or B2C shortcode.
+    Mpesa,
+    /// MTN MoMo Open API: collection and disbursement.
+    Momo,
+}
+
+impl Provider {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Mpesa => "mpesa",
+            Self::Momo => "momo",
+        }
+    }
+
+    /// The credentials a channel of this provider needs (names as the API takes them).
+    fn required_credentials(self) -> &'static [&'static str] {
+        match self {
+            Self::Mpesa => &["consumerKey", "consumerSecret"],
+            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
+        }
+    }
+
+    /// Every credential this provider's channels may carry.
+    fn known_credentials(self) -> &'static [&'static str] {
+        match self {
+            Self::Mpesa => {
+                &["consumerKey", "consumerSecret", "passkey", "initiatorName", "securityCredential"]
+            }
+            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
+        }
+    }
+
+    /// Whether `number` is a channel number of this provider.
+    fn valid_number(self, number: &str) -> bool {
+        match self {
+            // Paybills, tills and shortcodes are 5 to 7 digits.
+            Self::Mpesa => {
+                (5..=7).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit())
+            }
+            Self::Momo => {
+                !number.trim().is_empty()
+                    && number.len() <= CHANNEL_NUMBER_LEN_MAX
+                    && !number.chars().any(char::is_control)
+            }
+        }
+    }
+}
+
+/// A channel's secrets by name. Printed redacted, never serialised into a response.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Credentials(BTreeMap<String, String>);
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys().map(|name| format!("{name}: <redacted>"))).finish()
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewChannel {
+    pub provider: Provider,
+    /// The paybill, till or shortcode (M-Pesa: 5 to 7 digits), or the MoMo account's id.
+    #[schema(min_length = 1, max_length = 64)]
+    pub channel_number: String,
+    #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
+    pub currency_code: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    /// The provider's API address: production, sandbox, or a simulator
+    /// (`http://127.0.0.1:8080/simulator/mpesa` with `hazina serve --simulate`).
+    #[schema(min_length = 1, max_length = 2048, example = "https://sandbox.safaricom.co.ke")]
+    pub base_url: String,
+    /// M-Pesa: `consumerKey` and `consumerSecret`, and for payouts `initiatorName` and
+    /// `securityCredential`, for STK push `passkey`. MoMo: `apiUser`, `apiKey`,
+    /// `subscriptionKey`, `targetEnvironment`. Stored, never returned.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub credentials: Credentials,
+}
+
+/// A channel as the API shows it: its credentials by name only.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelView {
+    pub channel_id: Uuid,
+    /// As stored (the table allows only the providers of [`Provider`]).
+    #[schema(value_type = Provider)]
+    pub provider: String,
+    pub channel_number: String,
+    pub currency_code: String,
+    pub name: Option<String>,
+    pub base_url: String,
+    /// The ledger account of the money held at the provider through this channel.
+    pub clearing_account_id: Uuid,
+    /// The names of the credentials set (their values are never shown).
+    pub credentials_set: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelList {
+    pub channels: Vec<ChannelView>,
+}
+
+const COLUMNS: &str = "id, provider, channel_number, currency, name, base_url, \
+    clearing_account_id, credentials, created_at";
+
+fn view(row: &tokio_postgres::Row) -> ChannelView {
+    let credentials: serde_json::Value = row.get(7);
+    let credentials_set =
+        credentials.as_object().map(|fields| fields.keys().cloned().collect()).unwrap_or_default();
+    ChannelView {
+        channel_id: row.get(0),
+        provider: row.get(1),
+        channel_number: row.get(2),
+        currency_code: row.get(3),
+        name: row.get(4),
+        base_url: row.get(5),
+        clearing_account_id: row.get(6),
+        credentials_set,
+        created_at: row.get(8),
+    }
+}
+
+fn check(new: &NewChannel) -> Result<(), ApiError> {
+    let provider = new.provider;
+    if !provider.valid_number(&new.channel_number) {
+        return Err(ApiError::invalid(
+            "invalid_channel_number",
+            match provider {
+                Provider::Mpesa => {
+                    "an M-Pesa channel number is a paybill, till or shortcode of 5 to 7 digits"
+                }
+                Provider::Momo => "a MoMo channel number has 1 to 64 characters",
+            },
+        ));
+    }
+    if let Some(name) = &new.name
+        && (name.trim().is_empty() || name.chars().count() > super::tenancy::NAME_LEN_MAX)
+    {
+        return Err(ApiError::invalid("invalid_name", "a channel name has 1 to 100 characters"));
+    }
+    let url = new.base_url.trim();
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok || url.len() > BASE_URL_LEN_MAX || url.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "invalid_base_url",
+            "a base URL is an http:// or https:// address of at most 2048 characters",
+        ));
+    }
+    let known = provider.known_credentials();
+    for (name, value) in &new.credentials.0 {
+        if !known.contains(&name.as_str()) {
+            return Err(ApiError::invalid(
+                "unknown_credential",
+                format!("{} channels take the credentials {}", provider.as_str(), known.join(", ")),
+            ));
+        }
+        if value.is_empty() || value.len() > CREDENTIAL_LEN_MAX || value.contains('\0') {
+            return Err(ApiError::invalid(
+                "invalid_credential",
+                format!("the credential {name} is empty or too long"),
+            ));
+        }
+    }
+    let missing: Vec<&str> = provider
+        .required_credentials()
+        .iter()
+        .copied()
+        .filter(|name| !new.credentials.0.contains_key(*name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::invalid(
+            "missing_credentials",
+            format!("a {} channel needs {}", provider.as_str(), missing.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a payment channel with its clearing account (org key). A provider's channel number is
+/// unique in the org: 409 `channel_exists`.
+#[utoipa::path(post, path = "/v1/channels", tag = "channels", request_body = NewChannel,
+    responses((status = 201, body = ChannelView), (status = 409, body = Problem),
+        (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn create_channel(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(new): Body<NewChannel>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let currency = money::currency(&new.currency_code)?;
+    check(&new)?;
+    let mut account = NewAccount::new(caller.org, AccountKind::Channel, currency);
+    account.name = Some(format!("{} {}", new.provider.as_str(), new.channel_number));
+    let credentials: serde_json::Map<String, serde_json::Value> = (new.credentials.0.iter())
+        .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+        .collect();
+    let credentials = serde_json::Value::Object(credentials);
+    // The channel's row is written first and committed last: a duplicate fails before any
+    // account exists, and a failure to create the account leaves no channel behind.
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let inserted = tx
+        .query_one(
+            &format!(
+                "INSERT INTO payment_channels (id, org_id, provider, channel_number, currency, name,
+                     base_url, credentials, clearing_account_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 RETURNING {COLUMNS}"
+            ),
+            &[
+                &Uuid::now_v7(),
+                &caller.org.0,
+                &new.provider.as_str(),
+                &new.channel_number,
+                &currency.code(),
+                &new.name.as_deref().map(str::trim),
+                &new.base_url.trim(),
+                &credentials,
+                &account.id.0,
+            ],
+        )
+        .await;
+    let row = match inserted {
+        Ok(row) => row,
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "channel_exists",
+                "the org already has this provider's channel number",
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    state.store.create_account(&account).await?;
+    tx.commit().await?;
+    tracing::info!(channel = %row.get::<_, Uuid>(0), provider = new.provider.as_str(), "channel added");
+    Ok((StatusCode::CREATED, Json(view(&row))).into_response())
+}
+
+/// The org's payment channels (org key), without their credentials.
+#[utoipa::path(get, path = "/v1/channels", tag = "channels", responses(
+    (status = 200, body = ChannelList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_channels(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let client = state.pool.get().await?;
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM payment_channels WHERE org_id = $1 ORDER BY id"),
+            &[&caller.org.0],
+        )
+        .await?;
+    let channels = rows.iter().map(view).collect();
+    Ok(Json(ChannelList { channels }).into_response())
+}
+
+/// One payment channel (org key), without its credentials.
+#[utoipa::path(get, path = "/v1/channels/{channel_id}", tag = "channels",
+    params(("channel_id" = Uuid, Path)),
+    responses((status = 200, body = ChannelView), (status = 404, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn get_channel(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(channel_id): PathParams<Uuid>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let client = state.pool.get().await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM payment_channels WHERE id = $1 AND org_id = $2"),
+            &[&channel_id, &caller.org.0],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    Ok(Json(view(&row)).into_response())
+}

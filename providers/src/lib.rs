@@ -20,6 +20,31 @@ pub use hazina_ledger::money;
 
 use hazina_ledger::money::Money;
 
+/// A credential or token (consumer secret, passkey, security credential, API key, access
+/// token). It goes on the wire as the plain string, and its `Debug` output is redacted so that
+/// it never reaches a log through a `{:?}` of whatever holds it.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The credential itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// A payment's state as a provider reported it, in our terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {

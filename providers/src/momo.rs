@@ -29,29 +29,7 @@ pub const NOTE_LENGTH_MAX: usize = 160;
 // Secrets, credentials and headers
 // ---------------------------------------------------------------------------------------------
 
-/// A credential (subscription key, API key, access token). Its `Debug` output is redacted so that
-/// it never reaches a log through a `{:?}` of whatever holds it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a credential.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The credential itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use crate::Secret;
 
 /// The MoMo product a call goes to; each has its own subscription key, API user and token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

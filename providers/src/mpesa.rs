@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::money::{Currency, Money};
 use crate::wire::Text;
-use crate::{ParseError, Status, StatusReport};
+use crate::{ParseError, Secret, Status, StatusReport};
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
@@ -128,7 +128,7 @@ impl QueuedResponse {
 /// The OAuth token response (`GET /oauth/v1/generate?grant_type=client_credentials`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    pub access_token: Secret,
     /// Seconds; sent as `3599` or `"3599"`.
     pub expires_in: Text,
 }
@@ -282,7 +282,7 @@ impl StkTransactionType {
 #[derive(Clone, Debug)]
 pub struct StkPush<'a> {
     pub shortcode: &'a str,
-    pub passkey: &'a str,
+    pub passkey: &'a Secret,
     /// When the request is made; becomes `Timestamp` and part of `Password`.
     pub at: DateTime<Utc>,
     pub transaction_type: StkTransactionType,
@@ -305,7 +305,7 @@ pub struct StkPushRequest {
     #[serde(rename = "BusinessShortCode")]
     pub business_short_code: Text,
     #[serde(rename = "Password")]
-    pub password: String,
+    pub password: Secret,
     #[serde(rename = "Timestamp")]
     pub timestamp: Text,
     #[serde(rename = "TransactionType")]
@@ -341,7 +341,7 @@ impl StkPushRequest {
         let timestamp = timestamp(push.at)?;
         Ok(Self {
             business_short_code: Text::from(push.shortcode),
-            password: stk_password(push.shortcode, push.passkey, &timestamp),
+            password: Secret::new(stk_password(push.shortcode, push.passkey.expose(), &timestamp)),
             timestamp: Text(timestamp),
             transaction_type: push.transaction_type.as_str().to_owned(),
             amount,
@@ -454,7 +454,7 @@ pub struct StkQueryRequest {
     #[serde(rename = "BusinessShortCode")]
     pub business_short_code: Text,
     #[serde(rename = "Password")]
-    pub password: String,
+    pub password: Secret,
     #[serde(rename = "Timestamp")]
     pub timestamp: Text,
     #[serde(rename = "CheckoutRequestID")]
@@ -469,14 +469,14 @@ impl StkQueryRequest {
     /// Only for instants at the very end of chrono's range.
     pub fn new(
         shortcode: &str,
-        passkey: &str,
+        passkey: &Secret,
         at: DateTime<Utc>,
         checkout_request_id: &str,
     ) -> Result<Self, ParseError> {
         let timestamp = timestamp(at)?;
         Ok(Self {
             business_short_code: Text::from(shortcode),
-            password: stk_password(shortcode, passkey, &timestamp),
+            password: Secret::new(stk_password(shortcode, passkey.expose(), &timestamp)),
             timestamp: Text(timestamp),
             checkout_request_id: checkout_request_id.to_owned(),
         })
@@ -814,7 +814,7 @@ pub struct B2cPayout<'a> {
     pub originator_conversation_id: &'a str,
     pub initiator_name: &'a str,
     /// The initiator password, RSA-encrypted with Safaricom's certificate and base64-encoded.
-    pub security_credential: &'a str,
+    pub security_credential: &'a Secret,
     pub command: B2cCommand,
     /// Whole shillings.
     pub amount: &'a Money,
@@ -837,7 +837,7 @@ pub struct B2cRequest {
     #[serde(rename = "InitiatorName")]
     pub initiator_name: String,
     #[serde(rename = "SecurityCredential")]
-    pub security_credential: String,
+    pub security_credential: Secret,
     #[serde(rename = "CommandID")]
     pub command_id: String,
     #[serde(rename = "Amount")]
@@ -875,7 +875,7 @@ impl B2cRequest {
         Ok(Self {
             originator_conversation_id: payout.originator_conversation_id.to_owned(),
             initiator_name: payout.initiator_name.to_owned(),
-            security_credential: payout.security_credential.to_owned(),
+            security_credential: payout.security_credential.clone(),
             command_id: payout.command.as_str().to_owned(),
             amount: whole_shillings(payout.amount, 1, i64::MAX)?,
             party_a: Text::from(payout.party_a),
@@ -1107,7 +1107,7 @@ pub struct AccountBalanceRequest {
     #[serde(rename = "Initiator")]
     pub initiator: String,
     #[serde(rename = "SecurityCredential")]
-    pub security_credential: String,
+    pub security_credential: Secret,
     /// `AccountBalance`.
     #[serde(rename = "CommandID")]
     pub command_id: String,
@@ -1134,7 +1134,7 @@ pub struct TransactionStatusRequest {
     #[serde(rename = "Initiator")]
     pub initiator: String,
     #[serde(rename = "SecurityCredential")]
-    pub security_credential: String,
+    pub security_credential: Secret,
     /// `TransactionStatusQuery`.
     #[serde(rename = "CommandID", alias = "Command ID")]
     pub command_id: String,
@@ -1169,7 +1169,7 @@ pub struct ReversalRequest {
     #[serde(rename = "Initiator")]
     pub initiator: String,
     #[serde(rename = "SecurityCredential")]
-    pub security_credential: String,
+    pub security_credential: Secret,
     /// `TransactionReversal`.
     #[serde(rename = "CommandID")]
     pub command_id: String,
@@ -1365,10 +1365,13 @@ mod tests {
     const SANDBOX_PASSKEY: &str =
         "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
 
+    static SANDBOX_SECRET: std::sync::LazyLock<Secret> =
+        std::sync::LazyLock::new(|| Secret::new(SANDBOX_PASSKEY));
+
     fn push<'a>(amount: &'a Money, reference: &'a str, desc: &'a str) -> StkPush<'a> {
         StkPush {
             shortcode: "174379",
-            passkey: SANDBOX_PASSKEY,
+            passkey: &SANDBOX_SECRET,
             at: at("2021-06-28T06:24:08Z"),
             transaction_type: StkTransactionType::CustomerPayBillOnline,
             amount,
@@ -1429,10 +1432,11 @@ mod tests {
     #[test]
     fn b2c_request_validates_and_spells_occassion() {
         let amount = kes_money("10");
+        let credential = Secret::new("cred");
         let payout = B2cPayout {
             originator_conversation_id: "ours-1",
             initiator_name: "testapi",
-            security_credential: "cred",
+            security_credential: &credential,
             command: B2cCommand::BusinessPayment,
             amount: &amount,
             party_a: "600992",

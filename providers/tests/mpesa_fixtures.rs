@@ -15,7 +15,7 @@ use hazina_providers::mpesa::{
     StkCallback, StkPush, StkPushRequest, StkPushResponse, StkQueryRequest, StkQueryResponse,
     StkTransactionType, TokenResponse, TransactionStatusRequest,
 };
-use hazina_providers::{ParseError, Status};
+use hazina_providers::{ParseError, Secret, Status};
 
 const PORTAL: &str = "mpesa_daraja_portal";
 const GHOSTSCYPHER: &str = "mpesa_daraja_ghostscypher";
@@ -187,11 +187,12 @@ fn authorization() {
     assert_eq!(mpesa::basic_auth(key, secret), format!("Basic {encoded}"));
 
     let token: TokenResponse = parse(PORTAL, "Authorization_01_Response_Body.json");
-    assert_eq!(token.access_token, "c9SQxWWhmdVRlyh0zh8gZDTkubVF");
+    assert_eq!(token.access_token.expose(), "c9SQxWWhmdVRlyh0zh8gZDTkubVF");
+    assert!(!format!("{token:?}").contains("c9SQxWWhmdVRlyh0zh8gZDTkubVF"));
     assert_eq!(token.expires_in_seconds().unwrap(), 3599);
     // The older sandbox sends the lifetime as a string.
     let token: TokenResponse = parse(GHOSTSCYPHER, "oauth_token_response.json");
-    assert_eq!(token.access_token, "SGWcJPtNtYNPGm6uSYR9yPYrAI3Bm");
+    assert_eq!(token.access_token.expose(), "SGWcJPtNtYNPGm6uSYR9yPYrAI3Bm");
     assert_eq!(token.expires_in_seconds().unwrap(), 3599);
 }
 
@@ -200,7 +201,7 @@ fn stk_push_request_and_response() {
     let sample: StkPushRequest = parse(PORTAL, "MpesaExpressSimulate_00_Request_Body.json");
     assert_eq!(sample.business_short_code.as_str(), "174379");
     // The sample's password is the sandbox passkey; building the same push reproduces it.
-    let passkey = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
+    let passkey = &Secret::new("bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919");
     let local = NaiveDateTime::parse_from_str(sample.timestamp.as_str(), "%Y%m%d%H%M%S").unwrap();
     let at: DateTime<Utc> = (local - chrono::TimeDelta::hours(3)).and_utc();
     let amount = kes(sample.amount.as_str());
@@ -218,6 +219,10 @@ fn stk_push_request_and_response() {
     })
     .unwrap();
     assert_eq!(built.password, sample.password);
+    // Secrets go on the wire as sent, and never into a debug print.
+    let passkey_text = passkey.expose();
+    assert!(!format!("{built:?}").contains(built.password.expose()));
+    assert!(!format!("{built:?}").contains(passkey_text));
     assert_eq!(built.timestamp, sample.timestamp);
     assert_eq!(built.amount, sample.amount);
     assert_eq!(built.transaction_type, sample.transaction_type);

@@ -102,7 +102,7 @@ async fn token(client: &reqwest::Client, base: &str) -> String {
     assert_eq!(response.status(), 200);
     let token: mpesa::TokenResponse = response.json().await.unwrap();
     assert_eq!(token.expires_in_seconds().unwrap(), 3599);
-    token.access_token
+    token.access_token.expose().to_owned()
 }
 
 impl Env {

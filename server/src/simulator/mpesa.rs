@@ -564,7 +564,11 @@ async fn generate_token(
     sim.lock().tokens.insert(token.clone(), Instant::now());
     // Daraja sends `expires_in` as a number or a string; the string form is the stricter test
     // of a client.
-    Json(TokenResponse { access_token: token, expires_in: Text::from("3599") }).into_response()
+    Json(TokenResponse {
+        access_token: hazina_providers::Secret::new(token),
+        expires_in: Text::from("3599"),
+    })
+    .into_response()
 }
 
 async fn stk_push(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {

@@ -11,6 +11,7 @@
 //! by asking the provider again.
 
 pub mod iso20022;
+pub mod lifecycle;
 pub mod momo;
 pub mod mpesa;
 pub mod wire;

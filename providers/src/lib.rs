@@ -10,10 +10,13 @@
 //! timeout notice, a status the provider calls pending) is [`Status::Pending`], to be resolved
 //! by asking the provider again.
 
+pub mod http;
 pub mod iso20022;
 pub mod lifecycle;
 pub mod momo;
+pub mod momo_client;
 pub mod mpesa;
+pub mod mpesa_client;
 pub mod wire;
 
 /// The ledger types an adapter speaks in, re-exported so adapters need one import path.

@@ -1,14 +1,21 @@
 //! A thin HTTP/1.1 client for provider APIs: one request per connection, one deadline for the
 //! whole exchange, credentials marked sensitive, and errors that never carry a secret.
 //!
-//! Plain `http://` only for now, which is what the simulators speak; an `https://` address is
-//! refused with [`HttpError::TlsUnsupported`] until a TLS stack is chosen.
+//! `https://` goes over TLS 1.2 or 1.3 (rustls with the *ring* provider, ALPN `http/1.1`),
+//! trusting the Mozilla roots that `webpki-roots` embeds rather than the machine's certificate
+//! store, so that what a provider's certificate must chain to is the same on every machine.
+//! [`TlsConfig::with_extra_root`] adds one more root (a private CA, or a test's own).
+//! `http://` stays plain, which is what the simulators speak.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::Secret;
 
@@ -26,14 +33,23 @@ impl HttpResponse {
     }
 }
 
-/// Why no answer came. Every variant means the outcome of the request is unknown, except
-/// [`HttpError::InvalidRequest`] and [`HttpError::TlsUnsupported`], which were never sent.
+/// Why no answer came.
+///
+/// Two variants mean the request never reached the provider: [`HttpError::InvalidRequest`]
+/// (nothing was built) and [`HttpError::Tls`] (nothing of the request is written before the
+/// handshake completes, as this client sends no TLS early data). Every other variant leaves
+/// the outcome unknown. [`HttpError::Connect`] in fact also means nothing was sent, since no
+/// connection was made, but it is counted as unknown with the rest, the cautious reading; so is
+/// a [`HttpError::Timeout`], even one that struck during the TLS handshake.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("the request was not sent: {0}")]
     InvalidRequest(String),
-    #[error("https needs a TLS stack, which this build does not have yet")]
-    TlsUnsupported,
+    /// The TLS handshake failed (an untrusted or mismatched certificate, no common protocol
+    /// version, the connection dropped mid-handshake), or the TLS settings could not be built.
+    /// A certificate problem is a [`rustls::Error`] inside the [`std::io::Error`].
+    #[error("the TLS handshake failed: {0}")]
+    Tls(#[source] std::io::Error),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("could not connect: {0}")]
@@ -59,7 +75,53 @@ pub struct HttpRequest {
     pub body: Option<Vec<u8>>,
 }
 
-/// The client: a deadline per request.
+/// The TLS settings of `https://` requests: which roots to trust, TLS 1.2 and 1.3 only, ALPN
+/// `http/1.1`, no early data. Build one once and share it: a clone shares the settings and
+/// their session cache, so that later connections to the same provider resume their session.
+#[derive(Clone, Debug)]
+pub struct TlsConfig(Arc<rustls::ClientConfig>);
+
+impl TlsConfig {
+    /// The Mozilla roots and one more trust anchor, a certificate in DER.
+    ///
+    /// # Errors
+    ///
+    /// The certificate cannot be read as a trust anchor.
+    pub fn with_extra_root(certificate_der: &[u8]) -> Result<Self, rustls::Error> {
+        let mut roots = mozilla_roots();
+        roots.add(CertificateDer::from(certificate_der.to_vec()))?;
+        Self::new(roots)
+    }
+
+    /// The Mozilla roots only, which is what [`HttpClient::send`] trusts; built once.
+    fn mozilla() -> Result<Self, HttpError> {
+        static MOZILLA: LazyLock<Result<TlsConfig, rustls::Error>> =
+            LazyLock::new(|| TlsConfig::new(mozilla_roots()));
+        MOZILLA.clone().map_err(|error| HttpError::Tls(std::io::Error::other(error)))
+    }
+
+    fn new(roots: rustls::RootCertStore) -> Result<Self, rustls::Error> {
+        // The provider is named rather than taken from the process default, which would be
+        // ambiguous (and panic) the day another crate in the build enables aws-lc-rs as well.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Early data stays off (the default): without it nothing of a request is written
+        // before the handshake completes, which is why a failed handshake means "not sent".
+        debug_assert!(!config.enable_early_data);
+        Ok(Self(Arc::new(config)))
+    }
+}
+
+fn mozilla_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
+}
+
+/// The client: a deadline per request. `https://` requests trust the Mozilla roots, unless
+/// sent with [`HttpClient::send_with_tls`].
 #[derive(Clone, Copy, Debug)]
 pub struct HttpClient {
     pub timeout: Duration,
@@ -73,24 +135,58 @@ impl Default for HttpClient {
 }
 
 impl HttpClient {
-    /// Sends `request` and reads the whole answer, or fails within the deadline.
+    /// Sends `request` and reads the whole answer, or fails within the deadline. An `https://`
+    /// request trusts the Mozilla roots only.
     ///
     /// # Errors
     ///
-    /// See [`HttpError`]: only `InvalidRequest` and `TlsUnsupported` are known not to have
-    /// reached the provider.
+    /// See [`HttpError`]: only `InvalidRequest` and `Tls` are known not to have reached the
+    /// provider.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let (host, authority, path) = split_url(&request.url)?;
+        self.send_over(request, None).await
+    }
+
+    /// As [`HttpClient::send`], with `tls` for an `https://` request instead of the Mozilla
+    /// roots alone.
+    ///
+    /// # Errors
+    ///
+    /// As for [`HttpClient::send`].
+    pub async fn send_with_tls(
+        &self,
+        tls: &TlsConfig,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, HttpError> {
+        self.send_over(request, Some(tls)).await
+    }
+
+    async fn send_over(
+        &self,
+        request: HttpRequest,
+        tls: Option<&TlsConfig>,
+    ) -> Result<HttpResponse, HttpError> {
+        let target = Target::parse(&request.url)?;
+        let secure = if target.tls {
+            let config = match tls {
+                Some(config) => config.clone(),
+                None => TlsConfig::mozilla()?,
+            };
+            let name = ServerName::try_from(target.host.clone())
+                .map_err(|_| HttpError::InvalidRequest("an invalid host".into()))?;
+            Some((tokio_rustls::TlsConnector::from(config.0), name))
+        } else {
+            None
+        };
         let mut built =
             hyper::Request::new(Full::new(Bytes::from(request.body.unwrap_or_default())));
         *built.method_mut() = request.method;
         *built.uri_mut() =
-            path.parse().map_err(|_| HttpError::InvalidRequest("an invalid path".into()))?;
+            target.path.parse().map_err(|_| HttpError::InvalidRequest("an invalid path".into()))?;
         let headers = built.headers_mut();
         let invalid = |name: &str| HttpError::InvalidRequest(format!("an invalid {name} header"));
         headers.insert(
             hyper::header::HOST,
-            HeaderValue::from_str(&authority).map_err(|_| invalid("host"))?,
+            HeaderValue::from_str(&target.authority).map_err(|_| invalid("host"))?,
         );
         for (name, value) in request.headers {
             let header = HeaderName::from_static(name);
@@ -107,17 +203,16 @@ impl HttpClient {
             headers.insert(header, value);
         }
         let exchange = async {
-            let stream = tokio::net::TcpStream::connect(&host).await.map_err(HttpError::Connect)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(HttpError::Exchange)?;
-            let driver = tokio::spawn(connection);
-            let response = sender.send_request(built).await.map_err(HttpError::Exchange)?;
-            let status = response.status().as_u16();
-            let body = response.into_body().collect().await.map_err(HttpError::Exchange)?;
-            driver.abort();
-            Ok(HttpResponse { status, body: body.to_bytes().to_vec() })
+            let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+                .await
+                .map_err(HttpError::Connect)?;
+            match secure {
+                Some((connector, name)) => {
+                    let stream = connector.connect(name, stream).await.map_err(HttpError::Tls)?;
+                    exchange(stream, built).await
+                }
+                None => exchange(stream, built).await,
+            }
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
@@ -125,27 +220,88 @@ impl HttpClient {
     }
 }
 
-/// `(host:port to connect to, Host header, path and query)` of an `http://` URL.
-fn split_url(url: &str) -> Result<(String, String, String), HttpError> {
-    if url.starts_with("https://") {
-        return Err(HttpError::TlsUnsupported);
+/// One request and its whole answer over a connected (and, for https, handshaken) stream.
+async fn exchange<S>(
+    stream: S,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<HttpResponse, HttpError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(HttpError::Exchange)?;
+    let _driver = AbortOnDrop(tokio::spawn(connection));
+    let response = sender.send_request(request).await.map_err(HttpError::Exchange)?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(HttpError::Exchange)?;
+    Ok(HttpResponse { status, body: body.to_bytes().to_vec() })
+}
+
+/// Ends the connection's task with the exchange, however the exchange ends: with the answer, an
+/// error, or the deadline dropping it. Otherwise a server that never answers would keep the task
+/// and its socket alive long after the deadline.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| HttpError::InvalidRequest("not an http:// address".into()))?;
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => (&rest[..slash], &rest[slash..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') {
-        return Err(HttpError::InvalidRequest("an invalid host".into()));
+}
+
+/// Where and how to send a request, from its `http://` or `https://` URL.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    /// The host to connect to and, for https, to name in SNI and to find in the certificate:
+    /// a name or an IP address (an IPv6 one without its brackets).
+    host: String,
+    port: u16,
+    /// The URL's authority as written, for the `Host` header.
+    authority: String,
+    /// The path and query.
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, HttpError> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(HttpError::InvalidRequest("not an http:// or https:// address".into()));
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(end) if rest[end..].starts_with('?') => {
+                (&rest[..end], format!("/{}", &rest[end..]))
+            }
+            Some(end) => (&rest[..end], rest[end..].to_owned()),
+            None => (rest, "/".to_owned()),
+        };
+        let invalid_host = || HttpError::InvalidRequest("an invalid host".into());
+        // Credentials in a URL would end up in logs and errors: they go in headers instead.
+        if authority.contains('@') {
+            return Err(invalid_host());
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(bracketed) => bracketed.split_once(']').ok_or_else(invalid_host)?,
+            None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
+        };
+        let port = match port {
+            "" if tls => 443,
+            "" => 80,
+            _ => port
+                .strip_prefix(':')
+                .and_then(|port| port.parse::<u16>().ok())
+                .ok_or_else(invalid_host)?,
+        };
+        if host.is_empty() {
+            return Err(invalid_host());
+        }
+        Ok(Self { tls, host: host.to_owned(), port, authority: authority.to_owned(), path })
     }
-    let host = if authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok((host, authority.to_owned(), path.to_owned()))
 }
 
 /// An access token and when to stop using it.
@@ -194,19 +350,66 @@ mod tests {
 
     use super::*;
 
+    fn target(tls: bool, host: &str, port: u16, authority: &str, path: &str) -> Target {
+        Target { tls, host: host.into(), port, authority: authority.into(), path: path.into() }
+    }
+
     #[test]
     fn urls_split_into_where_to_connect_and_what_to_ask() {
-        let (host, authority, path) =
-            split_url("http://127.0.0.1:8080/simulator/mpesa/x?y=1").unwrap();
-        assert_eq!((host.as_str(), authority.as_str()), ("127.0.0.1:8080", "127.0.0.1:8080"));
-        assert_eq!(path, "/simulator/mpesa/x?y=1");
-        assert_eq!(split_url("http://example.com").unwrap().0, "example.com:80");
-        assert!(matches!(
-            split_url("https://api.safaricom.co.ke/x"),
-            Err(HttpError::TlsUnsupported)
-        ));
-        assert!(matches!(split_url("ftp://x"), Err(HttpError::InvalidRequest(_))));
-        assert!(matches!(split_url("http://user:pw@host/"), Err(HttpError::InvalidRequest(_))));
+        let parse = |url| Target::parse(url).unwrap();
+        assert_eq!(
+            parse("http://127.0.0.1:8080/simulator/mpesa/x?y=1"),
+            target(false, "127.0.0.1", 8080, "127.0.0.1:8080", "/simulator/mpesa/x?y=1"),
+        );
+        assert_eq!(
+            parse("http://example.com"),
+            target(false, "example.com", 80, "example.com", "/")
+        );
+        assert_eq!(
+            parse("https://api.safaricom.co.ke"),
+            target(true, "api.safaricom.co.ke", 443, "api.safaricom.co.ke", "/"),
+        );
+        assert_eq!(
+            parse("https://host:8443/path?q"),
+            target(true, "host", 8443, "host:8443", "/path?q"),
+        );
+        assert_eq!(parse("https://host?q=1"), target(true, "host", 443, "host", "/?q=1"));
+        assert_eq!(parse("https://[::1]:8443/x"), target(true, "::1", 8443, "[::1]:8443", "/x"));
+        assert_eq!(parse("http://[::1]/"), target(false, "::1", 80, "[::1]", "/"));
+    }
+
+    #[test]
+    fn urls_that_cannot_be_sent_are_refused_before_connecting() {
+        for url in [
+            "ftp://x",
+            "api.safaricom.co.ke/x",
+            "http://user:pw@host/",
+            "https://user@host/",
+            "https:///x",
+            "https://:443/x",
+            "https://host:/x",
+            "https://host:port/x",
+            "https://host:65536/x",
+            "https://::1/x",
+            "https://[::1/x",
+        ] {
+            assert!(
+                matches!(Target::parse(url), Err(HttpError::InvalidRequest(_))),
+                "{url} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn an_extra_root_must_be_a_certificate() {
+        assert!(TlsConfig::with_extra_root(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn the_default_tls_settings_are_built_and_speak_http_1_1() {
+        let config = TlsConfig::mozilla().unwrap();
+        assert_eq!(config.0.alpn_protocols, [b"http/1.1".to_vec()]);
+        assert!(!config.0.enable_early_data);
     }
 
     #[tokio::test]

@@ -58,7 +58,7 @@ pub enum ClientError {
     /// outcome is not known. Query the status later under the same reference id.
     #[error("the outcome is unknown: {0}")]
     Unknown(String),
-    /// The request was never sent (invalid, or an `https://` address without TLS support).
+    /// The request was never sent (invalid, or the TLS handshake failed).
     #[error("the request was not sent: {0}")]
     NotSent(String),
 }
@@ -66,9 +66,7 @@ pub enum ClientError {
 impl From<HttpError> for ClientError {
     fn from(error: HttpError) -> Self {
         match error {
-            HttpError::InvalidRequest(_) | HttpError::TlsUnsupported => {
-                Self::NotSent(error.to_string())
-            }
+            HttpError::InvalidRequest(_) | HttpError::Tls(_) => Self::NotSent(error.to_string()),
             HttpError::Timeout(_) | HttpError::Connect(_) | HttpError::Exchange(_) => {
                 Self::Unknown(error.to_string())
             }
@@ -153,7 +151,7 @@ impl Client {
     /// # Errors
     ///
     /// As for any call: a refused token request is [`ClientError::Refused`], a timeout or 5xx
-    /// [`ClientError::Unknown`], an `https://` base without TLS [`ClientError::NotSent`].
+    /// [`ClientError::Unknown`], a failed TLS handshake [`ClientError::NotSent`].
     pub async fn token(&self) -> Result<Secret, ClientError> {
         self.token.get(|| self.fetch_token()).await
     }

@@ -45,8 +45,8 @@ pub enum ClientError {
     /// connection, a 5xx, an unreadable answer): ask about it later.
     #[error("the outcome is unknown: {0}")]
     Unknown(String),
-    /// The request is known not to have been sent (an invalid request, no TLS, no access
-    /// token): nothing happened.
+    /// The request is known not to have been sent (an invalid request, a failed TLS
+    /// handshake, no access token): nothing happened.
     #[error("not sent: {0}")]
     NotSent(String),
 }
@@ -215,9 +215,7 @@ impl Client {
 /// What a failed exchange says about the request.
 fn from_http(error: &HttpError) -> ClientError {
     match error {
-        HttpError::InvalidRequest(_) | HttpError::TlsUnsupported => {
-            ClientError::NotSent(error.to_string())
-        }
+        HttpError::InvalidRequest(_) | HttpError::Tls(_) => ClientError::NotSent(error.to_string()),
         HttpError::Timeout(_) | HttpError::Connect(_) | HttpError::Exchange(_) => {
             ClientError::Unknown(error.to_string())
         }

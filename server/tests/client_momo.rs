@@ -147,13 +147,6 @@ async fn an_unreachable_provider_leaves_the_outcome_unknown() {
 }
 
 #[tokio::test]
-async fn https_is_not_sent() {
-    let client = client("https://sandbox.momodeveloper.mtn.com", Product::Collection);
-    let error = client.status(&ReferenceId::new_v4()).await.unwrap_err();
-    assert!(matches!(error, ClientError::NotSent(_)), "{error:?}");
-}
-
-#[tokio::test]
 async fn debug_output_shows_no_secret() {
     let (_simulator, base) = start().await;
     let client = client(&base, Product::Collection);

@@ -277,13 +277,6 @@ async fn an_unreachable_daraja_means_nothing_was_sent() {
 }
 
 #[tokio::test]
-async fn https_is_not_sent() {
-    let client = client("https://api.safaricom.co.ke");
-    let error = client.b2c(&b2c_request("ours-3", &kes("1"))).await.unwrap_err();
-    assert!(matches!(error, ClientError::NotSent(_)), "{error:?}");
-}
-
-#[tokio::test]
 async fn debug_output_shows_no_credentials() {
     let env = start().await;
     let client = client(&env.base);

@@ -33,6 +33,16 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_SIMULATE", global = true)]
     pub simulate: bool,
 
+    /// The address providers reach this server at, for their callbacks (e.g.
+    /// `https://pay.example.com`); default: `http://` and the listening address.
+    #[arg(long, env = "HAZINA_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// How long after a provider takes a payment it is first asked about, in milliseconds, if
+    /// no callback settled it; later questions back off exponentially to 30 minutes apart.
+    #[arg(long, env = "HAZINA_PROVIDER_QUERY_AFTER_MS", global = true, default_value_t = 30_000)]
+    pub provider_query_after_ms: u64,
+
     /// The most connections the server's pool opens to PostgreSQL.
     #[arg(long, env = "HAZINA_DB_POOL_SIZE_MAX", global = true, default_value_t = 16)]
     pub db_pool_size_max: usize,

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))
         .merge(api)
+        .merge(crate::payments::callbacks::routes())
         // The document at /openapi.json, browsable at /docs; the UI's files are in the binary.
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/docs")

@@ -9,6 +9,7 @@ pub mod db;
 pub mod embedded;
 pub mod http;
 pub mod metrics;
+pub mod payments;
 pub mod simulator;
 pub mod workers;
 

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hazina_server::config::{Cli, Command, KeysCommand, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
-use hazina_server::{api, db, http, simulator, workers};
+use hazina_server::{api, db, http, payments, simulator, workers};
 
 /// Requests allocate many small short-lived values; glibc's allocator took a quarter of the
 /// server's CPU under the HTTP benchmark (BENCHMARKS.md).
@@ -208,6 +208,16 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     }
     let ledger_pool = db::pool(database.config.clone(), api::LEDGER_POOL_SIZE)?;
     let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone());
+    let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    state.payments.configure(payments::Settings {
+        public_url: public_url.trim_end_matches('/').to_owned(),
+        first_query: std::time::Duration::from_millis(cli.provider_query_after_ms.max(1)),
+        ..payments::Settings::default()
+    });
+    let worker = tokio::spawn(payments::run(
+        std::sync::Arc::clone(&state.payments),
+        shutdown.clone().wait(),
+    ));
     let mut app = http::router(state);
     if cli.simulate {
         let (mpesa, momo) =
@@ -232,8 +242,10 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
             }
         }
     };
-    // Stopping the sweeper mid-sweep is safe: a batch commits whole or not at all.
+    // Stopping the sweeper mid-sweep is safe: a batch commits whole or not at all. So is
+    // stopping the payments worker: a payment's every step is recorded before the next.
     sweeper.abort();
+    worker.abort();
     if sweeper.await.is_err_and(|error| error.is_panic()) {
         tracing::warn!("the expiry sweeper panicked");
     }

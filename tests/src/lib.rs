@@ -374,8 +374,21 @@ impl ApiServer {
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = hazina_server::api::AppState::new(pool);
+        // Providers call back here, and payments are asked about soon: tests do not wait long.
+        state.payments.configure(hazina_server::payments::Settings {
+            public_url: base.clone(),
+            first_query: std::time::Duration::from_millis(300),
+            query_interval_max: std::time::Duration::from_secs(2),
+            lease: std::time::Duration::from_secs(5),
+            poll_interval: std::time::Duration::from_millis(100),
+        });
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(hazina_server::payments::run(std::sync::Arc::clone(&state.payments), async {
+            let _ = worker_stopped.await;
+        }));
         tokio::spawn(hazina_server::http::serve_on(listener, state, async {
             let _ = stopped.await;
+            let _ = stop_worker.send(());
         }));
         let http =
             match reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build() {

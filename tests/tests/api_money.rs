@@ -303,7 +303,19 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_changes_nothing() {
         (
             pay(&from, &json!({ "customer": { "customerNumber": {} } }), "1"),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "not_supported",
+            "invalid_body",
+        ),
+        (
+            pay(
+                &from,
+                &json!({ "customer": {
+                    "customerNumber": { "number": "+254712345678", "provider": "cellular" },
+                    "channelNumber": "123456",
+                } }),
+                "1",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_channel_number",
         ),
     ];
     for (body, status, code) in cases {

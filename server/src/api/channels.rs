@@ -29,6 +29,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(list_channels, create_channel))
         .routes(utoipa_axum::routes!(get_channel))
+        .routes(utoipa_axum::routes!(register_c2b))
 }
 
 /// The providers a channel can be at.
@@ -133,6 +134,8 @@ pub struct ChannelView {
     /// The names of the credentials set (their values are never shown).
     pub credentials_set: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Where unprompted payments go when no wallet takes them (set by C2B registration).
+    pub receiving_purse_id: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -141,7 +144,7 @@ pub struct ChannelList {
 }
 
 const COLUMNS: &str = "id, provider, channel_number, currency, name, base_url, \
-    clearing_account_id, credentials, created_at";
+    clearing_account_id, credentials, created_at, receiving_purse_id";
 
 fn view(row: &tokio_postgres::Row) -> ChannelView {
     let credentials: serde_json::Value = row.get(7);
@@ -157,6 +160,7 @@ fn view(row: &tokio_postgres::Row) -> ChannelView {
         clearing_account_id: row.get(6),
         credentials_set,
         created_at: row.get(8),
+        receiving_purse_id: row.get(9),
     }
 }
 
@@ -315,5 +319,51 @@ async fn get_channel(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))?;
+    Ok(Json(view(&row)).into_response())
+}
+
+/// Where a channel's unprompted payments go.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct C2bRegistration {
+    /// The purse that takes payments whose account reference names none of the paying
+    /// customer's wallets.
+    pub receiving_purse_id: Uuid,
+}
+
+/// Registers an M-Pesa channel's C2B URLs with Daraja (org key), so that customers can pay it
+/// unprompted: a payment whose account reference is one of the paying customer's wallet ids
+/// goes to that wallet, any other to the receiving purse. Daraja asks us to validate each
+/// payment first, and refuses it when we do not answer.
+#[utoipa::path(post, path = "/v1/channels/{channel_id}/c2b-registration", tag = "channels",
+    params(("channel_id" = Uuid, Path)), request_body = C2bRegistration,
+    responses((status = 200, body = ChannelView), (status = 404, body = Problem),
+        (status = 422, body = Problem), (status = 424, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn register_c2b(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(channel_id): PathParams<Uuid>,
+    Body(registration): Body<C2bRegistration>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let channel = state
+        .payments
+        .channel(channel_id)
+        .await?
+        .filter(|channel| channel.org == caller.org)
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    let purse = money::purse(&state, &caller, registration.receiving_purse_id).await?;
+    if purse.currency != channel.currency {
+        return Err(ApiError::invalid(
+            "currency_mismatch",
+            format!("the purse holds {}, the channel moves {}", purse.currency, channel.currency),
+        ));
+    }
+    state.payments.register_c2b(&channel, purse.id).await?;
+    let client = state.pool.get().await?;
+    let row = client
+        .query_one(&format!("SELECT {COLUMNS} FROM payment_channels WHERE id = $1"), &[&channel_id])
+        .await?;
     Ok(Json(view(&row)).into_response())
 }

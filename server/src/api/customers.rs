@@ -278,6 +278,24 @@ async fn create_or_resolve(
     }
 }
 
+/// The customer with this number, if there is one.
+pub async fn existing_by_number(
+    pool: &Pool,
+    org: OrgId,
+    number: &CustomerNumber,
+) -> Result<Option<CustomerId>, ApiError> {
+    let partition = number.partition.clone().unwrap_or_default();
+    let client = pool.get().await?;
+    let found = client
+        .query_opt(
+            "SELECT customer_id FROM customer_numbers
+             WHERE org_id = $1 AND provider = $2 AND number = $3 AND partition = $4",
+            &[&org.0, &number.provider.as_str(), &number.number, &partition],
+        )
+        .await?;
+    Ok(found.map(|row| CustomerId(row.get(0))))
+}
+
 /// The customer with this number, created if there is none; whether it was created.
 pub async fn by_number(
     pool: &Pool,
@@ -1419,8 +1437,12 @@ pub struct PaymentLeg {
 pub struct Payment {
     pub transaction_id: Uuid,
     pub at: DateTime<Utc>,
-    /// The platform's payment status: `success`, or why it was not made.
-    pub status: &'static str,
+    /// The platform's payment status: `success`, or why it was not made; for a payment
+    /// through a provider, where it is now (`pending_confirmation`, `success`, `failed`, …).
+    pub status: String,
+    /// The provider's receipt, for a payment through a provider that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
     /// The ledger's reason when it was not made.
     pub reason: Option<&'static str>,
     pub code: String,
@@ -1441,7 +1463,8 @@ impl From<&Transfer> for Payment {
         Self {
             transaction_id: transfer.id.0,
             at: transfer.created_at,
-            status: payment_status(transfer.rejection),
+            status: payment_status(transfer.rejection).to_owned(),
+            receipt: None,
             reason: transfer.rejection.map(RejectReason::code),
             code: transfer.code.clone(),
             legs: transfer
@@ -1470,10 +1493,20 @@ async fn payments(
     ids: &[TransferId],
 ) -> Result<Vec<Payment>, ApiError> {
     let transfers = state.store.transfers(org, ids).await?;
+    let raw: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    let through_providers = state.payments.records(org, &raw).await?;
     Ok(ids
         .iter()
         .filter_map(|id| transfers.iter().find(|transfer| transfer.id == *id))
-        .map(Payment::from)
+        .map(|transfer| {
+            let mut payment = Payment::from(transfer);
+            // A reservation is accepted by the ledger long before the provider settles it.
+            if let Some(record) = through_providers.iter().find(|r| r.id == transfer.id.0) {
+                payment.status.clone_from(&record.status);
+                payment.receipt.clone_from(&record.receipt);
+            }
+            payment
+        })
         .collect())
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod finance;
 pub mod idempotency;
 pub mod money;
+pub mod payments;
 pub mod tenancy;
 
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     pub keys: Arc<auth::KeyCache>,
     pub parties: Arc<money::PartyCache>,
+    /// Payments through providers (payouts, collections, received payments).
+    pub payments: Arc<crate::payments::Engine>,
 }
 
 impl AppState {
@@ -58,10 +61,12 @@ impl AppState {
         crate::metrics::init();
         let store = Store::new(pool.clone());
         let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
+        let payments = Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone()));
         Self {
             pool,
             store,
             pipeline,
+            payments,
             keys: Arc::new(auth::KeyCache::default()),
             parties: Arc::new(money::PartyCache::default()),
         }
@@ -104,6 +109,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(money::routes())
         .merge(finance::routes())
         .merge(channels::routes())
+        .merge(payments::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     problems_as_problem_json(&mut document);

@@ -245,7 +245,7 @@ async fn list_purses(
     Ok(Json(PurseList { purses, next_cursor: next }).into_response())
 }
 
-async fn purse(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, ApiError> {
+pub async fn purse(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, ApiError> {
     state
         .store
         .account(caller.org, AccountId(id))
@@ -369,10 +369,23 @@ pub enum Party {
         #[serde(rename = "walletId")]
         wallet_id: String,
     },
-    /// A customer's mobile-money account through a payment channel (not yet supported).
-    Customer(serde_json::Value),
-    /// A payment channel (not yet supported).
-    Channel(serde_json::Value),
+    /// A customer's mobile-money account, reached through one of the org's payment channels:
+    /// paying it is a payout (B2C), taking from it a collection (STK push, request to pay).
+    Customer {
+        #[serde(rename = "customerNumber")]
+        customer_number: customers::CustomerNumber,
+        /// The channel's number (paybill, shortcode, MoMo account).
+        #[serde(rename = "channelNumber")]
+        #[schema(min_length = 1, max_length = 64)]
+        channel_number: String,
+    },
+    /// One of the org's payment channels itself: its clearing account, the money held at the
+    /// provider (to fund a payout float from a purse, or sweep collections into one).
+    Channel {
+        #[serde(rename = "channelNumber")]
+        #[schema(min_length = 1, max_length = 64)]
+        channel_number: String,
+    },
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -413,7 +426,7 @@ fn base64_of(bytes: &[u8]) -> String {
 }
 
 /// The `hazina` context object the database applies with the transfer (migration 0002).
-async fn context_effects(
+pub async fn context_effects(
     state: &AppState,
     caller: &Caller,
     context: &PaymentContext,
@@ -547,7 +560,7 @@ impl PartyCache {
     }
 }
 
-async fn party_account(
+pub async fn party_account(
     state: &AppState,
     caller: &Caller,
     party: &Party,
@@ -557,7 +570,13 @@ async fn party_account(
         Party::Wallet { customer_id, wallet_id } => {
             (format!("wallet/{customer_id}/{wallet_id}"), Some(CustomerId(*customer_id)))
         }
-        Party::Customer(_) | Party::Channel(_) => (String::new(), None),
+        Party::Channel { channel_number } => (format!("channel/{channel_number}"), None),
+        Party::Customer { .. } => {
+            return Err(ApiError::invalid(
+                "invalid_counter_party",
+                "a customer's mobile money pays or is paid by a purse or a wallet",
+            ));
+        }
     };
     let key = (caller.org.0, key);
     if let Some(account) = state.parties.get(&key) {
@@ -580,20 +599,35 @@ async fn resolve_party(
             let wallet = wallet(state, caller, *customer_id, wallet_id).await?;
             Ok((wallet, Some(CustomerId(*customer_id))))
         }
-        Party::Customer(_) | Party::Channel(_) => Err(ApiError::invalid(
-            "not_supported",
-            "payments to or from mobile-money customers and channels need a payment channel, \
-             which this server does not have yet",
+        Party::Channel { channel_number } => {
+            let channel =
+                state.payments.channel_by_number(caller.org, channel_number).await?.ok_or_else(
+                    || ApiError::invalid("invalid_channel_number", "the org has no such channel"),
+                )?;
+            let account = state
+                .store
+                .account(caller.org, channel.clearing)
+                .await?
+                .ok_or_else(|| ApiError::not_found("channel"))?;
+            Ok((account, None))
+        }
+        Party::Customer { .. } => Err(ApiError::invalid(
+            "invalid_counter_party",
+            "a customer's mobile money pays or is paid by a purse or a wallet",
         )),
     }
 }
 
-/// Moves money from the debit party to the credit party. Between purses and wallets it
-/// settles at once: `201` with status `success`, or `422` with the platform's status
-/// (`insufficient_funds`, `invalid_purse`, …) and the ledger's reason. A replayed
-/// `transactionId` returns the original result.
+/// Moves money from the debit party to the credit party. Between purses, wallets and channels
+/// it settles at once: `201` with status `success`, or `422` with the platform's status
+/// (`insufficient_funds`, `invalid_purse`, …) and the ledger's reason. With a `customer` party
+/// it goes through the channel's provider: the money is reserved first, and the answer is
+/// `202` with status `pending_confirmation` (or `queued`) until the provider settles it; follow
+/// it at `GET /v1/payments/{transaction_id}`. A replayed `transactionId` returns the original
+/// result.
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = NewPayment,
     responses((status = 201, body = PaymentResult),
+        (status = 202, description = "Sent to the provider; not settled yet", body = super::payments::PaymentView),
         (status = 422, description = "Not made (the platform's status and the ledger's reason), or an invalid request",
             content((PaymentResult = "application/json"), (Problem = "application/problem+json"))),
         (status = 404, body = Problem), (status = 400, body = Problem), (status = 401, body = Problem),
@@ -613,6 +647,11 @@ async fn create_payment(
             "invalid_narration",
             "a narration has at most 500 characters",
         ));
+    }
+    if matches!(payment.debit_party, Party::Customer { .. })
+        || matches!(payment.credit_party, Party::Customer { .. })
+    {
+        return super::payments::create(&state, &caller, &headers, payment, amount).await;
     }
     let (debit, debit_customer) = party_account(&state, &caller, &payment.debit_party).await?;
     let (credit, credit_customer) = party_account(&state, &caller, &payment.credit_party).await?;
@@ -701,7 +740,15 @@ async fn create_payment(
 
 /// Submits through the pipeline; overload is a 503 with `Retry-After`.
 pub async fn submit(state: &AppState, request: TransferRequest) -> Result<Outcome, ApiError> {
-    state.pipeline.submit(request).await.map_err(|error| match error {
+    submit_to(&state.pipeline, request).await
+}
+
+/// Submits through `pipeline`; see [`submit`].
+pub async fn submit_to(
+    pipeline: &hazina_ledger::pipeline::Pipeline,
+    request: TransferRequest,
+) -> Result<Outcome, ApiError> {
+    pipeline.submit(request).await.map_err(|error| match error {
         SubmitError::Overloaded => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",

@@ -1,0 +1,291 @@
+//! Payments with a customer's mobile money as a party (through a payment channel), and any
+//! payment's status and history (`GET /v1/payments/{transaction_id}`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use hazina_ledger::rules::{AccountKind, RejectReason};
+use hazina_ledger::{CustomerId, Money, TransferId};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::{ApiError, PathParams, Problem};
+use super::money::{NewPayment, Party, Value, party_account, payment_status};
+use super::{AppState, customers};
+use crate::payments::{self, Flow, Provider, Record, StatusChange};
+
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(get_payment))
+}
+
+/// A payment and how it got where it is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    pub transaction_id: Uuid,
+    /// The platform's status: `queued` (reserved, not yet sent), `pending_confirmation` (with
+    /// the provider), `success`, `failed`, or why it was not made (`insufficient_funds`, …).
+    pub status: String,
+    /// The ledger's reason, or the provider's result code, when it was not made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[schema(value_type = Object)]
+    pub debit_party: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub credit_party: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    pub narration: Option<String>,
+    /// The payment channel it went through, when a provider took part.
+    pub channel_id: Option<Uuid>,
+    /// The provider's id for our request (`CheckoutRequestID`, `ConversationID`).
+    pub provider_reference: Option<String>,
+    /// The provider's receipt for the money that moved (M-Pesa receipt, MoMo
+    /// `financialTransactionId`).
+    pub receipt: Option<String>,
+    /// The provider's last result code and its words for it.
+    pub provider_code: Option<String>,
+    pub provider_description: Option<String>,
+    /// Every status it passed through, oldest first.
+    pub history: Vec<StatusChange>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl PaymentView {
+    pub fn of(record: &Record, history: Vec<StatusChange>) -> Self {
+        let field = |name: &str| record.request.get(name).cloned().unwrap_or_default();
+        let failed =
+            !matches!(record.status.as_str(), "success" | "queued" | "pending_confirmation");
+        Self {
+            transaction_id: record.id,
+            status: record.status.clone(),
+            reason: failed.then(|| record.provider_code.clone()).flatten(),
+            debit_party: field("debitParty"),
+            credit_party: field("creditParty"),
+            value: field("value"),
+            narration: field("narration").as_str().map(str::to_owned),
+            channel_id: Some(record.channel),
+            provider_reference: record.request_reference.clone(),
+            receipt: record.receipt.clone(),
+            provider_code: record.provider_code.clone(),
+            provider_description: record.provider_description.clone(),
+            history,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// A payment: its status, its parties and, for one through a provider, the provider's
+/// references and every status it passed through.
+#[utoipa::path(get, path = "/v1/payments/{transaction_id}", tag = "payments",
+    params(("transaction_id" = Uuid, Path)),
+    responses((status = 200, body = PaymentView), (status = 404, body = Problem),
+        (status = 401, body = Problem)))]
+async fn get_payment(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(transaction_id): PathParams<Uuid>,
+) -> Result<Response, ApiError> {
+    if let Some(record) = state.payments.record(caller.org, transaction_id).await? {
+        let history = state.payments.history(record.id).await?;
+        return Ok(Json(PaymentView::of(&record, history)).into_response());
+    }
+    let transfer = state
+        .store
+        .transfer(caller.org, TransferId(transaction_id))
+        .await?
+        .filter(|transfer| transfer.code == "payment")
+        .ok_or_else(|| ApiError::not_found("payment"))?;
+    let payment = transfer.context.get("payment");
+    let field = |name: &str| payment.and_then(|p| p.get(name)).cloned().unwrap_or_default();
+    let amount = transfer.postings.first().map(|posting| posting.amount);
+    Ok(Json(PaymentView {
+        transaction_id,
+        status: payment_status(transfer.rejection).to_owned(),
+        reason: transfer.rejection.map(|r| RejectReason::code(r).to_owned()),
+        debit_party: field("debitParty"),
+        credit_party: field("creditParty"),
+        value: amount.map(|a| serde_json::json!(Value::of(&a))).unwrap_or_default(),
+        narration: field("narration").as_str().map(str::to_owned),
+        channel_id: None,
+        provider_reference: None,
+        receipt: None,
+        provider_code: None,
+        provider_description: None,
+        history: Vec::new(),
+        created_at: transfer.created_at,
+        updated_at: transfer.created_at,
+    })
+    .into_response())
+}
+
+/// A payment with a customer's mobile money as one party: validated whole, then reserved and
+/// sent through the channel's provider.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    payment: NewPayment,
+    amount: Money,
+) -> Result<Response, ApiError> {
+    let (mut draft, number, wallet_customer) =
+        draft(state, caller, headers, &payment, amount).await?;
+    let asked = draft.request.clone();
+    state.payments.check(&draft).map_err(|why| ApiError::invalid("invalid_request", why))?;
+    if let Some(existing) = state.payments.record(caller.org, draft.id).await? {
+        return replay(state, &existing, &asked).await;
+    }
+    // Everything is valid: now the customer may be made.
+    let (customer, _) = customers::by_number(&state.pool, caller.org, &number).await?;
+    let mut effects = match &payment.context {
+        Some(context) => super::money::context_effects(state, caller, context, &[customer]).await?,
+        None => serde_json::Map::new(),
+    };
+    let mut linked: Vec<String> =
+        [Some(customer), wallet_customer].into_iter().flatten().map(|c| c.0.to_string()).collect();
+    if let Some(other) =
+        effects.values().find_map(|e| e.get("customer_id").and_then(|v| v.as_str()))
+    {
+        linked.push(other.to_owned());
+    }
+    linked.sort();
+    linked.dedup();
+    effects.insert("customers".into(), serde_json::json!(linked));
+    draft.request["context"] = serde_json::json!({
+        "payment": {
+            "debitParty": payment.debit_party,
+            "creditParty": payment.credit_party,
+            "narration": payment.narration,
+            "appId": caller.app,
+        },
+        "hazina": effects,
+    });
+    draft.customer = Some(customer.0);
+    let (record, started) = state.payments.start(draft).await?;
+    if !started {
+        return replay(state, &record, &asked).await;
+    }
+    respond(state, &record).await
+}
+
+/// The payment to start, checked against the channel and our side's account (nothing is
+/// written yet); with the customer's normalised number and our side's wallet owner.
+async fn draft(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    payment: &NewPayment,
+    amount: Money,
+) -> Result<(payments::NewPayment, customers::CustomerNumber, Option<CustomerId>), ApiError> {
+    let (flow, number, channel_number, ours) = match (&payment.debit_party, &payment.credit_party) {
+        (
+            Party::Customer { customer_number, channel_number },
+            ours @ (Party::Purse { .. } | Party::Wallet { .. }),
+        ) => (Flow::Collect, customer_number, channel_number, ours),
+        (
+            ours @ (Party::Purse { .. } | Party::Wallet { .. }),
+            Party::Customer { customer_number, channel_number },
+        ) => (Flow::Payout, customer_number, channel_number, ours),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_counter_party",
+                "a customer's mobile money pays or is paid by a purse or a wallet",
+            ));
+        }
+    };
+    if number.provider != customers::Provider::Cellular {
+        return Err(ApiError::invalid(
+            "invalid_counter_party",
+            "a customer's mobile money is reached by a cellular number",
+        ));
+    }
+    let number = number.normalised()?;
+    let channel =
+        state.payments.channel_by_number(caller.org, channel_number).await?.ok_or_else(|| {
+            ApiError::invalid("invalid_channel_number", "the org has no such channel")
+        })?;
+    let missing = channel.missing_for(flow);
+    if !missing.is_empty() {
+        return Err(ApiError::invalid(
+            "channel_not_configured",
+            format!("the channel needs the credentials {} for this payment", missing.join(", ")),
+        ));
+    }
+    let (account, wallet_customer) = party_account(state, caller, ours).await?;
+    if !matches!(account.kind, AccountKind::Purse | AccountKind::Wallet) {
+        return Err(ApiError::invalid("invalid_purse", "pay from or into a purse or a wallet"));
+    }
+    for (what, currency) in
+        [("channel", channel.currency), (account.kind.as_str(), account.currency)]
+    {
+        if currency != amount.currency() {
+            return Err(ApiError::invalid(
+                "currency_mismatch",
+                format!("the {what} holds {}, not {}", currency.code(), amount.currency().code()),
+            ));
+        }
+    }
+    let id = payment
+        .transaction_id
+        .or_else(|| super::idempotency::derived_id(caller, headers))
+        .unwrap_or_else(Uuid::now_v7);
+    let our_reference = match channel.provider {
+        // MoMo wants a v4 UUID as X-Reference-Id.
+        Provider::Momo => Uuid::new_v4().to_string(),
+        Provider::Mpesa => id.to_string(),
+    };
+    let request = serde_json::json!({
+        "debitParty": payment.debit_party,
+        "creditParty": payment.credit_party,
+        "value": Value::of(&amount),
+        "narration": payment.narration,
+    });
+    let draft = payments::NewPayment {
+        id,
+        org: caller.org,
+        app: caller.app,
+        channel,
+        flow,
+        customer: None,
+        msisdn: number.number.clone(),
+        account: account.id,
+        amount,
+        our_reference,
+        request,
+    };
+    Ok((draft, number, wallet_customer))
+}
+
+/// The answer to a payment asked again under its id: the payment as it is now, unless the
+/// request differs.
+async fn replay(
+    state: &AppState,
+    record: &Record,
+    asked: &serde_json::Value,
+) -> Result<Response, ApiError> {
+    let same = ["debitParty", "creditParty", "value", "narration"]
+        .iter()
+        .all(|field| record.request.get(*field) == asked.get(*field));
+    if !same {
+        return Err(ApiError::invalid(
+            "id_already_used",
+            "a different payment has this transactionId",
+        ));
+    }
+    respond(state, record).await
+}
+
+async fn respond(state: &AppState, record: &Record) -> Result<Response, ApiError> {
+    let history = state.payments.history(record.id).await?;
+    let status = match record.status.as_str() {
+        "success" => StatusCode::CREATED,
+        "queued" | "pending_confirmation" => StatusCode::ACCEPTED,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    Ok((status, Json(PaymentView::of(record, history))).into_response())
+}

@@ -1,0 +1,378 @@
+//! The URLs providers call back: outside `/v1`, without API keys, each carrying its channel's
+//! callback token. A callback with the right token is the provider's word; one without is a
+//! hint that only makes us ask the provider. Every callback is stored as it came, and each is
+//! answered in the format its provider expects.
+//!
+//! - `POST /callbacks/mpesa/{channel}/{token}/{stk|result|status|timeout}/{payment}`: an STK
+//!   push result, a B2C result, a transaction status result, a queue timeout;
+//! - `POST /callbacks/mpesa/{channel}/{token}/c2b/{validation|confirmation}`: C2B;
+//! - `PUT` or `POST /callbacks/momo/{channel}/{token}/callback`: a MoMo payment's final status.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hazina_ledger::rules::AccountKind;
+use hazina_ledger::{AccountId, CustomerId, Money};
+use hazina_providers::lifecycle::Event;
+use hazina_providers::mpesa::{C2bRejectReason, C2bValidationReply, CallbackAck, Msisdn};
+use hazina_providers::{Status, StatusReport};
+use uuid::Uuid;
+
+use super::{Channel, Flow, Provider, Stage, callback_event, mpesa};
+use crate::api::AppState;
+use crate::api::customers::{self, CustomerNumber};
+use crate::api::error::ApiError;
+
+/// Largest callback body taken.
+const CALLBACK_BYTES_MAX: usize = 64 * 1024;
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/callbacks/mpesa/{channel}/{token}/{kind}/{name}", post(mpesa_callback))
+        .route("/callbacks/momo/{channel}/{token}/callback", post(momo_callback).put(momo_callback))
+        .layer(DefaultBodyLimit::max(CALLBACK_BYTES_MAX))
+}
+
+async fn channel(state: &AppState, id: &str, provider: Provider) -> Result<Channel, ApiError> {
+    let id: Uuid = id.parse().map_err(|_| ApiError::not_found("channel"))?;
+    state
+        .payments
+        .channel(id)
+        .await?
+        .filter(|channel| channel.provider == provider)
+        .ok_or_else(|| ApiError::not_found("channel"))
+}
+
+fn unreadable(error: &dyn std::fmt::Display) -> ApiError {
+    ApiError::bad_request("unreadable_callback", format!("the callback is unreadable: {error}"))
+}
+
+async fn mpesa_callback(
+    State(state): State<AppState>,
+    Path((channel_id, token, kind, name)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let channel = channel(&state, &channel_id, Provider::Mpesa).await?;
+    let verified = channel.verifies(&token);
+    if kind == "c2b" {
+        return match name.as_str() {
+            "validation" => c2b_validation(&state, &channel, verified, &body).await,
+            "confirmation" => c2b_confirmation(&state, &channel, verified, &body).await,
+            _ => Err(ApiError::not_found("callback")),
+        };
+    }
+    if !matches!(kind.as_str(), "stk" | "result" | "status" | "timeout") {
+        return Err(ApiError::not_found("callback"));
+    }
+    let payment: Uuid = name.parse().map_err(|_| ApiError::not_found("payment"))?;
+    let text = String::from_utf8_lossy(&body);
+    let report = match mpesa::read_callback(&kind, &body) {
+        Ok(report) => report,
+        Err(error) => {
+            state.payments.store_callback(&channel, None, &kind, &[], verified, &text).await?;
+            return Err(unreadable(&error));
+        }
+    };
+    let refs = mpesa::references(&report);
+    let matched = state
+        .payments
+        .store_callback(&channel, Some(payment), &kind, &refs, verified, &text)
+        .await?;
+    if let Some(payment) = matched {
+        let event = if kind == "timeout" {
+            Event::Unknown
+        } else {
+            callback_event(&kind, report, verified)
+        };
+        // A transaction status result answers our own query.
+        let source = if kind == "status" { "query" } else { "callback" };
+        state.payments.apply(payment, &event, Stage::Sent, source, None).await?;
+    }
+    Ok(Json(if kind == "stk" { CallbackAck::c2b() } else { CallbackAck::result() }).into_response())
+}
+
+async fn momo_callback(
+    State(state): State<AppState>,
+    Path((channel_id, token)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let channel = channel(&state, &channel_id, Provider::Momo).await?;
+    let verified = channel.verifies(&token);
+    let text = String::from_utf8_lossy(&body);
+    let report = match super::momo::read_callback(&body) {
+        Ok(report) => report,
+        Err(error) => {
+            state.payments.store_callback(&channel, None, "callback", &[], verified, &text).await?;
+            return Err(unreadable(&error));
+        }
+    };
+    let refs = mpesa::references(&report);
+    let matched =
+        state.payments.store_callback(&channel, None, "callback", &refs, verified, &text).await?;
+    if let Some(payment) = matched {
+        let event = callback_event("callback", report, verified);
+        state.payments.apply(payment, &event, Stage::Sent, "callback", None).await?;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Where a customer's unprompted payment goes: the wallet its account reference names (of the
+/// customer with the paying number), else the channel's receiving purse.
+struct Target {
+    account: AccountId,
+    customer: Option<CustomerId>,
+    party: serde_json::Value,
+}
+
+async fn target(
+    state: &AppState,
+    channel: &Channel,
+    payer: Option<&Msisdn>,
+    bill_ref: &str,
+) -> Result<Option<Target>, ApiError> {
+    let customer = match payer {
+        Some(Msisdn::Full(digits)) => {
+            let number = CustomerNumber {
+                number: format!("+{digits}"),
+                provider: customers::Provider::Cellular,
+                partition: None,
+            };
+            match number.normalised() {
+                Ok(number) => {
+                    Some(customers::by_number(&state.pool, channel.org, &number).await?.0)
+                }
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    let bill_ref = bill_ref.trim();
+    if let Some(customer) = customer
+        && !bill_ref.is_empty()
+        && let Some(wallet) = state.store.wallet(channel.org, customer, bill_ref).await?
+        && wallet.currency == channel.currency
+        && !wallet.closed
+    {
+        let party = serde_json::json!({
+            "wallet": { "customerId": customer.0, "walletId": bill_ref }
+        });
+        return Ok(Some(Target { account: wallet.id, customer: Some(customer), party }));
+    }
+    // An account reference that is a phone number names its owner's one wallet in the
+    // channel's currency (Daraja v2 masks the payer's own number, so this is how a payer
+    // reaches a wallet, theirs or someone else's).
+    if let Some(owner) = phone_owner(state, channel, bill_ref).await? {
+        let wallets = state
+            .store
+            .accounts(channel.org, AccountKind::Wallet, Some(owner), None, 1_000)
+            .await?;
+        let mut usable = wallets.iter().filter(|w| w.currency == channel.currency && !w.closed);
+        if let (Some(wallet), None) = (usable.next(), usable.next()) {
+            let party = serde_json::json!({
+                "wallet": { "customerId": owner.0, "walletId": wallet.wallet_id }
+            });
+            return Ok(Some(Target { account: wallet.id, customer: Some(owner), party }));
+        }
+    }
+    let Some(purse) = channel.receiving_purse else { return Ok(None) };
+    let purse = state
+        .store
+        .account(channel.org, purse)
+        .await?
+        .filter(|account| account.kind == AccountKind::Purse && !account.closed);
+    Ok(purse.map(|purse| Target {
+        account: purse.id,
+        customer,
+        party: serde_json::json!({ "purse": { "purseId": purse.id.0 } }),
+    }))
+}
+
+/// The existing customer whose phone number an account reference is (`2547…` or `+2547…`).
+async fn phone_owner(
+    state: &AppState,
+    channel: &Channel,
+    reference: &str,
+) -> Result<Option<CustomerId>, ApiError> {
+    let digits = reference.trim_start_matches('+');
+    if digits.len() < 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    let number = CustomerNumber {
+        number: format!("+{digits}"),
+        provider: customers::Provider::Cellular,
+        partition: None,
+    };
+    let Ok(number) = number.normalised() else { return Ok(None) };
+    customers::existing_by_number(&state.pool, channel.org, &number).await
+}
+
+async fn c2b_validation(
+    state: &AppState,
+    channel: &Channel,
+    verified: bool,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let reply = |reason: Option<C2bRejectReason>| {
+        Ok(Json(reason.map_or_else(C2bValidationReply::accept, C2bValidationReply::reject))
+            .into_response())
+    };
+    if !verified {
+        return reply(Some(C2bRejectReason::Other));
+    }
+    let Ok(received) = mpesa::read_c2b(body) else {
+        return reply(Some(C2bRejectReason::InvalidAmount));
+    };
+    let bill_ref = received.report.our_reference.clone().unwrap_or_default();
+    let amount_ok = received
+        .report
+        .amount
+        .is_some_and(|amount| amount.currency() == channel.currency && amount.is_positive());
+    if !amount_ok {
+        return reply(Some(C2bRejectReason::InvalidAmount));
+    }
+    match target(state, channel, received.payer_msisdn.as_ref(), &bill_ref).await? {
+        Some(_) => reply(None),
+        None => reply(Some(C2bRejectReason::InvalidAccountNumber)),
+    }
+}
+
+async fn c2b_confirmation(
+    state: &AppState,
+    channel: &Channel,
+    verified: bool,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let text = String::from_utf8_lossy(body);
+    let ack = || Ok(Json(CallbackAck::c2b()).into_response());
+    let received = match mpesa::read_c2b(body) {
+        Ok(received) => received,
+        Err(error) => {
+            state.payments.store_callback(channel, None, "c2b", &[], verified, &text).await?;
+            return Err(unreadable(&error));
+        }
+    };
+    let trans_id = received.report.receipt.clone().unwrap_or_default();
+    let refs = vec![trans_id.clone()];
+    let bill_ref = received.report.our_reference.clone().unwrap_or_default();
+    let amount = received.report.amount.filter(|a| a.currency() == channel.currency);
+    let target = target(state, channel, received.payer_msisdn.as_ref(), &bill_ref).await?;
+    let (Some(amount), Some(target)) = (amount, target) else {
+        // Money arrived that no account takes: kept for the finance team, never guessed.
+        state.payments.store_callback(channel, None, "c2b", &refs, verified, &text).await?;
+        tracing::warn!(channel = %channel.id, "a C2B payment with no account to take it: parked");
+        return ack();
+    };
+    let payer = match &received.payer_msisdn {
+        Some(Msisdn::Full(digits) | Msisdn::Masked(digits)) => digits.clone(),
+        None => String::new(),
+    };
+    let id = state
+        .payments
+        .record_received(
+            channel,
+            &trans_id,
+            &payer,
+            amount,
+            &target_request(&target, &payer, amount, &trans_id),
+            target.account,
+            target.customer,
+        )
+        .await?;
+    state.payments.store_callback(channel, Some(id), "c2b", &refs, verified, &text).await?;
+    let mut report = StatusReport::new(Status::Succeeded);
+    report.receipt = Some(trans_id);
+    report.amount = Some(amount);
+    let event = Event::Callback { report, verified };
+    state.payments.apply(id, &event, Stage::Sent, "callback", None).await?;
+    ack()
+}
+
+/// The stored request of a received payment: its parties and the ledger context that links it
+/// to the customer's timeline.
+fn target_request(
+    target: &Target,
+    payer: &str,
+    amount: Money,
+    trans_id: &str,
+) -> serde_json::Value {
+    let debit = serde_json::json!({ "customer": { "customerNumber": {
+        "number": format!("+{payer}"), "provider": "cellular" } } });
+    let narration = format!("M-Pesa payment {trans_id}");
+    let customers: Vec<String> = target.customer.iter().map(|c| c.0.to_string()).collect();
+    serde_json::json!({
+        "debitParty": debit,
+        "creditParty": target.party,
+        "value": crate::api::money::Value::of(&amount),
+        "narration": narration,
+        "context": {
+            "payment": {
+                "debitParty": debit, "creditParty": target.party, "narration": narration,
+                "appId": null,
+            },
+            "hazina": { "customers": customers },
+        },
+    })
+}
+
+impl super::Engine {
+    /// Records a payment a customer made unprompted (once per provider id: a repeat finds the
+    /// first), to be posted when the provider's word is trusted.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_received(
+        &self,
+        channel: &Channel,
+        trans_id: &str,
+        payer: &str,
+        amount: Money,
+        request: &serde_json::Value,
+        account: AccountId,
+        customer: Option<CustomerId>,
+    ) -> Result<Uuid, ApiError> {
+        let first_query = self.settings().first_query;
+        let client = self.pool.get().await?;
+        let minor =
+            amount.to_minor().map_err(|e| ApiError::invalid("invalid_amount", e.to_string()))?;
+        let inserted = client
+            .query_opt(
+                "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,
+                     account_id, currency, amount_minor, our_reference, stage, status,
+                     next_attempt_at, request)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', 'pending_confirmation',
+                     now() + make_interval(secs => $11), $12)
+                 ON CONFLICT (channel_id, our_reference) DO NOTHING
+                 RETURNING id",
+                &[
+                    &Uuid::now_v7(),
+                    &channel.org.0,
+                    &channel.id,
+                    &Flow::Received.as_str(),
+                    &customer.map(|c| c.0),
+                    &payer,
+                    &account.0,
+                    &amount.currency().code(),
+                    &minor,
+                    &trans_id,
+                    &first_query.as_secs_f64(),
+                    request,
+                ],
+            )
+            .await?;
+        if let Some(row) = inserted {
+            let id: Uuid = row.get(0);
+            super::insert_event(&client, id, "pending_confirmation", "callback", None, None)
+                .await?;
+            return Ok(id);
+        }
+        // A repeat of a payment already recorded.
+        let row = client
+            .query_one(
+                "SELECT id FROM provider_payments WHERE channel_id = $1 AND our_reference = $2",
+                &[&channel.id, &trans_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+}

@@ -1,0 +1,1259 @@
+//! Payments through a provider: payouts to a customer's mobile money (B2C), collections from it
+//! (C2B checkout) and payments customers make unprompted (C2B confirmations).
+//!
+//! A payment's life is a row of `provider_payments` (migration 0005) plus, in the ledger, a
+//! pending transfer under the payment's id. The rules of what moves money are the pure state
+//! machine [`hazina_providers::lifecycle`]; this module stores its state, feeds it what the
+//! provider says (the response to our request, callbacks, status replies) and carries out what
+//! it decides:
+//!
+//! 1. the row is written first (`reserving`), then the pending transfer reserves the money;
+//! 2. the row says `sending` before the request leaves, so that after a crash we know the
+//!    request may have reached the provider: it is then asked about (or sent again under the
+//!    same key where the provider deduplicates), never sent under a new key;
+//! 3. every later event is applied under the row's lock: the ledger first (posting or voiding
+//!    under ids derived from the payment's, so a repeat is a replay), then the row.
+//!
+//! [`run`] is the worker: it asks the provider about every payment whose next attempt is due,
+//! with exponential backoff, so a payment whose callback never comes still converges.
+
+pub mod callbacks;
+mod momo;
+mod mpesa;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use hazina_ledger::pipeline::Pipeline;
+use hazina_ledger::rules::{Action, Outcome, Posting, RejectReason, Side, TransferRequest};
+use hazina_ledger::{AccountId, Currency, Money, OrgId, TransferId};
+use hazina_providers::http::HttpClient;
+use hazina_providers::lifecycle::{self, Event, Settled};
+use hazina_providers::{Status, StatusReport};
+use uuid::Uuid;
+
+use crate::api::error::ApiError;
+use crate::api::money::payment_status;
+
+/// Namespace of the ids of the transfers that post or void a payment's reservation, and of
+/// received payments' transfers.
+const TRANSFER_NAMESPACE: Uuid = Uuid::from_u128(0x6861_7a69_6e61_0005_8000_0000_0000_0001);
+
+/// How long an STK push whose sending had an unknown outcome waits for its callback before it
+/// is taken as expired: Daraja's prompts time out after about a minute.
+const STK_UNKNOWN_EXPIRY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Most due payments one worker pass takes.
+const DUE_BATCH_MAX: i64 = 100;
+
+/// When and how the engine asks providers, and where providers call back.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The address providers reach this server at, for callback URLs (no trailing slash).
+    pub public_url: String,
+    /// The first status query after a request is answered; later ones double, up to
+    /// `query_interval_max`.
+    pub first_query: Duration,
+    pub query_interval_max: Duration,
+    /// How long a process owns a payment it is working on before another may take it over.
+    pub lease: Duration,
+    /// How often the worker looks for due payments.
+    pub poll_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            first_query: Duration::from_secs(30),
+            query_interval_max: Duration::from_secs(30 * 60),
+            lease: Duration::from_secs(90),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Which way a payment goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Purse or wallet to the customer's mobile money (B2C, MoMo disbursement).
+    Payout,
+    /// The customer's mobile money to a purse or wallet, on our request (STK push, MoMo
+    /// request to pay).
+    Collect,
+    /// The customer paid the channel unprompted (C2B confirmation).
+    Received,
+}
+
+impl Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Payout => "payout",
+            Self::Collect => "collect",
+            Self::Received => "received",
+        }
+    }
+
+    fn from_name(name: &str) -> Self {
+        match name {
+            "payout" => Self::Payout,
+            "collect" => Self::Collect,
+            _ => Self::Received,
+        }
+    }
+}
+
+/// Where a payment is in its life (the row's `stage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Reserving,
+    Sending,
+    Sent,
+    Settled,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserving => "reserving",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Settled => "settled",
+        }
+    }
+
+    fn from_name(name: &str) -> Self {
+        match name {
+            "reserving" => Self::Reserving,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            _ => Self::Settled,
+        }
+    }
+}
+
+/// The provider a channel is at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Mpesa,
+    Momo,
+}
+
+/// A payment channel as the engine uses it, credentials included (never shown, never logged:
+/// `Debug` leaves them out).
+#[derive(Clone)]
+pub struct Channel {
+    pub id: Uuid,
+    pub org: OrgId,
+    pub provider: Provider,
+    pub number: String,
+    pub currency: Currency,
+    pub base_url: String,
+    pub clearing: AccountId,
+    pub token: String,
+    pub receiving_purse: Option<AccountId>,
+    credentials: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("number", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    const COLUMNS: &str = "id, org_id, provider, channel_number, currency, base_url, \
+        clearing_account_id, callback_token, receiving_purse_id, credentials";
+
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, ApiError> {
+        let provider = match row.get::<_, &str>(2) {
+            "mpesa" => Provider::Mpesa,
+            _ => Provider::Momo,
+        };
+        let currency: &str = row.get(4);
+        let credentials: serde_json::Value = row.get(9);
+        Ok(Self {
+            id: row.get(0),
+            org: OrgId(row.get(1)),
+            provider,
+            number: row.get(3),
+            currency: crate::api::money::currency(currency)?,
+            base_url: row.get(5),
+            clearing: AccountId(row.get(6)),
+            token: row.get(7),
+            receiving_purse: row.get::<_, Option<Uuid>>(8).map(AccountId),
+            credentials: credentials.as_object().cloned().unwrap_or_default(),
+        })
+    }
+
+    /// A credential by its API name, when set.
+    fn credential(&self, name: &str) -> Option<hazina_providers::Secret> {
+        self.credentials.get(name).and_then(|v| v.as_str()).map(hazina_providers::Secret::new)
+    }
+
+    /// The credentials the flow needs that the channel lacks.
+    pub fn missing_for(&self, flow: Flow) -> Vec<&'static str> {
+        let needed: &[&'static str] = match (self.provider, flow) {
+            (Provider::Mpesa, Flow::Payout | Flow::Received) => {
+                &["initiatorName", "securityCredential"]
+            }
+            (Provider::Mpesa, Flow::Collect) => &["passkey"],
+            (Provider::Momo, _) => &[],
+        };
+        needed.iter().copied().filter(|name| self.credential(name).is_none()).collect()
+    }
+
+    /// Whether a callback's token is this channel's: compared in constant time.
+    pub fn verifies(&self, token: &str) -> bool {
+        let (a, b) = (self.token.as_bytes(), token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// A payment through a provider, as stored.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub id: Uuid,
+    pub org: OrgId,
+    pub app: Option<Uuid>,
+    pub channel: Uuid,
+    pub flow: Flow,
+    pub customer: Option<Uuid>,
+    pub msisdn: String,
+    pub account: AccountId,
+    pub amount: Money,
+    pub our_reference: String,
+    pub stage: Stage,
+    pub status: String,
+    pub settled: Option<Settled>,
+    pub request_reference: Option<String>,
+    pub receipt: Option<String>,
+    pub provider_code: Option<String>,
+    pub provider_description: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub request: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Record {
+    const COLUMNS: &str = "id, org_id, app_id, channel_id, flow, customer_id, msisdn, \
+        account_id, currency, amount_minor, our_reference, stage, status, settled, \
+        request_reference, receipt, provider_code, provider_description, attempts, \
+        next_attempt_at, request, created_at, updated_at";
+
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, ApiError> {
+        let currency = crate::api::money::currency(row.get(8))?;
+        Ok(Self {
+            id: row.get(0),
+            org: OrgId(row.get(1)),
+            app: row.get(2),
+            channel: row.get(3),
+            flow: Flow::from_name(row.get(4)),
+            customer: row.get(5),
+            msisdn: row.get(6),
+            account: AccountId(row.get(7)),
+            amount: Money::from_minor(currency, row.get(9)),
+            our_reference: row.get(10),
+            stage: Stage::from_name(row.get(11)),
+            status: row.get(12),
+            settled: row
+                .get::<_, Option<&str>>(13)
+                .map(|s| if s == "posted" { Settled::Posted } else { Settled::Voided }),
+            request_reference: row.get(14),
+            receipt: row.get(15),
+            provider_code: row.get(16),
+            provider_description: row.get(17),
+            attempts: row.get(18),
+            next_attempt_at: row.get(19),
+            request: row.get(20),
+            created_at: row.get(21),
+            updated_at: row.get(22),
+        })
+    }
+
+    fn lifecycle(&self) -> lifecycle::Payment {
+        lifecycle::Payment {
+            request_reference: self.request_reference.clone(),
+            settled: self.settled,
+            receipt: self.receipt.clone(),
+        }
+    }
+}
+
+/// One status a payment passed through.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: String,
+    pub at: DateTime<Utc>,
+    /// What said it: `request`, `response`, `callback`, `query` or `recovery`.
+    pub source: String,
+    pub provider_code: Option<String>,
+    pub description: Option<String>,
+}
+
+/// What a provider answered to our request.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// Taken, with the provider's reference for it when it gives one.
+    Accepted(Option<String>),
+    /// Refused outright: nothing was or will be paid.
+    Refused { code: String, description: String },
+    /// An earlier request under our key exists: its outcome counts.
+    Duplicate,
+    /// It may have reached the provider; the outcome is unknown.
+    Unknown(String),
+    /// It certainly did not leave (no token, an invalid request): try again later.
+    NotSent(String),
+}
+
+/// What a status query gave.
+#[derive(Debug)]
+pub enum QueryOutcome {
+    /// The provider's answer.
+    Reply(StatusReport),
+    /// The answer comes later, by callback (M-Pesa's transaction status).
+    Asked,
+    /// The provider has no record of the request under our key: it never arrived.
+    NeverArrived,
+    /// No usable answer this time.
+    Unknown(String),
+}
+
+/// The engine: stores payments, talks to providers, applies what they say.
+#[derive(Debug)]
+pub struct Engine {
+    pool: Pool,
+    pipeline: Pipeline,
+    http: HttpClient,
+    settings: RwLock<Settings>,
+    mpesa_clients: Mutex<HashMap<Uuid, Arc<hazina_providers::mpesa_client::Client>>>,
+    momo_clients: Mutex<HashMap<(Uuid, bool), Arc<hazina_providers::momo_client::Client>>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Engine {
+    pub fn new(pool: Pool, pipeline: Pipeline) -> Self {
+        Self {
+            pool,
+            pipeline,
+            http: HttpClient::default(),
+            settings: RwLock::new(Settings::default()),
+            mpesa_clients: Mutex::default(),
+            momo_clients: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Replaces the settings (at startup, once the listening address is known).
+    pub fn configure(&self, settings: Settings) {
+        *self.settings.write().unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Where the provider calls back about `kind` of this channel (and payment).
+    fn callback_url(&self, channel: &Channel, kind: &str, payment: Option<Uuid>) -> String {
+        let base = self.settings().public_url;
+        let provider = match channel.provider {
+            Provider::Mpesa => "mpesa",
+            Provider::Momo => "momo",
+        };
+        let mut url = format!(
+            "{}/callbacks/{provider}/{}/{}/{kind}",
+            base.trim_end_matches('/'),
+            channel.id,
+            channel.token
+        );
+        if let Some(payment) = payment {
+            url.push('/');
+            url.push_str(&payment.to_string());
+        }
+        url
+    }
+
+    /// The org's channel with this provider name and number.
+    pub async fn channel_by_number(
+        &self,
+        org: OrgId,
+        number: &str,
+    ) -> Result<Option<Channel>, ApiError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM payment_channels WHERE org_id = $1 AND channel_number = $2
+                     ORDER BY id",
+                    Channel::COLUMNS
+                ),
+                &[&org.0, &number],
+            )
+            .await?;
+        if rows.len() > 1 {
+            return Err(ApiError::invalid(
+                "ambiguous_channel_number",
+                "two of the org's channels have this number; name the channel by its id",
+            ));
+        }
+        rows.first().map(Channel::from_row).transpose()
+    }
+
+    /// A channel by id, within the org when one is given.
+    pub async fn channel(&self, id: Uuid) -> Result<Option<Channel>, ApiError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {} FROM payment_channels WHERE id = $1", Channel::COLUMNS),
+                &[&id],
+            )
+            .await?;
+        row.as_ref().map(Channel::from_row).transpose()
+    }
+
+    /// A payment by id, within the org.
+    pub async fn record(&self, org: OrgId, id: Uuid) -> Result<Option<Record>, ApiError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {} FROM provider_payments WHERE id = $1 AND org_id = $2",
+                    Record::COLUMNS
+                ),
+                &[&id, &org.0],
+            )
+            .await?;
+        row.as_ref().map(Record::from_row).transpose()
+    }
+
+    /// The payments with these ids (those that went through a provider).
+    pub async fn records(&self, org: OrgId, ids: &[Uuid]) -> Result<Vec<Record>, ApiError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {} FROM provider_payments WHERE id = ANY($1) AND org_id = $2",
+                    Record::COLUMNS
+                ),
+                &[&ids, &org.0],
+            )
+            .await?;
+        rows.iter().map(Record::from_row).collect()
+    }
+
+    /// A payment's statuses, oldest first.
+    pub async fn history(&self, id: Uuid) -> Result<Vec<StatusChange>, ApiError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT status, at, source, provider_code, description
+                 FROM provider_payment_events WHERE payment_id = $1 ORDER BY seq",
+                &[&id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| StatusChange {
+                status: row.get(0),
+                at: row.get(1),
+                source: row.get(2),
+                provider_code: row.get(3),
+                description: row.get(4),
+            })
+            .collect())
+    }
+
+    // --- Starting a payment ---------------------------------------------------------------
+
+    /// Whether the provider would take this payment at all (its amount, number and fields),
+    /// so that a request it must refuse is refused before anything is reserved.
+    pub fn check(&self, new: &NewPayment) -> Result<(), String> {
+        let now = Utc::now();
+        let draft = Record {
+            id: new.id,
+            org: new.org,
+            app: new.app,
+            channel: new.channel.id,
+            flow: new.flow,
+            customer: new.customer,
+            msisdn: new.msisdn.clone(),
+            account: new.account,
+            amount: new.amount,
+            our_reference: new.our_reference.clone(),
+            stage: Stage::Reserving,
+            status: "queued".to_owned(),
+            settled: None,
+            request_reference: None,
+            receipt: None,
+            provider_code: None,
+            provider_description: None,
+            attempts: 0,
+            next_attempt_at: None,
+            request: new.request.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        match new.channel.provider {
+            Provider::Mpesa => mpesa::check(self, &new.channel, &draft),
+            Provider::Momo => momo::check(&draft),
+        }
+    }
+
+    /// Records a new payout or collection, reserves its money and sends it. A payment whose
+    /// id exists is not started again: the existing one is returned (`false`), and the
+    /// caller compares what was asked.
+    pub async fn start(&self, new: NewPayment) -> Result<(Record, bool), ApiError> {
+        let channel = new.channel.clone();
+        let lease = self.settings().lease;
+        let client = self.pool.get().await?;
+        let inserted = client
+            .query_opt(
+                &format!(
+                    "INSERT INTO provider_payments (id, org_id, app_id, channel_id, flow,
+                         customer_id, msisdn, account_id, currency, amount_minor, our_reference,
+                         stage, status, next_attempt_at, request)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'reserving', 'queued',
+                         now() + make_interval(secs => $12), $13)
+                     ON CONFLICT (id) DO NOTHING
+                     RETURNING {}",
+                    Record::COLUMNS
+                ),
+                &[
+                    &new.id,
+                    &new.org.0,
+                    &new.app,
+                    &channel.id,
+                    &new.flow.as_str(),
+                    &new.customer,
+                    &new.msisdn,
+                    &new.account.0,
+                    &new.amount.currency().code(),
+                    &new.amount
+                        .to_minor()
+                        .map_err(|e| ApiError::invalid("invalid_amount", e.to_string()))?,
+                    &new.our_reference,
+                    &lease.as_secs_f64(),
+                    &new.request,
+                ],
+            )
+            .await;
+        let row = match inserted {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                let existing = self
+                    .record(new.org, new.id)
+                    .await?
+                    .ok_or_else(|| ApiError::invalid("id_already_used", "the id is taken"))?;
+                return Ok((existing, false));
+            }
+            Err(error)
+                if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+            {
+                return Err(ApiError::invalid(
+                    "duplicate_request",
+                    "a payment with this reference exists on the channel",
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        drop(client);
+        let record = Record::from_row(&row)?;
+        self.note(record.id, "queued", "request", None, None).await?;
+        let record = self.reserve_and_send(record, &channel).await?;
+        Ok((record, true))
+    }
+
+    /// Reserves the money (when not yet) and sends the request.
+    async fn reserve_and_send(
+        &self,
+        record: Record,
+        channel: &Channel,
+    ) -> Result<Record, ApiError> {
+        let (debit, credit) = match record.flow {
+            Flow::Payout => (record.account, channel.clearing),
+            Flow::Collect | Flow::Received => (channel.clearing, record.account),
+        };
+        let request = TransferRequest {
+            id: TransferId(record.id),
+            org: record.org,
+            action: Action::Pending {
+                postings: vec![
+                    Posting { account: debit, side: Side::Debit, amount: record.amount },
+                    Posting { account: credit, side: Side::Credit, amount: record.amount },
+                ],
+                // Never expires: a payout's money stays held until the provider says.
+                timeout_ms: None,
+            },
+            code: format!("provider_{}", record.flow.as_str()),
+            effective_at: None,
+            context: reservation_context(&record),
+        };
+        let outcome = crate::api::money::submit_to(&self.pipeline, request).await?;
+        if let Outcome::Rejected(reason) = outcome {
+            return self.refuse_reservation(record.id, reason).await;
+        }
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE provider_payments SET stage = 'sending', updated_at = now()
+                 WHERE id = $1 AND stage = 'reserving'",
+                &[&record.id],
+            )
+            .await?;
+        drop(client);
+        self.send(record.id, channel).await
+    }
+
+    /// The reservation was refused (insufficient funds, a closed account): the payment ends
+    /// without reaching the provider.
+    async fn refuse_reservation(&self, id: Uuid, reason: RejectReason) -> Result<Record, ApiError> {
+        let status = payment_status(Some(reason));
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "UPDATE provider_payments SET stage = 'settled', status = $2, provider_code = $3,
+                         next_attempt_at = NULL, updated_at = now()
+                     WHERE id = $1 RETURNING {}",
+                    Record::COLUMNS
+                ),
+                &[&id, &status, &reason.code()],
+            )
+            .await?;
+        drop(client);
+        self.note(id, status, "request", Some(reason.code()), None).await?;
+        Record::from_row(&row)
+    }
+
+    /// Sends the payment's request (under its one key) and applies the answer.
+    async fn send(&self, id: Uuid, channel: &Channel) -> Result<Record, ApiError> {
+        let record = self.locked_read(id).await?;
+        let outcome = match channel.provider {
+            Provider::Mpesa => mpesa::send(self, channel, &record).await,
+            Provider::Momo => momo::send(self, channel, &record).await,
+        };
+        tracing::info!(payment = %id, outcome = ?outcome, "provider request sent");
+        let (event, stage) = match outcome {
+            SendOutcome::Accepted(reference) => {
+                (Some(Event::Accepted { request_reference: reference }), Stage::Sent)
+            }
+            SendOutcome::Refused { code, description } => {
+                let event = Event::Refused { code: code.clone() };
+                return self.apply(id, &event, Stage::Sent, "response", Some(&description)).await;
+            }
+            SendOutcome::Duplicate => (Some(Event::Unknown), Stage::Sent),
+            SendOutcome::Unknown(why) | SendOutcome::NotSent(why) => {
+                self.retry_later(id, &why).await?;
+                return self.locked_read(id).await;
+            }
+        };
+        let record = match event {
+            Some(event) => self.apply(id, &event, stage, "response", None).await?,
+            None => record,
+        };
+        self.match_parked(&record).await?;
+        Ok(record)
+    }
+
+    // --- Applying what the provider said --------------------------------------------------
+
+    /// Applies one event under the payment's lock: the ledger moves first (under derived ids,
+    /// so that a repeat after a crash is a replay), then the row and its history.
+    pub async fn apply(
+        &self,
+        id: Uuid,
+        event: &Event,
+        stage_at_least: Stage,
+        source: &str,
+        description: Option<&str>,
+    ) -> Result<Record, ApiError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                &format!(
+                    "SELECT {} FROM provider_payments WHERE id = $1 FOR UPDATE",
+                    Record::COLUMNS
+                ),
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| ApiError::not_found("payment"))?;
+        let record = Record::from_row(&row)?;
+        if record.stage == Stage::Reserving {
+            // Nothing was sent: whatever this is cannot be about our request yet.
+            return Ok(record);
+        }
+        let mut state = record.lifecycle();
+        let actions = state.apply(event);
+        let (code, said) = what_was_said(&record, event, description);
+        let mut query = false;
+        for action in &actions {
+            match action {
+                lifecycle::Action::Post { .. } => self.post(&record).await?,
+                lifecycle::Action::Void { .. } => self.void(&record).await?,
+                lifecycle::Action::Query => query = true,
+                lifecycle::Action::Contradiction { settled, reported } => {
+                    tracing::warn!(payment = %id, ?settled, ?reported,
+                        "the provider contradicts a settled payment; the ledger stays");
+                    insert_event(
+                        &tx,
+                        id,
+                        &record.status,
+                        "contradiction",
+                        code.as_deref(),
+                        Some(&format!("the provider now reports {reported:?}")),
+                    )
+                    .await?;
+                }
+            }
+        }
+        let stage = if state.settled.is_some() {
+            Stage::Settled
+        } else if record.stage == Stage::Sending && stage_at_least == Stage::Sent {
+            Stage::Sent
+        } else {
+            record.stage
+        };
+        let status = status_of(&state, stage, &record.status);
+        let settings = self.settings();
+        let next = match stage {
+            Stage::Settled => None,
+            // Asked now when the event wants a query; otherwise at the first query's time,
+            // unless something sooner is already due.
+            _ if query => Some(Duration::ZERO),
+            _ => Some(settings.first_query),
+        };
+        let settled_name = state.settled.map(|s| match s {
+            Settled::Posted => "posted",
+            Settled::Voided => "voided",
+        });
+        let updated = tx
+            .query_one(
+                &format!(
+                    "UPDATE provider_payments SET stage = $2, status = $3, settled = $4,
+                         request_reference = $5, receipt = $6, provider_code = $7,
+                         provider_description = $8,
+                         next_attempt_at = CASE WHEN $9::float8 IS NULL THEN NULL
+                             ELSE LEAST(COALESCE(next_attempt_at, 'infinity'),
+                                 now() + make_interval(secs => $9)) END,
+                         updated_at = now()
+                     WHERE id = $1 RETURNING {}",
+                    Record::COLUMNS
+                ),
+                &[
+                    &id,
+                    &stage.as_str(),
+                    &status,
+                    &settled_name,
+                    &state.request_reference,
+                    &state.receipt,
+                    &code,
+                    &said,
+                    &next.map(|d| d.as_secs_f64()),
+                ],
+            )
+            .await?;
+        if status != record.status {
+            insert_event(&tx, id, status, source, code.as_deref(), said.as_deref()).await?;
+        }
+        tx.commit().await?;
+        if query {
+            self.wake.notify_one();
+        }
+        Record::from_row(&updated)
+    }
+
+    /// Posts the reservation; a received payment, which has none, is recorded as a transfer
+    /// under its own id.
+    async fn post(&self, record: &Record) -> Result<(), ApiError> {
+        if record.flow == Flow::Received {
+            let channel = self
+                .channel(record.channel)
+                .await?
+                .ok_or_else(|| ApiError::not_found("channel"))?;
+            let postings = vec![
+                Posting { account: channel.clearing, side: Side::Debit, amount: record.amount },
+                Posting { account: record.account, side: Side::Credit, amount: record.amount },
+            ];
+            let request = TransferRequest {
+                id: TransferId(record.id),
+                org: record.org,
+                action: Action::Post { postings },
+                code: "provider_received".to_owned(),
+                effective_at: None,
+                context: reservation_context(record),
+            };
+            return self.ledger(record, "post", request).await;
+        }
+        let action = Action::PostPending { pending_id: TransferId(record.id), amounts: None };
+        self.ledger(record, "post", Self::resolution(record, "post", action)).await
+    }
+
+    /// Releases the reservation; a received payment has none.
+    async fn void(&self, record: &Record) -> Result<(), ApiError> {
+        if record.flow == Flow::Received {
+            return Ok(());
+        }
+        let action = Action::VoidPending { pending_id: TransferId(record.id) };
+        self.ledger(record, "void", Self::resolution(record, "void", action)).await
+    }
+
+    /// The transfer that posts or voids a reservation, under an id derived from the payment's.
+    fn resolution(record: &Record, what: &str, action: Action) -> TransferRequest {
+        TransferRequest {
+            id: TransferId(Uuid::new_v5(
+                &TRANSFER_NAMESPACE,
+                format!("{}/{what}", record.id).as_bytes(),
+            )),
+            org: record.org,
+            action,
+            code: format!("provider_{}_{what}", record.flow.as_str()),
+            effective_at: None,
+            context: Arc::new(serde_json::Map::from_iter([(
+                "providerPayment".to_owned(),
+                serde_json::json!({ "id": record.id }),
+            )])),
+        }
+    }
+
+    async fn ledger(
+        &self,
+        record: &Record,
+        what: &str,
+        request: TransferRequest,
+    ) -> Result<(), ApiError> {
+        match crate::api::money::submit_to(&self.pipeline, request).await? {
+            Outcome::Accepted { .. } => Ok(()),
+            Outcome::Rejected(reason) => {
+                // Posting or voiding our own open reservation cannot be refused unless the
+                // books were changed behind our back; stop rather than record a lie.
+                tracing::error!(payment = %record.id, reason = reason.code(),
+                    "the ledger refused to {what} a provider payment's reservation");
+                Err(ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "ledger_refused",
+                    format!("the ledger refused to {what} the reservation: {}", reason.code()),
+                ))
+            }
+        }
+    }
+
+    /// Schedules another attempt with backoff, noting why.
+    async fn retry_later(&self, id: Uuid, why: &str) -> Result<(), ApiError> {
+        let settings = self.settings();
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE provider_payments SET attempts = attempts + 1,
+                     provider_description = $2,
+                     next_attempt_at = now() + make_interval(secs => LEAST($4::float8,
+                         $3::float8 * power(2, LEAST(attempts, 20)))),
+                     updated_at = now()
+                 WHERE id = $1 AND stage <> 'settled'",
+                &[
+                    &id,
+                    &why,
+                    &settings.first_query.as_secs_f64(),
+                    &settings.query_interval_max.as_secs_f64(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The row without a lock.
+    async fn locked_read(&self, id: Uuid) -> Result<Record, ApiError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                &format!("SELECT {} FROM provider_payments WHERE id = $1", Record::COLUMNS),
+                &[&id],
+            )
+            .await?;
+        Record::from_row(&row)
+    }
+
+    /// Records a status change outside [`Engine::apply`].
+    async fn note(
+        &self,
+        id: Uuid,
+        status: &str,
+        source: &str,
+        code: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let client = self.pool.get().await?;
+        insert_event(&client, id, status, source, code, description).await
+    }
+
+    // --- Callbacks --------------------------------------------------------------------------
+
+    /// Stores a callback as it came, matched to a payment or parked.
+    pub async fn store_callback(
+        &self,
+        channel: &Channel,
+        payment: Option<Uuid>,
+        kind: &str,
+        refs: &[String],
+        verified: bool,
+        body: &str,
+    ) -> Result<Option<Uuid>, ApiError> {
+        let client = self.pool.get().await?;
+        let payment = match payment {
+            Some(id) => client
+                .query_opt(
+                    "SELECT id FROM provider_payments WHERE id = $1 AND channel_id = $2",
+                    &[&id, &channel.id],
+                )
+                .await?
+                .map(|row| row.get::<_, Uuid>(0)),
+            None => None,
+        };
+        let payment = match payment {
+            Some(id) => Some(id),
+            None if refs.is_empty() => None,
+            None => client
+                .query_opt(
+                    "SELECT id FROM provider_payments WHERE channel_id = $1
+                         AND (our_reference = ANY($2) OR request_reference = ANY($2)
+                             OR id::text = ANY($2))
+                     LIMIT 1",
+                    &[&channel.id, &refs],
+                )
+                .await?
+                .map(|row| row.get(0)),
+        };
+        client
+            .execute(
+                "INSERT INTO provider_callbacks (channel_id, payment_id, kind, refs, verified, body)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&channel.id, &payment, &kind, &refs, &verified, &body],
+            )
+            .await?;
+        if payment.is_none() {
+            tracing::warn!(channel = %channel.id, kind, "a callback matched no payment: parked");
+        }
+        Ok(payment)
+    }
+
+    /// Applies the parked callbacks that carry one of the payment's references (they came
+    /// before the reference was known).
+    async fn match_parked(&self, record: &Record) -> Result<(), ApiError> {
+        let mut refs = vec![record.id.to_string(), record.our_reference.clone()];
+        refs.extend(record.request_reference.clone());
+        let client = self.pool.get().await?;
+        let parked = client
+            .query(
+                "UPDATE provider_callbacks SET payment_id = $2
+                 WHERE payment_id IS NULL AND channel_id = $1 AND refs && $3
+                 RETURNING kind, verified, body",
+                &[&record.channel, &record.id, &refs],
+            )
+            .await?;
+        drop(client);
+        if parked.is_empty() {
+            return Ok(());
+        }
+        let Some(channel) = self.channel(record.channel).await? else { return Ok(()) };
+        for row in parked {
+            let (kind, verified, body): (String, bool, String) =
+                (row.get(0), row.get(1), row.get(2));
+            let report = match channel.provider {
+                Provider::Mpesa => mpesa::read_callback(&kind, body.as_bytes()),
+                Provider::Momo => momo::read_callback(body.as_bytes()),
+            };
+            if let Ok(report) = report {
+                let event = callback_event(&kind, report, verified);
+                self.apply(record.id, &event, Stage::Sent, "callback", None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    // --- The worker -------------------------------------------------------------------------
+
+    /// Takes the payments that are due (skipping those another process holds), leases them,
+    /// and works on each: reserve, send, or ask.
+    pub async fn run_due(&self) -> Result<usize, ApiError> {
+        let settings = self.settings();
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE provider_payments SET next_attempt_at = now() + make_interval(secs => $1)
+                     WHERE id IN (SELECT id FROM provider_payments
+                         WHERE next_attempt_at <= now() ORDER BY next_attempt_at
+                         LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     RETURNING {}",
+                    Record::COLUMNS
+                ),
+                &[&settings.lease.as_secs_f64(), &DUE_BATCH_MAX],
+            )
+            .await?;
+        drop(client);
+        let due: Vec<Record> = rows.iter().map(Record::from_row).collect::<Result<_, _>>()?;
+        for record in &due {
+            if let Err(error) = self.work_on(record).await {
+                tracing::warn!(payment = %record.id, code = error.code, detail = %error.detail,
+                    "could not advance a provider payment; will try again");
+            }
+        }
+        Ok(due.len())
+    }
+
+    async fn work_on(&self, record: &Record) -> Result<(), ApiError> {
+        let channel =
+            self.channel(record.channel).await?.ok_or_else(|| ApiError::not_found("channel"))?;
+        match record.stage {
+            Stage::Settled => Ok(()),
+            Stage::Reserving => self.reserve_and_send(record.clone(), &channel).await.map(drop),
+            Stage::Sending => self.recover_sending(record, &channel).await,
+            Stage::Sent => self.query(record, &channel).await,
+        }
+    }
+
+    /// A payment whose request may or may not have left: find out, never send under a new
+    /// key.
+    async fn recover_sending(&self, record: &Record, channel: &Channel) -> Result<(), ApiError> {
+        let outcome = match channel.provider {
+            Provider::Mpesa => mpesa::recover(self, channel, record).await,
+            Provider::Momo => Recovery::Query(momo::query(self, channel, record).await),
+        };
+        match outcome {
+            Recovery::Send => self.send(record.id, channel).await.map(drop),
+            Recovery::Query(QueryOutcome::NeverArrived) => {
+                self.send(record.id, channel).await.map(drop)
+            }
+            Recovery::Query(outcome) => self.take_query(record, outcome).await,
+            Recovery::Wait => {
+                self.retry_later(record.id, "waiting for the provider's callback").await
+            }
+            Recovery::Expire => {
+                let mut report = StatusReport::new(Status::Failed);
+                report.code = Some("expired".to_owned());
+                report.description =
+                    Some("no answer from the provider before the prompt expired".to_owned());
+                self.apply(record.id, &Event::StatusReply(report), Stage::Sent, "recovery", None)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Asks the provider about a sent payment.
+    async fn query(&self, record: &Record, channel: &Channel) -> Result<(), ApiError> {
+        let outcome = match channel.provider {
+            Provider::Mpesa => mpesa::query(self, channel, record).await,
+            Provider::Momo => momo::query(self, channel, record).await,
+        };
+        self.take_query(record, outcome).await
+    }
+
+    async fn take_query(&self, record: &Record, outcome: QueryOutcome) -> Result<(), ApiError> {
+        tracing::info!(payment = %record.id, outcome = ?outcome, "asked the provider");
+        match outcome {
+            QueryOutcome::Reply(report) => {
+                let pending = report.status == Status::Pending;
+                let updated = self
+                    .apply(record.id, &Event::StatusReply(report), Stage::Sent, "query", None)
+                    .await?;
+                if pending && updated.stage != Stage::Settled {
+                    self.retry_later(record.id, "the provider says it is still pending").await?;
+                }
+                Ok(())
+            }
+            QueryOutcome::Asked => {
+                self.retry_later(record.id, "asked; the answer comes by callback").await
+            }
+            QueryOutcome::NeverArrived => {
+                self.retry_later(record.id, "the provider has no record of the request").await
+            }
+            QueryOutcome::Unknown(why) => self.retry_later(record.id, &why).await,
+        }
+    }
+
+    /// Sets the channel's receiving purse and registers its C2B URLs with the provider.
+    ///
+    /// # Errors
+    ///
+    /// 422 `not_supported` for a provider without unprompted payments, `provider_refused` when
+    /// the provider refuses; 424 `provider_unavailable` when it cannot be reached.
+    pub async fn register_c2b(
+        &self,
+        channel: &Channel,
+        receiving_purse: AccountId,
+    ) -> Result<(), ApiError> {
+        if channel.provider != Provider::Mpesa {
+            return Err(ApiError::invalid(
+                "not_supported",
+                "only M-Pesa channels receive unprompted payments",
+            ));
+        }
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE payment_channels SET receiving_purse_id = $2 WHERE id = $1",
+                &[&channel.id, &receiving_purse.0],
+            )
+            .await?;
+        drop(client);
+        mpesa::register_c2b(self, channel).await.map_err(|error| match error {
+            hazina_providers::mpesa_client::ClientError::Refused { error, .. } => {
+                ApiError::invalid(
+                    "provider_refused",
+                    format!("M-Pesa refused: {} {}", error.error_code, error.error_message),
+                )
+            }
+            other => ApiError::new(
+                axum::http::StatusCode::FAILED_DEPENDENCY,
+                "provider_unavailable",
+                format!("M-Pesa could not be asked: {other}"),
+            ),
+        })
+    }
+
+    /// Wakes the worker at once (a query is due).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The ledger context of a payment's transfer (its parties, the customers whose timelines
+/// show it, what it carries for them), as stored with the payment.
+fn reservation_context(record: &Record) -> hazina_ledger::rules::Context {
+    let context = record.request.get("context").and_then(|c| c.as_object()).cloned();
+    Arc::new(context.unwrap_or_default())
+}
+
+/// The provider's code and words after an event: the event's when it has them, the
+/// payment's last otherwise.
+fn what_was_said(
+    record: &Record,
+    event: &Event,
+    description: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    let mut code = record.provider_code.clone();
+    let mut said = description.map(str::to_owned).or(record.provider_description.clone());
+    match event {
+        Event::Callback { report, .. } | Event::StatusReply(report) => {
+            if report.code.is_some() {
+                code.clone_from(&report.code);
+            }
+            if report.description.is_some() {
+                said.clone_from(&report.description);
+            }
+        }
+        Event::Refused { code: refused } => code = Some(refused.clone()),
+        Event::Accepted { .. } | Event::Unknown => {}
+    }
+    (code, said)
+}
+
+/// The platform's status of a payment in this state.
+fn status_of<'a>(state: &lifecycle::Payment, stage: Stage, before: &'a str) -> &'a str {
+    match state.settled {
+        Some(Settled::Posted) => "success",
+        Some(Settled::Voided) => "failed",
+        None if stage == Stage::Sent => "pending_confirmation",
+        None => before,
+    }
+}
+
+/// What a payment caught mid-send needs.
+#[derive(Debug)]
+pub enum Recovery {
+    /// Send again under the same key (the provider deduplicates, or never got it).
+    Send,
+    /// The provider's answer about it.
+    Query(QueryOutcome),
+    /// Nothing to ask with yet: wait for the callback.
+    Wait,
+    /// It can no longer succeed.
+    Expire,
+}
+
+/// The event a callback is: a result from the provider, trusted when verified; M-Pesa's
+/// transaction status results answer our own query.
+pub fn callback_event(kind: &str, report: StatusReport, verified: bool) -> Event {
+    if kind == "status" && verified {
+        Event::StatusReply(report)
+    } else {
+        Event::Callback { report, verified }
+    }
+}
+
+async fn insert_event<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    id: Uuid,
+    status: &str,
+    source: &str,
+    code: Option<&str>,
+    description: Option<&str>,
+) -> Result<(), ApiError> {
+    client
+        .execute(
+            "INSERT INTO provider_payment_events (payment_id, seq, status, source, provider_code,
+                 description)
+             SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, $4, $5
+             FROM provider_payment_events WHERE payment_id = $1",
+            &[&id, &status, &source, &code, &description],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What a new payment is.
+#[derive(Debug)]
+pub struct NewPayment {
+    pub id: Uuid,
+    pub org: OrgId,
+    pub app: Option<Uuid>,
+    pub channel: Channel,
+    pub flow: Flow,
+    pub customer: Option<Uuid>,
+    pub msisdn: String,
+    pub account: AccountId,
+    pub amount: Money,
+    pub our_reference: String,
+    /// The payment as asked, with `context`: its transfer's ledger context.
+    pub request: serde_json::Value,
+}
+
+/// Works on due payments until `shutdown` resolves: every poll interval, and at once when a
+/// query is asked for.
+pub async fn run(engine: Arc<Engine>, shutdown: impl Future<Output = ()>) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let interval = engine.settings().poll_interval;
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(interval) => {}
+            () = engine.wake.notified() => {}
+        }
+        loop {
+            match engine.run_due().await {
+                Ok(n) if i64::try_from(n).is_ok_and(|n| n == DUE_BATCH_MAX) => {}
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(code = error.code, detail = %error.detail,
+                        "the provider payments worker failed; retrying");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,657 @@
+//! Payments through providers, end to end over real HTTP: the API, the engine and its worker
+//! on one side, the M-Pesa and MoMo simulators on the other (in this process, on their own
+//! port), each payment's callbacks travelling back over loopback. Every test checks the
+//! balances, the payment's status and the ledger's invariants.
+
+// A test fails by panicking, so unwrapping is how these tests assert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use hazina_ledger::store::Store;
+use hazina_server::simulator::{self, momo, mpesa};
+use hazina_tests::ApiServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A customer with a Kenyan number (M-Pesa) and one of MTN's sandbox numbers (MoMo).
+const KE: &str = "+254712345678";
+const KE_DIGITS: &str = "254712345678";
+const PAYBILL: &str = "600000";
+const MOMO_ACCOUNT: &str = "momo-main";
+
+struct Env {
+    server: ApiServer,
+    mpesa: mpesa::Simulator,
+    momo: momo::Simulator,
+    simulators: String,
+}
+
+async fn start() -> Env {
+    let server = ApiServer::start().await;
+    let (mpesa, momo) = (mpesa::Simulator::new(), momo::Simulator::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let simulators = format!("http://{}", listener.local_addr().unwrap());
+    let router = simulator::router(&mpesa, &momo);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Env { server, mpesa, momo, simulators }
+}
+
+impl Env {
+    async fn mpesa_channel(&self) -> Value {
+        let channel = json!({
+            "provider": "mpesa", "channelNumber": PAYBILL, "currencyCode": "KES",
+            "baseUrl": format!("{}/simulator/mpesa", self.simulators),
+            "credentials": {
+                "consumerKey": "key", "consumerSecret": "secret",
+                "passkey": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+                "initiatorName": "testapi", "securityCredential": "encrypted",
+            },
+        });
+        let (status, body) = self.server.post(&self.server.org_key, "/v1/channels", &channel).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    async fn momo_channel(&self) -> Value {
+        let channel = json!({
+            "provider": "momo", "channelNumber": MOMO_ACCOUNT, "currencyCode": "EUR",
+            "baseUrl": format!("{}/simulator/momo", self.simulators),
+            "credentials": {
+                "apiUser": "6c0bd5a2-4b8c-4d1e-9b6a-0e6f2f0a1c11", "apiKey": "api-key",
+                "subscriptionKey": "subscription", "targetEnvironment": "sandbox",
+            },
+        });
+        let (status, body) = self.server.post(&self.server.org_key, "/v1/channels", &channel).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// A purse holding `amount`, paid from a float purse with an overdraft.
+    async fn funded_purse(&self, currency: &str, amount: &str) -> String {
+        let key = &self.server.org_key;
+        let purse = |name: &str, overdraft: Option<&str>| {
+            let mut body = json!({ "currencyCode": currency, "name": name });
+            if let Some(limit) = overdraft {
+                body["overdraftLimit"] = json!(limit);
+            }
+            body
+        };
+        let (_, float) =
+            self.server.post(key, "/v1/purses", &purse("float", Some("1000000"))).await;
+        let (_, target) = self.server.post(key, "/v1/purses", &purse("payouts", None)).await;
+        let target = target["purseId"].as_str().unwrap().to_owned();
+        let (status, body) = self
+            .server
+            .post(
+                key,
+                "/v1/payments",
+                &json!({
+                    "debitParty": { "purse": { "purseId": float["purseId"] } },
+                    "creditParty": { "purse": { "purseId": target } },
+                    "value": { "currencyCode": currency, "amount": amount },
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        target
+    }
+
+    async fn pay(
+        &self,
+        debit: &Value,
+        credit: &Value,
+        currency: &str,
+        amount: &str,
+    ) -> (StatusCode, Value) {
+        let payment = json!({
+            "debitParty": debit, "creditParty": credit,
+            "value": { "currencyCode": currency, "amount": amount },
+            "narration": "Refund for order 1043",
+        });
+        self.server.post(&self.server.app_key, "/v1/payments", &payment).await
+    }
+
+    /// Pays `amount` KES from the purse to the Kenyan customer's M-Pesa.
+    async fn payout(&self, purse: &str, amount: &str) -> Value {
+        let (status, body) = self
+            .pay(&json!({ "purse": { "purseId": purse } }), &mobile(KE, PAYBILL), "KES", amount)
+            .await;
+        assert!(status == StatusCode::ACCEPTED || status == StatusCode::CREATED, "{status} {body}");
+        body
+    }
+
+    async fn payment(&self, id: &str) -> Value {
+        let (status, body) =
+            self.server.get(&self.server.app_key, &format!("/v1/payments/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// The payment once it is no longer pending (within a deadline).
+    async fn settled(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let payment = self.payment(id).await;
+            let status = payment["status"].as_str().unwrap().to_owned();
+            if status != "queued" && status != "pending_confirmation" {
+                return payment;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still {status}: {payment}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `check` holds of the payment.
+    async fn until(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let payment = self.payment(id).await;
+            if check(&payment) {
+                return payment;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never {what}: {payment}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A purse's `(actual, available)` balance.
+    async fn purse_balance(&self, purse: &str) -> (String, String) {
+        let (_, body) = self.server.get(&self.server.org_key, &format!("/v1/purses/{purse}")).await;
+        let balance = &body["balance"];
+        let text = |name: &str| balance[name].as_str().unwrap().to_owned();
+        (text("actual"), text("available"))
+    }
+
+    async fn invariants_hold(&self) {
+        let violations = Store::new(self.server.db.pool()).verify().await.unwrap();
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+
+    fn b2c_requests(&self) -> usize {
+        self.mpesa.transactions().iter().filter(|t| t.kind == mpesa::TransactionKind::B2c).count()
+    }
+}
+
+fn mobile(number: &str, channel: &str) -> Value {
+    json!({ "customer": {
+        "customerNumber": { "number": number, "provider": "cellular" },
+        "channelNumber": channel,
+    } })
+}
+
+fn statuses(payment: &Value) -> Vec<String> {
+    payment["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An `(actual, available)` balance.
+fn kes(actual: &str, available: &str) -> (String, String) {
+    (actual.to_owned(), available.to_owned())
+}
+
+// --- M-Pesa B2C -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_b2c_payout_reserves_then_posts_on_the_result_with_the_receipt() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    let purse = env.funded_purse("KES", "1000").await;
+    let accepted = env.payout(&purse, "300").await;
+    assert_eq!(accepted["status"], "pending_confirmation", "{accepted}");
+    let id = accepted["transactionId"].as_str().unwrap();
+    let done = env.settled(id).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert!(done["receipt"].as_str().is_some_and(|r| !r.is_empty()), "{done}");
+    assert_eq!(statuses(&done), ["queued", "pending_confirmation", "success"]);
+    assert_eq!(env.purse_balance(&purse).await, kes("700.00", "700.00"));
+    assert_eq!(env.b2c_requests(), 1);
+    // The request Daraja got carries our id as its OriginatorConversationID.
+    let sent = env.mpesa.transactions();
+    assert_eq!(sent[0].secondary_id, id);
+    assert_eq!(sent[0].msisdn.as_deref(), Some(KE_DIGITS));
+    // The customer's state shows the payment as it ended.
+    let customer_id = customer_id(&env, KE).await;
+    let (_, state) =
+        env.server.get(&env.server.app_key, &format!("/v1/customers/{customer_id}")).await;
+    let shown = state["payments"].as_array().unwrap().iter().find(|p| p["transactionId"] == id);
+    assert_eq!(shown.unwrap()["status"], "success", "{state}");
+    env.invariants_hold().await;
+}
+
+async fn customer_id(env: &Env, number: &str) -> String {
+    let (_, body) = env
+        .server
+        .post(
+            &env.server.app_key,
+            "/v1/customers",
+            &json!({ "customerNumber": { "number": number, "provider": "cellular" } }),
+        )
+        .await;
+    body["customerId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn while_a_payout_is_with_the_provider_its_money_is_held() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa.script(
+        KE_DIGITS,
+        mpesa::Script::success()
+            .with_callback_delay(Duration::from_secs(2))
+            .with_callback(mpesa::CallbackMode::Withheld)
+            .with_status_failing(),
+    );
+    let purse = env.funded_purse("KES", "1000").await;
+    let accepted = env.payout(&purse, "300").await;
+    let id = accepted["transactionId"].as_str().unwrap();
+    assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "700.00"));
+    // A second payout beyond what is available is refused by the ledger and never sent.
+    let (status, refused) = env
+        .pay(&json!({ "purse": { "purseId": purse } }), &mobile(KE, PAYBILL), "KES", "701")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["status"], "insufficient_funds");
+    assert_eq!(env.b2c_requests(), 1);
+    // The status endpoint fails and no callback comes: it stays pending, asked again.
+    let asked = env.until(id, "asked again", |p| p["providerDescription"].is_string()).await;
+    assert_eq!(asked["status"], "pending_confirmation", "{asked}");
+    assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "700.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_failed_b2c_payout_is_voided_and_the_money_released() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa.script(KE_DIGITS, mpesa::Script::failure("2001"));
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
+    let done = env.settled(&id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["reason"], "2001", "{done}");
+    assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "1000.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_payout_whose_result_never_comes_is_settled_by_a_status_query() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa
+        .script(KE_DIGITS, mpesa::Script::success().with_callback(mpesa::CallbackMode::Withheld));
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
+    let done = env.settled(&id).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["history"][2]["source"], "query", "{done}");
+    assert_eq!(env.purse_balance(&purse).await, kes("700.00", "700.00"));
+    assert_eq!(env.b2c_requests(), 1, "never sent twice");
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_slow_status_endpoint_only_delays_the_answer() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa.script(
+        KE_DIGITS,
+        mpesa::Script::success()
+            .with_callback(mpesa::CallbackMode::Withheld)
+            .with_status_delay(Duration::from_millis(700)),
+    );
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
+    assert_eq!(env.settled(&id).await["status"], "success");
+    assert_eq!(env.purse_balance(&purse).await, kes("700.00", "700.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn duplicate_results_post_once() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa.script(KE_DIGITS, mpesa::Script::success().with_callback(mpesa::CallbackMode::Twice));
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
+    assert_eq!(env.settled(&id).await["status"], "success");
+    // Both deliveries arrive and are answered in Daraja's format.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.mpesa.deliveries().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", env.mpesa.deliveries());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for delivery in env.mpesa.deliveries() {
+        assert_eq!(delivery.status, Some(200), "{delivery:?}");
+        let reply: Value = serde_json::from_str(delivery.reply.as_deref().unwrap()).unwrap();
+        assert!(reply.get("ResultCode").is_some(), "{reply}");
+    }
+    assert_eq!(env.purse_balance(&purse).await, kes("700.00", "700.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_result_that_arrives_before_the_response_is_matched() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa.script(
+        KE_DIGITS,
+        mpesa::Script::success().with_callback(mpesa::CallbackMode::BeforeResponse),
+    );
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
+    let done = env.settled(&id).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["providerReference"], env.mpesa.transactions()[0].id.as_str(), "{done}");
+    assert_eq!(env.purse_balance(&purse).await, kes("700.00", "700.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_callback_without_the_channel_token_moves_no_money_until_the_provider_confirms() {
+    let env = start().await;
+    let channel = env.mpesa_channel().await;
+    // The payout fails at M-Pesa and its result never comes.
+    env.mpesa.script(
+        KE_DIGITS,
+        mpesa::Script::failure("2001").with_callback(mpesa::CallbackMode::Withheld),
+    );
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
+    // A forged success, at the right path but with a wrong token.
+    let forged = json!({ "Result": {
+        "ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": id, "ConversationID": "AG_forged",
+        "TransactionID": "FORGED0001",
+        "ResultParameters": { "ResultParameter": [
+            { "Key": "TransactionReceipt", "Value": "FORGED0001" },
+            { "Key": "TransactionAmount", "Value": 300 },
+        ] },
+    } });
+    let url = format!(
+        "{}/callbacks/mpesa/{}/{}/result/{id}",
+        env.server.base,
+        channel["channelId"].as_str().unwrap(),
+        "0".repeat(64)
+    );
+    let reply = env.server.http.post(&url).json(&forged).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    // It made us ask; M-Pesa has no completed payment, so nothing moves.
+    let asked = env
+        .until(&id, "asked", |_| {
+            env.mpesa
+                .transactions()
+                .iter()
+                .any(|t| t.kind == mpesa::TransactionKind::TransactionStatus)
+        })
+        .await;
+    assert_eq!(asked["status"], "pending_confirmation", "{asked}");
+    assert_ne!(asked["receipt"], "FORGED0001");
+    assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "700.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_queue_timeout_keeps_the_payout_pending_and_never_resends_it() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa.script(KE_DIGITS, mpesa::Script::success().with_queue_timeout());
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
+    env.until(&id, "asked about", |_| {
+        env.mpesa.transactions().iter().any(|t| t.kind == mpesa::TransactionKind::TransactionStatus)
+    })
+    .await;
+    assert_eq!(env.payment(&id).await["status"], "pending_confirmation");
+    assert_eq!(env.b2c_requests(), 1);
+    assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "700.00"));
+    env.invariants_hold().await;
+}
+
+// --- M-Pesa STK push (collection) -------------------------------------------------------
+
+async fn wallet(env: &Env, number: &str, currency: &str) -> (String, Value) {
+    let customer = customer_id(env, number).await;
+    let (status, body) = env
+        .server
+        .post(
+            &env.server.app_key,
+            &format!("/v1/customers/{customer}/wallets"),
+            &json!({ "walletId": "main", "currencyCode": currency }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (customer.clone(), json!({ "wallet": { "customerId": customer, "walletId": "main" } }))
+}
+
+/// A wallet's `(actual, available)` balance.
+async fn wallet_balance(env: &Env, customer: &str) -> (String, String) {
+    let (_, body) = env
+        .server
+        .get(&env.server.app_key, &format!("/v1/customers/{customer}/wallets/main"))
+        .await;
+    let balance = &body["balance"];
+    let text = |name: &str| balance[name].as_str().unwrap().to_owned();
+    (text("actual"), text("available"))
+}
+
+#[tokio::test]
+async fn an_stk_push_collects_into_a_wallet_and_shows_on_the_timeline() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    let (customer, wallet) = wallet(&env, KE, "KES").await;
+    let (status, accepted) = env.pay(&mobile(KE, PAYBILL), &wallet, "KES", "250").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["transactionId"].as_str().unwrap();
+    let done = env.settled(id).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert!(done["receipt"].is_string(), "{done}");
+    assert_eq!(wallet_balance(&env, &customer).await, kes("250.00", "250.00"));
+    let (_, timeline) =
+        env.server.get(&env.server.app_key, &format!("/v1/customers/{customer}/timeline")).await;
+    assert!(timeline.to_string().contains(id), "{timeline}");
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_stk_push_fails_and_credits_nothing() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa.script(KE_DIGITS, mpesa::Script::failure("1032"));
+    let (customer, wallet) = wallet(&env, KE, "KES").await;
+    let (_, accepted) = env.pay(&mobile(KE, PAYBILL), &wallet, "KES", "250").await;
+    let done = env.settled(accepted["transactionId"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["reason"], "1032");
+    assert_eq!(wallet_balance(&env, &customer).await, kes("0.00", "0.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn an_stk_push_without_a_callback_is_settled_by_its_query() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa
+        .script(KE_DIGITS, mpesa::Script::success().with_callback(mpesa::CallbackMode::Withheld));
+    let (customer, wallet) = wallet(&env, KE, "KES").await;
+    let (_, accepted) = env.pay(&mobile(KE, PAYBILL), &wallet, "KES", "250").await;
+    let done = env.settled(accepted["transactionId"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(wallet_balance(&env, &customer).await, kes("250.00", "250.00"));
+    env.invariants_hold().await;
+}
+
+// --- M-Pesa C2B (received payments) -----------------------------------------------------
+
+#[tokio::test]
+async fn unprompted_payments_reach_the_purse_or_the_wallet_their_reference_names_once() {
+    let env = start().await;
+    let channel = env.mpesa_channel().await;
+    let purse = env.funded_purse("KES", "1").await;
+    let (customer, _) = wallet(&env, KE, "KES").await;
+    let (status, registered) = env
+        .server
+        .post(
+            &env.server.org_key,
+            &format!("/v1/channels/{}/c2b-registration", channel["channelId"].as_str().unwrap()),
+            &json!({ "receivingPurseId": purse }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    assert_eq!(registered["receivingPurseId"], purse.as_str());
+    // To the purse (an account reference that names nothing).
+    let paid = env
+        .mpesa
+        .receive_payment(&serde_json::from_value(json!({
+            "shortCode": PAYBILL, "msisdn": "254700000001", "amount": "120", "billRefNumber": "INV-7",
+        })).unwrap())
+        .await;
+    assert!(paid.completed && paid.confirmation_delivered, "{paid:?}");
+    // To the wallet of the customer whose number is the account reference.
+    let to_wallet = env
+        .mpesa
+        .receive_payment(&serde_json::from_value(json!({
+            "shortCode": PAYBILL, "msisdn": "254700000002", "amount": "80", "billRefNumber": KE_DIGITS,
+        })).unwrap())
+        .await;
+    assert!(to_wallet.completed, "{to_wallet:?}");
+    assert_eq!(env.purse_balance(&purse).await, kes("121.00", "121.00"));
+    assert_eq!(wallet_balance(&env, &customer).await, kes("80.00", "80.00"));
+    // The same confirmation again has no second effect.
+    let confirmation = env
+        .mpesa
+        .deliveries()
+        .into_iter()
+        .find(|d| d.transaction_id == paid.trans_id && d.url.ends_with("/confirmation"))
+        .unwrap();
+    let reply =
+        env.server.http.post(&confirmation.url).json(&confirmation.body).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let ack: Value = reply.json().await.unwrap();
+    assert_eq!(ack["ResultCode"], 0);
+    assert_eq!(env.purse_balance(&purse).await, kes("121.00", "121.00"));
+    env.invariants_hold().await;
+}
+
+// --- MTN MoMo ---------------------------------------------------------------------------
+
+const MOMO_OK: &str = "+46733123499";
+const MOMO_REJECTED: &str = "+46733123451";
+
+#[tokio::test]
+async fn a_momo_transfer_pays_out_under_our_reference_id() {
+    let env = start().await;
+    env.momo_channel().await;
+    let purse = env.funded_purse("EUR", "100").await;
+    let (status, accepted) = env
+        .pay(
+            &json!({ "purse": { "purseId": purse } }),
+            &mobile(MOMO_OK, MOMO_ACCOUNT),
+            "EUR",
+            "12.50",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let done = env.settled(accepted["transactionId"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert!(done["receipt"].is_string(), "{done}");
+    assert_eq!(env.purse_balance(&purse).await, kes("87.50", "87.50"));
+    assert_eq!(env.momo.payments().len(), 1);
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_rejected_momo_request_to_pay_fails_with_the_reason() {
+    let env = start().await;
+    env.momo_channel().await;
+    let (customer, wallet) = wallet(&env, MOMO_REJECTED, "EUR").await;
+    let (_, accepted) = env.pay(&mobile(MOMO_REJECTED, MOMO_ACCOUNT), &wallet, "EUR", "5").await;
+    let done = env.settled(accepted["transactionId"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["reason"], "APPROVAL_REJECTED", "{done}");
+    assert_eq!(wallet_balance(&env, &customer).await, kes("0.00", "0.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_momo_payment_without_a_callback_is_settled_by_polling() {
+    let env = start().await;
+    env.momo_channel().await;
+    env.momo.script(
+        "46733123499",
+        momo::Script::new(momo::Outcome::Successful).callback(momo::CallbackMode::None),
+    );
+    let purse = env.funded_purse("EUR", "100").await;
+    let (_, accepted) = env
+        .pay(&json!({ "purse": { "purseId": purse } }), &mobile(MOMO_OK, MOMO_ACCOUNT), "EUR", "10")
+        .await;
+    let done = env.settled(accepted["transactionId"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["history"][2]["source"], "query", "{done}");
+    assert_eq!(env.purse_balance(&purse).await, kes("90.00", "90.00"));
+    env.invariants_hold().await;
+}
+
+// --- Bad input --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_provider_payments_are_refused_before_anything_is_reserved_or_sent() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    let purse = env.funded_purse("KES", "1000").await;
+    let from = json!({ "purse": { "purseId": purse } });
+    let cases = [
+        (mobile(KE, "999999"), "KES", "10", "invalid_channel_number"),
+        (mobile(KE, PAYBILL), "KES", "10.50", "invalid_request"),
+        (mobile("+256772123456", PAYBILL), "KES", "10", "invalid_request"),
+        (mobile("0712", PAYBILL), "KES", "10", "invalid_phone_number"),
+        (mobile(KE, PAYBILL), "UGX", "10", "currency_mismatch"),
+    ];
+    for (to, currency, amount, code) in cases {
+        let (status, body) = env.pay(&from, &to, currency, amount).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{to} {body}");
+        assert_eq!(body["code"], code, "{to} {body}");
+    }
+    let (status, body) = env.pay(&mobile(KE, PAYBILL), &mobile(KE, PAYBILL), "KES", "10").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_counter_party"))
+    );
+    assert!(env.mpesa.transactions().is_empty());
+    assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "1000.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_replayed_payment_is_not_sent_again_and_a_different_one_is_refused() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = uuid::Uuid::now_v7();
+    let payment = |amount: &str| {
+        json!({
+            "transactionId": id,
+            "debitParty": { "purse": { "purseId": purse } },
+            "creditParty": mobile(KE, PAYBILL),
+            "value": { "currencyCode": "KES", "amount": amount },
+        })
+    };
+    let (first, _) = env.server.post(&env.server.app_key, "/v1/payments", &payment("100")).await;
+    assert_eq!(first, StatusCode::ACCEPTED);
+    env.settled(&id.to_string()).await;
+    let (again, body) = env.server.post(&env.server.app_key, "/v1/payments", &payment("100")).await;
+    assert_eq!(again, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "success");
+    let (other, body) = env.server.post(&env.server.app_key, "/v1/payments", &payment("200")).await;
+    assert_eq!(
+        (other, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("id_already_used"))
+    );
+    assert_eq!(env.b2c_requests(), 1);
+    assert_eq!(env.purse_balance(&purse).await, kes("900.00", "900.00"));
+    env.invariants_hold().await;
+}

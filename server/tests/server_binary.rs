@@ -1,5 +1,6 @@
 //! The `hazina` binary end to end: the embedded PostgreSQL's life cycle (first start, reuse,
-//! clean stop, stale pid file, crash leftovers), a missing PostgreSQL, and `hazina migrate`.
+//! clean stop, stale pid file, crash leftovers), a missing PostgreSQL, `hazina migrate`, and
+//! provider payments that survive the process being killed mid-payment.
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
@@ -12,6 +13,7 @@ use anyhow::Context as _;
 use hazina_tests::{empty_db, fresh_db, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use serde_json::json;
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -434,5 +436,206 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() -> anyhow::
     );
     let again = run(vec!["revoke".into(), key_id]).await?;
     assert!(!again.status.success(), "revoking twice is an error");
+    Ok(())
+}
+
+/// An API client for a running `hazina`.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn post(
+        &self,
+        key: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "{path}: {status} {body}");
+        Ok(body)
+    }
+
+    async fn get(&self, key: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+        let response =
+            self.http.get(format!("{}{path}", self.base)).bearer_auth(key).send().await?;
+        Ok(response.json().await?)
+    }
+}
+
+/// Kills `hazina` (SIGKILL) at the worst moments of three payouts — two while the provider
+/// holds our request unanswered (M-Pesa B2C, MoMo transfer), one after M-Pesa accepted it but
+/// before its result — then starts it again on the same database: each payout converges to the
+/// provider's truth, paid once and posted once, and the books balance.
+#[tokio::test]
+async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Result<()> {
+    use hazina_server::simulator::{self, momo, mpesa};
+    let db = fresh_db().await;
+    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .context("a fresh database gets its first keys")?;
+    let (org_key, app_key) = (made.org_key.token, made.app_key.token);
+    // The providers live in this process, so they outlive the server.
+    let (mpesa_sim, momo_sim) = (mpesa::Simulator::new(), momo::Simulator::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let providers = format!("http://{}", listener.local_addr()?);
+    let router = simulator::router(&mpesa_sim, &momo_sim);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let serve = || {
+        Hazina::serve(|command| {
+            command
+                .env("DATABASE_URL", db.connection_string())
+                .env("HAZINA_PROVIDER_QUERY_AFTER_MS", "200");
+        })
+    };
+    let mut server = serve()?;
+    server.wait_ready().await?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let api = Api { http: http.clone(), base: server.base.clone() };
+    api.post(
+        &org_key,
+        "/v1/channels",
+        &json!({
+            "provider": "mpesa", "channelNumber": "600000", "currencyCode": "KES",
+            "baseUrl": format!("{providers}/simulator/mpesa"),
+            "credentials": { "consumerKey": "k", "consumerSecret": "s", "initiatorName": "api",
+                "securityCredential": "c" },
+        }),
+    )
+    .await?;
+    api.post(
+        &org_key,
+        "/v1/channels",
+        &json!({
+            "provider": "momo", "channelNumber": "momo-main", "currencyCode": "EUR",
+            "baseUrl": format!("{providers}/simulator/momo"),
+            "credentials": { "apiUser": "6c0bd5a2-4b8c-4d1e-9b6a-0e6f2f0a1c11", "apiKey": "k",
+                "subscriptionKey": "s", "targetEnvironment": "sandbox" },
+        }),
+    )
+    .await?;
+    let mut purses = Vec::new();
+    for currency in ["KES", "EUR"] {
+        let float = api
+            .post(
+                &org_key,
+                "/v1/purses",
+                &json!({ "currencyCode": currency, "overdraftLimit": "100000" }),
+            )
+            .await?;
+        let purse = api.post(&org_key, "/v1/purses", &json!({ "currencyCode": currency })).await?;
+        api.post(
+            &org_key,
+            "/v1/payments",
+            &json!({
+                "debitParty": { "purse": { "purseId": float["purseId"] } },
+                "creditParty": { "purse": { "purseId": purse["purseId"] } },
+                "value": { "currencyCode": currency, "amount": "1000" },
+            }),
+        )
+        .await?;
+        purses.push(purse["purseId"].as_str().context("a purse id")?.to_owned());
+    }
+    let slow = Duration::from_secs(4);
+    // Held unanswered: the provider has the request, we have no response.
+    mpesa_sim.script(
+        "254711000001",
+        mpesa::Script::success()
+            .with_callback(mpesa::CallbackMode::BeforeResponse)
+            .with_callback_delay(slow),
+    );
+    momo_sim.script(
+        "46733123499",
+        momo::Script::new(momo::Outcome::Successful)
+            .callback(momo::CallbackMode::BeforeResponse)
+            .delay(slow),
+    );
+    // Accepted at once, its result late.
+    mpesa_sim.script("254711000002", mpesa::Script::success().with_callback_delay(slow));
+    let payout = |id: uuid::Uuid, purse: &str, number: &str, channel: &str, currency: &str| {
+        json!({
+            "transactionId": id,
+            "debitParty": { "purse": { "purseId": purse } },
+            "creditParty": { "customer": {
+                "customerNumber": { "number": number, "provider": "cellular" },
+                "channelNumber": channel } },
+            "value": { "currencyCode": currency, "amount": "100" },
+        })
+    };
+    let ids = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
+    let accepted = api
+        .post(
+            &app_key,
+            "/v1/payments",
+            &payout(ids[2], &purses[0], "+254711000002", "600000", "KES"),
+        )
+        .await?;
+    assert_eq!(accepted["status"], "pending_confirmation", "{accepted}");
+    for body in [
+        payout(ids[0], &purses[0], "+254711000001", "600000", "KES"),
+        payout(ids[1], &purses[1], "+46733123499", "momo-main", "EUR"),
+    ] {
+        let (http, url, key) =
+            (http.clone(), format!("{}/v1/payments", server.base), app_key.clone());
+        // Their answers never come: the server dies first.
+        tokio::spawn(async move { http.post(url).bearer_auth(key).json(&body).send().await });
+    }
+    wait_for("the providers to hold both requests", Duration::from_secs(20), || {
+        let held = mpesa_sim.transactions().len() >= 2 && !momo_sim.payments().is_empty();
+        async move { held.then_some(()) }
+    })
+    .await?;
+    server.signal(Signal::SIGKILL)?;
+    server.wait_exit().await?;
+
+    let mut server = serve()?;
+    server.wait_ready().await?;
+    let api = Api { http, base: server.base.clone() };
+    for id in ids {
+        let payment = wait_for("the payout to settle", Duration::from_secs(60), || {
+            let api = &api;
+            let key = &app_key;
+            async move {
+                let payment = api.get(key, &format!("/v1/payments/{id}")).await.ok()?;
+                (payment["status"] == "success").then_some(payment)
+            }
+        })
+        .await
+        .with_context(|| format!("stderr:\n{}", server.stderr()))?;
+        assert!(payment["receipt"].is_string(), "{payment}");
+    }
+    // Paid once each: M-Pesa refused the resend of the B2C that was held, as a duplicate.
+    let paid = |number: &str| {
+        mpesa_sim
+            .transactions()
+            .iter()
+            .filter(|t| {
+                t.kind == mpesa::TransactionKind::B2c && t.msisdn.as_deref() == Some(number)
+            })
+            .filter(|t| t.succeeded())
+            .count()
+    };
+    assert_eq!((paid("254711000001"), paid("254711000002")), (1, 1));
+    assert_eq!(momo_sim.payments().len(), 1);
+    let balance = |purse: &str| {
+        let (api, key, purse) = (&api, &org_key, purse.to_owned());
+        async move { api.get(key, &format!("/v1/purses/{purse}")).await }
+    };
+    assert_eq!(balance(&purses[0]).await?["balance"]["actual"], "800.00");
+    assert_eq!(balance(&purses[1]).await?["balance"]["actual"], "900.00");
+    let violations = hazina_ledger::store::Store::new(db.pool()).verify().await?;
+    assert!(violations.is_empty(), "{violations:?}");
+    server.signal(Signal::SIGTERM)?;
+    assert!(server.wait_exit().await?.success(), "{}", server.stderr());
     Ok(())
 }

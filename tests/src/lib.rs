@@ -380,6 +380,7 @@ impl ApiServer {
             first_query: std::time::Duration::from_millis(300),
             query_interval_max: std::time::Duration::from_secs(2),
             lease: std::time::Duration::from_secs(5),
+            respond_within: std::time::Duration::from_secs(5),
             poll_interval: std::time::Duration::from_millis(100),
         });
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();

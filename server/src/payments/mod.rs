@@ -46,6 +46,9 @@ const TRANSFER_NAMESPACE: Uuid = Uuid::from_u128(0x6861_7a69_6e61_0005_8000_0000
 /// is taken as expired: Daraja's prompts time out after about a minute.
 const STK_UNKNOWN_EXPIRY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
+/// How much longer than [`Settings::respond_within`] a request handler holds a new payment.
+const HANDLER_LEASE_MARGIN: Duration = Duration::from_secs(5);
+
 /// Most due payments one worker pass takes.
 const DUE_BATCH_MAX: i64 = 100;
 
@@ -58,8 +61,13 @@ pub struct Settings {
     /// `query_interval_max`.
     pub first_query: Duration,
     pub query_interval_max: Duration,
-    /// How long a process owns a payment it is working on before another may take it over.
+    /// How long the worker owns a payment it is working on before another process may take
+    /// it over: longer than a provider call can take.
     pub lease: Duration,
+    /// How long a `POST /v1/payments` waits for the provider before answering with the payment
+    /// as it is (the worker carries it on); a process that dies meanwhile gives the payment up
+    /// a few seconds after this.
+    pub respond_within: Duration,
     /// How often the worker looks for due payments.
     pub poll_interval: Duration,
 }
@@ -71,6 +79,7 @@ impl Default for Settings {
             first_query: Duration::from_secs(30),
             query_interval_max: Duration::from_secs(30 * 60),
             lease: Duration::from_secs(90),
+            respond_within: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
         }
     }
@@ -517,7 +526,8 @@ impl Engine {
     /// caller compares what was asked.
     pub async fn start(&self, new: NewPayment) -> Result<(Record, bool), ApiError> {
         let channel = new.channel.clone();
-        let lease = self.settings().lease;
+        let respond_within = self.settings().respond_within;
+        let lease = respond_within + HANDLER_LEASE_MARGIN;
         let client = self.pool.get().await?;
         let inserted = client
             .query_opt(
@@ -572,8 +582,15 @@ impl Engine {
         drop(client);
         let record = Record::from_row(&row)?;
         self.note(record.id, "queued", "request", None, None).await?;
-        let record = self.reserve_and_send(record, &channel).await?;
-        Ok((record, true))
+        let id = record.id;
+        let sent = tokio::time::timeout(respond_within, self.reserve_and_send(record, &channel));
+        if let Ok(record) = sent.await {
+            return Ok((record?, true));
+        }
+        // Stopped mid-way: every step so far is recorded, and the worker takes it from there
+        // (a request that may have left is asked about, never sent under a new key).
+        self.retry_later(id, "no answer from the provider in time; carried on").await?;
+        Ok((self.read(id).await?, true))
     }
 
     /// Reserves the money (when not yet) and sends the request.
@@ -640,7 +657,7 @@ impl Engine {
 
     /// Sends the payment's request (under its one key) and applies the answer.
     async fn send(&self, id: Uuid, channel: &Channel) -> Result<Record, ApiError> {
-        let record = self.locked_read(id).await?;
+        let record = self.read(id).await?;
         let outcome = match channel.provider {
             Provider::Mpesa => mpesa::send(self, channel, &record).await,
             Provider::Momo => momo::send(self, channel, &record).await,
@@ -657,7 +674,7 @@ impl Engine {
             SendOutcome::Duplicate => (Some(Event::Unknown), Stage::Sent),
             SendOutcome::Unknown(why) | SendOutcome::NotSent(why) => {
                 self.retry_later(id, &why).await?;
-                return self.locked_read(id).await;
+                return self.read(id).await;
             }
         };
         let record = match event {
@@ -729,13 +746,13 @@ impl Engine {
             record.stage
         };
         let status = status_of(&state, stage, &record.status);
-        let settings = self.settings();
+        // Asked now when the event wants a query; a request just answered is first asked
+        // about after `first_query`; otherwise the schedule (and its backoff) stands.
         let next = match stage {
             Stage::Settled => None,
-            // Asked now when the event wants a query; otherwise at the first query's time,
-            // unless something sooner is already due.
             _ if query => Some(Duration::ZERO),
-            _ => Some(settings.first_query),
+            Stage::Sent if record.stage != Stage::Sent => Some(self.settings().first_query),
+            _ => Some(Duration::MAX),
         };
         let settled_name = state.settled.map(|s| match s {
             Settled::Posted => "posted",
@@ -748,8 +765,8 @@ impl Engine {
                          request_reference = $5, receipt = $6, provider_code = $7,
                          provider_description = $8,
                          next_attempt_at = CASE WHEN $9::float8 IS NULL THEN NULL
-                             ELSE LEAST(COALESCE(next_attempt_at, 'infinity'),
-                                 now() + make_interval(secs => $9)) END,
+                             WHEN $9::float8 = 'infinity' THEN next_attempt_at
+                             ELSE LEAST(next_attempt_at, now() + make_interval(secs => $9)) END,
                          updated_at = now()
                      WHERE id = $1 RETURNING {}",
                     Record::COLUMNS
@@ -763,7 +780,7 @@ impl Engine {
                     &state.receipt,
                     &code,
                     &said,
-                    &next.map(|d| d.as_secs_f64()),
+                    &next.map(|d| if d == Duration::MAX { f64::INFINITY } else { d.as_secs_f64() }),
                 ],
             )
             .await?;
@@ -875,8 +892,8 @@ impl Engine {
         Ok(())
     }
 
-    /// The row without a lock.
-    async fn locked_read(&self, id: Uuid) -> Result<Record, ApiError> {
+    /// The row as it is now (no lock).
+    async fn read(&self, id: Uuid) -> Result<Record, ApiError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(

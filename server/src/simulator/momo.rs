@@ -856,8 +856,13 @@ async fn accept(sim: &Simulator, product: Product, headers: &HeaderMap, body: &[
     let delay = Duration::from_millis(script.delay_ms);
     if script.callback == CallbackMode::BeforeResponse {
         // The one case where the 202 waits: the script asks for the callback to land first.
-        tokio::time::sleep(delay).await;
-        sim.settle_and_call_back(reference_id, &script.outcome).await;
+        // Spawned and awaited, so that the payment goes ahead even if the caller hangs up.
+        let (sim, outcome) = (sim.clone(), script.outcome.clone());
+        let _ = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            sim.settle_and_call_back(reference_id, &outcome).await;
+        })
+        .await;
     } else if delay.is_zero() {
         // Decided before the 202, so a status query right after it already sees the outcome;
         // only the delivery runs in the background.

@@ -483,7 +483,9 @@ impl Simulator {
     /// callback before the response.
     async fn dispatch(&self, id: String, script: Script) {
         if script.callback == CallbackMode::BeforeResponse {
-            self.clone().settle_and_send(id, script).await;
+            // Spawned and awaited, not run in the handler: like Daraja, the payment goes ahead
+            // even when the caller hangs up before the response.
+            let _ = tokio::spawn(self.clone().settle_and_send(id, script)).await;
         } else {
             tokio::spawn(self.clone().settle_and_send(id, script));
         }

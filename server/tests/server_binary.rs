@@ -472,6 +472,100 @@ impl Api {
     }
 }
 
+/// An M-Pesa and a MoMo channel at `providers`, and a KES and a EUR purse holding 1000 each.
+async fn channels_and_purses(
+    api: &Api,
+    org_key: &str,
+    providers: &str,
+) -> anyhow::Result<Vec<String>> {
+    api.post(
+        org_key,
+        "/v1/channels",
+        &json!({
+            "provider": "mpesa", "channelNumber": "600000", "currencyCode": "KES",
+            "baseUrl": format!("{providers}/simulator/mpesa"),
+            "credentials": { "consumerKey": "k", "consumerSecret": "s", "initiatorName": "api",
+                "securityCredential": "c" },
+        }),
+    )
+    .await?;
+    api.post(
+        org_key,
+        "/v1/channels",
+        &json!({
+            "provider": "momo", "channelNumber": "momo-main", "currencyCode": "EUR",
+            "baseUrl": format!("{providers}/simulator/momo"),
+            "credentials": { "apiUser": "6c0bd5a2-4b8c-4d1e-9b6a-0e6f2f0a1c11", "apiKey": "k",
+                "subscriptionKey": "s", "targetEnvironment": "sandbox" },
+        }),
+    )
+    .await?;
+    let mut purses = Vec::new();
+    for currency in ["KES", "EUR"] {
+        let float = api
+            .post(
+                org_key,
+                "/v1/purses",
+                &json!({ "currencyCode": currency, "overdraftLimit": "100000" }),
+            )
+            .await?;
+        let purse = api.post(org_key, "/v1/purses", &json!({ "currencyCode": currency })).await?;
+        api.post(
+            org_key,
+            "/v1/payments",
+            &json!({
+                "debitParty": { "purse": { "purseId": float["purseId"] } },
+                "creditParty": { "purse": { "purseId": purse["purseId"] } },
+                "value": { "currencyCode": currency, "amount": "1000" },
+            }),
+        )
+        .await?;
+        purses.push(purse["purseId"].as_str().context("a purse id")?.to_owned());
+    }
+    Ok(purses)
+}
+
+/// Two customers whose payouts the providers hold unanswered for 4 s (M-Pesa `…001`, MoMo
+/// `…499`), and one whose payout M-Pesa accepts at once with its result 4 s late (`…002`).
+fn script_slow_providers(
+    mpesa_sim: &hazina_server::simulator::mpesa::Simulator,
+    momo_sim: &hazina_server::simulator::momo::Simulator,
+) {
+    use hazina_server::simulator::{momo, mpesa};
+    let slow = Duration::from_secs(4);
+    mpesa_sim.script(
+        "254711000001",
+        mpesa::Script::success()
+            .with_callback(mpesa::CallbackMode::BeforeResponse)
+            .with_callback_delay(slow),
+    );
+    momo_sim.script(
+        "46733123499",
+        momo::Script::new(momo::Outcome::Successful)
+            .callback(momo::CallbackMode::BeforeResponse)
+            .delay(slow),
+    );
+    mpesa_sim.script("254711000002", mpesa::Script::success().with_callback_delay(slow));
+}
+
+/// A payout of 100 from a purse to a customer's mobile money.
+fn payout_body(
+    id: uuid::Uuid,
+    purse: &str,
+    number: &str,
+    channel: &str,
+    currency: &str,
+) -> serde_json::Value {
+    json!({
+        "transactionId": id,
+        "debitParty": { "purse": { "purseId": purse } },
+        "creditParty": { "customer": {
+            "customerNumber": { "number": number, "provider": "cellular" },
+            "channelNumber": channel } },
+        "value": { "currencyCode": currency, "amount": "100" },
+    })
+}
+
 /// Kills `hazina` (SIGKILL) at the worst moments of three payouts — two while the provider
 /// holds our request unanswered (M-Pesa B2C, MoMo transfer), one after M-Pesa accepted it but
 /// before its result — then starts it again on the same database: each payout converges to the
@@ -502,88 +596,20 @@ async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Re
     server.wait_ready().await?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let api = Api { http: http.clone(), base: server.base.clone() };
-    api.post(
-        &org_key,
-        "/v1/channels",
-        &json!({
-            "provider": "mpesa", "channelNumber": "600000", "currencyCode": "KES",
-            "baseUrl": format!("{providers}/simulator/mpesa"),
-            "credentials": { "consumerKey": "k", "consumerSecret": "s", "initiatorName": "api",
-                "securityCredential": "c" },
-        }),
-    )
-    .await?;
-    api.post(
-        &org_key,
-        "/v1/channels",
-        &json!({
-            "provider": "momo", "channelNumber": "momo-main", "currencyCode": "EUR",
-            "baseUrl": format!("{providers}/simulator/momo"),
-            "credentials": { "apiUser": "6c0bd5a2-4b8c-4d1e-9b6a-0e6f2f0a1c11", "apiKey": "k",
-                "subscriptionKey": "s", "targetEnvironment": "sandbox" },
-        }),
-    )
-    .await?;
-    let mut purses = Vec::new();
-    for currency in ["KES", "EUR"] {
-        let float = api
-            .post(
-                &org_key,
-                "/v1/purses",
-                &json!({ "currencyCode": currency, "overdraftLimit": "100000" }),
-            )
-            .await?;
-        let purse = api.post(&org_key, "/v1/purses", &json!({ "currencyCode": currency })).await?;
-        api.post(
-            &org_key,
-            "/v1/payments",
-            &json!({
-                "debitParty": { "purse": { "purseId": float["purseId"] } },
-                "creditParty": { "purse": { "purseId": purse["purseId"] } },
-                "value": { "currencyCode": currency, "amount": "1000" },
-            }),
-        )
-        .await?;
-        purses.push(purse["purseId"].as_str().context("a purse id")?.to_owned());
-    }
-    let slow = Duration::from_secs(4);
-    // Held unanswered: the provider has the request, we have no response.
-    mpesa_sim.script(
-        "254711000001",
-        mpesa::Script::success()
-            .with_callback(mpesa::CallbackMode::BeforeResponse)
-            .with_callback_delay(slow),
-    );
-    momo_sim.script(
-        "46733123499",
-        momo::Script::new(momo::Outcome::Successful)
-            .callback(momo::CallbackMode::BeforeResponse)
-            .delay(slow),
-    );
-    // Accepted at once, its result late.
-    mpesa_sim.script("254711000002", mpesa::Script::success().with_callback_delay(slow));
-    let payout = |id: uuid::Uuid, purse: &str, number: &str, channel: &str, currency: &str| {
-        json!({
-            "transactionId": id,
-            "debitParty": { "purse": { "purseId": purse } },
-            "creditParty": { "customer": {
-                "customerNumber": { "number": number, "provider": "cellular" },
-                "channelNumber": channel } },
-            "value": { "currencyCode": currency, "amount": "100" },
-        })
-    };
+    let purses = channels_and_purses(&api, &org_key, &providers).await?;
+    script_slow_providers(&mpesa_sim, &momo_sim);
     let ids = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
     let accepted = api
         .post(
             &app_key,
             "/v1/payments",
-            &payout(ids[2], &purses[0], "+254711000002", "600000", "KES"),
+            &payout_body(ids[2], &purses[0], "+254711000002", "600000", "KES"),
         )
         .await?;
     assert_eq!(accepted["status"], "pending_confirmation", "{accepted}");
     for body in [
-        payout(ids[0], &purses[0], "+254711000001", "600000", "KES"),
-        payout(ids[1], &purses[1], "+46733123499", "momo-main", "EUR"),
+        payout_body(ids[0], &purses[0], "+254711000001", "600000", "KES"),
+        payout_body(ids[1], &purses[1], "+46733123499", "momo-main", "EUR"),
     ] {
         let (http, url, key) =
             (http.clone(), format!("{}/v1/payments", server.base), app_key.clone());

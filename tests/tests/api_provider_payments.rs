@@ -467,7 +467,11 @@ async fn an_stk_push_collects_into_a_wallet_and_shows_on_the_timeline() {
     assert_eq!(wallet_balance(&env, &customer).await, kes("250.00", "250.00"));
     let (_, timeline) =
         env.server.get(&env.server.app_key, &format!("/v1/customers/{customer}/timeline")).await;
-    assert!(timeline.to_string().contains(id), "{timeline}");
+    let items = timeline["items"].as_array().unwrap();
+    let shown = items.iter().find(|item| item["transactionId"] == id);
+    let shown = shown.unwrap_or_else(|| panic!("{timeline}"));
+    assert_eq!(shown["status"], "success", "{shown}");
+    assert_eq!(shown["statusHistory"], done["history"], "{shown}");
     env.invariants_hold().await;
 }
 

@@ -1443,6 +1443,9 @@ pub struct Payment {
     /// The provider's receipt, for a payment through a provider that succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
+    /// For a payment through a provider, every status it passed through, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub status_history: Vec<crate::payments::StatusChange>,
     /// The ledger's reason when it was not made.
     pub reason: Option<&'static str>,
     pub code: String,
@@ -1465,6 +1468,7 @@ impl From<&Transfer> for Payment {
             at: transfer.created_at,
             status: payment_status(transfer.rejection).to_owned(),
             receipt: None,
+            status_history: Vec::new(),
             reason: transfer.rejection.map(RejectReason::code),
             code: transfer.code.clone(),
             legs: transfer
@@ -1495,6 +1499,8 @@ async fn payments(
     let transfers = state.store.transfers(org, ids).await?;
     let raw: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
     let through_providers = state.payments.records(org, &raw).await?;
+    let provider_ids: Vec<uuid::Uuid> = through_providers.iter().map(|r| r.id).collect();
+    let mut histories = state.payments.histories(&provider_ids).await?;
     Ok(ids
         .iter()
         .filter_map(|id| transfers.iter().find(|transfer| transfer.id == *id))
@@ -1504,6 +1510,7 @@ async fn payments(
             if let Some(record) = through_providers.iter().find(|r| r.id == transfer.id.0) {
                 payment.status.clone_from(&record.status);
                 payment.receipt.clone_from(&record.receipt);
+                payment.status_history = histories.remove(&record.id).unwrap_or_default();
             }
             payment
         })

@@ -465,24 +465,37 @@ impl Engine {
 
     /// A payment's statuses, oldest first.
     pub async fn history(&self, id: Uuid) -> Result<Vec<StatusChange>, ApiError> {
+        Ok(self.histories(&[id]).await?.remove(&id).unwrap_or_default())
+    }
+
+    /// The statuses of these payments, each oldest first.
+    pub async fn histories(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<StatusChange>>, ApiError> {
+        let mut histories: HashMap<Uuid, Vec<StatusChange>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(histories);
+        }
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT status, at, source, provider_code, description
-                 FROM provider_payment_events WHERE payment_id = $1 ORDER BY seq",
-                &[&id],
+                "SELECT payment_id, status, at, source, provider_code, description
+                 FROM provider_payment_events WHERE payment_id = ANY($1)
+                 ORDER BY payment_id, seq",
+                &[&ids],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| StatusChange {
-                status: row.get(0),
-                at: row.get(1),
-                source: row.get(2),
-                provider_code: row.get(3),
-                description: row.get(4),
-            })
-            .collect())
+        for row in &rows {
+            histories.entry(row.get(0)).or_default().push(StatusChange {
+                status: row.get(1),
+                at: row.get(2),
+                source: row.get(3),
+                provider_code: row.get(4),
+                description: row.get(5),
+            });
+        }
+        Ok(histories)
     }
 
     // --- Starting a payment ---------------------------------------------------------------

@@ -27,11 +27,13 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_LISTEN", global = true, default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Also serve the M-Pesa and MTN MoMo simulators, under `/simulator/mpesa` and
-    /// `/simulator/momo`, for development and demos without a provider. Never in production:
-    /// their routes take no key.
-    #[arg(long, env = "HAZINA_SIMULATE", global = true)]
-    pub simulate: bool,
+    /// Serve the M-Pesa and MTN MoMo simulators too, under `/simulator/mpesa` and
+    /// `/simulator/momo` (`--simulate` or `--simulate true`; `--simulate false` to refuse).
+    /// Default: on with the embedded database, which is for development and demos; off with
+    /// `DATABASE_URL`. Never in production: their routes take no key.
+    #[arg(long, env = "HAZINA_SIMULATE", global = true, value_name = "BOOL", num_args = 0..=1,
+        default_missing_value = "true")]
+    pub simulate: Option<bool>,
 
     /// The address providers reach this server at, for their callbacks (e.g.
     /// `https://pay.example.com`); default: `http://` and the listening address.
@@ -59,6 +61,12 @@ impl Cli {
     /// The external database's connection string, if one is set (an empty one counts as unset).
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref().filter(|url| !url.trim().is_empty())
+    }
+
+    /// Whether to serve the provider simulators: as asked, else only with the embedded
+    /// database.
+    pub fn simulate(&self) -> bool {
+        self.simulate.unwrap_or_else(|| self.database_url().is_none())
     }
 
     /// The subcommand, `serve` when none is given.
@@ -137,5 +145,20 @@ mod tests {
         let cli = Cli::try_parse_from(["hazina", "migrate", "--log-format", "json"]).unwrap();
         assert!(matches!(cli.command(), Command::Migrate));
         assert_eq!(cli.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_simulators_are_on_for_the_embedded_database_unless_refused() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["hazina"];
+            all.extend(args);
+            Cli::try_parse_from(all).unwrap()
+        };
+        let url = "postgres://x@localhost/db";
+        assert!(parse(&[]).simulate() || std::env::var_os("DATABASE_URL").is_some());
+        assert!(!parse(&["--simulate", "false"]).simulate());
+        assert!(!parse(&["--database-url", url]).simulate());
+        assert!(parse(&["--database-url", url, "--simulate"]).simulate());
+        assert!(parse(&["--simulate", "--listen", "127.0.0.1:0"]).simulate());
     }
 }

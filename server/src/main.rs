@@ -219,7 +219,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         shutdown.clone().wait(),
     ));
     let mut app = http::router(state);
-    if cli.simulate {
+    if cli.simulate() {
         let (mpesa, momo) =
             (simulator::mpesa::Simulator::new(), simulator::momo::Simulator::default());
         app = app.merge(simulator::router(&mpesa, &momo));

@@ -673,3 +673,102 @@ async fn a_replayed_payment_is_not_sent_again_and_a_different_one_is_refused() {
     assert_eq!(env.purse_balance(&purse).await, kes("900.00", "900.00"));
     env.invariants_hold().await;
 }
+
+// --- Callbacks that come first, or without the token --------------------------------------
+
+/// The URL MoMo calls back for a channel, with its token when `token` is `None`.
+async fn momo_callback_url(env: &Env, channel: &Value, token: Option<&str>) -> String {
+    let id = channel["channelId"].as_str().unwrap();
+    let token = match token {
+        Some(token) => token.to_owned(),
+        None => {
+            let client = env.server.db.connect().await.unwrap();
+            let row = client
+                .query_one(
+                    "SELECT callback_token FROM payment_channels WHERE id = $1::text::uuid",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+            row.get(0)
+        }
+    };
+    format!("{}/callbacks/momo/{id}/{token}/callback", env.server.base)
+}
+
+fn momo_result(external_id: &str, status: &str) -> Value {
+    json!({
+        "financialTransactionId": "1375218941", "externalId": external_id,
+        "amount": "10", "currency": "EUR",
+        "payee": { "partyIdType": "MSISDN", "partyId": "46733123499" },
+        "payerMessage": "x", "payeeNote": "x", "status": status,
+    })
+}
+
+#[tokio::test]
+async fn a_callback_for_a_payment_not_yet_recorded_is_parked_then_matched() {
+    let env = start().await;
+    let channel = env.momo_channel().await;
+    // MoMo never decides this one by itself: only the early callback settles it.
+    env.momo.script("46733123499", momo::Script::new(momo::Outcome::Pending));
+    let purse = env.funded_purse("EUR", "100").await;
+    let id = uuid::Uuid::now_v7();
+    let url = momo_callback_url(&env, &channel, None).await;
+    let reply = env
+        .server
+        .http
+        .put(&url)
+        .json(&momo_result(&id.to_string(), "SUCCESSFUL"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let client = env.server.db.connect().await.unwrap();
+    let parked: i64 = client
+        .query_one("SELECT count(*) FROM provider_callbacks WHERE payment_id IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(parked, 1);
+    let payment = json!({
+        "transactionId": id,
+        "debitParty": { "purse": { "purseId": purse } },
+        "creditParty": mobile(MOMO_OK, MOMO_ACCOUNT),
+        "value": { "currencyCode": "EUR", "amount": "10" },
+    });
+    let (status, body) = env.server.post(&env.server.app_key, "/v1/payments", &payment).await;
+    assert_answered(status, &body);
+    let done = env.settled(&id.to_string()).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["receipt"], "1375218941", "{done}");
+    let parked: i64 = client
+        .query_one("SELECT count(*) FROM provider_callbacks WHERE payment_id IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(parked, 0);
+    assert_eq!(env.purse_balance(&purse).await, kes("90.00", "90.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_momo_callback_without_the_token_is_checked_with_momo_first() {
+    let env = start().await;
+    let channel = env.momo_channel().await;
+    env.momo.script("46733123499", momo::Script::new(momo::Outcome::Pending));
+    let purse = env.funded_purse("EUR", "100").await;
+    let (_, accepted) = env
+        .pay(&json!({ "purse": { "purseId": purse } }), &mobile(MOMO_OK, MOMO_ACCOUNT), "EUR", "10")
+        .await;
+    let id = accepted["transactionId"].as_str().unwrap();
+    let forged = momo_callback_url(&env, &channel, Some("not-the-token")).await;
+    let reply =
+        env.server.http.put(&forged).json(&momo_result(id, "SUCCESSFUL")).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    // MoMo says it is still pending: nothing moves, however often we ask.
+    let before = env.momo.requests().len();
+    env.until(id, "asked", |_| env.momo.requests().len() > before).await;
+    assert_eq!(env.payment(id).await["status"], "pending_confirmation");
+    assert_eq!(env.purse_balance(&purse).await, kes("100.00", "90.00"));
+    env.invariants_hold().await;
+}

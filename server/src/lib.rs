@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod http;
 pub mod metrics;
 pub mod payments;
+pub mod secrets;
 pub mod simulator;
 pub mod workers;
 

@@ -325,7 +325,8 @@ pub async fn bench(
     ledger_pool: deadpool_postgres::Pool,
     args: BenchArgs,
 ) -> anyhow::Result<HttpBenchResult> {
-    let state = AppState::with_pools(pool, ledger_pool);
+    // The benchmark makes no channels: a key of its own, forgotten afterwards, is enough.
+    let state = AppState::with_pools(pool, ledger_pool, crate::secrets::Sealer::generate()?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -45,6 +45,13 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_PROVIDER_QUERY_AFTER_MS", global = true, default_value_t = 30_000)]
     pub provider_query_after_ms: u64,
 
+    /// The key that seals payment channels' credentials in the database (64 hex characters,
+    /// mode 0600; created on first start). Every process serving one database needs the same
+    /// file; without it, the channels' credentials cannot be read. Default: `credentials.key`
+    /// beside the embedded database's data directory.
+    #[arg(long, env = "HAZINA_CREDENTIALS_KEY_FILE", global = true)]
+    pub credentials_key_file: Option<PathBuf>,
+
     /// The most connections the server's pool opens to PostgreSQL.
     #[arg(long, env = "HAZINA_DB_POOL_SIZE_MAX", global = true, default_value_t = 16)]
     pub db_pool_size_max: usize,
@@ -67,6 +74,13 @@ impl Cli {
     /// database.
     pub fn simulate(&self) -> bool {
         self.simulate.unwrap_or_else(|| self.database_url().is_none())
+    }
+
+    /// Where the credentials key is: as asked, else beside the data directory.
+    pub fn credentials_key_file(&self) -> PathBuf {
+        self.credentials_key_file.clone().unwrap_or_else(|| {
+            self.data_dir.parent().unwrap_or(std::path::Path::new(".")).join("credentials.key")
+        })
     }
 
     /// The subcommand, `serve` when none is given.

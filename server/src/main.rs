@@ -207,7 +207,10 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         print_first_keys(&made)?;
     }
     let ledger_pool = db::pool(database.config.clone(), api::LEDGER_POOL_SIZE)?;
-    let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone());
+    let key_file = cli.credentials_key_file();
+    let sealer = hazina_server::secrets::Sealer::load_or_create(&key_file)
+        .with_context(|| format!("no credentials key at {}", key_file.display()))?;
+    let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer);
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
     state.payments.configure(payments::Settings {
         public_url: public_url.trim_end_matches('/').to_owned(),

@@ -53,7 +53,13 @@ struct Hazina {
 impl Hazina {
     fn command() -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hazina"));
-        for name in ["DATABASE_URL", "HAZINA_DATA_DIR", "HAZINA_PG_BIN_DIR", "HAZINA_LISTEN"] {
+        for name in [
+            "DATABASE_URL",
+            "HAZINA_DATA_DIR",
+            "HAZINA_PG_BIN_DIR",
+            "HAZINA_LISTEN",
+            "HAZINA_CREDENTIALS_KEY_FILE",
+        ] {
             command.env_remove(name);
         }
         command.env("RUST_LOG", "info").env_remove("HAZINA_LOG_FORMAT");
@@ -358,11 +364,15 @@ async fn serve_uses_database_url_instead_of_the_embedded_postgres() -> anyhow::R
 #[tokio::test]
 async fn simulate_serves_the_provider_simulators_and_only_then() -> anyhow::Result<()> {
     let db = fresh_db().await;
+    let scratch = Scratch::new()?;
     let client = reqwest::Client::new();
     let token_path = "/simulator/mpesa/oauth/v1/generate?grant_type=client_credentials";
     for simulate in [true, false] {
         let mut server = Hazina::serve(|command| {
-            command.env("DATABASE_URL", db.connection_string());
+            command
+                .env("DATABASE_URL", db.connection_string())
+                .arg("--credentials-key-file")
+                .arg(scratch.0.join("credentials.key"));
             if simulate {
                 command.arg("--simulate");
             }
@@ -585,11 +595,16 @@ async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Re
     let providers = format!("http://{}", listener.local_addr()?);
     let router = simulator::router(&mpesa_sim, &momo_sim);
     tokio::spawn(async move { axum::serve(listener, router).await });
+    // One credentials key for both lives of the server, as an operator keeps it.
+    let scratch = Scratch::new()?;
+    let key_file = scratch.0.join("credentials.key");
     let serve = || {
         Hazina::serve(|command| {
             command
                 .env("DATABASE_URL", db.connection_string())
-                .env("HAZINA_PROVIDER_QUERY_AFTER_MS", "200");
+                .env("HAZINA_PROVIDER_QUERY_AFTER_MS", "200")
+                .arg("--credentials-key-file")
+                .arg(&key_file);
         })
     };
     let mut server = serve()?;

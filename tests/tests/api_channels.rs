@@ -54,6 +54,17 @@ async fn a_channel_gets_a_clearing_account_and_never_shows_its_credentials() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["channels"], json!([channel]));
     assert!(!list.to_string().contains(SECRET));
+
+    // At rest they are sealed: the database holds their names, not their values.
+    let client = server.db.connect().await.unwrap();
+    let stored: Value = client
+        .query_one("SELECT credentials FROM payment_channels WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!stored.to_string().contains(SECRET), "{stored}");
+    assert!(stored["sealed"].as_str().is_some_and(|s| s.starts_with("v1:")), "{stored}");
+    assert_eq!(stored["names"], channel["credentialsSet"]);
 }
 
 #[tokio::test]

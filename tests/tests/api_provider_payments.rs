@@ -679,19 +679,18 @@ async fn a_replayed_payment_is_not_sent_again_and_a_different_one_is_refused() {
 /// The URL MoMo calls back for a channel, with its token when `token` is `None`.
 async fn momo_callback_url(env: &Env, channel: &Value, token: Option<&str>) -> String {
     let id = channel["channelId"].as_str().unwrap();
-    let token = match token {
-        Some(token) => token.to_owned(),
-        None => {
-            let client = env.server.db.connect().await.unwrap();
-            let row = client
-                .query_one(
-                    "SELECT callback_token FROM payment_channels WHERE id = $1::text::uuid",
-                    &[&id],
-                )
-                .await
-                .unwrap();
-            row.get(0)
-        }
+    let token = if let Some(token) = token {
+        token.to_owned()
+    } else {
+        let client = env.server.db.connect().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT callback_token FROM payment_channels WHERE id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        row.get(0)
     };
     format!("{}/callbacks/momo/{id}/{token}/callback", env.server.base)
 }

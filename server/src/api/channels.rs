@@ -148,8 +148,11 @@ const COLUMNS: &str = "id, provider, channel_number, currency, name, base_url, \
 
 fn view(row: &tokio_postgres::Row) -> ChannelView {
     let credentials: serde_json::Value = row.get(7);
-    let credentials_set =
-        credentials.as_object().map(|fields| fields.keys().cloned().collect()).unwrap_or_default();
+    // Sealed credentials keep their names beside them; older rows are plain objects.
+    let credentials_set = match credentials.get("names").and_then(|n| n.as_array()) {
+        Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
+        None => credentials.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default(),
+    };
     ChannelView {
         channel_id: row.get(0),
         provider: row.get(1),
@@ -238,7 +241,9 @@ async fn create_channel(
     let credentials: serde_json::Map<String, serde_json::Value> = (new.credentials.0.iter())
         .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
         .collect();
-    let credentials = serde_json::Value::Object(credentials);
+    let id = Uuid::now_v7();
+    // Sealed at rest, bound to this row; only their names are kept in the open.
+    let credentials = crate::payments::seal_credentials(state.payments.sealer(), id, &credentials)?;
     // The channel's row is written first and committed last: a duplicate fails before any
     // account exists, and a failure to create the account leaves no channel behind.
     let mut client = state.pool.get().await?;
@@ -252,7 +257,7 @@ async fn create_channel(
                  RETURNING {COLUMNS}"
             ),
             &[
-                &Uuid::now_v7(),
+                &id,
                 &caller.org.0,
                 &new.provider.as_str(),
                 &new.channel_number,

@@ -52,16 +52,24 @@ impl AppState {
     /// The state over a migrated database's pool, with a posting pipeline started on the
     /// current runtime that shares the pool (for tests; see [`AppState::with_pools`]).
     pub fn new(pool: Pool) -> Self {
-        Self::with_pools(pool.clone(), pool)
+        Self::with_pools(pool.clone(), pool, Self::test_sealer())
+    }
+
+    /// A sealer with a random key: what a server that lives as long as its test needs.
+    fn test_sealer() -> crate::secrets::Sealer {
+        crate::secrets::Sealer::generate()
+            .unwrap_or_else(|_| crate::secrets::Sealer::from_key(&[7; 32]))
     }
 
     /// The state with the ledger's writers on a pool of their own, so that they never queue
-    /// for a connection behind the requests they are serving.
-    pub fn with_pools(pool: Pool, ledger_pool: Pool) -> Self {
+    /// for a connection behind the requests they are serving, and channel credentials sealed
+    /// with `sealer`.
+    pub fn with_pools(pool: Pool, ledger_pool: Pool, sealer: crate::secrets::Sealer) -> Self {
         crate::metrics::init();
         let store = Store::new(pool.clone());
         let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
-        let payments = Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone()));
+        let payments =
+            Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer));
         Self {
             pool,
             store,

@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 use crate::api::error::ApiError;
 use crate::api::money::payment_status;
+use crate::secrets::{Sealer, is_sealed};
 
 /// Namespace of the ids of the transfers that post or void a payment's reservation, and of
 /// received payments' transfers.
@@ -181,15 +182,17 @@ impl Channel {
     const COLUMNS: &str = "id, org_id, provider, channel_number, currency, base_url, \
         clearing_account_id, callback_token, receiving_purse_id, credentials";
 
-    fn from_row(row: &tokio_postgres::Row) -> Result<Self, ApiError> {
+    fn from_row(row: &tokio_postgres::Row, sealer: &Sealer) -> Result<Self, ApiError> {
+        let id: Uuid = row.get(0);
         let provider = match row.get::<_, &str>(2) {
             "mpesa" => Provider::Mpesa,
             _ => Provider::Momo,
         };
         let currency: &str = row.get(4);
-        let credentials: serde_json::Value = row.get(9);
+        let stored: serde_json::Value = row.get(9);
+        let credentials = open_credentials(sealer, id, &stored)?;
         Ok(Self {
-            id: row.get(0),
+            id,
             org: OrgId(row.get(1)),
             provider,
             number: row.get(3),
@@ -198,7 +201,7 @@ impl Channel {
             clearing: AccountId(row.get(6)),
             token: row.get(7),
             receiving_purse: row.get::<_, Option<Uuid>>(8).map(AccountId),
-            credentials: credentials.as_object().cloned().unwrap_or_default(),
+            credentials,
         })
     }
 
@@ -224,6 +227,49 @@ impl Channel {
         let (a, b) = (self.token.as_bytes(), token.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
+}
+
+/// A channel's credentials as stored: `{"sealed": …, "names": […]}`, sealed with the
+/// channel's id as associated data (so a sealed value moved to another row does not open).
+///
+/// # Errors
+///
+/// When the credentials cannot be sealed (no randomness).
+pub fn seal_credentials(
+    sealer: &Sealer,
+    channel: Uuid,
+    credentials: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, ApiError> {
+    let plain = serde_json::to_vec(credentials).unwrap_or_default();
+    let sealed = sealer.seal(&plain, channel.as_bytes()).map_err(|error| unreadable(&error))?;
+    let names: Vec<&String> = credentials.keys().collect();
+    Ok(serde_json::json!({ "sealed": sealed, "names": names }))
+}
+
+/// The credentials of a stored channel (sealed, or plain from before sealing existed).
+fn open_credentials(
+    sealer: &Sealer,
+    channel: Uuid,
+    stored: &serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let Some(sealed) = stored.get("sealed").and_then(|s| s.as_str()).filter(|s| is_sealed(s))
+    else {
+        return Ok(stored.as_object().cloned().unwrap_or_default());
+    };
+    let plain = sealer.open(sealed, channel.as_bytes()).map_err(|error| unreadable(&error))?;
+    serde_json::from_slice(&plain).map_err(|error| unreadable(&error))
+}
+
+/// Credentials that cannot be sealed or opened: the key file is not the one they were sealed
+/// with, or the system has no randomness. The operator's problem, logged, never shown.
+fn unreadable(error: &dyn std::error::Error) -> ApiError {
+    tracing::error!(error = %error, "channel credentials cannot be sealed or opened; \
+        is this the credentials key file they were sealed with?");
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "credentials_unreadable",
+        "the channel's credentials cannot be read; the operator must check the key file",
+    )
 }
 
 /// A payment through a provider, as stored.
@@ -345,18 +391,21 @@ pub struct Engine {
     pipeline: Pipeline,
     http: HttpClient,
     settings: RwLock<Settings>,
+    sealer: Sealer,
     mpesa_clients: Mutex<HashMap<Uuid, Arc<hazina_providers::mpesa_client::Client>>>,
     momo_clients: Mutex<HashMap<(Uuid, bool), Arc<hazina_providers::momo_client::Client>>>,
     wake: tokio::sync::Notify,
 }
 
 impl Engine {
-    pub fn new(pool: Pool, pipeline: Pipeline) -> Self {
+    /// An engine whose channel credentials are sealed with `sealer`.
+    pub fn new(pool: Pool, pipeline: Pipeline, sealer: Sealer) -> Self {
         Self {
             pool,
             pipeline,
             http: HttpClient::default(),
             settings: RwLock::new(Settings::default()),
+            sealer,
             mpesa_clients: Mutex::default(),
             momo_clients: Mutex::default(),
             wake: tokio::sync::Notify::new(),
@@ -366,6 +415,11 @@ impl Engine {
     /// Replaces the settings (at startup, once the listening address is known).
     pub fn configure(&self, settings: Settings) {
         *self.settings.write().unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+
+    /// What seals channel credentials.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
     }
 
     pub fn settings(&self) -> Settings {
@@ -415,7 +469,7 @@ impl Engine {
                 "two of the org's channels have this number; name the channel by its id",
             ));
         }
-        rows.first().map(Channel::from_row).transpose()
+        rows.first().map(|row| Channel::from_row(row, &self.sealer)).transpose()
     }
 
     /// A channel by id, within the org when one is given.
@@ -427,7 +481,7 @@ impl Engine {
                 &[&id],
             )
             .await?;
-        row.as_ref().map(Channel::from_row).transpose()
+        row.as_ref().map(|row| Channel::from_row(row, &self.sealer)).transpose()
     }
 
     /// A payment by id, within the org.

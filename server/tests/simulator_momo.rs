@@ -10,7 +10,7 @@ use axum::http::Method;
 use hazina_providers::Status;
 use hazina_providers::momo::{self, FailureReason, PaymentStatus, ReferenceId, TokenResponse};
 use hazina_server::simulator::momo::{
-    CallbackMethod, CallbackMode, Config, Outcome, Script, Simulator,
+    CallbackMethod, CallbackMode, Config, DecideError, Outcome, Script, Simulator,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -144,6 +144,19 @@ impl Harness {
             self.status(momo::Product::Collection, token, &reference_id.to_string()).await;
         assert_eq!(status, 200, "{body:?}");
         PaymentStatus::parse(&body).unwrap()
+    }
+
+    /// `PUT /simulate/payments/{reference_id}` with `body`; answers the status and the body.
+    async fn decide(&self, reference_id: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .put(format!("{}/simulate/payments/{reference_id}", self.base))
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     async fn next_callback(&mut self) -> Received {
@@ -394,8 +407,10 @@ async fn scripts_set_over_http_and_pending_payments_decided_later() {
     let pending = ReferenceId::new_v4();
     assert_eq!(harness.request_to_pay(&token, pending, "46733123453").await, 202);
     assert_eq!(harness.collection_status(&token, pending).await.status(), Status::Pending);
-    assert!(harness.simulator.decide(pending, Outcome::Successful).await);
-    assert!(!harness.simulator.decide(pending, Outcome::Successful).await, "decided once");
+    let decided = harness.simulator.decide(pending, Outcome::Successful).await.unwrap();
+    assert_eq!(decided.status["status"], "SUCCESSFUL");
+    let again = harness.simulator.decide(pending, Outcome::Successful).await;
+    assert_eq!(again.unwrap_err(), DecideError::AlreadyDecided, "decided once");
     let report = momo::parse_callback(&harness.next_callback().await.body).unwrap();
     assert_eq!(report.request_reference, Some(pending.to_string()));
     assert_eq!(harness.collection_status(&token, pending).await.status(), Status::Succeeded);
@@ -499,4 +514,103 @@ async fn callback_delivery_failures_are_recorded_not_retried() {
     let sent = harness.simulator.wait_for_callbacks(1, DEADLINE).await;
     assert_eq!(sent.len(), 1);
     assert!(sent[0].delivery.is_err(), "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_pending_payment_is_decided_over_http_once() {
+    let mut harness = Harness::start().await;
+    let token = harness.token("collection").await;
+    let script = harness
+        .http
+        .put(format!("{}/simulate/scripts/256772000010", harness.base))
+        .json(&json!({"outcome": "pending", "callback": "twice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 204);
+    let reference_id = ReferenceId::new_v4();
+    assert_eq!(harness.request_to_pay(&token, reference_id, "256772000010").await, 202);
+    assert_eq!(harness.collection_status(&token, reference_id).await.status(), Status::Pending);
+
+    // Unreadable decisions decide nothing.
+    let id = reference_id.to_string();
+    for body in [r#"{"outcome":"successful"}"#, r#""maybe""#, r#""pending""#, "not json"] {
+        let (status, reply) = harness.decide(&id, body).await;
+        assert_eq!(status, 400, "{body}: {reply}");
+    }
+    let (status, reply) = harness.decide("not-a-uuid", r#""successful""#).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["code"], "INVALID_REFERENCE_ID");
+    assert_eq!(harness.collection_status(&token, reference_id).await.status(), Status::Pending);
+    assert!(harness.simulator.callbacks().is_empty(), "a pending payment calls nobody back");
+    assert!(harness.callbacks.try_recv().is_err());
+
+    let (status, decided) = harness.decide(&id, r#"{"failed":"NOT_ENOUGH_FUNDS"}"#).await;
+    assert_eq!(status, 200, "{decided}");
+    let decided = PaymentStatus::parse(decided.to_string().as_bytes()).unwrap();
+    assert_eq!(decided.status(), Status::Failed);
+    assert_eq!(decided.failure_reason(), Some(FailureReason::NotEnoughFunds));
+
+    // The two callbacks the script asks for, carrying the decision, and no more.
+    let first = harness.next_callback().await;
+    let second = harness.next_callback().await;
+    assert_eq!(first.body, second.body);
+    let report = momo::parse_callback(&first.body).unwrap();
+    assert_eq!(report.status, Status::Failed);
+    assert_eq!(report.request_reference, Some(id.clone()));
+    let callback = PaymentStatus::parse(&first.body).unwrap();
+    assert_eq!(callback.failure_reason(), Some(FailureReason::NotEnoughFunds));
+    assert_eq!(harness.simulator.wait_for_callbacks(2, DEADLINE).await.len(), 2);
+    assert!(harness.callbacks.try_recv().is_err(), "exactly the scripted callbacks");
+
+    let status = harness.collection_status(&token, reference_id).await;
+    assert_eq!(status.failure_reason(), Some(FailureReason::NotEnoughFunds));
+
+    // A final status is final.
+    let (status, reply) = harness.decide(&id, r#""successful""#).await;
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(harness.collection_status(&token, reference_id).await.status(), Status::Failed);
+    assert_eq!(harness.simulator.callbacks().len(), 2);
+
+    let (status, reply) =
+        harness.decide(&ReferenceId::new_v4().to_string(), r#""successful""#).await;
+    assert_eq!(status, 404, "{reply}");
+    assert_eq!(reply["code"], "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_pending_transfer_is_decided_successful_over_http() {
+    let mut harness = Harness::start().await;
+    let token = harness.token("disbursement").await;
+    // MTN's sandbox number that stays pending.
+    let reference_id = ReferenceId::new_v4();
+    let body = json!({
+        "amount": "25.00",
+        "currency": "EUR",
+        "externalId": "payout-43",
+        "payee": {"partyIdType": "MSISDN", "partyId": "46733123454"},
+        "payerMessage": "Refund",
+        "payeeNote": "Order 18",
+    });
+    let path = momo::Product::Disbursement.payment_path();
+    let (status, _) = harness.pay(path, &token, &reference_id.to_string(), &body, true).await;
+    assert_eq!(status, 202);
+    let (status, body) =
+        harness.status(momo::Product::Disbursement, &token, &reference_id.to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!(PaymentStatus::parse(&body).unwrap().status(), Status::Pending);
+
+    let (status, decided) = harness.decide(&reference_id.to_string(), r#""successful""#).await;
+    assert_eq!(status, 200, "{decided}");
+    let receipt = decided["financialTransactionId"].as_str().unwrap().to_owned();
+
+    let report = momo::parse_callback(&harness.next_callback().await.body).unwrap();
+    assert_eq!(report.status, Status::Succeeded);
+    assert_eq!(report.our_reference.as_deref(), Some("payout-43"));
+    assert_eq!(report.receipt, Some(receipt.clone()));
+    let (_, body) =
+        harness.status(momo::Product::Disbursement, &token, &reference_id.to_string()).await;
+    let polled = PaymentStatus::parse(&body).unwrap();
+    assert_eq!(polled.status(), Status::Succeeded);
+    assert_eq!(polled.financial_transaction_id.map(|id| id.0), Some(receipt));
 }

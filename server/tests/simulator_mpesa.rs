@@ -9,7 +9,9 @@ use axum::extract::State;
 use axum::http::Uri;
 use hazina_providers::Status;
 use hazina_providers::mpesa::{self, Callback};
-use hazina_server::simulator::mpesa::{CallbackMode, Script, Simulator, TransactionKind};
+use hazina_server::simulator::mpesa::{
+    CallbackMode, DecideError, Script, Simulator, TransactionKind,
+};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -160,6 +162,19 @@ impl Env {
             "Occassion": "",
         });
         self.post("/mpesa/b2c/v3/paymentrequest", &body).await
+    }
+
+    /// `PUT /simulate/transactions/{id}` with `body`; answers the status and the body.
+    async fn decide(&self, id: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .put(format!("{}/simulate/transactions/{id}", self.base))
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     async fn transaction_status(&self, transaction_id: &str) -> (u16, Value) {
@@ -530,4 +545,106 @@ async fn scripts_can_be_set_over_http() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 400);
+}
+
+#[tokio::test]
+async fn an_stk_push_awaiting_a_decision_is_decided_over_http_once() {
+    let env = start().await;
+    let script = env
+        .client
+        .put(format!("{}/simulate/scripts/254700000010", env.base))
+        .json(&json!({"awaitDecision": true, "callback": "twice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    let (status, response) = env.stk_push("254700000010", "5").await;
+    assert_eq!(status, 200, "{response}");
+    let id = checkout_id(&response);
+
+    // Undecided: the query says so, and bad decisions change nothing.
+    for body in [r#"{"resultCode":""}"#, r#"{"code":"0"}"#, r#"{"resultCode":"0","x":1}"#, "{"] {
+        let (status, reply) = env.decide(&id, body).await;
+        assert_eq!(status, 400, "{body}: {reply}");
+    }
+    let (status, query) = env.stk_query(&id).await;
+    assert_eq!(status, 500, "{query}");
+    assert_eq!(query["errorMessage"], "The transaction is being processed");
+    assert!(env.sim.deliveries().is_empty(), "no callback before the decision");
+    assert_eq!(env.sim.transactions()[0].result_code, None);
+
+    let (status, decided) = env.decide(&id, r#"{"resultCode":"1032"}"#).await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["id"], id.as_str());
+    assert_eq!(decided["result_code"], "1032");
+    assert_eq!(decided["result_desc"], "Request cancelled by user");
+
+    // The two callbacks the script asks for, carrying the decision, and no more.
+    let bodies = env.receiver.wait_for("/stk", 2).await;
+    assert_eq!(bodies[0], bodies[1]);
+    let callback = stk_callback(&bodies[0]);
+    assert_eq!(callback.checkout_request_id, id);
+    let report = callback.to_report().unwrap();
+    assert_eq!(report.status, Status::Failed);
+    assert_eq!(report.code.as_deref(), Some("1032"));
+    assert_eq!(env.sim.deliveries().len(), 2);
+    assert_eq!(env.receiver.paths(), ["/stk", "/stk"]);
+
+    let (status, query) = env.stk_query(&id).await;
+    assert_eq!(status, 200, "{query}");
+    assert_eq!(query["ResultCode"], "1032");
+
+    // Decided once.
+    let (status, reply) = env.decide(&id, r#"{"resultCode":"0"}"#).await;
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(env.stk_query(&id).await.1["ResultCode"], "1032");
+    assert_eq!(env.sim.deliveries().len(), 2);
+
+    let (status, reply) = env.decide("ws_CO_unknown", r#"{"resultCode":"0"}"#).await;
+    assert_eq!(status, 404, "{reply}");
+}
+
+#[tokio::test]
+async fn a_b2c_payout_awaiting_a_decision_pays_when_decided() {
+    let env = start().await;
+    env.sim.script("254705912650", Script::success().with_awaited_decision());
+    let (status, response) = env.b2c("ours-6", "254705912650", "30").await;
+    assert_eq!(status, 200, "{response}");
+    let id = response["ConversationID"].as_str().unwrap().to_owned();
+
+    // A status query finds no completed payout yet.
+    env.transaction_status(&env.sim.transactions()[0].receipt).await;
+    let bodies = env.receiver.wait_for("/status-result", 1).await;
+    let undecided = result_callback(&bodies[0]).to_transaction_status_report().unwrap();
+    assert_eq!(undecided.status, Status::Pending);
+    assert!(env.receiver.bodies("/b2c-result").is_empty(), "no result before the decision");
+
+    // A code may come as a number, with a description of our own.
+    let (status, decided) =
+        env.decide(&id, r#"{"resultCode":0,"resultDesc":"Paid by hand"}"#).await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["result_code"], "0");
+    let bodies = env.receiver.wait_for("/b2c-result", 1).await;
+    let result = result_callback(&bodies[0]);
+    assert_eq!(result.result_desc, "Paid by hand");
+    let report = result.to_b2c_report().unwrap();
+    assert_eq!(report.status, Status::Succeeded);
+    assert_eq!(report.our_reference.as_deref(), Some("ours-6"));
+    assert_eq!(report.amount.unwrap().amount().to_string(), "30.00");
+
+    env.transaction_status(&result.transaction_id).await;
+    let bodies = env.receiver.wait_for("/status-result", 2).await;
+    let paid = result_callback(&bodies[1]).to_transaction_status_report().unwrap();
+    assert_eq!(paid.status, Status::Succeeded);
+
+    // The same answers in process: decided once, and only payments can be decided.
+    let again = env.sim.decide(&id, "1", None).await;
+    assert_eq!(again.unwrap_err(), DecideError::AlreadyDecided);
+    let (status, _) = env.decide(&id, r#"{"resultCode":"1"}"#).await;
+    assert_eq!(status, 409);
+    let query = env.sim.transactions()[1].clone();
+    assert_eq!(query.kind, TransactionKind::TransactionStatus);
+    let not_a_payment = env.sim.decide(&query.id, "0", None).await;
+    assert_eq!(not_a_payment.unwrap_err(), DecideError::UnknownTransaction);
+    assert_eq!(env.receiver.bodies("/b2c-result").len(), 1);
 }

@@ -25,6 +25,12 @@
 //! - `GET /collection/v1_0/requesttopay/{referenceId}`, `GET /disbursement/v1_0/transfer/{referenceId}`.
 //! - Simulator only: `PUT /simulate/scripts/{msisdn}` (a [`Script`] as JSON),
 //!   `DELETE /simulate/scripts/{msisdn}` and `DELETE /simulate/scripts`.
+//! - Simulator only: `PUT /simulate/payments/{referenceId}` decides a payment still `PENDING`
+//!   with an [`Outcome`] as JSON (`"successful"`, `{"failed":"NOT_ENOUGH_FUNDS"}`), sends its
+//!   callbacks as its script says and answers 200 with its status resource once they are
+//!   delivered; 404 when no payment has the reference id, 409 when it is already decided (a
+//!   final status never changes), 400 for a reference id that is not a UUID v4, an unreadable
+//!   body or `"pending"`. See [`Simulator::decide`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -117,6 +123,20 @@ impl Outcome {
     pub fn failed(reason: &FailureReason) -> Self {
         Self::Failed(reason.code().to_owned())
     }
+}
+
+/// Why [`Simulator::decide`] decided nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    /// [`Outcome::Pending`] leaves a payment as it is.
+    #[error("pending is not a decision")]
+    NotADecision,
+    /// No payment has the reference id.
+    #[error("no payment has this reference id")]
+    UnknownPayment,
+    /// The payment is already `SUCCESSFUL` or `FAILED`: MoMo's final states are final.
+    #[error("the payment is already decided")]
+    AlreadyDecided,
 }
 
 /// Which callbacks a payment's decision sends.
@@ -424,6 +444,7 @@ impl Simulator {
             .route("/disbursement/v1_0/transfer/{reference_id}", get(status(Product::Disbursement)))
             .route("/simulate/scripts/{msisdn}", put(put_script).delete(delete_script))
             .route("/simulate/scripts", delete(delete_scripts))
+            .route("/simulate/payments/{reference_id}", put(decide_payment))
             .with_state(self.clone())
     }
 
@@ -490,8 +511,18 @@ impl Simulator {
 
     /// Decides a payment that is still `PENDING` (a [`Outcome::Pending`] script, or one whose
     /// delay has not passed) and sends its callbacks as its script said, waiting for their
-    /// delivery. Returns `false` when there is no such payment or it was already decided.
-    pub async fn decide(&self, reference_id: ReferenceId, outcome: Outcome) -> bool {
+    /// delivery. Answers the payment as decided.
+    ///
+    /// # Errors
+    ///
+    /// [`DecideError::NotADecision`] for [`Outcome::Pending`], [`DecideError::UnknownPayment`]
+    /// when no payment has `reference_id`, [`DecideError::AlreadyDecided`] when it is no longer
+    /// pending: a payment is decided once.
+    pub async fn decide(
+        &self,
+        reference_id: ReferenceId,
+        outcome: Outcome,
+    ) -> Result<AcceptedPayment, DecideError> {
         self.settle_and_call_back(reference_id, &outcome).await
     }
 
@@ -509,22 +540,31 @@ impl Simulator {
         self.lock().scripts.get(msisdn).cloned().unwrap_or_else(|| Script::sandbox(msisdn))
     }
 
-    /// Records the outcome of a pending payment. Returns the callbacks to send (the same
-    /// callback once per delivery the script asks for), or `None` when the payment is unknown
-    /// or was already decided: a payment is decided once.
-    fn settle(&self, reference_id: ReferenceId, outcome: &Outcome) -> Option<Vec<Callback>> {
+    /// Records the outcome of a pending payment. Returns the payment as decided and the
+    /// callbacks to send (the same callback once per delivery the script asks for); a payment
+    /// is decided once.
+    fn settle(
+        &self,
+        reference_id: ReferenceId,
+        outcome: &Outcome,
+    ) -> Result<(AcceptedPayment, Vec<Callback>), DecideError> {
         let mut state = self.lock();
-        let next_id = state.financial_transaction_id_next;
-        let payment = state.payments.get_mut(&reference_id)?;
-        if !matches!(payment.decision, Decision::Pending) {
-            return None;
-        }
-        payment.decision = match outcome {
-            Outcome::Pending => return Some(Vec::new()),
-            Outcome::Successful => {
-                Decision::Successful { financial_transaction_id: next_id.to_string() }
-            }
+        let decision = match outcome {
+            Outcome::Pending => return Err(DecideError::NotADecision),
+            Outcome::Successful => Decision::Successful {
+                financial_transaction_id: state.financial_transaction_id_next.to_string(),
+            },
             Outcome::Failed(reason) => Decision::Failed { reason: reason.clone() },
+        };
+        let payment = state.payments.get_mut(&reference_id).ok_or(DecideError::UnknownPayment)?;
+        if !matches!(payment.decision, Decision::Pending) {
+            return Err(DecideError::AlreadyDecided);
+        }
+        payment.decision = decision;
+        let decided = AcceptedPayment {
+            product: payment.product,
+            reference_id,
+            status: payment.resource(false),
         };
         let deliveries = match payment.callback {
             CallbackMode::None => 0,
@@ -547,17 +587,19 @@ impl Simulator {
         if matches!(outcome, Outcome::Successful) {
             state.financial_transaction_id_next += 1;
         }
-        Some(callbacks)
+        Ok((decided, callbacks))
     }
 
-    async fn settle_and_call_back(&self, reference_id: ReferenceId, outcome: &Outcome) -> bool {
-        let Some(callbacks) = self.settle(reference_id, outcome) else {
-            return false;
-        };
+    async fn settle_and_call_back(
+        &self,
+        reference_id: ReferenceId,
+        outcome: &Outcome,
+    ) -> Result<AcceptedPayment, DecideError> {
+        let (decided, callbacks) = self.settle(reference_id, outcome)?;
         for callback in callbacks {
             self.send(callback).await;
         }
-        true
+        Ok(decided)
     }
 
     async fn send(&self, callback: Callback) {
@@ -860,13 +902,14 @@ async fn accept(sim: &Simulator, product: Product, headers: &HeaderMap, body: &[
         let (sim, outcome) = (sim.clone(), script.outcome.clone());
         let _ = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            sim.settle_and_call_back(reference_id, &outcome).await;
+            // A pending outcome, or a payment already decided by hand, sends nothing.
+            let _ = sim.settle_and_call_back(reference_id, &outcome).await;
         })
         .await;
     } else if delay.is_zero() {
         // Decided before the 202, so a status query right after it already sees the outcome;
         // only the delivery runs in the background.
-        if let Some(callbacks) = sim.settle(reference_id, &script.outcome) {
+        if let Ok((_, callbacks)) = sim.settle(reference_id, &script.outcome) {
             let sim = sim.clone();
             tokio::spawn(async move {
                 for callback in callbacks {
@@ -878,7 +921,8 @@ async fn accept(sim: &Simulator, product: Product, headers: &HeaderMap, body: &[
         let sim = sim.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            sim.settle_and_call_back(reference_id, &script.outcome).await;
+            // A pending outcome, or a payment already decided by hand, sends nothing.
+            let _ = sim.settle_and_call_back(reference_id, &script.outcome).await;
         });
     }
     StatusCode::ACCEPTED.into_response()
@@ -964,6 +1008,39 @@ async fn delete_script(State(sim): State<Simulator>, Path(msisdn): Path<String>)
 async fn delete_scripts(State(sim): State<Simulator>) -> StatusCode {
     sim.clear();
     StatusCode::NO_CONTENT
+}
+
+/// `PUT /simulate/payments/{referenceId}`: the simulator decides a pending payment by hand.
+async fn decide_payment(
+    State(sim): State<Simulator>,
+    Path(reference_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Ok(reference_id) = ReferenceId::parse(&reference_id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REFERENCE_ID",
+            "The reference id must be a UUID version 4.",
+        );
+    };
+    let outcome = match serde_json::from_slice::<Outcome>(&body) {
+        Ok(outcome) => outcome,
+        Err(parse_error) => {
+            return error(StatusCode::BAD_REQUEST, "INVALID_OUTCOME", &parse_error.to_string());
+        }
+    };
+    match sim.decide(reference_id, outcome).await {
+        Ok(payment) => axum::Json(payment.status).into_response(),
+        Err(refusal @ DecideError::NotADecision) => {
+            error(StatusCode::BAD_REQUEST, "INVALID_OUTCOME", &refusal.to_string())
+        }
+        Err(DecideError::UnknownPayment) => {
+            error(StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND", "Requested resource was not found.")
+        }
+        Err(refusal @ DecideError::AlreadyDecided) => {
+            error(StatusCode::CONFLICT, "ALREADY_DECIDED", &refusal.to_string())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,12 @@
 //! - Simulator only: `POST /simulate/c2b` (a customer pays a registered shortcode),
 //!   `PUT /simulate/scripts/{msisdn}` (script a number), `DELETE /simulate/scripts` (forget all
 //!   scripts and records), `GET /simulate/transactions` and `GET /simulate/deliveries`.
+//! - Simulator only: `PUT /simulate/transactions/{id}` decides an undecided STK push
+//!   (`CheckoutRequestID`) or B2C payout (`ConversationID`), typically one scripted with
+//!   `"awaitDecision":true`: `{"resultCode":"0"}` succeeds, any other code fails with it, and
+//!   `"resultDesc"` is optional. Its callback goes out as its script says and the answer, once
+//!   it is delivered, is 200 with the decided transaction; 404 for an unknown id, 409 when it
+//!   is already decided, 400 for an unreadable body or an empty code. See [`Simulator::decide`].
 //!
 //! Callbacks go out over plain HTTP with hyper, once (M-Pesa documents no retries); a failed
 //! delivery is recorded, not retried. Nothing here touches the database, and amounts stay
@@ -77,8 +83,8 @@ pub enum CallbackMode {
 /// one prompt callback, a healthy status endpoint.
 ///
 /// As JSON (for `PUT /simulate/scripts/{msisdn}`) every field is optional:
-/// `{"resultCode":"1032","callback":"twice","callbackDelayMs":0,"statusDelayMs":0,
-/// "statusFails":false,"queueTimeout":false}`.
+/// `{"resultCode":"1032","callback":"twice","callbackDelayMs":0,"awaitDecision":false,
+/// "statusDelayMs":0,"statusFails":false,"queueTimeout":false}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Script {
@@ -92,6 +98,10 @@ pub struct Script {
     /// How long the outcome stays undecided (a status query answers "being processed") before
     /// it is decided and its callback sent.
     pub callback_delay_ms: u64,
+    /// Whether the outcome stays undecided (no callback; a status query answers "being
+    /// processed") until [`Simulator::decide`] decides it. `resultCode`, `resultDesc` and
+    /// `callbackDelayMs` then play no part; the callback mode and the rest still do.
+    pub await_decision: bool,
     /// How long the status endpoints (STK query, transaction status) take to answer about
     /// this payment.
     pub status_delay_ms: u64,
@@ -109,6 +119,7 @@ impl Default for Script {
             result_desc: None,
             callback: CallbackMode::Once,
             callback_delay_ms: 0,
+            await_decision: false,
             status_delay_ms: 0,
             status_fails: false,
             queue_timeout: false,
@@ -137,6 +148,12 @@ impl Script {
     #[must_use]
     pub fn with_callback_delay(self, delay: Duration) -> Self {
         Self { callback_delay_ms: millis(delay), ..self }
+    }
+
+    /// The same script, with the outcome undecided until [`Simulator::decide`] decides it.
+    #[must_use]
+    pub fn with_awaited_decision(self) -> Self {
+        Self { await_decision: true, ..self }
     }
 
     /// The same script, with status queries about the payment answering after `delay`.
@@ -263,6 +280,20 @@ impl Transaction {
     }
 }
 
+/// Why [`Simulator::decide`] decided nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    /// The result code was empty.
+    #[error("a result code is required")]
+    MissingResultCode,
+    /// No STK push or B2C payout has the id.
+    #[error("no STK push or B2C payout has this id")]
+    UnknownTransaction,
+    /// The payment already has its result; a payment is decided once.
+    #[error("the transaction is already decided")]
+    AlreadyDecided,
+}
+
 /// One HTTP POST the simulator made to a caller's URL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Delivery {
@@ -368,6 +399,7 @@ impl Simulator {
             .route("/simulate/scripts/{msisdn}", put(put_script))
             .route("/simulate/scripts", axum::routing::delete(delete_scripts))
             .route("/simulate/transactions", get(list_transactions))
+            .route("/simulate/transactions/{id}", put(decide_transaction))
             .route("/simulate/deliveries", get(list_deliveries))
             .with_state(self.clone())
     }
@@ -398,6 +430,35 @@ impl Simulator {
         self.lock().deliveries.clone()
     }
 
+    /// Decides an STK push (`id` its `CheckoutRequestID`) or B2C payout (its `ConversationID`)
+    /// that is still undecided: scripted with [`Script::with_awaited_decision`], or with a
+    /// callback delay not yet passed. `result_code` `"0"` succeeds and any other fails with it;
+    /// `result_desc` defaults to Daraja's description of the code. The callback then goes out
+    /// as the payment's script says (once, twice or withheld; a callback meant to beat the
+    /// response goes once, the response being long gone), and this waits for its delivery.
+    /// Answers the decided transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`DecideError::MissingResultCode`] for an empty code, [`DecideError::UnknownTransaction`]
+    /// when no STK push or B2C payout has `id`, [`DecideError::AlreadyDecided`] when it has its
+    /// result already.
+    pub async fn decide(
+        &self,
+        id: &str,
+        result_code: &str,
+        result_desc: Option<&str>,
+    ) -> Result<Transaction, DecideError> {
+        let result_code = result_code.trim();
+        if result_code.is_empty() {
+            return Err(DecideError::MissingResultCode);
+        }
+        let result_desc = result_desc.map(str::trim).filter(|desc| !desc.is_empty());
+        let (transaction, url, body) = self.settle(id, result_code, result_desc)?;
+        self.send_callback(&transaction, &url, body).await;
+        Ok(transaction)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Records> {
         // A panic while holding the lock leaves plain records behind, still worth reading.
         self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -426,57 +487,80 @@ impl Simulator {
         }
     }
 
-    /// Decides the outcome of a recorded payment and builds its callback: `None` when the
-    /// transaction is unknown (cleared) or already decided.
-    fn settle(&self, id: &str) -> Option<(String, Value)> {
+    /// Decides an undecided STK push or B2C payout with `result_code` (the description by
+    /// default Daraja's) and builds its callback: the decided transaction, where the callback
+    /// goes and what it says.
+    fn settle(
+        &self,
+        id: &str,
+        result_code: &str,
+        result_desc: Option<&str>,
+    ) -> Result<(Transaction, String, Value), DecideError> {
         let mut state = self.lock();
-        let transaction = state.find_mut(id)?;
-        if transaction.result_code.is_some() {
-            return None;
-        }
-        let script = transaction.script.clone();
-        let describe = match transaction.kind {
-            TransactionKind::StkPush => stk_description,
-            _ => b2c_description,
+        // Status queries and customer payments get their results as they are handled; only
+        // a payment the simulator was asked to make waits for one.
+        let transaction = match state.find_mut(id) {
+            Some(transaction)
+                if matches!(transaction.kind, TransactionKind::StkPush | TransactionKind::B2c) =>
+            {
+                transaction
+            }
+            _ => return Err(DecideError::UnknownTransaction),
         };
-        if transaction.kind == TransactionKind::B2c && script.queue_timeout {
+        if transaction.result_code.is_some() {
+            return Err(DecideError::AlreadyDecided);
+        }
+        let is_stk_push = transaction.kind == TransactionKind::StkPush;
+        let describe = if is_stk_push { stk_description } else { b2c_description };
+        if !is_stk_push && transaction.script.queue_timeout {
             transaction.queue_timed_out = true;
         }
         transaction.result_desc =
-            Some(script.result_desc.clone().unwrap_or_else(|| describe(&script.result_code)));
-        transaction.result_code = Some(script.result_code.clone());
+            Some(result_desc.map_or_else(|| describe(result_code), str::to_owned));
+        transaction.result_code = Some(result_code.to_owned());
         let transaction = transaction.clone();
-        match transaction.kind {
-            TransactionKind::StkPush => {
-                let url = text_field(&transaction.request, "CallBackURL");
-                Some((url, stk_callback(&transaction)))
-            }
-            TransactionKind::B2c if transaction.queue_timed_out => {
-                let url = text_field(&transaction.request, "QueueTimeOutURL");
-                Some((url, queue_timeout_notice(&transaction)))
-            }
-            TransactionKind::B2c => {
-                let url = text_field(&transaction.request, "ResultURL");
-                Some((url, b2c_result(&transaction)))
-            }
-            TransactionKind::TransactionStatus | TransactionKind::C2b => None,
-        }
+        drop(state);
+        let (url, body) = if is_stk_push {
+            (text_field(&transaction.request, "CallBackURL"), stk_callback(&transaction))
+        } else if transaction.queue_timed_out {
+            (
+                text_field(&transaction.request, "QueueTimeOutURL"),
+                queue_timeout_notice(&transaction),
+            )
+        } else {
+            (text_field(&transaction.request, "ResultURL"), b2c_result(&transaction))
+        };
+        Ok((transaction, url, body))
     }
 
-    /// Waits out the scripted delay, decides the outcome and sends its callback as scripted.
-    async fn settle_and_send(self, id: String, script: Script) {
-        if script.callback_delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(script.callback_delay_ms)).await;
-        }
-        let Some((url, body)) = self.settle(&id) else { return };
-        let times = match script.callback {
+    /// Sends a decided payment's callback as its script says: once, twice or not at all.
+    async fn send_callback(&self, transaction: &Transaction, url: &str, body: Value) {
+        let times = match transaction.script.callback {
             CallbackMode::Withheld => 0,
             CallbackMode::Once | CallbackMode::BeforeResponse => 1,
             CallbackMode::Twice => 2,
         };
         for _ in 0..times {
-            self.deliver(&id, &url, body.clone(), CALLBACK_TIMEOUT).await;
+            self.deliver(&transaction.id, url, body.clone(), CALLBACK_TIMEOUT).await;
         }
+    }
+
+    /// Waits out the scripted delay, decides the outcome and sends its callback as scripted;
+    /// leaves a payment that awaits a decision to [`Self::decide`].
+    async fn settle_and_send(self, id: String, script: Script) {
+        if script.await_decision {
+            return;
+        }
+        if script.callback_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(script.callback_delay_ms)).await;
+        }
+        // Nothing to send when the payment was cleared or decided by hand meanwhile.
+        let Ok((transaction, url, body)) =
+            self.settle(&id, &script.result_code, script.result_desc.as_deref())
+        else {
+            return;
+        };
+        self.send_callback(&transaction, &url, body).await;
     }
 
     /// Runs [`Self::settle_and_send`] in the background, or first when the script wants the
@@ -1077,6 +1161,41 @@ async fn list_transactions(State(sim): State<Simulator>) -> Json<Vec<Transaction
 
 async fn list_deliveries(State(sim): State<Simulator>) -> Json<Vec<Delivery>> {
     Json(sim.deliveries())
+}
+
+/// The body of `PUT /simulate/transactions/{id}`: `{"resultCode":"0"}`, or a failure code
+/// (as a string or a number) with an optional `resultDesc`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DecisionRequest {
+    result_code: Text,
+    #[serde(default)]
+    result_desc: Option<String>,
+}
+
+/// `PUT /simulate/transactions/{id}`: the simulator decides an undecided payment by hand.
+async fn decide_transaction(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let decision = match serde_json::from_slice::<DecisionRequest>(&body) {
+        Ok(decision) => decision,
+        Err(error) => return simulator_error(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let decided =
+        sim.decide(&id, decision.result_code.as_str(), decision.result_desc.as_deref()).await;
+    match decided {
+        Ok(transaction) => Json(transaction).into_response(),
+        Err(error) => {
+            let status = match error {
+                DecideError::MissingResultCode => StatusCode::BAD_REQUEST,
+                DecideError::UnknownTransaction => StatusCode::NOT_FOUND,
+                DecideError::AlreadyDecided => StatusCode::CONFLICT,
+            };
+            simulator_error(status, &error.to_string())
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

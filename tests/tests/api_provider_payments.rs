@@ -771,3 +771,70 @@ async fn a_momo_callback_without_the_token_is_checked_with_momo_first() {
     assert_eq!(env.purse_balance(&purse).await, kes("100.00", "90.00"));
     env.invariants_hold().await;
 }
+
+// --- Every documented failure, and MoMo's callback faults ---------------------------------
+
+#[tokio::test]
+async fn every_documented_failure_voids_its_payout_and_releases_the_money() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.momo_channel().await;
+    let kes_purse = env.funded_purse("KES", "1000").await;
+    let eur_purse = env.funded_purse("EUR", "100").await;
+    for code in hazina_providers::mpesa::B2C_FAILURE_CODES {
+        env.mpesa.script(KE_DIGITS, mpesa::Script::failure(code));
+        let id = env.payout(&kes_purse, "10").await["transactionId"].as_str().unwrap().to_owned();
+        let done = env.settled(&id).await;
+        assert_eq!(
+            (done["status"].as_str(), done["reason"].as_str()),
+            (Some("failed"), Some(*code))
+        );
+    }
+    // MTN's sandbox numbers that fail, each with its reason.
+    for last in ["50", "51", "52", "55", "56", "57", "58", "59", "60"] {
+        let number = format!("+467331234{last}");
+        let (_, accepted) = env
+            .pay(
+                &json!({ "purse": { "purseId": eur_purse } }),
+                &mobile(&number, MOMO_ACCOUNT),
+                "EUR",
+                "1",
+            )
+            .await;
+        let done = env.settled(accepted["transactionId"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "failed", "{number}: {done}");
+        assert!(
+            done["reason"]
+                .as_str()
+                .is_some_and(|r| r.chars().all(|c| c.is_ascii_uppercase() || c == '_')),
+            "{done}"
+        );
+    }
+    assert_eq!(env.purse_balance(&kes_purse).await, kes("1000.00", "1000.00"));
+    assert_eq!(env.purse_balance(&eur_purse).await, kes("100.00", "100.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn momo_callbacks_twice_or_before_the_response_settle_once() {
+    let env = start().await;
+    env.momo_channel().await;
+    let purse = env.funded_purse("EUR", "100").await;
+    for mode in [momo::CallbackMode::Twice, momo::CallbackMode::BeforeResponse] {
+        env.momo.script("46733123499", momo::Script::new(momo::Outcome::Successful).callback(mode));
+        let (status, accepted) = env
+            .pay(
+                &json!({ "purse": { "purseId": purse } }),
+                &mobile(MOMO_OK, MOMO_ACCOUNT),
+                "EUR",
+                "10",
+            )
+            .await;
+        assert_answered(status, &accepted);
+        let done = env.settled(accepted["transactionId"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "success", "{mode:?}: {done}");
+    }
+    assert_eq!(env.purse_balance(&purse).await, kes("80.00", "80.00"));
+    assert_eq!(env.momo.payments().len(), 2);
+    env.invariants_hold().await;
+}

@@ -838,3 +838,31 @@ async fn momo_callbacks_twice_or_before_the_response_settle_once() {
     assert_eq!(env.momo.payments().len(), 2);
     env.invariants_hold().await;
 }
+
+#[tokio::test]
+async fn a_payout_the_simulator_decides_by_hand_settles_through_its_callback() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    env.mpesa.script(KE_DIGITS, mpesa::Script::success().with_awaited_decision());
+    let purse = env.funded_purse("KES", "1000").await;
+    let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
+    let asked = env
+        .until(&id, "asked about", |p| p["history"].as_array().is_some_and(|h| h.len() >= 2))
+        .await;
+    assert_eq!(asked["status"], "pending_confirmation", "{asked}");
+    // updatePaymentStatus, over the simulator's HTTP route.
+    let conversation = env.mpesa.transactions()[0].id.clone();
+    let decided = env
+        .server
+        .http
+        .put(format!("{}/simulator/mpesa/simulate/transactions/{conversation}", env.simulators))
+        .json(&json!({ "resultCode": "2040" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decided.status(), StatusCode::OK);
+    let done = env.settled(&id).await;
+    assert_eq!((done["status"].as_str(), done["reason"].as_str()), (Some("failed"), Some("2040")));
+    assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "1000.00"));
+    env.invariants_hold().await;
+}

@@ -866,3 +866,48 @@ async fn a_payout_the_simulator_decides_by_hand_settles_through_its_callback() {
     assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "1000.00"));
     env.invariants_hold().await;
 }
+
+#[tokio::test]
+async fn a_payment_left_before_its_reservation_is_reserved_and_sent_by_the_worker() {
+    let env = start().await;
+    let channel = env.mpesa_channel().await;
+    let purse = env.funded_purse("KES", "1000").await;
+    let customer = customer_id(&env, KE).await;
+    // What a handler that died right after writing the row leaves: no reservation, nothing sent.
+    let id = uuid::Uuid::now_v7();
+    let parties = json!({
+        "debitParty": { "purse": { "purseId": purse } },
+        "creditParty": mobile(KE, PAYBILL),
+    });
+    let request = json!({
+        "debitParty": parties["debitParty"], "creditParty": parties["creditParty"],
+        "value": { "currencyCode": "KES", "amount": "300.00" }, "narration": null,
+        "context": { "payment": parties, "hazina": { "customers": [customer] } },
+    });
+    let client = env.server.db.connect().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,
+                 account_id, currency, amount_minor, our_reference, stage, status,
+                 next_attempt_at, request)
+             VALUES ($1, $2, $3::text::uuid, 'payout', $4::text::uuid, $5, $6::text::uuid, 'KES',
+                 30000, $8, 'reserving', 'queued', now(), $7)",
+            &[
+                &id,
+                &env.server.org.0,
+                &channel["channelId"].as_str().unwrap(),
+                &customer,
+                &KE,
+                &purse,
+                &request,
+                &id.to_string(),
+            ],
+        )
+        .await
+        .unwrap();
+    let done = env.settled(&id.to_string()).await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(env.purse_balance(&purse).await, kes("700.00", "700.00"));
+    assert_eq!(env.b2c_requests(), 1);
+    env.invariants_hold().await;
+}

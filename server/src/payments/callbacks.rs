@@ -76,7 +76,7 @@ async fn mpesa_callback(
             return Err(unreadable(&error));
         }
     };
-    let refs = mpesa::references(&report);
+    let refs = super::references(&report);
     let matched = state
         .payments
         .store_callback(&channel, Some(payment), &kind, &refs, verified, &text)
@@ -109,7 +109,7 @@ async fn momo_callback(
             return Err(unreadable(&error));
         }
     };
-    let refs = mpesa::references(&report);
+    let refs = super::references(&report);
     let matched =
         state.payments.store_callback(&channel, None, "callback", &refs, verified, &text).await?;
     if let Some(payment) = matched {

@@ -1270,6 +1270,11 @@ pub enum Recovery {
     Expire,
 }
 
+/// The references a callback carries (ours and the provider's), for matching a parked one.
+pub fn references(report: &StatusReport) -> Vec<String> {
+    [&report.our_reference, &report.request_reference].into_iter().flatten().cloned().collect()
+}
+
 /// The event a callback is: a result from the provider, trusted when verified; M-Pesa's
 /// transaction status results answer our own query.
 pub fn callback_event(kind: &str, report: StatusReport, verified: bool) -> Event {

@@ -241,11 +241,6 @@ pub fn read_callback(kind: &str, body: &[u8]) -> Result<StatusReport, ParseError
     }
 }
 
-/// The references a callback carries, for matching a parked one.
-pub fn references(report: &StatusReport) -> Vec<String> {
-    [&report.our_reference, &report.request_reference].into_iter().flatten().cloned().collect()
-}
-
 /// The received payment a C2B body describes.
 pub fn read_c2b(body: &[u8]) -> Result<mpesa::ReceivedPayment, ParseError> {
     serde_json::from_slice::<mpesa::C2bPayment>(body)?.to_received()

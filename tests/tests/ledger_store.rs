@@ -549,3 +549,40 @@ async fn balances_at_a_time_and_date_ranges_match_a_scan(mode: Mode) {
         }
     }
 }
+
+/// A prepared batch commits only if its accounts are as it assumed: one changed in between
+/// (here a wallet closed) makes the guarded update fail, and the batch's transaction,
+/// transfers and entries included, is rolled back; applied again, it meets the new state.
+/// Unchanged, it commits.
+#[tokio::test]
+async fn a_prepared_batch_whose_accounts_changed_commits_nothing() {
+    let ledger = ledger_with(2, Clock::Database, Mode::Direct).await;
+    let fund = ledger.transfer(ledger.external, ledger.purse, "100");
+    ledger.store.post(&[fund]).await.unwrap();
+    let mut speculation = store::Speculation::default();
+    let stale = ledger.transfer(ledger.purse, ledger.wallets[1], "60");
+    let prepared = ledger
+        .store
+        .prepare(&mut speculation, std::slice::from_ref(&stale))
+        .await
+        .unwrap()
+        .unwrap();
+    // The wallet is closed meanwhile (its balance is still zero: the batch has not committed).
+    ledger.store.close_account(ledger.org, ledger.wallets[1]).await.unwrap();
+    assert_eq!(ledger.store.commit_prepared(prepared).await.unwrap(), None);
+    assert_eq!(ledger.store.transfer(ledger.org, stale.id).await.unwrap(), None);
+    assert_eq!(ledger.store.verify().await.unwrap(), vec![]);
+    let again = ledger.store.post(std::slice::from_ref(&stale)).await.unwrap();
+    assert!(matches!(again[0], Outcome::Rejected(RejectReason::AccountClosed)), "{again:?}");
+
+    // Unchanged accounts commit.
+    let mut speculation = store::Speculation::default();
+    let fits = ledger.transfer(ledger.purse, ledger.wallets[0], "20");
+    let prepared =
+        ledger.store.prepare(&mut speculation, std::slice::from_ref(&fits)).await.unwrap().unwrap();
+    let outcomes = ledger.store.commit_prepared(prepared).await.unwrap().unwrap();
+    assert!(matches!(outcomes[0], Outcome::Accepted { .. }), "{outcomes:?}");
+    let purse = ledger.store.account(ledger.org, ledger.purse).await.unwrap().unwrap();
+    assert_eq!(purse.balance().posted, money("80"));
+    assert_eq!(ledger.store.verify().await.unwrap(), vec![]);
+}

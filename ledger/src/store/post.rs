@@ -314,6 +314,34 @@ const UPDATE_ACCOUNTS: &str = "UPDATE accounts AS a SET debits_posted = u.debits
          AS u (id, debits_posted, credits_posted, debits_pending, credits_pending, version)
      WHERE a.id = u.id";
 
+/// [`UPDATE_ACCOUNTS`] for a prepared batch: locks every account the batch assumed (`$7…`, in
+/// id order), and updates the changed ones only if every assumed one is as assumed; otherwise
+/// `hazina_assert_accounts_unchanged` (migration 0006) fails the statement with `HZ001`. An
+/// account's org, currency, normal side and limit never change, so its sums, version and
+/// `closed` are its whole state.
+const GUARDED_UPDATE_ACCOUNTS: &str = "WITH assumed AS (
+         SELECT * FROM UNNEST($7::uuid[], $8::bool[], $9::int8[], $10::int8[], $11::int8[],
+             $12::int8[], $13::int8[])
+             AS s (id, closed, debits_posted, credits_posted, debits_pending, credits_pending,
+                 version)
+     ), unchanged AS (
+         SELECT a.id FROM accounts AS a JOIN assumed AS s ON a.id = s.id
+         WHERE a.closed = s.closed AND a.debits_posted = s.debits_posted
+             AND a.credits_posted = s.credits_posted AND a.debits_pending = s.debits_pending
+             AND a.credits_pending = s.credits_pending AND a.version = s.version
+         ORDER BY a.id FOR UPDATE OF a
+     )
+     UPDATE accounts AS a SET debits_posted = u.debits_posted,
+         credits_posted = u.credits_posted, debits_pending = u.debits_pending,
+         credits_pending = u.credits_pending, version = u.version
+     FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
+         AS u (id, debits_posted, credits_posted, debits_pending, credits_pending, version)
+     WHERE a.id = u.id AND hazina_assert_accounts_unchanged(
+         (SELECT count(*) FROM unchanged), cardinality($7::uuid[]))";
+
+/// The SQLSTATE of `hazina_assert_accounts_unchanged`'s failure.
+pub(super) const ACCOUNTS_CHANGED: &str = "HZ001";
+
 const OPEN_PENDING: &str = "INSERT INTO pending_open (transfer_id, org_id, expires_at)
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[])";
 
@@ -345,6 +373,7 @@ pub(super) struct Statements {
     insert_transfers: Statement,
     insert_entries: Statement,
     update_accounts: Statement,
+    guarded_update_accounts: Statement,
     open_pending: Statement,
     close_pending: Statement,
 }
@@ -355,6 +384,7 @@ impl Statements {
             insert_transfers: client.prepare_cached(INSERT_TRANSFERS).await?,
             insert_entries: client.prepare_cached(INSERT_ENTRIES).await?,
             update_accounts: client.prepare_cached(UPDATE_ACCOUNTS).await?,
+            guarded_update_accounts: client.prepare_cached(GUARDED_UPDATE_ACCOUNTS).await?,
             open_pending: client.prepare_cached(OPEN_PENDING).await?,
             close_pending: client.prepare_cached(CLOSE_PENDING).await?,
         })
@@ -549,27 +579,70 @@ impl StateChange {
         }
     }
 
+    /// Whether the batch changes any account (a batch of rejections changes none).
+    pub(super) fn changes_accounts(&self) -> bool {
+        !self.accounts.id.is_empty()
+    }
+
     /// Sends the three statements at once (one round trip when awaited alone).
     pub(super) async fn write(
         &self,
         client: &Client,
         statements: &Statements,
     ) -> Result<(), StoreError> {
+        self.write_checked(client, statements, None).await
+    }
+
+    /// As [`StateChange::write`], but the accounts are updated only if every one in `assumed`
+    /// is still in that state under its lock; otherwise the statement fails with
+    /// [`ACCOUNTS_CHANGED`], and the transaction with it. Only for a batch that
+    /// [changes accounts](StateChange::changes_accounts): the check rides on the update.
+    pub(super) async fn write_guarded(
+        &self,
+        client: &Client,
+        statements: &Statements,
+        assumed: &[rules::AccountState],
+    ) -> Result<(), StoreError> {
+        self.write_checked(client, statements, Some(assumed)).await
+    }
+
+    async fn write_checked(
+        &self,
+        client: &Client,
+        statements: &Statements,
+        assumed: Option<&[rules::AccountState]>,
+    ) -> Result<(), StoreError> {
         let a = &self.accounts;
-        let account_params: [&(dyn ToSql + Sync); 6] = [
-            &a.id,
-            &a.debits_posted,
-            &a.credits_posted,
-            &a.debits_pending,
-            &a.credits_pending,
-            &a.version,
-        ];
+        let assumed = assumed.map(AssumedColumns::new);
         tokio::try_join!(
             async {
                 if a.id.is_empty() {
                     return Ok(0);
                 }
-                client.execute(&statements.update_accounts, &account_params).await
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+                    &a.id,
+                    &a.debits_posted,
+                    &a.credits_posted,
+                    &a.debits_pending,
+                    &a.credits_pending,
+                    &a.version,
+                ];
+                let statement = match &assumed {
+                    None => &statements.update_accounts,
+                    Some(s) => {
+                        params.extend([
+                            &s.id as &(dyn ToSql + Sync),
+                            &s.closed,
+                            &s.debits_posted,
+                            &s.credits_posted,
+                            &s.debits_pending,
+                            &s.credits_pending,
+                            &s.version,
+                        ]);
+                        &statements.guarded_update_accounts
+                    }
+                };
+                client.execute(statement, &params).await
             },
             async {
                 if self.opened_ids.is_empty() {
@@ -587,6 +660,31 @@ impl StateChange {
             },
         )?;
         Ok(())
+    }
+}
+
+/// The states a prepared batch assumed, as column arrays.
+struct AssumedColumns {
+    id: Vec<Uuid>,
+    closed: Vec<bool>,
+    debits_posted: Vec<i64>,
+    credits_posted: Vec<i64>,
+    debits_pending: Vec<i64>,
+    credits_pending: Vec<i64>,
+    version: Vec<i64>,
+}
+
+impl AssumedColumns {
+    fn new(assumed: &[rules::AccountState]) -> Self {
+        Self {
+            id: assumed.iter().map(|state| state.id.0).collect(),
+            closed: assumed.iter().map(|state| state.closed).collect(),
+            debits_posted: assumed.iter().map(|state| state.sums.debits_posted).collect(),
+            credits_posted: assumed.iter().map(|state| state.sums.credits_posted).collect(),
+            debits_pending: assumed.iter().map(|state| state.sums.debits_pending).collect(),
+            credits_pending: assumed.iter().map(|state| state.sums.credits_pending).collect(),
+            version: assumed.iter().map(|state| state.version).collect(),
+        }
     }
 }
 

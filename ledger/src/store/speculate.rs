@@ -311,7 +311,37 @@ async fn read(
 
 /// Locks the prepared batch's accounts; when they are as assumed, updates them and commits.
 /// `Ok(false)`: they are not (the caller rolls back).
+///
+/// A batch that changes accounts does it all in one round trip: the guarded update (which
+/// locks, compares and updates in one statement, and fails when an account changed) with the
+/// `COMMIT` behind it, which then becomes a rollback.
 async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<bool, StoreError> {
+    if prepared.state.changes_accounts() {
+        let started = std::time::Instant::now();
+        let statements = Statements::prepare(client).await?;
+        let committed = tokio::try_join!(
+            prepared.state.write_guarded(client, &statements, &prepared.assumed),
+            async { Ok(client.batch_execute("COMMIT").await?) },
+        );
+        return match committed {
+            Ok(_) => {
+                tracing::trace!(
+                    size = prepared.outcomes.len(),
+                    commit_us = started.elapsed().as_micros(),
+                    "prepared batch committed"
+                );
+                Ok(true)
+            }
+            Err(StoreError::Db(error))
+                if error.code().map(tokio_postgres::error::SqlState::code)
+                    == Some(super::post::ACCOUNTS_CHANGED) =>
+            {
+                tracing::debug!("a prepared batch's accounts changed before it was committed");
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        };
+    }
     let started = std::time::Instant::now();
     let ids: Vec<Uuid> = prepared.assumed.iter().map(|state| state.id.0).collect();
     let lock = client

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hazina_ledger::store::Store;
 use hazina_server::simulator::{self, momo, mpesa};
-use hazina_tests::ApiServer;
+use hazina_tests::{ApiServer, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -130,28 +130,22 @@ impl Env {
 
     /// The payment once it is no longer pending (within a deadline).
     async fn settled(&self, id: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let payment = self.payment(id).await;
-            let status = payment["status"].as_str().unwrap().to_owned();
-            if status != "queued" && status != "pending_confirmation" {
-                return payment;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "still {status}: {payment}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.until(id, "settled", |payment| {
+            !matches!(payment["status"].as_str(), Some("queued" | "pending_confirmation"))
+        })
+        .await
     }
 
-    /// Waits until `check` holds of the payment.
+    /// Waits until `check` holds of the payment (the harness's `wait_for`, with a deadline).
     async fn until(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
+        let waited = wait_for(what, Duration::from_secs(20), || async {
             let payment = self.payment(id).await;
-            if check(&payment) {
-                return payment;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "never {what}: {payment}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            check(&payment).then_some(payment)
+        })
+        .await;
+        match waited {
+            Ok(payment) => payment,
+            Err(error) => panic!("{error}: {}", self.payment(id).await),
         }
     }
 
@@ -334,11 +328,11 @@ async fn duplicate_results_post_once() {
     let id = env.payout(&purse, "300").await["transactionId"].as_str().unwrap().to_owned();
     assert_eq!(env.settled(&id).await["status"], "success");
     // Both deliveries arrive and are answered in Daraja's format.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while env.mpesa.deliveries().len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", env.mpesa.deliveries());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let delivered = wait_for("both deliveries", Duration::from_secs(10), || async {
+        (env.mpesa.deliveries().len() >= 2).then_some(())
+    })
+    .await;
+    assert!(delivered.is_ok(), "{:?}", env.mpesa.deliveries());
     for delivery in env.mpesa.deliveries() {
         assert_eq!(delivery.status, Some(200), "{delivery:?}");
         let reply: Value = serde_json::from_str(delivery.reply.as_deref().unwrap()).unwrap();

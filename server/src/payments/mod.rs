@@ -486,17 +486,7 @@ impl Engine {
 
     /// A payment by id, within the org.
     pub async fn record(&self, org: OrgId, id: Uuid) -> Result<Option<Record>, ApiError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                &format!(
-                    "SELECT {} FROM provider_payments WHERE id = $1 AND org_id = $2",
-                    Record::COLUMNS
-                ),
-                &[&id, &org.0],
-            )
-            .await?;
-        row.as_ref().map(Record::from_row).transpose()
+        Ok(self.records(org, &[id]).await?.pop())
     }
 
     /// The payments with these ids (those that went through a provider).

@@ -167,6 +167,7 @@ pub(crate) fn transfer(
     let amount = Money::from_minor(kes(), minor);
     TransferRequest {
         id: TransferId::generate(),
+        id_is_new: true,
         org,
         action: Action::Post {
             postings: vec![
@@ -274,6 +275,7 @@ async fn one(
     if pending {
         requests.push(TransferRequest {
             id: TransferId::generate(),
+            id_is_new: true,
             org,
             action: Action::PostPending { pending_id, amounts: None },
             code: "capture".into(),

@@ -772,6 +772,7 @@ impl Runner {
         }
         TransferRequest {
             id: tid(req.id),
+            id_is_new: false,
             org: org(req.org),
             action,
             code: req.code.to_owned(),

@@ -45,6 +45,7 @@ impl Org {
         let amount = Money::from_minor(Currency::from_code("KES").unwrap(), shillings * 100);
         TransferRequest {
             id: TransferId::generate(),
+            id_is_new: true,
             org: self.id,
             action: Action::Post {
                 postings: vec![

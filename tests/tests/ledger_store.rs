@@ -14,6 +14,7 @@ use hazina_ledger::rules::{
 use hazina_ledger::store::{self, Clock, NewAccount, StatementQuery, Store, StoreError};
 use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
 use hazina_tests::{Mode, Poster, TestDb, fresh_db};
+use serde_json::json;
 
 fn kes() -> Currency {
     Currency::from_code("KES").unwrap()
@@ -93,6 +94,7 @@ impl Ledger {
     fn transfer(&self, from: AccountId, to: AccountId, amount: &str) -> TransferRequest {
         TransferRequest {
             id: TransferId::generate(),
+            id_is_new: true,
             org: self.org,
             action: Action::Post {
                 postings: vec![
@@ -348,6 +350,7 @@ async fn expired_pending_transfers_are_voided_once_by_the_sweeper(mode: Mode) {
     );
     let post = TransferRequest {
         id: TransferId::generate(),
+        id_is_new: true,
         org: l.org,
         action: Action::PostPending { pending_id: hold.id, amounts: None },
         code: "payment".into(),
@@ -548,6 +551,118 @@ async fn balances_at_a_time_and_date_ranges_match_a_scan(mode: Mode) {
             assert_eq!(found, expected, "from {from} to {to}");
         }
     }
+}
+
+/// An id marked new that is not (a replay sent as new) cannot be prepared: the insert meets
+/// the existing transfer and the batch goes through `Store::post`, which answers it as the
+/// replay it is. Through the pipeline, the replay's outcome is the original's.
+#[tokio::test]
+async fn an_id_wrongly_marked_new_is_answered_as_a_replay() {
+    let ledger = ledger_with(1, Clock::Database, Mode::Direct).await;
+    let fund = ledger.transfer(ledger.external, ledger.purse, "100");
+    let pay = ledger.transfer(ledger.purse, ledger.wallets[0], "30");
+    let first = ledger.store.post(&[fund, pay.clone()]).await.unwrap();
+    assert!(pay.id_is_new);
+    let mut speculation = store::Speculation::default();
+    let prepared =
+        ledger.store.prepare(&mut speculation, std::slice::from_ref(&pay)).await.unwrap();
+    assert!(prepared.is_none(), "{prepared:?}");
+    let again = ledger.store.post(std::slice::from_ref(&pay)).await.unwrap();
+    assert!(matches!(again[0], Outcome::Accepted { replayed: true, .. }), "{again:?}");
+
+    let pipeline = Poster::new(Mode::Pipeline, &ledger.store);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.extend(pipeline.post(std::slice::from_ref(&pay)).await.unwrap());
+    }
+    for outcome in &outcomes {
+        match (outcome, &first[1]) {
+            (
+                Outcome::Accepted { transfer, replayed: true },
+                Outcome::Accepted { transfer: original, .. },
+            ) => assert_eq!(transfer, original),
+            _ => panic!("{outcome:?} against {:?}", first[1]),
+        }
+    }
+    let wallet = ledger.store.account(ledger.org, ledger.wallets[0]).await.unwrap().unwrap();
+    assert_eq!(wallet.balance().posted, money("30"));
+    assert_eq!(ledger.store.verify().await.unwrap(), vec![]);
+}
+
+/// The check a prepared batch's guarded update makes: every assumed account unchanged
+/// (`HZ001` otherwise), and the batch's time not ahead of the database's clock (`HZ002`), so
+/// that a writer moving an old clock reading on with its own clock cannot record a time that
+/// the next writer of the same accounts would go back from.
+#[tokio::test]
+async fn a_prepared_batch_ahead_of_the_database_clock_is_refused() {
+    let db = fresh_db().await;
+    let client = db.pool().get().await.unwrap();
+    let check = "SELECT hazina_assert_prepared($1, $2, clock_timestamp() + $3 * interval '1 ms')";
+    let refusal = async |unchanged: i64, ahead_ms: f64| {
+        let result = client.query_one(check, &[&unchanged, &3_i64, &ahead_ms]).await;
+        result.err().and_then(|error| error.code().map(|state| state.code().to_owned()))
+    };
+    assert_eq!(refusal(3, -50.0).await, None);
+    assert_eq!(refusal(3, 1_000.0).await.as_deref(), Some("HZ002"));
+    assert_eq!(refusal(2, -50.0).await.as_deref(), Some("HZ001"));
+    // A manual clock's batches send no time: only the accounts are checked.
+    let ok: bool =
+        client.query_one("SELECT hazina_assert_prepared(3, 3, NULL)", &[]).await.unwrap().get(0);
+    assert!(ok);
+}
+
+/// Every transfer is linked to each customer its context names under `hazina.customers`,
+/// once, in the batch's transaction: for small batches and for those large enough to be
+/// written with `COPY`, prepared or posted.
+#[tokio::test]
+async fn transfers_are_linked_to_the_customers_their_context_names() {
+    let ledger = ledger_with(2, Clock::Database, Mode::Direct).await;
+    let fund = ledger.transfer(ledger.external, ledger.purse, "10000");
+    ledger.store.post(&[fund]).await.unwrap();
+    let (alice, bob) = (CustomerId::generate(), CustomerId::generate());
+    let named = |size: usize| -> Vec<TransferRequest> {
+        (0..size)
+            .map(|i| {
+                let mut request = ledger.transfer(ledger.purse, ledger.wallets[i % 2], "1");
+                let customers = json!([alice.0, bob.0, alice.0, "not a customer", 7]);
+                request.context = std::sync::Arc::new(
+                    json!({ "hazina": { "customers": customers } }).as_object().unwrap().clone(),
+                );
+                request
+            })
+            .collect()
+    };
+    let small = named(3);
+    let large = named(130);
+    let mut speculation = store::Speculation::default();
+    for batch in [&small, &large] {
+        let prepared = ledger.store.prepare(&mut speculation, batch).await.unwrap().unwrap();
+        ledger.store.commit_prepared(prepared).await.unwrap().unwrap();
+    }
+    let (small_posted, large_posted) = (named(2), named(129));
+    ledger.store.post(&small_posted).await.unwrap();
+    ledger.store.post(&large_posted).await.unwrap();
+
+    let client = ledger.db.pool().get().await.unwrap();
+    for batch in [&small, &large, &small_posted, &large_posted] {
+        let ids: Vec<uuid::Uuid> = batch.iter().map(|request| request.id.0).collect();
+        let rows = client
+            .query(
+                "SELECT l.customer_id, count(*) FROM customer_transfers l
+                 JOIN transfers t ON t.id = l.transfer_id AND t.created_at = l.at
+                 WHERE l.transfer_id = ANY($1) GROUP BY l.customer_id ORDER BY l.customer_id",
+                &[&ids],
+            )
+            .await
+            .unwrap();
+        let count = i64::try_from(batch.len()).unwrap();
+        let mut expected = vec![(alice.0, count), (bob.0, count)];
+        expected.sort();
+        let found: Vec<(uuid::Uuid, i64)> =
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        assert_eq!(found, expected);
+    }
+    assert_eq!(ledger.store.verify().await.unwrap(), vec![]);
 }
 
 /// A prepared batch commits only if its accounts are as it assumed: one changed in between

@@ -27,6 +27,7 @@ async fn the_sweeper_voids_pending_transfers_once_their_timeout_passes() {
     ];
     let pending = TransferRequest {
         id: TransferId::generate(),
+        id_is_new: true,
         org,
         action: Action::Pending { postings, timeout_ms: Some(200) },
         code: "hold".into(),

@@ -281,6 +281,11 @@ pub type Context = std::sync::Arc<serde_json::Map<String, serde_json::Value>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferRequest {
     pub id: TransferId,
+    /// Whether `id` was generated for this request ([`TransferId::generate`]), so that no
+    /// transfer can hold it yet: the store then does not look for an earlier transfer under it.
+    /// A wrong `true` costs the batch a second attempt, never a duplicate (ids are unique in
+    /// the schema). Client-supplied and derived ids are `false`.
+    pub id_is_new: bool,
     pub org: OrgId,
     pub action: Action,
     /// What the transfer is for, such as `payment` or `fee`.
@@ -298,6 +303,7 @@ impl TransferRequest {
     pub fn expiry(org: OrgId, pending_id: TransferId) -> Self {
         Self {
             id: TransferId(Uuid::new_v5(&EXPIRY_NAMESPACE, pending_id.0.as_bytes())),
+            id_is_new: false,
             org,
             action: Action::ExpirePending { pending_id },
             code: EXPIRY_CODE.to_owned(),

@@ -172,6 +172,7 @@ impl Harness {
         }
         TransferRequest {
             id: tid(plain[1]),
+            id_is_new: false,
             org: org(options.get("org").map_or(1, |n| n.parse().unwrap())),
             action,
             code: options.get("code").map_or("payment", |code| code).to_owned(),

@@ -299,6 +299,12 @@ const INSERT_ENTRIES: &str =
          $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
          $11::timestamptz[], $12::timestamptz[])";
 
+/// Links transfers to the customers their context names (see [`CustomerLinks`]). Sent before
+/// the transfers' insert: the row trigger that applies a context's activity, metadata and app
+/// data (migration 0003) links the same customers again, with `ON CONFLICT DO NOTHING`.
+const INSERT_CUSTOMER_LINKS: &str = "INSERT INTO customer_transfers (customer_id, transfer_id, at)
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[])";
+
 const COPY_TRANSFERS: &str = "COPY transfers (id, org_id, kind, code, postings, requested,
          pending_id, reversal_of, timeout_ms, expires_at, effective_at, created_at, context,
          rejection) FROM STDIN (FORMAT binary)";
@@ -315,10 +321,11 @@ const UPDATE_ACCOUNTS: &str = "UPDATE accounts AS a SET debits_posted = u.debits
      WHERE a.id = u.id";
 
 /// [`UPDATE_ACCOUNTS`] for a prepared batch: locks every account the batch assumed (`$7…`, in
-/// id order), and updates the changed ones only if every assumed one is as assumed; otherwise
-/// `hazina_assert_accounts_unchanged` (migration 0006) fails the statement with `HZ001`. An
-/// account's org, currency, normal side and limit never change, so its sums, version and
-/// `closed` are its whole state.
+/// id order), and updates the changed ones only if every assumed one is as assumed and the
+/// batch's time (`$14`, when the database's clock is used) is not ahead of the database's
+/// clock; otherwise `hazina_assert_prepared` (migration 0007), evaluated once, fails the
+/// statement with [`ACCOUNTS_CHANGED`] or [`TIME_AHEAD`]. An account's org, currency, normal
+/// side and limit never change, so its sums, version and `closed` are its whole state.
 const GUARDED_UPDATE_ACCOUNTS: &str = "WITH assumed AS (
          SELECT * FROM UNNEST($7::uuid[], $8::bool[], $9::int8[], $10::int8[], $11::int8[],
              $12::int8[], $13::int8[])
@@ -336,11 +343,15 @@ const GUARDED_UPDATE_ACCOUNTS: &str = "WITH assumed AS (
          credits_pending = u.credits_pending, version = u.version
      FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
          AS u (id, debits_posted, credits_posted, debits_pending, credits_pending, version)
-     WHERE a.id = u.id AND hazina_assert_accounts_unchanged(
-         (SELECT count(*) FROM unchanged), cardinality($7::uuid[]))";
+     WHERE a.id = u.id AND (SELECT hazina_assert_prepared(
+         (SELECT count(*) FROM unchanged), cardinality($7::uuid[]), $14::timestamptz))";
 
-/// The SQLSTATE of `hazina_assert_accounts_unchanged`'s failure.
+/// The SQLSTATE of `hazina_assert_prepared`'s failure when an assumed account changed.
 pub(super) const ACCOUNTS_CHANGED: &str = "HZ001";
+
+/// The SQLSTATE of `hazina_assert_prepared`'s failure when the batch's time is ahead of the
+/// database's clock.
+pub(super) const TIME_AHEAD: &str = "HZ002";
 
 const OPEN_PENDING: &str = "INSERT INTO pending_open (transfer_id, org_id, expires_at)
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[])";
@@ -370,6 +381,7 @@ async fn write_and_commit(
 
 /// The batch-posting statements, prepared once per connection.
 pub(super) struct Statements {
+    insert_customer_links: Statement,
     insert_transfers: Statement,
     insert_entries: Statement,
     update_accounts: Statement,
@@ -381,6 +393,7 @@ pub(super) struct Statements {
 impl Statements {
     pub(super) async fn prepare(client: &Client) -> Result<Self, StoreError> {
         Ok(Self {
+            insert_customer_links: client.prepare_cached(INSERT_CUSTOMER_LINKS).await?,
             insert_transfers: client.prepare_cached(INSERT_TRANSFERS).await?,
             insert_entries: client.prepare_cached(INSERT_ENTRIES).await?,
             update_accounts: client.prepare_cached(UPDATE_ACCOUNTS).await?,
@@ -391,11 +404,12 @@ impl Statements {
     }
 }
 
-/// What a batch adds to history: its transfer records and their entries. Writing them takes
-/// no lock that another batch of the org needs.
+/// What a batch adds to history: its transfer records, their entries and their customers'
+/// timeline links. Writing them takes no lock that another batch of the org needs.
 pub(super) struct History<'a> {
     transfers: TransferColumns<'a>,
     entries: EntryColumns,
+    links: CustomerLinks,
 }
 
 impl<'a> History<'a> {
@@ -403,10 +417,24 @@ impl<'a> History<'a> {
         Self {
             transfers: TransferColumns::new(&evaluation.transfers),
             entries: EntryColumns::new(&evaluation.entries),
+            links: CustomerLinks::new(&evaluation.transfers),
         }
     }
 
-    /// Sends both inserts at once (one round trip when awaited alone).
+    /// Inserts the customer links, when there are any.
+    async fn link_customers(
+        &self,
+        client: &Client,
+        statement: &Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let l = &self.links;
+        if l.customer.is_empty() {
+            return Ok(0);
+        }
+        client.execute(statement, &[&l.customer, &l.transfer, &l.at]).await
+    }
+
+    /// Sends the inserts at once (one round trip when awaited alone).
     pub(super) async fn write(
         &self,
         client: &Client,
@@ -447,12 +475,16 @@ impl<'a> History<'a> {
             &e.effective_at,
             &e.created_at,
         ];
-        tokio::try_join!(client.execute(&statements.insert_transfers, &transfer_params), async {
-            if e.account.is_empty() {
-                return Ok(0);
-            }
-            client.execute(&statements.insert_entries, &entry_params).await
-        },)?;
+        tokio::try_join!(
+            self.link_customers(client, &statements.insert_customer_links),
+            client.execute(&statements.insert_transfers, &transfer_params),
+            async {
+                if e.account.is_empty() {
+                    return Ok(0);
+                }
+                client.execute(&statements.insert_entries, &entry_params).await
+            },
+        )?;
         Ok(())
     }
     /// Writes both with `COPY`, which PostgreSQL inserts in bulk (many rows per heap page
@@ -463,6 +495,8 @@ impl<'a> History<'a> {
         if t.id.is_empty() {
             return Ok(());
         }
+        let links = client.prepare_cached(INSERT_CUSTOMER_LINKS).await?;
+        self.link_customers(client, &links).await?;
         let sink = client.copy_in(COPY_TRANSFERS).await?;
         let mut writer = pin!(BinaryCopyInWriter::new(
             sink,
@@ -594,26 +628,29 @@ impl StateChange {
     }
 
     /// As [`StateChange::write`], but the accounts are updated only if every one in `assumed`
-    /// is still in that state under its lock; otherwise the statement fails with
-    /// [`ACCOUNTS_CHANGED`], and the transaction with it. Only for a batch that
-    /// [changes accounts](StateChange::changes_accounts): the check rides on the update.
+    /// is still in that state under its lock and `recorded_at` (the batch's time, `None` for a
+    /// manual clock) is not ahead of the database's clock; otherwise the statement fails with
+    /// [`ACCOUNTS_CHANGED`] or [`TIME_AHEAD`], and the transaction with it. Only for a batch
+    /// that [changes accounts](StateChange::changes_accounts): the checks ride on the update.
     pub(super) async fn write_guarded(
         &self,
         client: &Client,
         statements: &Statements,
         assumed: &[rules::AccountState],
+        recorded_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        self.write_checked(client, statements, Some(assumed)).await
+        self.write_checked(client, statements, Some((assumed, recorded_at))).await
     }
 
     async fn write_checked(
         &self,
         client: &Client,
         statements: &Statements,
-        assumed: Option<&[rules::AccountState]>,
+        guard: Option<(&[rules::AccountState], Option<DateTime<Utc>>)>,
     ) -> Result<(), StoreError> {
         let a = &self.accounts;
-        let assumed = assumed.map(AssumedColumns::new);
+        let assumed =
+            guard.map(|(assumed, recorded_at)| (AssumedColumns::new(assumed), recorded_at));
         tokio::try_join!(
             async {
                 if a.id.is_empty() {
@@ -629,7 +666,7 @@ impl StateChange {
                 ];
                 let statement = match &assumed {
                     None => &statements.update_accounts,
-                    Some(s) => {
+                    Some((s, recorded_at)) => {
                         params.extend([
                             &s.id as &(dyn ToSql + Sync),
                             &s.closed,
@@ -638,6 +675,7 @@ impl StateChange {
                             &s.debits_pending,
                             &s.credits_pending,
                             &s.version,
+                            recorded_at,
                         ]);
                         &statements.guarded_update_accounts
                     }
@@ -744,6 +782,43 @@ impl<'a> TransferColumns<'a> {
             columns.rejection.push(transfer.rejection.map(RejectReason::code));
         }
         columns
+    }
+}
+
+/// The customers each new transfer is linked to for their timelines: those its context names
+/// under `hazina.customers` (the API puts a payment's wallet owners and the customer of its
+/// activity there), once each.
+#[derive(Default)]
+struct CustomerLinks {
+    customer: Vec<Uuid>,
+    transfer: Vec<Uuid>,
+    at: Vec<DateTime<Utc>>,
+}
+
+impl CustomerLinks {
+    fn new(transfers: &[Transfer]) -> Self {
+        let mut links = Self::default();
+        for transfer in transfers {
+            let Some(customers) = transfer
+                .context
+                .get("hazina")
+                .and_then(|hazina| hazina.get("customers"))
+                .and_then(serde_json::Value::as_array)
+            else {
+                continue;
+            };
+            let first = links.customer.len();
+            for customer in customers.iter().filter_map(serde_json::Value::as_str) {
+                let Ok(customer) = customer.parse::<Uuid>() else { continue };
+                if links.customer[first..].contains(&customer) {
+                    continue;
+                }
+                links.customer.push(customer);
+                links.transfer.push(transfer.id.0);
+                links.at.push(transfer.created_at);
+            }
+        }
+        links
     }
 }
 

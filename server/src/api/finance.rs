@@ -211,8 +211,10 @@ fn request(
     if let Some(app) = caller.app {
         context.insert("appId".into(), serde_json::Value::String(app.to_string()));
     }
+    let given = new.transfer_id.or(derived_id);
     Ok(TransferRequest {
-        id: new.transfer_id.or(derived_id).map_or_else(TransferId::generate, TransferId),
+        id: given.map_or_else(TransferId::generate, TransferId),
+        id_is_new: given.is_none(),
         org: caller.org,
         action,
         code: new.code,

@@ -674,10 +674,9 @@ async fn create_payment(
             ));
         }
     }
-    let id = payment
-        .transaction_id
-        .or_else(|| super::idempotency::derived_id(&caller, &headers))
-        .map_or_else(TransferId::generate, TransferId);
+    let given =
+        payment.transaction_id.or_else(|| super::idempotency::derived_id(&caller, &headers));
+    let id = given.map_or_else(TransferId::generate, TransferId);
     let wallet_customers: Vec<CustomerId> =
         [debit_customer, credit_customer].into_iter().flatten().collect();
     let mut effects = match &payment.context {
@@ -707,6 +706,7 @@ async fn create_payment(
     context.insert("hazina".into(), serde_json::Value::Object(effects));
     let request = TransferRequest {
         id,
+        id_is_new: given.is_none(),
         org: caller.org,
         action: Action::Post {
             postings: vec![

@@ -662,6 +662,7 @@ impl Engine {
         };
         let request = TransferRequest {
             id: TransferId(record.id),
+            id_is_new: false,
             org: record.org,
             action: Action::Pending {
                 postings: vec![
@@ -865,6 +866,7 @@ impl Engine {
             ];
             let request = TransferRequest {
                 id: TransferId(record.id),
+                id_is_new: false,
                 org: record.org,
                 action: Action::Post { postings },
                 code: "provider_received".to_owned(),
@@ -893,6 +895,7 @@ impl Engine {
                 &TRANSFER_NAMESPACE,
                 format!("{}/{what}", record.id).as_bytes(),
             )),
+            id_is_new: false,
             org: record.org,
             action,
             code: format!("provider_{}_{what}", record.flow.as_str()),

@@ -4,8 +4,10 @@
 -- database's clock, so that the times of an account's entries still never go backwards,
 -- whichever process writes them: whoever locks the accounts next reads a later time.
 --
--- Supersedes 0006's hazina_assert_accounts_unchanged, which stays for servers of the previous
--- version during an upgrade.
+-- Supersedes 0006's hazina_assert_accounts_unchanged, which is left in place (unused).
+--
+-- Upgrading: stop servers of earlier versions before a server of this one migrates, since
+-- their batches rely on the trigger dropped below for their customers' timeline links.
 CREATE FUNCTION hazina_assert_prepared(unchanged bigint, assumed bigint, recorded_at timestamptz)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN

@@ -68,29 +68,15 @@ async fn mpesa_callback(
         return Err(ApiError::not_found("callback"));
     }
     let payment: Uuid = name.parse().map_err(|_| ApiError::not_found("payment"))?;
-    let text = String::from_utf8_lossy(&body);
-    let report = match mpesa::read_callback(&kind, &body) {
-        Ok(report) => report,
-        Err(error) => {
-            state.payments.store_callback(&channel, None, &kind, &[], verified, &text).await?;
-            return Err(unreadable(&error));
-        }
-    };
-    let refs = super::references(&report);
-    let matched = state
-        .payments
-        .store_callback(&channel, Some(payment), &kind, &refs, verified, &text)
+    let callback = Callback { channel: &channel, payment: Some(payment), kind: &kind, verified };
+    let report = mpesa::read_callback(&kind, &body);
+    // A transaction status result answers our own query.
+    let source = if kind == "status" { "query" } else { "callback" };
+    callback
+        .record(&state, &body, report, source, |report| {
+            if kind == "timeout" { Event::Unknown } else { callback_event(&kind, report, verified) }
+        })
         .await?;
-    if let Some(payment) = matched {
-        let event = if kind == "timeout" {
-            Event::Unknown
-        } else {
-            callback_event(&kind, report, verified)
-        };
-        // A transaction status result answers our own query.
-        let source = if kind == "status" { "query" } else { "callback" };
-        state.payments.apply(payment, &event, Stage::Sent, source, None).await?;
-    }
     Ok(Json(if kind == "stk" { CallbackAck::c2b() } else { CallbackAck::result() }).into_response())
 }
 
@@ -101,22 +87,55 @@ async fn momo_callback(
 ) -> Result<Response, ApiError> {
     let channel = channel(&state, &channel_id, Provider::Momo).await?;
     let verified = channel.verifies(&token);
-    let text = String::from_utf8_lossy(&body);
-    let report = match super::momo::read_callback(&body) {
-        Ok(report) => report,
-        Err(error) => {
-            state.payments.store_callback(&channel, None, "callback", &[], verified, &text).await?;
-            return Err(unreadable(&error));
-        }
-    };
-    let refs = super::references(&report);
-    let matched =
-        state.payments.store_callback(&channel, None, "callback", &refs, verified, &text).await?;
-    if let Some(payment) = matched {
-        let event = callback_event("callback", report, verified);
-        state.payments.apply(payment, &event, Stage::Sent, "callback", None).await?;
-    }
+    let callback = Callback { channel: &channel, payment: None, kind: "callback", verified };
+    let report = super::momo::read_callback(&body);
+    callback
+        .record(&state, &body, report, "callback", |report| {
+            callback_event("callback", report, verified)
+        })
+        .await?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// A provider's callback about a payment it was sent.
+struct Callback<'a> {
+    channel: &'a Channel,
+    /// The payment its URL names, if it names one (else it is matched by its references).
+    payment: Option<Uuid>,
+    kind: &'a str,
+    /// Whether its URL carried the channel's token.
+    verified: bool,
+}
+
+impl Callback<'_> {
+    /// Stores the callback (with `body`, as it came) and applies what it says, as `event`
+    /// reads it, to the payment it matches. An unreadable one is stored unmatched, for an
+    /// operator, and refused with a 400.
+    async fn record<E: std::fmt::Display>(
+        &self,
+        state: &AppState,
+        body: &[u8],
+        report: Result<StatusReport, E>,
+        source: &str,
+        event: impl FnOnce(StatusReport) -> Event,
+    ) -> Result<(), ApiError> {
+        let Self { channel, payment, kind, verified } = *self;
+        let text = String::from_utf8_lossy(body);
+        let report = match report {
+            Ok(report) => report,
+            Err(error) => {
+                state.payments.store_callback(channel, None, kind, &[], verified, &text).await?;
+                return Err(unreadable(&error));
+            }
+        };
+        let refs = super::references(&report);
+        let matched =
+            state.payments.store_callback(channel, payment, kind, &refs, verified, &text).await?;
+        if let Some(payment) = matched {
+            state.payments.apply(payment, &event(report), Stage::Sent, source, None).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a customer's unprompted payment goes: the wallet its account reference names (of the

@@ -472,7 +472,8 @@ impl Engine {
         rows.first().map(|row| Channel::from_row(row, &self.sealer)).transpose()
     }
 
-    /// A channel by id, within the org when one is given.
+    /// A channel by id, of whichever org: a caller acting for an org checks that it is the
+    /// channel's.
     pub async fn channel(&self, id: Uuid) -> Result<Option<Channel>, ApiError> {
         let client = self.pool.get().await?;
         let row = client

@@ -665,6 +665,36 @@ async fn transfers_are_linked_to_the_customers_their_context_names() {
     assert_eq!(ledger.store.verify().await.unwrap(), vec![]);
 }
 
+/// `verify` proves that an account's entries never go back in time (balances at a time rely
+/// on it): an entry moved before the one before it, behind the immutability trigger's back,
+/// is reported, and nothing else is.
+#[tokio::test]
+async fn verify_reports_an_entry_recorded_before_the_one_before_it() {
+    let ledger = ledger_with(1, Clock::Database, Mode::Direct).await;
+    for amount in ["50", "20"] {
+        ledger.store.post(&[ledger.transfer(ledger.external, ledger.purse, amount)]).await.unwrap();
+    }
+    assert_eq!(ledger.store.verify().await.unwrap(), vec![]);
+    let client = ledger.db.pool().get().await.unwrap();
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE entries DISABLE TRIGGER entries_immutable;
+             UPDATE entries SET created_at = created_at - interval '1 hour'
+                 WHERE account_id = '{}' AND version = 2;
+             ALTER TABLE entries ENABLE TRIGGER entries_immutable;",
+            ledger.purse.0
+        ))
+        .await
+        .unwrap();
+    let violations = ledger.store.verify().await.unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(
+        violations[0].invariant,
+        "an account's entries are recorded at times that never go back"
+    );
+    assert_eq!(violations[0].detail, format!("{} v2", ledger.purse.0));
+}
+
 /// A prepared batch commits only if its accounts are as it assumed: one changed in between
 /// (here a wallet closed) makes the guarded update fail, and the batch's transaction,
 /// transfers and entries included, is rolled back; applied again, it meets the new state.

@@ -82,6 +82,15 @@ const CHECKS: &[(&str, &str)] = &[
                  OR debits_posted <> dp OR debits_pending <> dpe))",
     ),
     (
+        "an account's entries are recorded at times that never go back",
+        "SELECT account_id || ' v' || version FROM (
+             SELECT account_id, version, created_at,
+                 lag(created_at) OVER (PARTITION BY account_id ORDER BY version) AS before
+             FROM entries
+         ) x
+         WHERE created_at < before",
+    ),
+    (
         "every entry belongs to an existing account and an accepted transfer",
         "SELECT e.account_id || ' v' || e.version FROM entries e
          WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id)

@@ -4,17 +4,14 @@
 -- database's clock, so that the times of an account's entries still never go backwards,
 -- whichever process writes them: whoever locks the accounts next reads a later time.
 --
--- Supersedes 0006's hazina_assert_accounts_unchanged, which is left in place (unused).
+-- It checks the accounts with 0006's hazina_assert_accounts_unchanged (HZ001), then the time.
 --
 -- Upgrading: stop servers of earlier versions before a server of this one migrates, since
 -- their batches rely on the trigger dropped below for their customers' timeline links.
 CREATE FUNCTION hazina_assert_prepared(unchanged bigint, assumed bigint, recorded_at timestamptz)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    IF unchanged IS DISTINCT FROM assumed THEN
-        RAISE EXCEPTION 'a prepared batch''s accounts changed before it committed'
-            USING ERRCODE = 'HZ001';
-    END IF;
+    PERFORM hazina_assert_accounts_unchanged(unchanged, assumed);
     IF recorded_at > clock_timestamp() THEN
         RAISE EXCEPTION 'a prepared batch''s time is ahead of the database''s clock'
             USING ERRCODE = 'HZ002';

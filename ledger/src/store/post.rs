@@ -127,7 +127,7 @@ async fn attempt(
 
     // Lock, then read what the rules need: every statement after the lock sees the work of
     // any transaction that held these accounts before us.
-    let lookup_ids = lookup_ids(requests, &referenced_ids);
+    let lookup_ids = lookup_ids(requests.iter().map(|request| request.id.0), &referenced_ids);
     let lock = client
         .prepare_cached(&format!(
             "SELECT {} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
@@ -201,9 +201,10 @@ pub(super) fn account_ids(
     ids
 }
 
-/// The transfers whose records the rules need: under the batch's ids and referred to.
-pub(super) fn lookup_ids(requests: &[TransferRequest], referenced_ids: &[Uuid]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
+/// The transfers whose records the rules need: under the batch's ids (`own`, those that may
+/// exist) and referred to.
+pub(super) fn lookup_ids(own: impl Iterator<Item = Uuid>, referenced_ids: &[Uuid]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = own.collect();
     ids.extend_from_slice(referenced_ids);
     ids.sort_unstable();
     ids.dedup();

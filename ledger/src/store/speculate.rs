@@ -222,14 +222,16 @@ impl Store {
 /// [new](TransferRequest::id_is_new) that was not (a replay). [`Store::post`] looks every id
 /// up and answers it.
 fn is_duplicate_id(error: &StoreError) -> bool {
-    matches!(error, StoreError::Db(error)
-        if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
+    has_state(error, &tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
 
 /// Whether a prepared transaction gave up waiting for a lock (see [`BEGIN`]).
 fn is_lock_timeout(error: &StoreError) -> bool {
-    matches!(error, StoreError::Db(error)
-        if error.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE))
+    has_state(error, &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+}
+
+fn has_state(error: &StoreError, state: &tokio_postgres::error::SqlState) -> bool {
+    matches!(error, StoreError::Db(error) if error.code() == Some(state))
 }
 
 /// What [`Prepared`] holds besides its connection.
@@ -320,53 +322,24 @@ async fn read(
         .filter(|id| !speculation.accounts.contains_key(&AccountId(**id)))
         .copied()
         .collect();
-    let mut lookup_ids = lookup_ids(requests, &referenced_ids);
-    let new_ids: HashSet<Uuid> =
-        requests.iter().filter(|request| request.id_is_new).map(|request| request.id.0).collect();
-    lookup_ids.retain(|id| !new_ids.contains(id) || referenced_ids.binary_search(id).is_ok());
+    // Ids generated for their requests cannot be under an earlier transfer.
+    let own = requests.iter().filter(|request| !request.id_is_new).map(|request| request.id.0);
+    let lookup_ids = lookup_ids(own, &referenced_ids);
 
-    if to_read.is_empty() && lookup_ids.is_empty() && referenced_ids.is_empty() {
-        let now = clock.manual_now().or_else(|| speculation.extrapolated_now());
-        if let Some(now) = now {
-            let accounts = account_ids
-                .iter()
-                .filter_map(|id| speculation.accounts.get(&AccountId(*id)))
-                .map(|state| (state.id, state.clone()))
-                .collect();
-            let snapshot = Snapshot {
-                accounts,
-                transfers: HashMap::new(),
-                resolutions: HashMap::new(),
-                reversed: HashSet::new(),
-            };
-            return Ok(Some((snapshot, now)));
-        }
-    }
-
-    // The accounts are read before the clock, in one round trip: every entry they show was
-    // recorded before the time this batch records.
-    let read_accounts = client
-        .prepare_cached(&format!(
-            "SELECT {} FROM accounts WHERE id = ANY($1)",
-            rows::ACCOUNT_COLUMNS
-        ))
-        .await?;
-    let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
-    let (read, now, existing, (resolutions, reversed)) = tokio::try_join!(
-        async {
-            // Most batches find every account in the speculation: no statement for none.
-            if to_read.is_empty() {
-                return Ok(Vec::new());
-            }
-            Ok(client.query(&read_accounts, &[&to_read]).await?)
-        },
-        async { Ok(client.query_one(&read_clock, &[]).await?) },
-        transfers_by_id(client, &lookup_ids),
-        resolutions_by_id(client, &referenced_ids),
-    )?;
-    let read_at: DateTime<Utc> = now.get(0);
-    speculation.clock = Some((read_at, Instant::now()));
-    let now = clock.manual_now().unwrap_or_else(|| speculation.not_before_recorded(read_at));
+    // A batch that needs nothing from the database reads nothing, not even the clock: it moves
+    // the writer's last reading on (see the module's documentation).
+    let quiet = to_read.is_empty() && lookup_ids.is_empty() && referenced_ids.is_empty();
+    let moved_on =
+        if quiet { clock.manual_now().or_else(|| speculation.extrapolated_now()) } else { None };
+    let (read, now, existing, (resolutions, reversed)) = if let Some(now) = moved_on {
+        (Vec::new(), now, HashMap::new(), (HashMap::new(), HashSet::new()))
+    } else {
+        let (read, read_at, existing, resolved) =
+            read_with_clock(client, &to_read, &lookup_ids, &referenced_ids).await?;
+        speculation.clock = Some((read_at, Instant::now()));
+        let now = clock.manual_now().unwrap_or_else(|| speculation.not_before_recorded(read_at));
+        (read, now, existing, resolved)
+    };
 
     // A referred-to transfer that appeared after the first read may touch accounts not read.
     let known: HashSet<Uuid> = account_ids.iter().copied().collect();
@@ -386,6 +359,45 @@ async fn read(
     let mut snapshot = Snapshot { accounts, transfers: existing, resolutions, reversed };
     speculation.overlay(&lookup_ids, &mut snapshot);
     Ok(Some((snapshot, now)))
+}
+
+/// What [`read`] takes from the database, in one round trip: the accounts not in the
+/// speculation, then the clock (every entry they show was recorded before the time this batch
+/// records), the transfers under `lookup_ids`, and how the referred-to ones were resolved.
+async fn read_with_clock(
+    client: &Client,
+    to_read: &[Uuid],
+    lookup_ids: &[Uuid],
+    referenced_ids: &[Uuid],
+) -> Result<
+    (
+        Vec<tokio_postgres::Row>,
+        DateTime<Utc>,
+        HashMap<TransferId, Transfer>,
+        (HashMap<TransferId, rules::TransferKind>, HashSet<TransferId>),
+    ),
+    StoreError,
+> {
+    let read_accounts = client
+        .prepare_cached(&format!(
+            "SELECT {} FROM accounts WHERE id = ANY($1)",
+            rows::ACCOUNT_COLUMNS
+        ))
+        .await?;
+    let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
+    let (read, now, existing, resolved) = tokio::try_join!(
+        async {
+            // Most batches find every account in the speculation: no statement for none.
+            if to_read.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(client.query(&read_accounts, &[&to_read]).await?)
+        },
+        async { Ok(client.query_one(&read_clock, &[]).await?) },
+        transfers_by_id(client, lookup_ids),
+        resolutions_by_id(client, referenced_ids),
+    )?;
+    Ok((read, now.get(0), existing, resolved))
 }
 
 /// Locks the prepared batch's accounts; when they are as assumed, updates them and commits.

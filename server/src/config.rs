@@ -1,6 +1,7 @@
 //! The command line and environment: every setting the `hazina` binary takes.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -56,6 +57,27 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_DB_POOL_SIZE_MAX", global = true, default_value_t = 16)]
     pub db_pool_size_max: usize,
 
+    /// How long connecting to PostgreSQL may take, in milliseconds, per host (the connection
+    /// string's `connect_timeout` wins).
+    #[arg(long, env = "HAZINA_DB_CONNECT_TIMEOUT_MS", global = true, default_value_t = 5_000)]
+    pub db_connect_timeout_ms: u64,
+
+    /// The longest a statement of the server's may run, in milliseconds, before PostgreSQL
+    /// cancels it (`statement_timeout`); 0 for no limit. Migrations and `bench` are not limited.
+    #[arg(long, env = "HAZINA_DB_STATEMENT_TIMEOUT_MS", global = true, default_value_t = 10_000)]
+    pub db_statement_timeout_ms: u64,
+
+    /// TCP keepalive probes on database connections start after this long idle, in
+    /// milliseconds; a host that vanished is noticed within about twice this.
+    #[arg(long, env = "HAZINA_DB_KEEPALIVE_IDLE_MS", global = true, default_value_t = 15_000)]
+    pub db_keepalive_idle_ms: u64,
+
+    /// Every HTTP request is answered within this long, in milliseconds: one that is still
+    /// waiting (on a database that stopped answering, say) gets a 503 with `Retry-After`, and
+    /// its outcome is unknown until replayed under the same id.
+    #[arg(long, env = "HAZINA_REQUEST_TIMEOUT_MS", global = true, default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
     /// How logs are written (to stderr); `RUST_LOG` filters them (default: info).
     #[arg(long, env = "HAZINA_LOG_FORMAT", global = true, value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -83,6 +105,21 @@ impl Cli {
         })
     }
 
+    /// How the server's database connections behave (`--db-*-ms`).
+    pub fn connection_settings(&self) -> crate::db::ConnectionSettings {
+        crate::db::ConnectionSettings {
+            connect_timeout: Duration::from_millis(self.db_connect_timeout_ms.max(1)),
+            keepalive_idle: Duration::from_millis(self.db_keepalive_idle_ms.max(1_000)),
+            statement_timeout: (self.db_statement_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.db_statement_timeout_ms)),
+        }
+    }
+
+    /// How long a request may take before it is answered with a 503.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
     /// The subcommand, `serve` when none is given.
     pub fn command(&self) -> Command {
         self.command.clone().unwrap_or(Command::Serve)
@@ -100,6 +137,10 @@ pub enum Command {
     /// Measure the posting pipeline against the naive path on this database, then verify every
     /// ledger invariant. Sets up a new org of its own each run.
     Bench(crate::bench::BenchArgs),
+    /// The fault suite: runs `hazina serve` as a child over a PostgreSQL of its own, under
+    /// concurrent payments, kills the server, crashes and freezes the database, and checks
+    /// that nothing acknowledged was lost or doubled and that every invariant holds.
+    Chaos(crate::chaos::ChaosArgs),
     /// Create, list and revoke API keys (a key's token is shown once, when created).
     #[command(subcommand)]
     Keys(KeysCommand),

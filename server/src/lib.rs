@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bench;
 pub mod bench_http;
+pub mod chaos;
 pub mod config;
 pub mod db;
 pub mod embedded;

@@ -53,6 +53,13 @@ fn init_logging(format: LogFormat) {
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut shutdown = Shutdown::listen()?;
+    // The fault suite runs a database of its own, and servers as children.
+    if let Command::Chaos(args) = cli.command() {
+        return match shutdown.unless_signalled(chaos(cli, &args)).await {
+            Some(result) => result,
+            None => Err(anyhow::anyhow!("interrupted")),
+        };
+    }
     // A signal while starting abandons the start; dropping a half-started cluster stops it.
     let Some(database) = shutdown.unless_signalled(Database::open(cli)).await else {
         return Ok(());
@@ -76,6 +83,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 None => Err(anyhow::anyhow!("interrupted")),
             }
         }
+        Command::Chaos(_) => Ok(()),
     };
     let stopped = database.close().await;
     result.and(stopped)
@@ -91,7 +99,11 @@ impl Database {
     async fn open(cli: &Cli) -> anyhow::Result<Self> {
         if let Some(url) = cli.database_url() {
             tracing::info!("using the PostgreSQL server of DATABASE_URL");
-            return Ok(Self { config: db::parse_url(url)?, cluster: None });
+            // Every command connects with the timeouts and keepalives; only the server's own
+            // pools limit statements (see `serve`), so that migrations and `bench` may run long.
+            let settings =
+                db::ConnectionSettings { statement_timeout: None, ..cli.connection_settings() };
+            return Ok(Self { config: settings.apply(db::parse_url(url)?), cluster: None });
         }
         let options = ClusterOptions {
             bin_dir: cli.pg_bin_dir.clone(),
@@ -190,7 +202,9 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     };
     let applied = applied?;
     tracing::info!(count = applied.len(), "migrations applied");
-    let pool = db::pool(database.config.clone(), cli.db_pool_size_max)?;
+    // The server's connections: connect timeout, keepalives and a statement timeout each.
+    let config = cli.connection_settings().apply(database.config.clone());
+    let pool = db::pool(config.clone(), cli.db_pool_size_max)?;
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
         .with_context(|| format!("could not listen on {}", cli.listen))?;
@@ -206,7 +220,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     {
         print_first_keys(&made)?;
     }
-    let ledger_pool = db::pool(database.config.clone(), api::LEDGER_POOL_SIZE)?;
+    let ledger_pool = db::pool(config, api::LEDGER_POOL_SIZE)?;
     let key_file = cli.credentials_key_file();
     let sealer = hazina_server::secrets::Sealer::load_or_create(&key_file)
         .with_context(|| format!("no credentials key at {}", key_file.display()))?;
@@ -231,6 +245,9 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
              http://{address}/simulator/momo (no keys: development only)"
         );
     }
+    let limit = cli.request_timeout();
+    let app = app
+        .layer(axum::middleware::from_fn(move |request, next| answer_within(limit, request, next)));
     let mut server = tokio::spawn(http::serve_router(listener, app, shutdown.clone().wait()));
     let result = tokio::select! {
         joined = &mut server => joined,
@@ -254,6 +271,41 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     }
     pool.close();
     result.context("the HTTP server task failed")?.context("the HTTP server failed")
+}
+
+/// Answers a request within `limit`: one still waiting then (on a database that stopped
+/// answering, say) gets a 503 with `Retry-After`, so that no client hangs. Dropping the
+/// handler is what a client disconnecting does too; a transfer it submitted may still commit,
+/// and a replay under the same id learns its outcome.
+async fn answer_within(
+    limit: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let path = request.uri().path().to_owned();
+    if let Ok(response) = tokio::time::timeout(limit, next.run(request)).await {
+        return response;
+    }
+    tracing::warn!(%path, limit_ms = limit.as_millis(), "a request timed out");
+    api::error::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "the request was not completed in time; its outcome is unknown: retry with the same id",
+    )
+    .into_response()
+}
+
+/// Runs the fault suite, prints its table (or JSON line) and fails if any check failed.
+async fn chaos(cli: &Cli, args: &hazina_server::chaos::ChaosArgs) -> anyhow::Result<()> {
+    let report = hazina_server::chaos::run(args, cli.pg_bin_dir.clone()).await?;
+    let mut stdout = std::io::stdout().lock();
+    if !args.json {
+        write!(stdout, "{}", report.table())?;
+    }
+    writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
+    anyhow::ensure!(report.passed, "the fault suite found a failure (see the table)");
+    Ok(())
 }
 
 /// Resolves once SIGINT or SIGTERM arrives. The handlers are installed by [`Shutdown::listen`],

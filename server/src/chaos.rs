@@ -124,6 +124,10 @@ pub struct ChaosArgs {
     /// Print one JSON line instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Count, in the first round, one transfer as acknowledged that was never sent: the checks
+    /// must then report it lost and a balance off. Proves the suite can fail.
+    #[arg(long, hide = true)]
+    pub inject_lost_ack: bool,
 }
 
 /// What one scenario's rounds came to.
@@ -359,6 +363,8 @@ struct World {
     clients: usize,
     load: Duration,
     outage: Duration,
+    /// `--inject-lost-ack`, until the first check consumes it.
+    inject_lost_ack: bool,
 }
 
 impl World {
@@ -421,6 +427,7 @@ impl World {
             clients: args.clients.max(1),
             load: Duration::from_millis(args.load_ms),
             outage: Duration::from_millis(args.outage_ms),
+            inject_lost_ack: args.inject_lost_ack,
         };
         world.spawn_server()?;
         world.wait_ready().await?;
@@ -662,6 +669,15 @@ impl World {
         report.hangs += log.hangs;
         report.latency_ms_max = report.latency_ms_max.max(log.latency_ms_max);
         let mut accepted: Vec<uuid::Uuid> = Vec::new();
+        if std::mem::take(&mut self.inject_lost_ack) {
+            let never_sent = Attempt::payment(&self.accounts, FLOAT, PURSES.start, 1);
+            let id = never_sent.transfers[0].id;
+            let resolved = vec![Resolved { id, accepted: true, stamp: String::new() }];
+            tracing::warn!(%id, "counting a transfer as acknowledged that was never sent");
+            report.acknowledged += 1;
+            self.apply(&never_sent, &resolved);
+            accepted.push(id);
+        }
         for (attempt, resolved) in &log.acknowledged {
             report.acknowledged += resolved.len() as u64;
             self.apply(attempt, resolved);

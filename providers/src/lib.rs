@@ -78,6 +78,10 @@ pub struct StatusReport {
     pub description: Option<String>,
     /// The amount the provider reports, when it reports one.
     pub amount: Option<Money>,
+    /// Who paid and who was paid, as the provider names them (a phone number, a shortcode or
+    /// an account, masked or not, sometimes followed by ` - ` and a name), when it says.
+    pub payer: Option<String>,
+    pub payee: Option<String>,
 }
 
 impl StatusReport {
@@ -91,6 +95,8 @@ impl StatusReport {
             code: None,
             description: None,
             amount: None,
+            payer: None,
+            payee: None,
         }
     }
 }

@@ -11,7 +11,13 @@
 //!
 //! Callbacks are not signed by M-Pesa or MTN, so by default a callback is a hint: one that
 //! says the payment ended triggers a status query, and the query's answer moves the money.
+//!
+//! Even a trusted answer moves money only when it agrees with the payment as we recorded it
+//! ([`Expected`]): the same amount and currency, the same parties where it names them, the
+//! same receipt where we know it. One that disagrees moves nothing and holds the payment for
+//! an operator ([`Action::Disagreement`]).
 
+use crate::money::Money;
 use crate::{Status, StatusReport};
 
 /// What the provider said, as the lifecycle sees it.
@@ -44,6 +50,9 @@ pub enum Action {
     /// The provider said something that contradicts the settled outcome (a success after a
     /// failure, or the reverse): record it for reconciliation; the ledger does not move.
     Contradiction { settled: Settled, reported: Status },
+    /// A trusted answer that would settle the payment disagrees with it as recorded (another
+    /// amount, currency, party or receipt): nothing moves, and an operator must look.
+    Disagreement { why: String },
 }
 
 /// How a payment ended.
@@ -62,6 +71,89 @@ pub struct Payment {
     pub settled: Option<Settled>,
     /// The provider's receipt for the completed transaction.
     pub receipt: Option<String>,
+    /// What a trusted answer must agree with to settle it; `None` checks nothing.
+    pub expected: Option<Expected>,
+}
+
+/// A payment as recorded, which a provider's answer must agree with before it moves money.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The amount, in its currency.
+    pub amount: Money,
+    /// Who pays and who is paid, as we know them: a phone number (E.164 digits) or a
+    /// shortcode; `None` where we do not know. Compared only where the provider names a
+    /// number too (masked digits compare where both show one).
+    pub payer: Option<String>,
+    pub payee: Option<String>,
+    /// The provider's receipt the payment is known by (a received payment's `TransID`).
+    pub receipt: Option<String>,
+    /// Whether an answer must state the amount, the receipt and the payee to be believed:
+    /// for a received payment, which only the provider's word makes.
+    pub complete: bool,
+}
+
+impl Expected {
+    /// Why `report` disagrees with the payment, if it does.
+    pub fn disagreement(&self, report: &StatusReport) -> Option<String> {
+        match &report.amount {
+            Some(amount) if *amount != self.amount => {
+                return Some(format!(
+                    "the provider reports {} {}, the payment is {} {}",
+                    amount.amount(),
+                    amount.currency().code(),
+                    self.amount.amount(),
+                    self.amount.currency().code()
+                ));
+            }
+            None if self.complete => return Some("the provider states no amount".to_owned()),
+            _ => {}
+        }
+        if let Some(receipt) = &self.receipt {
+            match &report.receipt {
+                Some(reported) if reported.trim() != receipt.trim() => {
+                    return Some(format!(
+                        "the provider reports receipt {reported}, the payment is {receipt}"
+                    ));
+                }
+                None if self.complete => return Some("the provider states no receipt".to_owned()),
+                _ => {}
+            }
+        }
+        for (role, ours, theirs) in
+            [("payer", &self.payer, &report.payer), ("payee", &self.payee, &report.payee)]
+        {
+            let required = self.complete && role == "payee";
+            match (ours, theirs) {
+                (Some(ours), Some(theirs)) if !same_party(ours, theirs) => {
+                    return Some(format!("the provider reports {role} {theirs}, not {ours}"));
+                }
+                (Some(_), None) if required => {
+                    return Some(format!("the provider states no {role}"));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The number at the start of a party as a provider writes it (`254708374149 - John Doe`,
+/// `2547*****149`, `+254…`), when it is one: digits, with `*` for masked ones.
+fn party_number(party: &str) -> Option<&str> {
+    let number = party.split(" - ").next().unwrap_or(party).trim().trim_start_matches('+');
+    let shape = number.bytes().all(|b| b.is_ascii_digit() || b == b'*');
+    (shape && number.bytes().any(|b| b.is_ascii_digit())).then_some(number)
+}
+
+/// Whether two parties can be the same: equal where both are numbers (masked digits match
+/// anything); parties that are not both numbers (a hashed number, a name) cannot be compared,
+/// and do not disagree.
+fn same_party(ours: &str, theirs: &str) -> bool {
+    let (Some(ours), Some(theirs)) = (party_number(ours), party_number(theirs)) else {
+        return true;
+    };
+    ours.len() == theirs.len()
+        && ours.bytes().zip(theirs.bytes()).all(|(a, b)| a == b || a == b'*' || b == b'*')
 }
 
 impl Payment {
@@ -102,6 +194,12 @@ impl Payment {
     }
 
     fn trusted(&mut self, report: &StatusReport) -> Vec<Action> {
+        if self.settled.is_none()
+            && report.status != Status::Pending
+            && let Some(why) = self.expected.as_ref().and_then(|e| e.disagreement(report))
+        {
+            return vec![Action::Disagreement { why }];
+        }
         if self.request_reference.is_none() {
             self.request_reference.clone_from(&report.request_reference);
         }
@@ -215,6 +313,101 @@ mod tests {
         payment.apply(&Event::StatusReply(early));
         payment.apply(&Event::Accepted { request_reference: Some("ws_CO_2".into()) });
         assert_eq!(payment.request_reference.as_deref(), Some("ws_CO_1"));
+    }
+
+    fn kes(amount: &str) -> Money {
+        Money::new(crate::money::Currency::from_code("KES").unwrap(), amount.parse().unwrap())
+            .unwrap()
+    }
+
+    /// A received payment of 1,000,000 KES under receipt `SG632NMUAB` to shortcode 600000.
+    fn received() -> Payment {
+        Payment {
+            expected: Some(Expected {
+                amount: kes("1000000"),
+                payer: Some("254708374149".into()),
+                payee: Some("600000".into()),
+                receipt: Some("SG632NMUAB".into()),
+                complete: true,
+            }),
+            ..Payment::reserved()
+        }
+    }
+
+    /// The status answer for a received payment, as M-Pesa's transaction status gives it.
+    fn answer(amount: &str, payer: &str, payee: &str) -> StatusReport {
+        let mut report = report(Status::Succeeded);
+        report.amount = Some(kes(amount));
+        report.payer = Some(payer.into());
+        report.payee = Some(payee.into());
+        report
+    }
+
+    #[test]
+    fn a_trusted_answer_that_disagrees_with_the_payment_moves_nothing() {
+        let cases = [
+            // The amount the review found: the receipt of a 10 KES payout.
+            (answer("10", "254708374149 - John Doe", "600000 - Org"), "10.00 KES"),
+            (answer("1000000", "600000 - Org", "254708374149 - John Doe"), "payer"),
+            (answer("1000000", "2547*****149", "600001 - Other org"), "payee"),
+            (
+                StatusReport { receipt: Some("OTHER".into()), ..answer("1000000", "", "600000") },
+                "receipt",
+            ),
+            (StatusReport { amount: None, ..answer("1", "", "600000") }, "no amount"),
+            (StatusReport { payee: None, ..answer("1000000", "", "") }, "no payee"),
+            (StatusReport { receipt: None, ..answer("1000000", "", "600000") }, "no receipt"),
+        ];
+        for (report, why) in cases {
+            for event in
+                [Event::StatusReply(report.clone()), Event::Callback { report, verified: true }]
+            {
+                let mut payment = received();
+                let actions = payment.apply(&event);
+                assert!(
+                    matches!(&actions[..], [Action::Disagreement { why: said }] if said.contains(why)),
+                    "{event:?}: {actions:?}"
+                );
+                assert_eq!(payment.settled, None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_trusted_answer_that_agrees_posts_masked_numbers_and_names_included() {
+        for (payer, payee) in [
+            ("254708374149 - John Doe", "600000 - Org"),
+            ("2547*****149 - John Doe", "600000"),
+            ("a3f9c1e8b2d4", "600000 - Org"),
+        ] {
+            let mut payment = received();
+            let actions = payment.apply(&Event::StatusReply(answer("1000000.00", payer, payee)));
+            assert_eq!(actions, vec![Action::Post { receipt: Some("SG632NMUAB".into()) }]);
+        }
+    }
+
+    #[test]
+    fn a_payout_answer_need_not_name_what_it_does_not_carry() {
+        let mut payment = Payment {
+            expected: Some(Expected {
+                amount: kes("10"),
+                payer: Some("600000".into()),
+                payee: Some("254708374149".into()),
+                receipt: None,
+                complete: false,
+            }),
+            ..Payment::reserved()
+        };
+        let mut failed = report(Status::Failed);
+        failed.amount = Some(kes("11"));
+        assert!(matches!(
+            &payment.apply(&Event::StatusReply(failed))[..],
+            [Action::Disagreement { .. }]
+        ));
+        assert_eq!(
+            payment.apply(&Event::StatusReply(report(Status::Succeeded))),
+            vec![Action::Post { receipt: Some("SG632NMUAB".into()) }]
+        );
     }
 
     /// What the provider may say about a payment whose final truth is `truth`.

@@ -389,6 +389,13 @@ pub struct ReportedParty {
     pub party_id: Option<Text>,
 }
 
+impl ReportedParty {
+    /// The party's id, when it has a non-empty one.
+    pub fn id(&self) -> Option<String> {
+        self.party_id.as_ref().map(|id| id.as_str().trim().to_owned()).filter(|id| !id.is_empty())
+    }
+}
+
 /// Why a payment failed: a bare code in most versions, `{code, message}` in others.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
@@ -521,6 +528,8 @@ impl PaymentStatus {
             code: Some(reason_code.unwrap_or(&self.status_text).to_owned()),
             description: self.reason.as_ref().and_then(Reason::message).map(str::to_owned),
             amount: self.money()?,
+            payer: self.payer.as_ref().and_then(ReportedParty::id),
+            payee: self.payee.as_ref().and_then(ReportedParty::id),
         })
     }
 }

@@ -442,6 +442,7 @@ impl StkCallback {
         report.request_reference = non_empty(&self.checkout_request_id);
         report.receipt = self.item("MpesaReceiptNumber").and_then(|text| non_empty(text.as_str()));
         report.amount = self.item("Amount").map(kes).transpose()?;
+        report.payer = self.item("PhoneNumber").and_then(|text| non_empty(text.as_str()));
         report.code = Some(self.result_code.to_string());
         report.description = non_empty(&self.result_desc);
         Ok(report)
@@ -680,6 +681,8 @@ impl C2bPayment {
         report.our_reference = non_empty(&self.bill_ref_number);
         report.amount = Some(kes(&self.trans_amount)?);
         report.description = non_empty(&self.transaction_type);
+        report.payer = non_empty(self.msisdn.as_str());
+        report.payee = non_empty(self.business_short_code.as_str());
         let names = [&self.first_name, &self.middle_name, &self.last_name];
         let payer_name = names
             .iter()
@@ -985,6 +988,7 @@ impl MpesaResult {
                 .or_else(|| non_empty(&self.transaction_id));
         }
         report.amount = self.parameter("TransactionAmount").map(kes).transpose()?;
+        report.payee = self.parameter_text("ReceiverPartyPublicName");
         Ok(report)
     }
 
@@ -1009,6 +1013,8 @@ impl MpesaResult {
         report.request_reference = self.parameter_text("ConversationID");
         report.receipt = self.parameter_text("ReceiptNo");
         report.amount = self.parameter("Amount").map(kes).transpose()?;
+        report.payer = self.parameter_text("DebitPartyName");
+        report.payee = self.parameter_text("CreditPartyName");
         report.code = Some(self.result_code.to_string());
         report.description =
             self.parameter_text("TransactionStatus").or_else(|| non_empty(&self.result_desc));

@@ -66,6 +66,8 @@ fn official_request_to_pay_success() {
             code: Some("SUCCESSFUL".to_owned()),
             description: None,
             amount: Some(money("UGX", "100")),
+            payer: Some("4656473839".to_owned()),
+            payee: None,
         }
     );
 }
@@ -90,6 +92,8 @@ fn community_request_to_pay_failure() {
             code: Some("INTERNAL_PROCESSING_ERROR".to_owned()),
             description: None,
             amount: Some(money("UGX", "500000000")),
+            payer: Some("25677000000".to_owned()),
+            payee: None,
         }
     );
     // The same body as a callback correlates on externalId.
@@ -139,6 +143,8 @@ fn assert_sdk_disbursement(report: &StatusReport) {
             code: Some("SUCCESSFUL".to_owned()),
             description: None,
             amount: Some(money("UGX", "100")),
+            payer: None,
+            payee: Some("4609274685.0".to_owned()),
         }
     );
 }

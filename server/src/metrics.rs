@@ -109,6 +109,17 @@ pub async fn render(State(state): State<AppState>) -> Response {
     let _ = writeln!(text, "hazina_pipeline_batch_size_bucket{{le=\"+Inf\"}} {batches}");
     let _ = writeln!(text, "hazina_pipeline_batch_size_sum {}", load(&stats.requests));
     let _ = writeln!(text, "hazina_pipeline_batch_size_count {batches}");
+    // Payments a provider's answer disagreed with wait for an operator, across restarts: the
+    // count comes from the database (left out when it does not answer in time).
+    let held = tokio::time::timeout(std::time::Duration::from_secs(2), state.payments.held_count());
+    if let Ok(Ok(held)) = held.await {
+        let _ = writeln!(
+            text,
+            "# HELP hazina_payments_held_for_review Provider payments held because the \
+             provider's answer disagreed with them; an operator must look.\n\
+             # TYPE hazina_payments_held_for_review gauge\nhazina_payments_held_for_review {held}"
+        );
+    }
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

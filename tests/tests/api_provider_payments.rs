@@ -905,3 +905,282 @@ async fn a_payment_left_before_its_reservation_is_reserved_and_sent_by_the_worke
     assert_eq!(env.b2c_requests(), 1);
     env.invariants_hold().await;
 }
+
+// --- Answers that must not create money -----------------------------------------------------
+
+/// A channel's callback token, as only the provider is told it.
+async fn callback_token(env: &Env, channel: &Value) -> String {
+    let client = env.server.db.connect().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT callback_token FROM payment_channels WHERE id = $1::text::uuid",
+            &[&channel["channelId"].as_str().unwrap()],
+        )
+        .await
+        .unwrap();
+    row.get(0)
+}
+
+async fn count(env: &Env, sql: &str) -> i64 {
+    let client = env.server.db.connect().await.unwrap();
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// A C2B confirmation as Daraja sends it.
+fn c2b_confirmation(trans_id: &str, amount: &str, bill_ref: &str, msisdn: &str) -> Value {
+    json!({
+        "TransactionType": "Pay Bill", "TransID": trans_id, "TransTime": "20261204101500",
+        "TransAmount": amount, "BusinessShortCode": PAYBILL, "BillRefNumber": bill_ref,
+        "InvoiceNumber": "", "OrgAccountBalance": "", "ThirdPartyTransID": "",
+        "MSISDN": msisdn, "FirstName": "Mallory", "MiddleName": "", "LastName": "",
+    })
+}
+
+/// The review's first reproduction: a confirmation posted without the channel's token, with
+/// the genuine receipt of a 10 KES payout, 1,000,000 KES and a customer's number as the
+/// account reference, used to credit the customer's wallet with 1,000,000 once the status
+/// query confirmed the receipt.
+#[tokio::test]
+async fn a_c2b_confirmation_without_the_token_makes_no_payment_customer_or_query() {
+    let env = start().await;
+    let channel = env.mpesa_channel().await;
+    let purse = env.funded_purse("KES", "1000").await;
+    let (customer, _) = wallet(&env, KE, "KES").await;
+    let payout = env.payout(&purse, "10").await;
+    let payout = env.settled(payout["transactionId"].as_str().unwrap()).await;
+    assert_eq!(payout["status"], "success", "{payout}");
+    let receipt = payout["receipt"].as_str().unwrap();
+    let customers_before = count(&env, "SELECT count(*) FROM customers").await;
+    let queries_before = env.mpesa.transactions().len();
+    let forged = format!(
+        "{}/callbacks/mpesa/{}/not-the-token/c2b/confirmation",
+        env.server.base,
+        channel["channelId"].as_str().unwrap()
+    );
+    for (msisdn, bill_ref) in [("254700000009", KE_DIGITS), ("254700000010", "main")] {
+        let body = c2b_confirmation(receipt, "1000000.00", bill_ref, msisdn);
+        let reply = env.server.http.post(&forged).json(&body).send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+        let ack: Value = reply.json().await.unwrap();
+        assert_eq!(ack["ResultCode"], 0, "{ack}");
+    }
+    // Parked as it came, unverified; nothing the worker could ask about or post.
+    let parked = "SELECT count(*) FROM provider_callbacks WHERE kind = 'c2b' AND NOT verified
+        AND payment_id IS NULL";
+    assert_eq!(count(&env, parked).await, 2);
+    let received = "SELECT count(*) FROM provider_payments WHERE flow = 'received'";
+    assert_eq!(count(&env, received).await, 0);
+    assert_eq!(count(&env, "SELECT count(*) FROM customers").await, customers_before);
+    // A later payout is asked about by the worker; the forged receipt never is.
+    env.mpesa
+        .script(KE_DIGITS, mpesa::Script::success().with_callback(mpesa::CallbackMode::Withheld));
+    let later = env.payout(&purse, "5").await;
+    env.settled(later["transactionId"].as_str().unwrap()).await;
+    let asked_about_receipt = env.mpesa.transactions()[queries_before..].iter().any(|t| {
+        t.kind == mpesa::TransactionKind::TransactionStatus
+            && t.request["TransactionID"].as_str() == Some(receipt)
+    });
+    assert!(!asked_about_receipt);
+    assert_eq!(wallet_balance(&env, &customer).await, kes("0.00", "0.00"));
+    assert_eq!(env.purse_balance(&purse).await, kes("985.00", "985.00"));
+    env.invariants_hold().await;
+}
+
+/// A received payment recorded from such a confirmation before this was fixed (still pending
+/// in an upgraded database) is asked about, and the provider's answer — the 10 KES payout the
+/// receipt belongs to — disagrees with it: it is held for review, and nothing moves.
+#[tokio::test]
+async fn a_status_answer_that_disagrees_with_a_received_payment_holds_it_for_review() {
+    let env = start().await;
+    let channel = env.mpesa_channel().await;
+    let purse = env.funded_purse("KES", "1000").await;
+    let (customer, _) = wallet(&env, KE, "KES").await;
+    let payout = env.payout(&purse, "10").await;
+    let payout = env.settled(payout["transactionId"].as_str().unwrap()).await;
+    let receipt = payout["receipt"].as_str().unwrap();
+    let (_, account) = env
+        .server
+        .get(&env.server.app_key, &format!("/v1/customers/{customer}/wallets/main"))
+        .await;
+    let id = uuid::Uuid::now_v7();
+    let client = env.server.db.connect().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,
+                 account_id, currency, amount_minor, our_reference, stage, status,
+                 next_attempt_at, request)
+             VALUES ($1, $2, $3::text::uuid, 'received', $4::text::uuid, '254700000009',
+                 $5::text::uuid, 'KES', 100000000, $6, 'sent', 'pending_confirmation', now(),
+                 '{}')",
+            &[
+                &id,
+                &env.server.org.0,
+                &channel["channelId"].as_str().unwrap(),
+                &customer,
+                &account["accountId"].as_str().unwrap(),
+                &receipt,
+            ],
+        )
+        .await
+        .unwrap();
+    let held = env.until(&id.to_string(), "held", |p| p["status"] == "held_for_review").await;
+    assert!(held["alert"].as_str().unwrap().contains("10.00 KES"), "{held}");
+    assert_eq!(statuses(&held).last().map(String::as_str), Some("held_for_review"));
+    assert_eq!(wallet_balance(&env, &customer).await, kes("0.00", "0.00"));
+    let metrics = env.server.http.get(format!("{}/metrics", env.server.base)).send().await;
+    let metrics = metrics.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\nhazina_payments_held_for_review 1\n"), "{metrics}");
+    env.invariants_hold().await;
+}
+
+/// A result that carries the channel's token but another amount than the payout's is not
+/// believed: the payout is held for review, its money still reserved.
+#[tokio::test]
+async fn a_trusted_b2c_result_for_another_amount_moves_no_money() {
+    let env = start().await;
+    let channel = env.mpesa_channel().await;
+    env.mpesa.script(KE_DIGITS, mpesa::Script { await_decision: true, ..mpesa::Script::success() });
+    let purse = env.funded_purse("KES", "1000").await;
+    let payout = env.payout(&purse, "10").await;
+    let id = payout["transactionId"].as_str().unwrap();
+    let pending = env.until(id, "sent", |p| p["providerReference"].is_string()).await;
+    let result = json!({ "Result": {
+        "ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": id, "ConversationID": pending["providerReference"],
+        "TransactionID": "SKE0000001",
+        "ResultParameters": { "ResultParameter": [
+            { "Key": "TransactionAmount", "Value": 1000 },
+            { "Key": "TransactionReceipt", "Value": "SKE0000001" },
+            { "Key": "ReceiverPartyPublicName", "Value": format!("{KE_DIGITS} - Customer") },
+        ]},
+    }});
+    let url = format!(
+        "{}/callbacks/mpesa/{}/{}/result/{id}",
+        env.server.base,
+        channel["channelId"].as_str().unwrap(),
+        callback_token(&env, &channel).await
+    );
+    let reply = env.server.http.post(&url).json(&result).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let held = env.payment(id).await;
+    assert_eq!(held["status"], "held_for_review", "{held}");
+    assert!(held["alert"].as_str().unwrap().contains("1000.00 KES"), "{held}");
+    // The same result for the right amount but another customer is not believed either, and
+    // nothing moves once a payment is held.
+    let mut other = result.clone();
+    other["Result"]["ResultParameters"]["ResultParameter"][0]["Value"] = json!(10);
+    other["Result"]["ResultParameters"]["ResultParameter"][2]["Value"] =
+        json!("254799999999 - Someone Else");
+    let reply = env.server.http.post(&url).json(&other).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(env.payment(id).await["status"], "held_for_review");
+    assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "990.00"));
+    env.invariants_hold().await;
+}
+
+#[tokio::test]
+async fn a_trusted_momo_callback_for_another_amount_or_currency_moves_no_money() {
+    let env = start().await;
+    let channel = env.momo_channel().await;
+    env.momo.script("46733123499", momo::Script::new(momo::Outcome::Pending));
+    let purse = env.funded_purse("EUR", "100").await;
+    let url = momo_callback_url(&env, &channel, None).await;
+    for (amount, currency) in [("100", "EUR"), ("10", "UGX")] {
+        let (_, accepted) = env
+            .pay(
+                &json!({ "purse": { "purseId": purse } }),
+                &mobile(MOMO_OK, MOMO_ACCOUNT),
+                "EUR",
+                "10",
+            )
+            .await;
+        let id = accepted["transactionId"].as_str().unwrap();
+        let mut callback = momo_result(id, "SUCCESSFUL");
+        callback["amount"] = json!(amount);
+        callback["currency"] = json!(currency);
+        let reply = env.server.http.put(&url).json(&callback).send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+        let held = env.payment(id).await;
+        assert_eq!(held["status"], "held_for_review", "{held}");
+    }
+    assert_eq!(env.purse_balance(&purse).await, kes("100.00", "80.00"));
+    env.invariants_hold().await;
+}
+
+/// The review's second reproduction: an app key paid 1,000,000 out of a channel's clearing
+/// account into a wallet, then paid it out through the channel.
+#[tokio::test]
+async fn only_an_org_key_moves_money_out_of_a_clearing_account_within_its_limit() {
+    let env = start().await;
+    let channel = env.mpesa_channel().await;
+    assert_eq!(channel["treasuryLimit"]["amount"], "0.00", "{channel}");
+    let (customer, wallet) = wallet(&env, KE, "KES").await;
+    let clearing = json!({ "channel": { "channelNumber": PAYBILL } });
+    let (status, body) = env.pay(&clearing, &wallet, "KES", "1000000").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("clearing_account_forbidden")),
+        "{body}"
+    );
+    let by_org = |amount: &str| {
+        json!({
+            "debitParty": clearing, "creditParty": wallet,
+            "value": { "currencyCode": "KES", "amount": amount },
+        })
+    };
+    let org = &env.server.org_key;
+    let (status, body) = env.server.post(org, "/v1/payments", &by_org("1")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("treasury_limit_exceeded")),
+        "{body}"
+    );
+    let limit_url =
+        format!("/v1/channels/{}/treasury-limit", channel["channelId"].as_str().unwrap());
+    let limit = |amount: &str, currency: &str| json!({ "treasuryLimit": { "currencyCode": currency, "amount": amount } });
+    let (status, body) = env
+        .server
+        .call(reqwest::Method::PUT, &limit_url, Some(org), Some(&limit("500", "KES")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["treasuryLimit"]["amount"], "500.00", "{body}");
+    for (bad, code) in
+        [(limit("-1", "KES"), "invalid_amount"), (limit("1", "EUR"), "currency_mismatch")]
+    {
+        let (status, body) =
+            env.server.call(reqwest::Method::PUT, &limit_url, Some(org), Some(&bad)).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(code)));
+    }
+    let (status, body) = env
+        .server
+        .call(reqwest::Method::PUT, &limit_url, Some(&env.server.app_key), Some(&limit("9", "KES")))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = env.server.post(org, "/v1/payments", &by_org("400")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = env.server.post(org, "/v1/payments", &by_org("500.01")).await;
+    assert_eq!(body["code"], "treasury_limit_exceeded", "{status} {body}");
+    // An app key still may not, whatever the limit; nor may a raw transfer go past it.
+    let (status, body) = env.pay(&clearing, &wallet, "KES", "1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (_, account) = env
+        .server
+        .get(&env.server.app_key, &format!("/v1/customers/{customer}/wallets/main"))
+        .await;
+    let transfer = json!({
+        "type": "post", "code": "sweep",
+        "legs": [
+            { "accountId": channel["clearingAccountId"], "side": "debit",
+              "value": { "currencyCode": "KES", "amount": "501" } },
+            { "accountId": account["accountId"], "side": "credit",
+              "value": { "currencyCode": "KES", "amount": "501" } },
+        ],
+    });
+    let (status, body) = env.server.post(org, "/v1/transfers", &transfer).await;
+    assert_eq!(body["code"], "treasury_limit_exceeded", "{status} {body}");
+    let (status, body) =
+        env.server.post(org, "/v1/transfers/batch", &json!({ "transfers": [transfer] })).await;
+    assert_eq!(body["code"], "treasury_limit_exceeded", "{status} {body}");
+    assert_eq!(wallet_balance(&env, &customer).await, kes("400.00", "400.00"));
+    env.invariants_hold().await;
+}

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use hazina_ledger::rules::AccountKind;
 use hazina_ledger::store::NewAccount;
+use hazina_ledger::{Currency, Money};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -30,6 +31,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(list_channels, create_channel))
         .routes(utoipa_axum::routes!(get_channel))
         .routes(utoipa_axum::routes!(register_c2b))
+        .routes(utoipa_axum::routes!(set_treasury_limit))
 }
 
 /// The providers a channel can be at.
@@ -115,6 +117,9 @@ pub struct NewChannel {
     /// `subscriptionKey`, `targetEnvironment`. Stored, never returned.
     #[schema(value_type = BTreeMap<String, String>)]
     pub credentials: Credentials,
+    /// The most an org key may move out of the channel's clearing account in one payment or
+    /// transfer, in the channel's currency; none when absent. App keys never may.
+    pub treasury_limit: Option<money::Value>,
 }
 
 /// A channel as the API shows it: its credentials by name only.
@@ -136,6 +141,8 @@ pub struct ChannelView {
     pub created_at: DateTime<Utc>,
     /// Where unprompted payments go when no wallet takes them (set by C2B registration).
     pub receiving_purse_id: Option<Uuid>,
+    /// The most an org key may move out of the clearing account in one payment or transfer.
+    pub treasury_limit: money::Value,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -144,16 +151,17 @@ pub struct ChannelList {
 }
 
 const COLUMNS: &str = "id, provider, channel_number, currency, name, base_url, \
-    clearing_account_id, credentials, created_at, receiving_purse_id";
+    clearing_account_id, credentials, created_at, receiving_purse_id, treasury_limit_minor";
 
-fn view(row: &tokio_postgres::Row) -> ChannelView {
+fn view(row: &tokio_postgres::Row) -> Result<ChannelView, ApiError> {
     let credentials: serde_json::Value = row.get(7);
     // Sealed credentials keep their names beside them; older rows are plain objects.
     let credentials_set = match credentials.get("names").and_then(|n| n.as_array()) {
         Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
         None => credentials.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default(),
     };
-    ChannelView {
+    let currency = money::currency(row.get(3))?;
+    Ok(ChannelView {
         channel_id: row.get(0),
         provider: row.get(1),
         channel_number: row.get(2),
@@ -164,7 +172,23 @@ fn view(row: &tokio_postgres::Row) -> ChannelView {
         credentials_set,
         created_at: row.get(8),
         receiving_purse_id: row.get(9),
+        treasury_limit: money::Value::of(&Money::from_minor(currency, row.get(10))),
+    })
+}
+
+/// A treasury limit in the channel's currency, as minor units.
+fn treasury_limit(value: &money::Value, currency: Currency) -> Result<i64, ApiError> {
+    let limit = value.money()?;
+    if limit.currency() != currency {
+        return Err(ApiError::invalid(
+            "currency_mismatch",
+            format!("the channel moves {}, not {}", currency.code(), limit.currency().code()),
+        ));
     }
+    if limit.amount().is_sign_negative() {
+        return Err(ApiError::invalid("invalid_amount", "a treasury limit is not negative"));
+    }
+    limit.to_minor().map_err(|error| ApiError::invalid("invalid_amount", error.to_string()))
 }
 
 fn check(new: &NewChannel) -> Result<(), ApiError> {
@@ -236,6 +260,7 @@ async fn create_channel(
     caller.org_key()?;
     let currency = money::currency(&new.currency_code)?;
     check(&new)?;
+    let limit = new.treasury_limit.as_ref().map_or(Ok(0), |v| treasury_limit(v, currency))?;
     let mut account = NewAccount::new(caller.org, AccountKind::Channel, currency);
     account.name = Some(format!("{} {}", new.provider.as_str(), new.channel_number));
     let credentials: serde_json::Map<String, serde_json::Value> = (new.credentials.0.iter())
@@ -252,8 +277,8 @@ async fn create_channel(
         .query_one(
             &format!(
                 "INSERT INTO payment_channels (id, org_id, provider, channel_number, currency, name,
-                     base_url, credentials, clearing_account_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     base_url, credentials, clearing_account_id, treasury_limit_minor)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  RETURNING {COLUMNS}"
             ),
             &[
@@ -266,6 +291,7 @@ async fn create_channel(
                 &new.base_url.trim(),
                 &credentials,
                 &account.id.0,
+                &limit,
             ],
         )
         .await;
@@ -283,7 +309,7 @@ async fn create_channel(
     state.store.create_account(&account).await?;
     tx.commit().await?;
     tracing::info!(channel = %row.get::<_, Uuid>(0), provider = new.provider.as_str(), "channel added");
-    Ok((StatusCode::CREATED, Json(view(&row))).into_response())
+    Ok((StatusCode::CREATED, Json(view(&row)?)).into_response())
 }
 
 /// The org's payment channels (org key), without their credentials.
@@ -301,7 +327,7 @@ async fn list_channels(
             &[&caller.org.0],
         )
         .await?;
-    let channels = rows.iter().map(view).collect();
+    let channels = rows.iter().map(view).collect::<Result<_, _>>()?;
     Ok(Json(ChannelList { channels }).into_response())
 }
 
@@ -324,7 +350,53 @@ async fn get_channel(
         )
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))?;
-    Ok(Json(view(&row)).into_response())
+    Ok(Json(view(&row)?).into_response())
+}
+
+/// A channel's treasury limit.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TreasuryLimit {
+    /// The most an org key may move out of the clearing account in one payment or transfer,
+    /// in the channel's currency (`0` allows none).
+    pub treasury_limit: money::Value,
+}
+
+/// Sets how much an org key may move out of the channel's clearing account in one payment or
+/// transfer (org key).
+#[utoipa::path(put, path = "/v1/channels/{channel_id}/treasury-limit", tag = "channels",
+    params(("channel_id" = Uuid, Path)), request_body = TreasuryLimit,
+    responses((status = 200, body = ChannelView), (status = 404, body = Problem),
+        (status = 422, body = Problem), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+async fn set_treasury_limit(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(channel_id): PathParams<Uuid>,
+    Body(body): Body<TreasuryLimit>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let client = state.pool.get().await?;
+    let currency: String = client
+        .query_opt(
+            "SELECT currency FROM payment_channels WHERE id = $1 AND org_id = $2",
+            &[&channel_id, &caller.org.0],
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel"))?
+        .get(0);
+    let limit = treasury_limit(&body.treasury_limit, money::currency(&currency)?)?;
+    let row = client
+        .query_one(
+            &format!(
+                "UPDATE payment_channels SET treasury_limit_minor = $3
+                 WHERE id = $1 AND org_id = $2 RETURNING {COLUMNS}"
+            ),
+            &[&channel_id, &caller.org.0, &limit],
+        )
+        .await?;
+    tracing::info!(channel = %channel_id, limit, "treasury limit set");
+    Ok(Json(view(&row)?).into_response())
 }
 
 /// Where a channel's unprompted payments go.
@@ -370,5 +442,5 @@ async fn register_c2b(
     let row = client
         .query_one(&format!("SELECT {COLUMNS} FROM payment_channels WHERE id = $1"), &[&channel_id])
         .await?;
-    Ok(Json(view(&row)).into_response())
+    Ok(Json(view(&row)?).into_response())
 }

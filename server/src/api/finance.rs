@@ -223,6 +223,19 @@ fn request(
     })
 }
 
+/// The accounts the requests debit, with the amounts: what a treasury limit looks at.
+fn debits(requests: &[TransferRequest]) -> Vec<(AccountId, hazina_ledger::Money)> {
+    requests
+        .iter()
+        .flat_map(|request| match &request.action {
+            Action::Post { postings } | Action::Pending { postings, .. } => postings.as_slice(),
+            _ => &[],
+        })
+        .filter(|posting| posting.side == Side::Debit)
+        .map(|posting| (posting.account, posting.amount))
+        .collect()
+}
+
 /// Applies one transfer (org key): `201` when accepted, `422` with the ledger's reason when
 /// rejected.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = NewTransfer,
@@ -239,6 +252,7 @@ async fn create_transfer(
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     let request = request(&caller, new, super::idempotency::derived_id(&caller, &headers))?;
+    super::money::check_treasury(&state, &caller, &debits(std::slice::from_ref(&request))).await?;
     let id = request.id;
     let outcome = super::money::submit(&state, request).await?;
     let status = match outcome {
@@ -287,6 +301,7 @@ async fn create_transfers(
             request(&caller, new, derived)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    super::money::check_treasury(&state, &caller, &debits(&requests)).await?;
     // Queued one after another, they are applied in this order (one writer serves the org).
     let mut waiting = Vec::with_capacity(requests.len());
     for request in requests {

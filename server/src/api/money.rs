@@ -655,25 +655,10 @@ async fn create_payment(
     }
     let (debit, debit_customer) = party_account(&state, &caller, &payment.debit_party).await?;
     let (credit, credit_customer) = party_account(&state, &caller, &payment.credit_party).await?;
-    if debit.id == credit.id {
-        return Err(ApiError::invalid(
-            "invalid_counter_party",
-            "the two parties are the same account",
-        ));
+    if debit.kind == AccountKind::Channel {
+        check_treasury(&state, &caller, &[(debit.id, amount)]).await?;
     }
-    for account in [&debit, &credit] {
-        if account.currency != amount.currency() {
-            return Err(ApiError::invalid(
-                "currency_mismatch",
-                format!(
-                    "the {} account holds {}, not {}",
-                    account.kind.as_str(),
-                    account.currency.code(),
-                    amount.currency().code()
-                ),
-            ));
-        }
-    }
+    check_accounts(&debit, &credit, amount)?;
     let given =
         payment.transaction_id.or_else(|| super::idempotency::derived_id(&caller, &headers));
     let id = given.map_or_else(TransferId::generate, TransferId);
@@ -738,6 +723,77 @@ async fn create_payment(
     Ok((status, Json(result)).into_response())
 }
 
+/// Refuses a payment between one account and itself, or in another currency than either's.
+fn check_accounts(
+    debit: &PartyAccount,
+    credit: &PartyAccount,
+    amount: Money,
+) -> Result<(), ApiError> {
+    if debit.id == credit.id {
+        return Err(ApiError::invalid(
+            "invalid_counter_party",
+            "the two parties are the same account",
+        ));
+    }
+    for account in [debit, credit] {
+        if account.currency != amount.currency() {
+            return Err(ApiError::invalid(
+                "currency_mismatch",
+                format!(
+                    "the {} account holds {}, not {}",
+                    account.kind.as_str(),
+                    account.currency.code(),
+                    amount.currency().code()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses moving money out of a channel's clearing account (the money the provider holds for
+/// the org) unless an org key does it, within the channel's treasury limit: an app could
+/// otherwise credit any wallet with money that exists nowhere, then pay it out.
+///
+/// `debits` are the accounts a transfer debits with the amounts; those that are no clearing
+/// account pass.
+///
+/// # Errors
+///
+/// 403 `clearing_account_forbidden` for an app key; 422 `treasury_limit_exceeded` over the
+/// channel's limit.
+pub async fn check_treasury(
+    state: &AppState,
+    caller: &Caller,
+    debits: &[(AccountId, Money)],
+) -> Result<(), ApiError> {
+    let accounts: Vec<AccountId> = debits.iter().map(|(account, _)| *account).collect();
+    let limits = state.payments.treasury_limits(caller.org, &accounts).await?;
+    for (account, amount) in debits {
+        let Some(limit) = limits.get(account) else { continue };
+        if caller.app.is_some() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "clearing_account_forbidden",
+                "moving money out of a channel's clearing account is a treasury operation for \
+                 an org key",
+            ));
+        }
+        if amount.currency() == limit.currency() && amount.amount() > limit.amount() {
+            return Err(ApiError::invalid(
+                "treasury_limit_exceeded",
+                format!(
+                    "the channel's treasury limit is {} {} per transfer out of its clearing \
+                     account",
+                    limit.amount(),
+                    limit.currency().code()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Submits through the pipeline; overload is a 503 with `Retry-After`.
 pub async fn submit(state: &AppState, request: TransferRequest) -> Result<Outcome, ApiError> {
     submit_to(&state.pipeline, request).await
@@ -758,7 +814,8 @@ pub async fn submit_to(
     })
 }
 
-/// A ledger transfer: its legs, kind, times and context.
+/// A ledger transfer: its legs, kind, times and context (for an app key, without the app data
+/// other apps wrote).
 #[utoipa::path(get, path = "/v1/transfers/{transfer_id}", tag = "transfers",
     params(("transfer_id" = Uuid, Path)),
     responses((status = 200, body = TransferView), (status = 404, body = Problem), (status = 401, body = Problem)))]

@@ -27,7 +27,9 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 pub struct PaymentView {
     pub transaction_id: Uuid,
     /// The platform's status: `queued` (reserved, not yet sent), `pending_confirmation` (with
-    /// the provider), `success`, `failed`, or why it was not made (`insufficient_funds`, …).
+    /// the provider), `success`, `failed`, `held_for_review` (the provider's answer disagreed
+    /// with the payment: nothing moved, an operator must look; see `alert`), or why it was
+    /// not made (`insufficient_funds`, …).
     pub status: String,
     /// The ledger's reason, or the provider's result code, when it was not made.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,6 +51,9 @@ pub struct PaymentView {
     /// The provider's last result code and its words for it.
     pub provider_code: Option<String>,
     pub provider_description: Option<String>,
+    /// Why it is held for review: how the provider's answer disagreed with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
     /// Every status it passed through, oldest first.
     pub history: Vec<StatusChange>,
     pub created_at: DateTime<Utc>,
@@ -58,8 +63,10 @@ pub struct PaymentView {
 impl PaymentView {
     pub fn of(record: &Record, history: Vec<StatusChange>) -> Self {
         let field = |name: &str| record.request.get(name).cloned().unwrap_or_default();
-        let failed =
-            !matches!(record.status.as_str(), "success" | "queued" | "pending_confirmation");
+        let failed = !matches!(
+            record.status.as_str(),
+            "success" | "queued" | "pending_confirmation" | payments::HELD_FOR_REVIEW
+        );
         Self {
             transaction_id: record.id,
             status: record.status.clone(),
@@ -73,6 +80,7 @@ impl PaymentView {
             receipt: record.receipt.clone(),
             provider_code: record.provider_code.clone(),
             provider_description: record.provider_description.clone(),
+            alert: record.alert.clone(),
             history,
             created_at: record.created_at,
             updated_at: record.updated_at,
@@ -117,6 +125,7 @@ async fn get_payment(
         receipt: None,
         provider_code: None,
         provider_description: None,
+        alert: None,
         history: Vec::new(),
         created_at: transfer.created_at,
         updated_at: transfer.created_at,
@@ -284,7 +293,7 @@ async fn respond(state: &AppState, record: &Record) -> Result<Response, ApiError
     let history = state.payments.history(record.id).await?;
     let status = match record.status.as_str() {
         "success" => StatusCode::CREATED,
-        "queued" | "pending_confirmation" => StatusCode::ACCEPTED,
+        "queued" | "pending_confirmation" | payments::HELD_FOR_REVIEW => StatusCode::ACCEPTED,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     Ok((status, Json(PaymentView::of(record, history))).into_response())

@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hazina_ledger::rules::AccountKind;
 use hazina_ledger::{AccountId, CustomerId, Money};
+use hazina_providers::StatusReport;
 use hazina_providers::lifecycle::Event;
 use hazina_providers::mpesa::{C2bRejectReason, C2bValidationReply, CallbackAck, Msisdn};
-use hazina_providers::{Status, StatusReport};
 use uuid::Uuid;
 
 use super::{Channel, Flow, Provider, Stage, callback_event, mpesa};
@@ -275,6 +275,18 @@ async fn c2b_confirmation(
     };
     let trans_id = received.report.receipt.clone().unwrap_or_default();
     let refs = vec![trans_id.clone()];
+    if !verified {
+        // Not the provider's word: it makes no payment, no customer and no query that could
+        // post one. It is kept for an operator, and a payment it names that we already have
+        // is only asked about sooner.
+        let matched =
+            state.payments.store_callback(channel, None, "c2b", &refs, false, &text).await?;
+        if let Some(payment) = matched {
+            let event = Event::Callback { report: received.report, verified: false };
+            state.payments.apply(payment, &event, Stage::Sent, "callback", None).await?;
+        }
+        return ack();
+    }
     let bill_ref = received.report.our_reference.clone().unwrap_or_default();
     let amount = received.report.amount.filter(|a| a.currency() == channel.currency);
     let target = target(state, channel, received.payer_msisdn.as_ref(), &bill_ref).await?;
@@ -301,10 +313,7 @@ async fn c2b_confirmation(
         )
         .await?;
     state.payments.store_callback(channel, Some(id), "c2b", &refs, verified, &text).await?;
-    let mut report = StatusReport::new(Status::Succeeded);
-    report.receipt = Some(trans_id);
-    report.amount = Some(amount);
-    let event = Event::Callback { report, verified };
+    let event = Event::Callback { report: received.report, verified };
     state.payments.apply(id, &event, Stage::Sent, "callback", None).await?;
     ack()
 }

@@ -122,6 +122,8 @@ pub enum Stage {
     Reserving,
     Sending,
     Sent,
+    /// A trusted answer disagreed with the payment: held for an operator, nothing moves.
+    Review,
     Settled,
 }
 
@@ -131,6 +133,7 @@ impl Stage {
             Self::Reserving => "reserving",
             Self::Sending => "sending",
             Self::Sent => "sent",
+            Self::Review => "review",
             Self::Settled => "settled",
         }
     }
@@ -140,6 +143,7 @@ impl Stage {
             "reserving" => Self::Reserving,
             "sending" => Self::Sending,
             "sent" => Self::Sent,
+            "review" => Self::Review,
             _ => Self::Settled,
         }
     }
@@ -165,6 +169,8 @@ pub struct Channel {
     pub clearing: AccountId,
     pub token: String,
     pub receiving_purse: Option<AccountId>,
+    /// The most an org key may move out of the clearing account in one payment.
+    pub treasury_limit: Money,
     credentials: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -180,7 +186,8 @@ impl std::fmt::Debug for Channel {
 
 impl Channel {
     const COLUMNS: &str = "id, org_id, provider, channel_number, currency, base_url, \
-        clearing_account_id, callback_token, receiving_purse_id, credentials";
+        clearing_account_id, callback_token, receiving_purse_id, credentials, \
+        treasury_limit_minor";
 
     fn from_row(row: &tokio_postgres::Row, sealer: &Sealer) -> Result<Self, ApiError> {
         let id: Uuid = row.get(0);
@@ -191,16 +198,18 @@ impl Channel {
         let currency: &str = row.get(4);
         let stored: serde_json::Value = row.get(9);
         let credentials = open_credentials(sealer, id, &stored)?;
+        let currency = crate::api::money::currency(currency)?;
         Ok(Self {
             id,
             org: OrgId(row.get(1)),
             provider,
             number: row.get(3),
-            currency: crate::api::money::currency(currency)?,
+            currency,
             base_url: row.get(5),
             clearing: AccountId(row.get(6)),
             token: row.get(7),
             receiving_purse: row.get::<_, Option<Uuid>>(8).map(AccountId),
+            treasury_limit: Money::from_minor(currency, row.get(10)),
             credentials,
         })
     }
@@ -297,13 +306,15 @@ pub struct Record {
     pub request: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Why the payment is held for review, when it is.
+    pub alert: Option<String>,
 }
 
 impl Record {
     const COLUMNS: &str = "id, org_id, app_id, channel_id, flow, customer_id, msisdn, \
         account_id, currency, amount_minor, our_reference, stage, status, settled, \
         request_reference, receipt, provider_code, provider_description, attempts, \
-        next_attempt_at, request, created_at, updated_at";
+        next_attempt_at, request, created_at, updated_at, alert";
 
     fn from_row(row: &tokio_postgres::Row) -> Result<Self, ApiError> {
         let currency = crate::api::money::currency(row.get(8))?;
@@ -332,14 +343,32 @@ impl Record {
             request: row.get(20),
             created_at: row.get(21),
             updated_at: row.get(22),
+            alert: row.get(23),
         })
     }
 
-    fn lifecycle(&self) -> lifecycle::Payment {
+    /// The payment's state for the lifecycle, with what a provider's answer must agree with:
+    /// its amount, the customer's number and the channel's (`channel_number`) on their sides,
+    /// and for a received payment, which only the provider's word made, its receipt too.
+    fn lifecycle(&self, channel_number: &str) -> lifecycle::Payment {
+        let customer = Some(self.msisdn.clone()).filter(|m| !m.is_empty());
+        let ours = Some(channel_number.to_owned());
+        let (payer, payee) = match self.flow {
+            Flow::Payout => (ours, customer),
+            Flow::Collect | Flow::Received => (customer, ours),
+        };
+        let received = self.flow == Flow::Received;
         lifecycle::Payment {
             request_reference: self.request_reference.clone(),
             settled: self.settled,
             receipt: self.receipt.clone(),
+            expected: Some(lifecycle::Expected {
+                amount: self.amount,
+                payer,
+                payee,
+                receipt: received.then(|| self.our_reference.clone()),
+                complete: received,
+            }),
         }
     }
 }
@@ -485,6 +514,42 @@ impl Engine {
         row.as_ref().map(|row| Channel::from_row(row, &self.sealer)).transpose()
     }
 
+    /// The treasury limits of those of `accounts` that are the org's channels' clearing
+    /// accounts: the most an org key may move out of each in one transfer.
+    pub async fn treasury_limits(
+        &self,
+        org: OrgId,
+        accounts: &[AccountId],
+    ) -> Result<HashMap<AccountId, Money>, ApiError> {
+        if accounts.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<Uuid> = accounts.iter().map(|account| account.0).collect();
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT clearing_account_id, currency, treasury_limit_minor FROM payment_channels
+                 WHERE org_id = $1 AND clearing_account_id = ANY($2)",
+                &[&org.0, &ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let currency = crate::api::money::currency(row.get(1))?;
+                Ok((AccountId(row.get(0)), Money::from_minor(currency, row.get(2))))
+            })
+            .collect()
+    }
+
+    /// How many payments are held for review, in every org (for the operator's metrics).
+    pub async fn held_count(&self) -> Result<i64, ApiError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM provider_payments WHERE stage = 'review'", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// A payment by id, within the org.
     pub async fn record(&self, org: OrgId, id: Uuid) -> Result<Option<Record>, ApiError> {
         Ok(self.records(org, &[id]).await?.pop())
@@ -572,6 +637,7 @@ impl Engine {
             request: new.request.clone(),
             created_at: now,
             updated_at: now,
+            alert: None,
         };
         match new.channel.provider {
             Provider::Mpesa => mpesa::check(self, &new.channel, &draft),
@@ -769,36 +835,26 @@ impl Engine {
             .await?
             .ok_or_else(|| ApiError::not_found("payment"))?;
         let record = Record::from_row(&row)?;
-        if record.stage == Stage::Reserving {
-            // Nothing was sent: whatever this is cannot be about our request yet.
+        if matches!(record.stage, Stage::Reserving | Stage::Review) {
+            // Nothing was sent: whatever this is cannot be about our request yet. Or an
+            // operator must look first: nothing moves by itself any more.
             return Ok(record);
         }
-        let mut state = record.lifecycle();
+        let channel_number: String = tx
+            .query_one(
+                "SELECT channel_number FROM payment_channels WHERE id = $1",
+                &[&record.channel],
+            )
+            .await?
+            .get(0);
+        let mut state = record.lifecycle(&channel_number);
         let actions = state.apply(event);
         let (code, said) = what_was_said(&record, event, description);
-        let mut query = false;
-        for action in &actions {
-            match action {
-                lifecycle::Action::Post { .. } => self.post(&record).await?,
-                lifecycle::Action::Void { .. } => self.void(&record).await?,
-                lifecycle::Action::Query => query = true,
-                lifecycle::Action::Contradiction { settled, reported } => {
-                    tracing::warn!(payment = %id, ?settled, ?reported,
-                        "the provider contradicts a settled payment; the ledger stays");
-                    insert_event(
-                        &tx,
-                        id,
-                        &record.status,
-                        "contradiction",
-                        code.as_deref(),
-                        Some(&format!("the provider now reports {reported:?}")),
-                    )
-                    .await?;
-                }
-            }
-        }
+        let (query, alert) = self.carry_out(&tx, &record, &actions, code.as_deref()).await?;
         let stage = if state.settled.is_some() {
             Stage::Settled
+        } else if alert.is_some() {
+            Stage::Review
         } else if record.stage == Stage::Sending && stage_at_least == Stage::Sent {
             Stage::Sent
         } else {
@@ -808,7 +864,7 @@ impl Engine {
         // Asked now when the event wants a query; a request just answered is first asked
         // about after `first_query`; otherwise the schedule (and its backoff) stands.
         let next = match stage {
-            Stage::Settled => None,
+            Stage::Settled | Stage::Review => None,
             _ if query => Some(Duration::ZERO),
             Stage::Sent if record.stage != Stage::Sent => Some(self.settings().first_query),
             _ => Some(Duration::MAX),
@@ -822,7 +878,7 @@ impl Engine {
                 &format!(
                     "UPDATE provider_payments SET stage = $2, status = $3, settled = $4,
                          request_reference = $5, receipt = $6, provider_code = $7,
-                         provider_description = $8,
+                         provider_description = $8, alert = COALESCE($10, alert),
                          next_attempt_at = CASE WHEN $9::float8 IS NULL THEN NULL
                              WHEN $9::float8 = 'infinity' THEN next_attempt_at
                              ELSE LEAST(next_attempt_at, now() + make_interval(secs => $9)) END,
@@ -840,17 +896,56 @@ impl Engine {
                     &code,
                     &said,
                     &next.map(|d| if d == Duration::MAX { f64::INFINITY } else { d.as_secs_f64() }),
+                    &alert,
                 ],
             )
             .await?;
         if status != record.status {
-            insert_event(&tx, id, status, source, code.as_deref(), said.as_deref()).await?;
+            let said = alert.as_deref().or(said.as_deref());
+            insert_event(&tx, id, status, source, code.as_deref(), said).await?;
         }
         tx.commit().await?;
         if query {
             self.wake.notify_one();
         }
         Record::from_row(&updated)
+    }
+
+    /// Does what the lifecycle decided, in `tx` (the payment's lock held): moves the ledger,
+    /// notes contradictions; answers whether to ask the provider now, and why the payment is
+    /// held for review, if it must be.
+    async fn carry_out(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        record: &Record,
+        actions: &[lifecycle::Action],
+        code: Option<&str>,
+    ) -> Result<(bool, Option<String>), ApiError> {
+        let id = record.id;
+        let (mut query, mut alert) = (false, None);
+        for action in actions {
+            match action {
+                lifecycle::Action::Disagreement { why } => {
+                    tracing::error!(payment = %id, why = why.as_str(),
+                        "a provider's answer disagrees with the payment; held for review");
+                    metrics::counter!("hazina_provider_disagreements_total",
+                        "flow" => record.flow.as_str())
+                    .increment(1);
+                    alert = Some(why.clone());
+                }
+                lifecycle::Action::Post { .. } => self.post(record).await?,
+                lifecycle::Action::Void { .. } => self.void(record).await?,
+                lifecycle::Action::Query => query = true,
+                lifecycle::Action::Contradiction { settled, reported } => {
+                    tracing::warn!(payment = %id, ?settled, ?reported,
+                        "the provider contradicts a settled payment; the ledger stays");
+                    let said = format!("the provider now reports {reported:?}");
+                    insert_event(tx, id, &record.status, "contradiction", code, Some(&said))
+                        .await?;
+                }
+            }
+        }
+        Ok((query, alert))
     }
 
     /// Posts the reservation; a received payment, which has none, is recorded as a transfer
@@ -1097,7 +1192,7 @@ impl Engine {
         let channel =
             self.channel(record.channel).await?.ok_or_else(|| ApiError::not_found("channel"))?;
         match record.stage {
-            Stage::Settled => Ok(()),
+            Stage::Settled | Stage::Review => Ok(()),
             Stage::Reserving => self.reserve_and_send(record.clone(), &channel).await.map(drop),
             Stage::Sending => self.recover_sending(record, &channel).await,
             Stage::Sent => self.query(record, &channel).await,
@@ -1246,10 +1341,15 @@ fn status_of<'a>(state: &lifecycle::Payment, stage: Stage, before: &'a str) -> &
     match state.settled {
         Some(Settled::Posted) => "success",
         Some(Settled::Voided) => "failed",
+        None if stage == Stage::Review => HELD_FOR_REVIEW,
         None if stage == Stage::Sent => "pending_confirmation",
         None => before,
     }
 }
+
+/// The status of a payment a provider's answer disagreed with: nothing moves until an
+/// operator looks.
+pub const HELD_FOR_REVIEW: &str = "held_for_review";
 
 /// What a payment caught mid-send needs.
 #[derive(Debug)]

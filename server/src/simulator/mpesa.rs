@@ -1286,6 +1286,18 @@ fn queue_timeout_notice(transaction: &Transaction) -> Value {
     }})
 }
 
+/// The shortcode a transaction went through, as its request named it.
+fn shortcode(transaction: &Transaction) -> String {
+    ["PartyA", "BusinessShortCode", "ShortCode"]
+        .iter()
+        .find_map(|field| transaction.request.get(*field))
+        .map(|code| match code {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
+
 /// The result of a transaction status query: the queried payment's parameters when it
 /// succeeded, a failure otherwise (Daraja publishes no sample of that; the code is its
 /// "invalid original transaction" one).
@@ -1307,6 +1319,14 @@ fn status_result(id: &str, query_originator: &str, original: Option<&Transaction
         TransactionKind::B2c => (original.secondary_id.clone(), original.id.clone()),
         _ => (String::new(), original.id.clone()),
     };
+    // The parties as Daraja names them, `number - name`, on the side the money left and the
+    // side it reached: the shortcode pays a payout, the customer pays a collection or a C2B.
+    let organisation = format!("{} - Simulated Organisation", shortcode(original));
+    let customer = format!("{msisdn} - Simulated Customer");
+    let (debit_party, credit_party) = match original.kind {
+        TransactionKind::B2c => (organisation, customer),
+        _ => (customer, organisation),
+    };
     json!({ "Result": {
         "ResultType": 0,
         "ResultCode": 0,
@@ -1315,8 +1335,8 @@ fn status_result(id: &str, query_originator: &str, original: Option<&Transaction
         "ConversationID": id,
         "TransactionID": original.receipt,
         "ResultParameters": { "ResultParameter": [
-            { "Key": "DebitPartyName", "Value": "600000 - Simulated Organisation" },
-            { "Key": "CreditPartyName", "Value": format!("{msisdn} - Simulated Customer") },
+            { "Key": "DebitPartyName", "Value": debit_party },
+            { "Key": "CreditPartyName", "Value": credit_party },
             { "Key": "OriginatorConversationID", "Value": original_originator },
             { "Key": "InitiatedTime", "Value": number(&initiated) },
             { "Key": "DebitAccountType", "Value": "Utility Account" },
@@ -1340,11 +1360,12 @@ fn status_result(id: &str, query_originator: &str, original: Option<&Transaction
 /// POSTs a JSON body with a bare hyper connection; answers the status and the reply body.
 /// Only `http://` URLs: the simulator talks to local receivers and carries no TLS.
 async fn post_json(url: &str, body: &Value) -> Result<(u16, String), String> {
-    let uri: hyper::Uri = url.parse().map_err(|error| format!("invalid URL {url:?}: {error}"))?;
+    let uri: hyper::Uri = url.parse().map_err(|error| format!("invalid callback URL: {error}"))?;
     if uri.scheme_str() != Some("http") {
-        return Err(format!("the simulator sends to http:// URLs only, not {url:?}"));
+        return Err("the simulator sends to http:// URLs only".to_owned());
     }
-    let authority = uri.authority().ok_or_else(|| format!("no host in {url:?}"))?.clone();
+    let authority =
+        uri.authority().ok_or_else(|| "no host in the callback URL".to_owned())?.clone();
     let port = authority.port_u16().unwrap_or(80);
     let stream = tokio::net::TcpStream::connect((authority.host(), port))
         .await

@@ -110,11 +110,18 @@ async fn request_id(request: Request, next: Next) -> Response {
                 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         })
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    // The route's pattern, never the path: a callback's path carries its channel's secret
+    // token, and paths carry ids that make no useful log field.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", axum::extract::MatchedPath::as_str)
+        .to_owned();
     let span = tracing::info_span!(
         "request",
         id = %id,
         method = %request.method(),
-        path = %request.uri().path(),
+        route = %route,
     );
     let mut response = next.run(request).instrument(span.clone()).await;
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));

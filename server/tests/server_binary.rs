@@ -680,3 +680,41 @@ async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Re
     assert!(server.wait_exit().await?.success(), "{}", server.stderr());
     Ok(())
 }
+
+/// A callback's URL carries its channel's secret token: no log line, metrics label or error
+/// body may show it, whatever the route does with the request (debug logs included).
+#[tokio::test]
+async fn callback_tokens_never_reach_logs_metrics_or_error_bodies() -> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let mut server = Hazina::serve(|command| {
+        command.env("DATABASE_URL", db.connection_string()).env("RUST_LOG", "debug");
+    })?;
+    server.wait_ready().await?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let channel = uuid::Uuid::now_v7();
+    let paths = [
+        format!("/callbacks/mpesa/{channel}/tok3n-mpesa-result/result/{}", uuid::Uuid::now_v7()),
+        format!("/callbacks/mpesa/{channel}/tok3n-mpesa-c2b/c2b/confirmation"),
+        format!("/callbacks/momo/{channel}/tok3n-momo/callback"),
+        format!("/callbacks/momo/{channel}/tok3n-unmatched/elsewhere"),
+    ];
+    let mut bodies = String::new();
+    for path in &paths {
+        for method in [reqwest::Method::POST, reqwest::Method::GET] {
+            let response =
+                http.request(method, format!("{}{path}", server.base)).body("{}").send().await?;
+            assert!(response.status().is_client_error(), "{path}: {}", response.status());
+            bodies.push_str(&response.text().await?);
+        }
+    }
+    let metrics = http.get(format!("{}/metrics", server.base)).send().await?.text().await?;
+    server.signal(Signal::SIGTERM)?;
+    assert!(server.wait_exit().await?.success(), "{}", server.stderr());
+    let stderr = server.stderr();
+    // The requests were logged (at debug), by their route pattern.
+    assert!(stderr.contains("/callbacks/mpesa/{channel}/{token}/{kind}/{name}"), "{stderr}");
+    for (what, text) in [("logs", &stderr), ("bodies", &bodies), ("metrics", &metrics)] {
+        assert!(!text.contains("tok3n"), "a token in the {what}:\n{text}");
+    }
+    Ok(())
+}

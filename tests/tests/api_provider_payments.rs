@@ -1184,3 +1184,50 @@ async fn only_an_org_key_moves_money_out_of_a_clearing_account_within_its_limit(
     assert_eq!(wallet_balance(&env, &customer).await, kes("400.00", "400.00"));
     env.invariants_hold().await;
 }
+
+/// How many activities, metadata keys and app data values the customer has.
+async fn customer_effects(client: &tokio_postgres::Client, customer: &str) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in ["activities", "customer_metadata", "app_data"] {
+        let sql = format!("SELECT count(*) FROM {table} WHERE customer_id = $1::text::uuid");
+        counts.push(client.query_one(&sql, &[&customer]).await.unwrap().get(0));
+    }
+    counts
+}
+
+/// What a payment does for its customer (activity, metadata, app data) happens when its money
+/// moves: not while it is only reserved, and never for one that fails.
+#[tokio::test]
+async fn a_provider_payment_applies_its_customer_effects_only_when_its_money_moves() {
+    let env = start().await;
+    env.mpesa_channel().await;
+    let (customer, wallet) = wallet(&env, KE, "KES").await;
+    let collect = json!({
+        "debitParty": mobile(KE, PAYBILL), "creditParty": wallet,
+        "value": { "currencyCode": "KES", "amount": "50" },
+        "context": {
+            "activity": { "source": "shop", "sessionId": "s1", "key": "checkout" },
+            "metadata": { "tier": { "string": "gold" } },
+            "appData": { "string": "paid" },
+        },
+    });
+    let client = env.server.db.connect().await.unwrap();
+    // Cancelled by the customer: none of it happens.
+    env.mpesa.script(KE_DIGITS, mpesa::Script::failure("1032"));
+    let (_, failed) = env.server.post(&env.server.app_key, "/v1/payments", &collect).await;
+    let failed = env.settled(failed["transactionId"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(customer_effects(&client, &customer).await, [0, 0, 0]);
+    // Held while the customer decides: reserved, and still none of it.
+    env.mpesa.script(KE_DIGITS, mpesa::Script { await_decision: true, ..mpesa::Script::success() });
+    let (_, pending) = env.server.post(&env.server.app_key, "/v1/payments", &collect).await;
+    let id = pending["transactionId"].as_str().unwrap();
+    let sent = env.until(id, "sent", |p| p["providerReference"].is_string()).await;
+    assert_eq!(customer_effects(&client, &customer).await, [0, 0, 0]);
+    // Paid: all of it, once.
+    env.mpesa.decide(sent["providerReference"].as_str().unwrap(), "0", None).await.unwrap();
+    assert_eq!(env.settled(id).await["status"], "success");
+    assert_eq!(customer_effects(&client, &customer).await, [1, 1, 1]);
+    assert_eq!(wallet_balance(&env, &customer).await, kes("50.00", "50.00"));
+    env.invariants_hold().await;
+}

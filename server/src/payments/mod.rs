@@ -985,7 +985,18 @@ impl Engine {
     }
 
     /// The transfer that posts or voids a reservation, under an id derived from the payment's.
+    /// A post carries what the payment does for the customer: it happens when the money moves,
+    /// and never for a payment that fails.
     fn resolution(record: &Record, what: &str, action: Action) -> TransferRequest {
+        let mut context = serde_json::Map::from_iter([(
+            "providerPayment".to_owned(),
+            serde_json::json!({ "id": record.id }),
+        )]);
+        if matches!(action, Action::PostPending { .. })
+            && let Some(effects) = effects_context(record)
+        {
+            context.insert("hazina".to_owned(), effects);
+        }
         TransferRequest {
             id: TransferId(Uuid::new_v5(
                 &TRANSFER_NAMESPACE,
@@ -996,10 +1007,7 @@ impl Engine {
             action,
             code: format!("provider_{}_{what}", record.flow.as_str()),
             effective_at: None,
-            context: Arc::new(serde_json::Map::from_iter([(
-                "providerPayment".to_owned(),
-                serde_json::json!({ "id": record.id }),
-            )])),
+            context: Arc::new(context),
         }
     }
 
@@ -1305,11 +1313,32 @@ impl Engine {
     }
 }
 
+/// What a payment does for a customer (its activity, metadata and app data), applied by the
+/// database with the transfer that carries them.
+const CUSTOMER_EFFECTS: [&str; 3] = ["activity", "metadata", "app_data"];
+
 /// The ledger context of a payment's transfer (its parties, the customers whose timelines
-/// show it, what it carries for them), as stored with the payment.
+/// show it), as stored with the payment, without what it does for the customer: a
+/// reservation moves no money yet, so its effects wait for the post ([`effects_context`]).
 fn reservation_context(record: &Record) -> hazina_ledger::rules::Context {
-    let context = record.request.get("context").and_then(|c| c.as_object()).cloned();
-    Arc::new(context.unwrap_or_default())
+    let mut context =
+        record.request.get("context").and_then(|c| c.as_object()).cloned().unwrap_or_default();
+    if let Some(serde_json::Value::Object(hazina)) = context.get_mut("hazina") {
+        hazina.retain(|key, _| !CUSTOMER_EFFECTS.contains(&key.as_str()));
+    }
+    Arc::new(context)
+}
+
+/// The payment's effects for the customer, as the `hazina` object of the transfer that posts
+/// its money (none when it has none).
+fn effects_context(record: &Record) -> Option<serde_json::Value> {
+    let hazina = record.request.pointer("/context/hazina").and_then(|h| h.as_object())?;
+    let effects: serde_json::Map<String, serde_json::Value> = hazina
+        .iter()
+        .filter(|(key, _)| CUSTOMER_EFFECTS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    (!effects.is_empty()).then_some(serde_json::Value::Object(effects))
 }
 
 /// The provider's code and words after an event: the event's when it has them, the

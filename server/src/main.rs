@@ -92,6 +92,8 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
 /// The database the server runs on: an external server, or the embedded cluster it started.
 struct Database {
     config: tokio_postgres::Config,
+    /// How connections are encrypted (`sslmode`); off for the embedded cluster's socket.
+    tls: db::Tls,
     cluster: Option<Cluster>,
 }
 
@@ -103,7 +105,12 @@ impl Database {
             // pools limit statements (see `serve`), so that migrations and `bench` may run long.
             let settings =
                 db::ConnectionSettings { statement_timeout: None, ..cli.connection_settings() };
-            return Ok(Self { config: settings.apply(db::parse_url(url)?), cluster: None });
+            let target = db::parse_target(url)?;
+            return Ok(Self {
+                config: settings.apply(target.config),
+                tls: target.tls,
+                cluster: None,
+            });
         }
         let options = ClusterOptions {
             bin_dir: cli.pg_bin_dir.clone(),
@@ -111,7 +118,7 @@ impl Database {
         };
         let cluster =
             Cluster::start(options).await.context("could not start the embedded PostgreSQL")?;
-        Ok(Self { config: cluster.pg_config(), cluster: Some(cluster) })
+        Ok(Self { config: cluster.pg_config(), tls: db::Tls::Off, cluster: Some(cluster) })
     }
 
     async fn close(&mut self) -> anyhow::Result<()> {
@@ -127,10 +134,11 @@ async fn bench(
     database: &Database,
     args: hazina_server::bench::BenchArgs,
 ) -> anyhow::Result<()> {
-    db::migrate(&database.config).await?;
-    let pool = db::pool(database.config.clone(), cli.db_pool_size_max)?;
+    db::migrate_with(&database.config, &database.tls).await?;
+    let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
     let result = if args.http {
-        let ledger_pool = db::pool(database.config.clone(), api::LEDGER_POOL_SIZE)?;
+        let ledger_pool =
+            db::pool_with(database.config.clone(), api::LEDGER_POOL_SIZE, &database.tls)?;
         hazina_server::bench_http::bench(pool.clone(), ledger_pool, args).await.map(|_| ())
     } else {
         hazina_server::bench::bench(hazina_ledger::store::Store::new(pool.clone()), args)
@@ -143,8 +151,8 @@ async fn bench(
 
 async fn keys(cli: &Cli, database: &Database, command: &KeysCommand) -> anyhow::Result<()> {
     use api::tenancy;
-    db::migrate(&database.config).await?;
-    let pool = db::pool(database.config.clone(), cli.db_pool_size_max)?;
+    db::migrate_with(&database.config, &database.tls).await?;
+    let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
     let failed = |error: api::error::ApiError| anyhow::anyhow!("{}: {}", error.code, error.detail);
     let mut stdout = std::io::stdout().lock();
     match command {
@@ -184,7 +192,7 @@ async fn keys(cli: &Cli, database: &Database, command: &KeysCommand) -> anyhow::
 }
 
 async fn migrate(database: &Database) -> anyhow::Result<()> {
-    let applied = db::migrate(&database.config).await?;
+    let applied = db::migrate_with(&database.config, &database.tls).await?;
     // The command's own output goes to stdout; logs go to stderr.
     let mut stdout = std::io::stdout().lock();
     if applied.is_empty() {
@@ -197,14 +205,16 @@ async fn migrate(database: &Database) -> anyhow::Result<()> {
 }
 
 async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow::Result<()> {
-    let Some(applied) = shutdown.unless_signalled(db::migrate(&database.config)).await else {
+    let Some(applied) =
+        shutdown.unless_signalled(db::migrate_with(&database.config, &database.tls)).await
+    else {
         return Ok(());
     };
     let applied = applied?;
     tracing::info!(count = applied.len(), "migrations applied");
     // The server's connections: connect timeout, keepalives and a statement timeout each.
     let config = cli.connection_settings().apply(database.config.clone());
-    let pool = db::pool(config.clone(), cli.db_pool_size_max)?;
+    let pool = db::pool_with(config.clone(), cli.db_pool_size_max, &database.tls)?;
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
         .with_context(|| format!("could not listen on {}", cli.listen))?;
@@ -220,7 +230,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     {
         print_first_keys(&made)?;
     }
-    let ledger_pool = db::pool(config, api::LEDGER_POOL_SIZE)?;
+    let ledger_pool = db::pool_with(config, api::LEDGER_POOL_SIZE, &database.tls)?;
     let key_file = cli.credentials_key_file();
     let sealer = hazina_server::secrets::Sealer::load_or_create(&key_file)
         .with_context(|| format!("no credentials key at {}", key_file.display()))?;

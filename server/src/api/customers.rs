@@ -893,6 +893,29 @@ impl AppData {
     }
 }
 
+/// Drops from a transfer's context what `caller` may not see: the app data a payment wrote
+/// (`hazina.app_data`) belongs to the app that wrote it, like the app data itself, so another
+/// app's key does not see it. An org key sees everything; activities, metadata and the linked
+/// customers stay, because the whole org reads them.
+pub fn hide_other_apps_data(
+    context: &mut serde_json::Map<String, serde_json::Value>,
+    caller: &Caller,
+) {
+    let Some(app) = caller.app else { return };
+    let Some(effects) = context.get_mut("hazina").and_then(serde_json::Value::as_object_mut) else {
+        return;
+    };
+    let writer = effects
+        .get("app_data")
+        .and_then(|data| data.get("app_id"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(|id| id.parse::<Uuid>().ok());
+    // App data whose writer cannot be read is nobody's to show.
+    if writer != Some(app) {
+        effects.remove("app_data");
+    }
+}
+
 /// A lease still running at `now()`, as the database sees it.
 const LIVE_LEASE: &str = "CASE WHEN leased_until > now() THEN leased_until END";
 
@@ -1758,6 +1781,32 @@ mod tests {
         for garbage in ["", "!!", "bm9wZQ", "MTIzOm5vdC1hLXV1aWQ"] {
             assert!(Cursor::decode(garbage).is_err(), "{garbage}");
         }
+    }
+
+    #[test]
+    fn a_transfers_context_shows_app_data_only_to_its_app_and_the_org() {
+        let (writer, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let context = serde_json::json!({
+            "payment": { "narration": "n" },
+            "hazina": {
+                "app_data": { "app_id": writer, "value": "c2VjcmV0", "is_text": true },
+                "activity": { "app_id": writer, "key": "paid" },
+                "customers": ["c"],
+            },
+        });
+        let serde_json::Value::Object(context) = context else { unreachable!() };
+        let seen_by = |app: Option<Uuid>| {
+            let caller = Caller { org: OrgId(Uuid::now_v7()), app, key_id: Uuid::now_v7() };
+            let mut seen = context.clone();
+            hide_other_apps_data(&mut seen, &caller);
+            seen
+        };
+        assert_eq!(seen_by(None), context);
+        assert_eq!(seen_by(Some(writer)), context);
+        let mut without = context.clone();
+        without["hazina"].as_object_mut().unwrap().remove("app_data");
+        assert_eq!(seen_by(Some(other)), without);
+        assert_eq!(without["hazina"]["activity"]["key"], "paid");
     }
 
     #[test]

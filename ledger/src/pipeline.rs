@@ -10,7 +10,12 @@
 //! requests were queued; different orgs' batches commit concurrently. Correctness still comes
 //! from the database (the batch path locks accounts), so several processes, each with its own
 //! pipeline, stay correct on one database.
+//!
+//! Writers are shared by orgs, so no org may take all of a writer's queue: each has a budget
+//! of queued requests ([`PipelineConfig::org_queued_max`]), past which its own requests are
+//! refused as overloaded while other orgs' still queue.
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
 use std::hash::{Hash as _, Hasher as _};
@@ -39,6 +44,10 @@ pub struct PipelineConfig {
     pub queue_capacity: usize,
     /// Writer tasks (at least 1). An org always goes to the same writer.
     pub writers: usize,
+    /// Most requests of one org waiting in the queues, so that one org cannot fill the queue
+    /// it shares with others; beyond it, its requests fail fast with
+    /// [`SubmitError::Overloaded`].
+    pub org_queued_max: usize,
     /// Whether a writer prepares its next batch while the previous one commits, so that one
     /// org's batches keep two database backends busy instead of one.
     pub overlap_batches: bool,
@@ -52,6 +61,8 @@ impl Default for PipelineConfig {
             batch_delay_max: Duration::ZERO,
             queue_capacity: 4_096,
             writers: 4,
+            // Three quarters of a writer's queue: the orgs that share it keep a quarter.
+            org_queued_max: 3_072,
             overlap_batches: true,
         }
     }
@@ -129,6 +140,44 @@ struct Job {
 pub struct Pipeline {
     queues: Arc<[mpsc::Sender<Job>]>,
     stats: Arc<PipelineStats>,
+    budgets: Arc<Budgets>,
+}
+
+/// How many requests each org has queued, against its budget.
+#[derive(Debug)]
+struct Budgets {
+    max: usize,
+    queued: Mutex<HashMap<OrgId, usize>>,
+}
+
+impl Budgets {
+    /// Takes `n` from the org's budget, or nothing when it has not that much left.
+    fn take(&self, org: OrgId, n: usize) -> bool {
+        let mut queued = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = queued.entry(org).or_insert(0);
+        if *count + n > self.max {
+            if *count == 0 {
+                queued.remove(&org);
+            }
+            return false;
+        }
+        *count += n;
+        true
+    }
+
+    /// Gives back what the requests of these orgs took (they left the queue, or never
+    /// entered it).
+    fn give_back(&self, orgs: impl IntoIterator<Item = OrgId>) {
+        let mut queued = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+        for org in orgs {
+            if let Some(count) = queued.get_mut(&org) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    queued.remove(&org);
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -141,14 +190,17 @@ impl Pipeline {
     /// Starts the writer tasks on the current Tokio runtime.
     pub fn start(store: &Store, config: PipelineConfig) -> Self {
         let stats = Arc::new(PipelineStats::default());
+        let budgets =
+            Arc::new(Budgets { max: config.org_queued_max.max(1), queued: Mutex::default() });
         let queues: Vec<mpsc::Sender<Job>> = (0..config.writers.max(1))
             .map(|_| {
                 let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
-                tokio::spawn(write(store.clone(), config, receiver, stats.clone()));
+                let writer = write(store.clone(), config, receiver, stats.clone(), budgets.clone());
+                tokio::spawn(writer);
                 sender
             })
             .collect();
-        Self { queues: queues.into(), stats }
+        Self { queues: queues.into(), stats, budgets }
     }
 
     /// Queues a request and returns a future of its outcome. Requests of one org queued one
@@ -159,19 +211,56 @@ impl Pipeline {
     /// [`SubmitError::Overloaded`] at once when the queue is full, and
     /// [`SubmitError::Stopped`] when the pipeline has shut down.
     pub fn enqueue(&self, request: TransferRequest) -> Result<Submitted, SubmitError> {
-        let queue = &self.queues[self.writer_for(request.org)];
-        let (reply, receiver) = oneshot::channel();
-        match queue.try_send(Job { request, reply }) {
-            Ok(()) => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
-                Ok(Submitted { receiver })
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.stats.overloaded.fetch_add(1, Ordering::Relaxed);
-                Err(SubmitError::Overloaded)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Stopped),
+        let mut submitted = self.enqueue_all(vec![request])?;
+        // One request in, one future out.
+        submitted.pop().ok_or(SubmitError::Stopped)
+    }
+
+    /// Queues requests of one org all together, or none of them: when the queue or the org's
+    /// budget has no room for all, nothing is queued. Applied in this order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::enqueue`]; [`SubmitError::Overloaded`] too for requests of several orgs.
+    pub fn enqueue_all(
+        &self,
+        requests: Vec<TransferRequest>,
+    ) -> Result<Vec<Submitted>, SubmitError> {
+        let Some(org) = requests.first().map(|request| request.org) else {
+            return Ok(Vec::new());
+        };
+        if requests.iter().any(|request| request.org != org) {
+            return Err(SubmitError::Overloaded);
         }
+        let n = requests.len();
+        let refused = |error| {
+            if matches!(error, SubmitError::Overloaded) {
+                self.stats.overloaded.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(error)
+        };
+        if !self.budgets.take(org, n) {
+            return refused(SubmitError::Overloaded);
+        }
+        let permits = match self.queues[self.writer_for(org)].try_reserve_many(n) {
+            Ok(permits) => permits,
+            Err(error) => {
+                self.budgets.give_back(std::iter::repeat_n(org, n));
+                return refused(match error {
+                    mpsc::error::TrySendError::Full(()) => SubmitError::Overloaded,
+                    mpsc::error::TrySendError::Closed(()) => SubmitError::Stopped,
+                });
+            }
+        };
+        self.stats.queued.fetch_add(n, Ordering::Relaxed);
+        Ok(permits
+            .zip(requests)
+            .map(|(permit, request)| {
+                let (reply, receiver) = oneshot::channel();
+                permit.send(Job { request, reply });
+                Submitted { receiver }
+            })
+            .collect())
     }
 
     /// Which writer serves the org (every request of an org goes to the same one).
@@ -247,11 +336,12 @@ async fn write(
     config: PipelineConfig,
     mut queue: mpsc::Receiver<Job>,
     stats: Arc<PipelineStats>,
+    budgets: Arc<Budgets>,
 ) {
     let mut overlap = Overlap::new(config.overlap_batches);
     let mut in_flight: Option<InFlight> = None;
     loop {
-        let next = take(&mut queue, &config, &stats, in_flight.is_none()).await;
+        let next = take(&mut queue, &config, &stats, &budgets, in_flight.is_none()).await;
         match (in_flight.take(), next) {
             (None, Next::Closed) => return,
             (None, Next::Empty) => {}
@@ -341,6 +431,7 @@ async fn take(
     queue: &mut mpsc::Receiver<Job>,
     config: &PipelineConfig,
     stats: &PipelineStats,
+    budgets: &Budgets,
     wait: bool,
 ) -> Next {
     let size_max = config.batch_size_max.max(1);
@@ -374,6 +465,7 @@ async fn take(
         }
     }
     stats.queued.fetch_sub(jobs.len(), Ordering::Relaxed);
+    budgets.give_back(jobs.iter().map(|job| job.request.org));
     // Waiters that gave up before their batch started need no work.
     let (requests, replies): (Vec<_>, Vec<_>) = jobs
         .into_iter()

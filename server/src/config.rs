@@ -67,6 +67,12 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_DB_STATEMENT_TIMEOUT_MS", global = true, default_value_t = 10_000)]
     pub db_statement_timeout_ms: u64,
 
+    /// The longest a statement of the server's waits for a lock, in milliseconds, before
+    /// PostgreSQL gives up (`lock_timeout`); 0 for no limit. A ledger batch behind a lock held
+    /// too long then fails with an unknown outcome (503) instead of holding its writer.
+    #[arg(long, env = "HAZINA_DB_LOCK_TIMEOUT_MS", global = true, default_value_t = 2_000)]
+    pub db_lock_timeout_ms: u64,
+
     /// TCP keepalive probes on database connections start after this long idle, in
     /// milliseconds; a host that vanished is noticed within about twice this.
     #[arg(long, env = "HAZINA_DB_KEEPALIVE_IDLE_MS", global = true, default_value_t = 15_000)]
@@ -112,6 +118,8 @@ impl Cli {
             keepalive_idle: Duration::from_millis(self.db_keepalive_idle_ms.max(1_000)),
             statement_timeout: (self.db_statement_timeout_ms > 0)
                 .then(|| Duration::from_millis(self.db_statement_timeout_ms)),
+            lock_timeout: (self.db_lock_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.db_lock_timeout_ms)),
         }
     }
 

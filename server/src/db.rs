@@ -36,6 +36,10 @@ pub struct ConnectionSettings {
     /// The server cancels a statement that runs longer (PostgreSQL's `statement_timeout`),
     /// so that a stuck query frees its connection and locks.
     pub statement_timeout: Option<Duration>,
+    /// The server gives up waiting for a lock after this long (PostgreSQL's `lock_timeout`),
+    /// so that a batch stuck behind a held lock fails (its waiters learn the outcome by
+    /// replaying) instead of holding its writer, and every org behind it, indefinitely.
+    pub lock_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionSettings {
@@ -47,6 +51,7 @@ impl Default for ConnectionSettings {
             connect_timeout: Duration::from_secs(5),
             keepalive_idle: Duration::from_secs(15),
             statement_timeout: Some(Duration::from_secs(10)),
+            lock_timeout: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -65,8 +70,11 @@ impl ConnectionSettings {
             .keepalives_idle(idle)
             .keepalives_interval((idle / 3).max(Duration::from_secs(1)))
             .keepalives_retries(3);
-        if let Some(timeout) = self.statement_timeout {
-            let option = format!("-c statement_timeout={}", timeout.as_millis().max(1));
+        for (name, timeout) in
+            [("statement_timeout", self.statement_timeout), ("lock_timeout", self.lock_timeout)]
+        {
+            let Some(timeout) = timeout else { continue };
+            let option = format!("-c {name}={}", timeout.as_millis().max(1));
             let options = match config.get_options() {
                 Some(existing) if !existing.trim().is_empty() => format!("{existing} {option}"),
                 _ => option,

@@ -67,13 +67,35 @@ pub async fn serve_router(
 
 /// An `application/problem+json` response (RFC 9457) with a stable, snake_case `code`.
 pub fn problem(status: StatusCode, code: &'static str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "code": code,
-        "detail": detail,
-    });
+    problem_body(status, code, detail, serde_json::Map::new())
+}
+
+/// A [`problem`] with one more member (`name`: `value`), such as the ids a request was given.
+pub fn problem_with(
+    status: StatusCode,
+    code: &'static str,
+    detail: &str,
+    name: &str,
+    value: serde_json::Value,
+) -> Response {
+    problem_body(status, code, detail, serde_json::Map::from_iter([(name.to_owned(), value)]))
+}
+
+fn problem_body(
+    status: StatusCode,
+    code: &'static str,
+    detail: &str,
+    mut body: serde_json::Map<String, serde_json::Value>,
+) -> Response {
+    for (name, value) in [
+        ("type", serde_json::json!("about:blank")),
+        ("title", serde_json::json!(status.canonical_reason().unwrap_or("Error"))),
+        ("status", serde_json::json!(status.as_u16())),
+        ("code", serde_json::json!(code)),
+        ("detail", serde_json::json!(detail)),
+    ] {
+        body.insert(name.to_owned(), value);
+    }
     let content_type = HeaderValue::from_static("application/problem+json");
     (status, [(header::CONTENT_TYPE, content_type)], Json(body)).into_response()
 }

@@ -103,8 +103,11 @@ impl Database {
             tracing::info!("using the PostgreSQL server of DATABASE_URL");
             // Every command connects with the timeouts and keepalives; only the server's own
             // pools limit statements (see `serve`), so that migrations and `bench` may run long.
-            let settings =
-                db::ConnectionSettings { statement_timeout: None, ..cli.connection_settings() };
+            let settings = db::ConnectionSettings {
+                statement_timeout: None,
+                lock_timeout: None,
+                ..cli.connection_settings()
+            };
             let target = db::parse_target(url)?;
             return Ok(Self {
                 config: settings.apply(target.config),

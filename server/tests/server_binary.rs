@@ -718,3 +718,78 @@ async fn callback_tokens_never_reach_logs_metrics_or_error_bodies() -> anyhow::R
     }
     Ok(())
 }
+
+/// A payment or batch without ids whose outcome becomes unknown (here: its batch gave up
+/// waiting for a lock) is answered 503 with `Retry-After` and the ids it was given, so that
+/// retrying under them replays instead of paying twice.
+#[tokio::test]
+async fn an_unknown_outcome_names_the_ids_to_replay_under() -> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .context("a fresh database gets its first keys")?;
+    let org_key = made.org_key.token;
+    let mut server = Hazina::serve(|command| {
+        command.env("DATABASE_URL", db.connection_string()).args(["--db-lock-timeout-ms", "300"]);
+    })?;
+    server.wait_ready().await?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let api = Api { http: http.clone(), base: server.base.clone() };
+    let purse =
+        |name: &str| json!({ "currencyCode": "KES", "name": name, "overdraftLimit": "1000" });
+    let float = api.post(&org_key, "/v1/purses", &purse("float")).await?["purseId"].clone();
+    let target = api.post(&org_key, "/v1/purses", &purse("target")).await?["purseId"].clone();
+    let payment = json!({
+        "debitParty": { "purse": { "purseId": float } },
+        "creditParty": { "purse": { "purseId": target } },
+        "value": { "currencyCode": "KES", "amount": "10" },
+    });
+    let leg = |account: &serde_json::Value, side: &str| {
+        json!({ "accountId": account, "side": side,
+            "value": { "currencyCode": "KES", "amount": "1" } })
+    };
+    let transfer = json!({ "type": "post", "code": "test",
+        "legs": [leg(&float, "debit"), leg(&target, "credit")] });
+    let batch = json!({ "transfers": [transfer, transfer] });
+    // Someone holds the float purse's row: the batches wait, then give up.
+    let mut holder = db.connect().await?;
+    let lock = holder.transaction().await?;
+    lock.execute("SELECT 1 FROM accounts WHERE id = $1::text::uuid FOR UPDATE", &[&float.as_str()])
+        .await?;
+    let send = |path: &'static str, body: &serde_json::Value| {
+        http.post(format!("{}{path}", server.base)).bearer_auth(&org_key).json(body).send()
+    };
+    let unknown = send("/v1/payments", &payment).await?;
+    assert_eq!(unknown.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(unknown.headers().contains_key("retry-after"));
+    let unknown: serde_json::Value = unknown.json().await?;
+    let id = unknown["transactionId"].as_str().context("the payment's id")?.to_owned();
+    let unknown_batch: serde_json::Value =
+        send("/v1/transfers/batch", &batch).await?.json().await?;
+    let ids = unknown_batch["transferIds"].as_array().context("the batch's ids")?.clone();
+    assert_eq!(ids.len(), 2, "{unknown_batch}");
+    lock.rollback().await?;
+    // Replayed under those ids, each takes effect once, however often it is sent.
+    for _ in 0..2 {
+        let mut again = payment.clone();
+        again["transactionId"] = json!(id);
+        assert_eq!(api.post(&org_key, "/v1/payments", &again).await?["status"], "success");
+        let mut again = batch.clone();
+        for (index, id) in ids.iter().enumerate() {
+            again["transfers"][index]["transferId"] = id.clone();
+        }
+        let outcomes = api.post(&org_key, "/v1/transfers/batch", &again).await?;
+        assert!(
+            outcomes["outcomes"]
+                .as_array()
+                .is_some_and(|o| o.iter().all(|o| o["result"] == "accepted"))
+        );
+    }
+    let balance =
+        api.get(&org_key, &format!("/v1/purses/{}", target.as_str().unwrap_or(""))).await?;
+    assert_eq!(balance["balance"]["actual"], "12.00", "{balance}");
+    server.signal(Signal::SIGTERM)?;
+    assert!(server.wait_exit().await?.success(), "{}", server.stderr());
+    Ok(())
+}

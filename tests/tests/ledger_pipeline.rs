@@ -131,6 +131,65 @@ async fn a_full_queue_refuses_at_once_and_the_queue_drains_later() {
 }
 
 #[tokio::test]
+async fn a_batch_is_queued_whole_or_refused_whole() {
+    let (db, store) = setup().await;
+    let org = org(&store).await;
+    let config = PipelineConfig { queue_capacity: 4, writers: 1, ..PipelineConfig::default() };
+    let pipeline = Pipeline::start(&store, config);
+    let lock = hold_lock(&db, org.purse).await;
+    let first = pipeline.enqueue(org.fund(1)).unwrap();
+    wait_for("the writer to take the first request", Duration::from_secs(10), || async {
+        (pipeline.stats().queued.load(Ordering::Relaxed) == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    let held = pipeline.enqueue(org.fund(2)).unwrap();
+    // Four more do not fit beside the one queued: none of them is queued.
+    let refused = pipeline.enqueue_all((3..=6).map(|i| org.fund(i)).collect());
+    assert!(matches!(refused, Err(SubmitError::Overloaded)), "{refused:?}");
+    assert_eq!(pipeline.stats().queued.load(Ordering::Relaxed), 1);
+    let fits = pipeline.enqueue_all((3..=5).map(|i| org.fund(i)).collect()).unwrap();
+    drop(lock);
+    for submitted in [first, held].into_iter().chain(fits) {
+        assert!(matches!(submitted.await.unwrap(), Outcome::Accepted { .. }));
+    }
+    let purse = store.account(org.id, org.purse).await.unwrap().unwrap();
+    assert_eq!(purse.sums.credits_posted, 1_500, "1 to 5 shillings, and nothing of 6");
+}
+
+#[tokio::test]
+async fn an_org_past_its_queue_budget_leaves_room_for_the_others() {
+    let (db, store) = setup().await;
+    let (busy, quiet) = (org(&store).await, org(&store).await);
+    let config = PipelineConfig {
+        queue_capacity: 8,
+        writers: 1,
+        org_queued_max: 3,
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::start(&store, config);
+    let lock = hold_lock(&db, busy.purse).await;
+    let first = pipeline.enqueue(busy.fund(1)).unwrap();
+    wait_for("the writer to take the first request", Duration::from_secs(10), || async {
+        (pipeline.stats().queued.load(Ordering::Relaxed) == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    let waiting: Vec<_> = (2..=4).map(|i| pipeline.enqueue(busy.fund(i)).unwrap()).collect();
+    let refused = pipeline.enqueue(busy.fund(5));
+    assert!(matches!(refused, Err(SubmitError::Overloaded)), "{refused:?}");
+    // The other org sharing the writer still queues, and is served once the lock goes.
+    let other = pipeline.enqueue(quiet.fund(7)).unwrap();
+    drop(lock);
+    assert!(matches!(other.await.unwrap(), Outcome::Accepted { .. }));
+    for submitted in std::iter::once(first).chain(waiting) {
+        assert!(matches!(submitted.await.unwrap(), Outcome::Accepted { .. }));
+    }
+    // Its budget is back once its requests left the queue.
+    assert!(matches!(pipeline.submit(busy.fund(5)).await.unwrap(), Outcome::Accepted { .. }));
+}
+
+#[tokio::test]
 async fn a_database_outage_fails_the_waiters_with_a_retriable_error() {
     let (db, store) = setup().await;
     let org = org(&store).await;

@@ -22,6 +22,14 @@ pub struct Problem {
     /// Stable and snake_case, e.g. `invalid_amount`, `not_found`, `insufficient_funds`.
     pub code: String,
     pub detail: String,
+    /// The id a payment was given when the request named none, on every answer that may
+    /// leave its outcome unknown (a 503 above all): retried under this id, it is replayed,
+    /// never made twice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<uuid::Uuid>,
+    /// Likewise for a transfer, or for each of a batch's transfers in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_ids: Option<Vec<uuid::Uuid>>,
 }
 
 /// A failed request: a status, a stable snake_case `code` and a human-readable detail that
@@ -31,11 +39,28 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Ids the request was given (see [`Problem::transaction_id`]), as a member of the body.
+    pub ids: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into() }
+        Self { status, code, detail: detail.into(), ids: None }
+    }
+
+    /// The same error, telling the client the payment's id (`transactionId`), so that a
+    /// retry replays it whatever happened.
+    #[must_use]
+    pub fn with_transaction_id(mut self, id: uuid::Uuid) -> Self {
+        self.ids = Some(("transactionId", serde_json::json!(id)));
+        self
+    }
+
+    /// The same error, telling the client its transfers' ids (`transferIds`, in order).
+    #[must_use]
+    pub fn with_transfer_ids(mut self, ids: &[uuid::Uuid]) -> Self {
+        self.ids = Some(("transferIds", serde_json::json!(ids)));
+        self
     }
 
     /// 404: missing, or another tenant's (the two are indistinguishable).
@@ -66,7 +91,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = crate::http::problem(self.status, self.code, &self.detail);
+        let mut response = match self.ids {
+            None => crate::http::problem(self.status, self.code, &self.detail),
+            Some((name, ids)) => {
+                crate::http::problem_with(self.status, self.code, &self.detail, name, ids)
+            }
+        };
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             // Overload and outages pass within seconds; a client should not hammer meanwhile.
             response

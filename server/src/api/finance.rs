@@ -254,7 +254,8 @@ async fn create_transfer(
     let request = request(&caller, new, super::idempotency::derived_id(&caller, &headers))?;
     super::money::check_treasury(&state, &caller, &debits(std::slice::from_ref(&request))).await?;
     let id = request.id;
-    let outcome = super::money::submit(&state, request).await?;
+    let outcome =
+        super::money::submit(&state, request).await.map_err(|e| e.with_transfer_ids(&[id.0]))?;
     let status = match outcome {
         Outcome::Accepted { .. } => StatusCode::CREATED,
         Outcome::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -302,24 +303,25 @@ async fn create_transfers(
         })
         .collect::<Result<Vec<_>, _>>()?;
     super::money::check_treasury(&state, &caller, &debits(&requests)).await?;
-    // Queued one after another, they are applied in this order (one writer serves the org).
-    let mut waiting = Vec::with_capacity(requests.len());
-    for request in requests {
-        let id = request.id;
-        let submitted = state.pipeline.enqueue(request).map_err(|error| match error {
+    // Whatever goes wrong from here, the answer names every id: a retry is a replay.
+    let ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
+    let with_ids = |error: ApiError| error.with_transfer_ids(&ids);
+    // Admitted whole or refused whole, and applied in this order (one writer serves the org).
+    let submitted = state.pipeline.enqueue_all(requests).map_err(|error| {
+        with_ids(match error {
             hazina_ledger::pipeline::SubmitError::Overloaded => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
                 "the ledger is overloaded; retry the batch shortly (replays are safe)",
             ),
             other => ApiError::unavailable(&other),
-        })?;
-        waiting.push((id, submitted));
-    }
-    let mut outcomes = Vec::with_capacity(waiting.len());
+        })
+    })?;
+    let waiting = ids.iter().zip(submitted);
+    let mut outcomes = Vec::with_capacity(ids.len());
     for (id, submitted) in waiting {
-        let outcome = submitted.await.map_err(|error| ApiError::unavailable(&error))?;
-        outcomes.push(TransferOutcome::of(id, &outcome));
+        let outcome = submitted.await.map_err(|error| with_ids(ApiError::unavailable(&error)))?;
+        outcomes.push(TransferOutcome::of(TransferId(*id), &outcome));
     }
     Ok(Json(TransferBatchResult { outcomes }).into_response())
 }

@@ -703,7 +703,8 @@ async fn create_payment(
         effective_at: None,
         context: context.into(),
     };
-    let outcome = submit(&state, request).await?;
+    // Whatever goes wrong from here, the answer names the id: a retry under it is a replay.
+    let outcome = submit(&state, request).await.map_err(|e| e.with_transaction_id(id.0))?;
     let (reason, created_at) = match &outcome {
         Outcome::Accepted { transfer, .. } => (None, Some(transfer.created_at)),
         Outcome::Rejected(reason) => (Some(*reason), None),

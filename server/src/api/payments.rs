@@ -175,7 +175,10 @@ pub async fn create(
         "hazina": effects,
     });
     draft.customer = Some(customer.0);
-    let (record, started) = state.payments.start(draft).await?;
+    // Whatever goes wrong from here, the answer names the id: a retry under it is a replay.
+    let id = draft.id;
+    let (record, started) =
+        state.payments.start(draft).await.map_err(|e| e.with_transaction_id(id))?;
     if !started {
         return replay(state, &record, &asked).await;
     }

@@ -830,7 +830,9 @@ async fn get_transfer(
         .transfer(caller.org, TransferId(transfer_id))
         .await?
         .ok_or_else(|| ApiError::not_found("transfer"))?;
-    Ok(Json(TransferView::from(&transfer)).into_response())
+    let mut view = TransferView::from(&transfer);
+    customers::hide_other_apps_data(&mut view.context, &caller);
+    Ok(Json(view).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

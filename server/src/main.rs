@@ -287,26 +287,25 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
 }
 
 /// Answers a request within `limit`: one still waiting then (on a database that stopped
-/// answering, say) gets a 503 with `Retry-After`, so that no client hangs. Dropping the
-/// handler is what a client disconnecting does too; a transfer it submitted may still commit,
-/// and a replay under the same id learns its outcome.
+/// answering, say) gets a 503 with `Retry-After`, so that no client hangs, and with the ids the
+/// handler gave it (see `AnnouncedIds`). Dropping the handler is what a client disconnecting
+/// does too; a transfer it submitted may still commit, and a replay under the same id learns
+/// its outcome.
 async fn answer_within(
     limit: Duration,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    let path = request.uri().path().to_owned();
+    // Never the path: a callback's carries its channel's secret token.
+    let method = request.method().clone();
+    let announced = api::error::AnnouncedIds::default();
+    request.extensions_mut().insert(announced.clone());
     if let Ok(response) = tokio::time::timeout(limit, next.run(request)).await {
         return response;
     }
-    tracing::warn!(%path, limit_ms = limit.as_millis(), "a request timed out");
-    api::error::ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        "the request was not completed in time; its outcome is unknown: retry with the same id",
-    )
-    .into_response()
+    tracing::warn!(%method, limit_ms = limit.as_millis(), "a request timed out");
+    announced.timed_out().into_response()
 }
 
 /// Runs the fault suite, prints its table (or JSON line) and fails if any check failed.

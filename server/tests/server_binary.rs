@@ -719,11 +719,22 @@ async fn callback_tokens_never_reach_logs_metrics_or_error_bodies() -> anyhow::R
     Ok(())
 }
 
-/// A payment or batch without ids whose outcome becomes unknown (here: its batch gave up
-/// waiting for a lock) is answered 503 with `Retry-After` and the ids it was given, so that
+/// A payment or batch without ids whose outcome becomes unknown because its batch gave up
+/// waiting for a lock is answered 503 with `Retry-After` and the ids it was given, so that
 /// retrying under them replays instead of paying twice.
 #[tokio::test]
 async fn an_unknown_outcome_names_the_ids_to_replay_under() -> anyhow::Result<()> {
+    unknown_outcome_names_its_ids(&["--db-lock-timeout-ms", "300"], "unavailable").await
+}
+
+/// Likewise when the request itself runs out of time (the database does not answer it).
+#[tokio::test]
+async fn a_request_that_runs_out_of_time_names_the_ids_to_replay_under() -> anyhow::Result<()> {
+    let args = ["--db-lock-timeout-ms", "0", "--request-timeout-ms", "500"];
+    unknown_outcome_names_its_ids(&args, "timeout").await
+}
+
+async fn unknown_outcome_names_its_ids(args: &[&str], code: &str) -> anyhow::Result<()> {
     let db = fresh_db().await;
     let made = hazina_server::api::tenancy::bootstrap(&db.pool())
         .await
@@ -731,7 +742,7 @@ async fn an_unknown_outcome_names_the_ids_to_replay_under() -> anyhow::Result<()
         .context("a fresh database gets its first keys")?;
     let org_key = made.org_key.token;
     let mut server = Hazina::serve(|command| {
-        command.env("DATABASE_URL", db.connection_string()).args(["--db-lock-timeout-ms", "300"]);
+        command.env("DATABASE_URL", db.connection_string()).args(args);
     })?;
     server.wait_ready().await?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
@@ -764,9 +775,11 @@ async fn an_unknown_outcome_names_the_ids_to_replay_under() -> anyhow::Result<()
     assert_eq!(unknown.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert!(unknown.headers().contains_key("retry-after"));
     let unknown: serde_json::Value = unknown.json().await?;
+    assert_eq!(unknown["code"], code, "{unknown}");
     let id = unknown["transactionId"].as_str().context("the payment's id")?.to_owned();
     let unknown_batch: serde_json::Value =
         send("/v1/transfers/batch", &batch).await?.json().await?;
+    assert_eq!(unknown_batch["code"], code, "{unknown_batch}");
     let ids = unknown_batch["transferIds"].as_array().context("the batch's ids")?.clone();
     assert_eq!(ids.len(), 2, "{unknown_batch}");
     lock.rollback().await?;

@@ -89,6 +89,48 @@ impl ApiError {
     }
 }
 
+/// Where a handler announces the ids it gave a request that named none, for an answer made
+/// outside the handler: the request timeout's 503 (`hazina serve`'s outermost layer puts one in
+/// every request's extensions), so that even that answer says what to replay under.
+#[derive(Clone, Debug, Default)]
+pub struct AnnouncedIds(std::sync::Arc<std::sync::Mutex<Option<ApiError>>>);
+
+impl AnnouncedIds {
+    /// Announces a payment's id, when the request has a slot for it.
+    pub fn transaction(slot: Option<&Self>, id: uuid::Uuid) {
+        Self::put(slot, ApiError::unknown_outcome().with_transaction_id(id));
+    }
+
+    /// Announces a transfer's, or a batch's, ids.
+    pub fn transfers(slot: Option<&Self>, ids: &[uuid::Uuid]) {
+        Self::put(slot, ApiError::unknown_outcome().with_transfer_ids(ids));
+    }
+
+    fn put(slot: Option<&Self>, error: ApiError) {
+        if let Some(slot) = slot {
+            *slot.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error);
+        }
+    }
+
+    /// The answer for a request that ran out of time: 503, with the ids announced, if any.
+    pub fn timed_out(&self) -> ApiError {
+        let announced = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        announced.unwrap_or_else(ApiError::unknown_outcome)
+    }
+}
+
+impl ApiError {
+    /// 503: the request ran out of time; what it did is unknown until replayed.
+    pub fn unknown_outcome() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request was not completed in time; its outcome is unknown: retry with the \
+             same id",
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = match self.ids {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, Body, PathParams, Problem, QueryParams};
+use super::error::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 use super::money::{BalanceView, TransferView, Value};
 use super::{AppState, page_size};
 
@@ -248,12 +248,14 @@ async fn create_transfer(
     caller: Caller,
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    announced: Option<axum::Extension<AnnouncedIds>>,
     Body(new): Body<NewTransfer>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     let request = request(&caller, new, super::idempotency::derived_id(&caller, &headers))?;
     super::money::check_treasury(&state, &caller, &debits(std::slice::from_ref(&request))).await?;
     let id = request.id;
+    AnnouncedIds::transfers(announced.as_deref(), &[id.0]);
     let outcome =
         super::money::submit(&state, request).await.map_err(|e| e.with_transfer_ids(&[id.0]))?;
     let status = match outcome {
@@ -285,6 +287,7 @@ async fn create_transfers(
     caller: Caller,
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    announced: Option<axum::Extension<AnnouncedIds>>,
     Body(batch): Body<TransferBatch>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
@@ -306,6 +309,7 @@ async fn create_transfers(
     // Whatever goes wrong from here, the answer names every id: a retry is a replay.
     let ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
     let with_ids = |error: ApiError| error.with_transfer_ids(&ids);
+    AnnouncedIds::transfers(announced.as_deref(), &ids);
     // Admitted whole or refused whole, and applied in this order (one writer serves the org).
     let submitted = state.pipeline.enqueue_all(requests).map_err(|error| {
         with_ids(match error {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, Body, PathParams, Problem, QueryParams};
+use super::error::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 use super::{AppState, customers, page_size};
 
 /// Longest wallet id and narration.
@@ -636,6 +636,7 @@ async fn create_payment(
     caller: Caller,
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    announced: Option<axum::Extension<AnnouncedIds>>,
     Body(payment): Body<NewPayment>,
 ) -> Result<Response, ApiError> {
     let amount = payment.value.money()?;
@@ -651,7 +652,9 @@ async fn create_payment(
     if matches!(payment.debit_party, Party::Customer { .. })
         || matches!(payment.credit_party, Party::Customer { .. })
     {
-        return super::payments::create(&state, &caller, &headers, payment, amount).await;
+        let announced = announced.as_deref();
+        return super::payments::create(&state, &caller, &headers, announced, payment, amount)
+            .await;
     }
     let (debit, debit_customer) = party_account(&state, &caller, &payment.debit_party).await?;
     let (credit, credit_customer) = party_account(&state, &caller, &payment.credit_party).await?;
@@ -704,6 +707,7 @@ async fn create_payment(
         context: context.into(),
     };
     // Whatever goes wrong from here, the answer names the id: a retry under it is a replay.
+    AnnouncedIds::transaction(announced.as_deref(), id.0);
     let outcome = submit(&state, request).await.map_err(|e| e.with_transaction_id(id.0))?;
     let (reason, created_at) = match &outcome {
         Outcome::Accepted { transfer, .. } => (None, Some(transfer.created_at)),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::{ApiError, PathParams, Problem};
+use super::error::{AnnouncedIds, ApiError, PathParams, Problem};
 use super::money::{NewPayment, Party, Value, party_account, payment_status};
 use super::{AppState, customers};
 use crate::payments::{self, Flow, Provider, Record, StatusChange};
@@ -139,6 +139,7 @@ pub async fn create(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
+    announced: Option<&AnnouncedIds>,
     payment: NewPayment,
     amount: Money,
 ) -> Result<Response, ApiError> {
@@ -177,6 +178,7 @@ pub async fn create(
     draft.customer = Some(customer.0);
     // Whatever goes wrong from here, the answer names the id: a retry under it is a replay.
     let id = draft.id;
+    AnnouncedIds::transaction(announced, id);
     let (record, started) =
         state.payments.start(draft).await.map_err(|e| e.with_transaction_id(id))?;
     if !started {

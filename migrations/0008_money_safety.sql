@@ -17,3 +17,14 @@ ALTER TABLE provider_payments
 -- 0, the default, allows none.
 ALTER TABLE payment_channels
     ADD COLUMN treasury_limit_minor bigint NOT NULL DEFAULT 0 CHECK (treasury_limit_minor >= 0);
+
+-- Idempotency-Key: a first request still running holds its key by a lease it renews
+-- (`running_until`), so that a retry never takes it over and runs it twice, while one whose
+-- process died is taken over once the lease lapses. Replays give back the first response as it
+-- was: its headers and its body as bytes. The caller is now the API key's id (the key, not its
+-- app or org, scopes an Idempotency-Key); rows of the older scheme are left to expire.
+ALTER TABLE idempotent_requests
+    ADD COLUMN running_until timestamptz,
+    ADD COLUMN response_headers jsonb,
+    ADD COLUMN response_body bytea;
+CREATE INDEX idempotent_requests_created ON idempotent_requests (org_id, created_at);

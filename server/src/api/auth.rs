@@ -60,9 +60,10 @@ impl Caller {
         })
     }
 
-    /// Who the caller is for idempotency records: the app, or `org`.
+    /// Who the caller is for idempotency records: the API key, so that two keys (two
+    /// services of one app, say) never answer each other's Idempotency-Keys.
     pub fn scope(&self) -> String {
-        self.app.map_or_else(|| "org".to_owned(), |app| app.to_string())
+        self.key_id.to_string()
     }
 }
 

@@ -1,7 +1,13 @@
-//! `Idempotency-Key` on every `POST`: the first response is stored per caller and key, and a
-//! replay with the same body gets it back (with `Idempotent-Replayed: true`); the same key with
-//! a different body is a 422 `idempotency_key_reused`; a replay while the first is still
-//! running is a 409 `idempotency_request_in_progress`.
+//! `Idempotency-Key` on every `POST`: the first response is stored per API key and
+//! Idempotency-Key, and a replay with the same body gets it back as it was, headers included
+//! (with `Idempotent-Replayed: true`); the same key with a different body is a 422
+//! `idempotency_key_reused`; a replay while the first is still running is a 409
+//! `idempotency_request_in_progress`.
+//!
+//! A first request runs to its end even when its client goes away or its answer times out (it
+//! runs as a task of its own), and holds its key by a lease it renews while it runs: a retry
+//! never takes it over and runs it a second time. Only when the process running it died does
+//! the lease lapse, and the next retry runs it again.
 //!
 //! Money is safe even if a process dies between moving it and storing the response: payments
 //! and transfers sent without an id take one derived from the key ([`derived_id`]), so running
@@ -23,8 +29,13 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// Longest key accepted.
 pub const KEY_LEN_MAX: usize = 255;
-/// A first request still marked running after this long is taken to have died.
-const ABANDONED_AFTER_SECONDS: f64 = 60.0;
+/// How long a running first request holds its key without renewing the hold; it renews it
+/// every third of this, so only a request whose process died loses it.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Response headers not kept for replays: each answer has its own.
+const UNKEPT_HEADERS: [&str; 5] =
+    ["date", "content-length", "transfer-encoding", "connection", "x-request-id"];
 
 /// The key of a request, refused when malformed.
 pub fn key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -100,23 +111,25 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
     let client = state.pool.get().await.map_err(|e| ApiError::from(e).into_response())?;
     let claimed = client
         .execute(
-            "INSERT INTO idempotent_requests (org_id, caller, key, request_sha256, status, response)
-             VALUES ($1, $2, $3, $4, 0, 'null')
+            "INSERT INTO idempotent_requests
+                 (org_id, caller, key, request_sha256, status, response, running_until)
+             VALUES ($1, $2, $3, $4, 0, 'null', now() + make_interval(secs => $5))
              ON CONFLICT (org_id, caller, key) DO UPDATE
-                 SET request_sha256 = EXCLUDED.request_sha256, created_at = now()
+                 SET request_sha256 = EXCLUDED.request_sha256, created_at = now(),
+                     running_until = EXCLUDED.running_until
                  WHERE idempotent_requests.status = 0
                      AND idempotent_requests.request_sha256 = EXCLUDED.request_sha256
-                     AND idempotent_requests.created_at
-                         < now() - make_interval(secs => $5)",
-            &[&caller.org.0, &scope, &key, &digest, &ABANDONED_AFTER_SECONDS],
+                     AND COALESCE(idempotent_requests.running_until,
+                         idempotent_requests.created_at + interval '1 minute') < now()",
+            &[&caller.org.0, &scope, &key, &digest, &LEASE.as_secs_f64()],
         )
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
     if claimed == 0 {
         let row = client
             .query_one(
-                "SELECT request_sha256, status, response FROM idempotent_requests
-                 WHERE org_id = $1 AND caller = $2 AND key = $3",
+                "SELECT request_sha256, status, response, response_headers, response_body
+                 FROM idempotent_requests WHERE org_id = $1 AND caller = $2 AND key = $3",
                 &[&caller.org.0, &scope, &key],
             )
             .await
@@ -138,13 +151,70 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             )
             .into_response());
         }
-        let body: serde_json::Value = row.get(2);
-        return Ok(stored_response(status, &body));
+        return Ok(stored_response(status, &row.get(2), row.get(3), row.get(4)));
     }
     drop(client);
 
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    record(state, &caller, &key, response).await
+    run_first(state.clone(), caller, key, Request::from_parts(parts, Body::from(bytes)), next).await
+}
+
+/// Runs the first request with a key as a task of its own, so that it runs to its end and
+/// stores its answer whatever happens to the request that started it (a client gone, a timeout).
+async fn run_first(
+    state: AppState,
+    caller: Caller,
+    key: String,
+    request: Request,
+    next: Next,
+) -> Result<Response, Response> {
+    let first = tokio::spawn(async move {
+        let response = tokio::select! {
+            response = next.run(request) => response,
+            () = renew_lease(&state, &caller, &key) => unreachable_lease(),
+        };
+        record(&state, &caller, &key, response).await
+    });
+    match first.await {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::error!(%error, "a request with an Idempotency-Key failed");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the request failed; retry it with the same Idempotency-Key",
+            )
+            .into_response())
+        }
+    }
+}
+
+/// Renews the first request's hold on its key while it runs (never returns).
+async fn renew_lease(state: &AppState, caller: &Caller, key: &str) {
+    let scope = caller.scope();
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        let renewed = match state.pool.get().await {
+            Ok(client) => client
+                .execute(
+                    "UPDATE idempotent_requests
+                     SET running_until = now() + make_interval(secs => $4)
+                     WHERE org_id = $1 AND caller = $2 AND key = $3 AND status = 0",
+                    &[&caller.org.0, &scope, &key, &LEASE.as_secs_f64()],
+                )
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = renewed {
+            tracing::warn!(%error, "could not renew a running request's Idempotency-Key lease");
+        }
+    }
+}
+
+/// What the lease's never-ending renewal "returns".
+fn unreachable_lease() -> Response {
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// Stores the first response under the key (or frees the key after a server error).
@@ -168,14 +238,28 @@ async fn record(
             )
             .await;
     } else {
-        let json: serde_json::Value =
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         let code = i16::try_from(status.as_u16()).unwrap_or(i16::MAX);
+        let headers: serde_json::Map<String, serde_json::Value> = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| !UNKEPT_HEADERS.contains(&name.as_str()))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), serde_json::json!(value.to_str().ok()?)))
+            })
+            .collect();
         client
             .execute(
-                "UPDATE idempotent_requests SET status = $4, response = $5
+                "UPDATE idempotent_requests SET status = $4, response = 'null',
+                     response_headers = $5, response_body = $6, running_until = NULL
                  WHERE org_id = $1 AND caller = $2 AND key = $3",
-                &[&caller.org.0, &scope, &key, &code, &json],
+                &[
+                    &caller.org.0,
+                    &scope,
+                    &key,
+                    &code,
+                    &serde_json::Value::Object(headers),
+                    &bytes.as_ref(),
+                ],
             )
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
@@ -183,21 +267,44 @@ async fn record(
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 
-fn stored_response(status: i16, body: &serde_json::Value) -> Response {
+/// A stored answer as it was first given: its status, headers and body (older rows kept only
+/// a JSON body).
+fn stored_response(
+    status: i16,
+    json: &serde_json::Value,
+    headers: Option<serde_json::Value>,
+    body: Option<Vec<u8>>,
+) -> Response {
     let status = u16::try_from(status)
         .ok()
         .and_then(|status| StatusCode::from_u16(status).ok())
         .unwrap_or(StatusCode::OK);
-    let content_type =
-        if status.is_client_error() { "application/problem+json" } else { "application/json" };
-    let mut response = if body.is_null() {
-        status.into_response()
-    } else {
-        (status, axum::Json(body)).into_response()
+    let mut response = match (headers, body) {
+        (Some(headers), Some(body)) => {
+            let mut response = (status, body).into_response();
+            response.headers_mut().remove(header::CONTENT_TYPE);
+            for (name, value) in headers.as_object().into_iter().flatten() {
+                let name = HeaderName::from_bytes(name.as_bytes());
+                let value = value.as_str().map(HeaderValue::from_str);
+                if let (Ok(name), Some(Ok(value))) = (name, value) {
+                    response.headers_mut().append(name, value);
+                }
+            }
+            response
+        }
+        _ if json.is_null() => status.into_response(),
+        _ => {
+            let content_type = if status.is_client_error() {
+                "application/problem+json"
+            } else {
+                "application/json"
+            };
+            let mut response = (status, axum::Json(json)).into_response();
+            let value = HeaderValue::from_static(content_type);
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+            response
+        }
     };
-    if !body.is_null() {
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
     response.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
     response
 }

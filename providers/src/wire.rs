@@ -3,7 +3,6 @@
 //! the next (`"ResultCode":"0"` in a query, `"ResultCode":0` in a callback).
 
 use std::fmt;
-use std::str::FromStr as _;
 
 use rust_decimal::Decimal;
 use serde::de::Error as _;
@@ -67,7 +66,8 @@ impl Serialize for Text {
 ///
 /// # Errors
 ///
-/// When the text is not a plain decimal number.
+/// When the text is not a plain decimal number, or has more digits than a `Decimal` holds
+/// exactly (refused, never rounded).
 pub fn decimal(text: &str) -> Result<Decimal, crate::ParseError> {
     let text = text.trim();
     let plain = !text.is_empty()
@@ -75,7 +75,8 @@ pub fn decimal(text: &str) -> Result<Decimal, crate::ParseError> {
     if !plain {
         return Err(crate::ParseError::Unexpected(format!("{text:?} is not a plain decimal")));
     }
-    Decimal::from_str(text)
+    // Not `from_str`: it rounds past 28 decimal places, so `1.000…0009` would read as `1`.
+    Decimal::from_str_exact(text)
         .map_err(|error| crate::ParseError::Unexpected(format!("{text:?}: {error}")))
 }
 
@@ -103,5 +104,12 @@ mod tests {
         assert!(decimal("1e3").is_err());
         assert!(decimal("KES 10.00").is_err());
         assert!(decimal("").is_err());
+        // Past 28 decimal places a decimal would be rounded: refused instead.
+        assert!(decimal("1.000000000000000000000000000009").is_err());
+        assert!(decimal("0.00000000000000000000000000001").is_err());
+        assert_eq!(
+            decimal("1.0000000000000000000000000009").unwrap().to_string(),
+            "1.0000000000000000000000000009"
+        );
     }
 }

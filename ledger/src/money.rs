@@ -117,8 +117,9 @@ impl Money {
         }
         let mut amount = normalized;
         amount.rescale(exponent);
-        if amount.normalize() != normalized {
-            // Rescaling to the exponent ran out of the 96-bit mantissa.
+        if amount.scale() != exponent || amount.normalize() != normalized {
+            // Rescaling to the exponent ran out of the 96-bit mantissa: `rescale` then stops
+            // short of the exponent, which would leave the amount at a coarser scale.
             return Err(MoneyError::Overflow);
         }
         Ok(Self { currency, amount })
@@ -208,7 +209,11 @@ impl Money {
                 right: other.currency,
             });
         }
-        let amount = op(self.amount, other.amount).ok_or(MoneyError::Overflow)?;
+        // A result past the 96-bit mantissa comes back rounded to fewer decimals, not as
+        // `None`: refused too, since it is no longer exact.
+        let amount = op(self.amount, other.amount)
+            .filter(|amount| amount.scale() == self.currency.exponent())
+            .ok_or(MoneyError::Overflow)?;
         Ok(Self { currency: self.currency, amount })
     }
 }
@@ -314,6 +319,11 @@ mod tests {
         assert_eq!(Money::parse(kes(), "1234.56").unwrap(), money);
         let huge = Money::parse(kes(), "99999999999999999999").unwrap();
         assert_eq!(huge.to_minor(), Err(MoneyError::Overflow));
+        // Found by fuzzing: an amount whose minor units do not fit a decimal was kept at a
+        // coarser scale than its currency's (7922816251426433759354395033.5 KES, one decimal).
+        let coarse = Money::parse(kes(), "7922816251426433759354395033.5");
+        assert_eq!(coarse, Err(MoneyError::Overflow));
+        assert_eq!(Money::new(kes(), Decimal::MAX), Err(MoneyError::Overflow));
     }
 
     #[test]
@@ -324,6 +334,13 @@ mod tests {
         assert_eq!(b.checked_sub(&a).unwrap().to_minor().unwrap(), -950);
         let usd = Money::parse(Currency::from_code("USD").unwrap(), "1").unwrap();
         assert!(matches!(a.checked_add(&usd), Err(MoneyError::CurrencyMismatch { .. })));
+        // Found by fuzzing: a sum past the largest decimal came back rounded to one decimal
+        // (396140812571321687967719751.67 + …751.69 gave …503.4, not …503.36).
+        let big = Money::parse(kes(), "396140812571321687967719751.67").unwrap();
+        let bigger = Money::parse(kes(), "396140812571321687967719751.69").unwrap();
+        assert_eq!(big.checked_add(&bigger), Err(MoneyError::Overflow));
+        let negative = Money::zero(kes()).checked_sub(&bigger).unwrap();
+        assert_eq!(negative.checked_sub(&big), Err(MoneyError::Overflow));
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! hold (`Store::verify`).
 //!
 //! Failover between a primary and a secondary under `pg_auto_failover` is a scenario of its own
-//! (`--scenarios failover`), run against a formation already running: see `RELIABILITY.md`.
+//! (`--scenarios failover --failover-url … --failover-command …`), run against a formation the
+//! operator started: the server then connects with a multi-host `DATABASE_URL` and
+//! `target_session_attrs=read-write`. See `RELIABILITY.md`.
 
 // Latency and recovery times are durations for display; amounts are integers of cents here.
 #![allow(clippy::cast_possible_truncation)]
@@ -264,11 +266,7 @@ pub async fn run(args: &ChaosArgs, pg_bin_dir: Option<PathBuf>) -> anyhow::Resul
             Scenario::Failover => args.failover_rounds,
         };
         let mut report = ScenarioReport { scenario: scenario.name(), ..ScenarioReport::default() };
-        let result = if *scenario == Scenario::Failover {
-            run_failover(args, &mut world, rounds, &mut report)
-        } else {
-            world.rounds(*scenario, rounds, &mut report).await
-        };
+        let result = world.rounds(*scenario, rounds, &mut report).await;
         report.finish();
         tracing::info!(scenario = scenario.name(), passed = report.passed(), "scenario done");
         reports.push(report);
@@ -344,8 +342,10 @@ const WALLETS: std::ops::Range<usize> = 5..7;
 struct World {
     work_dir: PathBuf,
     options: ClusterOptions,
+    /// The embedded cluster; `None` against a formation of the operator's (`--failover-url`).
     cluster: Option<Cluster>,
-    proxy: Proxy,
+    proxy: Option<Proxy>,
+    failover_command: Option<String>,
     server: Option<Server>,
     binary: PathBuf,
     database_url: String,
@@ -379,22 +379,24 @@ impl World {
         // A crash of PostgreSQL's processes (not of the machine) loses nothing with fsync off:
         // what was written is in the OS's page cache. This keeps rounds quick on a small box.
         options.settings = vec![("fsync".into(), "off".into())];
-        let cluster = Cluster::start(options.clone()).await?;
-        let direct = cluster.pg_config();
-        db::migrate(&direct).await?;
-        let pool = db::pool(direct.clone(), 4)?;
-        let made = crate::api::tenancy::bootstrap(&pool)
-            .await
-            .map_err(|error| anyhow::anyhow!("{}: {}", error.code, error.detail))?
-            .context("a fresh database gets its first keys")?;
-        let upstream = cluster.socket_dir().join(".s.PGSQL.5432");
-        let proxy = Proxy::start(upstream).await?;
-        let mut through_proxy = tokio_postgres::Config::new();
-        through_proxy
-            .host("127.0.0.1")
-            .port(proxy.address.port())
-            .user(crate::embedded::SUPERUSER)
-            .dbname("hazina");
+        let (cluster, proxy, target, database_url) = if let Some(url) = &args.failover_url {
+            (None, None, db::parse_target(url)?, url.clone())
+        } else {
+            let cluster = Cluster::start(options.clone()).await?;
+            let target = db::Target { config: cluster.pg_config(), tls: db::Tls::Off };
+            let upstream = cluster.socket_dir().join(".s.PGSQL.5432");
+            let proxy = Proxy::start(upstream).await?;
+            let mut through_proxy = tokio_postgres::Config::new();
+            through_proxy
+                .host("127.0.0.1")
+                .port(proxy.address.port())
+                .user(crate::embedded::SUPERUSER)
+                .dbname("hazina");
+            (Some(cluster), Some(proxy), target, db::to_connection_string(&through_proxy))
+        };
+        db::migrate_with(&target.config, &target.tls).await?;
+        let pool = db::pool_with(target.config.clone(), 4, &target.tls)?;
+        let (org, org_key, app_key) = keys(&pool).await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let request_timeout = Duration::from_millis(args.request_timeout_ms.max(100));
         // The bound on every answer: the server's own timeout, plus time for a loaded box.
@@ -409,18 +411,19 @@ impl World {
         let mut world = Self {
             work_dir: work_dir.to_path_buf(),
             options,
-            cluster: Some(cluster),
+            cluster,
             proxy,
+            failover_command: args.failover_command.clone(),
             server: None,
             binary,
-            database_url: db::to_connection_string(&through_proxy),
+            database_url,
             port,
             base: format!("http://127.0.0.1:{port}").into(),
             request_timeout,
             http,
-            org: made.org,
-            org_key: made.org_key.token.into(),
-            app_key: made.app_key.token.into(),
+            org,
+            org_key: org_key.into(),
+            app_key: app_key.into(),
             accounts: Arc::new(Vec::new()),
             expected: Vec::new(),
             store: Store::new(pool),
@@ -593,14 +596,26 @@ impl World {
                 Instant::now()
             }
             Scenario::Freeze => {
-                self.proxy.freeze(true);
+                let proxy = self.proxy.as_ref().context("freeze needs the embedded database")?;
+                proxy.freeze(true);
                 // Longer than the request timeout: requests waiting on the database must be
                 // answered (503) by the server's own timeout.
                 tokio::time::sleep(self.request_timeout + Duration::from_secs(1)).await;
-                self.proxy.freeze(false);
+                proxy.freeze(false);
                 Instant::now()
             }
-            Scenario::Failover => anyhow::bail!("failover rounds run through run_failover"),
+            Scenario::Failover => {
+                let command = self.failover_command.as_deref().context("--failover-command")?;
+                let status = tokio::process::Command::new("sh")
+                    .args(["-c", command])
+                    .stdin(Stdio::null())
+                    // Its progress would mix with the report on stdout.
+                    .stdout(Stdio::null())
+                    .status()
+                    .await?;
+                anyhow::ensure!(status.success(), "the failover command failed ({status})");
+                Instant::now()
+            }
         };
         let recovery = load.recovery_after(back, Duration::from_secs(60)).await;
         tokio::time::sleep(self.load).await;
@@ -608,7 +623,7 @@ impl World {
         let recovery = recovery.context("no payment succeeded within 60 s of the fault's end")?;
         let recovery_ms = recovery.as_millis() as u64;
         report.recoveries.push(recovery_ms);
-        if scenario != Scenario::Kill && recovery > RECOVERY_LIMIT {
+        if matches!(scenario, Scenario::DbRestart | Scenario::Freeze) && recovery > RECOVERY_LIMIT {
             report.slow_recoveries += 1;
             tracing::warn!(recovery_ms, "recovery took longer than 5 s");
         }
@@ -749,7 +764,9 @@ impl World {
                 let _ = server.child.kill().await;
             }
         }
-        self.proxy.task.abort();
+        if let Some(proxy) = &self.proxy {
+            proxy.task.abort();
+        }
         if let Some(cluster) = self.cluster.take()
             && let Err(error) = cluster.stop().await
         {
@@ -1174,15 +1191,20 @@ async fn pump(
     }
 }
 
-/// Failover rounds against a `pg_auto_failover` formation the operator started.
-fn run_failover(
-    args: &ChaosArgs,
-    world: &mut World,
-    rounds: u32,
-    report: &mut ScenarioReport,
-) -> anyhow::Result<()> {
-    let _ = (args, world, rounds, report);
-    anyhow::bail!("failover is not implemented yet")
+/// The org and its keys: the first start's (bootstrap), or new keys for the org already there
+/// (a formation reused from an earlier run).
+async fn keys(pool: &deadpool_postgres::Pool) -> anyhow::Result<(OrgId, String, String)> {
+    use crate::api::tenancy;
+    let failed =
+        |error: crate::api::error::ApiError| anyhow::anyhow!("{}: {}", error.code, error.detail);
+    if let Some(made) = tenancy::bootstrap(pool).await.map_err(failed)? {
+        return Ok((made.org, made.org_key.token, made.app_key.token));
+    }
+    let org = tenancy::only_org(pool, None).await.map_err(failed)?;
+    let app = tenancy::app_by_name(pool, org, "default").await.map_err(failed)?;
+    let org_key = tenancy::insert_key(pool, org, None, "chaos").await.map_err(failed)?;
+    let app_key = tenancy::insert_key(pool, org, Some(app), "chaos").await.map_err(failed)?;
+    Ok((org, org_key.token, app_key.token))
 }
 
 #[cfg(test)]

@@ -88,6 +88,7 @@ both_paths!(
     closing_needs_an_empty_account_and_stops_postings,
     the_same_id_from_two_writers_takes_effect_once,
     balances_at_a_time_and_date_ranges_match_a_scan,
+    naming_another_orgs_account_locks_nothing_of_theirs,
 );
 
 impl Ledger {
@@ -124,6 +125,33 @@ impl Ledger {
         let violations = self.store.verify().await.unwrap();
         assert!(violations.is_empty(), "{violations:?}");
     }
+}
+
+/// A request that names another org's account is refused as if the account did not exist, and
+/// locks nothing of that org's: here their purse is held by a transaction of their own, and the
+/// batch still goes through at once.
+async fn naming_another_orgs_account_locks_nothing_of_theirs(mode: Mode) {
+    let ledger = ledger(mode).await;
+    let other = OrgId::generate();
+    ledger.store.create_org(other, "other").await.unwrap();
+    let their_purse =
+        ledger.store.create_account(&NewAccount::new(other, AccountKind::Purse, kes())).await;
+    let their_purse = their_purse.unwrap().id;
+    let mut holder = ledger.db.connect().await.unwrap();
+    let held = holder.transaction().await.unwrap();
+    held.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", &[&their_purse.0])
+        .await
+        .unwrap();
+    let requests = [
+        ledger.transfer(their_purse, ledger.wallets[0], "10"),
+        ledger.transfer(ledger.external, ledger.wallets[1], "5"),
+    ];
+    let posted = tokio::time::timeout(std::time::Duration::from_secs(10), ledger.post(&requests));
+    let outcomes = posted.await.expect("their lock is not waited for").unwrap();
+    assert_eq!(outcomes.iter().map(code).collect::<Vec<_>>(), ["account_not_found", "ok"]);
+    held.rollback().await.unwrap();
+    assert_eq!(ledger.posted(ledger.wallets[1]).await, money("5"));
+    ledger.assert_sound().await;
 }
 
 fn code(outcome: &Outcome) -> &'static str {

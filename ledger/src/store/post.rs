@@ -123,14 +123,14 @@ async fn attempt(
     } else {
         transfers_by_id(client, &referenced_ids).await?
     };
-    let account_ids = account_ids(requests, &referenced_before);
+    let keys = account_keys(requests, &referenced_before);
 
     // Lock, then read what the rules need: every statement after the lock sees the work of
     // any transaction that held these accounts before us.
     let lookup_ids = lookup_ids(requests.iter().map(|request| request.id.0), &referenced_ids);
     let lock = client
         .prepare_cached(&format!(
-            "SELECT {} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            "SELECT {} FROM accounts WHERE {ACCOUNTS_OF_ORGS} ORDER BY id FOR UPDATE",
             rows::ACCOUNT_COLUMNS
         ))
         .await?;
@@ -138,7 +138,7 @@ async fn attempt(
     let before_lock = started.elapsed();
     let ((), locked, now, existing, (resolutions, reversed)) = tokio::try_join!(
         async { Ok(client.batch_execute("BEGIN").await?) },
-        async { Ok(client.query(&lock, &[&account_ids]).await?) },
+        async { Ok(client.query(&lock, &[&keys.ids, &keys.orgs]).await?) },
         async { Ok(client.query_one(&read_clock, &[]).await?) },
         transfers_by_id(client, &lookup_ids),
         resolutions_by_id(client, &referenced_ids),
@@ -186,20 +186,54 @@ pub(super) fn referenced_ids(requests: &[TransferRequest]) -> Vec<Uuid> {
 
 /// The accounts a batch touches: its own postings' and those of the transfers it refers to,
 /// sorted (the locking order) and without repeats.
-pub(super) fn account_ids(
+pub(super) fn account_keys(
     requests: &[TransferRequest],
     referenced: &HashMap<TransferId, Transfer>,
-) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = requests
+) -> AccountKeys {
+    let mut keys: Vec<(Uuid, Uuid)> = requests
         .iter()
-        .flat_map(|request| request.action.postings())
-        .chain(referenced.values().flat_map(|transfer| &transfer.postings))
-        .map(|posting| posting.account.0)
+        .flat_map(|request| {
+            // Another org's transfer, named here, is refused by the rules: none of its
+            // accounts is locked for it.
+            let referred = self::referenced(request)
+                .and_then(|id| referenced.get(&id))
+                .filter(|transfer| transfer.org == request.org);
+            let postings = request
+                .action
+                .postings()
+                .iter()
+                .chain(referred.into_iter().flat_map(|transfer| &transfer.postings));
+            postings.map(|posting| (posting.account.0, request.org.0))
+        })
         .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+    keys.sort_unstable();
+    keys.dedup();
+    AccountKeys {
+        ids: keys.iter().map(|(id, _)| *id).collect(),
+        orgs: keys.iter().map(|(_, org)| *org).collect(),
+    }
 }
+
+/// The accounts a batch touches, each with the org of a request that names it (an id may
+/// come twice, named by two orgs), in id order. Only an account of the org that names it is
+/// read or locked: naming another org's account id locks nothing of theirs, and the rules find
+/// no such account.
+#[derive(Debug)]
+pub(super) struct AccountKeys {
+    pub ids: Vec<Uuid>,
+    pub orgs: Vec<Uuid>,
+}
+
+impl AccountKeys {
+    /// Whether `state` is an account the batch may use: one of the org that names it.
+    pub fn admits(&self, state: &rules::AccountState) -> bool {
+        self.ids.iter().zip(&self.orgs).any(|(id, org)| *id == state.id.0 && *org == state.org.0)
+    }
+}
+
+/// The accounts of these `(id, org)` pairs, as the statement's `$1` and `$2` arrays.
+pub(super) const ACCOUNTS_OF_ORGS: &str =
+    "(id, org_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))";
 
 /// The transfers whose records the rules need: under the batch's ids (`own`, those that may
 /// exist) and referred to.

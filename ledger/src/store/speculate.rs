@@ -37,8 +37,8 @@ use deadpool_postgres::Client;
 use uuid::Uuid;
 
 use super::post::{
-    History, StateChange, Statements, account_ids, appeared_elsewhere, lookup_ids, referenced_ids,
-    resolutions_by_id, transfers_by_id,
+    ACCOUNTS_OF_ORGS, AccountKeys, History, StateChange, Statements, account_keys,
+    appeared_elsewhere, lookup_ids, referenced_ids, resolutions_by_id, transfers_by_id,
 };
 use super::{Store, StoreError, rows};
 use crate::ids::{AccountId, TransferId};
@@ -316,19 +316,21 @@ async fn read(
             referenced_before.insert(transfer.id, transfer.clone());
         }
     }
-    let account_ids = account_ids(requests, &referenced_before);
-    let to_read: Vec<Uuid> = account_ids
+    let keys = account_keys(requests, &referenced_before);
+    let (ids, orgs) = keys
+        .ids
         .iter()
-        .filter(|id| !speculation.accounts.contains_key(&AccountId(**id)))
-        .copied()
-        .collect();
+        .zip(&keys.orgs)
+        .filter(|(id, _)| !speculation.accounts.contains_key(&AccountId(**id)))
+        .unzip();
+    let to_read = AccountKeys { ids, orgs };
     // Ids generated for their requests cannot be under an earlier transfer.
     let own = requests.iter().filter(|request| !request.id_is_new).map(|request| request.id.0);
     let lookup_ids = lookup_ids(own, &referenced_ids);
 
     // A batch that needs nothing from the database reads nothing, not even the clock: it moves
     // the writer's last reading on (see the module's documentation).
-    let quiet = to_read.is_empty() && lookup_ids.is_empty() && referenced_ids.is_empty();
+    let quiet = to_read.ids.is_empty() && lookup_ids.is_empty() && referenced_ids.is_empty();
     let moved_on =
         if quiet { clock.manual_now().or_else(|| speculation.extrapolated_now()) } else { None };
     let (read, now, existing, (resolutions, reversed)) = if let Some(now) = moved_on {
@@ -342,7 +344,7 @@ async fn read(
     };
 
     // A referred-to transfer that appeared after the first read may touch accounts not read.
-    let known: HashSet<Uuid> = account_ids.iter().copied().collect();
+    let known: HashSet<Uuid> = keys.ids.iter().copied().collect();
     if appeared_elsewhere(&referenced_ids, &referenced_before, &existing, &known) {
         return Ok(None);
     }
@@ -351,8 +353,10 @@ async fn read(
         .iter()
         .map(|row| rows::account_state(row).map(|state| (state.id, state)))
         .collect::<Result<_, _>>()?;
-    for id in &account_ids {
-        if let Some(state) = speculation.accounts.get(&AccountId(*id)) {
+    for id in &keys.ids {
+        if let Some(state) = speculation.accounts.get(&AccountId(*id))
+            && keys.admits(state)
+        {
             accounts.insert(state.id, state.clone());
         }
     }
@@ -366,7 +370,7 @@ async fn read(
 /// records), the transfers under `lookup_ids`, and how the referred-to ones were resolved.
 async fn read_with_clock(
     client: &Client,
-    to_read: &[Uuid],
+    to_read: &AccountKeys,
     lookup_ids: &[Uuid],
     referenced_ids: &[Uuid],
 ) -> Result<
@@ -380,7 +384,7 @@ async fn read_with_clock(
 > {
     let read_accounts = client
         .prepare_cached(&format!(
-            "SELECT {} FROM accounts WHERE id = ANY($1)",
+            "SELECT {} FROM accounts WHERE {ACCOUNTS_OF_ORGS}",
             rows::ACCOUNT_COLUMNS
         ))
         .await?;
@@ -388,10 +392,10 @@ async fn read_with_clock(
     let (read, now, existing, resolved) = tokio::try_join!(
         async {
             // Most batches find every account in the speculation: no statement for none.
-            if to_read.is_empty() {
+            if to_read.ids.is_empty() {
                 return Ok(Vec::new());
             }
-            Ok(client.query(&read_accounts, &[&to_read]).await?)
+            Ok(client.query(&read_accounts, &[&to_read.ids, &to_read.orgs]).await?)
         },
         async { Ok(client.query_one(&read_clock, &[]).await?) },
         transfers_by_id(client, lookup_ids),

@@ -506,7 +506,10 @@ mod tests {
     fn settings_add_the_statement_timeout_to_the_options() {
         let config = parse_url("host=h options='-c search_path=x' connect_timeout=2").unwrap();
         let config = ConnectionSettings::default().apply(config);
-        assert_eq!(config.get_options(), Some("-c search_path=x -c statement_timeout=10000"));
+        assert_eq!(
+            config.get_options(),
+            Some("-c search_path=x -c statement_timeout=10000 -c lock_timeout=2000")
+        );
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
         assert!(config.get_keepalives());
         assert_eq!(config.get_keepalives_idle(), Duration::from_secs(15));

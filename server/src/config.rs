@@ -36,6 +36,17 @@ pub struct Cli {
         default_missing_value = "true")]
     pub simulate: Option<bool>,
 
+    /// A host (besides the providers' own) that payment channels may call, over https; may be
+    /// given more than once. For a provider's new or regional API address.
+    #[arg(long, env = "HAZINA_ALLOW_PROVIDER_HOST", global = true, value_delimiter = ',')]
+    pub allow_provider_host: Vec<String>,
+
+    /// Let payment channels call any http or https address: for a gateway or simulator of
+    /// your own. Channel credentials go wherever a channel's base URL points, so by default
+    /// only https to the providers' published hosts (and, in simulator mode, the simulators).
+    #[arg(long, env = "HAZINA_ALLOW_ANY_PROVIDER_URL", global = true)]
+    pub allow_any_provider_url: bool,
+
     /// The address providers reach this server at, for their callbacks (e.g.
     /// `https://pay.example.com`); default: `http://` and the listening address.
     #[arg(long, env = "HAZINA_PUBLIC_URL", global = true)]

@@ -242,6 +242,11 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     state.payments.configure(payments::Settings {
         public_url: public_url.trim_end_matches('/').to_owned(),
         first_query: std::time::Duration::from_millis(cli.provider_query_after_ms.max(1)),
+        provider_hosts: payments::ProviderHosts {
+            extra: cli.allow_provider_host.clone(),
+            any: cli.allow_any_provider_url,
+            simulators: cli.simulate().then_some(address),
+        },
         ..payments::Settings::default()
     });
     let worker = tokio::spawn(payments::run(

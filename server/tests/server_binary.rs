@@ -603,6 +603,8 @@ async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Re
             command
                 .env("DATABASE_URL", db.connection_string())
                 .env("HAZINA_PROVIDER_QUERY_AFTER_MS", "200")
+                // The providers here are simulators on a loopback port of the test's own.
+                .arg("--allow-any-provider-url")
                 .arg("--credentials-key-file")
                 .arg(&key_file);
         })
@@ -802,6 +804,60 @@ async fn unknown_outcome_names_its_ids(args: &[&str], code: &str) -> anyhow::Res
     let balance =
         api.get(&org_key, &format!("/v1/purses/{}", target.as_str().unwrap_or(""))).await?;
     assert_eq!(balance["balance"]["actual"], "12.00", "{balance}");
+    server.signal(Signal::SIGTERM)?;
+    assert!(server.wait_exit().await?.success(), "{}", server.stderr());
+    Ok(())
+}
+
+/// Channel credentials go wherever a channel's base URL points: by default only https to the
+/// provider's published hosts, anything else only as the operator allows.
+#[tokio::test]
+async fn channels_call_only_the_providers_hosts_unless_the_operator_allows_more()
+-> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .context("a fresh database gets its first keys")?;
+    let scratch = Scratch::new()?;
+    let mut server = Hazina::serve(|command| {
+        command
+            .env("DATABASE_URL", db.connection_string())
+            .args(["--allow-provider-host", "momo.example.ug"])
+            .arg("--credentials-key-file")
+            .arg(scratch.0.join("credentials.key"));
+    })?;
+    server.wait_ready().await?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let channel = |provider: &str, number: &str, base_url: &str| {
+        let credentials = if provider == "mpesa" {
+            json!({ "consumerKey": "k", "consumerSecret": "s" })
+        } else {
+            json!({ "apiUser": "u", "apiKey": "k", "subscriptionKey": "s",
+                "targetEnvironment": "sandbox" })
+        };
+        json!({ "provider": provider, "channelNumber": number, "currencyCode": "KES",
+            "baseUrl": base_url, "credentials": credentials })
+    };
+    for (body, expected) in [
+        (channel("mpesa", "600001", "http://127.0.0.1:9/simulator/mpesa"), 422),
+        (channel("mpesa", "600002", "https://api.safaricom.co.ke@attacker.example"), 422),
+        (channel("mpesa", "600003", "https://sandbox.safaricom.co.ke"), 201),
+        (channel("momo", "main", "https://momo.example.ug"), 201),
+    ] {
+        let response = http
+            .post(format!("{}/v1/channels", server.base))
+            .bearer_auth(&made.org_key.token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let answer: serde_json::Value = response.json().await?;
+        assert_eq!(status, expected, "{body}: {answer}");
+        if expected == 422 {
+            assert_eq!(answer["code"], "provider_url_not_allowed", "{answer}");
+        }
+    }
     server.signal(Signal::SIGTERM)?;
     assert!(server.wait_exit().await?.success(), "{}", server.stderr());
     Ok(())

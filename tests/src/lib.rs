@@ -382,6 +382,11 @@ impl ApiServer {
             lease: std::time::Duration::from_secs(5),
             respond_within: std::time::Duration::from_secs(5),
             poll_interval: std::time::Duration::from_millis(100),
+            // The simulators of these tests listen on loopback ports of their own.
+            provider_hosts: hazina_server::payments::ProviderHosts {
+                any: true,
+                ..hazina_server::payments::ProviderHosts::default()
+            },
         });
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(hazina_server::payments::run(std::sync::Arc::clone(&state.payments), async {

@@ -260,6 +260,12 @@ async fn create_channel(
     caller.org_key()?;
     let currency = money::currency(&new.currency_code)?;
     check(&new)?;
+    let provider = match new.provider {
+        Provider::Mpesa => crate::payments::Provider::Mpesa,
+        Provider::Momo => crate::payments::Provider::Momo,
+    };
+    (state.payments.settings().provider_hosts.check(provider, &new.base_url))
+        .map_err(|why| ApiError::invalid("provider_url_not_allowed", why))?;
     let limit = new.treasury_limit.as_ref().map_or(Ok(0), |v| treasury_limit(v, currency))?;
     let mut account = NewAccount::new(caller.org, AccountKind::Channel, currency);
     account.name = Some(format!("{} {}", new.provider.as_str(), new.channel_number));

@@ -71,6 +71,67 @@ pub struct Settings {
     pub respond_within: Duration,
     /// How often the worker looks for due payments.
     pub poll_interval: Duration,
+    /// Which provider addresses channels may name.
+    pub provider_hosts: ProviderHosts,
+}
+
+/// Which addresses the engine may send provider requests (and channel credentials) to: https
+/// to a provider's known hosts by default, anything else only as the operator allows.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderHosts {
+    /// More hosts, https only (`--allow-provider-host`).
+    pub extra: Vec<String>,
+    /// Any http or https address (`--allow-any-provider-url`): the operator's explicit choice.
+    pub any: bool,
+    /// The address this server listens on, when it serves the simulators there
+    /// (`http://ADDRESS/simulator/…`, through loopback or that address).
+    pub simulators: Option<std::net::SocketAddr>,
+}
+
+impl ProviderHosts {
+    /// The hosts each provider publishes its API at (production and sandbox).
+    fn known(provider: Provider) -> &'static [&'static str] {
+        match provider {
+            Provider::Mpesa => &["api.safaricom.co.ke", "sandbox.safaricom.co.ke"],
+            Provider::Momo => &["proxy.momoapi.mtn.com", "sandbox.momodeveloper.mtn.com"],
+        }
+    }
+
+    /// Whether a channel of `provider` may call `url`; why not, when it may not.
+    ///
+    /// # Errors
+    ///
+    /// The reason, for the operator: not https, or a host that is not the provider's.
+    pub fn check(&self, provider: Provider, url: &str) -> Result<(), String> {
+        let parsed =
+            reqwest::Url::parse(url.trim()).map_err(|error| format!("not a URL: {error}"))?;
+        if self.any && matches!(parsed.scheme(), "http" | "https") {
+            return Ok(());
+        }
+        if let Some(listening) = self.simulators {
+            let host = parsed.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let ours = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback() || ip == listening.ip());
+            let simulator = parsed.path().starts_with("/simulator/");
+            if ours && simulator && parsed.port() == Some(listening.port()) {
+                return Ok(());
+            }
+        }
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let allowed = Self::known(provider).contains(&host.as_str())
+            || self.extra.iter().any(|extra| extra.eq_ignore_ascii_case(&host));
+        if parsed.scheme() != "https" || !parsed.username().is_empty() || !allowed {
+            return Err(format!(
+                "a channel calls https://{} (or a host the operator allows with \
+                 --allow-provider-host), not {url}",
+                Self::known(provider).join(" or https://")
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Settings {
@@ -82,6 +143,7 @@ impl Default for Settings {
             lease: Duration::from_secs(90),
             respond_within: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
+            provider_hosts: ProviderHosts::default(),
         }
     }
 }
@@ -783,9 +845,12 @@ impl Engine {
     /// Sends the payment's request (under its one key) and applies the answer.
     async fn send(&self, id: Uuid, channel: &Channel) -> Result<Record, ApiError> {
         let record = self.read(id).await?;
-        let outcome = match channel.provider {
-            Provider::Mpesa => mpesa::send(self, channel, &record).await,
-            Provider::Momo => momo::send(self, channel, &record).await,
+        let allowed = self.settings().provider_hosts.check(channel.provider, &channel.base_url);
+        let outcome = match (allowed, channel.provider) {
+            // Nothing leaves for an address the operator no longer allows: kept until they do.
+            (Err(why), _) => SendOutcome::NotSent(why),
+            (Ok(()), Provider::Mpesa) => mpesa::send(self, channel, &record).await,
+            (Ok(()), Provider::Momo) => momo::send(self, channel, &record).await,
         };
         tracing::info!(payment = %id, outcome = ?outcome, "provider request sent");
         let (event, stage) = match outcome {
@@ -1210,6 +1275,10 @@ impl Engine {
     /// A payment whose request may or may not have left: find out, never send under a new
     /// key.
     async fn recover_sending(&self, record: &Record, channel: &Channel) -> Result<(), ApiError> {
+        if let Err(why) = self.settings().provider_hosts.check(channel.provider, &channel.base_url)
+        {
+            return self.retry_later(record.id, &why).await;
+        }
         let outcome = match channel.provider {
             Provider::Mpesa => mpesa::recover(self, channel, record).await,
             Provider::Momo => Recovery::Query(momo::query(self, channel, record).await),
@@ -1237,9 +1306,11 @@ impl Engine {
 
     /// Asks the provider about a sent payment.
     async fn query(&self, record: &Record, channel: &Channel) -> Result<(), ApiError> {
-        let outcome = match channel.provider {
-            Provider::Mpesa => mpesa::query(self, channel, record).await,
-            Provider::Momo => momo::query(self, channel, record).await,
+        let allowed = self.settings().provider_hosts.check(channel.provider, &channel.base_url);
+        let outcome = match (allowed, channel.provider) {
+            (Err(why), _) => QueryOutcome::Unknown(why),
+            (Ok(()), Provider::Mpesa) => mpesa::query(self, channel, record).await,
+            (Ok(()), Provider::Momo) => momo::query(self, channel, record).await,
         };
         self.take_query(record, outcome).await
     }
@@ -1292,6 +1363,10 @@ impl Engine {
             )
             .await?;
         drop(client);
+        self.settings()
+            .provider_hosts
+            .check(channel.provider, &channel.base_url)
+            .map_err(|why| ApiError::invalid("provider_url_not_allowed", why))?;
         mpesa::register_c2b(self, channel).await.map_err(|error| match error {
             hazina_providers::mpesa_client::ClientError::Refused { error, .. } => {
                 ApiError::invalid(
@@ -1467,5 +1542,42 @@ pub async fn run(engine: Arc<Engine>, shutdown: impl Future<Output = ()>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Provider, ProviderHosts};
+
+    #[test]
+    fn channels_call_https_to_the_providers_hosts_and_what_the_operator_allows() {
+        let strict = ProviderHosts::default();
+        let allowed = |hosts: &ProviderHosts, provider, url| hosts.check(provider, url).is_ok();
+        assert!(allowed(&strict, Provider::Mpesa, "https://sandbox.safaricom.co.ke"));
+        assert!(allowed(&strict, Provider::Mpesa, "https://API.safaricom.co.ke/"));
+        assert!(allowed(&strict, Provider::Momo, "https://proxy.momoapi.mtn.com"));
+        for (provider, url) in [
+            (Provider::Mpesa, "http://sandbox.safaricom.co.ke"),
+            (Provider::Mpesa, "https://sandbox.safaricom.co.ke.evil.example"),
+            (Provider::Mpesa, "https://api.safaricom.co.ke@evil.example"),
+            (Provider::Mpesa, "https://proxy.momoapi.mtn.com"),
+            (Provider::Momo, "https://127.0.0.1:8080/simulator/momo"),
+            (Provider::Momo, "not a url"),
+        ] {
+            assert!(!allowed(&strict, provider, url), "{url}");
+        }
+        let extra = ProviderHosts { extra: vec!["momo.example.ug".into()], ..strict.clone() };
+        assert!(allowed(&extra, Provider::Momo, "https://momo.example.ug/collection"));
+        assert!(!allowed(&extra, Provider::Momo, "http://momo.example.ug/collection"));
+        let any = ProviderHosts { any: true, ..strict.clone() };
+        assert!(allowed(&any, Provider::Mpesa, "http://10.0.0.7:9000"));
+        assert!(!allowed(&any, Provider::Mpesa, "file:///etc/passwd"));
+        let listening = "0.0.0.0:8080".parse().ok();
+        let simulating = ProviderHosts { simulators: listening, ..strict };
+        assert!(allowed(&simulating, Provider::Mpesa, "http://127.0.0.1:8080/simulator/mpesa"));
+        assert!(allowed(&simulating, Provider::Momo, "http://localhost:8080/simulator/momo"));
+        assert!(!allowed(&simulating, Provider::Mpesa, "http://127.0.0.1:8081/simulator/mpesa"));
+        assert!(!allowed(&simulating, Provider::Mpesa, "http://127.0.0.1:8080/v1/payments"));
+        assert!(!allowed(&simulating, Provider::Mpesa, "http://10.0.0.7:8080/simulator/mpesa"));
     }
 }

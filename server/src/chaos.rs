@@ -432,6 +432,8 @@ impl World {
             outage: Duration::from_millis(args.outage_ms),
             inject_lost_ack: args.inject_lost_ack,
         };
+        // As an operator does once per deployment: servers on DATABASE_URL never make it.
+        crate::secrets::Sealer::load_or_create(&world.work_dir.join("credentials.key"))?;
         world.spawn_server()?;
         world.wait_ready().await?;
         world.set_up_accounts().await?;

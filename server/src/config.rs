@@ -163,6 +163,10 @@ pub enum Command {
     /// Create, list and revoke API keys (a key's token is shown once, when created).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Create the credentials key file (`--credentials-key-file`) and exit: once per
+    /// deployment on `DATABASE_URL`, whose servers never create it themselves (a server that
+    /// made a new key would seal channels that the others cannot open). Refuses to overwrite.
+    CredentialsKey,
 }
 
 /// `hazina keys …`: each acts on `--org`, or on the only org there is.

@@ -60,6 +60,14 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             None => Err(anyhow::anyhow!("interrupted")),
         };
     }
+    if let Command::CredentialsKey = cli.command() {
+        let path = cli.credentials_key_file();
+        hazina_server::secrets::Sealer::create_new(&path)
+            .with_context(|| format!("could not create the credentials key {}", path.display()))?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "created the credentials key {} (mode 0600): back it up", path.display())?;
+        return Ok(());
+    }
     // A signal while starting abandons the start; dropping a half-started cluster stops it.
     let Some(database) = shutdown.unless_signalled(Database::open(cli)).await else {
         return Ok(());
@@ -83,7 +91,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 None => Err(anyhow::anyhow!("interrupted")),
             }
         }
-        Command::Chaos(_) => Ok(()),
+        Command::Chaos(_) | Command::CredentialsKey => Ok(()),
     };
     let stopped = database.close().await;
     result.and(stopped)
@@ -235,8 +243,23 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     }
     let ledger_pool = db::pool_with(config, api::LEDGER_POOL_SIZE, &database.tls)?;
     let key_file = cli.credentials_key_file();
-    let sealer = hazina_server::secrets::Sealer::load_or_create(&key_file)
-        .with_context(|| format!("no credentials key at {}", key_file.display()))?;
+    // With the embedded database the key lives beside it and is made on first start. On
+    // DATABASE_URL every server must share one key, so none makes its own: a missing file is
+    // an operator's mistake (a wrong path, a forgotten copy), and a new key would seal channels
+    // that the other servers cannot open.
+    let sealer = if database.cluster.is_some() {
+        hazina_server::secrets::Sealer::load_or_create(&key_file)
+            .with_context(|| format!("no credentials key at {}", key_file.display()))?
+    } else {
+        hazina_server::secrets::Sealer::load(&key_file).with_context(|| {
+            format!(
+                "no credentials key at {path}: with DATABASE_URL it is never created by a \
+                 server; create it once with `hazina credentials-key --credentials-key-file \
+                 {path}` and give every server the same file",
+                path = key_file.display()
+            )
+        })?
+    };
     let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer);
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
     state.payments.configure(payments::Settings {

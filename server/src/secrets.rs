@@ -108,6 +108,25 @@ impl Sealer {
         }
     }
 
+    /// The sealer of the key in the existing file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sealer::load_or_create`], and when the file does not exist.
+    pub fn load(path: &Path) -> Result<Sealer, SecretsError> {
+        load(path)
+    }
+
+    /// Creates the key file at `path` with a fresh random key, as
+    /// [`Sealer::load_or_create`] does, but never when it exists.
+    ///
+    /// # Errors
+    ///
+    /// When the file exists (`AlreadyExists`), or cannot be created.
+    pub fn create_new(path: &Path) -> Result<Sealer, SecretsError> {
+        create(path)
+    }
+
     /// Seals `plaintext`, bound to `aad` (the row's id): `v1:` and the base64 of the random
     /// nonce, the ciphertext and the tag. Sealing the same plaintext twice gives different text.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, SecretsError> {

@@ -48,6 +48,8 @@ struct Hazina {
     child: Child,
     stderr: Arc<Mutex<String>>,
     base: String,
+    /// Holds its credentials key, unless the test names one of its own.
+    _key_dir: Scratch,
 }
 
 impl Hazina {
@@ -71,6 +73,12 @@ impl Hazina {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut command = Self::command();
         command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        // A key of its own, as an operator creates once per deployment (a server on
+        // DATABASE_URL never makes one); `--credentials-key-file` in `configure` wins.
+        let key_dir = Scratch::new()?;
+        let key_file = key_dir.0.join("credentials.key");
+        hazina_server::secrets::Sealer::create_new(&key_file)?;
+        command.env("HAZINA_CREDENTIALS_KEY_FILE", &key_file);
         configure(&mut command);
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn()?;
@@ -85,7 +93,7 @@ impl Hazina {
                 }
             }
         });
-        Ok(Self { child, stderr, base: format!("http://127.0.0.1:{port}") })
+        Ok(Self { child, stderr, base: format!("http://127.0.0.1:{port}"), _key_dir: key_dir })
     }
 
     fn serve_embedded(data_dir: &Path) -> anyhow::Result<Self> {
@@ -364,15 +372,11 @@ async fn serve_uses_database_url_instead_of_the_embedded_postgres() -> anyhow::R
 #[tokio::test]
 async fn simulate_serves_the_provider_simulators_and_only_then() -> anyhow::Result<()> {
     let db = fresh_db().await;
-    let scratch = Scratch::new()?;
     let client = reqwest::Client::new();
     let token_path = "/simulator/mpesa/oauth/v1/generate?grant_type=client_credentials";
     for simulate in [true, false] {
         let mut server = Hazina::serve(|command| {
-            command
-                .env("DATABASE_URL", db.connection_string())
-                .arg("--credentials-key-file")
-                .arg(scratch.0.join("credentials.key"));
+            command.env("DATABASE_URL", db.connection_string());
             if simulate {
                 command.arg("--simulate");
             }
@@ -598,6 +602,13 @@ async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Re
     // One credentials key for both lives of the server, as an operator keeps it.
     let scratch = Scratch::new()?;
     let key_file = scratch.0.join("credentials.key");
+    let created = tokio::process::Command::from(Hazina::command())
+        .arg("credentials-key")
+        .arg("--credentials-key-file")
+        .arg(&key_file)
+        .output()
+        .await?;
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let serve = || {
         Hazina::serve(|command| {
             command
@@ -819,13 +830,10 @@ async fn channels_call_only_the_providers_hosts_unless_the_operator_allows_more(
         .await
         .map_err(|e| anyhow::anyhow!(e.detail))?
         .context("a fresh database gets its first keys")?;
-    let scratch = Scratch::new()?;
     let mut server = Hazina::serve(|command| {
         command
             .env("DATABASE_URL", db.connection_string())
-            .args(["--allow-provider-host", "momo.example.ug"])
-            .arg("--credentials-key-file")
-            .arg(scratch.0.join("credentials.key"));
+            .args(["--allow-provider-host", "momo.example.ug"]);
     })?;
     server.wait_ready().await?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
@@ -860,5 +868,42 @@ async fn channels_call_only_the_providers_hosts_unless_the_operator_allows_more(
     }
     server.signal(Signal::SIGTERM)?;
     assert!(server.wait_exit().await?.success(), "{}", server.stderr());
+    Ok(())
+}
+
+/// On `DATABASE_URL` every server must share one credentials key: a server never makes one, and
+/// a missing file is a clear error; `hazina credentials-key` makes it once, and never again.
+#[tokio::test]
+async fn a_missing_credentials_key_on_a_database_url_is_an_error_not_a_new_key()
+-> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let scratch = Scratch::new()?;
+    let key_file = scratch.0.join("credentials.key");
+    let mut server = Hazina::serve(|command| {
+        command
+            .env("DATABASE_URL", db.connection_string())
+            .arg("--credentials-key-file")
+            .arg(&key_file);
+    })?;
+    let status = server.wait_exit().await?;
+    assert!(!status.success());
+    let stderr = server.stderr();
+    let error = stderr.lines().last().unwrap_or_default();
+    assert!(error.starts_with("error: no credentials key at"), "{stderr}");
+    assert!(error.contains("hazina credentials-key"), "{stderr}");
+    assert!(!key_file.exists(), "a server made a key");
+    let create = || {
+        tokio::process::Command::from(Hazina::command())
+            .arg("credentials-key")
+            .arg("--credentials-key-file")
+            .arg(&key_file)
+            .output()
+    };
+    let created = create().await?;
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let key = std::fs::read(&key_file)?;
+    let again = create().await?;
+    assert!(!again.status.success(), "the key file was made again");
+    assert_eq!(std::fs::read(&key_file)?, key);
     Ok(())
 }

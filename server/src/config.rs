@@ -36,6 +36,12 @@ pub struct Cli {
         default_missing_value = "true")]
     pub simulate: Option<bool>,
 
+    /// How many days parked provider callbacks (matched to no payment) and stored
+    /// `Idempotency-Key` responses are kept before they are deleted (hourly).
+    #[arg(long, env = "HAZINA_RETENTION_DAYS", global = true, default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: u32,
+
     /// A host (besides the providers' own) that payment channels may call, over https; may be
     /// given more than once. For a provider's new or regional API address.
     #[arg(long, env = "HAZINA_ALLOW_PROVIDER_HOST", global = true, value_delimiter = ',')]
@@ -132,6 +138,11 @@ impl Cli {
             lock_timeout: (self.db_lock_timeout_ms > 0)
                 .then(|| Duration::from_millis(self.db_lock_timeout_ms)),
         }
+    }
+
+    /// How long parked callbacks and idempotent responses are kept.
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_days) * 24 * 60 * 60)
     }
 
     /// How long a request may take before it is answered with a 503.

@@ -236,6 +236,11 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         hazina_ledger::store::Store::new(pool.clone()),
         shutdown.clone().wait(),
     ));
+    let retention = tokio::spawn(workers::sweep_retention(
+        pool.clone(),
+        cli.retention(),
+        shutdown.clone().wait(),
+    ));
     if let Some(made) =
         api::tenancy::bootstrap(&pool).await.map_err(|e| anyhow::anyhow!(e.detail))?
     {
@@ -307,6 +312,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     // stopping the payments worker: a payment's every step is recorded before the next.
     sweeper.abort();
     worker.abort();
+    retention.abort();
     if sweeper.await.is_err_and(|error| error.is_panic()) {
         tracing::warn!("the expiry sweeper panicked");
     }

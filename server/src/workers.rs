@@ -41,3 +41,97 @@ pub async fn sweep_expired(store: Store, shutdown: impl Future<Output = ()>) {
         }
     }
 }
+
+/// How often stored callbacks and idempotent responses past their retention are deleted.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// Most rows one statement deletes, so that a backlog never holds long locks.
+const RETENTION_BATCH_MAX: i64 = 10_000;
+
+/// What a retention sweep deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Parked callbacks (matched to no payment) older than the retention.
+    pub parked_callbacks: u64,
+    /// Responses stored for `Idempotency-Key`s older than the retention.
+    pub idempotent_responses: u64,
+}
+
+/// Deletes, in every org, the parked callbacks (those matched to no payment; a matched one is
+/// its payment's evidence and stays) and the stored `Idempotency-Key` responses older than
+/// `retention`.
+///
+/// # Errors
+///
+/// When the database fails; what was deleted before stays deleted.
+pub async fn sweep_retention_once(
+    pool: &deadpool_postgres::Pool,
+    retention: Duration,
+) -> Result<Retained, deadpool_postgres::PoolError> {
+    let client = pool.get().await?;
+    let seconds = retention.as_secs_f64();
+    let orgs = client.query("SELECT id FROM orgs ORDER BY id", &[]).await?;
+    let mut retained = Retained::default();
+    for org in orgs {
+        let org: uuid::Uuid = org.get(0);
+        loop {
+            let deleted = client
+                .execute(
+                    "DELETE FROM provider_callbacks WHERE id IN (
+                         SELECT c.id FROM provider_callbacks c
+                         JOIN payment_channels ch ON ch.id = c.channel_id
+                         WHERE ch.org_id = $1 AND c.payment_id IS NULL
+                             AND c.received_at < now() - make_interval(secs => $2)
+                         LIMIT $3)",
+                    &[&org, &seconds, &RETENTION_BATCH_MAX],
+                )
+                .await?;
+            retained.parked_callbacks += deleted;
+            if deleted < RETENTION_BATCH_MAX.unsigned_abs() {
+                break;
+            }
+        }
+        loop {
+            let deleted = client
+                .execute(
+                    "DELETE FROM idempotent_requests WHERE (org_id, caller, key) IN (
+                         SELECT org_id, caller, key FROM idempotent_requests
+                         WHERE org_id = $1 AND created_at < now() - make_interval(secs => $2)
+                         LIMIT $3)",
+                    &[&org, &seconds, &RETENTION_BATCH_MAX],
+                )
+                .await?;
+            retained.idempotent_responses += deleted;
+            if deleted < RETENTION_BATCH_MAX.unsigned_abs() {
+                break;
+            }
+        }
+    }
+    Ok(retained)
+}
+
+/// Sweeps past-retention rows every [`RETENTION_INTERVAL`] (and once at start) until
+/// `shutdown` resolves.
+pub async fn sweep_retention(
+    pool: deadpool_postgres::Pool,
+    retention: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut interval = tokio::time::interval(RETENTION_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = interval.tick() => {}
+        }
+        match sweep_retention_once(&pool, retention).await {
+            Ok(retained) if retained != Retained::default() => {
+                tracing::info!(?retained, "deleted callbacks and responses past their retention");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %crate::error_chain(&error), "retention sweep failed");
+            }
+        }
+    }
+}

@@ -57,3 +57,72 @@ async fn the_sweeper_voids_pending_transfers_once_their_timeout_passes() {
     tokio::time::timeout(Duration::from_secs(5), sweeper).await.unwrap().unwrap();
     assert!(store.verify().await.unwrap().is_empty());
 }
+
+/// Parked callbacks and stored idempotent responses are deleted once past the retention; a
+/// callback matched to its payment is that payment's evidence and stays.
+#[tokio::test]
+async fn retention_deletes_old_parked_callbacks_and_idempotent_responses_only() {
+    let server = hazina_tests::ApiServer::start().await;
+    let channel = serde_json::json!({
+        "provider": "mpesa", "channelNumber": "600000", "currencyCode": "KES",
+        "baseUrl": "https://sandbox.safaricom.co.ke",
+        "credentials": { "consumerKey": "k", "consumerSecret": "s" },
+    });
+    let (status, channel) = server.post(&server.org_key, "/v1/channels", &channel).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{channel}");
+    let channel: uuid::Uuid = channel["channelId"].as_str().unwrap().parse().unwrap();
+    let (_, purse) = server
+        .post(&server.org_key, "/v1/purses", &serde_json::json!({ "currencyCode": "KES" }))
+        .await;
+    let purse: uuid::Uuid = purse["purseId"].as_str().unwrap().parse().unwrap();
+    let client = server.db.connect().await.unwrap();
+    let payment = uuid::Uuid::now_v7();
+    client
+        .execute(
+            "INSERT INTO provider_payments (id, org_id, channel_id, flow, msisdn, account_id,
+                 currency, amount_minor, our_reference, stage, status, settled, request)
+             VALUES ($1, $2, $3, 'received', '254700000001', $4, 'KES', 100, 'SKE1', 'settled',
+                 'success', 'posted', '{}')",
+            &[&payment, &server.org.0, &channel, &purse],
+        )
+        .await
+        .unwrap();
+    for (days, matched) in [(100, None), (1, None), (100, Some(payment))] {
+        client
+            .execute(
+                "INSERT INTO provider_callbacks (channel_id, payment_id, kind, verified, body,
+                     received_at)
+                 VALUES ($1, $2, 'c2b', false, '{}', now() - make_interval(days => $3))",
+                &[&channel, &matched, &days],
+            )
+            .await
+            .unwrap();
+    }
+    for (key, days) in [("old", 100), ("new", 1)] {
+        client
+            .execute(
+                "INSERT INTO idempotent_requests (org_id, caller, key, request_sha256, status,
+                     response, created_at)
+                 VALUES ($1, 'k', $2, '\\x00', 201, 'null', now() - make_interval(days => $3))",
+                &[&server.org.0, &key, &days],
+            )
+            .await
+            .unwrap();
+    }
+    let retention = Duration::from_secs(90 * 24 * 60 * 60);
+    let retained =
+        hazina_server::workers::sweep_retention_once(&server.db.pool(), retention).await.unwrap();
+    assert_eq!((retained.parked_callbacks, retained.idempotent_responses), (1, 1));
+    let left = client
+        .query(
+            "SELECT payment_id IS NOT NULL, received_at > now() - interval '2 days'
+             FROM provider_callbacks ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    let left: Vec<(bool, bool)> = left.iter().map(|row| (row.get(0), row.get(1))).collect();
+    assert_eq!(left, [(false, true), (true, false)]);
+    let keys = client.query("SELECT key FROM idempotent_requests", &[]).await.unwrap();
+    assert_eq!(keys.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>(), ["new"]);
+}

@@ -249,3 +249,28 @@ fn the_oracle_reads_what_money_reads() {
     let twelve = Money::parse(kes, "12.50").unwrap();
     assert!(exact(&twelve, kes, "12.51").is_err());
 }
+
+#[test]
+fn the_generators_reach_both_answers() {
+    // A target whose inputs are all refused, or all taken, checks only half of its property.
+    use proptest::strategy::ValueTree as _;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let kes = Currency::from_code("KES").unwrap();
+    let count = 300;
+    let (mut read, mut sums, mut overflows) = (0, 0, 0);
+    for _ in 0..count {
+        let text = amount_text().new_tree(&mut runner).unwrap().current();
+        read += usize::from(Money::parse(kes, &text).is_ok());
+        let a = money_of(kes, minor().new_tree(&mut runner).unwrap().current());
+        let b = money_of(kes, minor().new_tree(&mut runner).unwrap().current());
+        match a.checked_add(&b) {
+            Ok(_) => sums += 1,
+            Err(_) => overflows += 1,
+        }
+    }
+    eprintln!("of {count}: {read} amounts read, {sums} sums, {overflows} overflows");
+    assert!(read * 100 >= count * 25 && read * 100 <= count * 90, "{read} of {count} read");
+    assert!(sums * 100 >= count * 25, "{sums} of {count} sums");
+    assert!(overflows * 100 >= count * 5, "{overflows} of {count} overflows");
+}

@@ -109,6 +109,13 @@ pub async fn render(State(state): State<AppState>) -> Response {
     let _ = writeln!(text, "hazina_pipeline_batch_size_bucket{{le=\"+Inf\"}} {batches}");
     let _ = writeln!(text, "hazina_pipeline_batch_size_sum {}", load(&stats.requests));
     let _ = writeln!(text, "hazina_pipeline_batch_size_count {batches}");
+    let _ = writeln!(
+        text,
+        "# HELP hazina_api_key_set_reads_total Readings of the live API key prefixes (for keys \
+         this process did not know).\n# TYPE hazina_api_key_set_reads_total counter\n\
+         hazina_api_key_set_reads_total {}",
+        state.keys.reloads()
+    );
     // Payments a provider's answer disagreed with wait for an operator, across restarts: the
     // count comes from the database (left out when it does not answer in time).
     let held = tokio::time::timeout(std::time::Duration::from_secs(2), state.payments.held_count());

@@ -493,3 +493,49 @@ async fn a_payment_carries_its_context_all_or_nothing() {
     let (_, purse_view) = server.get(&server.app_key, &format!("/v1/purses/{purse}")).await;
     assert_eq!(purse_view["balance"]["actual"], "60.00");
 }
+
+/// How many times the server read the live API key prefixes so far (from `/metrics`).
+async fn key_set_reads(server: &ApiServer) -> u64 {
+    let metrics = server.http.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let line = metrics.lines().find(|line| line.starts_with("hazina_api_key_set_reads_total "));
+    line.and_then(|line| line.split_whitespace().nth(1)).unwrap().parse().unwrap()
+}
+
+/// A flood of unknown keys (new ones each time, concurrent or not, or one repeated) costs no
+/// database lookup per request, and never pushes a real key out: they still work throughout,
+/// and a key made meanwhile works at once.
+#[tokio::test]
+async fn unknown_keys_cost_no_lookup_each_and_never_evict_real_ones() {
+    let server = ApiServer::start().await;
+    let (status, _) = server.get(&server.org_key, "/v1/purses").await;
+    assert_eq!(status, StatusCode::OK);
+    let before = key_set_reads(&server).await;
+    let random_key = || format!("hz_{}_secret", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        let (http, url, key) =
+            (server.http.clone(), format!("{}/v1/purses", server.base), random_key());
+        flood.push(tokio::spawn(async move {
+            http.get(url).bearer_auth(key).send().await.unwrap().status()
+        }));
+    }
+    for request in flood {
+        assert_eq!(request.await.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    let repeated = random_key();
+    for _ in 0..200 {
+        let (status, _) = server.get(&repeated, "/v1/purses").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let reads = key_set_reads(&server).await - before;
+    // 600 unknown keys: a few shared readings, not one lookup each.
+    assert!(reads < 60, "{reads} readings of the key set for 600 unknown keys");
+    let (status, _) = server.get(&server.org_key, "/v1/purses").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, made) =
+        server.post(&server.org_key, "/v1/keys", &json!({ "name": "made during a flood" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (status, _) = server.get(made["token"].as_str().unwrap(), "/v1/purses").await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -4,9 +4,15 @@
 //! prefix that finds it and a SHA-256 of the secret. An **org key** (no app) manages the org;
 //! an **app key** acts for one app. Lookups are cached for a few seconds; a key revoked in this
 //! process stops working at once, one revoked by another process within [`CACHE_TTL`].
+//!
+//! Unknown keys cost no database lookup each: the cache knows every live key's prefix (the set
+//! is read again when a key is made in this process, or, for a prefix it does not know, at
+//! most every [`KNOWN_RELOAD_INTERVAL`], by one query shared by every request waiting), and
+//! remembers unknown prefixes in a bounded map of their own that never evicts a real key.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -27,6 +33,25 @@ pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Most keys remembered; past it the cache starts again empty.
 const CACHE_ENTRIES_MAX: usize = 10_000;
+
+/// The shortest time between two readings of the live prefixes for prefixes not known, unless
+/// this process made or revoked a key since: a key made by another process works within it.
+pub const KNOWN_RELOAD_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Most unknown prefixes remembered; past it they are forgotten (never a real key).
+const UNKNOWN_ENTRIES_MAX: usize = 100_000;
+
+/// How long an unknown prefix is answered from memory.
+const UNKNOWN_TTL: Duration = Duration::from_secs(5);
+
+/// Counts the keys this process made or revoked: a key cache whose prefixes were read before
+/// the latest change reads them again at once.
+static KEYS_CHANGED: AtomicU64 = AtomicU64::new(0);
+
+/// Notes that a key was made or revoked in this process.
+pub fn note_keys_changed() {
+    KEYS_CHANGED.fetch_add(1, Ordering::SeqCst);
+}
 
 /// Who is calling: the org, and the app for an app key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,10 +136,23 @@ struct StoredKey {
     secret_sha256: Vec<u8>,
 }
 
-/// Recent key lookups by prefix (`None`: no live key has it).
+/// Recent key lookups by prefix, the live prefixes, and recent unknown ones.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Option<StoredKey>, Instant)>>,
+    entries: Mutex<HashMap<String, (StoredKey, Instant)>>,
+    known: Mutex<Known>,
+    unknown: Mutex<HashMap<String, (Instant, u64)>>,
+    /// Held while the live prefixes are read, so that one reading serves every waiter.
+    reading: tokio::sync::Mutex<()>,
+    reloads: AtomicU64,
+}
+
+/// The live keys' prefixes as last read.
+#[derive(Debug, Default)]
+struct Known {
+    prefixes: HashSet<String>,
+    /// When that reading started, and [`KEYS_CHANGED`] then.
+    started: Option<(Instant, u64)>,
 }
 
 impl KeyCache {
@@ -129,15 +167,23 @@ impl KeyCache {
                 .map(|(key, _)| key.clone())
         };
         let key = if let Some(key) = cached {
-            key
+            Some(key)
+        } else if !self.is_live(pool, prefix).await? {
+            None
         } else {
             let key = lookup(pool, prefix).await?;
-            let mut entries =
-                self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if entries.len() >= CACHE_ENTRIES_MAX {
-                entries.clear();
+            match &key {
+                Some(key) => {
+                    let mut entries =
+                        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if entries.len() >= CACHE_ENTRIES_MAX {
+                        entries.clear();
+                    }
+                    entries.insert(prefix.to_owned(), (key.clone(), Instant::now()));
+                }
+                // Revoked since the prefixes were read: unknown from now on.
+                None => self.learn_unknown(prefix),
             }
-            entries.insert(prefix.to_owned(), (key.clone(), Instant::now()));
             key
         };
         let digest = Sha256::digest(secret.as_bytes());
@@ -146,8 +192,73 @@ impl KeyCache {
             .map(|key| key.caller))
     }
 
+    /// Whether a live key may have this prefix, reading the live prefixes again when they may
+    /// be out of date; no database work for a prefix known to be unknown.
+    async fn is_live(&self, pool: &Pool, prefix: &str) -> Result<bool, ApiError> {
+        let arrived = Instant::now();
+        let changed = KEYS_CHANGED.load(Ordering::SeqCst);
+        if self.knows(prefix) {
+            return Ok(true);
+        }
+        let remembered = self
+            .unknown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(prefix)
+            .is_some_and(|(at, seen)| at.elapsed() < UNKNOWN_TTL && *seen == changed);
+        if remembered {
+            return Ok(false);
+        }
+        let _reading = self.reading.lock().await;
+        let started = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner).started;
+        let stale = match started {
+            None => true,
+            Some((at, seen)) => {
+                seen != changed || (at < arrived && at.elapsed() >= KNOWN_RELOAD_INTERVAL)
+            }
+        };
+        if stale {
+            let started = (Instant::now(), KEYS_CHANGED.load(Ordering::SeqCst));
+            self.reloads.fetch_add(1, Ordering::Relaxed);
+            let client = pool.get().await?;
+            let rows =
+                client.query("SELECT prefix FROM api_keys WHERE revoked_at IS NULL", &[]).await?;
+            let prefixes = rows.iter().map(|row| row.get::<_, String>(0)).collect();
+            *self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Known { prefixes, started: Some(started) };
+        }
+        if self.knows(prefix) {
+            return Ok(true);
+        }
+        self.learn_unknown(prefix);
+        Ok(false)
+    }
+
+    fn knows(&self, prefix: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .prefixes
+            .contains(prefix)
+    }
+
+    fn learn_unknown(&self, prefix: &str) {
+        let mut unknown = self.unknown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if unknown.len() >= UNKNOWN_ENTRIES_MAX {
+            unknown.clear();
+        }
+        let changed = KEYS_CHANGED.load(Ordering::SeqCst);
+        unknown.insert(prefix.to_owned(), (Instant::now(), changed));
+    }
+
+    /// How many times the live prefixes were read (for metrics).
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
     /// Forgets every lookup (after a key is revoked).
     pub fn forget(&self) {
+        note_keys_changed();
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 }

@@ -213,6 +213,7 @@ pub async fn insert_key(
             &[&id, &org.0, &app, &new.prefix, &new.secret_sha256, &name],
         )
         .await?;
+    super::auth::note_keys_changed();
     Ok(CreatedKey {
         key: Key {
             key_id: id,

@@ -247,25 +247,15 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         print_first_keys(&made)?;
     }
     let ledger_pool = db::pool_with(config, api::LEDGER_POOL_SIZE, &database.tls)?;
-    let key_file = cli.credentials_key_file();
-    // With the embedded database the key lives beside it and is made on first start. On
-    // DATABASE_URL every server must share one key, so none makes its own: a missing file is
-    // an operator's mistake (a wrong path, a forgotten copy), and a new key would seal channels
-    // that the other servers cannot open.
-    let sealer = if database.cluster.is_some() {
-        hazina_server::secrets::Sealer::load_or_create(&key_file)
-            .with_context(|| format!("no credentials key at {}", key_file.display()))?
-    } else {
-        hazina_server::secrets::Sealer::load(&key_file).with_context(|| {
-            format!(
-                "no credentials key at {path}: with DATABASE_URL it is never created by a \
-                 server; create it once with `hazina credentials-key --credentials-key-file \
-                 {path}` and give every server the same file",
-                path = key_file.display()
-            )
-        })?
+    let sealer = credentials_sealer(cli, database)?;
+    let reports_settings = db::ConnectionSettings {
+        statement_timeout: Some(api::REPORTS_STATEMENT_TIMEOUT),
+        ..cli.connection_settings()
     };
-    let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer);
+    let reports_config = reports_settings.apply(database.config.clone());
+    let reports_pool = db::pool_with(reports_config, api::REPORTS_POOL_SIZE, &database.tls)?;
+    let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer)
+        .with_reports_pool(reports_pool.clone());
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
     state.payments.configure(payments::Settings {
         public_url: public_url.trim_end_matches('/').to_owned(),
@@ -318,6 +308,29 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     }
     pool.close();
     result.context("the HTTP server task failed")?.context("the HTTP server failed")
+}
+
+/// The sealer of channel credentials, from the key file: made on first start with the
+/// embedded database (where the key lives beside it). On `DATABASE_URL` every server must share
+/// one key, so none makes its own: a missing file is an operator's mistake (a wrong path, a
+/// forgotten copy), and a new key would seal channels that the other servers cannot open.
+fn credentials_sealer(
+    cli: &Cli,
+    database: &Database,
+) -> anyhow::Result<hazina_server::secrets::Sealer> {
+    let key_file = cli.credentials_key_file();
+    if database.cluster.is_some() {
+        return hazina_server::secrets::Sealer::load_or_create(&key_file)
+            .with_context(|| format!("no credentials key at {}", key_file.display()));
+    }
+    hazina_server::secrets::Sealer::load(&key_file).with_context(|| {
+        format!(
+            "no credentials key at {path}: with DATABASE_URL it is never created by a \
+             server; create it once with `hazina credentials-key --credentials-key-file \
+             {path}` and give every server the same file",
+            path = key_file.display()
+        )
+    })
 }
 
 /// Answers a request within `limit`: one still waiting then (on a database that stopped

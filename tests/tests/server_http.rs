@@ -134,3 +134,41 @@ async fn shutdown_stops_accepting_connections() -> anyhow::Result<()> {
     assert!(self::client().get(format!("{}/healthz", server.base)).send().await.is_err());
     Ok(())
 }
+
+/// Reports read on a pool of their own: with every request connection taken, a trial balance
+/// still answers.
+#[tokio::test]
+async fn reports_have_a_pool_of_their_own() -> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .ok_or_else(|| anyhow::anyhow!("a fresh database gets its first keys"))?;
+    let requests = db::pool(db.config(), 2)?;
+    let state = hazina_server::api::AppState::with_pools(
+        requests.clone(),
+        db.pool(),
+        hazina_server::secrets::Sealer::generate()?,
+    )
+    .with_reports_pool(db::pool(db.config(), 1)?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(http::serve_on(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let client = client();
+    let report = format!(
+        "{base}/v1/reports/trial-balance?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z"
+    );
+    let key = &made.org_key.token;
+    // Once, so that the key is known without a lookup.
+    assert_eq!(client.get(&report).bearer_auth(key).send().await?.status(), StatusCode::OK);
+    let held = (requests.get().await?, requests.get().await?);
+    let answer = client.get(&report).bearer_auth(key).send().await?;
+    assert_eq!(answer.status(), StatusCode::OK, "{}", answer.text().await?);
+    drop(held);
+    let _ = stop.send(());
+    task.await??;
+    Ok(())
+}

@@ -385,7 +385,7 @@ async fn statement(
         after_version: params.cursor,
         limit: page_size(params.limit)?,
     };
-    let page = state.store.statement(caller.org, AccountId(account_id), &query).await?;
+    let page = state.reports.statement(caller.org, AccountId(account_id), &query).await?;
     let lines = page
         .lines
         .iter()
@@ -445,7 +445,7 @@ async fn trial_balance(
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     period(&params)?;
-    let report = state.store.trial_balance(caller.org, params.from, params.to).await?;
+    let report = state.reports.trial_balance(caller.org, params.from, params.to).await?;
     match params.format.unwrap_or(ReportFormat::Json) {
         ReportFormat::Json => Ok(Json(&report).into_response()),
         ReportFormat::Csv => Ok(csv_response("trial-balance.csv", trial_balance_csv(&report)?)),
@@ -508,7 +508,7 @@ async fn general_ledger(
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     period(&params)?;
-    let lines = state.store.general_ledger(caller.org, params.from, params.to).await?;
+    let lines = state.reports.general_ledger(caller.org, params.from, params.to).await?;
     let header = futures_util::stream::once(async {
         Ok::<_, std::io::Error>(
             "effective_at,recorded_at,transfer_id,kind,code,account_id,account_kind,account_name,currency,debit,credit\n"

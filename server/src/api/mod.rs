@@ -35,12 +35,19 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
 /// Connections of the ledger writers' own pool: two per writer (overlapped batches) and some
 /// to spare.
 pub const LEDGER_POOL_SIZE: usize = 10;
+/// Connections of the reports' own pool (statements, trial balance, general ledger): long
+/// reads and downloads never take the connections requests and payments need.
+pub const REPORTS_POOL_SIZE: usize = 4;
+/// The longest a report's statement may run (reports over years of entries are the slowest).
+pub const REPORTS_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub pool: Pool,
     pub store: Store,
+    /// The store on the reports' own pool (the request pool's, unless given one).
+    pub reports: Store,
     pub pipeline: Pipeline,
     pub keys: Arc<auth::KeyCache>,
     pub parties: Arc<money::PartyCache>,
@@ -78,12 +85,23 @@ impl AppState {
             Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer));
         Self {
             pool,
+            reports: store.clone(),
             store,
             pipeline,
             payments,
             keys: Arc::new(auth::KeyCache::default()),
             parties: Arc::new(money::PartyCache::default()),
         }
+    }
+}
+
+impl AppState {
+    /// The same state with reports (statements, trial balance, general ledger) on a pool of
+    /// their own.
+    #[must_use]
+    pub fn with_reports_pool(mut self, pool: Pool) -> Self {
+        self.reports = Store::new(pool);
+        self
     }
 }
 

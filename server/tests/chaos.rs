@@ -1,6 +1,6 @@
 //! The fault suite, CI-sized: `hazina chaos` with a few rounds of each scenario must find
 //! nothing lost, doubled or broken, and must fail when a transfer it counted as acknowledged
-//! is not in the ledger.
+//! is not in the ledger, or when a payout's money moves twice.
 
 use std::process::Output;
 use std::time::Duration;
@@ -39,6 +39,8 @@ async fn kills_crashes_and_freezes_lose_and_double_nothing() -> anyhow::Result<(
         "2",
         "--freeze-rounds",
         "1",
+        "--callback-rounds",
+        "2",
         "--clients",
         "8",
     ])
@@ -46,7 +48,7 @@ async fn kills_crashes_and_freezes_lose_and_double_nothing() -> anyhow::Result<(
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{report}\n{stderr}");
     assert_eq!(report["passed"], true, "{report}");
-    for name in ["kill", "db-restart", "freeze"] {
+    for name in ["kill", "db-restart", "freeze", "callbacks"] {
         let s = scenario(&report, name);
         assert!(s["acknowledged"].as_u64().is_some_and(|n| n > 0), "{name} did nothing: {s}");
         for zero in [
@@ -63,6 +65,11 @@ async fn kills_crashes_and_freezes_lose_and_double_nothing() -> anyhow::Result<(
     }
     // While the database was down or frozen, requests were refused with 503, not left waiting.
     assert!(scenario(&report, "db-restart")["unavailable"].as_u64() > Some(0), "{report}");
+    // Every payment of a callbacks round went through a provider whose callbacks were sent
+    // again, in copies, and a payment settled only by a status query is among them.
+    let callbacks = scenario(&report, "callbacks");
+    assert_eq!(callbacks["acknowledged"], 26, "13 payments a round: {callbacks}");
+    assert!(callbacks["callbacks_sent"].as_u64() >= Some(2 * 8 * 8), "{callbacks}");
     Ok(())
 }
 
@@ -83,5 +90,18 @@ async fn a_lost_acknowledgement_fails_the_run() -> anyhow::Result<()> {
     let kill = scenario(&report, "kill");
     assert_eq!(kill["lost"], 1, "{kill}");
     assert_eq!(kill["balance_mismatches"], 2, "the float and the purse: {kill}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_payout_posted_twice_fails_the_run() -> anyhow::Result<()> {
+    let (output, report) =
+        chaos(&["--scenarios", "callbacks", "--callback-rounds", "1", "--inject-double-post"])
+            .await?;
+    assert!(!output.status.success(), "{report}");
+    assert_eq!(report["passed"], false, "{report}");
+    let callbacks = scenario(&report, "callbacks");
+    assert_eq!(callbacks["balance_mismatches"], 2, "the payout purse and its float: {callbacks}");
+    assert_eq!(callbacks["lost"], 0, "{callbacks}");
     Ok(())
 }

@@ -36,6 +36,11 @@ pub struct Cli {
         default_missing_value = "true")]
     pub simulate: Option<bool>,
 
+    /// Most HTTP connections served at once; past it new connections wait to be accepted.
+    #[arg(long, env = "HAZINA_CONNECTIONS_MAX", global = true,
+        default_value_t = crate::http::CONNECTIONS_MAX_DEFAULT)]
+    pub connections_max: usize,
+
     /// How many days parked provider callbacks (matched to no payment) and stored
     /// `Idempotency-Key` responses are kept before they are deleted (hourly).
     #[arg(long, env = "HAZINA_RETENTION_DAYS", global = true, default_value_t = 90,

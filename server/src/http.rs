@@ -34,7 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))
         .merge(api)
-        .merge(crate::payments::callbacks::routes())
+        .merge(crate::payments::callbacks::routes(&state))
         // The document at /openapi.json, browsable at /docs; the UI's files are in the binary.
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/docs")
@@ -46,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Most connections served at once by default; past it new ones wait in the kernel's accept
+/// queue until one closes.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 4_096;
+
 /// Serves [`router`] on `listener` until `shutdown` resolves, then stops accepting and waits
 /// for the requests in flight (graceful shutdown).
 pub async fn serve_on(
@@ -53,16 +57,101 @@ pub async fn serve_on(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, router(state), shutdown).await
+    serve_router(listener, router(state), CONNECTIONS_MAX_DEFAULT, shutdown).await
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, as [`serve_on`] does.
+/// Serves `app` on `listener`, at most `connections_max` connections at once, until
+/// `shutdown` resolves, as [`serve_on`] does.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
+    connections_max: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let limited = Limited {
+        listener,
+        permits: std::sync::Arc::new(tokio::sync::Semaphore::new(connections_max.max(1))),
+    };
+    axum::serve(limited, app).with_graceful_shutdown(shutdown).await
+}
+
+/// A listener that holds a permit for every open connection: at the limit it stops accepting,
+/// so that a flood of connections waits in the kernel instead of taking memory and tasks.
+struct Limited {
+    listener: tokio::net::TcpListener,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = LimitedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // The semaphore is never closed, so acquiring waits for a permit and never fails.
+        let permit = loop {
+            if let Ok(permit) = std::sync::Arc::clone(&self.permits).acquire_owned().await {
+                break permit;
+            }
+        };
+        let (stream, address) = axum::serve::Listener::accept(&mut self.listener).await;
+        (LimitedStream { stream, _permit: permit }, address)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection and the permit it holds until it closes.
+struct LimitedStream {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for LimitedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for LimitedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
 }
 
 /// An `application/problem+json` response (RFC 9457) with a stable, snake_case `code`.

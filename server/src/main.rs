@@ -284,7 +284,12 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     let limit = cli.request_timeout();
     let app = app
         .layer(axum::middleware::from_fn(move |request, next| answer_within(limit, request, next)));
-    let mut server = tokio::spawn(http::serve_router(listener, app, shutdown.clone().wait()));
+    let mut server = tokio::spawn(http::serve_router(
+        listener,
+        app,
+        cli.connections_max,
+        shutdown.clone().wait(),
+    ));
     let result = tokio::select! {
         joined = &mut server => joined,
         () = shutdown.clone().wait() => {

@@ -1231,3 +1231,37 @@ async fn a_provider_payment_applies_its_customer_effects_only_when_its_money_mov
     assert_eq!(wallet_balance(&env, &customer).await, kes("50.00", "50.00"));
     env.invariants_hold().await;
 }
+
+/// Callbacks are rate-limited per channel: a flood at one channel's URLs is refused with 429
+/// and `Retry-After` before it costs a lookup, and another channel is not held up by it.
+#[tokio::test]
+async fn a_callback_flood_is_limited_per_channel() {
+    let env = start().await;
+    let flooded =
+        format!("{}/callbacks/momo/{}/token/callback", env.server.base, uuid::Uuid::now_v7());
+    let mut flood = Vec::new();
+    for _ in 0..1_200 {
+        let (http, url) = (env.server.http.clone(), flooded.clone());
+        flood.push(tokio::spawn(async move {
+            let response = http.put(url).body("{}").send().await.unwrap();
+            (response.status(), response.headers().contains_key("retry-after"))
+        }));
+    }
+    let mut throttled = 0;
+    for answer in flood {
+        let (status, retry_after) = answer.await.unwrap();
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(retry_after);
+                throttled += 1;
+            }
+            StatusCode::NOT_FOUND => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert!(throttled > 0, "none of 1,200 callbacks to one channel was refused");
+    let other =
+        format!("{}/callbacks/momo/{}/token/callback", env.server.base, uuid::Uuid::now_v7());
+    let answer = env.server.http.put(other).body("{}").send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+}

@@ -172,3 +172,39 @@ async fn reports_have_a_pool_of_their_own() -> anyhow::Result<()> {
     task.await??;
     Ok(())
 }
+
+/// At most `connections_max` connections are served at once: another waits to be accepted
+/// until one closes.
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let db = fresh_db().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let app = http::router(hazina_server::api::AppState::new(db.pool()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(http::serve_router(listener, app, 2, async {
+        let _ = stopped.await;
+    }));
+    let probe = || async move {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+        let mut answer = [0_u8; 12];
+        stream.read_exact(&mut answer).await?;
+        anyhow::Ok((stream, answer))
+    };
+    let (first, answer) = probe().await?;
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let (second, _) = probe().await?;
+    // Both stay open (keep-alive): a third is not served meanwhile.
+    let mut third = tokio::spawn(probe());
+    let waited = tokio::time::timeout(Duration::from_millis(500), &mut third).await;
+    assert!(waited.is_err(), "a third connection was served beside two");
+    drop(first);
+    let (_third, answer) = tokio::time::timeout(Duration::from_secs(10), third).await???;
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    drop(second);
+    let _ = stop.send(());
+    task.await??;
+    Ok(())
+}

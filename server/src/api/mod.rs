@@ -53,6 +53,8 @@ pub struct AppState {
     pub parties: Arc<money::PartyCache>,
     /// Payments through providers (payouts, collections, received payments).
     pub payments: Arc<crate::payments::Engine>,
+    /// How many callbacks each channel may still take.
+    pub callback_limits: Arc<crate::payments::callbacks::CallbackLimits>,
 }
 
 impl AppState {
@@ -91,6 +93,7 @@ impl AppState {
             payments,
             keys: Arc::new(auth::KeyCache::default()),
             parties: Arc::new(money::PartyCache::default()),
+            callback_limits: Arc::new(crate::payments::callbacks::CallbackLimits::default()),
         }
     }
 }

@@ -29,11 +29,107 @@ use crate::api::error::ApiError;
 /// Largest callback body taken.
 const CALLBACK_BYTES_MAX: usize = 64 * 1024;
 
-pub fn routes() -> axum::Router<AppState> {
+pub fn routes(state: &AppState) -> axum::Router<AppState> {
     axum::Router::new()
         .route("/callbacks/mpesa/{channel}/{token}/{kind}/{name}", post(mpesa_callback))
         .route("/callbacks/momo/{channel}/{token}/callback", post(momo_callback).put(momo_callback))
         .layer(DefaultBodyLimit::max(CALLBACK_BYTES_MAX))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit))
+}
+
+/// Callbacks each channel takes per second, and in a burst; past them a 429. A provider sends
+/// a few per payment; anyone can post them (unverified ones are stored), so a flood is bounded
+/// per channel, and in all, before it costs a lookup or a row.
+pub const CALLBACKS_PER_SECOND: u32 = 200;
+const CALLBACK_BURST: u32 = 400;
+/// All channels together (random channel ids included).
+const CALLBACKS_PER_SECOND_ALL: u32 = 2_000;
+const CALLBACK_BURST_ALL: u32 = 4_000;
+/// Most channels with a bucket; past it the buckets start again full.
+const BUCKETS_MAX: usize = 100_000;
+
+/// Token buckets for callbacks: one per channel id as the URL names it, and one for all.
+#[derive(Debug)]
+pub struct CallbackLimits {
+    per_channel: std::sync::Mutex<std::collections::HashMap<String, Bucket>>,
+    all: std::sync::Mutex<Bucket>,
+}
+
+impl Default for CallbackLimits {
+    fn default() -> Self {
+        Self {
+            per_channel: std::sync::Mutex::default(),
+            all: std::sync::Mutex::new(Bucket::full(CALLBACK_BURST_ALL)),
+        }
+    }
+}
+
+/// A token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn full(burst: u32) -> Self {
+        Self { tokens: f64::from(burst), at: std::time::Instant::now() }
+    }
+
+    /// Takes a token, refilled at `rate` per second up to `burst`; whether there was one.
+    fn take(&mut self, rate: u32, burst: u32) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * f64::from(rate);
+        self.tokens = (self.tokens + refill).min(f64::from(burst));
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+impl CallbackLimits {
+    /// Whether a callback for `channel` may be taken now.
+    fn admit(&self, channel: &str) -> bool {
+        let mut buckets =
+            self.per_channel.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() >= BUCKETS_MAX && !buckets.contains_key(channel) {
+            buckets.clear();
+        }
+        let bucket =
+            buckets.entry(channel.to_owned()).or_insert_with(|| Bucket::full(CALLBACK_BURST));
+        if !bucket.take(CALLBACKS_PER_SECOND, CALLBACK_BURST) {
+            return false;
+        }
+        drop(buckets);
+        let mut all = self.all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.take(CALLBACKS_PER_SECOND_ALL, CALLBACK_BURST_ALL)
+    }
+}
+
+/// Refuses a callback past its channel's rate (or all channels') with 429 and `Retry-After`.
+async fn rate_limit(
+    State(state): State<AppState>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let channel = params.get("channel").map_or("", String::as_str);
+    if state.callback_limits.admit(channel) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many callbacks for this channel; retry shortly",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    response
 }
 
 async fn channel(state: &AppState, id: &str, provider: Provider) -> Result<Channel, ApiError> {

@@ -41,6 +41,12 @@ pub struct Cli {
         default_value_t = crate::http::CONNECTIONS_MAX_DEFAULT)]
     pub connections_max: usize,
 
+    /// With `DATABASE_URL` (which runs the migrations, as the tables' owner): the connection
+    /// string requests use, for a role that does not own the tables; the server grants it
+    /// what it needs. With the embedded database, requests use a role of their own anyway.
+    #[arg(long, env = "HAZINA_APP_DATABASE_URL", global = true, hide_env_values = true)]
+    pub app_database_url: Option<String>,
+
     /// How many days parked provider callbacks (matched to no payment) and stored
     /// `Idempotency-Key` responses are kept before they are deleted (hourly).
     #[arg(long, env = "HAZINA_RETENTION_DAYS", global = true, default_value_t = 90,
@@ -118,6 +124,11 @@ impl Cli {
     /// The external database's connection string, if one is set (an empty one counts as unset).
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref().filter(|url| !url.trim().is_empty())
+    }
+
+    /// The requests' connection string, if one is set apart from `DATABASE_URL`.
+    pub fn app_database_url(&self) -> Option<&str> {
+        self.app_database_url.as_deref().filter(|url| !url.trim().is_empty())
     }
 
     /// Whether to serve the provider simulators: as asked, else only with the embedded

@@ -104,6 +104,9 @@ pub enum DbError {
     /// A migration failed.
     #[error("could not apply the migrations")]
     Migrate(#[source] hazina_ledger::store::StoreError),
+    /// The application role could not be made or granted its privileges.
+    #[error("could not grant the application role its privileges")]
+    Grant(#[source] tokio_postgres::Error),
 }
 
 /// Parses a connection string, either a URL (`postgresql://user@host/db`) or key-value pairs
@@ -394,6 +397,62 @@ pub async fn migrate(config: &Config) -> Result<Vec<String>, DbError> {
 pub async fn migrate_with(config: &Config, tls: &Tls) -> Result<Vec<String>, DbError> {
     let mut client = connect_with(config, tls).await?;
     hazina_ledger::store::migrate(&mut client).await.map_err(DbError::Migrate)
+}
+
+/// The role the embedded database's server connects as for requests: not the tables' owner.
+pub const APP_ROLE: &str = "hazina_app";
+
+/// Gives `role` what the server needs for requests and nothing more, connected as the tables'
+/// owner (`config`): reading and writing rows, never `UPDATE`, `DELETE` or `TRUNCATE` of the
+/// ledger's history (transfers, entries), never deleting accounts or orgs, never the
+/// migrations' record; and, not owning the tables, it cannot alter them or disable their
+/// triggers. With `create`, the role is made first when missing (login, no other power).
+/// Tables made by later migrations (run by the same owner) are granted by default.
+///
+/// # Errors
+///
+/// When the owner cannot connect or grant.
+pub async fn grant_app_role(
+    config: &Config,
+    tls: &Tls,
+    role: &str,
+    create: bool,
+) -> Result<(), DbError> {
+    let client = connect_with(config, tls).await?;
+    let role_ident = quote_ident(role);
+    let mut statements = Vec::new();
+    if create {
+        let literal = role.replace('\'', "''");
+        statements.push(format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{literal}') THEN \
+             CREATE ROLE {role_ident} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION \
+             NOBYPASSRLS; END IF; END $$"
+        ));
+    }
+    let database = quote_ident(config.get_dbname().unwrap_or("postgres"));
+    for statement in [
+        format!("GRANT CONNECT ON DATABASE {database} TO {role_ident}"),
+        format!("GRANT USAGE ON SCHEMA public TO {role_ident}"),
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role_ident}"
+        ),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role_ident}"),
+        format!(
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role_ident}"
+        ),
+        format!(
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES \
+             TO {role_ident}"
+        ),
+        format!("REVOKE UPDATE, DELETE, TRUNCATE ON transfers, entries FROM {role_ident}"),
+        format!("REVOKE DELETE, TRUNCATE ON accounts, orgs FROM {role_ident}"),
+        format!("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {role_ident}"),
+    ] {
+        statements.push(statement);
+    }
+    client.batch_execute(&statements.join(";\n")).await.map_err(DbError::Grant)?;
+    Ok(())
 }
 
 /// Runs `SELECT 1` on a pooled connection: the readiness check.

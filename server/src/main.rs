@@ -223,9 +223,10 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     };
     let applied = applied?;
     tracing::info!(count = applied.len(), "migrations applied");
+    let (app_config, tls) = app_connection(cli, database).await?;
     // The server's connections: connect timeout, keepalives and a statement timeout each.
-    let config = cli.connection_settings().apply(database.config.clone());
-    let pool = db::pool_with(config.clone(), cli.db_pool_size_max, &database.tls)?;
+    let config = cli.connection_settings().apply(app_config.clone());
+    let pool = db::pool_with(config.clone(), cli.db_pool_size_max, &tls)?;
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
         .with_context(|| format!("could not listen on {}", cli.listen))?;
@@ -246,14 +247,14 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     {
         print_first_keys(&made)?;
     }
-    let ledger_pool = db::pool_with(config, api::LEDGER_POOL_SIZE, &database.tls)?;
+    let ledger_pool = db::pool_with(config, api::LEDGER_POOL_SIZE, &tls)?;
     let sealer = credentials_sealer(cli, database)?;
     let reports_settings = db::ConnectionSettings {
         statement_timeout: Some(api::REPORTS_STATEMENT_TIMEOUT),
         ..cli.connection_settings()
     };
-    let reports_config = reports_settings.apply(database.config.clone());
-    let reports_pool = db::pool_with(reports_config, api::REPORTS_POOL_SIZE, &database.tls)?;
+    let reports_config = reports_settings.apply(app_config);
+    let reports_pool = db::pool_with(reports_config, api::REPORTS_POOL_SIZE, &tls)?;
     let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer)
         .with_reports_pool(reports_pool.clone());
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
@@ -313,6 +314,34 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     }
     pool.close();
     result.context("the HTTP server task failed")?.context("the HTTP server failed")
+}
+
+/// Where requests connect, as a role that does not own the tables (so that no bug can alter
+/// them or disable the triggers that keep history immutable), granted what it needs by the
+/// owner that ran the migrations: the embedded database's `hazina_app`, made here; with
+/// `DATABASE_URL`, the role of `--app-database-url`, which the operator makes.
+async fn app_connection(
+    cli: &Cli,
+    database: &Database,
+) -> anyhow::Result<(tokio_postgres::Config, db::Tls)> {
+    if let Some(url) = cli.app_database_url() {
+        let target = db::parse_target(url)?;
+        let role = target.config.get_user().context("--app-database-url names no user")?;
+        db::grant_app_role(&database.config, &database.tls, role, false).await?;
+        tracing::info!(role, "requests connect as the application role");
+        return Ok((target.config, target.tls));
+    }
+    if database.cluster.is_some() {
+        db::grant_app_role(&database.config, &database.tls, db::APP_ROLE, true).await?;
+        let mut config = database.config.clone();
+        config.user(db::APP_ROLE);
+        return Ok((config, database.tls.clone()));
+    }
+    tracing::warn!(
+        "requests connect as DATABASE_URL's role, which owns the tables; give them a role of \
+         their own with --app-database-url"
+    );
+    Ok((database.config.clone(), database.tls.clone()))
 }
 
 /// The sealer of channel credentials, from the key file: made on first start with the

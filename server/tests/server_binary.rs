@@ -907,3 +907,69 @@ async fn a_missing_credentials_key_on_a_database_url_is_an_error_not_a_new_key()
     assert_eq!(std::fs::read(&key_file)?, key);
     Ok(())
 }
+
+/// Requests connect as a role that does not own the tables: it cannot alter them, disable the
+/// triggers that keep history immutable, or change a transfer, even by a bug; payments work.
+#[tokio::test]
+async fn requests_run_as_a_role_that_cannot_rewrite_history() -> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .context("a fresh database gets its first keys")?;
+    let role = format!("hz_app_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let owner = db.connect().await?;
+    owner.batch_execute(&format!("CREATE ROLE {role} LOGIN")).await?;
+    let mut app_config = db.config();
+    app_config.user(&role);
+    let app_url = hazina_server::db::to_connection_string(&app_config);
+    let mut server = Hazina::serve(|command| {
+        command
+            .env("DATABASE_URL", db.connection_string())
+            .env("HAZINA_APP_DATABASE_URL", &app_url);
+    })?;
+    server.wait_ready().await?;
+    let api = Api {
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+        base: server.base.clone(),
+    };
+    let key = &made.org_key.token;
+    let purse =
+        |name: &str| json!({ "currencyCode": "KES", "name": name, "overdraftLimit": "100" });
+    let float = api.post(key, "/v1/purses", &purse("float")).await?["purseId"].clone();
+    let target = api.post(key, "/v1/purses", &purse("target")).await?["purseId"].clone();
+    let payment = json!({
+        "debitParty": { "purse": { "purseId": float } },
+        "creditParty": { "purse": { "purseId": target } },
+        "value": { "currencyCode": "KES", "amount": "10" },
+    });
+    assert_eq!(api.post(key, "/v1/payments", &payment).await?["status"], "success");
+    let connected: i64 = owner
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND usename = $1",
+            &[&role],
+        )
+        .await?
+        .get(0);
+    assert!(connected > 0, "the server does not connect as {role}");
+    let app = hazina_server::db::connect(&app_config).await?;
+    for statement in [
+        "ALTER TABLE transfers DISABLE TRIGGER ALL",
+        "UPDATE transfers SET code = 'rewritten'",
+        "DELETE FROM entries",
+        "TRUNCATE transfers",
+        "DROP TABLE entries",
+        "DELETE FROM schema_migrations",
+    ] {
+        let error = app.batch_execute(statement).await.expect_err(statement);
+        assert_eq!(
+            error.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{statement}: {error}"
+        );
+    }
+    server.signal(Signal::SIGTERM)?;
+    assert!(server.wait_exit().await?.success(), "{}", server.stderr());
+    Ok(())
+}

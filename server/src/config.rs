@@ -47,6 +47,12 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_APP_DATABASE_URL", global = true, hide_env_values = true)]
     pub app_database_url: Option<String>,
 
+    /// When started as root, the user to serve as once the database is up and the port is
+    /// bound. Default: the embedded database's owner (`postgres`); with `DATABASE_URL`, none
+    /// (a warning says the server stays root).
+    #[arg(long, env = "HAZINA_RUN_AS", global = true)]
+    pub run_as: Option<String>,
+
     /// How many days parked provider callbacks (matched to no payment) and stored
     /// `Idempotency-Key` responses are kept before they are deleted (hourly).
     #[arg(long, env = "HAZINA_RETENTION_DAYS", global = true, default_value_t = 90,

@@ -255,6 +255,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     };
     let reports_config = reports_settings.apply(app_config);
     let reports_pool = db::pool_with(reports_config, api::REPORTS_POOL_SIZE, &tls)?;
+    give_up_root(cli, database)?;
     let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer)
         .with_reports_pool(reports_pool.clone());
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
@@ -342,6 +343,32 @@ async fn app_connection(
          their own with --app-database-url"
     );
     Ok((database.config.clone(), database.tls.clone()))
+}
+
+/// As root, serves as an unprivileged user from here on (the port is bound, the key read, the
+/// embedded database started): the embedded database's owner, which can still stop it, or
+/// `--run-as`. A bug in the server then has no root to misuse.
+fn give_up_root(cli: &Cli, database: &Database) -> anyhow::Result<()> {
+    use nix::unistd::{Uid, User, setgid, setgroups, setuid};
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    let name = match (&cli.run_as, database.cluster.is_some()) {
+        (Some(name), _) => name.clone(),
+        (None, true) => "postgres".to_owned(),
+        (None, false) => {
+            tracing::warn!("serving as root: give --run-as USER to serve as an unprivileged user");
+            return Ok(());
+        }
+    };
+    let user = User::from_name(&name)
+        .with_context(|| format!("could not look up the user {name}"))?
+        .with_context(|| format!("no user {name} to serve as"))?;
+    setgroups(&[user.gid]).context("could not drop the supplementary groups")?;
+    setgid(user.gid).context("could not change the group")?;
+    setuid(user.uid).context("could not change the user")?;
+    tracing::info!(user = %name, "serving as an unprivileged user, not root");
+    Ok(())
 }
 
 /// The sealer of channel credentials, from the key file: made on first start with the

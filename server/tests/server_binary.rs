@@ -227,6 +227,13 @@ async fn embedded_postgres_lives_and_dies_with_the_server() -> anyhow::Result<()
     let postmaster = postmaster_pid(&data_dir).context("a postmaster.pid while serving")?;
     assert!(is_alive(postmaster));
     let marker = applied_at(&data_dir).await?;
+    // Started as root, it serves as the database's owner, not as root.
+    if nix::unistd::Uid::effective().is_root() {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", first.pid()))?;
+        let uids = status.lines().find(|line| line.starts_with("Uid:")).context("a Uid line")?;
+        assert!(uids.split_whitespace().skip(1).all(|uid| uid != "0"), "{uids}");
+        assert!(first.stderr().contains("serving as an unprivileged user"), "{}", first.stderr());
+    }
 
     // SIGTERM: a clean exit, and no PostgreSQL left behind.
     first.signal(Signal::SIGTERM)?;

@@ -73,40 +73,48 @@ pub async fn sweep_retention_once(
     let mut retained = Retained::default();
     for org in orgs {
         let org: uuid::Uuid = org.get(0);
-        loop {
-            let deleted = client
-                .execute(
-                    "DELETE FROM provider_callbacks WHERE id IN (
-                         SELECT c.id FROM provider_callbacks c
-                         JOIN payment_channels ch ON ch.id = c.channel_id
-                         WHERE ch.org_id = $1 AND c.payment_id IS NULL
-                             AND c.received_at < now() - make_interval(secs => $2)
-                         LIMIT $3)",
-                    &[&org, &seconds, &RETENTION_BATCH_MAX],
-                )
-                .await?;
-            retained.parked_callbacks += deleted;
-            if deleted < RETENTION_BATCH_MAX.unsigned_abs() {
-                break;
-            }
-        }
-        loop {
-            let deleted = client
-                .execute(
-                    "DELETE FROM idempotent_requests WHERE (org_id, caller, key) IN (
-                         SELECT org_id, caller, key FROM idempotent_requests
-                         WHERE org_id = $1 AND created_at < now() - make_interval(secs => $2)
-                         LIMIT $3)",
-                    &[&org, &seconds, &RETENTION_BATCH_MAX],
-                )
-                .await?;
-            retained.idempotent_responses += deleted;
-            if deleted < RETENTION_BATCH_MAX.unsigned_abs() {
-                break;
-            }
-        }
+        retained.parked_callbacks += delete_in_batches(
+            &client,
+            "DELETE FROM provider_callbacks WHERE id IN (
+                 SELECT c.id FROM provider_callbacks c
+                 JOIN payment_channels ch ON ch.id = c.channel_id
+                 WHERE ch.org_id = $1 AND c.payment_id IS NULL
+                     AND c.received_at < now() - make_interval(secs => $2)
+                 LIMIT $3)",
+            org,
+            seconds,
+        )
+        .await?;
+        retained.idempotent_responses += delete_in_batches(
+            &client,
+            "DELETE FROM idempotent_requests WHERE (org_id, caller, key) IN (
+                 SELECT org_id, caller, key FROM idempotent_requests
+                 WHERE org_id = $1 AND created_at < now() - make_interval(secs => $2)
+                 LIMIT $3)",
+            org,
+            seconds,
+        )
+        .await?;
     }
     Ok(retained)
+}
+
+/// Runs `delete` (of the org `$1`'s rows older than `$2` seconds, at most `$3` of them) until
+/// it deletes fewer than a batch; how many it deleted.
+async fn delete_in_batches(
+    client: &deadpool_postgres::Client,
+    delete: &str,
+    org: uuid::Uuid,
+    seconds: f64,
+) -> Result<u64, deadpool_postgres::PoolError> {
+    let mut total = 0;
+    loop {
+        let deleted = client.execute(delete, &[&org, &seconds, &RETENTION_BATCH_MAX]).await?;
+        total += deleted;
+        if deleted < RETENTION_BATCH_MAX.unsigned_abs() {
+            return Ok(total);
+        }
+    }
 }
 
 /// Sweeps past-retention rows every [`RETENTION_INTERVAL`] (and once at start) until

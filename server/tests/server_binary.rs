@@ -18,6 +18,16 @@ use serde_json::json;
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The keys a fresh database's first start makes (as the server would, before it starts).
+async fn first_keys(
+    db: &hazina_tests::TestDb,
+) -> anyhow::Result<hazina_server::api::tenancy::Bootstrapped> {
+    hazina_server::api::tenancy::bootstrap(&db.pool())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?
+        .context("a fresh database gets its first keys")
+}
+
 /// A scratch folder under /tmp (short: socket paths must stay short), removed on drop.
 struct Scratch(PathBuf);
 
@@ -595,10 +605,7 @@ fn payout_body(
 async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Result<()> {
     use hazina_server::simulator::{self, momo, mpesa};
     let db = fresh_db().await;
-    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
-        .context("a fresh database gets its first keys")?;
+    let made = first_keys(&db).await?;
     let (org_key, app_key) = (made.org_key.token, made.app_key.token);
     // The providers live in this process, so they outlive the server.
     let (mpesa_sim, momo_sim) = (mpesa::Simulator::new(), momo::Simulator::default());
@@ -756,10 +763,7 @@ async fn a_request_that_runs_out_of_time_names_the_ids_to_replay_under() -> anyh
 
 async fn unknown_outcome_names_its_ids(args: &[&str], code: &str) -> anyhow::Result<()> {
     let db = fresh_db().await;
-    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
-        .context("a fresh database gets its first keys")?;
+    let made = first_keys(&db).await?;
     let org_key = made.org_key.token;
     let mut server = Hazina::serve(|command| {
         command.env("DATABASE_URL", db.connection_string()).args(args);
@@ -833,10 +837,7 @@ async fn unknown_outcome_names_its_ids(args: &[&str], code: &str) -> anyhow::Res
 async fn channels_call_only_the_providers_hosts_unless_the_operator_allows_more()
 -> anyhow::Result<()> {
     let db = fresh_db().await;
-    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
-        .context("a fresh database gets its first keys")?;
+    let made = first_keys(&db).await?;
     let mut server = Hazina::serve(|command| {
         command
             .env("DATABASE_URL", db.connection_string())
@@ -920,10 +921,7 @@ async fn a_missing_credentials_key_on_a_database_url_is_an_error_not_a_new_key()
 #[tokio::test]
 async fn requests_run_as_a_role_that_cannot_rewrite_history() -> anyhow::Result<()> {
     let db = fresh_db().await;
-    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
-        .context("a fresh database gets its first keys")?;
+    let made = first_keys(&db).await?;
     let role = format!("hz_app_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let owner = db.connect().await?;
     owner.batch_execute(&format!("CREATE ROLE {role} LOGIN")).await?;

@@ -96,6 +96,21 @@ async fn requests_queued_together_commit_together_with_their_own_outcomes() {
     assert_eq!(purse.sums.credits_posted, (1..=300).sum::<i64>() * 100);
 }
 
+/// Queues `request` and waits until the writer has taken it off the queue (its batch then
+/// waits on whatever lock it meets).
+async fn taken_by_the_writer(
+    pipeline: &Pipeline,
+    request: TransferRequest,
+) -> hazina_ledger::pipeline::Submitted {
+    let submitted = pipeline.enqueue(request).unwrap();
+    wait_for("the writer to take the first request", Duration::from_secs(10), || async {
+        (pipeline.stats().queued.load(Ordering::Relaxed) == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    submitted
+}
+
 #[tokio::test]
 async fn a_full_queue_refuses_at_once_and_the_queue_drains_later() {
     let (db, store) = setup().await;
@@ -109,12 +124,7 @@ async fn a_full_queue_refuses_at_once_and_the_queue_drains_later() {
     let pipeline = Pipeline::start(&store, config);
     let lock = hold_lock(&db, org.purse).await;
     // The first request reaches the writer, whose batch then waits on the lock.
-    let first = pipeline.enqueue(org.fund(1)).unwrap();
-    wait_for("the writer to take the first request", Duration::from_secs(10), || async {
-        (pipeline.stats().queued.load(Ordering::Relaxed) == 0).then_some(())
-    })
-    .await
-    .unwrap();
+    let first = taken_by_the_writer(&pipeline, org.fund(1)).await;
     let waiting: Vec<_> = (2..=5).map(|i| pipeline.enqueue(org.fund(i)).unwrap()).collect();
     let refused = pipeline.enqueue(org.fund(6));
     assert!(matches!(refused, Err(SubmitError::Overloaded)), "{refused:?}");
@@ -137,12 +147,7 @@ async fn a_batch_is_queued_whole_or_refused_whole() {
     let config = PipelineConfig { queue_capacity: 4, writers: 1, ..PipelineConfig::default() };
     let pipeline = Pipeline::start(&store, config);
     let lock = hold_lock(&db, org.purse).await;
-    let first = pipeline.enqueue(org.fund(1)).unwrap();
-    wait_for("the writer to take the first request", Duration::from_secs(10), || async {
-        (pipeline.stats().queued.load(Ordering::Relaxed) == 0).then_some(())
-    })
-    .await
-    .unwrap();
+    let first = taken_by_the_writer(&pipeline, org.fund(1)).await;
     let held = pipeline.enqueue(org.fund(2)).unwrap();
     // Four more do not fit beside the one queued: none of them is queued.
     let refused = pipeline.enqueue_all((3..=6).map(|i| org.fund(i)).collect());
@@ -169,12 +174,7 @@ async fn an_org_past_its_queue_budget_leaves_room_for_the_others() {
     };
     let pipeline = Pipeline::start(&store, config);
     let lock = hold_lock(&db, busy.purse).await;
-    let first = pipeline.enqueue(busy.fund(1)).unwrap();
-    wait_for("the writer to take the first request", Duration::from_secs(10), || async {
-        (pipeline.stats().queued.load(Ordering::Relaxed) == 0).then_some(())
-    })
-    .await
-    .unwrap();
+    let first = taken_by_the_writer(&pipeline, busy.fund(1)).await;
     let waiting: Vec<_> = (2..=4).map(|i| pipeline.enqueue(busy.fund(i)).unwrap()).collect();
     let refused = pipeline.enqueue(busy.fund(5));
     assert!(matches!(refused, Err(SubmitError::Overloaded)), "{refused:?}");

@@ -23,9 +23,16 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use uuid::Uuid;
 
-/// Cases per run: each is a fresh database and up to `STEPS_MAX` steps.
-const CASES: u32 = 40;
-const STEPS_MAX: usize = 40;
+/// Cases per run: each is a fresh database and `STEPS_MIN` to `STEPS_MAX` steps. A fresh
+/// database costs about as much as 40 steps, so the operations come from long cases rather
+/// than many databases; a failing case shrinks to no fewer than `STEPS_MIN` steps, most of
+/// them simplified to plain posts.
+const CASES: u32 = 25;
+const STEPS_MIN: usize = 420;
+const STEPS_MAX: usize = 480;
+/// Operations each run of each test applies at least: `CASES` × `STEPS_MIN`, less the few
+/// replays drawn before any request exists, which do nothing.
+const OPERATIONS_MIN: usize = 10_000;
 
 // ---------------------------------------------------------------------------------------------
 // Operations.
@@ -781,7 +788,9 @@ impl Runner {
         }
     }
 
-    async fn step(&mut self, step: &Step) -> Result<(), TestCaseError> {
+    /// Applies one step to the model and the store and compares them; `false` when the step
+    /// had nothing to act on (a replay before any request), and so did nothing.
+    async fn step(&mut self, step: &Step) -> Result<bool, TestCaseError> {
         match step {
             Step::Advance(ms) => {
                 self.model.now += ms;
@@ -803,7 +812,7 @@ impl Runner {
                 }
             }
             _ => {
-                let Some(req) = self.build(step) else { return Ok(()) };
+                let Some(req) = self.build(step) else { return Ok(false) };
                 let expected = self.model.apply(&req);
                 let outcomes = self.poster.post(&[self.request(&req)]).await.unwrap();
                 let actual: Answer = match &outcomes[0] {
@@ -819,7 +828,8 @@ impl Runner {
                 *self.stats.lock().unwrap().entry(label).or_default() += 1;
             }
         }
-        self.check().await
+        self.check().await?;
+        Ok(true)
     }
 
     /// Balances equal the model's, and every invariant holds.
@@ -864,11 +874,14 @@ fn the_pipeline_agrees_with_the_model() {
 
 fn agrees_with_the_model(mode: Mode) {
     let stats: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>> = std::sync::Arc::default();
+    // Every operation applied to both the model and the store, each followed by a comparison
+    // of every balance and a check of every invariant.
+    let operations = std::sync::atomic::AtomicUsize::new(0);
     let config =
         ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = TestRunner::new(config);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let strategy = prop::collection::vec(step_gen(), 1..=STEPS_MAX);
+    let strategy = prop::collection::vec(step_gen(), STEPS_MIN..=STEPS_MAX);
     let result = runner.run(&strategy, |steps| {
         rt.block_on(async {
             let db = hazina_tests::fresh_db().await;
@@ -878,7 +891,9 @@ fn agrees_with_the_model(mode: Mode) {
             let mut run = Runner::new(store, mode, clock, start).await;
             run.stats = stats.clone();
             for step in &steps {
-                run.step(step).await?;
+                if run.step(step).await? {
+                    operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             Ok(())
         })
@@ -891,7 +906,12 @@ fn agrees_with_the_model(mode: Mode) {
     let stats = stats.lock().unwrap();
     let mut seen: Vec<_> = stats.iter().collect();
     seen.sort();
-    eprintln!("{mode:?}: outcomes over {CASES} cases: {seen:?}");
+    let operations = operations.into_inner();
+    eprintln!("{mode:?}: {operations} operations over {CASES} cases; outcomes: {seen:?}");
+    assert!(
+        operations >= OPERATIONS_MIN,
+        "{operations} operations, fewer than the {OPERATIONS_MIN} a run must apply"
+    );
     for label in [
         "post accepted",
         "pending accepted",

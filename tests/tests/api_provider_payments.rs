@@ -861,6 +861,49 @@ async fn a_payout_the_simulator_decides_by_hand_settles_through_its_callback() {
     env.invariants_hold().await;
 }
 
+/// A KES payment's row as a process that stopped (or an older version) left it, due now.
+struct LeftBehind<'a> {
+    id: uuid::Uuid,
+    channel: &'a Value,
+    flow: &'a str,
+    customer: &'a str,
+    msisdn: &'a str,
+    account: &'a str,
+    amount_minor: i64,
+    our_reference: &'a str,
+    stage: &'a str,
+    status: &'a str,
+    request: Value,
+}
+
+async fn leave_behind(env: &Env, row: LeftBehind<'_>) {
+    let client = env.server.db.connect().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,
+                 account_id, currency, amount_minor, our_reference, stage, status,
+                 next_attempt_at, request)
+             VALUES ($1, $2, $3::text::uuid, $4, $5::text::uuid, $6, $7::text::uuid, 'KES', $8,
+                 $9, $10, $11, now(), $12)",
+            &[
+                &row.id,
+                &env.server.org.0,
+                &row.channel["channelId"].as_str().unwrap(),
+                &row.flow,
+                &row.customer,
+                &row.msisdn,
+                &row.account,
+                &row.amount_minor,
+                &row.our_reference,
+                &row.stage,
+                &row.status,
+                &row.request,
+            ],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_payment_left_before_its_reservation_is_reserved_and_sent_by_the_worker() {
     let env = start().await;
@@ -878,27 +921,20 @@ async fn a_payment_left_before_its_reservation_is_reserved_and_sent_by_the_worke
         "value": { "currencyCode": "KES", "amount": "300.00" }, "narration": null,
         "context": { "payment": parties, "hazina": { "customers": [customer] } },
     });
-    let client = env.server.db.connect().await.unwrap();
-    client
-        .execute(
-            "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,
-                 account_id, currency, amount_minor, our_reference, stage, status,
-                 next_attempt_at, request)
-             VALUES ($1, $2, $3::text::uuid, 'payout', $4::text::uuid, $5, $6::text::uuid, 'KES',
-                 30000, $8, 'reserving', 'queued', now(), $7)",
-            &[
-                &id,
-                &env.server.org.0,
-                &channel["channelId"].as_str().unwrap(),
-                &customer,
-                &KE,
-                &purse,
-                &request,
-                &id.to_string(),
-            ],
-        )
-        .await
-        .unwrap();
+    let row = LeftBehind {
+        id,
+        channel: &channel,
+        flow: "payout",
+        customer: &customer,
+        msisdn: KE,
+        account: &purse,
+        amount_minor: 30_000,
+        our_reference: &id.to_string(),
+        stage: "reserving",
+        status: "queued",
+        request,
+    };
+    leave_behind(&env, row).await;
     let done = env.settled(&id.to_string()).await;
     assert_eq!(done["status"], "success", "{done}");
     assert_eq!(env.purse_balance(&purse).await, kes("700.00", "700.00"));
@@ -1003,26 +1039,20 @@ async fn a_status_answer_that_disagrees_with_a_received_payment_holds_it_for_rev
         .get(&env.server.app_key, &format!("/v1/customers/{customer}/wallets/main"))
         .await;
     let id = uuid::Uuid::now_v7();
-    let client = env.server.db.connect().await.unwrap();
-    client
-        .execute(
-            "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,
-                 account_id, currency, amount_minor, our_reference, stage, status,
-                 next_attempt_at, request)
-             VALUES ($1, $2, $3::text::uuid, 'received', $4::text::uuid, '254700000009',
-                 $5::text::uuid, 'KES', 100000000, $6, 'sent', 'pending_confirmation', now(),
-                 '{}')",
-            &[
-                &id,
-                &env.server.org.0,
-                &channel["channelId"].as_str().unwrap(),
-                &customer,
-                &account["accountId"].as_str().unwrap(),
-                &receipt,
-            ],
-        )
-        .await
-        .unwrap();
+    let row = LeftBehind {
+        id,
+        channel: &channel,
+        flow: "received",
+        customer: &customer,
+        msisdn: "254700000009",
+        account: account["accountId"].as_str().unwrap(),
+        amount_minor: 100_000_000,
+        our_reference: receipt,
+        stage: "sent",
+        status: "pending_confirmation",
+        request: json!({}),
+    };
+    leave_behind(&env, row).await;
     let held = env.until(&id.to_string(), "held", |p| p["status"] == "held_for_review").await;
     assert!(held["alert"].as_str().unwrap().contains("10.00 KES"), "{held}");
     assert_eq!(statuses(&held).last().map(String::as_str), Some("held_for_review"));

@@ -1295,3 +1295,27 @@ async fn a_callback_flood_is_limited_per_channel() {
     let answer = env.server.http.put(other).body("{}").send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::NOT_FOUND);
 }
+
+/// A confirmation of nothing (or less), even with the token, pays no one: it is parked.
+#[tokio::test]
+async fn a_c2b_confirmation_of_no_money_is_parked() {
+    let env = start().await;
+    let channel = env.mpesa_channel().await;
+    let (customer, _) = wallet(&env, KE, "KES").await;
+    let url = format!(
+        "{}/callbacks/mpesa/{}/{}/c2b/confirmation",
+        env.server.base,
+        channel["channelId"].as_str().unwrap(),
+        callback_token(&env, &channel).await
+    );
+    for (receipt, amount) in [("SKE0000010", "0.00"), ("SKE0000011", "-5.00")] {
+        let body = c2b_confirmation(receipt, amount, KE_DIGITS, "254700000009");
+        let reply = env.server.http.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+    }
+    assert_eq!(count(&env, "SELECT count(*) FROM provider_payments").await, 0);
+    let parked = "SELECT count(*) FROM provider_callbacks WHERE payment_id IS NULL AND verified";
+    assert_eq!(count(&env, parked).await, 2);
+    assert_eq!(wallet_balance(&env, &customer).await, kes("0.00", "0.00"));
+    env.invariants_hold().await;
+}

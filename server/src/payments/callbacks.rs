@@ -384,7 +384,10 @@ async fn c2b_confirmation(
         return ack();
     }
     let bill_ref = received.report.our_reference.clone().unwrap_or_default();
-    let amount = received.report.amount.filter(|a| a.currency() == channel.currency);
+    let amount = received
+        .report
+        .amount
+        .filter(|amount| amount.currency() == channel.currency && amount.is_positive());
     let target = target(state, channel, received.payer_msisdn.as_ref(), &bill_ref).await?;
     let (Some(amount), Some(target)) = (amount, target) else {
         // Money arrived that no account takes: kept for the finance team, never guessed.

@@ -68,12 +68,20 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the failure came from a conflict with another transaction, so that the same work
-    /// can simply be tried again: serialization failures, deadlocks, and unique violations
-    /// raised when a concurrent batch committed the same id first.
+    /// can simply be tried again: serialization failures, deadlocks, unique violations raised
+    /// when a concurrent batch committed the same id first, and statements refused after one
+    /// of these.
     pub fn is_conflict(&self) -> bool {
         let Self::Db(error) = self else { return false };
         match error.code() {
-            Some(&SqlState::T_R_SERIALIZATION_FAILURE | &SqlState::T_R_DEADLOCK_DETECTED) => true,
+            // The last: a statement after a failed one of the same transaction (statements sent
+            // together answer in order, and the failure reported may be a later statement's);
+            // the transaction is rolled back, so trying the batch again is safe.
+            Some(
+                &SqlState::T_R_SERIALIZATION_FAILURE
+                | &SqlState::T_R_DEADLOCK_DETECTED
+                | &SqlState::IN_FAILED_SQL_TRANSACTION,
+            ) => true,
             Some(&SqlState::UNIQUE_VIOLATION) => {
                 let constraint = error.as_db_error().and_then(|db| db.constraint());
                 matches!(

@@ -182,7 +182,11 @@ impl Store {
             other => {
                 let _ = client.batch_execute("ROLLBACK").await;
                 match other {
-                    Err(error) if !is_lock_timeout(&error) && !is_duplicate_id(&error) => {
+                    Err(error)
+                        if !is_lock_timeout(&error)
+                            && !is_duplicate_id(&error)
+                            && !is_aborted(&error) =>
+                    {
                         Err(error)
                     }
                     _ => Ok(None),
@@ -212,7 +216,7 @@ impl Store {
         match result {
             Ok(true) => Ok(Some(std::mem::take(&mut prepared.outcomes))),
             Ok(false) => Ok(None),
-            Err(error) if is_lock_timeout(&error) => Ok(None),
+            Err(error) if is_lock_timeout(&error) || is_aborted(&error) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -228,6 +232,14 @@ fn is_duplicate_id(error: &StoreError) -> bool {
 /// Whether a prepared transaction gave up waiting for a lock (see [`BEGIN`]).
 fn is_lock_timeout(error: &StoreError) -> bool {
     has_state(error, &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// Whether a statement was refused because an earlier one of the same transaction failed:
+/// statements sent together answer in order, and the one reported may be a later one than
+/// the lock timeout or duplicate id that failed. The transaction is rolled back, and the batch
+/// applied again through [`Store::post`], which is always safe.
+fn is_aborted(error: &StoreError) -> bool {
+    has_state(error, &tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
 }
 
 fn has_state(error: &StoreError, state: &tokio_postgres::error::SqlState) -> bool {

@@ -23,8 +23,8 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::api::{AppState, tenancy};
 use crate::bench::{BenchArgs, CpuTime, kes, submit_all, transfer};
+use {crate::app::AppState, crate::http::v1::tenancy};
 
 const PAYMENTS: &str = "/v1/payments";
 const BATCHES: &str = "/v1/transfers/batch";
@@ -76,7 +76,7 @@ struct Setup {
 
 async fn set_up(state: &AppState, wallets: usize) -> anyhow::Result<Setup> {
     let store = &state.store;
-    let failed = |error: crate::api::error::ApiError| anyhow::anyhow!("{}", error.detail);
+    let failed = |error: crate::http::problem::ApiError| anyhow::anyhow!("{}", error.detail);
     let org = OrgId::generate();
     store.create_org(org, "bench-http").await?;
     let app = tenancy::insert_app(&state.pool, org, "bench").await.map_err(failed)?;

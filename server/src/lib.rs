@@ -1,7 +1,7 @@
 //! Hazina's server: configuration, the database pool, the HTTP router, background workers and
 //! the embedded PostgreSQL launcher. The `hazina` binary (`main.rs`) wires them together.
 
-pub mod api;
+pub mod app;
 pub mod bench;
 pub mod bench_http;
 pub mod chaos;

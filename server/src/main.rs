@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hazina_server::config::{Cli, Command, KeysCommand, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
-use hazina_server::{api, db, http, payments, simulator, workers};
+use hazina_server::http::problem::{AnnouncedIds, ApiError};
+use hazina_server::http::v1::tenancy;
+use hazina_server::{app, db, http, payments, simulator, workers};
 
 /// Requests allocate many small short-lived values; glibc's allocator took a quarter of the
 /// server's CPU under the HTTP benchmark (BENCHMARKS.md).
@@ -149,7 +151,7 @@ async fn bench(
     let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
     let result = if args.http {
         let ledger_pool =
-            db::pool_with(database.config.clone(), api::LEDGER_POOL_SIZE, &database.tls)?;
+            db::pool_with(database.config.clone(), app::LEDGER_POOL_SIZE, &database.tls)?;
         hazina_server::bench_http::bench(pool.clone(), ledger_pool, args).await.map(|_| ())
     } else {
         hazina_server::bench::bench(hazina_ledger::store::Store::new(pool.clone()), args)
@@ -161,10 +163,9 @@ async fn bench(
 }
 
 async fn keys(cli: &Cli, database: &Database, command: &KeysCommand) -> anyhow::Result<()> {
-    use api::tenancy;
     db::migrate_with(&database.config, &database.tls).await?;
     let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
-    let failed = |error: api::error::ApiError| anyhow::anyhow!("{}: {}", error.code, error.detail);
+    let failed = |error: ApiError| anyhow::anyhow!("{}: {}", error.code, error.detail);
     let mut stdout = std::io::stdout().lock();
     match command {
         KeysCommand::Create { name, app, org } => {
@@ -242,21 +243,19 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         cli.retention(),
         shutdown.clone().wait(),
     ));
-    if let Some(made) =
-        api::tenancy::bootstrap(&pool).await.map_err(|e| anyhow::anyhow!(e.detail))?
-    {
+    if let Some(made) = tenancy::bootstrap(&pool).await.map_err(|e| anyhow::anyhow!(e.detail))? {
         print_first_keys(&made)?;
     }
-    let ledger_pool = db::pool_with(config, api::LEDGER_POOL_SIZE, &tls)?;
+    let ledger_pool = db::pool_with(config, app::LEDGER_POOL_SIZE, &tls)?;
     let sealer = credentials_sealer(cli, database)?;
     let reports_settings = db::ConnectionSettings {
-        statement_timeout: Some(api::REPORTS_STATEMENT_TIMEOUT),
+        statement_timeout: Some(app::REPORTS_STATEMENT_TIMEOUT),
         ..cli.connection_settings()
     };
     let reports_config = reports_settings.apply(app_config);
-    let reports_pool = db::pool_with(reports_config, api::REPORTS_POOL_SIZE, &tls)?;
+    let reports_pool = db::pool_with(reports_config, app::REPORTS_POOL_SIZE, &tls)?;
     give_up_root(cli, database)?;
-    let state = api::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer)
+    let state = app::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer)
         .with_reports_pool(reports_pool.clone());
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
     state.payments.configure(payments::Settings {
@@ -407,7 +406,7 @@ async fn answer_within(
     use axum::response::IntoResponse as _;
     // Never the path: a callback's carries its channel's secret token.
     let method = request.method().clone();
-    let announced = api::error::AnnouncedIds::default();
+    let announced = AnnouncedIds::default();
     request.extensions_mut().insert(announced.clone());
     if let Ok(response) = tokio::time::timeout(limit, next.run(request)).await {
         return response;
@@ -474,7 +473,7 @@ impl Shutdown {
 }
 
 /// Shows the keys made on first start, the only time their tokens are shown.
-fn print_first_keys(made: &api::tenancy::Bootstrapped) -> anyhow::Result<()> {
+fn print_first_keys(made: &tenancy::Bootstrapped) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

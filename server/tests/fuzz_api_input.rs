@@ -8,8 +8,8 @@
 //! changes nothing. `HAZINA_FUZZ_CASES` sets the cases per target (RELIABILITY.md, "Parser
 //! fuzzing").
 
-use hazina_server::api::customers::{CustomerNumber, Provider};
-use hazina_server::api::money::Value;
+use hazina_server::http::v1::customers::{CustomerNumber, Provider};
+use hazina_server::http::v1::money::Value;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config;

@@ -21,8 +21,8 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The keys a fresh database's first start makes (as the server would, before it starts).
 async fn first_keys(
     db: &hazina_tests::TestDb,
-) -> anyhow::Result<hazina_server::api::tenancy::Bootstrapped> {
-    hazina_server::api::tenancy::bootstrap(&db.pool())
+) -> anyhow::Result<hazina_server::http::v1::tenancy::Bootstrapped> {
+    hazina_server::http::v1::tenancy::bootstrap(&db.pool())
         .await
         .map_err(|e| anyhow::anyhow!(e.detail))?
         .context("a fresh database gets its first keys")
@@ -437,7 +437,7 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() -> anyhow::
     assert!(!early.status.success());
     assert!(String::from_utf8_lossy(&early.stderr).contains("no_org"), "{early:?}");
 
-    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
+    let made = hazina_server::http::v1::tenancy::bootstrap(&db.pool())
         .await
         .map_err(|e| anyhow::anyhow!(e.detail))?
         .context("the first start makes keys")?;
@@ -450,7 +450,7 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() -> anyhow::
         stdout.split_whitespace().find(|word| word.starts_with("hz_")).context("a token")?;
     let key_id = stdout.split_whitespace().nth(1).context("an id")?.to_owned();
     // The token works against the API's key lookup, as an app key.
-    let keys = hazina_server::api::auth::KeyCache::default();
+    let keys = hazina_server::http::auth::KeyCache::default();
     let caller =
         keys.authenticate(&db.pool(), token).await.map_err(|e| anyhow::anyhow!(e.detail))?;
     assert_eq!(caller.context("the new key authenticates")?.app, Some(made.app.app_id));

@@ -13,7 +13,7 @@
 
 use hazina_ledger::OrgId;
 use hazina_ledger::store::Store;
-use hazina_server::api::tenancy;
+use hazina_server::http::v1::tenancy;
 use hazina_tests::ApiServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

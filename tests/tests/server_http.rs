@@ -20,7 +20,7 @@ async fn start(pool: deadpool_postgres::Pool) -> anyhow::Result<Running> {
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
     let task =
-        tokio::spawn(http::serve_on(listener, hazina_server::api::AppState::new(pool), async {
+        tokio::spawn(http::serve_on(listener, hazina_server::app::AppState::new(pool), async {
             let _ = stopped.await;
         }));
     Ok(Running { base, stop, task })
@@ -140,12 +140,12 @@ async fn shutdown_stops_accepting_connections() -> anyhow::Result<()> {
 #[tokio::test]
 async fn reports_have_a_pool_of_their_own() -> anyhow::Result<()> {
     let db = fresh_db().await;
-    let made = hazina_server::api::tenancy::bootstrap(&db.pool())
+    let made = hazina_server::http::v1::tenancy::bootstrap(&db.pool())
         .await
         .map_err(|e| anyhow::anyhow!(e.detail))?
         .ok_or_else(|| anyhow::anyhow!("a fresh database gets its first keys"))?;
     let requests = db::pool(db.config(), 2)?;
-    let state = hazina_server::api::AppState::with_pools(
+    let state = hazina_server::app::AppState::with_pools(
         requests.clone(),
         db.pool(),
         hazina_server::secrets::Sealer::generate()?,
@@ -181,7 +181,7 @@ async fn connections_past_the_limit_wait_until_one_closes() -> anyhow::Result<()
     let db = fresh_db().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    let app = http::router(hazina_server::api::AppState::new(db.pool()));
+    let app = http::router(hazina_server::app::AppState::new(db.pool()));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(http::serve_router(listener, app, 2, async {
         let _ = stopped.await;

@@ -17,9 +17,9 @@
 //! [`run`] is the worker: it asks the provider about every payment whose next attempt is due,
 //! with exponential backoff, so a payment whose callback never comes still converges.
 
-pub mod callbacks;
-mod momo;
-mod mpesa;
+pub(crate) mod momo;
+pub(crate) mod mpesa;
+mod received;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -35,8 +35,8 @@ use hazina_providers::lifecycle::{self, Event, Settled};
 use hazina_providers::{Status, StatusReport};
 use uuid::Uuid;
 
-use crate::api::error::ApiError;
-use crate::api::money::payment_status;
+use crate::http::problem::ApiError;
+use crate::http::v1::money::payment_status;
 use crate::secrets::{Sealer, is_sealed};
 
 /// Namespace of the ids of the transfers that post or void a payment's reservation, and of
@@ -260,7 +260,7 @@ impl Channel {
         let currency: &str = row.get(4);
         let stored: serde_json::Value = row.get(9);
         let credentials = open_credentials(sealer, id, &stored)?;
-        let currency = crate::api::money::currency(currency)?;
+        let currency = crate::http::v1::money::currency(currency)?;
         Ok(Self {
             id,
             org: OrgId(row.get(1)),
@@ -379,7 +379,7 @@ impl Record {
         next_attempt_at, request, created_at, updated_at, alert";
 
     fn from_row(row: &tokio_postgres::Row) -> Result<Self, ApiError> {
-        let currency = crate::api::money::currency(row.get(8))?;
+        let currency = crate::http::v1::money::currency(row.get(8))?;
         Ok(Self {
             id: row.get(0),
             org: OrgId(row.get(1)),
@@ -597,7 +597,7 @@ impl Engine {
             .await?;
         rows.iter()
             .map(|row| {
-                let currency = crate::api::money::currency(row.get(1))?;
+                let currency = crate::http::v1::money::currency(row.get(1))?;
                 Ok((AccountId(row.get(0)), Money::from_minor(currency, row.get(2))))
             })
             .collect()
@@ -805,7 +805,7 @@ impl Engine {
             effective_at: None,
             context: reservation_context(&record),
         };
-        let outcome = crate::api::money::submit_to(&self.pipeline, request).await?;
+        let outcome = crate::http::v1::money::submit_to(&self.pipeline, request).await?;
         if let Outcome::Rejected(reason) = outcome {
             return self.refuse_reservation(record.id, reason).await;
         }
@@ -1082,7 +1082,7 @@ impl Engine {
         what: &str,
         request: TransferRequest,
     ) -> Result<(), ApiError> {
-        match crate::api::money::submit_to(&self.pipeline, request).await? {
+        match crate::http::v1::money::submit_to(&self.pipeline, request).await? {
             Outcome::Accepted { .. } => Ok(()),
             Outcome::Rejected(reason) => {
                 // Posting or voiding our own open reservation cannot be refused unless the

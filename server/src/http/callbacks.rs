@@ -21,10 +21,10 @@ use hazina_providers::lifecycle::Event;
 use hazina_providers::mpesa::{C2bRejectReason, C2bValidationReply, CallbackAck, Msisdn};
 use uuid::Uuid;
 
-use super::{Channel, Flow, Provider, Stage, callback_event, mpesa};
-use crate::api::AppState;
-use crate::api::customers::{self, CustomerNumber};
-use crate::api::error::ApiError;
+use crate::app::AppState;
+use crate::http::problem::ApiError;
+use crate::http::v1::customers::{self, CustomerNumber};
+use crate::payments::{Channel, Provider, Stage, callback_event, mpesa};
 
 /// Largest callback body taken.
 const CALLBACK_BYTES_MAX: usize = 64 * 1024;
@@ -184,7 +184,7 @@ async fn momo_callback(
     let channel = channel(&state, &channel_id, Provider::Momo).await?;
     let verified = channel.verifies(&token);
     let callback = Callback { channel: &channel, payment: None, kind: "callback", verified };
-    let report = super::momo::read_callback(&body);
+    let report = crate::payments::momo::read_callback(&body);
     callback
         .record(&state, &body, report, "callback", |report| {
             callback_event("callback", report, verified)
@@ -224,7 +224,7 @@ impl Callback<'_> {
                 return Err(unreadable(&error));
             }
         };
-        let refs = super::references(&report);
+        let refs = crate::payments::references(&report);
         let matched =
             state.payments.store_callback(channel, payment, kind, &refs, verified, &text).await?;
         if let Some(payment) = matched {
@@ -432,7 +432,7 @@ fn target_request(
     serde_json::json!({
         "debitParty": debit,
         "creditParty": target.party,
-        "value": crate::api::money::Value::of(&amount),
+        "value": crate::http::v1::money::Value::of(&amount),
         "narration": narration,
         "context": {
             "payment": {
@@ -442,64 +442,4 @@ fn target_request(
             "hazina": { "customers": customers },
         },
     })
-}
-
-impl super::Engine {
-    /// Records a payment a customer made unprompted (once per provider id: a repeat finds the
-    /// first), to be posted when the provider's word is trusted.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_received(
-        &self,
-        channel: &Channel,
-        trans_id: &str,
-        payer: &str,
-        amount: Money,
-        request: &serde_json::Value,
-        account: AccountId,
-        customer: Option<CustomerId>,
-    ) -> Result<Uuid, ApiError> {
-        let first_query = self.settings().first_query;
-        let client = self.pool.get().await?;
-        let minor =
-            amount.to_minor().map_err(|e| ApiError::invalid("invalid_amount", e.to_string()))?;
-        let inserted = client
-            .query_opt(
-                "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,
-                     account_id, currency, amount_minor, our_reference, stage, status,
-                     next_attempt_at, request)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', 'pending_confirmation',
-                     now() + make_interval(secs => $11), $12)
-                 ON CONFLICT (channel_id, our_reference) DO NOTHING
-                 RETURNING id",
-                &[
-                    &Uuid::now_v7(),
-                    &channel.org.0,
-                    &channel.id,
-                    &Flow::Received.as_str(),
-                    &customer.map(|c| c.0),
-                    &payer,
-                    &account.0,
-                    &amount.currency().code(),
-                    &minor,
-                    &trans_id,
-                    &first_query.as_secs_f64(),
-                    request,
-                ],
-            )
-            .await?;
-        if let Some(row) = inserted {
-            let id: Uuid = row.get(0);
-            super::insert_event(&client, id, "pending_confirmation", "callback", None, None)
-                .await?;
-            return Ok(id);
-        }
-        // A repeat of a payment already recorded.
-        let row = client
-            .query_one(
-                "SELECT id FROM provider_payments WHERE channel_id = $1 AND our_reference = $2",
-                &[&channel.id, &trans_id],
-            )
-            .await?;
-        Ok(row.get(0))
-    }
 }

@@ -222,7 +222,7 @@ fn body_rejection(rejection: &JsonRejection) -> ApiError {
             "body_too_large",
             format!(
                 "the body is larger than this endpoint accepts ({} bytes; 2 MiB for batches)",
-                super::BODY_BYTES_MAX
+                super::v1::BODY_BYTES_MAX
             ),
         ),
         other => ApiError::bad_request("invalid_body", other.body_text()),

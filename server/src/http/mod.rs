@@ -11,7 +11,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tracing::Instrument as _;
 
-use crate::api::AppState;
+use crate::app::AppState;
+
+pub mod auth;
+pub mod callbacks;
+pub mod idempotency;
+pub mod problem;
+pub mod v1;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -26,15 +32,17 @@ const REQUEST_ID_LEN_MAX: usize = 64;
 /// the API under `/v1` ([`crate::api`]), its OpenAPI document at `/openapi.json` and a browser
 /// for it at `/docs`.
 pub fn router(state: AppState) -> Router {
-    let (api, document) = crate::api::routes();
-    let api = api
-        .route_layer(middleware::from_fn_with_state(state.clone(), crate::api::idempotency::layer));
+    let (api, document) = crate::http::v1::routes();
+    let api = api.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::http::idempotency::layer,
+    ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))
         .merge(api)
-        .merge(crate::payments::callbacks::routes(&state))
+        .merge(crate::http::callbacks::routes(&state))
         // The document at /openapi.json, browsable at /docs; the UI's files are in the binary.
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/docs")

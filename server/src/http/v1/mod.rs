@@ -3,28 +3,22 @@
 //!
 //! Every handler authenticates its caller ([`auth::Caller`]), reads only within the caller's
 //! org (another org's resources answer 404, exactly like missing ones), and turns bad input
-//! into a problem response with a stable code ([`error::ApiError`]) before anything changes.
+//! into a problem response with a stable code ([`crate::http::problem::ApiError`]) before anything changes.
 
-pub mod auth;
-pub mod channels;
 pub mod customers;
-pub mod error;
 pub mod finance;
-pub mod idempotency;
 pub mod money;
+pub mod payment_channels;
 pub mod payments;
 pub mod tenancy;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use deadpool_postgres::Pool;
-use hazina_ledger::pipeline::{Pipeline, PipelineConfig};
-use hazina_ledger::store::Store;
 use utoipa::OpenApi as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
 
 /// Largest request body accepted.
 pub const BODY_BYTES_MAX: usize = 256 * 1024;
@@ -32,82 +26,6 @@ pub const BODY_BYTES_MAX: usize = 256 * 1024;
 pub const PAGE_SIZE_MAX: i64 = 500;
 /// Page size when none is asked for.
 pub const PAGE_SIZE_DEFAULT: i64 = 50;
-/// Connections of the ledger writers' own pool: two per writer (overlapped batches) and some
-/// to spare.
-pub const LEDGER_POOL_SIZE: usize = 10;
-/// Connections of the reports' own pool (statements, trial balance, general ledger): long
-/// reads and downloads never take the connections requests and payments need.
-pub const REPORTS_POOL_SIZE: usize = 4;
-/// The longest a report's statement may run (reports over years of entries are the slowest).
-pub const REPORTS_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// What every handler shares.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub pool: Pool,
-    pub store: Store,
-    /// The store on the reports' own pool (the request pool's, unless given one).
-    pub reports: Store,
-    pub pipeline: Pipeline,
-    pub keys: Arc<auth::KeyCache>,
-    pub parties: Arc<money::PartyCache>,
-    /// Payments through providers (payouts, collections, received payments).
-    pub payments: Arc<crate::payments::Engine>,
-    /// How many callbacks each channel may still take.
-    pub callback_limits: Arc<crate::payments::callbacks::CallbackLimits>,
-}
-
-impl AppState {
-    /// The state over a migrated database's pool, with a posting pipeline started on the
-    /// current runtime that shares the pool (for tests; see [`AppState::with_pools`]).
-    pub fn new(pool: Pool) -> Self {
-        Self::with_pools(pool.clone(), pool, Self::test_sealer())
-    }
-
-    /// A sealer with a key of its own for a server that lives as long as its test, taken from
-    /// a fresh UUID's randomness when the system's generator refuses (it never does on a
-    /// machine that runs tests; a server's key comes from its key file instead).
-    fn test_sealer() -> crate::secrets::Sealer {
-        crate::secrets::Sealer::generate().unwrap_or_else(|_| {
-            let mut key = [0; 32];
-            key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-            key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-            crate::secrets::Sealer::from_key(&key)
-        })
-    }
-
-    /// The state with the ledger's writers on a pool of their own, so that they never queue
-    /// for a connection behind the requests they are serving, and channel credentials sealed
-    /// with `sealer`.
-    pub fn with_pools(pool: Pool, ledger_pool: Pool, sealer: crate::secrets::Sealer) -> Self {
-        crate::metrics::init();
-        let store = Store::new(pool.clone());
-        let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
-        let payments =
-            Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer));
-        Self {
-            pool,
-            reports: store.clone(),
-            store,
-            pipeline,
-            payments,
-            keys: Arc::new(auth::KeyCache::default()),
-            parties: Arc::new(money::PartyCache::default()),
-            callback_limits: Arc::new(crate::payments::callbacks::CallbackLimits::default()),
-        }
-    }
-}
-
-impl AppState {
-    /// The same state with reports (statements, trial balance, general ledger) on a pool of
-    /// their own.
-    #[must_use]
-    pub fn with_reports_pool(mut self, pool: Pool) -> Self {
-        self.reports = Store::new(pool);
-        self
-    }
-}
-
 /// The OpenAPI document's frame; the paths and schemas come from the handlers.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
@@ -143,7 +61,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(customers::routes())
         .merge(money::routes())
         .merge(finance::routes())
-        .merge(channels::routes())
+        .merge(payment_channels::routes())
         .merge(payments::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
@@ -180,11 +98,11 @@ fn problems_as_problem_json(document: &mut serde_json::Value) {
 }
 
 /// A page size from a query: the default when absent, refused outside 1..=max.
-pub fn page_size(limit: Option<i64>) -> Result<i64, error::ApiError> {
+pub fn page_size(limit: Option<i64>) -> Result<i64, crate::http::problem::ApiError> {
     match limit {
         None => Ok(PAGE_SIZE_DEFAULT),
         Some(limit) if (1..=PAGE_SIZE_MAX).contains(&limit) => Ok(limit),
-        Some(_) => Err(error::ApiError::bad_request(
+        Some(_) => Err(crate::http::problem::ApiError::bad_request(
             "invalid_limit",
             format!("limit must be between 1 and {PAGE_SIZE_MAX}"),
         )),

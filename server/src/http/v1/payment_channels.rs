@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::{ApiError, Body, PathParams, Problem};
-use super::{AppState, money};
+use super::money;
+use crate::app::AppState;
+use crate::http::auth::Caller;
+use crate::http::problem::{ApiError, Body, PathParams, Problem};
 
 /// Longest channel number, credential value and base URL.
 const CHANNEL_NUMBER_LEN_MAX: usize = 64;

@@ -25,8 +25,8 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use super::AppState;
-use super::error::ApiError;
+use super::problem::ApiError;
+use crate::app::AppState;
 
 /// How long a key lookup is trusted before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::{Caller, NewKey};
-use super::error::{ApiError, Body, PathParams, Problem};
+use crate::app::AppState;
+use crate::http::auth::{Caller, NewKey};
+use crate::http::problem::{ApiError, Body, PathParams, Problem};
 
 /// Longest app or key name.
 pub const NAME_LEN_MAX: usize = 100;
@@ -213,7 +213,7 @@ pub async fn insert_key(
             &[&id, &org.0, &app, &new.prefix, &new.secret_sha256, &name],
         )
         .await?;
-    super::auth::note_keys_changed();
+    crate::http::auth::note_keys_changed();
     Ok(CreatedKey {
         key: Key {
             key_id: id,

@@ -21,9 +21,9 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::Caller;
-use super::error::ApiError;
+use super::problem::ApiError;
+use crate::app::AppState;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -97,7 +97,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
     request.extensions_mut().insert(caller);
 
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, super::finance::BATCH_BODY_BYTES_MAX).await.map_err(|_| {
+    let bytes = to_bytes(body, super::v1::finance::BATCH_BODY_BYTES_MAX).await.map_err(|_| {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large")
             .into_response()
     })?;

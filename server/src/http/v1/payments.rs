@@ -11,10 +11,11 @@ use hazina_ledger::{CustomerId, Money, TransferId};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::{AnnouncedIds, ApiError, PathParams, Problem};
+use super::customers;
 use super::money::{NewPayment, Party, Value, party_account, payment_status};
-use super::{AppState, customers};
+use crate::app::AppState;
+use crate::http::auth::Caller;
+use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
 use crate::payments::{self, Flow, Provider, Record, StatusChange};
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
@@ -246,7 +247,7 @@ async fn draft(
     }
     let id = payment
         .transaction_id
-        .or_else(|| super::idempotency::derived_id(caller, headers))
+        .or_else(|| crate::http::idempotency::derived_id(caller, headers))
         .unwrap_or_else(Uuid::now_v7);
     let our_reference = match channel.provider {
         // MoMo wants a v4 UUID as X-Reference-Id.

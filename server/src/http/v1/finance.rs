@@ -14,10 +14,11 @@ use hazina_ledger::{AccountId, TransferId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 use super::money::{BalanceView, TransferView, Value};
-use super::{AppState, page_size};
+use super::page_size;
+use crate::app::AppState;
+use crate::http::auth::Caller;
+use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 
 /// Most transfers in one batch request.
 pub const BATCH_TRANSFERS_MAX: usize = 1_000;
@@ -252,7 +253,7 @@ async fn create_transfer(
     Body(new): Body<NewTransfer>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let request = request(&caller, new, super::idempotency::derived_id(&caller, &headers))?;
+    let request = request(&caller, new, crate::http::idempotency::derived_id(&caller, &headers))?;
     super::money::check_treasury(&state, &caller, &debits(std::slice::from_ref(&request))).await?;
     let id = request.id;
     AnnouncedIds::transfers(announced.as_deref(), &[id.0]);
@@ -300,7 +301,7 @@ async fn create_transfers(
         .enumerate()
         .map(|(index, new)| {
             // With an Idempotency-Key, the n-th transfer of the batch always gets the same id.
-            let derived = super::idempotency::derived_id(&caller, &headers)
+            let derived = crate::http::idempotency::derived_id(&caller, &headers)
                 .map(|base| Uuid::new_v5(&base, index.to_string().as_bytes()));
             request(&caller, new, derived)
         })

@@ -14,9 +14,10 @@ use hazina_ledger::{AccountId, Currency, CustomerId, Money, TransferId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
-use super::{AppState, customers, page_size};
+use super::{customers, page_size};
+use crate::app::AppState;
+use crate::http::auth::Caller;
+use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 
 /// Longest wallet id and narration.
 pub const WALLET_ID_LEN_MAX: usize = 100;
@@ -663,7 +664,7 @@ async fn create_payment(
     }
     check_accounts(&debit, &credit, amount)?;
     let given =
-        payment.transaction_id.or_else(|| super::idempotency::derived_id(&caller, &headers));
+        payment.transaction_id.or_else(|| crate::http::idempotency::derived_id(&caller, &headers));
     let id = given.map_or_else(TransferId::generate, TransferId);
     let wallet_customers: Vec<CustomerId> =
         [debit_customer, credit_customer].into_iter().flatten().collect();

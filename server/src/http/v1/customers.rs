@@ -24,10 +24,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::{ApiError, Body, PathParams, Problem, QueryParams};
 use super::money::{WalletView, payment_status};
-use super::{AppState, page_size};
+use super::page_size;
+use crate::app::AppState;
+use crate::http::auth::Caller;
+use crate::http::problem::{ApiError, Body, PathParams, Problem, QueryParams};
 
 /// Longest customer number, secondary id key or value.
 pub const IDENTIFIER_LEN_MAX: usize = 256;

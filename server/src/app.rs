@@ -1,0 +1,85 @@
+//! The composition root: builds what every front door shares (the pools, the ledger's posting
+//! pipeline, the payments engine, the caches) once, for `hazina serve`, the benchmarks and the
+//! tests.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use hazina_ledger::pipeline::{Pipeline, PipelineConfig};
+use hazina_ledger::store::Store;
+
+/// Connections of the ledger writers' own pool: two per writer (overlapped batches) and some
+/// to spare.
+pub const LEDGER_POOL_SIZE: usize = 10;
+/// Connections of the reports' own pool (statements, trial balance, general ledger): long
+/// reads and downloads never take the connections requests and payments need.
+pub const REPORTS_POOL_SIZE: usize = 4;
+/// The longest a report's statement may run (reports over years of entries are the slowest).
+pub const REPORTS_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub pool: Pool,
+    pub store: Store,
+    /// The store on the reports' own pool (the request pool's, unless given one).
+    pub reports: Store,
+    pub pipeline: Pipeline,
+    pub keys: Arc<crate::http::auth::KeyCache>,
+    pub parties: Arc<crate::http::v1::money::PartyCache>,
+    /// Payments through providers (payouts, collections, received payments).
+    pub payments: Arc<crate::payments::Engine>,
+    /// How many callbacks each channel may still take.
+    pub callback_limits: Arc<crate::http::callbacks::CallbackLimits>,
+}
+
+impl AppState {
+    /// The state over a migrated database's pool, with a posting pipeline started on the
+    /// current runtime that shares the pool (for tests; see [`AppState::with_pools`]).
+    pub fn new(pool: Pool) -> Self {
+        Self::with_pools(pool.clone(), pool, Self::test_sealer())
+    }
+
+    /// A sealer with a key of its own for a server that lives as long as its test, taken from
+    /// a fresh UUID's randomness when the system's generator refuses (it never does on a
+    /// machine that runs tests; a server's key comes from its key file instead).
+    fn test_sealer() -> crate::secrets::Sealer {
+        crate::secrets::Sealer::generate().unwrap_or_else(|_| {
+            let mut key = [0; 32];
+            key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            crate::secrets::Sealer::from_key(&key)
+        })
+    }
+
+    /// The state with the ledger's writers on a pool of their own, so that they never queue
+    /// for a connection behind the requests they are serving, and channel credentials sealed
+    /// with `sealer`.
+    pub fn with_pools(pool: Pool, ledger_pool: Pool, sealer: crate::secrets::Sealer) -> Self {
+        crate::metrics::init();
+        let store = Store::new(pool.clone());
+        let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
+        let payments =
+            Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer));
+        Self {
+            pool,
+            reports: store.clone(),
+            store,
+            pipeline,
+            payments,
+            keys: Arc::new(crate::http::auth::KeyCache::default()),
+            parties: Arc::new(crate::http::v1::money::PartyCache::default()),
+            callback_limits: Arc::new(crate::http::callbacks::CallbackLimits::default()),
+        }
+    }
+}
+
+impl AppState {
+    /// The same state with reports (statements, trial balance, general ledger) on a pool of
+    /// their own.
+    #[must_use]
+    pub fn with_reports_pool(mut self, pool: Pool) -> Self {
+        self.reports = Store::new(pool);
+        self
+    }
+}

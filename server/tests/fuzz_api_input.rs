@@ -154,7 +154,7 @@ proptest! {
             Err(error) => {
                 prop_assert!(error.status.is_client_error(), "{:?}", error);
                 let expected = if currency.is_some() { "invalid_amount" } else { "invalid_currency" };
-                prop_assert_eq!(error.code, expected, "{:?}", error);
+                prop_assert_eq!(error.code.as_str(), expected, "{:?}", error);
                 // An amount is refused only when it is not one, is finer than the currency, or
                 // does not fit 64-bit minor units.
                 if let Some(currency) = currency
@@ -185,7 +185,7 @@ proptest! {
             Err(error) => {
                 prop_assert!(error.status.is_client_error(), "{:?}", error);
                 prop_assert!(
-                    ["invalid_phone_number", "invalid_customer_number"].contains(&error.code),
+                    ["invalid_phone_number", "invalid_customer_number"].contains(&error.code.as_str()),
                     "{:?}", error
                 );
             }

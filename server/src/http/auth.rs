@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use super::problem::ApiError;
 use crate::app::AppState;
+use crate::code::Code;
 
 /// How long a key lookup is trusted before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -68,7 +69,7 @@ impl Caller {
             None => Ok(()),
             Some(_) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "org_key_required",
+                Code::OrgKeyRequired,
                 "this operation needs an org key",
             )),
         }
@@ -79,7 +80,7 @@ impl Caller {
         self.app.ok_or_else(|| {
             ApiError::new(
                 StatusCode::FORBIDDEN,
-                "app_key_required",
+                Code::AppKeyRequired,
                 "this operation needs an app key",
             )
         })
@@ -291,7 +292,7 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(*caller);
         }
         let unauthorized = |detail: &str| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail.to_owned())
+            ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, detail.to_owned())
         };
         let header = parts
             .headers

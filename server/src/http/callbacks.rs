@@ -22,6 +22,7 @@ use hazina_providers::mpesa::{C2bRejectReason, C2bValidationReply, CallbackAck, 
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::code::Code;
 use crate::http::problem::ApiError;
 use crate::http::v1::customers::{self, CustomerNumber};
 use crate::payments::{Channel, Provider, Stage, callback_event, mpesa};
@@ -122,7 +123,7 @@ async fn rate_limit(
     }
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        Code::RateLimited,
         "too many callbacks for this channel; retry shortly",
     )
     .into_response();
@@ -143,7 +144,7 @@ async fn channel(state: &AppState, id: &str, provider: Provider) -> Result<Chann
 }
 
 fn unreadable(error: &dyn std::fmt::Display) -> ApiError {
-    ApiError::bad_request("unreadable_callback", format!("the callback is unreadable: {error}"))
+    ApiError::bad_request(Code::UnreadableCallback, format!("the callback is unreadable: {error}"))
 }
 
 async fn mpesa_callback(

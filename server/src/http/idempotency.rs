@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::problem::ApiError;
 use crate::app::AppState;
+use crate::code::Code;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -47,7 +48,7 @@ pub fn key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .map(Some)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_idempotency_key",
+                Code::InvalidIdempotencyKey,
                 "an Idempotency-Key has 1 to 255 visible ASCII characters",
             )
         })
@@ -98,7 +99,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
 
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, super::v1::finance::BATCH_BODY_BYTES_MAX).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is too large")
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Code::BodyTooLarge, "the body is too large")
             .into_response()
     })?;
     let mut hasher = Sha256::new();
@@ -137,7 +138,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         let stored: Vec<u8> = row.get(0);
         if stored != digest {
             return Err(ApiError::invalid(
-                "idempotency_key_reused",
+                Code::IdempotencyKeyReused,
                 "this Idempotency-Key was used with a different request",
             )
             .into_response());
@@ -146,7 +147,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         if status == 0 {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "idempotency_request_in_progress",
+                Code::IdempotencyRequestInProgress,
                 "the first request with this Idempotency-Key is still running; retry shortly",
             )
             .into_response());
@@ -180,7 +181,7 @@ async fn run_first(
             tracing::error!(%error, "a request with an Idempotency-Key failed");
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+                Code::InternalError,
                 "the request failed; retry it with the same Idempotency-Key",
             )
             .into_response())

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use tracing::Instrument as _;
 
 use crate::app::AppState;
+use crate::code::Code;
 
 pub mod auth;
 pub mod callbacks;
@@ -163,14 +164,14 @@ impl tokio::io::AsyncWrite for LimitedStream {
 }
 
 /// An `application/problem+json` response (RFC 9457) with a stable, snake_case `code`.
-pub fn problem(status: StatusCode, code: &'static str, detail: &str) -> Response {
+pub fn problem(status: StatusCode, code: crate::code::Code, detail: &str) -> Response {
     problem_body(status, code, detail, serde_json::Map::new())
 }
 
 /// A [`problem`] with one more member (`name`: `value`), such as the ids a request was given.
 pub fn problem_with(
     status: StatusCode,
-    code: &'static str,
+    code: crate::code::Code,
     detail: &str,
     name: &str,
     value: serde_json::Value,
@@ -180,7 +181,7 @@ pub fn problem_with(
 
 fn problem_body(
     status: StatusCode,
-    code: &'static str,
+    code: crate::code::Code,
     detail: &str,
     mut body: serde_json::Map<String, serde_json::Value>,
 ) -> Response {
@@ -188,7 +189,7 @@ fn problem_body(
         ("type", serde_json::json!("about:blank")),
         ("title", serde_json::json!(status.canonical_reason().unwrap_or("Error"))),
         ("status", serde_json::json!(status.as_u16())),
-        ("code", serde_json::json!(code)),
+        ("code", serde_json::json!(code.as_str())),
         ("detail", serde_json::json!(detail)),
     ] {
         body.insert(name.to_owned(), value);
@@ -209,11 +210,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Err(_) => format!("no answer within {}s", READY_TIMEOUT.as_secs()),
     };
     tracing::warn!(%error, "readiness check failed");
-    problem(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable")
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::DatabaseUnavailable,
+        "the database is unavailable",
+    )
 }
 
 async fn not_found() -> Response {
-    problem(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    problem(StatusCode::NOT_FOUND, Code::NotFound, "no such resource")
 }
 
 /// Gives every request an id (the client's `x-request-id` when sensible, else a new UUIDv7),

@@ -1,12 +1,15 @@
 //! Errors as `application/problem+json`, and the JSON body extractor that turns every way a
 //! body can be wrong into a 4xx with a stable code.
 
+use crate::code::Code;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use hazina_ledger::store::StoreError;
+use std::fmt::Write as _;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,8 +22,7 @@ pub struct Problem {
     pub kind: String,
     pub title: String,
     pub status: u16,
-    /// Stable and snake_case, e.g. `invalid_amount`, `not_found`, `insufficient_funds`.
-    pub code: String,
+    pub code: Code,
     pub detail: String,
     /// The id a payment was given when the request named none, on every answer that may
     /// leave its outcome unknown (a 503 above all): retried under this id, it is replayed,
@@ -32,19 +34,43 @@ pub struct Problem {
     pub transfer_ids: Option<Vec<uuid::Uuid>>,
 }
 
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl utoipa::PartialSchema for Code {
+    /// Every code, listed with its meaning.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut description =
+            String::from("Stable and snake_case: act on it, never on `detail`.\n\n");
+        for code in Code::ALL {
+            let _ = writeln!(description, "- `{code}`: {}", code.meaning());
+        }
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(Code::ALL.iter().map(|code| code.as_str())))
+            .description(Some(description))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Code {}
+
 /// A failed request: a status, a stable snake_case `code` and a human-readable detail that
 /// never carries internals (those go to the log).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: crate::code::Code,
     pub detail: String,
     /// Ids the request was given (see [`Problem::transaction_id`]), as a member of the body.
     pub ids: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: crate::code::Code, detail: impl Into<String>) -> Self {
         Self { status, code, detail: detail.into(), ids: None }
     }
 
@@ -65,16 +91,16 @@ impl ApiError {
 
     /// 404: missing, or another tenant's (the two are indistinguishable).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+        Self::new(StatusCode::NOT_FOUND, Code::NotFound, format!("no such {what}"))
     }
 
     /// 422: well-formed but unacceptable.
-    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn invalid(code: crate::code::Code, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
     /// 400: the request itself is malformed (query strings, headers).
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: crate::code::Code, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
@@ -83,7 +109,7 @@ impl ApiError {
         tracing::warn!(error = %crate::error_chain(error), "request failed on the database");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            Code::Unavailable,
             "the service is temporarily unavailable; retry later",
         )
     }
@@ -124,7 +150,7 @@ impl ApiError {
     pub fn unknown_outcome() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            Code::Timeout,
             "the request was not completed in time; its outcome is unknown: retry with the \
              same id",
         )
@@ -156,16 +182,19 @@ impl From<StoreError> for ApiError {
             StoreError::AccountNotFound => Self::not_found("account"),
             StoreError::AccountExists => Self::new(
                 StatusCode::CONFLICT,
-                "already_exists",
+                Code::AlreadyExists,
                 "an account with this identity already exists",
             ),
-            StoreError::AccountNotEmpty => {
-                Self::invalid("account_not_empty", "the account has a balance or pending transfers")
+            StoreError::AccountNotEmpty => Self::invalid(
+                Code::AccountNotEmpty,
+                "the account has a balance or pending transfers",
+            ),
+            StoreError::InvalidAmount(error) => {
+                Self::invalid(Code::InvalidAmount, error.to_string())
             }
-            StoreError::InvalidAmount(error) => Self::invalid("invalid_amount", error.to_string()),
             StoreError::Contention => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "contention",
+                Code::Contention,
                 "too many concurrent changes to the same accounts; retry",
             ),
             other => Self::unavailable(&other),
@@ -210,22 +239,24 @@ fn body_rejection(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "send the body as application/json",
         ),
         JsonRejection::JsonSyntaxError(error) => {
-            ApiError::bad_request("malformed_json", error.body_text())
+            ApiError::bad_request(Code::MalformedJson, error.body_text())
         }
-        JsonRejection::JsonDataError(error) => ApiError::invalid("invalid_body", error.body_text()),
+        JsonRejection::JsonDataError(error) => {
+            ApiError::invalid(Code::InvalidBody, error.body_text())
+        }
         JsonRejection::BytesRejection(_) => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            Code::BodyTooLarge,
             format!(
                 "the body is larger than this endpoint accepts ({} bytes; 2 MiB for batches)",
                 super::v1::BODY_BYTES_MAX
             ),
         ),
-        other => ApiError::bad_request("invalid_body", other.body_text()),
+        other => ApiError::bad_request(Code::InvalidBody, other.body_text()),
     }
 }
 
@@ -243,7 +274,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::bad_request("invalid_path", rejection.body_text())),
+            Err(rejection) => Err(ApiError::bad_request(Code::InvalidPath, rejection.body_text())),
         }
     }
 }
@@ -262,7 +293,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::bad_request("invalid_query", rejection.body_text())),
+            Err(rejection) => Err(ApiError::bad_request(Code::InvalidQuery, rejection.body_text())),
         }
     }
 }

@@ -35,6 +35,7 @@ use hazina_providers::lifecycle::{self, Event, Settled};
 use hazina_providers::{Status, StatusReport};
 use uuid::Uuid;
 
+use crate::code::Code;
 use crate::http::problem::ApiError;
 use crate::http::v1::money::payment_status;
 use crate::secrets::{Sealer, is_sealed};
@@ -338,7 +339,7 @@ fn unreadable(error: &dyn std::error::Error) -> ApiError {
         is this the credentials key file they were sealed with?");
     ApiError::new(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "credentials_unreadable",
+        Code::CredentialsUnreadable,
         "the channel's credentials cannot be read; the operator must check the key file",
     )
 }
@@ -556,7 +557,7 @@ impl Engine {
             .await?;
         if rows.len() > 1 {
             return Err(ApiError::invalid(
-                "ambiguous_channel_number",
+                Code::AmbiguousChannelNumber,
                 "two of the org's channels have this number; name the channel by its id",
             ));
         }
@@ -739,7 +740,7 @@ impl Engine {
                     &new.amount.currency().code(),
                     &new.amount
                         .to_minor()
-                        .map_err(|e| ApiError::invalid("invalid_amount", e.to_string()))?,
+                        .map_err(|e| ApiError::invalid(Code::InvalidAmount, e.to_string()))?,
                     &new.our_reference,
                     &lease.as_secs_f64(),
                     &new.request,
@@ -752,14 +753,14 @@ impl Engine {
                 let existing = self
                     .record(new.org, new.id)
                     .await?
-                    .ok_or_else(|| ApiError::invalid("id_already_used", "the id is taken"))?;
+                    .ok_or_else(|| ApiError::invalid(Code::IdAlreadyUsed, "the id is taken"))?;
                 return Ok((existing, false));
             }
             Err(error)
                 if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
             {
                 return Err(ApiError::invalid(
-                    "duplicate_request",
+                    Code::DuplicateRequest,
                     "a payment with this reference exists on the channel",
                 ));
             }
@@ -1091,7 +1092,7 @@ impl Engine {
                     "the ledger refused to {what} a provider payment's reservation");
                 Err(ApiError::new(
                     axum::http::StatusCode::CONFLICT,
-                    "ledger_refused",
+                    Code::LedgerRefused,
                     format!("the ledger refused to {what} the reservation: {}", reason.code()),
                 ))
             }
@@ -1254,7 +1255,7 @@ impl Engine {
         let due: Vec<Record> = rows.iter().map(Record::from_row).collect::<Result<_, _>>()?;
         for record in &due {
             if let Err(error) = self.work_on(record).await {
-                tracing::warn!(payment = %record.id, code = error.code, detail = %error.detail,
+                tracing::warn!(payment = %record.id, code = %error.code, detail = %error.detail,
                     "could not advance a provider payment; will try again");
             }
         }
@@ -1351,7 +1352,7 @@ impl Engine {
     ) -> Result<(), ApiError> {
         if channel.provider != Provider::Mpesa {
             return Err(ApiError::invalid(
-                "not_supported",
+                Code::NotSupported,
                 "only M-Pesa channels receive unprompted payments",
             ));
         }
@@ -1366,17 +1367,17 @@ impl Engine {
         self.settings()
             .provider_hosts
             .check(channel.provider, &channel.base_url)
-            .map_err(|why| ApiError::invalid("provider_url_not_allowed", why))?;
+            .map_err(|why| ApiError::invalid(Code::ProviderUrlNotAllowed, why))?;
         mpesa::register_c2b(self, channel).await.map_err(|error| match error {
             hazina_providers::mpesa_client::ClientError::Refused { error, .. } => {
                 ApiError::invalid(
-                    "provider_refused",
+                    Code::ProviderRefused,
                     format!("M-Pesa refused: {} {}", error.error_code, error.error_message),
                 )
             }
             other => ApiError::new(
                 axum::http::StatusCode::FAILED_DEPENDENCY,
-                "provider_unavailable",
+                Code::ProviderUnavailable,
                 format!("M-Pesa could not be asked: {other}"),
             ),
         })
@@ -1536,7 +1537,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: impl Future<Output = ()>) {
                 Ok(n) if i64::try_from(n).is_ok_and(|n| n == DUE_BATCH_MAX) => {}
                 Ok(_) => break,
                 Err(error) => {
-                    tracing::warn!(code = error.code, detail = %error.detail,
+                    tracing::warn!(code = %error.code, detail = %error.detail,
                         "the provider payments worker failed; retrying");
                     break;
                 }

@@ -5,6 +5,7 @@ use hazina_ledger::{AccountId, CustomerId, Money};
 use uuid::Uuid;
 
 use super::{Channel, Engine, Flow, insert_event};
+use crate::code::Code;
 use crate::http::problem::ApiError;
 
 impl Engine {
@@ -24,7 +25,7 @@ impl Engine {
         let first_query = self.settings().first_query;
         let client = self.pool.get().await?;
         let minor =
-            amount.to_minor().map_err(|e| ApiError::invalid("invalid_amount", e.to_string()))?;
+            amount.to_minor().map_err(|e| ApiError::invalid(Code::InvalidAmount, e.to_string()))?;
         let inserted = client
             .query_opt(
                 "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,

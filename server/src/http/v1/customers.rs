@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::money::{WalletView, payment_status};
 use super::page_size;
 use crate::app::AppState;
+use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem, QueryParams};
 
@@ -116,7 +117,12 @@ fn properties_schema() -> utoipa::openapi::schema::Object {
 
 /// Refuses text that is blank, longer than `max` characters, or holds a NUL (which PostgreSQL
 /// cannot store as text).
-fn check_text(value: &str, max: usize, code: &'static str, what: &str) -> Result<(), ApiError> {
+fn check_text(
+    value: &str,
+    max: usize,
+    code: crate::code::Code,
+    what: &str,
+) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.chars().count() > max || value.contains('\0') {
         return Err(ApiError::invalid(code, format!("{what} has 1 to {max} characters, no NUL")));
     }
@@ -124,10 +130,10 @@ fn check_text(value: &str, max: usize, code: &'static str, what: &str) -> Result
 }
 
 pub fn check_key(key: &str) -> Result<(), ApiError> {
-    check_text(key, KEY_LEN_MAX, "invalid_key", "a key")
+    check_text(key, KEY_LEN_MAX, Code::InvalidKey, "a key")
 }
 
-fn too_many(code: &'static str, what: &str, max: usize) -> ApiError {
+fn too_many(code: crate::code::Code, what: &str, max: usize) -> ApiError {
     ApiError::invalid(code, format!("a customer has at most {max} {what}"))
 }
 
@@ -175,7 +181,7 @@ impl CustomerNumber {
         if number.is_empty() || number.chars().count() > IDENTIFIER_LEN_MAX || number.contains('\0')
         {
             return Err(ApiError::invalid(
-                "invalid_customer_number",
+                Code::InvalidCustomerNumber,
                 "the number is empty or too long",
             ));
         }
@@ -186,7 +192,7 @@ impl CustomerNumber {
                     .filter(phonenumber::is_valid)
                     .ok_or_else(|| {
                         ApiError::invalid(
-                            "invalid_phone_number",
+                            Code::InvalidPhoneNumber,
                             "not a valid phone number in international format (+<country><number>)",
                         )
                     })?;
@@ -199,13 +205,16 @@ impl CustomerNumber {
         // what is stored, so that normalising again accepts it.
         if number.chars().count() > IDENTIFIER_LEN_MAX {
             return Err(ApiError::invalid(
-                "invalid_customer_number",
+                Code::InvalidCustomerNumber,
                 "the number is empty or too long",
             ));
         }
         let partition = self.partition.as_deref().map(str::trim).filter(|p| !p.is_empty());
         if partition.is_some_and(|p| p.chars().count() > IDENTIFIER_LEN_MAX || p.contains('\0')) {
-            return Err(ApiError::invalid("invalid_customer_number", "the partition is too long"));
+            return Err(ApiError::invalid(
+                Code::InvalidCustomerNumber,
+                "the partition is too long",
+            ));
         }
         Ok(Self { number, provider: self.provider, partition: partition.map(str::to_owned) })
     }
@@ -281,7 +290,7 @@ async fn create_or_resolve(
             Ok((StatusCode::OK, Json(view)))
         }
         _ => Err(ApiError::invalid(
-            "invalid_customer_reference",
+            Code::InvalidCustomerReference,
             "give exactly one of customerNumber and secondaryId",
         )),
     }
@@ -469,13 +478,13 @@ async fn update_tags(
     Body(update): Body<Tags>,
 ) -> Result<Json<Tags>, ApiError> {
     if update.tags.len() > TAGS_MAX {
-        return Err(too_many("too_many_tags", "tags", TAGS_MAX));
+        return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX));
     }
     // The last of a repeated key wins.
     let mut tags = BTreeMap::new();
     for tag in &update.tags {
         check_key(&tag.key)?;
-        check_text(&tag.value, VALUE_LEN_MAX, "invalid_value", "a tag value")?;
+        check_text(&tag.value, VALUE_LEN_MAX, Code::InvalidValue, "a tag value")?;
         tags.insert(tag.key.as_str(), tag);
     }
     let keys: Vec<&str> = tags.keys().copied().collect();
@@ -501,7 +510,7 @@ async fn update_tags(
         .await?;
     let tags = read_tags(&transaction, customer).await?;
     if tags.len() > TAGS_MAX {
-        return Err(too_many("too_many_tags", "tags", TAGS_MAX));
+        return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX));
     }
     transaction.commit().await?;
     Ok(Json(Tags { tags }))
@@ -603,12 +612,12 @@ async fn update_secondary_ids(
     Body(update): Body<SecondaryIds>,
 ) -> Result<Json<SecondaryIds>, ApiError> {
     if update.secondary_ids.len() > SECONDARY_IDS_MAX {
-        return Err(too_many("too_many_secondary_ids", "secondary ids", SECONDARY_IDS_MAX));
+        return Err(too_many(Code::TooManySecondaryIds, "secondary ids", SECONDARY_IDS_MAX));
     }
     let mut wanted = BTreeMap::new();
     for id in &update.secondary_ids {
         check_key(&id.key)?;
-        check_text(&id.value, VALUE_LEN_MAX, "invalid_value", "a secondary id value")?;
+        check_text(&id.value, VALUE_LEN_MAX, Code::InvalidValue, "a secondary id value")?;
         wanted.insert((id.key.as_str(), id.value.as_str()), id.expires_at);
     }
     let keys: Vec<&str> = wanted.keys().map(|(key, _)| *key).collect();
@@ -648,13 +657,13 @@ async fn update_secondary_ids(
             .unwrap_or_default();
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "secondary_id_taken",
+            Code::SecondaryIdTaken,
             format!("another customer has the secondary id {taken}"),
         ));
     }
     let secondary_ids = read_secondary_ids(&transaction, customer).await?;
     if secondary_ids.len() > SECONDARY_IDS_MAX {
-        return Err(too_many("too_many_secondary_ids", "secondary ids", SECONDARY_IDS_MAX));
+        return Err(too_many(Code::TooManySecondaryIds, "secondary ids", SECONDARY_IDS_MAX));
     }
     transaction.commit().await?;
     Ok(Json(SecondaryIds { secondary_ids }))
@@ -683,7 +692,7 @@ async fn delete_secondary_id(
     PathParams((customer_id, key, value)): PathParams<(Uuid, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_key(&key)?;
-    check_text(&value, VALUE_LEN_MAX, "invalid_value", "a secondary id value")?;
+    check_text(&value, VALUE_LEN_MAX, Code::InvalidValue, "a secondary id value")?;
     let customer = check(&state.pool, caller.org, customer_id).await?;
     let client = state.pool.get().await?;
     client
@@ -735,13 +744,13 @@ impl DataValue {
             Self::Bytes(encoded) => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(encoded)
-                    .map_err(|error| ApiError::invalid("invalid_base64", error.to_string()))?;
+                    .map_err(|error| ApiError::invalid(Code::InvalidBase64, error.to_string()))?;
                 (bytes, false)
             }
         };
         if bytes.len() > DATA_BYTES_MAX {
             return Err(ApiError::invalid(
-                "value_too_large",
+                Code::ValueTooLarge,
                 format!("a value has at most {DATA_BYTES_MAX} bytes"),
             ));
         }
@@ -814,7 +823,7 @@ async fn update_metadata(
     Body(update): Body<Metadata>,
 ) -> Result<Json<Metadata>, ApiError> {
     if update.metadata.len() > METADATA_KEYS_MAX {
-        return Err(too_many("too_many_metadata_keys", "metadata keys", METADATA_KEYS_MAX));
+        return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX));
     }
     let mut keys = Vec::with_capacity(update.metadata.len());
     let mut values = Vec::with_capacity(update.metadata.len());
@@ -841,7 +850,7 @@ async fn update_metadata(
         .await?;
     let metadata = read_metadata(&transaction, customer).await?;
     if metadata.len() > METADATA_KEYS_MAX {
-        return Err(too_many("too_many_metadata_keys", "metadata keys", METADATA_KEYS_MAX));
+        return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX));
     }
     transaction.commit().await?;
     Ok(Json(Metadata { metadata }))
@@ -1060,13 +1069,13 @@ async fn lease_app_data(
         None => Err(ApiError::not_found("app data")),
         Some(AppData { leased_until: Some(until), .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "app_data_leased",
+            Code::AppDataLeased,
             format!("the app data is leased until {}", until.to_rfc3339()),
         )),
         // The lease ran out between the two statements: the caller may simply retry.
         Some(AppData { leased_until: None, .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "app_data_leased",
+            Code::AppDataLeased,
             "the app data was leased a moment ago; retry",
         )),
     }
@@ -1168,7 +1177,7 @@ async fn update_reminder(
         }
         Some(_) => {
             return Err(ApiError::invalid(
-                "invalid_interval",
+                Code::InvalidInterval,
                 format!("an interval is 1 to {REMINDER_INTERVAL_SECONDS_MAX} seconds"),
             ));
         }
@@ -1179,7 +1188,7 @@ async fn update_reminder(
         .is_some_and(|p| p.chars().count() > REMINDER_PAYLOAD_LEN_MAX || p.contains('\0'))
     {
         return Err(ApiError::invalid(
-            "invalid_payload",
+            Code::InvalidPayload,
             format!("a payload has at most {REMINDER_PAYLOAD_LEN_MAX} characters, no NUL"),
         ));
     }
@@ -1207,7 +1216,7 @@ async fn update_reminder(
         .await?
         .get(0);
     if usize::try_from(count).unwrap_or(usize::MAX) > REMINDERS_MAX {
-        return Err(too_many("too_many_reminders", "reminders per app", REMINDERS_MAX));
+        return Err(too_many(Code::TooManyReminders, "reminders per app", REMINDERS_MAX));
     }
     transaction.commit().await?;
     // `xmax = 0`: the row was inserted, not updated.
@@ -1378,26 +1387,26 @@ async fn create_activity(
 
 /// Checks an activity's fields; its properties as stored.
 pub fn check_activity(new: &NewActivity) -> Result<serde_json::Value, ApiError> {
-    check_text(&new.source, VALUE_LEN_MAX, "invalid_source", "a source")?;
-    check_text(&new.session_id, VALUE_LEN_MAX, "invalid_session_id", "a session id")?;
+    check_text(&new.source, VALUE_LEN_MAX, Code::InvalidSource, "a source")?;
+    check_text(&new.session_id, VALUE_LEN_MAX, Code::InvalidSessionId, "a session id")?;
     check_key(&new.key)?;
     if new.properties.len() > PROPERTIES_MAX {
         return Err(ApiError::invalid(
-            "too_many_properties",
+            Code::TooManyProperties,
             format!("an activity has at most {PROPERTIES_MAX} properties"),
         ));
     }
     for (name, value) in &new.properties {
-        check_text(name, KEY_LEN_MAX, "invalid_property", "a property name")?;
+        check_text(name, KEY_LEN_MAX, Code::InvalidProperty, "a property name")?;
         if value.chars().count() > PROPERTY_VALUE_LEN_MAX || value.contains('\0') {
             return Err(ApiError::invalid(
-                "invalid_property",
+                Code::InvalidProperty,
                 format!("a property value has at most {PROPERTY_VALUE_LEN_MAX} characters, no NUL"),
             ));
         }
     }
     let properties = serde_json::to_value(&new.properties)
-        .map_err(|error| ApiError::invalid("invalid_property", error.to_string()))?;
+        .map_err(|error| ApiError::invalid(Code::InvalidProperty, error.to_string()))?;
     Ok(properties)
 }
 
@@ -1670,7 +1679,7 @@ impl Cursor {
     }
 
     fn decode(cursor: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::bad_request("invalid_cursor", "not a cursor this API gave");
+        let invalid = || ApiError::bad_request(Code::InvalidCursor, "not a cursor this API gave");
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(cursor)
             .map_err(|_| invalid())?;
@@ -1841,6 +1850,6 @@ mod tests {
         assert_eq!(DataValue::from_stored(vec![0xff], true), DataValue::Bytes("/w==".into()));
         assert!(DataValue::Bytes("not base64!".into()).to_stored().is_err());
         let large = DataValue::String("x".repeat(DATA_BYTES_MAX + 1));
-        assert_eq!(large.to_stored().err().map(|e| e.code), Some("value_too_large"));
+        assert_eq!(large.to_stored().err().map(|e| e.code), Some(Code::ValueTooLarge));
     }
 }

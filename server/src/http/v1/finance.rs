@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::money::{BalanceView, TransferView, Value};
 use super::page_size;
 use crate::app::AppState;
+use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 
@@ -147,7 +148,7 @@ fn request(
     new: NewTransfer,
     derived_id: Option<Uuid>,
 ) -> Result<TransferRequest, ApiError> {
-    let invalid = |detail: &str| ApiError::invalid("invalid_transfer", detail.to_owned());
+    let invalid = |detail: &str| ApiError::invalid(Code::InvalidTransfer, detail.to_owned());
     if new.code.is_empty() || new.code.chars().count() > CODE_LEN_MAX {
         return Err(invalid("code has 1 to 64 characters"));
     }
@@ -293,7 +294,7 @@ async fn create_transfers(
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     if batch.transfers.is_empty() || batch.transfers.len() > BATCH_TRANSFERS_MAX {
-        return Err(ApiError::invalid("invalid_batch", "a batch has 1 to 1000 transfers"));
+        return Err(ApiError::invalid(Code::InvalidBatch, "a batch has 1 to 1000 transfers"));
     }
     let requests = batch
         .transfers
@@ -316,7 +317,7 @@ async fn create_transfers(
         with_ids(match error {
             hazina_ledger::pipeline::SubmitError::Overloaded => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
+                Code::Overloaded,
                 "the ledger is overloaded; retry the batch shortly (replays are safe)",
             ),
             other => ApiError::unavailable(&other),
@@ -429,7 +430,7 @@ pub enum ReportFormat {
 
 fn period(params: &PeriodParams) -> Result<(), ApiError> {
     if params.from >= params.to {
-        return Err(ApiError::bad_request("invalid_period", "from must be before to"));
+        return Err(ApiError::bad_request(Code::InvalidPeriod, "from must be before to"));
     }
     Ok(())
 }

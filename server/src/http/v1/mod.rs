@@ -19,6 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
+use crate::code::Code;
 
 /// Largest request body accepted.
 pub const BODY_BYTES_MAX: usize = 256 * 1024;
@@ -103,8 +104,38 @@ pub fn page_size(limit: Option<i64>) -> Result<i64, crate::http::problem::ApiErr
         None => Ok(PAGE_SIZE_DEFAULT),
         Some(limit) if (1..=PAGE_SIZE_MAX).contains(&limit) => Ok(limit),
         Some(_) => Err(crate::http::problem::ApiError::bad_request(
-            "invalid_limit",
+            Code::InvalidLimit,
             format!("limit must be between 1 and {PAGE_SIZE_MAX}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::code::Code;
+
+    #[test]
+    fn every_problem_code_is_documented_with_its_meaning() {
+        let (_, document) = super::routes();
+        let code = &document["components"]["schemas"]["Problem"]["properties"]["code"];
+        let code = match code.get("$ref").and_then(serde_json::Value::as_str) {
+            Some(reference) => {
+                &document["components"]["schemas"][reference.rsplit('/').next().unwrap_or_default()]
+            }
+            None => code,
+        };
+        let listed: Vec<&str> = code["enum"]
+            .as_array()
+            .map(|codes| codes.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        let description = code["description"].as_str().unwrap_or_default();
+        for code in Code::ALL {
+            assert!(listed.contains(&code.as_str()), "{code} is not listed in the document");
+            assert!(
+                description.contains(&format!("`{code}`: {}", code.meaning())),
+                "{code} is not explained in the document"
+            );
+        }
+        assert_eq!(listed.len(), Code::ALL.len(), "the document lists codes that do not exist");
     }
 }

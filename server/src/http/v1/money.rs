@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::{customers, page_size};
 use crate::app::AppState;
+use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 
@@ -61,16 +62,18 @@ impl Value {
     pub fn money(&self) -> Result<Money, ApiError> {
         let currency = currency(&self.currency_code)?;
         let money = Money::parse(currency, &self.amount)
-            .map_err(|error| ApiError::invalid("invalid_amount", error.to_string()))?;
+            .map_err(|error| ApiError::invalid(Code::InvalidAmount, error.to_string()))?;
         // The ledger keeps amounts as 64-bit minor units.
-        money.to_minor().map_err(|error| ApiError::invalid("invalid_amount", error.to_string()))?;
+        money
+            .to_minor()
+            .map_err(|error| ApiError::invalid(Code::InvalidAmount, error.to_string()))?;
         Ok(money)
     }
 }
 
 pub fn currency(code: &str) -> Result<Currency, ApiError> {
     Currency::from_code(code)
-        .map_err(|error| ApiError::invalid("invalid_currency", error.to_string()))
+        .map_err(|error| ApiError::invalid(Code::InvalidCurrency, error.to_string()))
 }
 
 /// Balances as the platform showed them: actual (settled), available, pending.
@@ -209,16 +212,22 @@ async fn create_purse(
     let mut account = NewAccount::new(caller.org, AccountKind::Purse, currency);
     if let Some(name) = &new.name {
         if name.trim().is_empty() || name.chars().count() > super::tenancy::NAME_LEN_MAX {
-            return Err(ApiError::invalid("invalid_name", "a purse name has 1 to 100 characters"));
+            return Err(ApiError::invalid(
+                Code::InvalidName,
+                "a purse name has 1 to 100 characters",
+            ));
         }
         account.name = Some(name.trim().to_owned());
     }
     if let Some(limit) = &new.overdraft_limit {
         let limit = Money::parse(currency, limit)
             .and_then(|money| money.to_minor())
-            .map_err(|error| ApiError::invalid("invalid_amount", error.to_string()))?;
+            .map_err(|error| ApiError::invalid(Code::InvalidAmount, error.to_string()))?;
         if limit < 0 {
-            return Err(ApiError::invalid("invalid_amount", "an overdraft limit is not negative"));
+            return Err(ApiError::invalid(
+                Code::InvalidAmount,
+                "an overdraft limit is not negative",
+            ));
         }
         account.limit = Some(LimitPolicy::Overdraft(limit));
     }
@@ -286,7 +295,7 @@ fn valid_wallet_id(wallet_id: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::invalid(
-            "invalid_wallet_id",
+            Code::InvalidWalletId,
             "a wallet id has 1 to 100 letters, digits, '-', '_' or '.'",
         ))
     }
@@ -444,7 +453,7 @@ pub async fn context_effects(
         (None, [only]) => *only,
         (None, _) => {
             return Err(ApiError::invalid(
-                "customer_required",
+                Code::CustomerRequired,
                 "name the context's customerId: the payment has no single wallet party",
             ));
         }
@@ -464,7 +473,7 @@ pub async fn context_effects(
     if let Some(metadata) = &context.metadata {
         if metadata.len() > customers::METADATA_KEYS_MAX {
             return Err(ApiError::invalid(
-                "too_many_metadata_keys",
+                Code::TooManyMetadataKeys,
                 format!("at most {} metadata keys", customers::METADATA_KEYS_MAX),
             ));
         }
@@ -574,7 +583,7 @@ pub async fn party_account(
         Party::Channel { channel_number } => (format!("channel/{channel_number}"), None),
         Party::Customer { .. } => {
             return Err(ApiError::invalid(
-                "invalid_counter_party",
+                Code::InvalidCounterParty,
                 "a customer's mobile money pays or is paid by a purse or a wallet",
             ));
         }
@@ -603,7 +612,7 @@ async fn resolve_party(
         Party::Channel { channel_number } => {
             let channel =
                 state.payments.channel_by_number(caller.org, channel_number).await?.ok_or_else(
-                    || ApiError::invalid("invalid_channel_number", "the org has no such channel"),
+                    || ApiError::invalid(Code::InvalidChannelNumber, "the org has no such channel"),
                 )?;
             let account = state
                 .store
@@ -613,7 +622,7 @@ async fn resolve_party(
             Ok((account, None))
         }
         Party::Customer { .. } => Err(ApiError::invalid(
-            "invalid_counter_party",
+            Code::InvalidCounterParty,
             "a customer's mobile money pays or is paid by a purse or a wallet",
         )),
     }
@@ -642,11 +651,11 @@ async fn create_payment(
 ) -> Result<Response, ApiError> {
     let amount = payment.value.money()?;
     if !amount.is_positive() {
-        return Err(ApiError::invalid("invalid_amount", "the amount must be positive"));
+        return Err(ApiError::invalid(Code::InvalidAmount, "the amount must be positive"));
     }
     if payment.narration.as_ref().is_some_and(|n| n.chars().count() > NARRATION_LEN_MAX) {
         return Err(ApiError::invalid(
-            "invalid_narration",
+            Code::InvalidNarration,
             "a narration has at most 500 characters",
         ));
     }
@@ -737,14 +746,14 @@ fn check_accounts(
 ) -> Result<(), ApiError> {
     if debit.id == credit.id {
         return Err(ApiError::invalid(
-            "invalid_counter_party",
+            Code::InvalidCounterParty,
             "the two parties are the same account",
         ));
     }
     for account in [debit, credit] {
         if account.currency != amount.currency() {
             return Err(ApiError::invalid(
-                "currency_mismatch",
+                Code::CurrencyMismatch,
                 format!(
                     "the {} account holds {}, not {}",
                     account.kind.as_str(),
@@ -780,14 +789,14 @@ pub async fn check_treasury(
         if caller.app.is_some() {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "clearing_account_forbidden",
+                Code::ClearingAccountForbidden,
                 "moving money out of a channel's clearing account is a treasury operation for \
                  an org key",
             ));
         }
         if amount.currency() == limit.currency() && amount.amount() > limit.amount() {
             return Err(ApiError::invalid(
-                "treasury_limit_exceeded",
+                Code::TreasuryLimitExceeded,
                 format!(
                     "the channel's treasury limit is {} {} per transfer out of its clearing \
                      account",
@@ -813,7 +822,7 @@ pub async fn submit_to(
     pipeline.submit(request).await.map_err(|error| match error {
         SubmitError::Overloaded => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            Code::Overloaded,
             "the ledger is overloaded; retry shortly",
         ),
         other => ApiError::unavailable(&other),

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::money;
 use crate::app::AppState;
+use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem};
 
@@ -182,21 +183,21 @@ fn treasury_limit(value: &money::Value, currency: Currency) -> Result<i64, ApiEr
     let limit = value.money()?;
     if limit.currency() != currency {
         return Err(ApiError::invalid(
-            "currency_mismatch",
+            Code::CurrencyMismatch,
             format!("the channel moves {}, not {}", currency.code(), limit.currency().code()),
         ));
     }
     if limit.amount().is_sign_negative() {
-        return Err(ApiError::invalid("invalid_amount", "a treasury limit is not negative"));
+        return Err(ApiError::invalid(Code::InvalidAmount, "a treasury limit is not negative"));
     }
-    limit.to_minor().map_err(|error| ApiError::invalid("invalid_amount", error.to_string()))
+    limit.to_minor().map_err(|error| ApiError::invalid(Code::InvalidAmount, error.to_string()))
 }
 
 fn check(new: &NewChannel) -> Result<(), ApiError> {
     let provider = new.provider;
     if !provider.valid_number(&new.channel_number) {
         return Err(ApiError::invalid(
-            "invalid_channel_number",
+            Code::InvalidChannelNumber,
             match provider {
                 Provider::Mpesa => {
                     "an M-Pesa channel number is a paybill, till or shortcode of 5 to 7 digits"
@@ -208,13 +209,13 @@ fn check(new: &NewChannel) -> Result<(), ApiError> {
     if let Some(name) = &new.name
         && (name.trim().is_empty() || name.chars().count() > super::tenancy::NAME_LEN_MAX)
     {
-        return Err(ApiError::invalid("invalid_name", "a channel name has 1 to 100 characters"));
+        return Err(ApiError::invalid(Code::InvalidName, "a channel name has 1 to 100 characters"));
     }
     let url = new.base_url.trim();
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
     if !scheme_ok || url.len() > BASE_URL_LEN_MAX || url.chars().any(char::is_whitespace) {
         return Err(ApiError::invalid(
-            "invalid_base_url",
+            Code::InvalidBaseUrl,
             "a base URL is an http:// or https:// address of at most 2048 characters",
         ));
     }
@@ -222,13 +223,13 @@ fn check(new: &NewChannel) -> Result<(), ApiError> {
     for (name, value) in &new.credentials.0 {
         if !known.contains(&name.as_str()) {
             return Err(ApiError::invalid(
-                "unknown_credential",
+                Code::UnknownCredential,
                 format!("{} channels take the credentials {}", provider.as_str(), known.join(", ")),
             ));
         }
         if value.is_empty() || value.len() > CREDENTIAL_LEN_MAX || value.contains('\0') {
             return Err(ApiError::invalid(
-                "invalid_credential",
+                Code::InvalidCredential,
                 format!("the credential {name} is empty or too long"),
             ));
         }
@@ -241,7 +242,7 @@ fn check(new: &NewChannel) -> Result<(), ApiError> {
         .collect();
     if !missing.is_empty() {
         return Err(ApiError::invalid(
-            "missing_credentials",
+            Code::MissingCredentials,
             format!("a {} channel needs {}", provider.as_str(), missing.join(", ")),
         ));
     }
@@ -266,7 +267,7 @@ async fn create_channel(
         Provider::Momo => crate::payments::Provider::Momo,
     };
     (state.payments.settings().provider_hosts.check(provider, &new.base_url))
-        .map_err(|why| ApiError::invalid("provider_url_not_allowed", why))?;
+        .map_err(|why| ApiError::invalid(Code::ProviderUrlNotAllowed, why))?;
     let limit = new.treasury_limit.as_ref().map_or(Ok(0), |v| treasury_limit(v, currency))?;
     let mut account = NewAccount::new(caller.org, AccountKind::Channel, currency);
     account.name = Some(format!("{} {}", new.provider.as_str(), new.channel_number));
@@ -307,7 +308,7 @@ async fn create_channel(
         Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "channel_exists",
+                Code::ChannelExists,
                 "the org already has this provider's channel number",
             ));
         }
@@ -440,7 +441,7 @@ async fn register_c2b(
     let purse = money::purse(&state, &caller, registration.receiving_purse_id).await?;
     if purse.currency != channel.currency {
         return Err(ApiError::invalid(
-            "currency_mismatch",
+            Code::CurrencyMismatch,
             format!("the purse holds {}, the channel moves {}", purse.currency, channel.currency),
         ));
     }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::customers;
 use super::money::{NewPayment, Party, Value, party_account, payment_status};
 use crate::app::AppState;
+use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
 use crate::payments::{self, Flow, Provider, Record, StatusChange};
@@ -147,7 +148,7 @@ pub async fn create(
     let (mut draft, number, wallet_customer) =
         draft(state, caller, headers, &payment, amount).await?;
     let asked = draft.request.clone();
-    state.payments.check(&draft).map_err(|why| ApiError::invalid("invalid_request", why))?;
+    state.payments.check(&draft).map_err(|why| ApiError::invalid(Code::InvalidRequest, why))?;
     if let Some(existing) = state.payments.record(caller.org, draft.id).await? {
         return replay(state, &existing, &asked).await;
     }
@@ -208,39 +209,39 @@ async fn draft(
         ) => (Flow::Payout, customer_number, channel_number, ours),
         _ => {
             return Err(ApiError::invalid(
-                "invalid_counter_party",
+                Code::InvalidCounterParty,
                 "a customer's mobile money pays or is paid by a purse or a wallet",
             ));
         }
     };
     if number.provider != customers::Provider::Cellular {
         return Err(ApiError::invalid(
-            "invalid_counter_party",
+            Code::InvalidCounterParty,
             "a customer's mobile money is reached by a cellular number",
         ));
     }
     let number = number.normalised()?;
     let channel =
         state.payments.channel_by_number(caller.org, channel_number).await?.ok_or_else(|| {
-            ApiError::invalid("invalid_channel_number", "the org has no such channel")
+            ApiError::invalid(Code::InvalidChannelNumber, "the org has no such channel")
         })?;
     let missing = channel.missing_for(flow);
     if !missing.is_empty() {
         return Err(ApiError::invalid(
-            "channel_not_configured",
+            Code::ChannelNotConfigured,
             format!("the channel needs the credentials {} for this payment", missing.join(", ")),
         ));
     }
     let (account, wallet_customer) = party_account(state, caller, ours).await?;
     if !matches!(account.kind, AccountKind::Purse | AccountKind::Wallet) {
-        return Err(ApiError::invalid("invalid_purse", "pay from or into a purse or a wallet"));
+        return Err(ApiError::invalid(Code::InvalidPurse, "pay from or into a purse or a wallet"));
     }
     for (what, currency) in
         [("channel", channel.currency), (account.kind.as_str(), account.currency)]
     {
         if currency != amount.currency() {
             return Err(ApiError::invalid(
-                "currency_mismatch",
+                Code::CurrencyMismatch,
                 format!("the {what} holds {}, not {}", currency.code(), amount.currency().code()),
             ));
         }
@@ -288,7 +289,7 @@ async fn replay(
         .all(|field| record.request.get(*field) == asked.get(*field));
     if !same {
         return Err(ApiError::invalid(
-            "id_already_used",
+            Code::IdAlreadyUsed,
             "a different payment has this transactionId",
         ));
     }

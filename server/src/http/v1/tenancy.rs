@@ -13,6 +13,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::code::Code;
 use crate::http::auth::{Caller, NewKey};
 use crate::http::problem::{ApiError, Body, PathParams, Problem};
 
@@ -86,7 +87,7 @@ fn valid_name(name: &str) -> Result<&str, ApiError> {
     if name.is_empty() || name.chars().count() > NAME_LEN_MAX || name.chars().any(char::is_control)
     {
         return Err(ApiError::invalid(
-            "invalid_name",
+            Code::InvalidName,
             format!("a name has 1 to {NAME_LEN_MAX} printable characters"),
         ));
     }
@@ -180,7 +181,7 @@ pub async fn insert_app(pool: &Pool, org: OrgId, name: &str) -> Result<App, ApiE
         .map_err(|error| match error.code() {
             Some(&SqlState::UNIQUE_VIOLATION) => ApiError::new(
                 StatusCode::CONFLICT,
-                "already_exists",
+                Code::AlreadyExists,
                 "the org already has an app with this name",
             ),
             _ => error.into(),
@@ -201,7 +202,7 @@ pub async fn insert_key(
             .query_opt("SELECT 1 FROM apps WHERE id = $1 AND org_id = $2", &[&app, &org.0])
             .await?;
         if found.is_none() {
-            return Err(ApiError::invalid("app_not_found", "no such app in this org"));
+            return Err(ApiError::invalid(Code::AppNotFound, "no such app in this org"));
         }
     }
     let new = NewKey::generate();
@@ -305,8 +306,8 @@ pub async fn only_org(pool: &Pool, org: Option<Uuid>) -> Result<OrgId, ApiError>
     let rows = client.query("SELECT DISTINCT org_id FROM apps LIMIT 2", &[]).await?;
     match rows.as_slice() {
         [row] => Ok(OrgId(row.get(0))),
-        [] => Err(ApiError::invalid("no_org", "there is no org yet: start the server once")),
-        _ => Err(ApiError::invalid("several_orgs", "there are several orgs: pass --org")),
+        [] => Err(ApiError::invalid(Code::NoOrg, "there is no org yet: start the server once")),
+        _ => Err(ApiError::invalid(Code::SeveralOrgs, "there are several orgs: pass --org")),
     }
 }
 

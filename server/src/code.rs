@@ -1,0 +1,220 @@
+//! The stable error codes every front door answers with (`code` of a problem response): one
+//! vocabulary, named once, so that a code is never a string typed at a call site and every
+//! one is documented (the OpenAPI document lists them with their meanings).
+
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal,)+) => {
+        /// A stable, snake_case error code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl Code {
+            /// Every code, in alphabetical order.
+            pub const ALL: &[Self] = &[$(Self::$variant,)+];
+
+            /// The code as it is sent.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            /// What the code means, for the documentation.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(Self::$variant => concat!($($doc),+).trim_ascii(),)+
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The account still has a balance or pending transfers.
+    AccountNotEmpty = "account_not_empty",
+    /// Something with this identity already exists.
+    AlreadyExists = "already_exists",
+    /// Several of the org's payment channels have this number; name the channel.
+    AmbiguousChannelNumber = "ambiguous_channel_number",
+    /// Another lease holds the app data until it runs out.
+    AppDataLeased = "app_data_leased",
+    /// Only an app's key may do this.
+    AppKeyRequired = "app_key_required",
+    /// No such app in the org.
+    AppNotFound = "app_not_found",
+    /// The body is larger than the endpoint accepts.
+    BodyTooLarge = "body_too_large",
+    /// The org already has a channel of this provider with this number.
+    ChannelExists = "channel_exists",
+    /// The channel lacks the credentials this payment needs.
+    ChannelNotConfigured = "channel_not_configured",
+    /// A payment channel's clearing account moves money only through its provider.
+    ClearingAccountForbidden = "clearing_account_forbidden",
+    /// Too many concurrent changes to the same accounts; retry.
+    Contention = "contention",
+    /// The channel's stored credentials cannot be opened with this server's key.
+    CredentialsUnreadable = "credentials_unreadable",
+    /// The amount's currency is not the account's or channel's.
+    CurrencyMismatch = "currency_mismatch",
+    /// The request must name a customer.
+    CustomerRequired = "customer_required",
+    /// The readiness check could not reach the database.
+    DatabaseUnavailable = "database_unavailable",
+    /// The id was used before for a different request.
+    DuplicateRequest = "duplicate_request",
+    /// The id is already taken.
+    IdAlreadyUsed = "id_already_used",
+    /// The Idempotency-Key was used before with a different request.
+    IdempotencyKeyReused = "idempotency_key_reused",
+    /// A request with this Idempotency-Key is still running; retry shortly.
+    IdempotencyRequestInProgress = "idempotency_request_in_progress",
+    /// The request failed in a way that is our fault; it changed nothing it did not report.
+    InternalError = "internal_error",
+    /// The amount is not a positive amount in its currency's minor units.
+    InvalidAmount = "invalid_amount",
+    /// A value is not standard base64 with padding.
+    InvalidBase64 = "invalid_base64",
+    /// The provider URL is not an allowed http(s) URL.
+    InvalidBaseUrl = "invalid_base_url",
+    /// The batch is empty, too large or inconsistent.
+    InvalidBatch = "invalid_batch",
+    /// The JSON body has wrong types, missing or unknown fields.
+    InvalidBody = "invalid_body",
+    /// The channel number (shortcode, till, account) is not valid.
+    InvalidChannelNumber = "invalid_channel_number",
+    /// The counter party cannot take part in this payment.
+    InvalidCounterParty = "invalid_counter_party",
+    /// A credential's value is blank or too long.
+    InvalidCredential = "invalid_credential",
+    /// Not an ISO 4217 currency code.
+    InvalidCurrency = "invalid_currency",
+    /// The page cursor is not one this API gave.
+    InvalidCursor = "invalid_cursor",
+    /// The customer number is not valid for its provider.
+    InvalidCustomerNumber = "invalid_customer_number",
+    /// Name the customer by exactly one of its number and a secondary id.
+    InvalidCustomerReference = "invalid_customer_reference",
+    /// The Idempotency-Key is blank, too long or not printable.
+    InvalidIdempotencyKey = "invalid_idempotency_key",
+    /// The reminder interval is out of range.
+    InvalidInterval = "invalid_interval",
+    /// A key is blank, too long or holds a NUL.
+    InvalidKey = "invalid_key",
+    /// The page size is out of range.
+    InvalidLimit = "invalid_limit",
+    /// The name is blank or too long.
+    InvalidName = "invalid_name",
+    /// The narration is blank or too long.
+    InvalidNarration = "invalid_narration",
+    /// A path parameter is malformed (e.g. not a UUID).
+    InvalidPath = "invalid_path",
+    /// The reminder payload is too long or holds a NUL.
+    InvalidPayload = "invalid_payload",
+    /// The period's start is after its end, or a time is malformed.
+    InvalidPeriod = "invalid_period",
+    /// Not a phone number the provider can pay.
+    InvalidPhoneNumber = "invalid_phone_number",
+    /// An activity property is blank, too long or holds a NUL.
+    InvalidProperty = "invalid_property",
+    /// No open purse with this id in the org, or one that cannot take part.
+    InvalidPurse = "invalid_purse",
+    /// The query string is malformed.
+    InvalidQuery = "invalid_query",
+    /// The request is well-formed but cannot be carried out as asked.
+    InvalidRequest = "invalid_request",
+    /// The activity's session id is blank or too long.
+    InvalidSessionId = "invalid_session_id",
+    /// The activity's source is blank or too long.
+    InvalidSource = "invalid_source",
+    /// The transfer's postings or action are not acceptable.
+    InvalidTransfer = "invalid_transfer",
+    /// A value is blank, too long or holds a NUL.
+    InvalidValue = "invalid_value",
+    /// The wallet id is blank or too long.
+    InvalidWalletId = "invalid_wallet_id",
+    /// The ledger refused the payment's movement of money.
+    LedgerRefused = "ledger_refused",
+    /// The body is not JSON.
+    MalformedJson = "malformed_json",
+    /// The channel needs more credentials for this.
+    MissingCredentials = "missing_credentials",
+    /// There is no org yet.
+    NoOrg = "no_org",
+    /// No such resource, or another org's.
+    NotFound = "not_found",
+    /// The provider or channel does not offer this.
+    NotSupported = "not_supported",
+    /// Only an org's key may do this.
+    OrgKeyRequired = "org_key_required",
+    /// The ledger's queue is full; retry shortly.
+    Overloaded = "overloaded",
+    /// The provider refused the request.
+    ProviderRefused = "provider_refused",
+    /// The provider did not answer; retry later.
+    ProviderUnavailable = "provider_unavailable",
+    /// The URL is not one of the provider's hosts nor one the operator allowed.
+    ProviderUrlNotAllowed = "provider_url_not_allowed",
+    /// Too many requests; retry after the Retry-After header's seconds.
+    RateLimited = "rate_limited",
+    /// Another customer holds this secondary id.
+    SecondaryIdTaken = "secondary_id_taken",
+    /// The database holds several orgs; name one.
+    SeveralOrgs = "several_orgs",
+    /// The request was not completed in time; its outcome is unknown until retried with the same id.
+    Timeout = "timeout",
+    /// The customer would have more metadata keys than allowed.
+    TooManyMetadataKeys = "too_many_metadata_keys",
+    /// The activity has more properties than allowed.
+    TooManyProperties = "too_many_properties",
+    /// The app would have more reminders for the customer than allowed.
+    TooManyReminders = "too_many_reminders",
+    /// The customer would have more secondary ids than allowed.
+    TooManySecondaryIds = "too_many_secondary_ids",
+    /// The customer would have more tags than allowed.
+    TooManyTags = "too_many_tags",
+    /// The transfer would take more from a channel's treasury than its limit allows.
+    TreasuryLimitExceeded = "treasury_limit_exceeded",
+    /// No valid API key.
+    Unauthorized = "unauthorized",
+    /// The service is temporarily unavailable; retry later.
+    Unavailable = "unavailable",
+    /// The provider takes no credential of this name.
+    UnknownCredential = "unknown_credential",
+    /// The callback's body is not what the provider sends.
+    UnreadableCallback = "unreadable_callback",
+    /// Send the body as application/json.
+    UnsupportedMediaType = "unsupported_media_type",
+    /// The value is larger than allowed.
+    ValueTooLarge = "value_too_large",
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn codes_are_unique_sorted_snake_case_and_explained() {
+        let names: Vec<&str> = Code::ALL.iter().map(|code| code.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted, "codes are listed once each, in alphabetical order");
+        for code in Code::ALL {
+            assert!(
+                code.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{code}"
+            );
+            assert!(code.meaning().ends_with('.'), "{code} has a meaning");
+        }
+    }
+}

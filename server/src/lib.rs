@@ -7,6 +7,7 @@ pub mod bench_http;
 pub mod chaos;
 pub mod code;
 pub mod config;
+pub mod customers;
 pub mod db;
 pub mod embedded;
 pub mod http;

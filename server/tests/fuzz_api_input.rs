@@ -8,7 +8,8 @@
 //! changes nothing. `HAZINA_FUZZ_CASES` sets the cases per target (RELIABILITY.md, "Parser
 //! fuzzing").
 
-use hazina_server::http::v1::customers::{CustomerNumber, Provider};
+use hazina_server::customers::{CustomerNumber, NumberProvider as Provider};
+use hazina_server::http::problem::ApiError;
 use hazina_server::http::v1::money::Value;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -183,6 +184,7 @@ proptest! {
                 prop_assert_eq!(normalised.normalised().ok(), Some(normalised.clone()), "from {:?}", number);
             }
             Err(error) => {
+                let error = ApiError::from(error);
                 prop_assert!(error.status.is_client_error(), "{:?}", error);
                 prop_assert!(
                     ["invalid_phone_number", "invalid_customer_number"].contains(&error.code.as_str()),
@@ -202,7 +204,10 @@ proptest! {
             Ok(normalised) => {
                 prop_assert_eq!(normalised.normalised().ok(), Some(normalised.clone()));
             }
-            Err(error) => prop_assert!(error.status.is_client_error(), "{:?}", error),
+            Err(error) => {
+                let error = ApiError::from(error);
+                prop_assert!(error.status.is_client_error(), "{:?}", error);
+            }
         }
     }
 }

@@ -2,11 +2,14 @@
 //! body can be wrong into a 4xx with a stable code.
 
 use crate::code::Code;
+use crate::customers::CustomerError;
+use crate::payments::PaymentError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use hazina_ledger::pipeline::SubmitError;
 use hazina_ledger::store::StoreError;
 use std::fmt::Write as _;
 
@@ -104,6 +107,16 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
+    /// 500: a stored value this version cannot read; logged, answered without it.
+    pub fn corrupt(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %crate::error_chain(error), "a stored value is corrupt");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::InternalError,
+            "a stored value cannot be read; the operator has been told",
+        )
+    }
+
     /// 503: the database failed; logged with its cause, answered without it.
     pub fn unavailable(error: &(dyn std::error::Error + 'static)) -> Self {
         tracing::warn!(error = %crate::error_chain(error), "request failed on the database");
@@ -198,6 +211,57 @@ impl From<StoreError> for ApiError {
                 "too many concurrent changes to the same accounts; retry",
             ),
             other => Self::unavailable(&other),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        match error {
+            SubmitError::Overloaded => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Overloaded,
+                "the ledger is overloaded; retry shortly",
+            ),
+            other => Self::unavailable(&other),
+        }
+    }
+}
+
+impl From<CustomerError> for ApiError {
+    fn from(error: CustomerError) -> Self {
+        match error {
+            CustomerError::NotFound(what) => Self::not_found(what),
+            CustomerError::Invalid { code, detail } => Self::invalid(code, detail),
+            CustomerError::Conflicting => Self::unavailable(&error),
+            CustomerError::Database(error) => error.into(),
+            CustomerError::Pool(error) => error.into(),
+        }
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> Self {
+        let code = error.code();
+        match error {
+            PaymentError::NotFound(what) => Self::not_found(what),
+            PaymentError::Invalid { code, detail } => Self::invalid(code, detail),
+            PaymentError::LedgerRefused { .. } => {
+                Self::new(StatusCode::CONFLICT, code, error.to_string())
+            }
+            PaymentError::Unreadable(_) => Self::bad_request(code, error.to_string()),
+            PaymentError::ProviderUnavailable(detail) => {
+                Self::new(StatusCode::FAILED_DEPENDENCY, code, detail)
+            }
+            PaymentError::CredentialsUnreadable => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, code, error.to_string())
+            }
+            PaymentError::Corrupt(_) => Self::corrupt(&error),
+            PaymentError::Customer(error) => error.into(),
+            PaymentError::Submit(error) => error.into(),
+            PaymentError::Store(error) => error.into(),
+            PaymentError::Database(error) => error.into(),
+            PaymentError::Pool(error) => error.into(),
         }
     }
 }

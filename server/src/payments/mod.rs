@@ -17,9 +17,16 @@
 //! [`run`] is the worker: it asks the provider about every payment whose next attempt is due,
 //! with exponential backoff, so a payment whose callback never comes still converges.
 
+mod callbacks;
+mod error;
 pub(crate) mod momo;
 pub(crate) mod mpesa;
 mod received;
+mod status;
+
+pub use callbacks::Callback;
+pub use error::PaymentError;
+pub use status::PaymentStatus;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -36,8 +43,6 @@ use hazina_providers::{Status, StatusReport};
 use uuid::Uuid;
 
 use crate::code::Code;
-use crate::http::problem::ApiError;
-use crate::http::v1::money::payment_status;
 use crate::secrets::{Sealer, is_sealed};
 
 /// Namespace of the ids of the transfers that post or void a payment's reservation, and of
@@ -170,11 +175,12 @@ impl Flow {
         }
     }
 
-    fn from_name(name: &str) -> Self {
+    fn from_stored(name: &str) -> Result<Self, PaymentError> {
         match name {
-            "payout" => Self::Payout,
-            "collect" => Self::Collect,
-            _ => Self::Received,
+            "payout" => Ok(Self::Payout),
+            "collect" => Ok(Self::Collect),
+            "received" => Ok(Self::Received),
+            other => Err(PaymentError::Corrupt(format!("unknown payment flow {other:?}"))),
         }
     }
 }
@@ -201,22 +207,73 @@ impl Stage {
         }
     }
 
-    fn from_name(name: &str) -> Self {
+    fn from_stored(name: &str) -> Result<Self, PaymentError> {
         match name {
-            "reserving" => Self::Reserving,
-            "sending" => Self::Sending,
-            "sent" => Self::Sent,
-            "review" => Self::Review,
-            _ => Self::Settled,
+            "reserving" => Ok(Self::Reserving),
+            "sending" => Ok(Self::Sending),
+            "sent" => Ok(Self::Sent),
+            "review" => Ok(Self::Review),
+            "settled" => Ok(Self::Settled),
+            other => Err(PaymentError::Corrupt(format!("unknown payment stage {other:?}"))),
         }
     }
 }
 
-/// The provider a channel is at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Longest MoMo channel number.
+pub const CHANNEL_NUMBER_LEN_MAX: usize = 64;
+
+/// The providers a channel can be at.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Provider {
+    /// Safaricom M-Pesa (Daraja): a paybill, till or B2C shortcode.
     Mpesa,
+    /// MTN MoMo Open API: collection and disbursement.
     Momo,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mpesa => "mpesa",
+            Self::Momo => "momo",
+        }
+    }
+
+    /// The credentials a channel of this provider needs (names as the API takes them).
+    pub fn required_credentials(self) -> &'static [&'static str] {
+        match self {
+            Self::Mpesa => &["consumerKey", "consumerSecret"],
+            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
+        }
+    }
+
+    /// Every credential this provider's channels may carry.
+    pub fn known_credentials(self) -> &'static [&'static str] {
+        match self {
+            Self::Mpesa => {
+                &["consumerKey", "consumerSecret", "passkey", "initiatorName", "securityCredential"]
+            }
+            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
+        }
+    }
+
+    /// Whether `number` is a channel number of this provider.
+    pub fn valid_number(self, number: &str) -> bool {
+        match self {
+            // Paybills, tills and shortcodes are 5 to 7 digits.
+            Self::Mpesa => {
+                (5..=7).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit())
+            }
+            Self::Momo => {
+                !number.trim().is_empty()
+                    && number.len() <= CHANNEL_NUMBER_LEN_MAX
+                    && !number.chars().any(char::is_control)
+            }
+        }
+    }
 }
 
 /// A payment channel as the engine uses it, credentials included (never shown, never logged:
@@ -252,16 +309,17 @@ impl Channel {
         clearing_account_id, callback_token, receiving_purse_id, credentials, \
         treasury_limit_minor";
 
-    fn from_row(row: &tokio_postgres::Row, sealer: &Sealer) -> Result<Self, ApiError> {
+    fn from_row(row: &tokio_postgres::Row, sealer: &Sealer) -> Result<Self, PaymentError> {
         let id: Uuid = row.get(0);
         let provider = match row.get::<_, &str>(2) {
             "mpesa" => Provider::Mpesa,
-            _ => Provider::Momo,
+            "momo" => Provider::Momo,
+            other => return Err(PaymentError::Corrupt(format!("unknown provider {other:?}"))),
         };
         let currency: &str = row.get(4);
         let stored: serde_json::Value = row.get(9);
         let credentials = open_credentials(sealer, id, &stored)?;
-        let currency = crate::http::v1::money::currency(currency)?;
+        let currency = error::stored_currency(currency)?;
         Ok(Self {
             id,
             org: OrgId(row.get(1)),
@@ -311,7 +369,7 @@ pub fn seal_credentials(
     sealer: &Sealer,
     channel: Uuid,
     credentials: &serde_json::Map<String, serde_json::Value>,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<serde_json::Value, PaymentError> {
     let plain = serde_json::to_vec(credentials).unwrap_or_default();
     let sealed = sealer.seal(&plain, channel.as_bytes()).map_err(|error| unreadable(&error))?;
     let names: Vec<&String> = credentials.keys().collect();
@@ -323,7 +381,7 @@ fn open_credentials(
     sealer: &Sealer,
     channel: Uuid,
     stored: &serde_json::Value,
-) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+) -> Result<serde_json::Map<String, serde_json::Value>, PaymentError> {
     let Some(sealed) = stored.get("sealed").and_then(|s| s.as_str()).filter(|s| is_sealed(s))
     else {
         return Ok(stored.as_object().cloned().unwrap_or_default());
@@ -334,14 +392,10 @@ fn open_credentials(
 
 /// Credentials that cannot be sealed or opened: the key file is not the one they were sealed
 /// with, or the system has no randomness. The operator's problem, logged, never shown.
-fn unreadable(error: &dyn std::error::Error) -> ApiError {
+fn unreadable(error: &dyn std::error::Error) -> PaymentError {
     tracing::error!(error = %error, "channel credentials cannot be sealed or opened; \
         is this the credentials key file they were sealed with?");
-    ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        Code::CredentialsUnreadable,
-        "the channel's credentials cannot be read; the operator must check the key file",
-    )
+    PaymentError::CredentialsUnreadable
 }
 
 /// A payment through a provider, as stored.
@@ -358,7 +412,7 @@ pub struct Record {
     pub amount: Money,
     pub our_reference: String,
     pub stage: Stage,
-    pub status: String,
+    pub status: PaymentStatus,
     pub settled: Option<Settled>,
     pub request_reference: Option<String>,
     pub receipt: Option<String>,
@@ -379,24 +433,29 @@ impl Record {
         request_reference, receipt, provider_code, provider_description, attempts, \
         next_attempt_at, request, created_at, updated_at, alert";
 
-    fn from_row(row: &tokio_postgres::Row) -> Result<Self, ApiError> {
-        let currency = crate::http::v1::money::currency(row.get(8))?;
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, PaymentError> {
+        let currency = error::stored_currency(row.get(8))?;
         Ok(Self {
             id: row.get(0),
             org: OrgId(row.get(1)),
             app: row.get(2),
             channel: row.get(3),
-            flow: Flow::from_name(row.get(4)),
+            flow: Flow::from_stored(row.get(4))?,
             customer: row.get(5),
             msisdn: row.get(6),
             account: AccountId(row.get(7)),
             amount: Money::from_minor(currency, row.get(9)),
             our_reference: row.get(10),
-            stage: Stage::from_name(row.get(11)),
-            status: row.get(12),
-            settled: row
-                .get::<_, Option<&str>>(13)
-                .map(|s| if s == "posted" { Settled::Posted } else { Settled::Voided }),
+            stage: Stage::from_stored(row.get(11))?,
+            status: PaymentStatus::from_stored(row.get(12))?,
+            settled: match row.get::<_, Option<&str>>(13) {
+                None => None,
+                Some("posted") => Some(Settled::Posted),
+                Some("voided") => Some(Settled::Voided),
+                Some(other) => {
+                    return Err(PaymentError::Corrupt(format!("unknown settlement {other:?}")));
+                }
+            },
             request_reference: row.get(14),
             receipt: row.get(15),
             provider_code: row.get(16),
@@ -440,7 +499,7 @@ impl Record {
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusChange {
-    pub status: String,
+    pub status: PaymentStatus,
     pub at: DateTime<Utc>,
     /// What said it: `request`, `response`, `callback`, `query` or `recovery`.
     pub source: String,
@@ -543,7 +602,7 @@ impl Engine {
         &self,
         org: OrgId,
         number: &str,
-    ) -> Result<Option<Channel>, ApiError> {
+    ) -> Result<Option<Channel>, PaymentError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -556,7 +615,7 @@ impl Engine {
             )
             .await?;
         if rows.len() > 1 {
-            return Err(ApiError::invalid(
+            return Err(PaymentError::invalid(
                 Code::AmbiguousChannelNumber,
                 "two of the org's channels have this number; name the channel by its id",
             ));
@@ -566,7 +625,7 @@ impl Engine {
 
     /// A channel by id, of whichever org: a caller acting for an org checks that it is the
     /// channel's.
-    pub async fn channel(&self, id: Uuid) -> Result<Option<Channel>, ApiError> {
+    pub async fn channel(&self, id: Uuid) -> Result<Option<Channel>, PaymentError> {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
@@ -583,7 +642,7 @@ impl Engine {
         &self,
         org: OrgId,
         accounts: &[AccountId],
-    ) -> Result<HashMap<AccountId, Money>, ApiError> {
+    ) -> Result<HashMap<AccountId, Money>, PaymentError> {
         if accounts.is_empty() {
             return Ok(HashMap::new());
         }
@@ -598,14 +657,14 @@ impl Engine {
             .await?;
         rows.iter()
             .map(|row| {
-                let currency = crate::http::v1::money::currency(row.get(1))?;
+                let currency = error::stored_currency(row.get(1))?;
                 Ok((AccountId(row.get(0)), Money::from_minor(currency, row.get(2))))
             })
             .collect()
     }
 
     /// How many payments are held for review, in every org (for the operator's metrics).
-    pub async fn held_count(&self) -> Result<i64, ApiError> {
+    pub async fn held_count(&self) -> Result<i64, PaymentError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one("SELECT count(*) FROM provider_payments WHERE stage = 'review'", &[])
@@ -614,12 +673,12 @@ impl Engine {
     }
 
     /// A payment by id, within the org.
-    pub async fn record(&self, org: OrgId, id: Uuid) -> Result<Option<Record>, ApiError> {
+    pub async fn record(&self, org: OrgId, id: Uuid) -> Result<Option<Record>, PaymentError> {
         Ok(self.records(org, &[id]).await?.pop())
     }
 
     /// The payments with these ids (those that went through a provider).
-    pub async fn records(&self, org: OrgId, ids: &[Uuid]) -> Result<Vec<Record>, ApiError> {
+    pub async fn records(&self, org: OrgId, ids: &[Uuid]) -> Result<Vec<Record>, PaymentError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -637,7 +696,7 @@ impl Engine {
     }
 
     /// A payment's statuses, oldest first.
-    pub async fn history(&self, id: Uuid) -> Result<Vec<StatusChange>, ApiError> {
+    pub async fn history(&self, id: Uuid) -> Result<Vec<StatusChange>, PaymentError> {
         Ok(self.histories(&[id]).await?.remove(&id).unwrap_or_default())
     }
 
@@ -645,7 +704,7 @@ impl Engine {
     pub async fn histories(
         &self,
         ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<StatusChange>>, ApiError> {
+    ) -> Result<HashMap<Uuid, Vec<StatusChange>>, PaymentError> {
         let mut histories: HashMap<Uuid, Vec<StatusChange>> = HashMap::new();
         if ids.is_empty() {
             return Ok(histories);
@@ -661,7 +720,7 @@ impl Engine {
             .await?;
         for row in &rows {
             histories.entry(row.get(0)).or_default().push(StatusChange {
-                status: row.get(1),
+                status: PaymentStatus::from_stored(row.get(1))?,
                 at: row.get(2),
                 source: row.get(3),
                 provider_code: row.get(4),
@@ -689,7 +748,7 @@ impl Engine {
             amount: new.amount,
             our_reference: new.our_reference.clone(),
             stage: Stage::Reserving,
-            status: "queued".to_owned(),
+            status: PaymentStatus::Queued,
             settled: None,
             request_reference: None,
             receipt: None,
@@ -711,7 +770,7 @@ impl Engine {
     /// Records a new payout or collection, reserves its money and sends it. A payment whose
     /// id exists is not started again: the existing one is returned (`false`), and the
     /// caller compares what was asked.
-    pub async fn start(&self, new: NewPayment) -> Result<(Record, bool), ApiError> {
+    pub async fn start(&self, new: NewPayment) -> Result<(Record, bool), PaymentError> {
         let channel = new.channel.clone();
         let respond_within = self.settings().respond_within;
         let lease = respond_within + HANDLER_LEASE_MARGIN;
@@ -740,7 +799,7 @@ impl Engine {
                     &new.amount.currency().code(),
                     &new.amount
                         .to_minor()
-                        .map_err(|e| ApiError::invalid(Code::InvalidAmount, e.to_string()))?,
+                        .map_err(|e| PaymentError::invalid(Code::InvalidAmount, e.to_string()))?,
                     &new.our_reference,
                     &lease.as_secs_f64(),
                     &new.request,
@@ -753,13 +812,13 @@ impl Engine {
                 let existing = self
                     .record(new.org, new.id)
                     .await?
-                    .ok_or_else(|| ApiError::invalid(Code::IdAlreadyUsed, "the id is taken"))?;
+                    .ok_or_else(|| PaymentError::invalid(Code::IdAlreadyUsed, "the id is taken"))?;
                 return Ok((existing, false));
             }
             Err(error)
                 if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
             {
-                return Err(ApiError::invalid(
+                return Err(PaymentError::invalid(
                     Code::DuplicateRequest,
                     "a payment with this reference exists on the channel",
                 ));
@@ -768,7 +827,7 @@ impl Engine {
         };
         drop(client);
         let record = Record::from_row(&row)?;
-        self.note(record.id, "queued", "request", None, None).await?;
+        self.note(record.id, PaymentStatus::Queued, "request", None, None).await?;
         let id = record.id;
         let sent = tokio::time::timeout(respond_within, self.reserve_and_send(record, &channel));
         if let Ok(record) = sent.await {
@@ -785,7 +844,7 @@ impl Engine {
         &self,
         record: Record,
         channel: &Channel,
-    ) -> Result<Record, ApiError> {
+    ) -> Result<Record, PaymentError> {
         let (debit, credit) = match record.flow {
             Flow::Payout => (record.account, channel.clearing),
             Flow::Collect | Flow::Received => (channel.clearing, record.account),
@@ -806,7 +865,7 @@ impl Engine {
             effective_at: None,
             context: reservation_context(&record),
         };
-        let outcome = crate::http::v1::money::submit_to(&self.pipeline, request).await?;
+        let outcome = self.pipeline.submit(request).await?;
         if let Outcome::Rejected(reason) = outcome {
             return self.refuse_reservation(record.id, reason).await;
         }
@@ -824,8 +883,12 @@ impl Engine {
 
     /// The reservation was refused (insufficient funds, a closed account): the payment ends
     /// without reaching the provider.
-    async fn refuse_reservation(&self, id: Uuid, reason: RejectReason) -> Result<Record, ApiError> {
-        let status = payment_status(Some(reason));
+    async fn refuse_reservation(
+        &self,
+        id: Uuid,
+        reason: RejectReason,
+    ) -> Result<Record, PaymentError> {
+        let status = PaymentStatus::of_outcome(Some(reason));
         let client = self.pool.get().await?;
         let row = client
             .query_one(
@@ -835,7 +898,7 @@ impl Engine {
                      WHERE id = $1 RETURNING {}",
                     Record::COLUMNS
                 ),
-                &[&id, &status, &reason.code()],
+                &[&id, &status.as_str(), &reason.code()],
             )
             .await?;
         drop(client);
@@ -844,7 +907,7 @@ impl Engine {
     }
 
     /// Sends the payment's request (under its one key) and applies the answer.
-    async fn send(&self, id: Uuid, channel: &Channel) -> Result<Record, ApiError> {
+    async fn send(&self, id: Uuid, channel: &Channel) -> Result<Record, PaymentError> {
         let record = self.read(id).await?;
         let allowed = self.settings().provider_hosts.check(channel.provider, &channel.base_url);
         let outcome = match (allowed, channel.provider) {
@@ -887,7 +950,7 @@ impl Engine {
         stage_at_least: Stage,
         source: &str,
         description: Option<&str>,
-    ) -> Result<Record, ApiError> {
+    ) -> Result<Record, PaymentError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let row = tx
@@ -899,7 +962,7 @@ impl Engine {
                 &[&id],
             )
             .await?
-            .ok_or_else(|| ApiError::not_found("payment"))?;
+            .ok_or_else(|| PaymentError::NotFound("payment"))?;
         let record = Record::from_row(&row)?;
         if matches!(record.stage, Stage::Reserving | Stage::Review) {
             // Nothing was sent: whatever this is cannot be about our request yet. Or an
@@ -926,7 +989,7 @@ impl Engine {
         } else {
             record.stage
         };
-        let status = status_of(&state, stage, &record.status);
+        let status = status_of(&state, stage, record.status);
         // Asked now when the event wants a query; a request just answered is first asked
         // about after `first_query`; otherwise the schedule (and its backoff) stands.
         let next = match stage {
@@ -955,7 +1018,7 @@ impl Engine {
                 &[
                     &id,
                     &stage.as_str(),
-                    &status,
+                    &status.as_str(),
                     &settled_name,
                     &state.request_reference,
                     &state.receipt,
@@ -986,7 +1049,7 @@ impl Engine {
         record: &Record,
         actions: &[lifecycle::Action],
         code: Option<&str>,
-    ) -> Result<(bool, Option<String>), ApiError> {
+    ) -> Result<(bool, Option<String>), PaymentError> {
         let id = record.id;
         let (mut query, mut alert) = (false, None);
         for action in actions {
@@ -1006,8 +1069,7 @@ impl Engine {
                     tracing::warn!(payment = %id, ?settled, ?reported,
                         "the provider contradicts a settled payment; the ledger stays");
                     let said = format!("the provider now reports {reported:?}");
-                    insert_event(tx, id, &record.status, "contradiction", code, Some(&said))
-                        .await?;
+                    insert_event(tx, id, record.status, "contradiction", code, Some(&said)).await?;
                 }
             }
         }
@@ -1016,12 +1078,12 @@ impl Engine {
 
     /// Posts the reservation; a received payment, which has none, is recorded as a transfer
     /// under its own id.
-    async fn post(&self, record: &Record) -> Result<(), ApiError> {
+    async fn post(&self, record: &Record) -> Result<(), PaymentError> {
         if record.flow == Flow::Received {
             let channel = self
                 .channel(record.channel)
                 .await?
-                .ok_or_else(|| ApiError::not_found("channel"))?;
+                .ok_or_else(|| PaymentError::NotFound("channel"))?;
             let postings = vec![
                 Posting { account: channel.clearing, side: Side::Debit, amount: record.amount },
                 Posting { account: record.account, side: Side::Credit, amount: record.amount },
@@ -1042,7 +1104,7 @@ impl Engine {
     }
 
     /// Releases the reservation; a received payment has none.
-    async fn void(&self, record: &Record) -> Result<(), ApiError> {
+    async fn void(&self, record: &Record) -> Result<(), PaymentError> {
         if record.flow == Flow::Received {
             return Ok(());
         }
@@ -1082,25 +1144,21 @@ impl Engine {
         record: &Record,
         what: &str,
         request: TransferRequest,
-    ) -> Result<(), ApiError> {
-        match crate::http::v1::money::submit_to(&self.pipeline, request).await? {
+    ) -> Result<(), PaymentError> {
+        match self.pipeline.submit(request).await? {
             Outcome::Accepted { .. } => Ok(()),
             Outcome::Rejected(reason) => {
                 // Posting or voiding our own open reservation cannot be refused unless the
                 // books were changed behind our back; stop rather than record a lie.
                 tracing::error!(payment = %record.id, reason = reason.code(),
                     "the ledger refused to {what} a provider payment's reservation");
-                Err(ApiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    Code::LedgerRefused,
-                    format!("the ledger refused to {what} the reservation: {}", reason.code()),
-                ))
+                Err(PaymentError::LedgerRefused { what: what.to_owned(), reason: reason.code() })
             }
         }
     }
 
     /// Schedules another attempt with backoff, noting why.
-    async fn retry_later(&self, id: Uuid, why: &str) -> Result<(), ApiError> {
+    async fn retry_later(&self, id: Uuid, why: &str) -> Result<(), PaymentError> {
         let settings = self.settings();
         let client = self.pool.get().await?;
         client
@@ -1123,7 +1181,7 @@ impl Engine {
     }
 
     /// The row as it is now (no lock).
-    async fn read(&self, id: Uuid) -> Result<Record, ApiError> {
+    async fn read(&self, id: Uuid) -> Result<Record, PaymentError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
@@ -1138,11 +1196,11 @@ impl Engine {
     async fn note(
         &self,
         id: Uuid,
-        status: &str,
+        status: PaymentStatus,
         source: &str,
         code: Option<&str>,
         description: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PaymentError> {
         let client = self.pool.get().await?;
         insert_event(&client, id, status, source, code, description).await
     }
@@ -1158,7 +1216,7 @@ impl Engine {
         refs: &[String],
         verified: bool,
         body: &str,
-    ) -> Result<Option<Uuid>, ApiError> {
+    ) -> Result<Option<Uuid>, PaymentError> {
         let client = self.pool.get().await?;
         let payment = match payment {
             Some(id) => client
@@ -1199,7 +1257,7 @@ impl Engine {
 
     /// Applies the parked callbacks that carry one of the payment's references (they came
     /// before the reference was known).
-    async fn match_parked(&self, record: &Record) -> Result<(), ApiError> {
+    async fn match_parked(&self, record: &Record) -> Result<(), PaymentError> {
         let mut refs = vec![record.id.to_string(), record.our_reference.clone()];
         refs.extend(record.request_reference.clone());
         let client = self.pool.get().await?;
@@ -1235,7 +1293,7 @@ impl Engine {
 
     /// Takes the payments that are due (skipping those another process holds), leases them,
     /// and works on each: reserve, send, or ask.
-    pub async fn run_due(&self) -> Result<usize, ApiError> {
+    pub async fn run_due(&self) -> Result<usize, PaymentError> {
         let settings = self.settings();
         let client = self.pool.get().await?;
         let rows = client
@@ -1255,16 +1313,16 @@ impl Engine {
         let due: Vec<Record> = rows.iter().map(Record::from_row).collect::<Result<_, _>>()?;
         for record in &due {
             if let Err(error) = self.work_on(record).await {
-                tracing::warn!(payment = %record.id, code = %error.code, detail = %error.detail,
+                tracing::warn!(payment = %record.id, code = %error.code(), error = %crate::error_chain(&error),
                     "could not advance a provider payment; will try again");
             }
         }
         Ok(due.len())
     }
 
-    async fn work_on(&self, record: &Record) -> Result<(), ApiError> {
+    async fn work_on(&self, record: &Record) -> Result<(), PaymentError> {
         let channel =
-            self.channel(record.channel).await?.ok_or_else(|| ApiError::not_found("channel"))?;
+            self.channel(record.channel).await?.ok_or_else(|| PaymentError::NotFound("channel"))?;
         match record.stage {
             Stage::Settled | Stage::Review => Ok(()),
             Stage::Reserving => self.reserve_and_send(record.clone(), &channel).await.map(drop),
@@ -1275,7 +1333,11 @@ impl Engine {
 
     /// A payment whose request may or may not have left: find out, never send under a new
     /// key.
-    async fn recover_sending(&self, record: &Record, channel: &Channel) -> Result<(), ApiError> {
+    async fn recover_sending(
+        &self,
+        record: &Record,
+        channel: &Channel,
+    ) -> Result<(), PaymentError> {
         if let Err(why) = self.settings().provider_hosts.check(channel.provider, &channel.base_url)
         {
             return self.retry_later(record.id, &why).await;
@@ -1306,7 +1368,7 @@ impl Engine {
     }
 
     /// Asks the provider about a sent payment.
-    async fn query(&self, record: &Record, channel: &Channel) -> Result<(), ApiError> {
+    async fn query(&self, record: &Record, channel: &Channel) -> Result<(), PaymentError> {
         let allowed = self.settings().provider_hosts.check(channel.provider, &channel.base_url);
         let outcome = match (allowed, channel.provider) {
             (Err(why), _) => QueryOutcome::Unknown(why),
@@ -1316,7 +1378,7 @@ impl Engine {
         self.take_query(record, outcome).await
     }
 
-    async fn take_query(&self, record: &Record, outcome: QueryOutcome) -> Result<(), ApiError> {
+    async fn take_query(&self, record: &Record, outcome: QueryOutcome) -> Result<(), PaymentError> {
         tracing::info!(payment = %record.id, outcome = ?outcome, "asked the provider");
         match outcome {
             QueryOutcome::Reply(report) => {
@@ -1349,9 +1411,9 @@ impl Engine {
         &self,
         channel: &Channel,
         receiving_purse: AccountId,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PaymentError> {
         if channel.provider != Provider::Mpesa {
-            return Err(ApiError::invalid(
+            return Err(PaymentError::invalid(
                 Code::NotSupported,
                 "only M-Pesa channels receive unprompted payments",
             ));
@@ -1367,20 +1429,23 @@ impl Engine {
         self.settings()
             .provider_hosts
             .check(channel.provider, &channel.base_url)
-            .map_err(|why| ApiError::invalid(Code::ProviderUrlNotAllowed, why))?;
+            .map_err(|why| PaymentError::invalid(Code::ProviderUrlNotAllowed, why))?;
         mpesa::register_c2b(self, channel).await.map_err(|error| match error {
             hazina_providers::mpesa_client::ClientError::Refused { error, .. } => {
-                ApiError::invalid(
+                PaymentError::invalid(
                     Code::ProviderRefused,
                     format!("M-Pesa refused: {} {}", error.error_code, error.error_message),
                 )
             }
-            other => ApiError::new(
-                axum::http::StatusCode::FAILED_DEPENDENCY,
-                Code::ProviderUnavailable,
-                format!("M-Pesa could not be asked: {other}"),
-            ),
+            other => {
+                PaymentError::ProviderUnavailable(format!("M-Pesa could not be asked: {other}"))
+            }
         })
+    }
+
+    /// The ledger's store on the engine's pool, for reads.
+    fn store(&self) -> hazina_ledger::store::Store {
+        hazina_ledger::store::Store::new(self.pool.clone())
     }
 
     /// Wakes the worker at once (a query is due).
@@ -1442,19 +1507,15 @@ fn what_was_said(
 }
 
 /// The platform's status of a payment in this state.
-fn status_of<'a>(state: &lifecycle::Payment, stage: Stage, before: &'a str) -> &'a str {
+fn status_of(state: &lifecycle::Payment, stage: Stage, before: PaymentStatus) -> PaymentStatus {
     match state.settled {
-        Some(Settled::Posted) => "success",
-        Some(Settled::Voided) => "failed",
-        None if stage == Stage::Review => HELD_FOR_REVIEW,
-        None if stage == Stage::Sent => "pending_confirmation",
+        Some(Settled::Posted) => PaymentStatus::Success,
+        Some(Settled::Voided) => PaymentStatus::Failed,
+        None if stage == Stage::Review => PaymentStatus::HeldForReview,
+        None if stage == Stage::Sent => PaymentStatus::PendingConfirmation,
         None => before,
     }
 }
-
-/// The status of a payment a provider's answer disagreed with: nothing moves until an
-/// operator looks.
-pub const HELD_FOR_REVIEW: &str = "held_for_review";
 
 /// What a payment caught mid-send needs.
 #[derive(Debug)]
@@ -1487,18 +1548,18 @@ pub fn callback_event(kind: &str, report: StatusReport, verified: bool) -> Event
 async fn insert_event<C: deadpool_postgres::GenericClient>(
     client: &C,
     id: Uuid,
-    status: &str,
+    status: PaymentStatus,
     source: &str,
     code: Option<&str>,
     description: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), PaymentError> {
     client
         .execute(
             "INSERT INTO provider_payment_events (payment_id, seq, status, source, provider_code,
                  description)
              SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, $4, $5
              FROM provider_payment_events WHERE payment_id = $1",
-            &[&id, &status, &source, &code, &description],
+            &[&id, &status.as_str(), &source, &code, &description],
         )
         .await?;
     Ok(())
@@ -1537,7 +1598,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: impl Future<Output = ()>) {
                 Ok(n) if i64::try_from(n).is_ok_and(|n| n == DUE_BATCH_MAX) => {}
                 Ok(_) => break,
                 Err(error) => {
-                    tracing::warn!(code = %error.code, detail = %error.detail,
+                    tracing::warn!(code = %error.code(), error = %crate::error_chain(&error),
                         "the provider payments worker failed; retrying");
                     break;
                 }

@@ -18,51 +18,25 @@ use deadpool_postgres::{GenericClient, Pool};
 use hazina_ledger::rules::{AccountKind, RejectReason, Transfer};
 use hazina_ledger::{CustomerId, OrgId, TransferId};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::error::SqlState;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::money::{WalletView, payment_status};
+use super::money::WalletView;
 use super::page_size;
 use crate::app::AppState;
 use crate::code::Code;
+pub use crate::customers::{
+    ACTIVITY_SESSIONS_MAX, APP_DATA_LEASE_SECONDS, CustomerNumber, DATA_BYTES_MAX, KEY_LEN_MAX,
+    METADATA_KEYS_MAX, PROPERTIES_MAX, PROPERTY_VALUE_LEN_MAX, RECENT_ACTIVITIES_MAX,
+    RECENT_PAYMENTS_MAX, REMINDER_INTERVAL_SECONDS_MAX, REMINDER_PAYLOAD_LEN_MAX, REMINDERS_MAX,
+    SECONDARY_IDS_MAX, TAGS_MAX, VALUE_LEN_MAX, by_number, check, check_key, check_text, lock,
+    too_many,
+};
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem, QueryParams};
-
-/// Longest customer number, secondary id key or value.
-pub const IDENTIFIER_LEN_MAX: usize = 256;
-/// Longest key of a tag, secondary id, metadata entry, reminder or activity, in characters.
-pub const KEY_LEN_MAX: usize = 256;
-/// Longest tag or secondary id value, activity source or session id, in characters.
-pub const VALUE_LEN_MAX: usize = 256;
-/// Largest metadata or app data value, in bytes (after decoding base64).
-pub const DATA_BYTES_MAX: usize = 64 * 1024;
-/// Most tags a customer has (and a request sets).
-pub const TAGS_MAX: usize = 100;
-/// Most secondary ids a customer has (and a request sets).
-pub const SECONDARY_IDS_MAX: usize = 100;
-/// Most metadata keys a customer has (and a request sets).
-pub const METADATA_KEYS_MAX: usize = 100;
-/// Most reminders a customer has per app.
-pub const REMINDERS_MAX: usize = 100;
-/// Longest reminder payload, in characters.
-pub const REMINDER_PAYLOAD_LEN_MAX: usize = 4096;
-/// Longest reminder interval: a year, leap day included.
-pub const REMINDER_INTERVAL_SECONDS_MAX: u64 = 366 * 24 * 60 * 60;
-/// Most properties an activity has.
-pub const PROPERTIES_MAX: usize = 50;
-/// Longest activity property value, in characters.
-pub const PROPERTY_VALUE_LEN_MAX: usize = 1024;
-/// How long a lease keeps app data from other leases.
-pub const APP_DATA_LEASE_SECONDS: u32 = 90;
-/// Payments shown in a customer's state, newest first.
-pub const RECENT_PAYMENTS_MAX: i64 = 20;
-/// Activities read for a customer's state: the sessions shown are those of the newest ones.
-pub const RECENT_ACTIVITIES_MAX: i64 = 500;
-/// Activity sessions shown in a customer's state, newest first.
-pub const ACTIVITY_SESSIONS_MAX: usize = 20;
+use crate::payments::PaymentStatus;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -113,111 +87,6 @@ fn properties_schema() -> utoipa::openapi::schema::Object {
         ))
         .max_properties(Some(PROPERTIES_MAX))
         .build()
-}
-
-/// Refuses text that is blank, longer than `max` characters, or holds a NUL (which PostgreSQL
-/// cannot store as text).
-fn check_text(
-    value: &str,
-    max: usize,
-    code: crate::code::Code,
-    what: &str,
-) -> Result<(), ApiError> {
-    if value.trim().is_empty() || value.chars().count() > max || value.contains('\0') {
-        return Err(ApiError::invalid(code, format!("{what} has 1 to {max} characters, no NUL")));
-    }
-    Ok(())
-}
-
-pub fn check_key(key: &str) -> Result<(), ApiError> {
-    check_text(key, KEY_LEN_MAX, Code::InvalidKey, "a key")
-}
-
-fn too_many(code: crate::code::Code, what: &str, max: usize) -> ApiError {
-    ApiError::invalid(code, format!("a customer has at most {max} {what}"))
-}
-
-/// How the platform identifies a customer by a number: a phone number, an email address, a
-/// Telegram or Facebook handle, an app's own id.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CustomerNumber {
-    /// Cellular numbers in international format (`+<country><number>`), stored as E.164.
-    #[schema(min_length = 1, max_length = 256)]
-    pub number: String,
-    pub provider: Provider,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 256)]
-    pub partition: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    Cellular,
-    Email,
-    Telegram,
-    Facebook,
-    App,
-}
-
-impl Provider {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Cellular => "cellular",
-            Self::Email => "email",
-            Self::Telegram => "telegram",
-            Self::Facebook => "facebook",
-            Self::App => "app",
-        }
-    }
-}
-
-impl CustomerNumber {
-    /// The number as stored: cellular numbers in E.164 (they must be international, `+…`),
-    /// others trimmed; invalid ones refused.
-    pub fn normalised(&self) -> Result<Self, ApiError> {
-        let number = self.number.trim();
-        if number.is_empty() || number.chars().count() > IDENTIFIER_LEN_MAX || number.contains('\0')
-        {
-            return Err(ApiError::invalid(
-                Code::InvalidCustomerNumber,
-                "the number is empty or too long",
-            ));
-        }
-        let number = match self.provider {
-            Provider::Cellular => {
-                let parsed = phonenumber::parse(None, number)
-                    .ok()
-                    .filter(phonenumber::is_valid)
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            Code::InvalidPhoneNumber,
-                            "not a valid phone number in international format (+<country><number>)",
-                        )
-                    })?;
-                parsed.format().mode(phonenumber::Mode::E164).to_string()
-            }
-            Provider::Email => number.to_lowercase(),
-            _ => number.to_owned(),
-        };
-        // Lowercasing can lengthen a number ("İ" becomes two characters): the limit holds for
-        // what is stored, so that normalising again accepts it.
-        if number.chars().count() > IDENTIFIER_LEN_MAX {
-            return Err(ApiError::invalid(
-                Code::InvalidCustomerNumber,
-                "the number is empty or too long",
-            ));
-        }
-        let partition = self.partition.as_deref().map(str::trim).filter(|p| !p.is_empty());
-        if partition.is_some_and(|p| p.chars().count() > IDENTIFIER_LEN_MAX || p.contains('\0')) {
-            return Err(ApiError::invalid(
-                Code::InvalidCustomerNumber,
-                "the partition is too long",
-            ));
-        }
-        Ok(Self { number, provider: self.provider, partition: partition.map(str::to_owned) })
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -294,96 +163,6 @@ async fn create_or_resolve(
             "give exactly one of customerNumber and secondaryId",
         )),
     }
-}
-
-/// The customer with this number, if there is one.
-pub async fn existing_by_number(
-    pool: &Pool,
-    org: OrgId,
-    number: &CustomerNumber,
-) -> Result<Option<CustomerId>, ApiError> {
-    let partition = number.partition.clone().unwrap_or_default();
-    let client = pool.get().await?;
-    let found = client
-        .query_opt(
-            "SELECT customer_id FROM customer_numbers
-             WHERE org_id = $1 AND provider = $2 AND number = $3 AND partition = $4",
-            &[&org.0, &number.provider.as_str(), &number.number, &partition],
-        )
-        .await?;
-    Ok(found.map(|row| CustomerId(row.get(0))))
-}
-
-/// The customer with this number, created if there is none; whether it was created.
-pub async fn by_number(
-    pool: &Pool,
-    org: OrgId,
-    number: &CustomerNumber,
-) -> Result<(CustomerId, bool), ApiError> {
-    let partition = number.partition.clone().unwrap_or_default();
-    let mut client = pool.get().await?;
-    for _ in 0..3 {
-        let found = client
-            .query_opt(
-                "SELECT customer_id FROM customer_numbers
-                 WHERE org_id = $1 AND provider = $2 AND number = $3 AND partition = $4",
-                &[&org.0, &number.provider.as_str(), &number.number, &partition],
-            )
-            .await?;
-        if let Some(row) = found {
-            return Ok((CustomerId(row.get(0)), false));
-        }
-        let id = CustomerId::generate();
-        let transaction = client.transaction().await?;
-        transaction
-            .execute("INSERT INTO customers (id, org_id) VALUES ($1, $2)", &[&id.0, &org.0])
-            .await?;
-        let inserted = transaction
-            .execute(
-                "INSERT INTO customer_numbers (org_id, provider, number, partition, customer_id)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&org.0, &number.provider.as_str(), &number.number, &partition, &id.0],
-            )
-            .await;
-        match inserted {
-            Ok(_) => {
-                transaction.commit().await?;
-                return Ok((id, true));
-            }
-            // Another request created it first: read theirs.
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(ApiError::unavailable(&std::io::Error::other("customer creation kept conflicting")))
-}
-
-/// Refuses a customer that is not the org's (indistinguishable from a missing one).
-pub async fn check(pool: &Pool, org: OrgId, customer: Uuid) -> Result<CustomerId, ApiError> {
-    let client = pool.get().await?;
-    client
-        .query_opt("SELECT 1 FROM customers WHERE id = $1 AND org_id = $2", &[&customer, &org.0])
-        .await?
-        .map(|_| CustomerId(customer))
-        .ok_or_else(|| ApiError::not_found("customer"))
-}
-
-/// Locks the org's customer for the rest of the transaction, so that concurrent changes to
-/// what it owns are counted against the limits one at a time; refuses it as missing when it
-/// is not the org's. (`NO KEY UPDATE` leaves foreign-key checks from other tables free.)
-async fn lock(
-    transaction: &impl GenericClient,
-    org: OrgId,
-    customer: Uuid,
-) -> Result<CustomerId, ApiError> {
-    transaction
-        .query_opt(
-            "SELECT 1 FROM customers WHERE id = $1 AND org_id = $2 FOR NO KEY UPDATE",
-            &[&customer, &org.0],
-        )
-        .await?
-        .map(|_| CustomerId(customer))
-        .ok_or_else(|| ApiError::not_found("customer"))
 }
 
 async fn view(pool: &Pool, org: OrgId, id: CustomerId) -> Result<CustomerView, ApiError> {
@@ -478,7 +257,7 @@ async fn update_tags(
     Body(update): Body<Tags>,
 ) -> Result<Json<Tags>, ApiError> {
     if update.tags.len() > TAGS_MAX {
-        return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX));
+        return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX).into());
     }
     // The last of a repeated key wins.
     let mut tags = BTreeMap::new();
@@ -510,7 +289,7 @@ async fn update_tags(
         .await?;
     let tags = read_tags(&transaction, customer).await?;
     if tags.len() > TAGS_MAX {
-        return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX));
+        return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX).into());
     }
     transaction.commit().await?;
     Ok(Json(Tags { tags }))
@@ -612,7 +391,7 @@ async fn update_secondary_ids(
     Body(update): Body<SecondaryIds>,
 ) -> Result<Json<SecondaryIds>, ApiError> {
     if update.secondary_ids.len() > SECONDARY_IDS_MAX {
-        return Err(too_many(Code::TooManySecondaryIds, "secondary ids", SECONDARY_IDS_MAX));
+        return Err(too_many(Code::TooManySecondaryIds, "secondary ids", SECONDARY_IDS_MAX).into());
     }
     let mut wanted = BTreeMap::new();
     for id in &update.secondary_ids {
@@ -663,7 +442,7 @@ async fn update_secondary_ids(
     }
     let secondary_ids = read_secondary_ids(&transaction, customer).await?;
     if secondary_ids.len() > SECONDARY_IDS_MAX {
-        return Err(too_many(Code::TooManySecondaryIds, "secondary ids", SECONDARY_IDS_MAX));
+        return Err(too_many(Code::TooManySecondaryIds, "secondary ids", SECONDARY_IDS_MAX).into());
     }
     transaction.commit().await?;
     Ok(Json(SecondaryIds { secondary_ids }))
@@ -823,7 +602,7 @@ async fn update_metadata(
     Body(update): Body<Metadata>,
 ) -> Result<Json<Metadata>, ApiError> {
     if update.metadata.len() > METADATA_KEYS_MAX {
-        return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX));
+        return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX).into());
     }
     let mut keys = Vec::with_capacity(update.metadata.len());
     let mut values = Vec::with_capacity(update.metadata.len());
@@ -850,7 +629,7 @@ async fn update_metadata(
         .await?;
     let metadata = read_metadata(&transaction, customer).await?;
     if metadata.len() > METADATA_KEYS_MAX {
-        return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX));
+        return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX).into());
     }
     transaction.commit().await?;
     Ok(Json(Metadata { metadata }))
@@ -1216,7 +995,7 @@ async fn update_reminder(
         .await?
         .get(0);
     if usize::try_from(count).unwrap_or(usize::MAX) > REMINDERS_MAX {
-        return Err(too_many(Code::TooManyReminders, "reminders per app", REMINDERS_MAX));
+        return Err(too_many(Code::TooManyReminders, "reminders per app", REMINDERS_MAX).into());
     }
     transaction.commit().await?;
     // `xmax = 0`: the row was inserted, not updated.
@@ -1480,7 +1259,7 @@ pub struct Payment {
     pub at: DateTime<Utc>,
     /// The platform's payment status: `success`, or why it was not made; for a payment
     /// through a provider, where it is now (`pending_confirmation`, `success`, `failed`, …).
-    pub status: String,
+    pub status: PaymentStatus,
     /// The provider's receipt, for a payment through a provider that succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
@@ -1507,7 +1286,7 @@ impl From<&Transfer> for Payment {
         Self {
             transaction_id: transfer.id.0,
             at: transfer.created_at,
-            status: payment_status(transfer.rejection).to_owned(),
+            status: PaymentStatus::of_outcome(transfer.rejection),
             receipt: None,
             status_history: Vec::new(),
             reason: transfer.rejection.map(RejectReason::code),
@@ -1794,7 +1573,7 @@ mod tests {
         // Lowercasing "İ" gives two characters: 200 of them are 400 once lowercased.
         let email = |text: String| CustomerNumber {
             number: text,
-            provider: Provider::Email,
+            provider: crate::customers::NumberProvider::Email,
             partition: None,
         };
         assert!(email("İ".repeat(200)).normalised().is_err());

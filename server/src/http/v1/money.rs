@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use hazina_ledger::pipeline::SubmitError;
 use hazina_ledger::rules::{
     AccountKind, Action, LimitPolicy, Outcome, Posting, RejectReason, Side, TransferRequest,
 };
@@ -19,6 +18,7 @@ use crate::app::AppState;
 use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
+use crate::payments::PaymentStatus;
 
 /// Longest wallet id and narration.
 pub const WALLET_ID_LEN_MAX: usize = 100;
@@ -510,7 +510,7 @@ pub async fn context_effects(
 #[serde(rename_all = "camelCase")]
 pub struct PaymentResult {
     pub transaction_id: Uuid,
-    pub status: &'static str,
+    pub status: PaymentStatus,
     /// The ledger's reason when the payment was not made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
@@ -520,22 +520,6 @@ pub struct PaymentResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub narration: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
-}
-
-/// The platform's payment status for a ledger outcome.
-pub fn payment_status(reason: Option<RejectReason>) -> &'static str {
-    match reason {
-        None => "success",
-        Some(RejectReason::ExceedsCredits | RejectReason::ExceedsDebits) => "insufficient_funds",
-        Some(RejectReason::AccountNotFound | RejectReason::AccountClosed) => "invalid_purse",
-        Some(reason)
-            if reason.code().starts_with("exists_with_different")
-                || reason.code() == "id_already_used" =>
-        {
-            "duplicate_request"
-        }
-        Some(_) => "invalid_request",
-    }
 }
 
 /// What a payment needs of a party's account. None of it ever changes (a closed account is
@@ -725,7 +709,7 @@ async fn create_payment(
     };
     let result = PaymentResult {
         transaction_id: id.0,
-        status: payment_status(reason),
+        status: PaymentStatus::of_outcome(reason),
         reason: reason.map(RejectReason::code),
         debit_party: payment.debit_party,
         credit_party: payment.credit_party,
@@ -811,22 +795,7 @@ pub async fn check_treasury(
 
 /// Submits through the pipeline; overload is a 503 with `Retry-After`.
 pub async fn submit(state: &AppState, request: TransferRequest) -> Result<Outcome, ApiError> {
-    submit_to(&state.pipeline, request).await
-}
-
-/// Submits through `pipeline`; see [`submit`].
-pub async fn submit_to(
-    pipeline: &hazina_ledger::pipeline::Pipeline,
-    request: TransferRequest,
-) -> Result<Outcome, ApiError> {
-    pipeline.submit(request).await.map_err(|error| match error {
-        SubmitError::Overloaded => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Code::Overloaded,
-            "the ledger is overloaded; retry shortly",
-        ),
-        other => ApiError::unavailable(&other),
-    })
+    Ok(state.pipeline.submit(request).await?)
 }
 
 /// A ledger transfer: its legs, kind, times and context (for an app key, without the app data

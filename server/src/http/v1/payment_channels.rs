@@ -22,9 +22,9 @@ use crate::app::AppState;
 use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem};
+use crate::payments::Provider;
 
 /// Longest channel number, credential value and base URL.
-const CHANNEL_NUMBER_LEN_MAX: usize = 64;
 const CREDENTIAL_LEN_MAX: usize = 4096;
 const BASE_URL_LEN_MAX: usize = 2048;
 
@@ -34,69 +34,6 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(get_channel))
         .routes(utoipa_axum::routes!(register_c2b))
         .routes(utoipa_axum::routes!(set_treasury_limit))
-}
-
-/// The providers a channel can be at.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    /// Safaricom M-Pesa (Daraja): a paybill, till or B2C shortcode.
-    Mpesa,
-    /// MTN MoMo Open API: collection and disbursement.
-    Momo,
-}
-
-impl Provider {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Mpesa => "mpesa",
-            Self::Momo => "momo",
-        }
-    }
-
-    /// The credentials a channel of this provider needs (names as the API takes them).
-    fn required_credentials(self) -> &'static [&'static str] {
-        match self {
-            Self::Mpesa => &["consumerKey", "consumerSecret"],
-            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
-        }
-    }
-
-    /// Every credential this provider's channels may carry.
-    fn known_credentials(self) -> &'static [&'static str] {
-        match self {
-            Self::Mpesa => {
-                &["consumerKey", "consumerSecret", "passkey", "initiatorName", "securityCredential"]
-            }
-            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
-        }
-    }
-
-    /// Whether `number` is a channel number of this provider.
-    fn valid_number(self, number: &str) -> bool {
-        match self {
-            // Paybills, tills and shortcodes are 5 to 7 digits.
-            Self::Mpesa => {
-                (5..=7).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit())
-            }
-            Self::Momo => {
-                !number.trim().is_empty()
-                    && number.len() <= CHANNEL_NUMBER_LEN_MAX
-                    && !number.chars().any(char::is_control)
-            }
-        }
-    }
-}
-
-/// A channel's secrets by name. Printed redacted, never serialised into a response.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Credentials(BTreeMap<String, String>);
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.keys().map(|name| format!("{name}: <redacted>"))).finish()
-    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -122,6 +59,17 @@ pub struct NewChannel {
     /// The most an org key may move out of the channel's clearing account in one payment or
     /// transfer, in the channel's currency; none when absent. App keys never may.
     pub treasury_limit: Option<money::Value>,
+}
+
+/// A channel's secrets by name. Printed redacted, never serialised into a response.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Credentials(BTreeMap<String, String>);
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys().map(|name| format!("{name}: <redacted>"))).finish()
+    }
 }
 
 /// A channel as the API shows it: its credentials by name only.
@@ -262,10 +210,7 @@ async fn create_channel(
     caller.org_key()?;
     let currency = money::currency(&new.currency_code)?;
     check(&new)?;
-    let provider = match new.provider {
-        Provider::Mpesa => crate::payments::Provider::Mpesa,
-        Provider::Momo => crate::payments::Provider::Momo,
-    };
+    let provider = new.provider;
     (state.payments.settings().provider_hosts.check(provider, &new.base_url))
         .map_err(|why| ApiError::invalid(Code::ProviderUrlNotAllowed, why))?;
     let limit = new.treasury_limit.as_ref().map_or(Ok(0), |v| treasury_limit(v, currency))?;

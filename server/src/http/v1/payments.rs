@@ -12,12 +12,12 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::customers;
-use super::money::{NewPayment, Party, Value, party_account, payment_status};
+use super::money::{NewPayment, Party, Value, party_account};
 use crate::app::AppState;
 use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
-use crate::payments::{self, Flow, Provider, Record, StatusChange};
+use crate::payments::{self, Flow, PaymentStatus, Provider, Record, StatusChange};
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(get_payment))
@@ -32,7 +32,7 @@ pub struct PaymentView {
     /// the provider), `success`, `failed`, `held_for_review` (the provider's answer disagreed
     /// with the payment: nothing moved, an operator must look; see `alert`), or why it was
     /// not made (`insufficient_funds`, …).
-    pub status: String,
+    pub status: PaymentStatus,
     /// The ledger's reason, or the provider's result code, when it was not made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -65,13 +65,10 @@ pub struct PaymentView {
 impl PaymentView {
     pub fn of(record: &Record, history: Vec<StatusChange>) -> Self {
         let field = |name: &str| record.request.get(name).cloned().unwrap_or_default();
-        let failed = !matches!(
-            record.status.as_str(),
-            "success" | "queued" | "pending_confirmation" | payments::HELD_FOR_REVIEW
-        );
+        let failed = !record.status.is_live();
         Self {
             transaction_id: record.id,
-            status: record.status.clone(),
+            status: record.status,
             reason: failed.then(|| record.provider_code.clone()).flatten(),
             debit_party: field("debitParty"),
             credit_party: field("creditParty"),
@@ -116,7 +113,7 @@ async fn get_payment(
     let amount = transfer.postings.first().map(|posting| posting.amount);
     Ok(Json(PaymentView {
         transaction_id,
-        status: payment_status(transfer.rejection).to_owned(),
+        status: PaymentStatus::of_outcome(transfer.rejection),
         reason: transfer.rejection.map(|r| RejectReason::code(r).to_owned()),
         debit_party: field("debitParty"),
         credit_party: field("creditParty"),
@@ -182,7 +179,7 @@ pub async fn create(
     let id = draft.id;
     AnnouncedIds::transaction(announced, id);
     let (record, started) =
-        state.payments.start(draft).await.map_err(|e| e.with_transaction_id(id))?;
+        state.payments.start(draft).await.map_err(|e| ApiError::from(e).with_transaction_id(id))?;
     if !started {
         return replay(state, &record, &asked).await;
     }
@@ -214,7 +211,7 @@ async fn draft(
             ));
         }
     };
-    if number.provider != customers::Provider::Cellular {
+    if number.provider != crate::customers::NumberProvider::Cellular {
         return Err(ApiError::invalid(
             Code::InvalidCounterParty,
             "a customer's mobile money is reached by a cellular number",
@@ -298,9 +295,9 @@ async fn replay(
 
 async fn respond(state: &AppState, record: &Record) -> Result<Response, ApiError> {
     let history = state.payments.history(record.id).await?;
-    let status = match record.status.as_str() {
-        "success" => StatusCode::CREATED,
-        "queued" | "pending_confirmation" | payments::HELD_FOR_REVIEW => StatusCode::ACCEPTED,
+    let status = match record.status {
+        PaymentStatus::Success => StatusCode::CREATED,
+        live if live.is_live() => StatusCode::ACCEPTED,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     Ok((status, Json(PaymentView::of(record, history))).into_response())

@@ -1,0 +1,172 @@
+//! Customers, the service: who they are (numbers, secondary ids), what the org and its apps
+//! keep about them, and the limits on all of it. The HTTP layer (`http::v1::customers`) and
+//! the payments service call it; it knows nothing of HTTP.
+
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::code::Code;
+
+pub use store::{by_number, check, existing_by_number, lock};
+
+/// Longest customer number, secondary id key or value.
+pub const IDENTIFIER_LEN_MAX: usize = 256;
+/// Longest key of a tag, secondary id, metadata entry, reminder or activity, in characters.
+pub const KEY_LEN_MAX: usize = 256;
+/// Longest tag or secondary id value, activity source or session id, in characters.
+pub const VALUE_LEN_MAX: usize = 256;
+/// Largest metadata or app data value, in bytes (after decoding base64).
+pub const DATA_BYTES_MAX: usize = 64 * 1024;
+/// Most tags a customer has (and a request sets).
+pub const TAGS_MAX: usize = 100;
+/// Most secondary ids a customer has (and a request sets).
+pub const SECONDARY_IDS_MAX: usize = 100;
+/// Most metadata keys a customer has (and a request sets).
+pub const METADATA_KEYS_MAX: usize = 100;
+/// Most reminders a customer has per app.
+pub const REMINDERS_MAX: usize = 100;
+/// Longest reminder payload, in characters.
+pub const REMINDER_PAYLOAD_LEN_MAX: usize = 4096;
+/// Longest reminder interval: a year, leap day included.
+pub const REMINDER_INTERVAL_SECONDS_MAX: u64 = 366 * 24 * 60 * 60;
+/// Most properties an activity has.
+pub const PROPERTIES_MAX: usize = 50;
+/// Longest activity property value, in characters.
+pub const PROPERTY_VALUE_LEN_MAX: usize = 1024;
+/// How long a lease keeps app data from other leases.
+pub const APP_DATA_LEASE_SECONDS: u32 = 90;
+/// Payments shown in a customer's state, newest first.
+pub const RECENT_PAYMENTS_MAX: i64 = 20;
+/// Activities read for a customer's state: the sessions shown are those of the newest ones.
+pub const RECENT_ACTIVITIES_MAX: i64 = 500;
+/// Activity sessions shown in a customer's state, newest first.
+pub const ACTIVITY_SESSIONS_MAX: usize = 20;
+
+/// What can go wrong with a customer, in the customers service's words.
+#[derive(Debug, thiserror::Error)]
+pub enum CustomerError {
+    /// No such customer in the org (another org's is indistinguishable from a missing one).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// Well-formed but unacceptable: `code` says why.
+    #[error("{detail}")]
+    Invalid { code: Code, detail: String },
+    /// Concurrent requests kept making the same customer; retry.
+    #[error("customer creation kept conflicting")]
+    Conflicting,
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+impl CustomerError {
+    pub fn invalid(code: Code, detail: impl Into<String>) -> Self {
+        Self::Invalid { code, detail: detail.into() }
+    }
+}
+
+/// Refuses text that is blank, longer than `max` characters, or holds a NUL (which PostgreSQL
+/// cannot store as text).
+pub fn check_text(value: &str, max: usize, code: Code, what: &str) -> Result<(), CustomerError> {
+    if value.trim().is_empty() || value.chars().count() > max || value.contains('\0') {
+        return Err(CustomerError::invalid(
+            code,
+            format!("{what} has 1 to {max} characters, no NUL"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_key(key: &str) -> Result<(), CustomerError> {
+    check_text(key, KEY_LEN_MAX, Code::InvalidKey, "a key")
+}
+
+pub fn too_many(code: Code, what: &str, max: usize) -> CustomerError {
+    CustomerError::invalid(code, format!("a customer has at most {max} {what}"))
+}
+
+/// How the platform identifies a customer by a number: a phone number, an email address, a
+/// Telegram or Facebook handle, an app's own id.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomerNumber {
+    /// Cellular numbers in international format (`+<country><number>`), stored as E.164.
+    #[schema(min_length = 1, max_length = 256)]
+    pub number: String,
+    pub provider: NumberProvider,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256)]
+    pub partition: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberProvider {
+    Cellular,
+    Email,
+    Telegram,
+    Facebook,
+    App,
+}
+
+impl NumberProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cellular => "cellular",
+            Self::Email => "email",
+            Self::Telegram => "telegram",
+            Self::Facebook => "facebook",
+            Self::App => "app",
+        }
+    }
+}
+
+impl CustomerNumber {
+    /// The number as stored: cellular numbers in E.164 (they must be international, `+…`),
+    /// others trimmed; invalid ones refused.
+    pub fn normalised(&self) -> Result<Self, CustomerError> {
+        let number = self.number.trim();
+        if number.is_empty() || number.chars().count() > IDENTIFIER_LEN_MAX || number.contains('\0')
+        {
+            return Err(CustomerError::invalid(
+                Code::InvalidCustomerNumber,
+                "the number is empty or too long",
+            ));
+        }
+        let number = match self.provider {
+            NumberProvider::Cellular => {
+                let parsed = phonenumber::parse(None, number)
+                    .ok()
+                    .filter(phonenumber::is_valid)
+                    .ok_or_else(|| {
+                        CustomerError::invalid(
+                            Code::InvalidPhoneNumber,
+                            "not a valid phone number in international format (+<country><number>)",
+                        )
+                    })?;
+                parsed.format().mode(phonenumber::Mode::E164).to_string()
+            }
+            NumberProvider::Email => number.to_lowercase(),
+            _ => number.to_owned(),
+        };
+        // Lowercasing can lengthen a number ("İ" becomes two characters): the limit holds for
+        // what is stored, so that normalising again accepts it.
+        if number.chars().count() > IDENTIFIER_LEN_MAX {
+            return Err(CustomerError::invalid(
+                Code::InvalidCustomerNumber,
+                "the number is empty or too long",
+            ));
+        }
+        let partition = self.partition.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        if partition.is_some_and(|p| p.chars().count() > IDENTIFIER_LEN_MAX || p.contains('\0')) {
+            return Err(CustomerError::invalid(
+                Code::InvalidCustomerNumber,
+                "the partition is too long",
+            ));
+        }
+        Ok(Self { number, provider: self.provider, partition: partition.map(str::to_owned) })
+    }
+}

@@ -559,10 +559,10 @@ async fn channels_and_purses(
 /// Two customers whose payouts the providers hold unanswered for 4 s (M-Pesa `…001`, MoMo
 /// `…499`), and one whose payout M-Pesa accepts at once with its result 4 s late (`…002`).
 fn script_slow_providers(
-    mpesa_sim: &hazina_server::simulator::mpesa::Simulator,
-    momo_sim: &hazina_server::simulator::momo::Simulator,
+    mpesa_sim: &hazina_simulator::mpesa::Simulator,
+    momo_sim: &hazina_simulator::momo::Simulator,
 ) {
-    use hazina_server::simulator::{momo, mpesa};
+    use hazina_simulator::{momo, mpesa};
     let slow = Duration::from_secs(4);
     mpesa_sim.script(
         "254711000001",
@@ -603,7 +603,7 @@ fn payout_body(
 /// provider's truth, paid once and posted once, and the books balance.
 #[tokio::test]
 async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Result<()> {
-    use hazina_server::simulator::{self, momo, mpesa};
+    use hazina_simulator::{momo, mpesa};
     let db = fresh_db().await;
     let made = first_keys(&db).await?;
     let (org_key, app_key) = (made.org_key.token, made.app_key.token);
@@ -611,7 +611,7 @@ async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Re
     let (mpesa_sim, momo_sim) = (mpesa::Simulator::new(), momo::Simulator::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let providers = format!("http://{}", listener.local_addr()?);
-    let router = simulator::router(&mpesa_sim, &momo_sim);
+    let router = hazina_simulator::router(&mpesa_sim, &momo_sim);
     tokio::spawn(async move { axum::serve(listener, router).await });
     // One credentials key for both lives of the server, as an operator keeps it.
     let scratch = Scratch::new()?;

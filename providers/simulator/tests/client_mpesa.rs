@@ -19,7 +19,7 @@ use hazina_providers::mpesa::{
 use hazina_providers::mpesa_client::{Client, ClientError, Config};
 use hazina_providers::wire::Text;
 use hazina_providers::{Secret, Status};
-use hazina_server::simulator::mpesa::{CallbackMode, Script, Simulator};
+use hazina_simulator::mpesa::{CallbackMode, Script, Simulator};
 
 const CONSUMER_SECRET: &str = "consumer-secret-do-not-print";
 const PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";

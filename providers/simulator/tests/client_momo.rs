@@ -11,7 +11,7 @@ use hazina_providers::momo::{
 };
 use hazina_providers::momo_client::{Client, ClientError, Config};
 use hazina_providers::money::{Currency, Money};
-use hazina_server::simulator::momo::{Endpoint, Outcome, Script, Simulator};
+use hazina_simulator::momo::{Endpoint, Outcome, Script, Simulator};
 
 const API_KEY: &str = "api-key-secret-42";
 const SUBSCRIPTION_KEY: &str = "subscription-key-secret-77";

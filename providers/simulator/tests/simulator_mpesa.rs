@@ -9,9 +9,7 @@ use axum::extract::State;
 use axum::http::Uri;
 use hazina_providers::Status;
 use hazina_providers::mpesa::{self, Callback};
-use hazina_server::simulator::mpesa::{
-    CallbackMode, DecideError, Script, Simulator, TransactionKind,
-};
+use hazina_simulator::mpesa::{CallbackMode, DecideError, Script, Simulator, TransactionKind};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 

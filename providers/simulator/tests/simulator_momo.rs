@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::http::Method;
 use hazina_providers::Status;
 use hazina_providers::momo::{self, FailureReason, PaymentStatus, ReferenceId, TokenResponse};
-use hazina_server::simulator::momo::{
+use hazina_simulator::momo::{
     CallbackMethod, CallbackMode, Config, DecideError, Outcome, Script, Simulator,
 };
 use serde_json::{Value, json};

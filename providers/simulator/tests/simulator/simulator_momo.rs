@@ -1,9 +1,6 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The MTN MoMo simulator over real loopback HTTP: tokens, request to pay, transfer, status,
 //! callbacks (received by a small axum server) and per-MSISDN scripts, read back with the
 //! MoMo adapter's own wire types.
-
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::Method;
@@ -15,8 +12,7 @@ use hazina_simulator::momo::{
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-/// How long a test waits for something to happen before failing.
-const DEADLINE: Duration = Duration::from_secs(10);
+use crate::common::{DEADLINE, serve};
 
 const SUBSCRIPTION_KEY: &str = "sub-key";
 
@@ -36,13 +32,6 @@ struct Harness {
     http: reqwest::Client,
 }
 
-async fn serve(router: axum::Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    address
-}
-
 impl Harness {
     async fn start() -> Self {
         Self::with(Config::default()).await
@@ -50,7 +39,7 @@ impl Harness {
 
     async fn with(config: Config) -> Self {
         let simulator = Simulator::new(config);
-        let address = serve(axum::Router::new().nest("/simulator/momo", simulator.router())).await;
+        let base = serve(axum::Router::new().nest("/simulator/momo", simulator.router())).await;
         let (sender, callbacks) = mpsc::unbounded_channel();
         let receiver = axum::Router::new().route(
             "/callback",
@@ -64,11 +53,11 @@ impl Harness {
                 }
             }),
         );
-        let receiver_address = serve(receiver).await;
+        let receiver = serve(receiver).await;
         Self {
             simulator,
-            base: format!("http://{address}/simulator/momo"),
-            callback_url: format!("http://{receiver_address}/callback"),
+            base: format!("{base}/simulator/momo"),
+            callback_url: format!("{receiver}/callback"),
             callbacks,
             http: reqwest::Client::new(),
         }

@@ -3,9 +3,6 @@
 //! port), each payment's callbacks travelling back over loopback. Every test checks the
 //! balances, the payment's status and the ledger's invariants.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use hazina_ledger::store::Store;

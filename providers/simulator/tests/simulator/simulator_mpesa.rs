@@ -1,6 +1,5 @@
 //! The M-Pesa simulator over real loopback HTTP: Daraja's requests in, its callbacks out to a
 //! recording receiver, read back through the M-Pesa adapter.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,8 +12,7 @@ use hazina_simulator::mpesa::{CallbackMode, DecideError, Script, Simulator, Tran
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-/// How long a test waits for a callback before failing.
-const DEADLINE: Duration = Duration::from_secs(10);
+use crate::common::{DEADLINE, serve};
 
 /// A callback receiver: records every POST by path; `/validate-reject` answers a C2B
 /// rejection, everything else an acceptance.
@@ -73,13 +71,6 @@ struct Env {
     receiver: Receiver,
     client: reqwest::Client,
     token: String,
-}
-
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{address}")
 }
 
 async fn start() -> Env {

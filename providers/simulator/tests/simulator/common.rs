@@ -13,3 +13,20 @@ pub async fn serve(router: axum::Router) -> String {
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{address}")
 }
+
+/// `PUT url` with a JSON `body` (sent as written, valid or not): the status and the JSON
+/// answer. The simulators' `simulate/...` endpoints decide a payment this way.
+pub async fn put_json(
+    client: &reqwest::Client,
+    url: String,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let response = client
+        .put(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}

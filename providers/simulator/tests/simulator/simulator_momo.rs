@@ -12,7 +12,7 @@ use hazina_simulator::momo::{
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::common::{DEADLINE, serve};
+use crate::common::{DEADLINE, put_json, serve};
 
 const SUBSCRIPTION_KEY: &str = "sub-key";
 
@@ -137,15 +137,7 @@ impl Harness {
 
     /// `PUT /simulate/payments/{reference_id}` with `body`; answers the status and the body.
     async fn decide(&self, reference_id: &str, body: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .put(format!("{}/simulate/payments/{reference_id}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        put_json(&self.http, format!("{}/simulate/payments/{reference_id}", self.base), body).await
     }
 
     async fn next_callback(&mut self) -> Received {

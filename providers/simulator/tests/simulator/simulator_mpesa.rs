@@ -12,7 +12,7 @@ use hazina_simulator::mpesa::{CallbackMode, DecideError, Script, Simulator, Tran
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::common::{DEADLINE, serve};
+use crate::common::{DEADLINE, put_json, serve};
 
 /// A callback receiver: records every POST by path; `/validate-reject` answers a C2B
 /// rejection, everything else an acceptance.
@@ -155,15 +155,7 @@ impl Env {
 
     /// `PUT /simulate/transactions/{id}` with `body`; answers the status and the body.
     async fn decide(&self, id: &str, body: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .put(format!("{}/simulate/transactions/{id}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        put_json(&self.client, format!("{}/simulate/transactions/{id}", self.base), body).await
     }
 
     async fn transaction_status(&self, transaction_id: &str) -> (u16, Value) {

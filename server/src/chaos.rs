@@ -45,7 +45,7 @@ use tokio::sync::watch;
 
 use crate::db;
 use crate::embedded::{Cluster, ClusterOptions};
-use crate::simulator::{momo, mpesa};
+use hazina_simulator::{momo, mpesa};
 
 /// A database that comes back must be serving payments again within this long.
 pub const RECOVERY_LIMIT: Duration = Duration::from_secs(5);
@@ -865,7 +865,7 @@ impl Providers {
         let (mpesa, momo) = (mpesa::Simulator::new(), momo::Simulator::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let router = crate::simulator::router(&mpesa, &momo);
+        let router = hazina_simulator::router(&mpesa, &momo);
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
                 tracing::error!(%error, "the provider simulators stopped");

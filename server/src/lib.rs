@@ -14,7 +14,6 @@ pub mod http;
 pub mod metrics;
 pub mod payments;
 pub mod secrets;
-pub mod simulator;
 pub mod workers;
 
 /// An error and its sources on one line (`outer: inner: innermost`), for logs.

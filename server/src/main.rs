@@ -10,7 +10,7 @@ use hazina_server::config::{Cli, Command, KeysCommand, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
 use hazina_server::http::problem::{AnnouncedIds, ApiError};
 use hazina_server::http::v1::tenancy;
-use hazina_server::{app, db, http, payments, simulator, workers};
+use hazina_server::{app, db, http, payments, workers};
 
 /// Requests allocate many small short-lived values; glibc's allocator took a quarter of the
 /// server's CPU under the HTTP benchmark (BENCHMARKS.md).
@@ -274,9 +274,11 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     ));
     let mut app = http::router(state);
     if cli.simulate() {
-        let (mpesa, momo) =
-            (simulator::mpesa::Simulator::new(), simulator::momo::Simulator::default());
-        app = app.merge(simulator::router(&mpesa, &momo));
+        let (mpesa, momo) = (
+            hazina_simulator::mpesa::Simulator::new(),
+            hazina_simulator::momo::Simulator::default(),
+        );
+        app = app.merge(hazina_simulator::router(&mpesa, &momo));
         tracing::warn!(
             "serving the provider simulators at http://{address}/simulator/mpesa and \
              http://{address}/simulator/momo (no keys: development only)"

@@ -1,8 +1,5 @@
 //! The OpenAPI document and its browser, served by the binary itself.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use hazina_tests::ApiServer;
 use reqwest::{Method, StatusCode};
 
@@ -27,7 +24,7 @@ async fn the_openapi_document_states_the_limits_the_server_enforces() {
     let (_, document) = server.call(Method::GET, "/openapi.json", None, None).await;
     let schemas = &document["components"]["schemas"];
     let property = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
-    // Every limit below is also refused with a 422 by the handlers (api_customers, api_money).
+    // Every limit below is also refused with a 422 by the handlers (customers.rs, money.rs).
     for (schema, name, limit, value) in [
         ("Tags", "tags", "maxItems", 100),
         ("SecondaryIds", "secondaryIds", "maxItems", 100),

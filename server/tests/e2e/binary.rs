@@ -3,8 +3,7 @@
 //! provider payments that survive the process being killed mid-payment.
 
 use std::io::{BufRead as _, BufReader};
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +13,8 @@ use hazina_tests::{empty_db, fresh_db, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
+
+use crate::common::{Scratch, is_alive};
 
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,31 +27,6 @@ async fn first_keys(
         .await
         .map_err(|e| anyhow::anyhow!(e.detail))?
         .context("a fresh database gets its first keys")
-}
-
-/// A scratch folder under /tmp (short: socket paths must stay short), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> anyhow::Result<Self> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let dir = PathBuf::from(format!("/tmp/hz-{}", &id[..10]));
-        std::fs::create_dir(&dir)?;
-        let scratch = Self(dir);
-        // Reachable by the postgres user whatever the umask, so that no fallback kicks in.
-        std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755))?;
-        Ok(scratch)
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.0.join("pg")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A running `hazina`, with its stderr collected as it comes.
@@ -188,14 +164,6 @@ fn postmaster_pid(data_dir: &Path) -> Option<Pid> {
     text.lines().next()?.trim().parse().ok().map(Pid::from_raw)
 }
 
-fn is_alive(pid: Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X')
-    })
-}
-
 /// Every live `postgres` process whose working directory is `data_dir` (a postmaster changes
 /// into its data directory, and so do its children).
 fn postgres_processes_in(data_dir: &Path) -> Vec<i32> {
@@ -209,7 +177,7 @@ fn postgres_processes_in(data_dir: &Path) -> Vec<i32> {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             comm.trim_end() == "postgres"
                 && std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == data_dir)
-                && is_alive(Pid::from_raw(*pid))
+                && is_alive(*pid)
         })
         .collect()
 }
@@ -235,7 +203,7 @@ async fn embedded_postgres_lives_and_dies_with_the_server() -> anyhow::Result<()
     assert!(first.stderr().contains(&format!("listening on {}", first.base)), "{}", first.stderr());
     assert!(data_dir.join("PG_VERSION").exists());
     let postmaster = postmaster_pid(&data_dir).context("a postmaster.pid while serving")?;
-    assert!(is_alive(postmaster));
+    assert!(is_alive(postmaster.as_raw()));
     let marker = applied_at(&data_dir).await?;
     // Started as root, it serves as the database's owner, not as root.
     if nix::unistd::Uid::effective().is_root() {
@@ -249,7 +217,7 @@ async fn embedded_postgres_lives_and_dies_with_the_server() -> anyhow::Result<()
     first.signal(Signal::SIGTERM)?;
     assert!(first.wait_exit().await?.success(), "{}", first.stderr());
     assert!(!data_dir.join("postmaster.pid").exists());
-    assert!(!is_alive(postmaster));
+    assert!(!is_alive(postmaster.as_raw()));
     assert_eq!(postgres_processes_in(&data_dir), Vec::<i32>::new());
     assert!(first.stderr().contains("stopped the embedded PostgreSQL"), "{}", first.stderr());
 
@@ -277,11 +245,11 @@ async fn embedded_postgres_lives_and_dies_with_the_server() -> anyhow::Result<()
     let orphan = postmaster_pid(&data_dir).context("a postmaster.pid while serving")?;
     third.signal(Signal::SIGKILL)?;
     assert!(!third.wait_exit().await?.success());
-    assert!(is_alive(orphan), "PostgreSQL outlives a killed server");
+    assert!(is_alive(orphan.as_raw()), "PostgreSQL outlives a killed server");
     let mut fourth = Hazina::serve_embedded(&data_dir)?;
     fourth.wait_ready().await?;
     assert!(fourth.stderr().contains("left running"), "{}", fourth.stderr());
-    assert!(!is_alive(orphan));
+    assert!(!is_alive(orphan.as_raw()));
     assert_eq!(applied_at(&data_dir).await?, marker);
     fourth.signal(Signal::SIGTERM)?;
     assert!(fourth.wait_exit().await?.success(), "{}", fourth.stderr());
@@ -559,10 +527,10 @@ async fn channels_and_purses(
 /// Two customers whose payouts the providers hold unanswered for 4 s (M-Pesa `…001`, MoMo
 /// `…499`), and one whose payout M-Pesa accepts at once with its result 4 s late (`…002`).
 fn script_slow_providers(
-    mpesa_sim: &hazina_server::simulator::mpesa::Simulator,
-    momo_sim: &hazina_server::simulator::momo::Simulator,
+    mpesa_sim: &hazina_simulator::mpesa::Simulator,
+    momo_sim: &hazina_simulator::momo::Simulator,
 ) {
-    use hazina_server::simulator::{momo, mpesa};
+    use hazina_simulator::{momo, mpesa};
     let slow = Duration::from_secs(4);
     mpesa_sim.script(
         "254711000001",
@@ -603,7 +571,7 @@ fn payout_body(
 /// provider's truth, paid once and posted once, and the books balance.
 #[tokio::test]
 async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Result<()> {
-    use hazina_server::simulator::{self, momo, mpesa};
+    use hazina_simulator::{momo, mpesa};
     let db = fresh_db().await;
     let made = first_keys(&db).await?;
     let (org_key, app_key) = (made.org_key.token, made.app_key.token);
@@ -611,7 +579,7 @@ async fn payouts_converge_after_the_server_is_killed_mid_payment() -> anyhow::Re
     let (mpesa_sim, momo_sim) = (mpesa::Simulator::new(), momo::Simulator::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let providers = format!("http://{}", listener.local_addr()?);
-    let router = simulator::router(&mpesa_sim, &momo_sim);
+    let router = hazina_simulator::router(&mpesa_sim, &momo_sim);
     tokio::spawn(async move { axum::serve(listener, router).await });
     // One credentials key for both lives of the server, as an operator keeps it.
     let scratch = Scratch::new()?;

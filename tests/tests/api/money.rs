@@ -2,44 +2,18 @@
 //! customers, purses, wallets and payments, bad input of every kind, and concurrent payments
 //! against one purse.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use hazina_ledger::OrgId;
 use hazina_ledger::store::Store;
-use hazina_server::http::v1::tenancy;
 use hazina_tests::ApiServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// A second org with an org key and an app key.
-async fn other_org(server: &ApiServer) -> (String, String) {
-    let pool = server.db.pool();
-    let org = OrgId::generate();
-    Store::new(pool.clone()).create_org(org, "other").await.unwrap();
-    let app = tenancy::insert_app(&pool, org, "other").await.unwrap();
-    let org_key = tenancy::insert_key(&pool, org, None, "k").await.unwrap().token;
-    let app_key = tenancy::insert_key(&pool, org, Some(app.app_id), "k").await.unwrap().token;
-    (org_key, app_key)
-}
+use crate::common::{customer, other_org, pay};
 
 async fn purse(server: &ApiServer, currency: &str) -> String {
     let (status, body) =
         server.post(&server.org_key, "/v1/purses", &json!({ "currencyCode": currency })).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["purseId"].as_str().unwrap().to_owned()
-}
-
-async fn customer(server: &ApiServer, phone: &str) -> String {
-    let (status, body) = server
-        .post(
-            &server.app_key,
-            "/v1/customers",
-            &json!({ "customerNumber": { "number": phone, "provider": "cellular" } }),
-        )
-        .await;
-    assert!(status.is_success(), "{status} {body}");
-    body["customerId"].as_str().unwrap().to_owned()
 }
 
 async fn wallet(server: &ApiServer, customer: &str, wallet_id: &str) {
@@ -51,15 +25,6 @@ async fn wallet(server: &ApiServer, customer: &str, wallet_id: &str) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
-fn pay(from: &Value, to: &Value, amount: &str) -> Value {
-    json!({
-        "debitParty": from,
-        "creditParty": to,
-        "value": { "currencyCode": "KES", "amount": amount },
-        "narration": "test",
-    })
 }
 
 /// Funds a purse from the org's equity: purses start empty and only an org key moves money

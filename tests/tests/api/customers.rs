@@ -2,47 +2,21 @@
 //! metadata, app data and its lease, reminders, activities, the customer's state and
 //! timeline; who sees what (apps, orgs); expiry; and bad input of every kind.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use hazina_ledger::OrgId;
-use hazina_ledger::store::Store;
 use hazina_server::http::v1::tenancy;
 use hazina_tests::ApiServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::common::{customer, other_org, pay};
+
 const PAST: &str = "2020-01-01T00:00:00Z";
 const FUTURE: &str = "2999-01-01T00:00:00Z";
-
-/// A second org with an org key and an app key.
-async fn other_org(server: &ApiServer) -> (String, String) {
-    let pool = server.db.pool();
-    let org = OrgId::generate();
-    Store::new(pool.clone()).create_org(org, "other").await.unwrap();
-    let app = tenancy::insert_app(&pool, org, "other").await.unwrap();
-    let org_key = tenancy::insert_key(&pool, org, None, "k").await.unwrap().token;
-    let app_key = tenancy::insert_key(&pool, org, Some(app.app_id), "k").await.unwrap().token;
-    (org_key, app_key)
-}
 
 /// A key for a second app of the server's own org.
 async fn second_app_key(server: &ApiServer) -> String {
     let pool = server.db.pool();
     let app = tenancy::insert_app(&pool, server.org, "second").await.unwrap();
     tenancy::insert_key(&pool, server.org, Some(app.app_id), "k").await.unwrap().token
-}
-
-async fn customer(server: &ApiServer, phone: &str) -> String {
-    let (status, body) = server
-        .post(
-            &server.app_key,
-            "/v1/customers",
-            &json!({ "customerNumber": { "number": phone, "provider": "cellular" } }),
-        )
-        .await;
-    assert!(status.is_success(), "{status} {body}");
-    body["customerId"].as_str().unwrap().to_owned()
 }
 
 async fn put(server: &ApiServer, key: &str, path: &str, body: &Value) -> (StatusCode, Value) {
@@ -573,15 +547,6 @@ async fn activities_are_recorded_and_grouped_into_sessions() {
         )
         .await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("app_key_required")));
-}
-
-fn pay(from: &Value, to: &Value, amount: &str) -> Value {
-    json!({
-        "debitParty": from,
-        "creditParty": to,
-        "value": { "currencyCode": "KES", "amount": amount },
-        "narration": "test",
-    })
 }
 
 /// A purse that may go 1,000 KES below zero, and a wallet of the customer, as payment parties.

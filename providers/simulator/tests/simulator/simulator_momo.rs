@@ -1,22 +1,18 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The MTN MoMo simulator over real loopback HTTP: tokens, request to pay, transfer, status,
 //! callbacks (received by a small axum server) and per-MSISDN scripts, read back with the
 //! MoMo adapter's own wire types.
-
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::Method;
 use hazina_providers::Status;
 use hazina_providers::momo::{self, FailureReason, PaymentStatus, ReferenceId, TokenResponse};
-use hazina_server::simulator::momo::{
+use hazina_simulator::momo::{
     CallbackMethod, CallbackMode, Config, DecideError, Outcome, Script, Simulator,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-/// How long a test waits for something to happen before failing.
-const DEADLINE: Duration = Duration::from_secs(10);
+use crate::common::{DEADLINE, put_json, serve};
 
 const SUBSCRIPTION_KEY: &str = "sub-key";
 
@@ -36,13 +32,6 @@ struct Harness {
     http: reqwest::Client,
 }
 
-async fn serve(router: axum::Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    address
-}
-
 impl Harness {
     async fn start() -> Self {
         Self::with(Config::default()).await
@@ -50,7 +39,7 @@ impl Harness {
 
     async fn with(config: Config) -> Self {
         let simulator = Simulator::new(config);
-        let address = serve(axum::Router::new().nest("/simulator/momo", simulator.router())).await;
+        let base = serve(axum::Router::new().nest("/simulator/momo", simulator.router())).await;
         let (sender, callbacks) = mpsc::unbounded_channel();
         let receiver = axum::Router::new().route(
             "/callback",
@@ -64,11 +53,11 @@ impl Harness {
                 }
             }),
         );
-        let receiver_address = serve(receiver).await;
+        let receiver = serve(receiver).await;
         Self {
             simulator,
-            base: format!("http://{address}/simulator/momo"),
-            callback_url: format!("http://{receiver_address}/callback"),
+            base: format!("{base}/simulator/momo"),
+            callback_url: format!("{receiver}/callback"),
             callbacks,
             http: reqwest::Client::new(),
         }
@@ -148,15 +137,7 @@ impl Harness {
 
     /// `PUT /simulate/payments/{reference_id}` with `body`; answers the status and the body.
     async fn decide(&self, reference_id: &str, body: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .put(format!("{}/simulate/payments/{reference_id}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        put_json(&self.http, format!("{}/simulate/payments/{reference_id}", self.base), body).await
     }
 
     async fn next_callback(&mut self) -> Received {

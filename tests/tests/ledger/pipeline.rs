@@ -1,9 +1,6 @@
 //! The group-commit pipeline's own behaviour: batching, backpressure, outages and per-org
 //! writers. (Its results are checked by every ledger test, which runs through it too.)
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 

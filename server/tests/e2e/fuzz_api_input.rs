@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property-based fuzzing of the API's readers of amounts (`Value::money`) and customer
 //! numbers (`CustomerNumber::normalised`, phone numbers through the `phonenumber` crate).
 //!

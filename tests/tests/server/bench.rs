@@ -1,9 +1,6 @@
 //! `hazina bench` end to end on a small scale: it runs both paths, reports, and verifies the
 //! ledger (timing is the benchmark's business, not a test's).
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use hazina_ledger::store::Store;
 use hazina_server::bench::{BenchArgs, Workload, bench};
 

@@ -1,41 +1,14 @@
 //! The embedded PostgreSQL launcher as a library: startup failures carry the log, long paths
 //! get a short socket folder, and shared clusters outlive their `Cluster` value.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
 use hazina_server::embedded::{Cluster, ClusterOptions, EmbeddedError};
 
-/// A scratch folder under /tmp, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> anyhow::Result<Self> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let scratch = Self(PathBuf::from(format!("/tmp/hz-{}", &id[..10])));
-        std::fs::create_dir(&scratch.0)?;
-        // Reachable by the postgres user whatever the umask, so that no fallback kicks in.
-        std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755))?;
-        Ok(scratch)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::common::{Scratch, is_alive};
 
 fn options(data_dir: PathBuf) -> ClusterOptions {
     ClusterOptions { no_sync: true, ..ClusterOptions::new(data_dir) }
-}
-
-fn is_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X')
-    })
 }
 
 async fn answers(cluster: &Cluster) -> anyhow::Result<String> {
@@ -46,7 +19,7 @@ async fn answers(cluster: &Cluster) -> anyhow::Result<String> {
 #[tokio::test]
 async fn a_postgres_that_exits_at_startup_reports_its_log() -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
-    let mut options = options(scratch.0.join("pg"));
+    let mut options = options(scratch.data_dir());
     options.settings.push(("no_such_setting".to_owned(), "1".to_owned()));
     let error = Cluster::start(options).await.err().ok_or_else(|| anyhow::anyhow!("it started"))?;
     assert!(matches!(error, EmbeddedError::Exited { .. }), "{error:?}");
@@ -73,7 +46,7 @@ async fn long_data_dirs_get_a_short_socket_dir() -> anyhow::Result<()> {
 #[tokio::test]
 async fn shared_clusters_outlive_their_value_and_are_attached_to() -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
-    let shared = ClusterOptions { shared: true, ..options(scratch.0.join("pg")) };
+    let shared = ClusterOptions { shared: true, ..options(scratch.data_dir()) };
 
     let first = Cluster::start(shared.clone()).await?;
     let pid = first.pid();
@@ -92,7 +65,7 @@ async fn shared_clusters_outlive_their_value_and_are_attached_to() -> anyhow::Re
 #[tokio::test]
 async fn an_owned_cluster_stops_when_dropped() -> anyhow::Result<()> {
     let scratch = Scratch::new()?;
-    let cluster = Cluster::start(options(scratch.0.join("pg"))).await?;
+    let cluster = Cluster::start(options(scratch.data_dir())).await?;
     let pid = cluster.pid();
     drop(cluster);
     hazina_tests::wait_for("postgres to exit", std::time::Duration::from_secs(30), || async {

@@ -1,9 +1,6 @@
 //! Finance operations over real HTTP: raw transfers (multi-leg, pending, post, void,
 //! reverse), batches, statements and the reports.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use hazina_tests::ApiServer;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;

@@ -1,15 +1,11 @@
 //! Payment channels over real HTTP: created with a clearing account, listed and read without
 //! their credentials, org keys only, other orgs' channels invisible, bad input refused.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use hazina_ledger::OrgId;
-use hazina_ledger::store::Store;
-use hazina_server::http::v1::tenancy;
 use hazina_tests::ApiServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use crate::common::other_org;
 
 const SECRET: &str = "consumer-secret-that-must-never-come-back";
 
@@ -98,10 +94,7 @@ async fn only_org_keys_manage_channels_and_other_orgs_cannot_see_them() {
 
     let (_, channel) = server.post(&server.org_key, "/v1/channels", &mpesa_channel("600002")).await;
     let id = channel["channelId"].as_str().unwrap();
-    let pool = server.db.pool();
-    let org = OrgId::generate();
-    Store::new(pool.clone()).create_org(org, "other").await.unwrap();
-    let other = tenancy::insert_key(&pool, org, None, "k").await.unwrap().token;
+    let (other, _) = other_org(&server).await;
     let (status, _) = server.get(&other, &format!("/v1/channels/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, list) = server.get(&other, "/v1/channels").await;

@@ -1,8 +1,5 @@
 //! `Idempotency-Key` on POSTs over real HTTP: replays, conflicts and malformed keys.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use hazina_tests::ApiServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

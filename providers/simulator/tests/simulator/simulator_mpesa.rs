@@ -1,6 +1,5 @@
 //! The M-Pesa simulator over real loopback HTTP: Daraja's requests in, its callbacks out to a
 //! recording receiver, read back through the M-Pesa adapter.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,14 +8,11 @@ use axum::extract::State;
 use axum::http::Uri;
 use hazina_providers::Status;
 use hazina_providers::mpesa::{self, Callback};
-use hazina_server::simulator::mpesa::{
-    CallbackMode, DecideError, Script, Simulator, TransactionKind,
-};
+use hazina_simulator::mpesa::{CallbackMode, DecideError, Script, Simulator, TransactionKind};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-/// How long a test waits for a callback before failing.
-const DEADLINE: Duration = Duration::from_secs(10);
+use crate::common::{DEADLINE, put_json, serve};
 
 /// A callback receiver: records every POST by path; `/validate-reject` answers a C2B
 /// rejection, everything else an acceptance.
@@ -75,13 +71,6 @@ struct Env {
     receiver: Receiver,
     client: reqwest::Client,
     token: String,
-}
-
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{address}")
 }
 
 async fn start() -> Env {
@@ -166,15 +155,7 @@ impl Env {
 
     /// `PUT /simulate/transactions/{id}` with `body`; answers the status and the body.
     async fn decide(&self, id: &str, body: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .put(format!("{}/simulate/transactions/{id}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        put_json(&self.client, format!("{}/simulate/transactions/{id}", self.base), body).await
     }
 
     async fn transaction_status(&self, transaction_id: &str) -> (u16, Value) {

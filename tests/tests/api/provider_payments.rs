@@ -3,13 +3,10 @@
 //! port), each payment's callbacks travelling back over loopback. Every test checks the
 //! balances, the payment's status and the ledger's invariants.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use hazina_ledger::store::Store;
-use hazina_server::simulator::{self, momo, mpesa};
+use hazina_simulator::{momo, mpesa};
 use hazina_tests::{ApiServer, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -32,7 +29,7 @@ async fn start() -> Env {
     let (mpesa, momo) = (mpesa::Simulator::new(), momo::Simulator::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let simulators = format!("http://{}", listener.local_addr().unwrap());
-    let router = simulator::router(&mpesa, &momo);
+    let router = hazina_simulator::router(&mpesa, &momo);
     tokio::spawn(async move { axum::serve(listener, router).await });
     Env { server, mpesa, momo, simulators }
 }

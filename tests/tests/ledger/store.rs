@@ -1,9 +1,6 @@
 //! The PostgreSQL store on its own: batches, immutability, reads, reports, expiry, migrations
 //! and concurrent writers, each test against a fresh database.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The MoMo client against the MoMo simulator over real loopback HTTP: tokens, request to pay,
 //! transfer, status, duplicates, sandbox failures and the errors that leave an outcome unknown.
 
@@ -11,18 +10,17 @@ use hazina_providers::momo::{
 };
 use hazina_providers::momo_client::{Client, ClientError, Config};
 use hazina_providers::money::{Currency, Money};
-use hazina_server::simulator::momo::{Endpoint, Outcome, Script, Simulator};
+use hazina_simulator::momo::{Endpoint, Outcome, Script, Simulator};
+
+use crate::common::serve;
 
 const API_KEY: &str = "api-key-secret-42";
 const SUBSCRIPTION_KEY: &str = "subscription-key-secret-77";
 
 async fn start() -> (Simulator, String) {
     let simulator = Simulator::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let router = axum::Router::new().nest("/simulator/momo", simulator.router());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (simulator, format!("http://{address}/simulator/momo"))
+    let base = serve(axum::Router::new().nest("/simulator/momo", simulator.router())).await;
+    (simulator, format!("{base}/simulator/momo"))
 }
 
 fn client(base_url: &str, product: Product) -> Client {

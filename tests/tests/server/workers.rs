@@ -1,8 +1,5 @@
 //! The server's background workers against a real database.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use hazina_ledger::rules::{AccountKind, Action, Outcome, Posting, Side, TransferRequest};

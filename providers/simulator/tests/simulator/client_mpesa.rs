@@ -1,6 +1,5 @@
 //! The M-Pesa client against the M-Pesa simulator over real loopback HTTP: token caching, the
 //! lifecycle calls, and how refusals, duplicates and failures are classified.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,7 +18,9 @@ use hazina_providers::mpesa::{
 use hazina_providers::mpesa_client::{Client, ClientError, Config};
 use hazina_providers::wire::Text;
 use hazina_providers::{Secret, Status};
-use hazina_server::simulator::mpesa::{CallbackMode, Script, Simulator};
+use hazina_simulator::mpesa::{CallbackMode, Script, Simulator};
+
+use crate::common::serve;
 
 const CONSUMER_SECRET: &str = "consumer-secret-do-not-print";
 const PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
@@ -41,13 +42,6 @@ struct Env {
     sim: Simulator,
     probe: Arc<Probe>,
     base: String,
-}
-
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{address}")
 }
 
 async fn observe(probe: Arc<Probe>, request: Request, next: Next) -> Response {

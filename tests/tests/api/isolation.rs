@@ -8,9 +8,6 @@
 //! route whose path parameter this file cannot fill (see [`World::resource`]) or whose body it
 //! does not know (see [`BODIES`]) fails the test with a message saying what to add.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use hazina_ledger::OrgId;
 use hazina_ledger::store::Store;
 use hazina_server::http::v1::tenancy;

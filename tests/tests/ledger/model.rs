@@ -7,9 +7,6 @@
 //! The model is written independently of `hazina_ledger::rules`, from the semantics in
 //! ARCHITECTURE.md, so that the two can disagree.
 
-// A test fails by panicking, so unwrapping is how these tests assert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};

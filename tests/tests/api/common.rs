@@ -1,0 +1,41 @@
+//! What the API tests share: a second org, customers and payment bodies.
+
+use hazina_ledger::OrgId;
+use hazina_ledger::store::Store;
+use hazina_server::http::v1::tenancy;
+use hazina_tests::ApiServer;
+use serde_json::{Value, json};
+
+/// A second org with an org key and an app key.
+pub async fn other_org(server: &ApiServer) -> (String, String) {
+    let pool = server.db.pool();
+    let org = OrgId::generate();
+    Store::new(pool.clone()).create_org(org, "other").await.unwrap();
+    let app = tenancy::insert_app(&pool, org, "other").await.unwrap();
+    let org_key = tenancy::insert_key(&pool, org, None, "k").await.unwrap().token;
+    let app_key = tenancy::insert_key(&pool, org, Some(app.app_id), "k").await.unwrap().token;
+    (org_key, app_key)
+}
+
+/// The id of the customer with cellular number `phone`, made by the server's app key.
+pub async fn customer(server: &ApiServer, phone: &str) -> String {
+    let (status, body) = server
+        .post(
+            &server.app_key,
+            "/v1/customers",
+            &json!({ "customerNumber": { "number": phone, "provider": "cellular" } }),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    body["customerId"].as_str().unwrap().to_owned()
+}
+
+/// The body of a KES payment of `amount` from one party to another.
+pub fn pay(from: &Value, to: &Value, amount: &str) -> Value {
+    json!({
+        "debitParty": from,
+        "creditParty": to,
+        "value": { "currencyCode": "KES", "amount": amount },
+        "narration": "test",
+    })
+}

@@ -1,0 +1,15 @@
+//! The HTTP API end to end, over real HTTP against real PostgreSQL: one test binary for the
+//! whole area, so that the server is linked once, not once per file.
+
+// A test fails by panicking, so unwrapping is how these tests assert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod channels;
+mod common;
+mod customers;
+mod docs;
+mod finance;
+mod idempotency;
+mod isolation;
+mod money;
+mod provider_payments;

@@ -11,10 +11,12 @@ pub mod customers;
 pub mod db;
 pub mod embedded;
 pub mod http;
-pub mod metrics;
 pub mod payments;
 pub mod secrets;
 pub mod workers;
+
+#[cfg(test)]
+mod architecture;
 
 /// An error and its sources on one line (`outer: inner: innermost`), for logs.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

@@ -268,7 +268,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         },
         ..payments::Settings::default()
     });
-    let worker = tokio::spawn(payments::run(
+    let worker = tokio::spawn(workers::query_providers(
         std::sync::Arc::clone(&state.payments),
         shutdown.clone().wait(),
     ));

@@ -389,9 +389,12 @@ impl ApiServer {
             },
         });
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(hazina_server::payments::run(std::sync::Arc::clone(&state.payments), async {
-            let _ = worker_stopped.await;
-        }));
+        tokio::spawn(hazina_server::workers::query_providers(
+            std::sync::Arc::clone(&state.payments),
+            async {
+                let _ = worker_stopped.await;
+            },
+        ));
         tokio::spawn(hazina_server::http::serve_on(listener, state, async {
             let _ = stopped.await;
             let _ = stop_worker.send(());

@@ -17,6 +17,7 @@ use crate::code::Code;
 pub mod auth;
 pub mod callbacks;
 pub mod idempotency;
+pub mod metrics;
 pub mod problem;
 pub mod v1;
 
@@ -41,7 +42,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/metrics", get(crate::http::metrics::render))
         .merge(api)
         .merge(crate::http::callbacks::routes(&state))
         // The document at /openapi.json, browsable at /docs; the UI's files are in the binary.
@@ -50,7 +51,7 @@ pub fn router(state: AppState) -> Router {
                 .external_url_unchecked("/openapi.json", document),
         )
         .fallback(not_found)
-        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn(crate::http::metrics::track))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }

@@ -57,7 +57,7 @@ const STK_UNKNOWN_EXPIRY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 const HANDLER_LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Most due payments one worker pass takes.
-const DUE_BATCH_MAX: i64 = 100;
+pub const DUE_BATCH_MAX: i64 = 100;
 
 /// When and how the engine asks providers, and where providers call back.
 #[derive(Clone, Debug)]
@@ -1448,6 +1448,11 @@ impl Engine {
         hazina_ledger::store::Store::new(self.pool.clone())
     }
 
+    /// What [`Engine::wake`] signals: the provider queries worker waits on it.
+    pub fn wake_signal(&self) -> &tokio::sync::Notify {
+        &self.wake
+    }
+
     /// Wakes the worker at once (a query is due).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -1580,31 +1585,6 @@ pub struct NewPayment {
     pub our_reference: String,
     /// The payment as asked, with `context`: its transfer's ledger context.
     pub request: serde_json::Value,
-}
-
-/// Works on due payments until `shutdown` resolves: every poll interval, and at once when a
-/// query is asked for.
-pub async fn run(engine: Arc<Engine>, shutdown: impl Future<Output = ()>) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let interval = engine.settings().poll_interval;
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(interval) => {}
-            () = engine.wake.notified() => {}
-        }
-        loop {
-            match engine.run_due().await {
-                Ok(n) if i64::try_from(n).is_ok_and(|n| n == DUE_BATCH_MAX) => {}
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(code = %error.code(), error = %crate::error_chain(&error),
-                        "the provider payments worker failed; retrying");
-                    break;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,46 +1,7 @@
-//! Background work the server does besides answering requests.
+//! The retention sweeper: deletes parked callbacks and stored `Idempotency-Key` responses
+//! past their retention.
 
 use std::time::Duration;
-
-use hazina_ledger::store::Store;
-
-/// How often the expiry sweeper looks for pending transfers whose timeout has passed.
-pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
-/// Most pending transfers one sweep voids in one batch.
-pub const EXPIRY_BATCH_MAX: i64 = 1_000;
-
-/// Voids expired pending transfers every [`EXPIRY_INTERVAL`] until `shutdown` resolves.
-///
-/// Several server processes may sweep at once: the ledger derives each expiry's transfer id
-/// from the pending transfer's, so only one void takes effect.
-pub async fn sweep_expired(store: Store, shutdown: impl Future<Output = ()>) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut interval = tokio::time::interval(EXPIRY_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = interval.tick() => {}
-        }
-        // Keep going while full batches come back: a backlog is cleared without waiting.
-        loop {
-            match store.expire_pending(EXPIRY_BATCH_MAX).await {
-                Ok(expired) if i64::try_from(expired).is_ok_and(|n| n == EXPIRY_BATCH_MAX) => {
-                    tracing::info!(expired, "voided expired pending transfers; more are due");
-                }
-                Ok(0) => break,
-                Ok(expired) => {
-                    tracing::info!(expired, "voided expired pending transfers");
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(error = %crate::error_chain(&error), "expiry sweep failed");
-                    break;
-                }
-            }
-        }
-    }
-}
 
 /// How often stored callbacks and idempotent responses past their retention are deleted.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60 * 60);
@@ -124,22 +85,17 @@ pub async fn sweep_retention(
     retention: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut interval = tokio::time::interval(RETENTION_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = interval.tick() => {}
-        }
-        match sweep_retention_once(&pool, retention).await {
-            Ok(retained) if retained != Retained::default() => {
+    let round = || {
+        let pool = pool.clone();
+        async move {
+            let retained = sweep_retention_once(&pool, retention).await?;
+            if retained != Retained::default() {
                 tracing::info!(?retained, "deleted callbacks and responses past their retention");
             }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(error = %crate::error_chain(&error), "retention sweep failed");
-            }
+            // Each statement already deletes in batches until none is left.
+            Ok::<_, deadpool_postgres::PoolError>(false)
         }
-    }
+    };
+    let pace = super::Pace { at_start: true, wake: None };
+    super::drain_loop("retention sweep", shutdown, pace, || RETENTION_INTERVAL, round).await;
 }

@@ -33,26 +33,26 @@ const INSERT_ACTIVITIES: &str = "INSERT INTO activities
 
 /// Metadata values, as the last accepted transfer of the batch set them.
 const UPSERT_METADATA: &str = "INSERT INTO customer_metadata
-         (customer_id, key, value, is_text, updated_at)
-     SELECT customer_id, key, decode(value, 'base64'), is_text, updated_at
+         (org_id, customer_id, key, value, is_text, updated_at)
+     SELECT org_id, customer_id, key, decode(value, 'base64'), is_text, updated_at
      FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], $6::uuid[])
          AS u (customer_id, key, value, is_text, updated_at, org_id)
-     ON CONFLICT (customer_id, key) DO UPDATE
+     ON CONFLICT (org_id, customer_id, key) DO UPDATE
          SET value = EXCLUDED.value, is_text = EXCLUDED.is_text,
              updated_at = EXCLUDED.updated_at";
 
 /// Metadata keys whose last word in the batch was a deletion.
 const DELETE_METADATA: &str = "DELETE FROM customer_metadata AS m
      USING UNNEST($1::uuid[], $2::text[], $3::uuid[]) AS d (customer_id, key, org_id)
-     WHERE m.customer_id = d.customer_id AND m.key = d.key";
+     WHERE m.org_id = d.org_id AND m.customer_id = d.customer_id AND m.key = d.key";
 
 /// App data, as the last accepted transfer of the batch set it; a lease ends with it.
 const UPSERT_APP_DATA: &str = "INSERT INTO app_data
-         (customer_id, app_id, value, is_text, leased_until, updated_at)
-     SELECT customer_id, app_id, decode(value, 'base64'), is_text, NULL, updated_at
+         (org_id, customer_id, app_id, value, is_text, leased_until, updated_at)
+     SELECT org_id, customer_id, app_id, decode(value, 'base64'), is_text, NULL, updated_at
      FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::timestamptz[], $6::uuid[])
          AS u (customer_id, app_id, value, is_text, updated_at, org_id)
-     ON CONFLICT (customer_id, app_id) DO UPDATE
+     ON CONFLICT (org_id, customer_id, app_id) DO UPDATE
          SET value = EXCLUDED.value, is_text = EXCLUDED.is_text, leased_until = NULL,
              updated_at = EXCLUDED.updated_at";
 

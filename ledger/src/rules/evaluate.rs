@@ -8,7 +8,7 @@ use super::{
     AccountState, Action, LimitPolicy, POSTINGS_MAX, Posting, RejectReason, Side, Snapshot, Sums,
     TIMEOUT_MS_MAX, Transfer, TransferKind, TransferRequest,
 };
-use crate::ids::{AccountId, TransferId};
+use crate::ids::{AccountId, OrgId, TransferId};
 use crate::money::{Currency, Money};
 
 /// The outcome of one request.
@@ -35,6 +35,8 @@ impl Outcome {
 /// One account's change from one transfer, with the account's sums after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The account's org (and the transfer's).
+    pub org: OrgId,
     pub account: AccountId,
     /// The account's version after this entry (1 for its first entry).
     pub version: i64,
@@ -560,6 +562,7 @@ fn apply(snapshot: &mut Snapshot, plan: &Plan, transfer: &Transfer, evaluation: 
         account.sums = sums;
         account.version += 1;
         evaluation.entries.push(Entry {
+            org: account.org,
             account: account.id,
             version: account.version,
             transfer: transfer.id,

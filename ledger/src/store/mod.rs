@@ -6,6 +6,7 @@
 //! that a writer's consecutive batches overlap (`speculate.rs`). Everything else here creates
 //! accounts or reads.
 
+mod effects;
 mod migrate;
 mod post;
 mod query;

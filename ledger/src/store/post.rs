@@ -16,8 +16,9 @@ use tokio_postgres::types::Type;
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
+use super::effects::Effects;
 use super::{Store, StoreError, rows};
-use crate::ids::{AccountId, TransferId};
+use crate::ids::{AccountId, OrgId, TransferId};
 use crate::rules::{
     self, Outcome, RejectReason, Snapshot, Transfer, TransferKind, TransferRequest,
 };
@@ -42,6 +43,9 @@ impl Store {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
+        if names_an_id_under_two_orgs(requests) {
+            return self.post_per_org(requests).await;
+        }
         let client = self.pool.get().await?;
         for _ in 0..CONFLICT_RETRIES {
             match post_once(&client, &self.clock, requests).await {
@@ -57,7 +61,35 @@ impl Store {
         Err(StoreError::Contention)
     }
 
+    /// A batch whose requests name one id under two orgs (ids are unique per org, the rules'
+    /// snapshot per id), applied as one batch per org, in turn: the orgs share nothing, so each
+    /// org's requests see the same effects as in one batch. Each org's batch commits on its
+    /// own; on an error, the outcomes of those applied before are unknown to the caller, and a
+    /// replay returns them.
+    async fn post_per_org(&self, requests: &[TransferRequest]) -> Result<Vec<Outcome>, StoreError> {
+        let mut orgs: Vec<OrgId> = requests.iter().map(|request| request.org).collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; requests.len()];
+        for org in orgs {
+            let (at, group): (Vec<usize>, Vec<TransferRequest>) = requests
+                .iter()
+                .enumerate()
+                .filter(|(_, request)| request.org == org)
+                .map(|(i, request)| (i, request.clone()))
+                .unzip();
+            for (i, outcome) in at.into_iter().zip(Box::pin(self.post(&group)).await?) {
+                outcomes[i] = Some(outcome);
+            }
+        }
+        // Every request belongs to exactly one org's group, which answered it.
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
     /// Voids up to `limit` pending transfers whose timeout has passed; returns how many.
+    ///
+    /// The due transfers are read across orgs (the sweeper serves them all); each expiry is
+    /// then applied in its own org.
     pub async fn expire_pending(&self, limit: i64) -> Result<usize, StoreError> {
         let due = {
             let client = self.pool.get().await?;
@@ -127,10 +159,11 @@ async fn attempt(
 
     // Lock, then read what the rules need: every statement after the lock sees the work of
     // any transaction that held these accounts before us.
-    let lookup_ids = lookup_ids(requests.iter().map(|request| request.id.0), &referenced_ids);
+    let lookup_ids =
+        lookup_ids(requests.iter().map(|request| (request.id.0, request.org.0)), &referenced_ids);
     let lock = client
         .prepare_cached(&format!(
-            "SELECT {} FROM accounts WHERE {ACCOUNTS_OF_ORGS} ORDER BY id FOR UPDATE",
+            "SELECT {} FROM accounts WHERE {IDS_OF_ORGS} ORDER BY id FOR UPDATE",
             rows::ACCOUNT_COLUMNS
         ))
         .await?;
@@ -176,12 +209,32 @@ async fn attempt(
     Ok(Some(evaluation.outcomes))
 }
 
-/// The transfers a batch refers to, sorted and without repeats.
-pub(super) fn referenced_ids(requests: &[TransferRequest]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = requests.iter().filter_map(referenced).map(|id| id.0).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+/// Whether the batch names one transfer id (its own or one it refers to) or one account id
+/// under two orgs. Ids are unique per org, and the rules know transfers and accounts by id.
+pub(super) fn names_an_id_under_two_orgs(requests: &[TransferRequest]) -> bool {
+    let Some(first) = requests.first() else { return false };
+    if requests.iter().all(|request| request.org == first.org) {
+        return false;
+    }
+    let mut transfers: HashMap<Uuid, OrgId> = HashMap::new();
+    let mut accounts: HashMap<Uuid, OrgId> = HashMap::new();
+    let clash =
+        |ids: &mut HashMap<Uuid, OrgId>, id: Uuid, org: OrgId| *ids.entry(id).or_insert(org) != org;
+    requests.iter().any(|request| {
+        clash(&mut transfers, request.id.0, request.org)
+            || referenced(request).is_some_and(|id| clash(&mut transfers, id.0, request.org))
+            || request
+                .action
+                .postings()
+                .iter()
+                .any(|posting| clash(&mut accounts, posting.account.0, request.org))
+    })
+}
+
+/// The transfers a batch refers to, each with the org of the request that names it, sorted and
+/// without repeats.
+pub(super) fn referenced_ids(requests: &[TransferRequest]) -> Keys {
+    Keys::new(requests.iter().filter_map(|request| Some((referenced(request)?.0, request.org.0))))
 }
 
 /// The accounts a batch touches: its own postings' and those of the transfers it refers to,
@@ -189,71 +242,78 @@ pub(super) fn referenced_ids(requests: &[TransferRequest]) -> Vec<Uuid> {
 pub(super) fn account_keys(
     requests: &[TransferRequest],
     referenced: &HashMap<TransferId, Transfer>,
-) -> AccountKeys {
-    let mut keys: Vec<(Uuid, Uuid)> = requests
-        .iter()
-        .flat_map(|request| {
-            // Another org's transfer, named here, is refused by the rules: none of its
-            // accounts is locked for it.
-            let referred = self::referenced(request)
-                .and_then(|id| referenced.get(&id))
-                .filter(|transfer| transfer.org == request.org);
-            let postings = request
-                .action
-                .postings()
-                .iter()
-                .chain(referred.into_iter().flat_map(|transfer| &transfer.postings));
-            postings.map(|posting| (posting.account.0, request.org.0))
-        })
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    AccountKeys {
-        ids: keys.iter().map(|(id, _)| *id).collect(),
-        orgs: keys.iter().map(|(_, org)| *org).collect(),
-    }
+) -> Keys {
+    Keys::new(requests.iter().flat_map(|request| {
+        // Another org's transfer, named here, is refused by the rules: none of its
+        // accounts is locked for it.
+        let referred = self::referenced(request)
+            .and_then(|id| referenced.get(&id))
+            .filter(|transfer| transfer.org == request.org);
+        let postings = request
+            .action
+            .postings()
+            .iter()
+            .chain(referred.into_iter().flat_map(|transfer| &transfer.postings));
+        postings.map(|posting| (posting.account.0, request.org.0))
+    }))
 }
 
-/// The accounts a batch touches, each with the org of a request that names it (an id may
-/// come twice, named by two orgs), in id order. Only an account of the org that names it is
-/// read or locked: naming another org's account id locks nothing of theirs, and the rules find
-/// no such account.
-#[derive(Debug)]
-pub(super) struct AccountKeys {
+/// Rows a batch reads, each an id with the org of a request that names it (an id may come
+/// twice, named by two orgs), in id order. Only a row of the org that names it is read or
+/// locked: naming another org's account or transfer id reads and locks nothing of theirs, and
+/// the rules find no such row.
+#[derive(Debug, Default)]
+pub(super) struct Keys {
     pub ids: Vec<Uuid>,
     pub orgs: Vec<Uuid>,
 }
 
-impl AccountKeys {
+impl Keys {
+    /// The `(id, org)` pairs, sorted and without repeats.
+    pub fn new(pairs: impl Iterator<Item = (Uuid, Uuid)>) -> Self {
+        let mut pairs: Vec<(Uuid, Uuid)> = pairs.collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        Self {
+            ids: pairs.iter().map(|(id, _)| *id).collect(),
+            orgs: pairs.iter().map(|(_, org)| *org).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn pairs(&self) -> impl Iterator<Item = (Uuid, Uuid)> + '_ {
+        self.ids.iter().copied().zip(self.orgs.iter().copied())
+    }
+
     /// Whether `state` is an account the batch may use: one of the org that names it.
     pub fn admits(&self, state: &rules::AccountState) -> bool {
-        self.ids.iter().zip(&self.orgs).any(|(id, org)| *id == state.id.0 && *org == state.org.0)
+        self.pairs().any(|(id, org)| id == state.id.0 && org == state.org.0)
     }
 }
 
-/// The accounts of these `(id, org)` pairs, as the statement's `$1` and `$2` arrays.
-pub(super) const ACCOUNTS_OF_ORGS: &str =
+/// The rows of these `(id, org)` pairs, as the statement's `$1` and `$2` arrays.
+pub(super) const IDS_OF_ORGS: &str =
     "(id, org_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))";
 
-/// The transfers whose records the rules need: under the batch's ids (`own`, those that may
-/// exist) and referred to.
-pub(super) fn lookup_ids(own: impl Iterator<Item = Uuid>, referenced_ids: &[Uuid]) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = own.collect();
-    ids.extend_from_slice(referenced_ids);
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+/// The transfers whose records the rules need: under the batch's ids (`own`, `(id, org)` pairs
+/// of those that may exist) and referred to.
+pub(super) fn lookup_ids(own: impl Iterator<Item = (Uuid, Uuid)>, referenced_ids: &Keys) -> Keys {
+    Keys::new(own.chain(referenced_ids.pairs()))
 }
 
 /// Whether a referred-to transfer that was missing at the first read has appeared since with
 /// an account outside `covered`: the batch must start again, now that it is visible.
 pub(super) fn appeared_elsewhere(
-    referenced_ids: &[Uuid],
+    referenced_ids: &Keys,
     before: &HashMap<TransferId, Transfer>,
     existing: &HashMap<TransferId, Transfer>,
     covered: &HashSet<Uuid>,
 ) -> bool {
     referenced_ids
+        .ids
         .iter()
         .map(|id| TransferId(*id))
         .filter(|id| !before.contains_key(id))
@@ -267,7 +327,7 @@ pub(super) fn appeared_elsewhere(
 /// reversed (both statements sent at once).
 pub(super) async fn resolutions_by_id(
     client: &Client,
-    referenced_ids: &[Uuid],
+    referenced_ids: &Keys,
 ) -> Result<(HashMap<TransferId, TransferKind>, HashSet<TransferId>), StoreError> {
     if referenced_ids.is_empty() {
         return Ok((HashMap::new(), HashSet::new()));
@@ -275,15 +335,18 @@ pub(super) async fn resolutions_by_id(
     let resolutions = client
         .prepare_cached(
             "SELECT pending_id, kind FROM transfers
-             WHERE pending_id = ANY($1) AND rejection IS NULL",
+             WHERE (pending_id, org_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))
+                 AND rejection IS NULL",
         )
         .await?;
     let reversals = client
         .prepare_cached(
-            "SELECT reversal_of FROM transfers WHERE reversal_of = ANY($1) AND rejection IS NULL",
+            "SELECT reversal_of FROM transfers
+             WHERE (reversal_of, org_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))
+                 AND rejection IS NULL",
         )
         .await?;
-    let params: [&(dyn ToSql + Sync); 1] = [&referenced_ids];
+    let params: [&(dyn ToSql + Sync); 2] = [&referenced_ids.ids, &referenced_ids.orgs];
     let (resolved, reversed) =
         tokio::try_join!(client.query(&resolutions, &params), client.query(&reversals, &params))?;
     let resolutions = resolved
@@ -298,21 +361,23 @@ pub(super) async fn resolutions_by_id(
     Ok((resolutions, reversed.iter().map(|row| TransferId(row.get(0))).collect()))
 }
 
+/// The transfers under these `(id, org)` keys. A batch names each id under one org (see
+/// [`names_an_id_under_two_orgs`]), so the map holds one per id.
 pub(super) async fn transfers_by_id(
     client: &Client,
-    ids: &[Uuid],
+    keys: &Keys,
 ) -> Result<HashMap<TransferId, Transfer>, StoreError> {
-    if ids.is_empty() {
+    if keys.is_empty() {
         return Ok(HashMap::new());
     }
     let statement = client
         .prepare_cached(&format!(
-            "SELECT {} FROM transfers WHERE id = ANY($1)",
+            "SELECT {} FROM transfers WHERE {IDS_OF_ORGS}",
             rows::TRANSFER_COLUMNS
         ))
         .await?;
     client
-        .query(&statement, &[&ids])
+        .query(&statement, &[&keys.ids, &keys.orgs])
         .await?
         .iter()
         .map(|row| rows::transfer(row).map(|transfer| (transfer.id, transfer)))
@@ -329,16 +394,15 @@ const INSERT_TRANSFERS: &str =
 const INSERT_ENTRIES: &str =
     "INSERT INTO entries (account_id, version, transfer_id, side, amount_posted,
          amount_pending, debits_posted, credits_posted, debits_pending, credits_pending,
-         effective_at, created_at)
+         effective_at, created_at, org_id)
      SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::int8[],
          $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
-         $11::timestamptz[], $12::timestamptz[])";
+         $11::timestamptz[], $12::timestamptz[], $13::uuid[])";
 
-/// Links transfers to the customers their context names (see [`CustomerLinks`]). Sent before
-/// the transfers' insert: the row trigger that applies a context's activity, metadata and app
-/// data (migration 0003) links the same customers again, with `ON CONFLICT DO NOTHING`.
-const INSERT_CUSTOMER_LINKS: &str = "INSERT INTO customer_transfers (customer_id, transfer_id, at)
-     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[])";
+/// Links transfers to the customers their context names (see [`CustomerLinks`]).
+const INSERT_CUSTOMER_LINKS: &str =
+    "INSERT INTO customer_transfers (customer_id, transfer_id, at, org_id)
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[])";
 
 const COPY_TRANSFERS: &str = "COPY transfers (id, org_id, kind, code, postings, requested,
          pending_id, reversal_of, timeout_ms, expires_at, effective_at, created_at, context,
@@ -346,28 +410,30 @@ const COPY_TRANSFERS: &str = "COPY transfers (id, org_id, kind, code, postings, 
 
 const COPY_ENTRIES: &str = "COPY entries (account_id, version, transfer_id, side, amount_posted,
          amount_pending, debits_posted, credits_posted, debits_pending, credits_pending,
-         effective_at, created_at) FROM STDIN (FORMAT binary)";
+         effective_at, created_at, org_id) FROM STDIN (FORMAT binary)";
 
 const UPDATE_ACCOUNTS: &str = "UPDATE accounts AS a SET debits_posted = u.debits_posted,
          credits_posted = u.credits_posted, debits_pending = u.debits_pending,
          credits_pending = u.credits_pending, version = u.version
-     FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
-         AS u (id, debits_posted, credits_posted, debits_pending, credits_pending, version)
-     WHERE a.id = u.id";
+     FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
+             $7::uuid[])
+         AS u (id, debits_posted, credits_posted, debits_pending, credits_pending, version,
+             org_id)
+     WHERE a.org_id = u.org_id AND a.id = u.id";
 
-/// [`UPDATE_ACCOUNTS`] for a prepared batch: locks every account the batch assumed (`$7…`, in
+/// [`UPDATE_ACCOUNTS`] for a prepared batch: locks every account the batch assumed (`$8…`, in
 /// id order), and updates the changed ones only if every assumed one is as assumed and the
-/// batch's time (`$14`, when the database's clock is used) is not ahead of the database's
+/// batch's time (`$16`, when the database's clock is used) is not ahead of the database's
 /// clock; otherwise `hazina_assert_prepared` (migration 0007), evaluated once, fails the
 /// statement with [`ACCOUNTS_CHANGED`] or [`TIME_AHEAD`]. An account's org, currency, normal
 /// side and limit never change, so its sums, version and `closed` are its whole state.
 const GUARDED_UPDATE_ACCOUNTS: &str = "WITH assumed AS (
-         SELECT * FROM UNNEST($7::uuid[], $8::bool[], $9::int8[], $10::int8[], $11::int8[],
-             $12::int8[], $13::int8[])
-             AS s (id, closed, debits_posted, credits_posted, debits_pending, credits_pending,
-                 version)
+         SELECT * FROM UNNEST($8::uuid[], $9::uuid[], $10::bool[], $11::int8[], $12::int8[],
+             $13::int8[], $14::int8[], $15::int8[])
+             AS s (id, org_id, closed, debits_posted, credits_posted, debits_pending,
+                 credits_pending, version)
      ), unchanged AS (
-         SELECT a.id FROM accounts AS a JOIN assumed AS s ON a.id = s.id
+         SELECT a.id FROM accounts AS a JOIN assumed AS s ON a.org_id = s.org_id AND a.id = s.id
          WHERE a.closed = s.closed AND a.debits_posted = s.debits_posted
              AND a.credits_posted = s.credits_posted AND a.debits_pending = s.debits_pending
              AND a.credits_pending = s.credits_pending AND a.version = s.version
@@ -376,10 +442,12 @@ const GUARDED_UPDATE_ACCOUNTS: &str = "WITH assumed AS (
      UPDATE accounts AS a SET debits_posted = u.debits_posted,
          credits_posted = u.credits_posted, debits_pending = u.debits_pending,
          credits_pending = u.credits_pending, version = u.version
-     FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
-         AS u (id, debits_posted, credits_posted, debits_pending, credits_pending, version)
-     WHERE a.id = u.id AND (SELECT hazina_assert_prepared(
-         (SELECT count(*) FROM unchanged), cardinality($7::uuid[]), $14::timestamptz))";
+     FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
+             $7::uuid[])
+         AS u (id, debits_posted, credits_posted, debits_pending, credits_pending, version,
+             org_id)
+     WHERE a.org_id = u.org_id AND a.id = u.id AND (SELECT hazina_assert_prepared(
+         (SELECT count(*) FROM unchanged), cardinality($8::uuid[]), $16::timestamptz))";
 
 /// The SQLSTATE of `hazina_assert_prepared`'s failure when an assumed account changed.
 pub(super) const ACCOUNTS_CHANGED: &str = "HZ001";
@@ -391,7 +459,8 @@ pub(super) const TIME_AHEAD: &str = "HZ002";
 const OPEN_PENDING: &str = "INSERT INTO pending_open (transfer_id, org_id, expires_at)
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[])";
 
-const CLOSE_PENDING: &str = "DELETE FROM pending_open WHERE transfer_id = ANY($1)";
+const CLOSE_PENDING: &str = "DELETE FROM pending_open
+     WHERE (transfer_id, org_id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[]))";
 
 /// Writes a batch's effects, each table in one statement, and commits, all sent together.
 async fn write_and_commit(
@@ -440,11 +509,14 @@ impl Statements {
 }
 
 /// What a batch adds to history: its transfer records, their entries and their customers'
-/// timeline links. Writing them takes no lock that another batch of the org needs.
+/// timeline links, with what its accepted transfers do for their customers (`effects.rs`).
+/// Writing the history takes no lock that another batch of the org needs; the effects lock
+/// only the customers' rows they change.
 pub(super) struct History<'a> {
     transfers: TransferColumns<'a>,
     entries: EntryColumns,
     links: CustomerLinks,
+    effects: Effects<'a>,
 }
 
 impl<'a> History<'a> {
@@ -453,7 +525,18 @@ impl<'a> History<'a> {
             transfers: TransferColumns::new(&evaluation.transfers),
             entries: EntryColumns::new(&evaluation.entries),
             links: CustomerLinks::new(&evaluation.transfers),
+            effects: Effects::new(&evaluation.transfers),
         }
+    }
+
+    /// Applies the effects for customers, when there are any (most batches have none and send
+    /// nothing for them).
+    async fn apply_effects(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+        if self.effects.is_empty() {
+            return Ok(());
+        }
+        // Boxed: rare, and its four statements would otherwise grow every batch's future.
+        Box::pin(self.effects.write(client)).await
     }
 
     /// Inserts the customer links, when there are any.
@@ -466,7 +549,7 @@ impl<'a> History<'a> {
         if l.customer.is_empty() {
             return Ok(0);
         }
-        client.execute(statement, &[&l.customer, &l.transfer, &l.at]).await
+        client.execute(statement, &[&l.customer, &l.transfer, &l.at, &l.org]).await
     }
 
     /// Sends the inserts at once (one round trip when awaited alone).
@@ -496,7 +579,7 @@ impl<'a> History<'a> {
             &t.rejection,
         ];
         let e = &self.entries;
-        let entry_params: [&(dyn ToSql + Sync); 12] = [
+        let entry_params: [&(dyn ToSql + Sync); 13] = [
             &e.account,
             &e.version,
             &e.transfer,
@@ -509,10 +592,12 @@ impl<'a> History<'a> {
             &e.credits_pending,
             &e.effective_at,
             &e.created_at,
+            &e.org,
         ];
         tokio::try_join!(
             self.link_customers(client, &statements.insert_customer_links),
             client.execute(&statements.insert_transfers, &transfer_params),
+            self.apply_effects(client),
             async {
                 if e.account.is_empty() {
                     return Ok(0);
@@ -531,7 +616,7 @@ impl<'a> History<'a> {
             return Ok(());
         }
         let links = client.prepare_cached(INSERT_CUSTOMER_LINKS).await?;
-        self.link_customers(client, &links).await?;
+        tokio::try_join!(self.link_customers(client, &links), self.apply_effects(client))?;
         let sink = client.copy_in(COPY_TRANSFERS).await?;
         let mut writer = pin!(BinaryCopyInWriter::new(
             sink,
@@ -594,6 +679,7 @@ impl<'a> History<'a> {
                 Type::INT8,
                 Type::TIMESTAMPTZ,
                 Type::TIMESTAMPTZ,
+                Type::UUID,
             ],
         ));
         for i in 0..e.account.len() {
@@ -612,6 +698,7 @@ impl<'a> History<'a> {
                     &e.credits_pending[i],
                     &e.effective_at[i],
                     &e.created_at[i],
+                    &e.org[i],
                 ])
                 .await?;
         }
@@ -628,6 +715,7 @@ pub(super) struct StateChange {
     opened_orgs: Vec<Uuid>,
     opened_expiry: Vec<Option<DateTime<Utc>>>,
     closed_ids: Vec<Uuid>,
+    closed_orgs: Vec<Uuid>,
 }
 
 impl StateChange {
@@ -639,12 +727,24 @@ impl StateChange {
             .iter()
             .filter(|transfer| still_open.contains(&transfer.id))
             .collect();
+        // A pending transfer is closed by an accepted transfer of its own org in the batch.
+        let resolvers: HashMap<TransferId, OrgId> = evaluation
+            .transfers
+            .iter()
+            .filter(|transfer| transfer.rejection.is_none())
+            .filter_map(|transfer| Some((transfer.pending_id?, transfer.org)))
+            .collect();
         Self {
             accounts: AccountColumns::new(snapshot, &evaluation.accounts_changed),
             opened_ids: opened.iter().map(|transfer| transfer.id.0).collect(),
             opened_orgs: opened.iter().map(|transfer| transfer.org.0).collect(),
             opened_expiry: opened.iter().map(|transfer| transfer.expires_at).collect(),
             closed_ids: evaluation.pending_closed.iter().map(|id| id.0).collect(),
+            closed_orgs: evaluation
+                .pending_closed
+                .iter()
+                .map(|id| resolvers.get(id).map_or(Uuid::nil(), |org| org.0))
+                .collect(),
         }
     }
 
@@ -698,12 +798,14 @@ impl StateChange {
                     &a.debits_pending,
                     &a.credits_pending,
                     &a.version,
+                    &a.org,
                 ];
                 let statement = match &assumed {
                     None => &statements.update_accounts,
                     Some((s, recorded_at)) => {
                         params.extend([
                             &s.id as &(dyn ToSql + Sync),
+                            &s.org,
                             &s.closed,
                             &s.debits_posted,
                             &s.credits_posted,
@@ -729,7 +831,8 @@ impl StateChange {
                 if self.closed_ids.is_empty() {
                     return Ok(0);
                 }
-                client.execute(&statements.close_pending, &[&self.closed_ids]).await
+                let params: [&(dyn ToSql + Sync); 2] = [&self.closed_ids, &self.closed_orgs];
+                client.execute(&statements.close_pending, &params).await
             },
         )?;
         Ok(())
@@ -739,6 +842,7 @@ impl StateChange {
 /// The states a prepared batch assumed, as column arrays.
 struct AssumedColumns {
     id: Vec<Uuid>,
+    org: Vec<Uuid>,
     closed: Vec<bool>,
     debits_posted: Vec<i64>,
     credits_posted: Vec<i64>,
@@ -751,6 +855,7 @@ impl AssumedColumns {
     fn new(assumed: &[rules::AccountState]) -> Self {
         Self {
             id: assumed.iter().map(|state| state.id.0).collect(),
+            org: assumed.iter().map(|state| state.org.0).collect(),
             closed: assumed.iter().map(|state| state.closed).collect(),
             debits_posted: assumed.iter().map(|state| state.sums.debits_posted).collect(),
             credits_posted: assumed.iter().map(|state| state.sums.credits_posted).collect(),
@@ -828,6 +933,7 @@ struct CustomerLinks {
     customer: Vec<Uuid>,
     transfer: Vec<Uuid>,
     at: Vec<DateTime<Utc>>,
+    org: Vec<Uuid>,
 }
 
 impl CustomerLinks {
@@ -851,6 +957,7 @@ impl CustomerLinks {
                 links.customer.push(customer);
                 links.transfer.push(transfer.id.0);
                 links.at.push(transfer.created_at);
+                links.org.push(transfer.org.0);
             }
         }
         links
@@ -872,6 +979,7 @@ struct EntryColumns {
     credits_pending: Vec<i64>,
     effective_at: Vec<DateTime<Utc>>,
     created_at: Vec<DateTime<Utc>>,
+    org: Vec<Uuid>,
 }
 
 impl EntryColumns {
@@ -890,6 +998,7 @@ impl EntryColumns {
             columns.credits_pending.push(entry.sums_after.credits_pending);
             columns.effective_at.push(entry.effective_at);
             columns.created_at.push(entry.created_at);
+            columns.org.push(entry.org.0);
         }
         columns
     }
@@ -904,6 +1013,7 @@ struct AccountColumns {
     debits_pending: Vec<i64>,
     credits_pending: Vec<i64>,
     version: Vec<i64>,
+    org: Vec<Uuid>,
 }
 
 impl AccountColumns {
@@ -916,6 +1026,7 @@ impl AccountColumns {
             columns.debits_pending.push(account.sums.debits_pending);
             columns.credits_pending.push(account.sums.credits_pending);
             columns.version.push(account.version);
+            columns.org.push(account.org.0);
         }
         columns
     }

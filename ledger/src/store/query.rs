@@ -152,8 +152,8 @@ impl Store {
         let row = client
             .query_opt(
                 "SELECT debits_posted, credits_posted, debits_pending, credits_pending
-                 FROM entries WHERE account_id = $1 AND version = $2",
-                &[&account.id.0, &version],
+                 FROM entries WHERE org_id = $3 AND account_id = $1 AND version = $2",
+                &[&account.id.0, &version, &account.org.0],
             )
             .await?;
         let sums = row.map_or_else(Sums::default, |row| Sums {
@@ -195,10 +195,17 @@ impl Store {
                 "SELECT e.version, e.transfer_id, t.kind, t.code, e.side, e.amount_posted,
                      e.amount_pending, e.debits_posted, e.credits_posted, e.debits_pending,
                      e.credits_pending, e.effective_at, e.created_at
-                 FROM entries e JOIN transfers t ON t.id = e.transfer_id
-                 WHERE e.account_id = $1 AND e.version > $2 AND e.version <= $3
+                 FROM entries e JOIN transfers t ON t.org_id = e.org_id AND t.id = e.transfer_id
+                 WHERE e.org_id = $5 AND e.account_id = $1 AND e.version > $2
+                     AND e.version <= $3
                  ORDER BY e.version LIMIT $4",
-                &[&account.id.0, &query.after_version.unwrap_or(0).max(after), &until, &limit],
+                &[
+                    &account.id.0,
+                    &query.after_version.unwrap_or(0).max(after),
+                    &until,
+                    &limit,
+                    &account.org.0,
+                ],
             )
             .await?;
         let currency = account.currency;
@@ -251,9 +258,8 @@ impl Store {
             .query(
                 &format!(
                     "SELECT {columns} FROM entries e
-                     JOIN transfers t ON t.id = e.transfer_id
-                     JOIN accounts a ON a.id = e.account_id
-                     WHERE e.account_id = $1 AND a.org_id = $2 AND e.version < $3
+                     JOIN transfers t ON t.org_id = e.org_id AND t.id = e.transfer_id
+                     WHERE e.org_id = $2 AND e.account_id = $1 AND e.version < $3
                      ORDER BY e.version DESC LIMIT $4"
                 ),
                 &[&account.0, &org.0, &before_version.unwrap_or(i64::MAX), &limit.max(1)],
@@ -284,9 +290,10 @@ impl Store {
                      coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'credit'
                          AND e.effective_at >= $2), 0)::int8
                  FROM accounts a
-                 LEFT JOIN entries e ON e.account_id = a.id AND e.effective_at < $3
+                 LEFT JOIN entries e
+                     ON e.org_id = a.org_id AND e.account_id = a.id AND e.effective_at < $3
                  WHERE a.org_id = $1
-                 GROUP BY a.id
+                 GROUP BY a.org_id, a.id
                  ORDER BY a.currency, a.kind, a.created_at, a.id",
                 &[&org.0, &from, &to],
             )
@@ -372,14 +379,14 @@ async fn last_version_recorded(
                         CASE WHEN found THEN s.hi ELSE mid - 1 END
                  FROM search s
                  CROSS JOIN LATERAL (SELECT (s.lo + s.hi + 1) / 2 AS mid) m
-                 JOIN entries e ON e.account_id = $1 AND e.version = m.mid
+                 JOIN entries e ON e.org_id = $5 AND e.account_id = $1 AND e.version = m.mid
                  CROSS JOIN LATERAL (
                      SELECT e.created_at < $3 OR ($4 AND e.created_at = $3) AS found
                  ) f
                  WHERE s.lo < s.hi
              )
              SELECT min(hi) FROM search",
-            &[&account.id.0, &account.version, &at, &inclusive],
+            &[&account.id.0, &account.version, &at, &inclusive, &account.org.0],
         )
         .await?;
     Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
@@ -430,9 +437,9 @@ impl Store {
                 "SELECT e.effective_at, e.created_at, e.transfer_id, t.kind, t.code, e.account_id,
                      a.kind, a.name, a.currency, e.side, e.amount_posted
                  FROM entries e
-                 JOIN accounts a ON a.id = e.account_id
-                 JOIN transfers t ON t.id = e.transfer_id
-                 WHERE a.org_id = $1 AND e.effective_at >= $2 AND e.effective_at < $3
+                 JOIN accounts a ON a.org_id = e.org_id AND a.id = e.account_id
+                 JOIN transfers t ON t.org_id = e.org_id AND t.id = e.transfer_id
+                 WHERE e.org_id = $1 AND e.effective_at >= $2 AND e.effective_at < $3
                      AND e.amount_posted > 0
                  ORDER BY e.effective_at, e.transfer_id, e.account_id",
                 params,

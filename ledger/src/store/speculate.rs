@@ -37,8 +37,8 @@ use deadpool_postgres::Client;
 use uuid::Uuid;
 
 use super::post::{
-    ACCOUNTS_OF_ORGS, AccountKeys, History, StateChange, Statements, account_keys,
-    appeared_elsewhere, lookup_ids, referenced_ids, resolutions_by_id, transfers_by_id,
+    History, IDS_OF_ORGS, Keys, StateChange, Statements, account_keys, appeared_elsewhere,
+    lookup_ids, names_an_id_under_two_orgs, referenced_ids, resolutions_by_id, transfers_by_id,
 };
 use super::{Store, StoreError, rows};
 use crate::ids::{AccountId, TransferId};
@@ -96,18 +96,31 @@ impl Speculation {
         self.recorded.map_or(now, |recorded| recorded.max(now))
     }
 
-    /// Adds to `snapshot` what the last prepared batch recorded under the ids in `ids`.
-    fn overlay(&self, ids: &[Uuid], snapshot: &mut Snapshot) {
-        for id in ids {
-            if let Some(transfer) = self.transfers.get(&TransferId(*id)) {
+    /// The last prepared batch's record under this id, if it is of this org.
+    fn transfer(&self, id: Uuid, org: Uuid) -> Option<&Transfer> {
+        self.transfers.get(&TransferId(id)).filter(|transfer| transfer.org.0 == org)
+    }
+
+    /// Adds to `snapshot` what the last prepared batch recorded under the keys in `lookup`,
+    /// and how it resolved or reversed the transfers under the keys in `referenced`.
+    fn overlay(&self, lookup: &Keys, referenced: &Keys, snapshot: &mut Snapshot) {
+        for (id, org) in lookup.pairs() {
+            if let Some(transfer) = self.transfer(id, org) {
                 snapshot.transfers.insert(transfer.id, transfer.clone());
             }
         }
+        let refers_to = |id: TransferId, transfer: &Transfer| {
+            referenced.pairs().any(|key| key == (id.0, transfer.org.0))
+        };
         for transfer in self.transfers.values().filter(|transfer| transfer.rejection.is_none()) {
-            if let Some(pending) = transfer.pending_id {
+            if let Some(pending) = transfer.pending_id
+                && refers_to(pending, transfer)
+            {
                 snapshot.resolutions.insert(pending, transfer.kind);
             }
-            if let Some(reversed) = transfer.reversal_of {
+            if let Some(reversed) = transfer.reversal_of
+                && refers_to(reversed, transfer)
+            {
                 snapshot.reversed.insert(reversed);
             }
         }
@@ -170,7 +183,8 @@ impl Store {
         speculation: &mut Speculation,
         requests: &[TransferRequest],
     ) -> Result<Option<Prepared>, StoreError> {
-        if requests.is_empty() {
+        // A batch naming one id under two orgs is applied per org, by `Store::post`.
+        if requests.is_empty() || names_an_id_under_two_orgs(requests) {
             return Ok(None);
         }
         let client = self.pool.get().await?;
@@ -316,33 +330,31 @@ async fn read(
     requests: &[TransferRequest],
 ) -> Result<Option<(Snapshot, DateTime<Utc>)>, StoreError> {
     let referenced_ids = referenced_ids(requests);
-    let unknown: Vec<Uuid> = referenced_ids
-        .iter()
-        .filter(|id| !speculation.transfers.contains_key(&TransferId(**id)))
-        .copied()
-        .collect();
+    let unknown = Keys::new(
+        referenced_ids.pairs().filter(|(id, org)| speculation.transfer(*id, *org).is_none()),
+    );
     let mut referenced_before =
         if unknown.is_empty() { HashMap::new() } else { transfers_by_id(client, &unknown).await? };
-    for id in &referenced_ids {
-        if let Some(transfer) = speculation.transfers.get(&TransferId(*id)) {
+    for (id, org) in referenced_ids.pairs() {
+        if let Some(transfer) = speculation.transfer(id, org) {
             referenced_before.insert(transfer.id, transfer.clone());
         }
     }
     let keys = account_keys(requests, &referenced_before);
-    let (ids, orgs) = keys
-        .ids
-        .iter()
-        .zip(&keys.orgs)
-        .filter(|(id, _)| !speculation.accounts.contains_key(&AccountId(**id)))
-        .unzip();
-    let to_read = AccountKeys { ids, orgs };
+    // An account is taken from the speculation only when it is of the org that names it.
+    let to_read = Keys::new(keys.pairs().filter(|(id, org)| {
+        speculation.accounts.get(&AccountId(*id)).is_none_or(|state| state.org.0 != *org)
+    }));
     // Ids generated for their requests cannot be under an earlier transfer.
-    let own = requests.iter().filter(|request| !request.id_is_new).map(|request| request.id.0);
+    let own = requests
+        .iter()
+        .filter(|request| !request.id_is_new)
+        .map(|request| (request.id.0, request.org.0));
     let lookup_ids = lookup_ids(own, &referenced_ids);
 
     // A batch that needs nothing from the database reads nothing, not even the clock: it moves
     // the writer's last reading on (see the module's documentation).
-    let quiet = to_read.ids.is_empty() && lookup_ids.is_empty() && referenced_ids.is_empty();
+    let quiet = to_read.is_empty() && lookup_ids.is_empty() && referenced_ids.is_empty();
     let moved_on =
         if quiet { clock.manual_now().or_else(|| speculation.extrapolated_now()) } else { None };
     let (read, now, existing, (resolutions, reversed)) = if let Some(now) = moved_on {
@@ -373,7 +385,7 @@ async fn read(
         }
     }
     let mut snapshot = Snapshot { accounts, transfers: existing, resolutions, reversed };
-    speculation.overlay(&lookup_ids, &mut snapshot);
+    speculation.overlay(&lookup_ids, &referenced_ids, &mut snapshot);
     Ok(Some((snapshot, now)))
 }
 
@@ -382,9 +394,9 @@ async fn read(
 /// records), the transfers under `lookup_ids`, and how the referred-to ones were resolved.
 async fn read_with_clock(
     client: &Client,
-    to_read: &AccountKeys,
-    lookup_ids: &[Uuid],
-    referenced_ids: &[Uuid],
+    to_read: &Keys,
+    lookup_ids: &Keys,
+    referenced_ids: &Keys,
 ) -> Result<
     (
         Vec<tokio_postgres::Row>,
@@ -396,7 +408,7 @@ async fn read_with_clock(
 > {
     let read_accounts = client
         .prepare_cached(&format!(
-            "SELECT {} FROM accounts WHERE {ACCOUNTS_OF_ORGS}",
+            "SELECT {} FROM accounts WHERE {IDS_OF_ORGS}",
             rows::ACCOUNT_COLUMNS
         ))
         .await?;
@@ -458,13 +470,14 @@ async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<boo
     }
     let started = std::time::Instant::now();
     let ids: Vec<Uuid> = prepared.assumed.iter().map(|state| state.id.0).collect();
+    let orgs: Vec<Uuid> = prepared.assumed.iter().map(|state| state.org.0).collect();
     let lock = client
         .prepare_cached(&format!(
-            "SELECT {} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            "SELECT {} FROM accounts WHERE {IDS_OF_ORGS} ORDER BY id FOR UPDATE",
             rows::ACCOUNT_COLUMNS
         ))
         .await?;
-    let locked = client.query(&lock, &[&ids]).await?;
+    let locked = client.query(&lock, &[&ids, &orgs]).await?;
     let mut actual: Vec<AccountState> =
         locked.iter().map(rows::account_state).collect::<Result<_, _>>()?;
     actual.sort_unstable_by_key(|state| state.id.0);

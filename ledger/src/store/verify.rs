@@ -33,8 +33,8 @@ const CHECKS: &[(&str, &str)] = &[
     (
         "every transfer balances per currency",
         "SELECT e.transfer_id || ' ' || a.currency FROM entries e
-         JOIN accounts a ON a.id = e.account_id
-         GROUP BY e.transfer_id, a.currency
+         JOIN accounts a ON a.org_id = e.org_id AND a.id = e.account_id
+         GROUP BY e.org_id, e.transfer_id, a.currency
          HAVING sum(CASE e.side WHEN 'debit' THEN e.amount_posted ELSE -e.amount_posted END) <> 0
              OR sum(CASE e.side WHEN 'debit' THEN e.amount_pending ELSE -e.amount_pending END) <> 0",
     ),
@@ -51,14 +51,14 @@ const CHECKS: &[(&str, &str)] = &[
         "account sums equal the sums of their entries",
         "SELECT a.id::text FROM accounts a
          LEFT JOIN (
-             SELECT account_id,
+             SELECT org_id, account_id,
                  sum(amount_posted) FILTER (WHERE side = 'debit') AS debits_posted,
                  sum(amount_posted) FILTER (WHERE side = 'credit') AS credits_posted,
                  sum(amount_pending) FILTER (WHERE side = 'debit') AS debits_pending,
                  sum(amount_pending) FILTER (WHERE side = 'credit') AS credits_pending,
                  count(*) AS n, max(version) AS version
-             FROM entries GROUP BY account_id
-         ) e ON e.account_id = a.id
+             FROM entries GROUP BY org_id, account_id
+         ) e ON e.org_id = a.org_id AND e.account_id = a.id
          WHERE coalesce(e.debits_posted, 0) <> a.debits_posted
             OR coalesce(e.credits_posted, 0) <> a.credits_posted
             OR coalesce(e.debits_pending, 0) <> a.debits_pending
@@ -72,7 +72,7 @@ const CHECKS: &[(&str, &str)] = &[
                  lag(e.credits_posted, 1, 0::int8) OVER w AS cp,
                  lag(e.debits_pending, 1, 0::int8) OVER w AS dpe,
                  lag(e.credits_pending, 1, 0::int8) OVER w AS cpe
-             FROM entries e WINDOW w AS (PARTITION BY account_id ORDER BY version)
+             FROM entries e WINDOW w AS (PARTITION BY org_id, account_id ORDER BY version)
          ) x
          WHERE (side = 'debit' AND (debits_posted <> dp + amount_posted
                  OR debits_pending <> dpe + amount_pending
@@ -85,7 +85,7 @@ const CHECKS: &[(&str, &str)] = &[
         "an account's entries are recorded at times that never go back",
         "SELECT account_id || ' v' || version FROM (
              SELECT account_id, version, created_at,
-                 lag(created_at) OVER (PARTITION BY account_id ORDER BY version) AS before
+                 lag(created_at) OVER (PARTITION BY org_id, account_id ORDER BY version) AS before
              FROM entries
          ) x
          WHERE created_at < before",
@@ -93,21 +93,26 @@ const CHECKS: &[(&str, &str)] = &[
     (
         "every entry belongs to an existing account and an accepted transfer",
         "SELECT e.account_id || ' v' || e.version FROM entries e
-         WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id)
+         WHERE NOT EXISTS (SELECT 1 FROM accounts a
+                           WHERE a.org_id = e.org_id AND a.id = e.account_id)
             OR NOT EXISTS (SELECT 1 FROM transfers t
-                           WHERE t.id = e.transfer_id AND t.rejection IS NULL)",
+                           WHERE t.org_id = e.org_id AND t.id = e.transfer_id
+                               AND t.rejection IS NULL)",
     ),
     (
         "a pending transfer is open exactly when it is unresolved",
         "SELECT t.id::text FROM transfers t
          WHERE t.kind = 'pending' AND t.rejection IS NULL
-           AND EXISTS (SELECT 1 FROM transfers r WHERE r.pending_id = t.id AND r.rejection IS NULL)
-             = EXISTS (SELECT 1 FROM pending_open o WHERE o.transfer_id = t.id)",
+           AND EXISTS (SELECT 1 FROM transfers r
+                       WHERE r.org_id = t.org_id AND r.pending_id = t.id AND r.rejection IS NULL)
+             = EXISTS (SELECT 1 FROM pending_open o
+                       WHERE o.org_id = t.org_id AND o.transfer_id = t.id)",
     ),
 ];
 
 impl Store {
-    /// Checks every ledger invariant over the whole database; returns what does not hold.
+    /// Checks every ledger invariant over the whole database, every org's books (joins stay
+    /// within an org); returns what does not hold.
     ///
     /// It reads everything, in one repeatable-read snapshot: for tests, benchmarks and audits,
     /// not for a request path.
@@ -130,16 +135,18 @@ impl Store {
         let open = tx
             .query(
                 &format!(
-                    "SELECT {} FROM transfers WHERE id IN (SELECT transfer_id FROM pending_open)",
+                    "SELECT {} FROM transfers
+                     WHERE (org_id, id) IN (SELECT org_id, transfer_id FROM pending_open)",
                     rows::TRANSFER_COLUMNS
                 ),
                 &[],
             )
             .await?;
-        let mut expected: HashMap<Uuid, Sums> = HashMap::new();
+        let mut expected: HashMap<(Uuid, Uuid), Sums> = HashMap::new();
         for row in &open {
-            for posting in rows::transfer(row)?.postings {
-                let sums = expected.entry(posting.account.0).or_default();
+            let transfer = rows::transfer(row)?;
+            for posting in transfer.postings {
+                let sums = expected.entry((transfer.org.0, posting.account.0)).or_default();
                 let minor = posting.amount.to_minor().map_err(StoreError::InvalidAmount)?;
                 match posting.side {
                     Side::Debit => sums.debits_pending += minor,
@@ -149,26 +156,28 @@ impl Store {
         }
         let pending = tx
             .query(
-                "SELECT id, debits_pending, credits_pending FROM accounts
+                "SELECT org_id, id, debits_pending, credits_pending FROM accounts
                  WHERE debits_pending <> 0 OR credits_pending <> 0",
                 &[],
             )
             .await?;
-        let mut actual: HashMap<Uuid, (i64, i64)> =
-            pending.iter().map(|row| (row.get(0), (row.get(1), row.get(2)))).collect();
+        let mut actual: HashMap<(Uuid, Uuid), (i64, i64)> = pending
+            .iter()
+            .map(|row| ((row.get(0), row.get(1)), (row.get(2), row.get(3))))
+            .collect();
         for (account, sums) in &expected {
             let found = actual.remove(account).unwrap_or((0, 0));
             if found != (sums.debits_pending, sums.credits_pending) {
                 violations.push(Violation {
                     invariant: "pending sums equal the open pending transfers",
-                    detail: account.to_string(),
+                    detail: account.1.to_string(),
                 });
             }
         }
         for account in actual.keys() {
             violations.push(Violation {
                 invariant: "pending sums equal the open pending transfers",
-                detail: account.to_string(),
+                detail: account.1.to_string(),
             });
         }
         tx.commit().await?;

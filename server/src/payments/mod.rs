@@ -696,13 +696,14 @@ impl Engine {
     }
 
     /// A payment's statuses, oldest first.
-    pub async fn history(&self, id: Uuid) -> Result<Vec<StatusChange>, PaymentError> {
-        Ok(self.histories(&[id]).await?.remove(&id).unwrap_or_default())
+    pub async fn history(&self, org: OrgId, id: Uuid) -> Result<Vec<StatusChange>, PaymentError> {
+        Ok(self.histories(org, &[id]).await?.remove(&id).unwrap_or_default())
     }
 
     /// The statuses of these payments, each oldest first.
     pub async fn histories(
         &self,
+        org: OrgId,
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<StatusChange>>, PaymentError> {
         let mut histories: HashMap<Uuid, Vec<StatusChange>> = HashMap::new();
@@ -713,9 +714,9 @@ impl Engine {
         let rows = client
             .query(
                 "SELECT payment_id, status, at, source, provider_code, description
-                 FROM provider_payment_events WHERE payment_id = ANY($1)
+                 FROM provider_payment_events WHERE org_id = $2 AND payment_id = ANY($1)
                  ORDER BY payment_id, seq",
-                &[&ids],
+                &[&ids, &org.0],
             )
             .await?;
         for row in &rows {
@@ -827,7 +828,7 @@ impl Engine {
         };
         drop(client);
         let record = Record::from_row(&row)?;
-        self.note(record.id, PaymentStatus::Queued, "request", None, None).await?;
+        self.note(record.org, record.id, PaymentStatus::Queued, "request", None, None).await?;
         let id = record.id;
         let sent = tokio::time::timeout(respond_within, self.reserve_and_send(record, &channel));
         if let Ok(record) = sent.await {
@@ -902,8 +903,9 @@ impl Engine {
             )
             .await?;
         drop(client);
-        self.note(id, status, "request", Some(reason.code()), None).await?;
-        Record::from_row(&row)
+        let record = Record::from_row(&row)?;
+        self.note(record.org, id, status, "request", Some(reason.code()), None).await?;
+        Ok(record)
     }
 
     /// Sends the payment's request (under its one key) and applies the answer.
@@ -1031,7 +1033,7 @@ impl Engine {
             .await?;
         if status != record.status {
             let said = alert.as_deref().or(said.as_deref());
-            insert_event(&tx, id, status, source, code.as_deref(), said).await?;
+            insert_event(&tx, record.org, id, status, source, code.as_deref(), said).await?;
         }
         tx.commit().await?;
         if query {
@@ -1069,7 +1071,16 @@ impl Engine {
                     tracing::warn!(payment = %id, ?settled, ?reported,
                         "the provider contradicts a settled payment; the ledger stays");
                     let said = format!("the provider now reports {reported:?}");
-                    insert_event(tx, id, record.status, "contradiction", code, Some(&said)).await?;
+                    insert_event(
+                        tx,
+                        record.org,
+                        id,
+                        record.status,
+                        "contradiction",
+                        code,
+                        Some(&said),
+                    )
+                    .await?;
                 }
             }
         }
@@ -1195,6 +1206,7 @@ impl Engine {
     /// Records a status change outside [`Engine::apply`].
     async fn note(
         &self,
+        org: OrgId,
         id: Uuid,
         status: PaymentStatus,
         source: &str,
@@ -1202,7 +1214,7 @@ impl Engine {
         description: Option<&str>,
     ) -> Result<(), PaymentError> {
         let client = self.pool.get().await?;
-        insert_event(&client, id, status, source, code, description).await
+        insert_event(&client, org, id, status, source, code, description).await
     }
 
     // --- Callbacks --------------------------------------------------------------------------
@@ -1244,9 +1256,10 @@ impl Engine {
         };
         client
             .execute(
-                "INSERT INTO provider_callbacks (channel_id, payment_id, kind, refs, verified, body)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&channel.id, &payment, &kind, &refs, &verified, &body],
+                "INSERT INTO provider_callbacks
+                     (org_id, channel_id, payment_id, kind, refs, verified, body)
+                 VALUES ($7, $1, $2, $3, $4, $5, $6)",
+                &[&channel.id, &payment, &kind, &refs, &verified, &body, &channel.org.0],
             )
             .await?;
         if payment.is_none() {
@@ -1264,9 +1277,9 @@ impl Engine {
         let parked = client
             .query(
                 "UPDATE provider_callbacks SET payment_id = $2
-                 WHERE payment_id IS NULL AND channel_id = $1 AND refs && $3
+                 WHERE org_id = $4 AND payment_id IS NULL AND channel_id = $1 AND refs && $3
                  RETURNING kind, verified, body",
-                &[&record.channel, &record.id, &refs],
+                &[&record.channel, &record.id, &refs, &record.org.0],
             )
             .await?;
         drop(client);
@@ -1552,6 +1565,7 @@ pub fn callback_event(kind: &str, report: StatusReport, verified: bool) -> Event
 
 async fn insert_event<C: deadpool_postgres::GenericClient>(
     client: &C,
+    org: OrgId,
     id: Uuid,
     status: PaymentStatus,
     source: &str,
@@ -1560,11 +1574,11 @@ async fn insert_event<C: deadpool_postgres::GenericClient>(
 ) -> Result<(), PaymentError> {
     client
         .execute(
-            "INSERT INTO provider_payment_events (payment_id, seq, status, source, provider_code,
-                 description)
-             SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, $4, $5
-             FROM provider_payment_events WHERE payment_id = $1",
-            &[&id, &status.as_str(), &source, &code, &description],
+            "INSERT INTO provider_payment_events (org_id, payment_id, seq, status, source,
+                 provider_code, description)
+             SELECT $6, $1, COALESCE(max(seq), 0) + 1, $2, $3, $4, $5
+             FROM provider_payment_events WHERE org_id = $6 AND payment_id = $1",
+            &[&id, &status.as_str(), &source, &code, &description, &org.0],
         )
         .await?;
     Ok(())

@@ -57,8 +57,16 @@ impl Engine {
             .await?;
         if let Some(row) = inserted {
             let id: Uuid = row.get(0);
-            insert_event(&client, id, PaymentStatus::PendingConfirmation, "callback", None, None)
-                .await?;
+            insert_event(
+                &client,
+                channel.org,
+                id,
+                PaymentStatus::PendingConfirmation,
+                "callback",
+                None,
+                None,
+            )
+            .await?;
             return Ok(id);
         }
         // A repeat of a payment already recorded.

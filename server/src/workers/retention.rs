@@ -36,10 +36,9 @@ pub async fn sweep_retention_once(
         let org: uuid::Uuid = org.get(0);
         retained.parked_callbacks += delete_in_batches(
             &client,
-            "DELETE FROM provider_callbacks WHERE id IN (
+            "DELETE FROM provider_callbacks WHERE org_id = $1 AND id IN (
                  SELECT c.id FROM provider_callbacks c
-                 JOIN payment_channels ch ON ch.id = c.channel_id
-                 WHERE ch.org_id = $1 AND c.payment_id IS NULL
+                 WHERE c.org_id = $1 AND c.payment_id IS NULL
                      AND c.received_at < now() - make_interval(secs => $2)
                  LIMIT $3)",
             org,

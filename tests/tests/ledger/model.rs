@@ -245,9 +245,10 @@ struct Record {
 struct Model {
     sums: Vec<Sums>,
     closed: Vec<bool>,
-    records: HashMap<u128, Record>,
-    resolved: HashMap<u128, Resolution>,
-    reversed: HashSet<u128>,
+    /// By org and id: ids are unique per org.
+    records: HashMap<(u8, u128), Record>,
+    resolved: HashMap<(u8, u128), Resolution>,
+    reversed: HashSet<(u8, u128)>,
     now: i64,
 }
 
@@ -279,7 +280,7 @@ impl Model {
 
     fn apply(&mut self, req: &Req) -> Answer {
         self.check_request(req)?;
-        if let Some(record) = self.records.get(&req.id) {
+        if let Some(record) = self.records.get(&(req.org, req.id)) {
             Self::compare(record, req)?;
             return record.rejection.map_or(Ok(true), Err);
         }
@@ -305,7 +306,7 @@ impl Model {
                 legs: vec![],
                 expires_at: None,
             };
-            self.records.insert(req.id, record);
+            self.records.insert((req.org, req.id), record);
         }
         Err(reason)
     }
@@ -348,10 +349,8 @@ impl Model {
     }
 
     fn compare(record: &Record, req: &Req) -> Result<(), &'static str> {
+        // Records are per org: another org's request under the same id is a new transfer.
         let old = &record.req;
-        if old.org != req.org {
-            return Err("id_already_used");
-        }
         let kind = |op: &Op| std::mem::discriminant(op);
         if kind(&old.op) != kind(&req.op) {
             return Err("exists_with_different_kind");
@@ -438,13 +437,13 @@ impl Model {
             Op::Reverse(target) => {
                 let record = self
                     .records
-                    .get(target)
+                    .get(&(req.org, *target))
                     .filter(|r| r.req.org == req.org && r.rejection.is_none())
                     .ok_or("reversal_target_not_found")?;
                 if !matches!(record.req.op, Op::Post(_) | Op::PostPending(..) | Op::Reverse(_)) {
                     return Err("reversal_target_not_posted");
                 }
-                if self.reversed.contains(target) {
+                if self.reversed.contains(&(req.org, *target)) {
                     return Err("reversal_target_already_reversed");
                 }
                 let legs = record
@@ -464,13 +463,13 @@ impl Model {
     fn open_pending(&self, req: &Req, target: u128) -> Result<Vec<(Leg, i64, i64)>, &'static str> {
         let record = self
             .records
-            .get(&target)
+            .get(&(req.org, target))
             .filter(|r| r.req.org == req.org && r.rejection.is_none())
             .ok_or("pending_transfer_not_found")?;
         if !matches!(record.req.op, Op::Pending(..)) {
             return Err("pending_transfer_not_pending");
         }
-        match self.resolved.get(&target) {
+        match self.resolved.get(&(req.org, target)) {
             Some(Resolution::Posted) => return Err("pending_transfer_already_posted"),
             Some(Resolution::Voided) => return Err("pending_transfer_already_voided"),
             Some(Resolution::Expired) => return Err("pending_transfer_expired"),
@@ -526,13 +525,13 @@ impl Model {
         }
         match &req.op {
             Op::PostPending(target, _) => {
-                self.resolved.insert(*target, Resolution::Posted);
+                self.resolved.insert((req.org, *target), Resolution::Posted);
             }
             Op::Void(target) => {
-                self.resolved.insert(*target, Resolution::Voided);
+                self.resolved.insert((req.org, *target), Resolution::Voided);
             }
             Op::Reverse(target) => {
-                self.reversed.insert(*target);
+                self.reversed.insert((req.org, *target));
             }
             _ => {}
         }
@@ -545,13 +544,15 @@ impl Model {
             Op::Pending(..) => legs.into_iter().map(|(l, _, p)| (l, 0, p)).collect(),
             _ => legs,
         };
-        self.records
-            .insert(req.id, Record { req: req.clone(), at, rejection: None, legs, expires_at });
+        self.records.insert(
+            (req.org, req.id),
+            Record { req: req.clone(), at, rejection: None, legs, expires_at },
+        );
     }
 
     /// Expires every due pending transfer; returns how many.
     fn expire(&mut self) -> usize {
-        let due: Vec<u128> = self
+        let due: Vec<(u8, u128)> = self
             .records
             .iter()
             .filter(|(id, r)| {
@@ -656,12 +657,13 @@ impl Runner {
 
     /// An earlier request's id, most often one whose operation `prefer` accepts.
     fn pick(&self, index: prop::sample::Index, prefer: fn(&Op) -> bool) -> u128 {
-        let accepted =
-            |id: &u128| self.model.records.get(id).is_some_and(|r| r.rejection.is_none());
+        let accepted = |req: &Req| {
+            self.model.records.get(&(req.org, req.id)).is_some_and(|r| r.rejection.is_none())
+        };
         let preferred: Vec<u128> = self
             .submitted
             .iter()
-            .filter(|req| prefer(&req.op) && accepted(&req.id))
+            .filter(|req| prefer(&req.op) && accepted(req))
             .map(|req| req.id)
             .collect();
         if !preferred.is_empty() && index.index(10) < 8 {
@@ -681,11 +683,15 @@ impl Runner {
                     OpGen::Pending(legs, timeout) => Op::Pending(legs_of(legs), *timeout),
                     OpGen::PostPending(index, amounts) => {
                         let target = self.pick(*index, |op| matches!(op, Op::Pending(..)));
-                        let pending: Vec<Leg> =
-                            match self.model.records.get(&target).map(|r| &r.req.op) {
-                                Some(Op::Pending(legs, _)) => legs.clone(),
-                                _ => vec![],
-                            };
+                        let pending: Vec<Leg> = match self
+                            .model
+                            .records
+                            .get(&(if *org2 { 2 } else { 1 }, target))
+                            .map(|r| &r.req.op)
+                        {
+                            Some(Op::Pending(legs, _)) => legs.clone(),
+                            _ => vec![],
+                        };
                         let amounts = match amounts {
                             AmountsGen::Full => None,
                             AmountsGen::Scaled(k) => Some(

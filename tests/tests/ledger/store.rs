@@ -86,6 +86,7 @@ both_paths!(
     the_same_id_from_two_writers_takes_effect_once,
     balances_at_a_time_and_date_ranges_match_a_scan,
     naming_another_orgs_account_locks_nothing_of_theirs,
+    a_transfer_id_is_unique_per_org,
 );
 
 impl Ledger {
@@ -148,6 +149,31 @@ async fn naming_another_orgs_account_locks_nothing_of_theirs(mode: Mode) {
     assert_eq!(outcomes.iter().map(code).collect::<Vec<_>>(), ["account_not_found", "ok"]);
     held.rollback().await.unwrap();
     assert_eq!(ledger.posted(ledger.wallets[1]).await, money("5"));
+    ledger.assert_sound().await;
+}
+
+/// Ids are unique per org: another org's transfer under the same id is a transfer of its own,
+/// in the same batch or later, and each replays as its own.
+async fn a_transfer_id_is_unique_per_org(mode: Mode) {
+    let ledger = ledger(mode).await;
+    let other = OrgId::generate();
+    ledger.store.create_org(other, "other").await.unwrap();
+    let new = |kind| NewAccount::new(other, kind, kes());
+    let their_external = ledger.store.create_account(&new(AccountKind::External)).await.unwrap().id;
+    let their_purse = ledger.store.create_account(&new(AccountKind::Purse)).await.unwrap().id;
+    let ours = ledger.transfer(ledger.external, ledger.purse, "10");
+    let mut theirs = ledger.transfer(their_external, their_purse, "7");
+    theirs.org = other;
+    theirs.id = ours.id;
+    let outcomes = ledger.post(&[ours.clone(), theirs.clone()]).await.unwrap();
+    assert_eq!(outcomes.iter().map(code).collect::<Vec<_>>(), ["ok", "ok"]);
+    let outcomes = ledger.post(&[theirs.clone(), ours.clone()]).await.unwrap();
+    assert_eq!(outcomes.iter().map(code).collect::<Vec<_>>(), ["replay", "replay"]);
+    assert_eq!(ledger.posted(ledger.purse).await, money("10"));
+    let theirs_now = ledger.store.account(other, their_purse).await.unwrap().unwrap();
+    assert_eq!(theirs_now.balance().posted, money("7"));
+    let recorded = ledger.store.transfer(other, theirs.id).await.unwrap().unwrap();
+    assert_eq!(recorded.org, other);
     ledger.assert_sound().await;
 }
 

@@ -87,10 +87,10 @@ async fn retention_deletes_old_parked_callbacks_and_idempotent_responses_only() 
     for (days, matched) in [(100, None), (1, None), (100, Some(payment))] {
         client
             .execute(
-                "INSERT INTO provider_callbacks (channel_id, payment_id, kind, verified, body,
-                     received_at)
-                 VALUES ($1, $2, 'c2b', false, '{}', now() - make_interval(days => $3))",
-                &[&channel, &matched, &days],
+                "INSERT INTO provider_callbacks (org_id, channel_id, payment_id, kind, verified,
+                     body, received_at)
+                 VALUES ($4, $1, $2, 'c2b', false, '{}', now() - make_interval(days => $3))",
+                &[&channel, &matched, &days, &server.org.0],
             )
             .await
             .unwrap();

@@ -221,13 +221,15 @@ pub struct Tags {
 
 async fn read_tags(
     client: &impl GenericClient,
+    org: OrgId,
     customer: CustomerId,
 ) -> Result<Vec<Tag>, ApiError> {
     let rows = client
         .query(
             "SELECT key, value, expires_at FROM customer_tags
-             WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > now()) ORDER BY key",
-            &[&customer.0],
+             WHERE org_id = $2 AND customer_id = $1 AND (expires_at IS NULL OR expires_at > now())
+             ORDER BY key",
+            &[&customer.0, &org.0],
         )
         .await?;
     Ok(rows
@@ -274,20 +276,21 @@ async fn update_tags(
     let customer = lock(&transaction, caller.org, customer_id).await?;
     transaction
         .execute(
-            "DELETE FROM customer_tags WHERE customer_id = $1 AND expires_at <= now()",
-            &[&customer.0],
+            "DELETE FROM customer_tags
+             WHERE org_id = $2 AND customer_id = $1 AND expires_at <= now()",
+            &[&customer.0, &caller.org.0],
         )
         .await?;
     transaction
         .execute(
-            "INSERT INTO customer_tags (customer_id, key, value, expires_at)
-             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[])
-             ON CONFLICT (customer_id, key)
+            "INSERT INTO customer_tags (org_id, customer_id, key, value, expires_at)
+             SELECT $5, $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[])
+             ON CONFLICT (org_id, customer_id, key)
                  DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
-            &[&customer.0, &keys, &values, &expiries],
+            &[&customer.0, &keys, &values, &expiries, &caller.org.0],
         )
         .await?;
-    let tags = read_tags(&transaction, customer).await?;
+    let tags = read_tags(&transaction, caller.org, customer).await?;
     if tags.len() > TAGS_MAX {
         return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX).into());
     }
@@ -321,8 +324,8 @@ async fn delete_tag(
     let client = state.pool.get().await?;
     client
         .execute(
-            "DELETE FROM customer_tags WHERE customer_id = $1 AND key = $2",
-            &[&customer.0, &key],
+            "DELETE FROM customer_tags WHERE org_id = $3 AND customer_id = $1 AND key = $2",
+            &[&customer.0, &key, &caller.org.0],
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -567,12 +570,14 @@ pub struct Metadata {
 
 async fn read_metadata(
     client: &impl GenericClient,
+    org: OrgId,
     customer: CustomerId,
 ) -> Result<BTreeMap<String, DataValue>, ApiError> {
     let rows = client
         .query(
-            "SELECT key, value, is_text FROM customer_metadata WHERE customer_id = $1",
-            &[&customer.0],
+            "SELECT key, value, is_text FROM customer_metadata
+             WHERE org_id = $2 AND customer_id = $1",
+            &[&customer.0, &org.0],
         )
         .await?;
     Ok(rows
@@ -619,15 +624,15 @@ async fn update_metadata(
     let customer = lock(&transaction, caller.org, customer_id).await?;
     transaction
         .execute(
-            "INSERT INTO customer_metadata (customer_id, key, value, is_text, updated_at)
-             SELECT $1, *, now() FROM unnest($2::text[], $3::bytea[], $4::boolean[])
-             ON CONFLICT (customer_id, key) DO UPDATE
+            "INSERT INTO customer_metadata (org_id, customer_id, key, value, is_text, updated_at)
+             SELECT $5, $1, *, now() FROM unnest($2::text[], $3::bytea[], $4::boolean[])
+             ON CONFLICT (org_id, customer_id, key) DO UPDATE
                  SET value = EXCLUDED.value, is_text = EXCLUDED.is_text,
                      updated_at = EXCLUDED.updated_at",
-            &[&customer.0, &keys, &values, &texts],
+            &[&customer.0, &keys, &values, &texts, &caller.org.0],
         )
         .await?;
-    let metadata = read_metadata(&transaction, customer).await?;
+    let metadata = read_metadata(&transaction, caller.org, customer).await?;
     if metadata.len() > METADATA_KEYS_MAX {
         return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX).into());
     }
@@ -661,8 +666,8 @@ async fn delete_metadata(
     let client = state.pool.get().await?;
     client
         .execute(
-            "DELETE FROM customer_metadata WHERE customer_id = $1 AND key = $2",
-            &[&customer.0, &key],
+            "DELETE FROM customer_metadata WHERE org_id = $3 AND customer_id = $1 AND key = $2",
+            &[&customer.0, &key, &caller.org.0],
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -718,6 +723,7 @@ const LIVE_LEASE: &str = "CASE WHEN leased_until > now() THEN leased_until END";
 
 async fn read_app_data(
     client: &impl GenericClient,
+    org: OrgId,
     customer: CustomerId,
     app: Uuid,
 ) -> Result<Option<AppData>, ApiError> {
@@ -725,9 +731,9 @@ async fn read_app_data(
         .query_opt(
             &format!(
                 "SELECT value, is_text, {LIVE_LEASE}, updated_at FROM app_data
-                 WHERE customer_id = $1 AND app_id = $2"
+                 WHERE org_id = $3 AND customer_id = $1 AND app_id = $2"
             ),
-            &[&customer.0, &app],
+            &[&customer.0, &app, &org.0],
         )
         .await?;
     Ok(row.as_ref().map(AppData::from_row))
@@ -760,13 +766,14 @@ async fn update_app_data(
     let client = state.pool.get().await?;
     let row = client
         .query_one(
-            "INSERT INTO app_data (customer_id, app_id, value, is_text, leased_until, updated_at)
-             VALUES ($1, $2, $3, $4, NULL, now())
-             ON CONFLICT (customer_id, app_id) DO UPDATE
+            "INSERT INTO app_data
+                 (org_id, customer_id, app_id, value, is_text, leased_until, updated_at)
+             VALUES ($5, $1, $2, $3, $4, NULL, now())
+             ON CONFLICT (org_id, customer_id, app_id) DO UPDATE
                  SET value = EXCLUDED.value, is_text = EXCLUDED.is_text, leased_until = NULL,
                      updated_at = EXCLUDED.updated_at
              RETURNING value, is_text, leased_until, updated_at",
-            &[&customer.0, &app, &bytes, &is_text],
+            &[&customer.0, &app, &bytes, &is_text, &caller.org.0],
         )
         .await?;
     Ok(Json(AppData::from_row(&row)))
@@ -796,8 +803,8 @@ async fn delete_app_data(
     let client = state.pool.get().await?;
     client
         .execute(
-            "DELETE FROM app_data WHERE customer_id = $1 AND app_id = $2",
-            &[&customer.0, &app],
+            "DELETE FROM app_data WHERE org_id = $3 AND customer_id = $1 AND app_id = $2",
+            &[&customer.0, &app, &caller.org.0],
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -834,17 +841,17 @@ async fn lease_app_data(
             &format!(
                 "UPDATE app_data
                  SET leased_until = now() + interval '{APP_DATA_LEASE_SECONDS} seconds'
-                 WHERE customer_id = $1 AND app_id = $2
+                 WHERE org_id = $3 AND customer_id = $1 AND app_id = $2
                      AND (leased_until IS NULL OR leased_until <= now())
                  RETURNING value, is_text, leased_until, updated_at"
             ),
-            &[&customer.0, &app],
+            &[&customer.0, &app, &caller.org.0],
         )
         .await?;
     if let Some(row) = leased {
         return Ok(Json(AppData::from_row(&row)));
     }
-    match read_app_data(&client, customer, app).await? {
+    match read_app_data(&client, caller.org, customer, app).await? {
         None => Err(ApiError::not_found("app data")),
         Some(AppData { leased_until: Some(until), .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -905,16 +912,18 @@ fn reminder(row: &tokio_postgres::Row) -> Reminder {
 
 async fn read_reminders(
     client: &impl GenericClient,
+    org: OrgId,
     customer: CustomerId,
     app: Uuid,
 ) -> Result<Vec<Reminder>, ApiError> {
     let rows = client
         .query(
             &format!(
-                "SELECT {REMINDER_COLUMNS} FROM reminders WHERE customer_id = $1 AND app_id = $2
+                "SELECT {REMINDER_COLUMNS} FROM reminders
+                 WHERE org_id = $3 AND customer_id = $1 AND app_id = $2
                  ORDER BY remind_at, key"
             ),
-            &[&customer.0, &app],
+            &[&customer.0, &app, &org.0],
         )
         .await?;
     Ok(rows.iter().map(reminder).collect())
@@ -977,20 +986,21 @@ async fn update_reminder(
     let row = transaction
         .query_one(
             &format!(
-                "INSERT INTO reminders (customer_id, app_id, key, remind_at, interval_ms, payload)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (customer_id, app_id, key) DO UPDATE
+                "INSERT INTO reminders
+                     (org_id, customer_id, app_id, key, remind_at, interval_ms, payload)
+                 VALUES ($7, $1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (org_id, customer_id, app_id, key) DO UPDATE
                      SET remind_at = EXCLUDED.remind_at, interval_ms = EXCLUDED.interval_ms,
                          payload = EXCLUDED.payload
                  RETURNING {REMINDER_COLUMNS}, xmax = 0"
             ),
-            &[&customer.0, &app, &key, &new.remind_at, &interval_ms, &new.payload],
+            &[&customer.0, &app, &key, &new.remind_at, &interval_ms, &new.payload, &caller.org.0],
         )
         .await?;
     let count: i64 = transaction
         .query_one(
-            "SELECT count(*) FROM reminders WHERE customer_id = $1 AND app_id = $2",
-            &[&customer.0, &app],
+            "SELECT count(*) FROM reminders WHERE org_id = $3 AND customer_id = $1 AND app_id = $2",
+            &[&customer.0, &app, &caller.org.0],
         )
         .await?
         .get(0);
@@ -1025,7 +1035,7 @@ async fn list_reminders(
     let app = caller.app_key()?;
     let customer = check(&state.pool, caller.org, customer_id).await?;
     let client = state.pool.get().await?;
-    Ok(Json(Reminders { reminders: read_reminders(&client, customer, app).await? }))
+    Ok(Json(Reminders { reminders: read_reminders(&client, caller.org, customer, app).await? }))
 }
 
 /// Cancels one of the calling app's reminders (nothing to cancel is fine).
@@ -1056,8 +1066,9 @@ async fn delete_reminder(
     let client = state.pool.get().await?;
     client
         .execute(
-            "DELETE FROM reminders WHERE customer_id = $1 AND app_id = $2 AND key = $3",
-            &[&customer.0, &app, &key],
+            "DELETE FROM reminders
+             WHERE org_id = $4 AND customer_id = $1 AND app_id = $2 AND key = $3",
+            &[&customer.0, &app, &key, &caller.org.0],
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -1320,7 +1331,7 @@ async fn payments(
     let raw: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
     let through_providers = state.payments.records(org, &raw).await?;
     let provider_ids: Vec<uuid::Uuid> = through_providers.iter().map(|r| r.id).collect();
-    let mut histories = state.payments.histories(&provider_ids).await?;
+    let mut histories = state.payments.histories(org, &provider_ids).await?;
     Ok(ids
         .iter()
         .filter_map(|id| transfers.iter().find(|transfer| transfer.id == *id))
@@ -1381,16 +1392,17 @@ async fn customer_state(
     let id = CustomerId(customer.customer_id);
     let client = state.pool.get().await?;
     let (app_data, reminders) = match caller.app {
-        Some(app) => {
-            (read_app_data(&client, id, app).await?, read_reminders(&client, id, app).await?)
-        }
+        Some(app) => (
+            read_app_data(&client, caller.org, id, app).await?,
+            read_reminders(&client, caller.org, id, app).await?,
+        ),
         None => (None, Vec::new()),
     };
     let payment_ids: Vec<TransferId> = client
         .query(
-            "SELECT transfer_id FROM customer_transfers WHERE customer_id = $1
+            "SELECT transfer_id FROM customer_transfers WHERE org_id = $3 AND customer_id = $1
              ORDER BY at DESC, transfer_id DESC LIMIT $2",
-            &[&id.0, &RECENT_PAYMENTS_MAX],
+            &[&id.0, &RECENT_PAYMENTS_MAX, &caller.org.0],
         )
         .await?
         .iter()
@@ -1407,9 +1419,9 @@ async fn customer_state(
         customer_id: customer.customer_id,
         created_at: customer.created_at,
         customer_numbers: customer.customer_numbers,
-        tags: read_tags(&client, id).await?,
+        tags: read_tags(&client, caller.org, id).await?,
         secondary_ids: read_secondary_ids(&client, id).await?,
-        metadata: read_metadata(&client, id).await?,
+        metadata: read_metadata(&client, caller.org, id).await?,
         app_data,
         reminders,
         wallets,
@@ -1498,24 +1510,26 @@ async fn timeline(
     let customer = check(&state.pool, caller.org, customer_id).await?;
     // One more than a page, to know whether there is another.
     let fetch = limit + 1;
-    let (after_activity, after_payment) = if cursor.is_some() {
-        ("AND (at, id) < ($3, $4)", "AND (at, transfer_id) < ($3, $4)")
+    let (after_activity, after_payment, org) = if cursor.is_some() {
+        ("AND (at, id) < ($3, $4)", "AND (at, transfer_id) < ($3, $4)", "$5")
     } else {
-        ("", "")
+        ("", "", "$3")
     };
     let sql = format!(
         "SELECT kind, id, at FROM (
              (SELECT 'activity' AS kind, id, at FROM activities
-              WHERE customer_id = $1 {after_activity} ORDER BY at DESC, id DESC LIMIT $2)
+              WHERE org_id = {org} AND customer_id = $1 {after_activity} ORDER BY at DESC, id DESC LIMIT $2)
              UNION ALL
              (SELECT 'payment', transfer_id, at FROM customer_transfers
-              WHERE customer_id = $1 {after_payment} ORDER BY at DESC, transfer_id DESC LIMIT $2)
+              WHERE org_id = {org} AND customer_id = $1 {after_payment} ORDER BY at DESC, transfer_id DESC LIMIT $2)
          ) AS items ORDER BY at DESC, id DESC LIMIT $2"
     );
     let client = state.pool.get().await?;
     let rows = match cursor {
-        Some(Cursor { at, id }) => client.query(&sql, &[&customer.0, &fetch, &at, &id]).await?,
-        None => client.query(&sql, &[&customer.0, &fetch]).await?,
+        Some(Cursor { at, id }) => {
+            client.query(&sql, &[&customer.0, &fetch, &at, &id, &caller.org.0]).await?
+        }
+        None => client.query(&sql, &[&customer.0, &fetch, &caller.org.0]).await?,
     };
     let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
     let page: Vec<(String, Uuid, DateTime<Utc>)> = rows

@@ -99,7 +99,7 @@ async fn get_payment(
     PathParams(transaction_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
     if let Some(record) = state.payments.record(caller.org, transaction_id).await? {
-        let history = state.payments.history(record.id).await?;
+        let history = state.payments.history(record.org, record.id).await?;
         return Ok(Json(PaymentView::of(&record, history)).into_response());
     }
     let transfer = state
@@ -294,7 +294,7 @@ async fn replay(
 }
 
 async fn respond(state: &AppState, record: &Record) -> Result<Response, ApiError> {
-    let history = state.payments.history(record.id).await?;
+    let history = state.payments.history(record.org, record.id).await?;
     let status = match record.status {
         PaymentStatus::Success => StatusCode::CREATED,
         live if live.is_live() => StatusCode::ACCEPTED,

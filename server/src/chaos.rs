@@ -1176,7 +1176,7 @@ impl World {
         let simulators = &self.providers.base;
         api.post(
             &self.org_key,
-            "/v1/channels",
+            "/v1/payment-channels",
             &json!({
                 "provider": "mpesa", "channelNumber": MPESA_CHANNEL, "currencyCode": "KES",
                 "baseUrl": format!("{simulators}/simulator/mpesa"),
@@ -1190,7 +1190,7 @@ impl World {
         .await?;
         api.post(
             &self.org_key,
-            "/v1/channels",
+            "/v1/payment-channels",
             &json!({
                 "provider": "momo", "channelNumber": MOMO_CHANNEL, "currencyCode": "EUR",
                 "baseUrl": format!("{simulators}/simulator/momo"),

@@ -479,7 +479,7 @@ async fn channels_and_purses(
 ) -> anyhow::Result<Vec<String>> {
     api.post(
         org_key,
-        "/v1/channels",
+        "/v1/payment-channels",
         &json!({
             "provider": "mpesa", "channelNumber": "600000", "currencyCode": "KES",
             "baseUrl": format!("{providers}/simulator/mpesa"),
@@ -490,7 +490,7 @@ async fn channels_and_purses(
     .await?;
     api.post(
         org_key,
-        "/v1/channels",
+        "/v1/payment-channels",
         &json!({
             "provider": "momo", "channelNumber": "momo-main", "currencyCode": "EUR",
             "baseUrl": format!("{providers}/simulator/momo"),
@@ -830,7 +830,7 @@ async fn channels_call_only_the_providers_hosts_unless_the_operator_allows_more(
         (channel("momo", "main", "https://momo.example.ug"), 201),
     ] {
         let response = http
-            .post(format!("{}/v1/channels", server.base))
+            .post(format!("{}/v1/payment-channels", server.base))
             .bearer_auth(&made.org_key.token)
             .json(&body)
             .send()

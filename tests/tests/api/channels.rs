@@ -28,7 +28,7 @@ fn mpesa_channel(number: &str) -> Value {
 async fn a_channel_gets_a_clearing_account_and_never_shows_its_credentials() {
     let server = ApiServer::start().await;
     let (status, channel) =
-        server.post(&server.org_key, "/v1/channels", &mpesa_channel("174379")).await;
+        server.post(&server.org_key, "/v1/payment-channels", &mpesa_channel("174379")).await;
     assert_eq!(status, StatusCode::CREATED, "{channel}");
     assert_eq!(channel["provider"], "mpesa");
     assert_eq!(channel["channelNumber"], "174379");
@@ -43,10 +43,10 @@ async fn a_channel_gets_a_clearing_account_and_never_shows_its_credentials() {
     assert_eq!(account["balance"]["actual"], "0.00");
 
     let id = channel["channelId"].as_str().unwrap();
-    let (status, read) = server.get(&server.org_key, &format!("/v1/channels/{id}")).await;
+    let (status, read) = server.get(&server.org_key, &format!("/v1/payment-channels/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read, channel);
-    let (status, list) = server.get(&server.org_key, "/v1/channels").await;
+    let (status, list) = server.get(&server.org_key, "/v1/payment-channels").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["channels"], json!([channel]));
     assert!(!list.to_string().contains(SECRET));
@@ -66,10 +66,11 @@ async fn a_channel_gets_a_clearing_account_and_never_shows_its_credentials() {
 #[tokio::test]
 async fn a_channel_number_is_unique_per_provider_and_org_and_a_duplicate_changes_nothing() {
     let server = ApiServer::start().await;
-    let (status, _) = server.post(&server.org_key, "/v1/channels", &mpesa_channel("600000")).await;
+    let (status, _) =
+        server.post(&server.org_key, "/v1/payment-channels", &mpesa_channel("600000")).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, body) =
-        server.post(&server.org_key, "/v1/channels", &mpesa_channel("600000")).await;
+        server.post(&server.org_key, "/v1/payment-channels", &mpesa_channel("600000")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "channel_exists");
     // No second clearing account was made.
@@ -85,19 +86,20 @@ async fn a_channel_number_is_unique_per_provider_and_org_and_a_duplicate_changes
 async fn only_org_keys_manage_channels_and_other_orgs_cannot_see_them() {
     let server = ApiServer::start().await;
     let (status, body) =
-        server.post(&server.app_key, "/v1/channels", &mpesa_channel("600001")).await;
+        server.post(&server.app_key, "/v1/payment-channels", &mpesa_channel("600001")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, _) = server.get(&server.app_key, "/v1/channels").await;
+    let (status, _) = server.get(&server.app_key, "/v1/payment-channels").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = server.get("hz_0000000000000000_nope", "/v1/channels").await;
+    let (status, _) = server.get("hz_0000000000000000_nope", "/v1/payment-channels").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let (_, channel) = server.post(&server.org_key, "/v1/channels", &mpesa_channel("600002")).await;
+    let (_, channel) =
+        server.post(&server.org_key, "/v1/payment-channels", &mpesa_channel("600002")).await;
     let id = channel["channelId"].as_str().unwrap();
     let (other, _) = other_org(&server).await;
-    let (status, _) = server.get(&other, &format!("/v1/channels/{id}")).await;
+    let (status, _) = server.get(&other, &format!("/v1/payment-channels/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, list) = server.get(&other, "/v1/channels").await;
+    let (_, list) = server.get(&other, "/v1/payment-channels").await;
     assert_eq!(list["channels"], json!([]));
 }
 
@@ -132,11 +134,11 @@ async fn bad_channels_are_refused_with_stable_codes() {
         for (field, value) in change.as_object().unwrap() {
             body[field] = value.clone();
         }
-        let (status, problem) = server.post(&server.org_key, "/v1/channels", &body).await;
+        let (status, problem) = server.post(&server.org_key, "/v1/payment-channels", &body).await;
         assert!(status.is_client_error(), "{change}: {status} {problem}");
         assert_eq!(problem["code"], code, "{change}: {problem}");
     }
-    let (_, list) = server.get(&server.org_key, "/v1/channels").await;
+    let (_, list) = server.get(&server.org_key, "/v1/payment-channels").await;
     assert_eq!(list["channels"], json!([]));
     let momo = json!({
         "provider": "momo", "channelNumber": "momo-account", "currencyCode": "UGX",
@@ -144,6 +146,50 @@ async fn bad_channels_are_refused_with_stable_codes() {
         "credentials": { "apiUser": "u", "apiKey": "k", "subscriptionKey": "s",
                          "targetEnvironment": "sandbox" },
     });
-    let (status, body) = server.post(&server.org_key, "/v1/channels", &momo).await;
+    let (status, body) = server.post(&server.org_key, "/v1/payment-channels", &momo).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn the_old_channels_path_still_serves_marked_deprecated() {
+    let server = ApiServer::start().await;
+    let response = server
+        .http
+        .post(format!("{}/v1/channels", server.base))
+        .bearer_auth(&server.org_key)
+        .json(&mpesa_channel("174379"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["deprecation"], "true");
+    assert!(response.headers()["link"].to_str().unwrap().contains("/v1/payment-channels"));
+    let channel: Value = response.json().await.unwrap();
+    // The same channel under its new path, which is not deprecated.
+    let id = channel["channelId"].as_str().unwrap();
+    let response = server
+        .http
+        .get(format!("{}/v1/payment-channels/{id}", server.base))
+        .bearer_auth(&server.org_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("deprecation").is_none());
+    assert_eq!(response.json::<Value>().await.unwrap(), channel);
+
+    let (_, document) = server.get(&server.org_key, "/openapi.json").await;
+    let paths = &document["paths"];
+    for (path, method) in [
+        ("/v1/channels", "post"),
+        ("/v1/channels", "get"),
+        ("/v1/channels/{channel_id}", "get"),
+        ("/v1/channels/{channel_id}/c2b-registration", "post"),
+        ("/v1/channels/{channel_id}/treasury-limit", "put"),
+    ] {
+        assert_eq!(paths[path][method]["deprecated"], true, "{method} {path}");
+        let new = path.replace("/v1/channels", "/v1/payment-channels");
+        assert_ne!(paths[&new][method]["deprecated"], true, "{method} {new}");
+        assert_ne!(paths[path][method]["operationId"], paths[&new][method]["operationId"]);
+    }
 }

@@ -30,6 +30,15 @@ type MakeBody = fn(&str) -> Value;
 /// `METHOD /path`. A route missing here fails the test: add a body that passes validation.
 const BODIES: &[(&str, MakeBody)] = &[
     (
+        "POST /v1/payment-channels/{channel_id}/c2b-registration",
+        |purse| json!({ "receivingPurseId": purse }),
+    ),
+    (
+        "PUT /v1/payment-channels/{channel_id}/treasury-limit",
+        |_| json!({ "treasuryLimit": { "currencyCode": "KES", "amount": "1" } }),
+    ),
+    // The deprecated alias of the two above.
+    (
         "POST /v1/channels/{channel_id}/c2b-registration",
         |purse| json!({ "receivingPurseId": purse }),
     ),
@@ -293,7 +302,7 @@ impl World {
             "baseUrl": "http://127.0.0.1:9",
             "credentials": { "consumerKey": "key", "consumerSecret": "secret" },
         });
-        let channel = ok(server, &post, "/v1/channels", &org_key, &channel_body).await;
+        let channel = ok(server, &post, "/v1/payment-channels", &org_key, &channel_body).await;
         let spare = ok(server, &post, "/v1/keys", &org_key, &json!({ "name": "spare" })).await;
 
         let mut a_markers = vec![
@@ -353,7 +362,7 @@ impl World {
             ("reminders", "key") => &self.reminder_key,
             ("purses", "purse_id") => &self.purse,
             ("accounts", "account_id") => &self.wallet_account,
-            ("channels", "channel_id") => &self.channel,
+            ("payment-channels" | "channels", "channel_id") => &self.channel,
             ("keys", "key_id") => &self.spare_key_id,
             ("payments", "transaction_id") | ("transfers", "transfer_id") => &self.payment,
             _ => return None,
@@ -427,7 +436,7 @@ async fn snapshot(server: &ApiServer, world: &World) -> Vec<(String, Value)> {
         (&world.org_key, format!("/v1/accounts/{account}/statement")),
         (&world.org_key, format!("/v1/transfers/{}", world.payment)),
         (&world.org_key, format!("/v1/payments/{}", world.payment)),
-        (&world.org_key, format!("/v1/channels/{}", world.channel)),
+        (&world.org_key, format!("/v1/payment-channels/{}", world.channel)),
         (&world.org_key, "/v1/keys".to_owned()),
         (&world.org_key, "/v1/apps".to_owned()),
         (&world.org_key, format!("/v1/reports/trial-balance?from={LONG_AGO}&to={FAR_FUTURE}")),

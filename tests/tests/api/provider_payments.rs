@@ -45,7 +45,8 @@ impl Env {
                 "initiatorName": "testapi", "securityCredential": "encrypted",
             },
         });
-        let (status, body) = self.server.post(&self.server.org_key, "/v1/channels", &channel).await;
+        let (status, body) =
+            self.server.post(&self.server.org_key, "/v1/payment-channels", &channel).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
@@ -59,7 +60,8 @@ impl Env {
                 "subscriptionKey": "subscription", "targetEnvironment": "sandbox",
             },
         });
-        let (status, body) = self.server.post(&self.server.org_key, "/v1/channels", &channel).await;
+        let (status, body) =
+            self.server.post(&self.server.org_key, "/v1/payment-channels", &channel).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
@@ -506,7 +508,10 @@ async fn unprompted_payments_reach_the_purse_or_the_wallet_their_reference_names
         .server
         .post(
             &env.server.org_key,
-            &format!("/v1/channels/{}/c2b-registration", channel["channelId"].as_str().unwrap()),
+            &format!(
+                "/v1/payment-channels/{}/c2b-registration",
+                channel["channelId"].as_str().unwrap()
+            ),
             &json!({ "receivingPurseId": purse }),
         )
         .await;
@@ -1163,7 +1168,7 @@ async fn only_an_org_key_moves_money_out_of_a_clearing_account_within_its_limit(
         "{body}"
     );
     let limit_url =
-        format!("/v1/channels/{}/treasury-limit", channel["channelId"].as_str().unwrap());
+        format!("/v1/payment-channels/{}/treasury-limit", channel["channelId"].as_str().unwrap());
     let limit = |amount: &str, currency: &str| json!({ "treasuryLimit": { "currencyCode": currency, "amount": amount } });
     let (status, body) = env
         .server

@@ -65,7 +65,7 @@ async fn retention_deletes_old_parked_callbacks_and_idempotent_responses_only() 
         "baseUrl": "https://sandbox.safaricom.co.ke",
         "credentials": { "consumerKey": "k", "consumerSecret": "s" },
     });
-    let (status, channel) = server.post(&server.org_key, "/v1/channels", &channel).await;
+    let (status, channel) = server.post(&server.org_key, "/v1/payment-channels", &channel).await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{channel}");
     let channel: uuid::Uuid = channel["channelId"].as_str().unwrap().parse().unwrap();
     let (_, purse) = server

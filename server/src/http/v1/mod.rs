@@ -66,7 +66,9 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(payments::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
+    payment_channels::document_deprecated_routes(&mut document);
     problems_as_problem_json(&mut document);
+    let router = router.merge(payment_channels::deprecated_routes());
     (router.layer(DefaultBodyLimit::max(BODY_BYTES_MAX)), document)
 }
 

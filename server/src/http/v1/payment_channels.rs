@@ -28,6 +28,62 @@ use crate::payments::Provider;
 const CREDENTIAL_LEN_MAX: usize = 4096;
 const BASE_URL_LEN_MAX: usize = 2048;
 
+/// The path payment channels had before messaging channels were planned: served, with the
+/// same handlers, for one more release, marked deprecated in the OpenAPI document and on every
+/// answer (`Deprecation`, and a `Link` to the successor).
+pub const DEPRECATED_PREFIX: &str = "/v1/channels";
+/// Where payment channels live.
+pub const PREFIX: &str = "/v1/payment-channels";
+
+/// The routes under [`DEPRECATED_PREFIX`].
+pub fn deprecated_routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route(DEPRECATED_PREFIX, get(list_channels).post(create_channel))
+        .route(&format!("{DEPRECATED_PREFIX}/{{channel_id}}"), get(get_channel))
+        .route(&format!("{DEPRECATED_PREFIX}/{{channel_id}}/c2b-registration"), post(register_c2b))
+        .route(
+            &format!("{DEPRECATED_PREFIX}/{{channel_id}}/treasury-limit"),
+            put(set_treasury_limit),
+        )
+        .layer(axum::middleware::map_response(mark_deprecated))
+}
+
+async fn mark_deprecated(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert("deprecation", axum::http::HeaderValue::from_static("true"));
+    headers.insert(
+        axum::http::header::LINK,
+        axum::http::HeaderValue::from_static("</v1/payment-channels>; rel=\"successor-version\""),
+    );
+    response
+}
+
+/// Adds the deprecated paths to `document`: copies of the payment channels' operations, each
+/// marked deprecated, under [`DEPRECATED_PREFIX`].
+pub fn document_deprecated_routes(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut) else {
+        return;
+    };
+    let copies: Vec<(String, serde_json::Value)> = paths
+        .iter()
+        .filter_map(|(path, item)| {
+            let rest = path.strip_prefix(PREFIX)?;
+            let mut item = item.clone();
+            for operation in item.as_object_mut()?.values_mut() {
+                let Some(operation) = operation.as_object_mut() else { continue };
+                operation.insert("deprecated".to_owned(), serde_json::Value::Bool(true));
+                if let Some(id) = operation.get("operationId").and_then(|id| id.as_str()) {
+                    let id = format!("{id}_deprecated");
+                    operation.insert("operationId".to_owned(), serde_json::Value::String(id));
+                }
+            }
+            Some((format!("{DEPRECATED_PREFIX}{rest}"), item))
+        })
+        .collect();
+    paths.extend(copies);
+}
+
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(list_channels, create_channel))
@@ -199,7 +255,7 @@ fn check(new: &NewChannel) -> Result<(), ApiError> {
 
 /// Adds a payment channel with its clearing account (org key). A provider's channel number is
 /// unique in the org: 409 `channel_exists`.
-#[utoipa::path(post, path = "/v1/channels", tag = "channels", request_body = NewChannel,
+#[utoipa::path(post, path = "/v1/payment-channels", tag = "payment-channels", request_body = NewChannel,
     responses((status = 201, body = ChannelView), (status = 409, body = Problem),
         (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn create_channel(
@@ -266,7 +322,7 @@ async fn create_channel(
 }
 
 /// The org's payment channels (org key), without their credentials.
-#[utoipa::path(get, path = "/v1/channels", tag = "channels", responses(
+#[utoipa::path(get, path = "/v1/payment-channels", tag = "payment-channels", responses(
     (status = 200, body = ChannelList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_channels(
     caller: Caller,
@@ -285,7 +341,7 @@ async fn list_channels(
 }
 
 /// One payment channel (org key), without its credentials.
-#[utoipa::path(get, path = "/v1/channels/{channel_id}", tag = "channels",
+#[utoipa::path(get, path = "/v1/payment-channels/{channel_id}", tag = "payment-channels",
     params(("channel_id" = Uuid, Path)),
     responses((status = 200, body = ChannelView), (status = 404, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem)))]
@@ -317,7 +373,7 @@ pub struct TreasuryLimit {
 
 /// Sets how much an org key may move out of the channel's clearing account in one payment or
 /// transfer (org key).
-#[utoipa::path(put, path = "/v1/channels/{channel_id}/treasury-limit", tag = "channels",
+#[utoipa::path(put, path = "/v1/payment-channels/{channel_id}/treasury-limit", tag = "payment-channels",
     params(("channel_id" = Uuid, Path)), request_body = TreasuryLimit,
     responses((status = 200, body = ChannelView), (status = 404, body = Problem),
         (status = 422, body = Problem), (status = 400, body = Problem), (status = 401, body = Problem),
@@ -365,7 +421,7 @@ pub struct C2bRegistration {
 /// unprompted: a payment whose account reference is one of the paying customer's wallet ids
 /// goes to that wallet, any other to the receiving purse. Daraja asks us to validate each
 /// payment first, and refuses it when we do not answer.
-#[utoipa::path(post, path = "/v1/channels/{channel_id}/c2b-registration", tag = "channels",
+#[utoipa::path(post, path = "/v1/payment-channels/{channel_id}/c2b-registration", tag = "payment-channels",
     params(("channel_id" = Uuid, Path)), request_body = C2bRegistration,
     responses((status = 200, body = ChannelView), (status = 404, body = Problem),
         (status = 422, body = Problem), (status = 424, body = Problem),

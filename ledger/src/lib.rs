@@ -5,6 +5,7 @@
 //! [`store`] is the PostgreSQL store around it; the rules never import the store.
 //! [`pipeline`] batches concurrent submissions into few database transactions (group commit).
 
+pub mod context;
 pub mod ids;
 pub mod money;
 pub mod pipeline;

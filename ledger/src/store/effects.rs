@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
+use crate::context;
 use crate::rules::Transfer;
 
 /// Activities, each at its transfer's time; an activity already recorded under its id stays.
@@ -103,20 +104,21 @@ impl<'a> Effects<'a> {
     pub(super) fn new(transfers: &'a [Transfer]) -> Self {
         let mut effects = Self::default();
         for transfer in transfers.iter().filter(|transfer| transfer.rejection.is_none()) {
-            let Some(hazina) = transfer.context.get("hazina").and_then(Value::as_object) else {
+            let Some(hazina) = transfer.context.get(context::HAZINA).and_then(Value::as_object)
+            else {
                 continue;
             };
-            if let Some(item) = hazina.get("activity")
+            if let Some(item) = hazina.get(context::ACTIVITY)
                 && effects.add_activity(transfer, item).is_none()
             {
                 tracing::warn!(transfer = %transfer.id.0, "a context's activity was skipped");
             }
-            if let Some(item) = hazina.get("metadata")
+            if let Some(item) = hazina.get(context::METADATA)
                 && effects.add_metadata(transfer, item).is_none()
             {
                 tracing::warn!(transfer = %transfer.id.0, "a context's metadata was skipped");
             }
-            if let Some(item) = hazina.get("app_data")
+            if let Some(item) = hazina.get(context::APP_DATA)
                 && effects.add_app_data(transfer, item).is_none()
             {
                 tracing::warn!(transfer = %transfer.id.0, "a context's app data was skipped");

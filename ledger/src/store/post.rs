@@ -942,8 +942,8 @@ impl CustomerLinks {
         for transfer in transfers {
             let Some(customers) = transfer
                 .context
-                .get("hazina")
-                .and_then(|hazina| hazina.get("customers"))
+                .get(crate::context::HAZINA)
+                .and_then(|hazina| hazina.get(crate::context::CUSTOMERS))
                 .and_then(serde_json::Value::as_array)
             else {
                 continue;

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use hazina_ledger::context;
 use hazina_ledger::pipeline::Pipeline;
 use hazina_ledger::rules::{Action, Outcome, Posting, RejectReason, Side, TransferRequest};
 use hazina_ledger::{AccountId, Currency, Money, OrgId, TransferId};
@@ -1134,7 +1135,7 @@ impl Engine {
         if matches!(action, Action::PostPending { .. })
             && let Some(effects) = effects_context(record)
         {
-            context.insert("hazina".to_owned(), effects);
+            context.insert(context::HAZINA.to_owned(), effects);
         }
         TransferRequest {
             id: TransferId(Uuid::new_v5(
@@ -1474,16 +1475,14 @@ impl Engine {
 
 /// What a payment does for a customer (its activity, metadata and app data), applied by the
 /// database with the transfer that carries them.
-const CUSTOMER_EFFECTS: [&str; 3] = ["activity", "metadata", "app_data"];
-
 /// The ledger context of a payment's transfer (its parties, the customers whose timelines
 /// show it), as stored with the payment, without what it does for the customer: a
 /// reservation moves no money yet, so its effects wait for the post ([`effects_context`]).
 fn reservation_context(record: &Record) -> hazina_ledger::rules::Context {
     let mut context =
         record.request.get("context").and_then(|c| c.as_object()).cloned().unwrap_or_default();
-    if let Some(serde_json::Value::Object(hazina)) = context.get_mut("hazina") {
-        hazina.retain(|key, _| !CUSTOMER_EFFECTS.contains(&key.as_str()));
+    if let Some(serde_json::Value::Object(hazina)) = context.get_mut(context::HAZINA) {
+        hazina.retain(|key, _| !context::CUSTOMER_EFFECTS.contains(&key.as_str()));
     }
     Arc::new(context)
 }
@@ -1491,10 +1490,10 @@ fn reservation_context(record: &Record) -> hazina_ledger::rules::Context {
 /// The payment's effects for the customer, as the `hazina` object of the transfer that posts
 /// its money (none when it has none).
 fn effects_context(record: &Record) -> Option<serde_json::Value> {
-    let hazina = record.request.pointer("/context/hazina").and_then(|h| h.as_object())?;
+    let hazina = record.request.get("context")?.get(context::HAZINA)?.as_object()?;
     let effects: serde_json::Map<String, serde_json::Value> = hazina
         .iter()
-        .filter(|(key, _)| CUSTOMER_EFFECTS.contains(&key.as_str()))
+        .filter(|(key, _)| context::CUSTOMER_EFFECTS.contains(&key.as_str()))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     (!effects.is_empty()).then_some(serde_json::Value::Object(effects))

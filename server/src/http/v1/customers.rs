@@ -704,17 +704,19 @@ pub fn hide_other_apps_data(
     caller: &Caller,
 ) {
     let Some(app) = caller.app else { return };
-    let Some(effects) = context.get_mut("hazina").and_then(serde_json::Value::as_object_mut) else {
+    let Some(effects) =
+        context.get_mut(hazina_ledger::context::HAZINA).and_then(serde_json::Value::as_object_mut)
+    else {
         return;
     };
     let writer = effects
-        .get("app_data")
+        .get(hazina_ledger::context::APP_DATA)
         .and_then(|data| data.get("app_id"))
         .and_then(serde_json::Value::as_str)
         .and_then(|id| id.parse::<Uuid>().ok());
     // App data whose writer cannot be read is nobody's to show.
     if writer != Some(app) {
-        effects.remove("app_data");
+        effects.remove(hazina_ledger::context::APP_DATA);
     }
 }
 

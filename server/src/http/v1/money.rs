@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use hazina_ledger::context::{self, Effects};
 use hazina_ledger::rules::{
     AccountKind, Action, LimitPolicy, Outcome, Posting, RejectReason, Side, TransferRequest,
 };
@@ -441,8 +442,8 @@ pub async fn context_effects(
     caller: &Caller,
     context: &PaymentContext,
     wallet_customers: &[CustomerId],
-) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    let mut effects = serde_json::Map::new();
+) -> Result<Effects, ApiError> {
+    let mut effects = Effects::default();
     let wants_customer =
         context.activity.is_some() || context.metadata.is_some() || context.app_data.is_some();
     if !wants_customer {
@@ -461,14 +462,11 @@ pub async fn context_effects(
     if let Some(activity) = &context.activity {
         let app = caller.app_key()?;
         let properties = customers::check_activity(activity)?;
-        effects.insert(
-            "activity".into(),
-            serde_json::json!({
-                "id": Uuid::now_v7(), "customer_id": customer.0, "app_id": app,
-                "source": activity.source, "session_id": activity.session_id,
-                "key": activity.key, "properties": properties,
-            }),
-        );
+        effects.set_activity(serde_json::json!({
+            "id": Uuid::now_v7(), "customer_id": customer.0, "app_id": app,
+            "source": activity.source, "session_id": activity.session_id,
+            "key": activity.key, "properties": properties,
+        }));
     }
     if let Some(metadata) = &context.metadata {
         if metadata.len() > customers::METADATA_KEYS_MAX {
@@ -486,21 +484,15 @@ pub async fn context_effects(
                 serde_json::json!({ "value": base64_of(&bytes), "is_text": is_text }),
             );
         }
-        effects.insert(
-            "metadata".into(),
-            serde_json::json!({ "customer_id": customer.0, "set": set }),
-        );
+        effects.set_metadata(serde_json::json!({ "customer_id": customer.0, "set": set }));
     }
     if let Some(value) = &context.app_data {
         let app = caller.app_key()?;
         let (bytes, is_text) = value.to_stored()?;
-        effects.insert(
-            "app_data".into(),
-            serde_json::json!({
-                "customer_id": customer.0, "app_id": app,
-                "value": base64_of(&bytes), "is_text": is_text,
-            }),
-        );
+        effects.set_app_data(serde_json::json!({
+            "customer_id": customer.0, "app_id": app,
+            "value": base64_of(&bytes), "is_text": is_text,
+        }));
     }
     Ok(effects)
 }
@@ -661,20 +653,10 @@ async fn create_payment(
     let id = given.map_or_else(TransferId::generate, TransferId);
     let wallet_customers: Vec<CustomerId> =
         [debit_customer, credit_customer].into_iter().flatten().collect();
-    let mut effects = match &payment.context {
+    let effects = match &payment.context {
         Some(context) => context_effects(&state, &caller, context, &wallet_customers).await?,
-        None => serde_json::Map::new(),
+        None => Effects::default(),
     };
-    let mut linked: Vec<String> = wallet_customers.iter().map(|c| c.0.to_string()).collect();
-    if let Some(customer) = effects
-        .values()
-        .find_map(|effect| effect.get("customer_id").and_then(serde_json::Value::as_str))
-    {
-        linked.push(customer.to_owned());
-    }
-    linked.sort();
-    linked.dedup();
-    effects.insert("customers".into(), serde_json::json!(linked));
     let mut context = serde_json::Map::new();
     context.insert(
         "payment".into(),
@@ -685,7 +667,7 @@ async fn create_payment(
             "appId": caller.app,
         }),
     );
-    context.insert("hazina".into(), serde_json::Value::Object(effects));
+    context.insert(context::HAZINA.into(), effects.into_hazina(wallet_customers));
     let request = TransferRequest {
         id,
         id_is_new: given.is_none(),

@@ -151,20 +151,11 @@ pub async fn create(
     }
     // Everything is valid: now the customer may be made.
     let (customer, _) = customers::by_number(&state.pool, caller.org, &number).await?;
-    let mut effects = match &payment.context {
+    let effects = match &payment.context {
         Some(context) => super::money::context_effects(state, caller, context, &[customer]).await?,
-        None => serde_json::Map::new(),
+        None => hazina_ledger::context::Effects::default(),
     };
-    let mut linked: Vec<String> =
-        [Some(customer), wallet_customer].into_iter().flatten().map(|c| c.0.to_string()).collect();
-    if let Some(other) =
-        effects.values().find_map(|e| e.get("customer_id").and_then(|v| v.as_str()))
-    {
-        linked.push(other.to_owned());
-    }
-    linked.sort();
-    linked.dedup();
-    effects.insert("customers".into(), serde_json::json!(linked));
+    let effects = effects.into_hazina([Some(customer), wallet_customer].into_iter().flatten());
     draft.request["context"] = serde_json::json!({
         "payment": {
             "debitParty": payment.debit_party,

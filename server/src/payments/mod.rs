@@ -21,12 +21,15 @@ mod callbacks;
 mod error;
 pub(crate) mod momo;
 pub(crate) mod mpesa;
+pub(crate) mod provider;
 mod received;
 mod status;
 
 pub use callbacks::Callback;
 pub use error::PaymentError;
 pub use status::PaymentStatus;
+
+use provider::{Adapter as _, adapter};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -763,10 +766,7 @@ impl Engine {
             updated_at: now,
             alert: None,
         };
-        match new.channel.provider {
-            Provider::Mpesa => mpesa::check(self, &new.channel, &draft),
-            Provider::Momo => momo::check(&draft),
-        }
+        adapter!(new.channel.provider, A => A::check(self, &new.channel, &draft))
     }
 
     /// Records a new payout or collection, reserves its money and sends it. A payment whose
@@ -913,11 +913,10 @@ impl Engine {
     async fn send(&self, id: Uuid, channel: &Channel) -> Result<Record, PaymentError> {
         let record = self.read(id).await?;
         let allowed = self.settings().provider_hosts.check(channel.provider, &channel.base_url);
-        let outcome = match (allowed, channel.provider) {
+        let outcome = match allowed {
             // Nothing leaves for an address the operator no longer allows: kept until they do.
-            (Err(why), _) => SendOutcome::NotSent(why),
-            (Ok(()), Provider::Mpesa) => mpesa::send(self, channel, &record).await,
-            (Ok(()), Provider::Momo) => momo::send(self, channel, &record).await,
+            Err(why) => SendOutcome::NotSent(why),
+            Ok(()) => adapter!(channel.provider, A => A::send(self, channel, &record).await),
         };
         tracing::info!(payment = %id, outcome = ?outcome, "provider request sent");
         let (event, stage) = match outcome {
@@ -1291,10 +1290,7 @@ impl Engine {
         for row in parked {
             let (kind, verified, body): (String, bool, String) =
                 (row.get(0), row.get(1), row.get(2));
-            let report = match channel.provider {
-                Provider::Mpesa => mpesa::read_callback(&kind, body.as_bytes()),
-                Provider::Momo => momo::read_callback(body.as_bytes()),
-            };
+            let report = adapter!(channel.provider, A => A::read_callback(&kind, body.as_bytes()));
             if let Ok(report) = report {
                 let event = callback_event(&kind, report, verified);
                 self.apply(record.id, &event, Stage::Sent, "callback", None).await?;
@@ -1356,10 +1352,7 @@ impl Engine {
         {
             return self.retry_later(record.id, &why).await;
         }
-        let outcome = match channel.provider {
-            Provider::Mpesa => mpesa::recover(self, channel, record).await,
-            Provider::Momo => Recovery::Query(momo::query(self, channel, record).await),
-        };
+        let outcome = adapter!(channel.provider, A => A::recover(self, channel, record).await);
         match outcome {
             Recovery::Send => self.send(record.id, channel).await.map(drop),
             Recovery::Query(QueryOutcome::NeverArrived) => {
@@ -1384,10 +1377,9 @@ impl Engine {
     /// Asks the provider about a sent payment.
     async fn query(&self, record: &Record, channel: &Channel) -> Result<(), PaymentError> {
         let allowed = self.settings().provider_hosts.check(channel.provider, &channel.base_url);
-        let outcome = match (allowed, channel.provider) {
-            (Err(why), _) => QueryOutcome::Unknown(why),
-            (Ok(()), Provider::Mpesa) => mpesa::query(self, channel, record).await,
-            (Ok(()), Provider::Momo) => momo::query(self, channel, record).await,
+        let outcome = match allowed {
+            Err(why) => QueryOutcome::Unknown(why),
+            Ok(()) => adapter!(channel.provider, A => A::query(self, channel, record).await),
         };
         self.take_query(record, outcome).await
     }
@@ -1426,7 +1418,7 @@ impl Engine {
         channel: &Channel,
         receiving_purse: AccountId,
     ) -> Result<(), PaymentError> {
-        if channel.provider != Provider::Mpesa {
+        if !adapter!(channel.provider, A => A::RECEIVES_UNPROMPTED) {
             return Err(PaymentError::invalid(
                 Code::NotSupported,
                 "only M-Pesa channels receive unprompted payments",
@@ -1444,17 +1436,7 @@ impl Engine {
             .provider_hosts
             .check(channel.provider, &channel.base_url)
             .map_err(|why| PaymentError::invalid(Code::ProviderUrlNotAllowed, why))?;
-        mpesa::register_c2b(self, channel).await.map_err(|error| match error {
-            hazina_providers::mpesa_client::ClientError::Refused { error, .. } => {
-                PaymentError::invalid(
-                    Code::ProviderRefused,
-                    format!("M-Pesa refused: {} {}", error.error_code, error.error_message),
-                )
-            }
-            other => {
-                PaymentError::ProviderUnavailable(format!("M-Pesa could not be asked: {other}"))
-            }
-        })
+        adapter!(channel.provider, A => A::register_unprompted(self, channel).await)
     }
 
     /// The ledger's store on the engine's pool, for reads.
@@ -1475,6 +1457,11 @@ impl Engine {
 
 /// What a payment does for a customer (its activity, metadata and app data), applied by the
 /// database with the transfer that carries them.
+/// The reference our request to `provider` carries for the payment `id`.
+pub fn our_reference(provider: Provider, id: Uuid) -> String {
+    adapter!(provider, A => A::our_reference(id))
+}
+
 /// The ledger context of a payment's transfer (its parties, the customers whose timelines
 /// show it), as stored with the payment, without what it does for the customer: a
 /// reservation moves no money yet, so its effects wait for the post ([`effects_context`]).

@@ -136,3 +136,35 @@ pub async fn query(engine: &Engine, channel: &Channel, record: &Record) -> Query
 pub fn read_callback(body: &[u8]) -> Result<StatusReport, ParseError> {
     momo::parse_callback(body)
 }
+
+impl super::provider::Adapter for super::provider::Momo {
+    const RECEIVES_UNPROMPTED: bool = false;
+
+    /// MoMo wants a v4 UUID as `X-Reference-Id`.
+    fn our_reference(_: uuid::Uuid) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    fn check(_: &Engine, _: &Channel, record: &Record) -> Result<(), String> {
+        check(record)
+    }
+
+    async fn send(engine: &Engine, channel: &Channel, record: &Record) -> SendOutcome {
+        send(engine, channel, record).await
+    }
+
+    async fn query(engine: &Engine, channel: &Channel, record: &Record) -> QueryOutcome {
+        query(engine, channel, record).await
+    }
+
+    fn read_callback(_: &str, body: &[u8]) -> Result<StatusReport, ParseError> {
+        read_callback(body)
+    }
+
+    async fn register_unprompted(_: &Engine, _: &Channel) -> Result<(), super::PaymentError> {
+        Err(super::PaymentError::invalid(
+            crate::code::Code::NotSupported,
+            "only M-Pesa channels receive unprompted payments",
+        ))
+    }
+}

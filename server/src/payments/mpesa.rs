@@ -270,3 +270,46 @@ pub async fn register_c2b(engine: &Engine, channel: &Channel) -> Result<(), Clie
         )))
     }
 }
+
+impl super::provider::Adapter for super::provider::Mpesa {
+    const RECEIVES_UNPROMPTED: bool = true;
+
+    fn our_reference(id: uuid::Uuid) -> String {
+        id.to_string()
+    }
+
+    fn check(engine: &Engine, channel: &Channel, record: &Record) -> Result<(), String> {
+        check(engine, channel, record)
+    }
+
+    async fn send(engine: &Engine, channel: &Channel, record: &Record) -> SendOutcome {
+        send(engine, channel, record).await
+    }
+
+    async fn query(engine: &Engine, channel: &Channel, record: &Record) -> QueryOutcome {
+        query(engine, channel, record).await
+    }
+
+    async fn recover(engine: &Engine, channel: &Channel, record: &Record) -> Recovery {
+        recover(engine, channel, record).await
+    }
+
+    fn read_callback(kind: &str, body: &[u8]) -> Result<StatusReport, ParseError> {
+        read_callback(kind, body)
+    }
+
+    async fn register_unprompted(
+        engine: &Engine,
+        channel: &Channel,
+    ) -> Result<(), super::PaymentError> {
+        register_c2b(engine, channel).await.map_err(|error| match error {
+            ClientError::Refused { error, .. } => super::PaymentError::invalid(
+                crate::code::Code::ProviderRefused,
+                format!("M-Pesa refused: {} {}", error.error_code, error.error_message),
+            ),
+            other => super::PaymentError::ProviderUnavailable(format!(
+                "M-Pesa could not be asked: {other}"
+            )),
+        })
+    }
+}

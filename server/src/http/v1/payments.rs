@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::code::Code;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
-use crate::payments::{self, Flow, PaymentStatus, Provider, Record, StatusChange};
+use crate::payments::{self, Flow, PaymentStatus, Record, StatusChange};
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(get_payment))
@@ -238,11 +238,7 @@ async fn draft(
         .transaction_id
         .or_else(|| crate::http::idempotency::derived_id(caller, headers))
         .unwrap_or_else(Uuid::now_v7);
-    let our_reference = match channel.provider {
-        // MoMo wants a v4 UUID as X-Reference-Id.
-        Provider::Momo => Uuid::new_v4().to_string(),
-        Provider::Mpesa => id.to_string(),
-    };
+    let our_reference = payments::our_reference(channel.provider, id);
     let request = serde_json::json!({
         "debitParty": payment.debit_party,
         "creditParty": payment.credit_party,

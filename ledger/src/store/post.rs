@@ -472,14 +472,12 @@ async fn write_and_commit(
         client.batch_execute("COMMIT").await?;
         return Ok(());
     }
-    let history = History::new(evaluation);
+    let rows = BatchRows::new(evaluation);
     let state = StateChange::new(snapshot, evaluation);
     let statements = Statements::prepare(client).await?;
-    tokio::try_join!(
-        history.write(client, &statements),
-        state.write(client, &statements),
-        async { Ok(client.batch_execute("COMMIT").await?) },
-    )?;
+    tokio::try_join!(rows.write(client, &statements), state.write(client, &statements), async {
+        Ok(client.batch_execute("COMMIT").await?)
+    },)?;
     Ok(())
 }
 
@@ -512,14 +510,14 @@ impl Statements {
 /// timeline links, with what its accepted transfers do for their customers (`effects.rs`).
 /// Writing the history takes no lock that another batch of the org needs; the effects lock
 /// only the customers' rows they change.
-pub(super) struct History<'a> {
+pub(super) struct BatchRows<'a> {
     transfers: TransferColumns<'a>,
     entries: EntryColumns,
     links: CustomerLinks,
     effects: Effects<'a>,
 }
 
-impl<'a> History<'a> {
+impl<'a> BatchRows<'a> {
     pub(super) fn new(evaluation: &'a rules::Evaluation) -> Self {
         Self {
             transfers: TransferColumns::new(&evaluation.transfers),

@@ -37,7 +37,7 @@ use deadpool_postgres::Client;
 use uuid::Uuid;
 
 use super::post::{
-    History, IDS_OF_ORGS, Keys, StateChange, Statements, account_keys, appeared_elsewhere,
+    BatchRows, IDS_OF_ORGS, Keys, StateChange, Statements, account_keys, appeared_elsewhere,
     lookup_ids, names_an_id_under_two_orgs, referenced_ids, resolutions_by_id, transfers_by_id,
 };
 use super::{Store, StoreError, rows};
@@ -283,7 +283,7 @@ async fn prepare_on(
 
     let read = started.elapsed();
     let evaluation = rules::evaluate(&mut snapshot, now, requests);
-    let history = History::new(&evaluation);
+    let rows = BatchRows::new(&evaluation);
     let evaluated = started.elapsed();
     let state = StateChange::new(&snapshot, &evaluation);
     // While prepared, the transaction holds the new entries' keys (account, version), which a
@@ -294,11 +294,11 @@ async fn prepare_on(
         let statements = Statements::prepare(client).await?;
         tokio::try_join!(
             async { Ok::<_, StoreError>(client.batch_execute(BEGIN).await?) },
-            history.write(client, &statements),
+            rows.write(client, &statements),
         )?;
     } else {
         client.batch_execute(BEGIN).await?;
-        history.copy(client).await?;
+        rows.copy(client).await?;
     }
     tracing::trace!(
         size = requests.len(),

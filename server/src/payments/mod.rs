@@ -700,19 +700,23 @@ impl Engine {
     }
 
     /// A payment's statuses, oldest first.
-    pub async fn history(&self, org: OrgId, id: Uuid) -> Result<Vec<StatusChange>, PaymentError> {
-        Ok(self.histories(org, &[id]).await?.remove(&id).unwrap_or_default())
+    pub async fn status_changes(
+        &self,
+        org: OrgId,
+        id: Uuid,
+    ) -> Result<Vec<StatusChange>, PaymentError> {
+        Ok(self.status_changes_of(org, &[id]).await?.remove(&id).unwrap_or_default())
     }
 
     /// The statuses of these payments, each oldest first.
-    pub async fn histories(
+    pub async fn status_changes_of(
         &self,
         org: OrgId,
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<StatusChange>>, PaymentError> {
-        let mut histories: HashMap<Uuid, Vec<StatusChange>> = HashMap::new();
+        let mut changes: HashMap<Uuid, Vec<StatusChange>> = HashMap::new();
         if ids.is_empty() {
-            return Ok(histories);
+            return Ok(changes);
         }
         let client = self.pool.get().await?;
         let rows = client
@@ -724,7 +728,7 @@ impl Engine {
             )
             .await?;
         for row in &rows {
-            histories.entry(row.get(0)).or_default().push(StatusChange {
+            changes.entry(row.get(0)).or_default().push(StatusChange {
                 status: PaymentStatus::from_stored(row.get(1))?,
                 at: row.get(2),
                 source: row.get(3),
@@ -732,14 +736,14 @@ impl Engine {
                 description: row.get(5),
             });
         }
-        Ok(histories)
+        Ok(changes)
     }
 
     // --- Starting a payment ---------------------------------------------------------------
 
     /// Whether the provider would take this payment at all (its amount, number and fields),
     /// so that a request it must refuse is refused before anything is reserved.
-    pub fn check(&self, new: &NewPayment) -> Result<(), String> {
+    pub fn check(&self, new: &NewProviderPayment) -> Result<(), String> {
         let now = Utc::now();
         let draft = Record {
             id: new.id,
@@ -772,7 +776,7 @@ impl Engine {
     /// Records a new payout or collection, reserves its money and sends it. A payment whose
     /// id exists is not started again: the existing one is returned (`false`), and the
     /// caller compares what was asked.
-    pub async fn start(&self, new: NewPayment) -> Result<(Record, bool), PaymentError> {
+    pub async fn start(&self, new: NewProviderPayment) -> Result<(Record, bool), PaymentError> {
         let channel = new.channel.clone();
         let respond_within = self.settings().respond_within;
         let lease = respond_within + HANDLER_LEASE_MARGIN;
@@ -1572,7 +1576,7 @@ async fn insert_event<C: deadpool_postgres::GenericClient>(
 
 /// What a new payment is.
 #[derive(Debug)]
-pub struct NewPayment {
+pub struct NewProviderPayment {
     pub id: Uuid,
     pub org: OrgId,
     pub app: Option<Uuid>,

@@ -1333,7 +1333,7 @@ async fn payments(
     let raw: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
     let through_providers = state.payments.records(org, &raw).await?;
     let provider_ids: Vec<uuid::Uuid> = through_providers.iter().map(|r| r.id).collect();
-    let mut histories = state.payments.histories(org, &provider_ids).await?;
+    let mut changes = state.payments.status_changes_of(org, &provider_ids).await?;
     Ok(ids
         .iter()
         .filter_map(|id| transfers.iter().find(|transfer| transfer.id == *id))
@@ -1343,7 +1343,7 @@ async fn payments(
             if let Some(record) = through_providers.iter().find(|r| r.id == transfer.id.0) {
                 payment.status.clone_from(&record.status);
                 payment.receipt.clone_from(&record.receipt);
-                payment.status_history = histories.remove(&record.id).unwrap_or_default();
+                payment.status_history = changes.remove(&record.id).unwrap_or_default();
             }
             payment
         })

@@ -99,8 +99,8 @@ async fn get_payment(
     PathParams(transaction_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
     if let Some(record) = state.payments.record(caller.org, transaction_id).await? {
-        let history = state.payments.history(record.org, record.id).await?;
-        return Ok(Json(PaymentView::of(&record, history)).into_response());
+        let changes = state.payments.status_changes(record.org, record.id).await?;
+        return Ok(Json(PaymentView::of(&record, changes)).into_response());
     }
     let transfer = state
         .store
@@ -185,7 +185,8 @@ async fn draft(
     headers: &HeaderMap,
     payment: &NewPayment,
     amount: Money,
-) -> Result<(payments::NewPayment, customers::CustomerNumber, Option<CustomerId>), ApiError> {
+) -> Result<(payments::NewProviderPayment, customers::CustomerNumber, Option<CustomerId>), ApiError>
+{
     let (flow, number, channel_number, ours) = match (&payment.debit_party, &payment.credit_party) {
         (
             Party::Customer { customer_number, channel_number },
@@ -245,7 +246,7 @@ async fn draft(
         "value": Value::of(&amount),
         "narration": payment.narration,
     });
-    let draft = payments::NewPayment {
+    let draft = payments::NewProviderPayment {
         id,
         org: caller.org,
         app: caller.app,
@@ -281,11 +282,11 @@ async fn replay(
 }
 
 async fn respond(state: &AppState, record: &Record) -> Result<Response, ApiError> {
-    let history = state.payments.history(record.org, record.id).await?;
+    let changes = state.payments.status_changes(record.org, record.id).await?;
     let status = match record.status {
         PaymentStatus::Success => StatusCode::CREATED,
         live if live.is_live() => StatusCode::ACCEPTED,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
-    Ok((status, Json(PaymentView::of(record, history))).into_response())
+    Ok((status, Json(PaymentView::of(record, changes))).into_response())
 }

@@ -7,21 +7,11 @@
 //! is refused is not a plain decimal, is finer than the currency, or is too long to hold
 //! exactly. `HAZINA_FUZZ_CASES` sets the cases per target (RELIABILITY.md, "Parser fuzzing").
 
+use hazina_fuzz::{Grammar, config};
 use hazina_ledger::money::{Currency, Money, MoneyError};
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::Config;
 use rust_decimal::Decimal;
-
-/// Cases per target when `HAZINA_FUZZ_CASES` is not set: about a second each in a debug build.
-const CASES_DEFAULT: u32 = 1024;
-
-fn config() -> Config {
-    let cases = std::env::var("HAZINA_FUZZ_CASES").ok().map_or(CASES_DEFAULT, |text| {
-        text.trim().parse().expect("HAZINA_FUZZ_CASES is a count of cases")
-    });
-    Config { cases, failure_persistence: None, ..Config::default() }
-}
 
 /// Currencies of every exponent (0 to 4), and codes that are not currencies or have no unit.
 const CODES: &[&str] = &[
@@ -29,35 +19,10 @@ const CODES: &[&str] = &[
     "CLF", "UYW", "XAU", "XDR", "XXX", "kes", "KE", "KESS", "", " KES", "ABC",
 ];
 
-/// The text a plain decimal must read as at `exponent` decimal places, computed on the text
-/// alone (no `rust_decimal`); `None` when it is not `-?digits[.digits]` or is finer than
-/// `exponent`. The same oracle as in `providers/tests/fuzz_parsers.rs`, stricter about signs
-/// because `Money::parse` takes only a leading minus.
+/// The text an amount must read as at `exponent` decimal places, in the strict grammar that
+/// `Money::parse` reads: no plus sign, digits on both sides of a point.
 fn at_scale(text: &str, exponent: u32) -> Option<String> {
-    let (negative, digits) = text.strip_prefix('-').map_or((false, text), |rest| (true, rest));
-    let (whole, fraction) = digits.split_once('.').map_or((digits, None), |(w, f)| (w, Some(f)));
-    let decimal = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-    if !decimal(whole) || !fraction.is_none_or(decimal) {
-        return None;
-    }
-    let fraction = fraction.unwrap_or_default().trim_end_matches('0');
-    let exponent = usize::try_from(exponent).unwrap();
-    if fraction.len() > exponent {
-        return None;
-    }
-    let whole = whole.trim_start_matches('0');
-    let zero = whole.is_empty() && fraction.is_empty();
-    let mut out = String::new();
-    if negative && !zero {
-        out.push('-');
-    }
-    out.push_str(if whole.is_empty() { "0" } else { whole });
-    if exponent > 0 {
-        out.push('.');
-        out.push_str(fraction);
-        out.extend(std::iter::repeat_n('0', exponent - fraction.len()));
-    }
-    Some(out)
+    hazina_fuzz::at_scale(text, exponent, Grammar::Strict)
 }
 
 fn digits(text: &str) -> usize {

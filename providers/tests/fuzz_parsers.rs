@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
+use hazina_fuzz::{Grammar, config};
 use hazina_providers::iso20022::{camt, pain002};
 use hazina_providers::money::{Currency, Money};
 use hazina_providers::mpesa::{
@@ -31,56 +32,15 @@ use hazina_providers::mpesa::{
 use hazina_providers::{ParseError, Status, StatusReport, momo};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
-use proptest::test_runner::Config;
-
-/// Cases per target when `HAZINA_FUZZ_CASES` is not set.
-const CASES_DEFAULT: u32 = 1024;
-
-fn config() -> Config {
-    let cases = std::env::var("HAZINA_FUZZ_CASES").ok().map_or(CASES_DEFAULT, |text| {
-        text.trim().parse().expect("HAZINA_FUZZ_CASES is a count of cases")
-    });
-    // No regression files: a failure prints its minimal input, which becomes a unit test.
-    Config { cases, failure_persistence: None, ..Config::default() }
-}
 
 // =============================================================================================
 // Oracles
 // =============================================================================================
 
-/// The text a plain decimal must read as at `exponent` decimal places (`"5.5"` at 2 is
-/// `"5.50"`), computed on the text alone; `None` when it is not a plain decimal or has more
-/// significant decimals than `exponent`. Written without `rust_decimal`, so that it can
-/// disagree with the readers.
+/// The text an amount must read as at `exponent` decimal places, in the lenient grammar that
+/// providers send (a plus sign, `"5."`, `".5"`).
 fn at_scale(text: &str, exponent: u32) -> Option<String> {
-    let (negative, digits) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let decimal = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
-    if (whole.is_empty() && fraction.is_empty()) || !decimal(whole) || !decimal(fraction) {
-        return None;
-    }
-    let fraction = fraction.trim_end_matches('0');
-    let exponent = usize::try_from(exponent).unwrap();
-    if fraction.len() > exponent {
-        return None;
-    }
-    let whole = whole.trim_start_matches('0');
-    let zero = whole.is_empty() && fraction.is_empty();
-    let mut out = String::new();
-    if negative && !zero {
-        out.push('-');
-    }
-    out.push_str(if whole.is_empty() { "0" } else { whole });
-    if exponent > 0 {
-        out.push('.');
-        out.push_str(fraction);
-        out.extend(std::iter::repeat_n('0', exponent - fraction.len()));
-    }
-    Some(out)
+    hazina_fuzz::at_scale(text, exponent, Grammar::Lenient)
 }
 
 /// An amount read from `source` (as sent, surrounding spaces allowed) in `currency` is exactly

@@ -7,50 +7,17 @@
 //! changes nothing. `HAZINA_FUZZ_CASES` sets the cases per target (RELIABILITY.md, "Parser
 //! fuzzing").
 
+use hazina_fuzz::{Grammar, config};
 use hazina_server::customers::{CustomerNumber, NumberProvider as Provider};
 use hazina_server::http::problem::ApiError;
 use hazina_server::http::v1::money::Value;
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::Config;
 
-/// Cases per target when `HAZINA_FUZZ_CASES` is not set: about a second each in a debug build.
-const CASES_DEFAULT: u32 = 1024;
-
-fn config() -> Config {
-    let cases = std::env::var("HAZINA_FUZZ_CASES").ok().map_or(CASES_DEFAULT, |text| {
-        text.trim().parse().expect("HAZINA_FUZZ_CASES is a count of cases")
-    });
-    Config { cases, failure_persistence: None, ..Config::default() }
-}
-
-/// The text a plain decimal (`-?digits[.digits]`) must read as at `exponent` decimal places,
-/// computed on the text alone; as in `ledger/tests/fuzz_money.rs`.
+/// The text an amount must read as at `exponent` decimal places, in the strict grammar that the
+/// API reads, as the ledger does.
 fn at_scale(text: &str, exponent: u32) -> Option<String> {
-    let (negative, digits) = text.strip_prefix('-').map_or((false, text), |rest| (true, rest));
-    let (whole, fraction) = digits.split_once('.').map_or((digits, None), |(w, f)| (w, Some(f)));
-    let decimal = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-    if !decimal(whole) || !fraction.is_none_or(decimal) {
-        return None;
-    }
-    let fraction = fraction.unwrap_or_default().trim_end_matches('0');
-    let exponent = usize::try_from(exponent).unwrap();
-    if fraction.len() > exponent {
-        return None;
-    }
-    let whole = whole.trim_start_matches('0');
-    let zero = whole.is_empty() && fraction.is_empty();
-    let mut out = String::new();
-    if negative && !zero {
-        out.push('-');
-    }
-    out.push_str(if whole.is_empty() { "0" } else { whole });
-    if exponent > 0 {
-        out.push('.');
-        out.push_str(fraction);
-        out.extend(std::iter::repeat_n('0', exponent - fraction.len()));
-    }
-    Some(out)
+    hazina_fuzz::at_scale(text, exponent, Grammar::Strict)
 }
 
 const CODES: &[&str] = &[

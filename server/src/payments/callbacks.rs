@@ -20,14 +20,28 @@ pub struct Callback<'a> {
 
 impl Engine {
     /// The channel a callback's URL names, if it is one of `provider`'s.
+    ///
+    /// Across orgs by nature: a provider's callback names no org, only the channel's id (in
+    /// its URL), so this finds the org from the channel, and everything the callback does
+    /// afterwards is within that org (`channel.org`). This is the one statement of the
+    /// payments service that names no org.
     pub async fn callback_channel(
         &self,
         id: &str,
         provider: Provider,
     ) -> Result<Channel, PaymentError> {
         let id: Uuid = id.parse().map_err(|_| PaymentError::NotFound("channel"))?;
-        self.channel(id)
-            .await?
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {} FROM payment_channels WHERE id = $1", Channel::COLUMNS),
+                &[&id],
+            )
+            .await?;
+        drop(client);
+        row.as_ref()
+            .map(|row| Channel::from_row(row, &self.sealer))
+            .transpose()?
             .filter(|channel| channel.provider == provider)
             .ok_or(PaymentError::NotFound("channel"))
     }
@@ -55,7 +69,7 @@ impl Engine {
         let refs = references(&report);
         let matched = self.store_callback(channel, payment, kind, &refs, verified, &text).await?;
         if let Some(payment) = matched {
-            self.apply(payment, &event(report), Stage::Sent, source, None).await?;
+            self.apply(channel.org, payment, &event(report), Stage::Sent, source, None).await?;
         }
         Ok(())
     }

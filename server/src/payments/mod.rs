@@ -627,14 +627,16 @@ impl Engine {
         rows.first().map(|row| Channel::from_row(row, &self.sealer)).transpose()
     }
 
-    /// A channel by id, of whichever org: a caller acting for an org checks that it is the
-    /// channel's.
-    pub async fn channel(&self, id: Uuid) -> Result<Option<Channel>, PaymentError> {
+    /// The org's channel by id.
+    pub async fn channel(&self, org: OrgId, id: Uuid) -> Result<Option<Channel>, PaymentError> {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {} FROM payment_channels WHERE id = $1", Channel::COLUMNS),
-                &[&id],
+                &format!(
+                    "SELECT {} FROM payment_channels WHERE org_id = $1 AND id = $2",
+                    Channel::COLUMNS
+                ),
+                &[&org.0, &id],
             )
             .await?;
         row.as_ref().map(|row| Channel::from_row(row, &self.sealer)).transpose()
@@ -668,6 +670,9 @@ impl Engine {
     }
 
     /// How many payments are held for review, in every org (for the operator's metrics).
+    ///
+    /// Across orgs by nature, a sweep of every org's rows: a count for the operator, no lock
+    /// and no write, which a database distributed by org answers from every shard at once.
     pub async fn held_count(&self) -> Result<i64, PaymentError> {
         let client = self.pool.get().await?;
         let row = client
@@ -789,7 +794,7 @@ impl Engine {
                          stage, status, next_attempt_at, request)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'reserving', 'queued',
                          now() + make_interval(secs => $12), $13)
-                     ON CONFLICT (id) DO NOTHING
+                     ON CONFLICT (org_id, id) DO NOTHING
                      RETURNING {}",
                     Record::COLUMNS
                 ),
@@ -841,8 +846,8 @@ impl Engine {
         }
         // Stopped mid-way: every step so far is recorded, and the worker takes it from there
         // (a request that may have left is asked about, never sent under a new key).
-        self.retry_later(id, "no answer from the provider in time; carried on").await?;
-        Ok((self.read(id).await?, true))
+        self.retry_later(new.org, id, "no answer from the provider in time; carried on").await?;
+        Ok((self.read(new.org, id).await?, true))
     }
 
     /// Reserves the money (when not yet) and sends the request.
@@ -873,24 +878,25 @@ impl Engine {
         };
         let outcome = self.pipeline.submit(request).await?;
         if let Outcome::Rejected(reason) = outcome {
-            return self.refuse_reservation(record.id, reason).await;
+            return self.refuse_reservation(record.org, record.id, reason).await;
         }
         let client = self.pool.get().await?;
         client
             .execute(
                 "UPDATE provider_payments SET stage = 'sending', updated_at = now()
-                 WHERE id = $1 AND stage = 'reserving'",
-                &[&record.id],
+                 WHERE org_id = $1 AND id = $2 AND stage = 'reserving'",
+                &[&record.org.0, &record.id],
             )
             .await?;
         drop(client);
-        self.send(record.id, channel).await
+        self.send(record.org, record.id, channel).await
     }
 
     /// The reservation was refused (insufficient funds, a closed account): the payment ends
     /// without reaching the provider.
     async fn refuse_reservation(
         &self,
+        org: OrgId,
         id: Uuid,
         reason: RejectReason,
     ) -> Result<Record, PaymentError> {
@@ -901,10 +907,10 @@ impl Engine {
                 &format!(
                     "UPDATE provider_payments SET stage = 'settled', status = $2, provider_code = $3,
                          next_attempt_at = NULL, updated_at = now()
-                     WHERE id = $1 RETURNING {}",
+                     WHERE org_id = $4 AND id = $1 RETURNING {}",
                     Record::COLUMNS
                 ),
-                &[&id, &status.as_str(), &reason.code()],
+                &[&id, &status.as_str(), &reason.code(), &org.0],
             )
             .await?;
         drop(client);
@@ -914,8 +920,8 @@ impl Engine {
     }
 
     /// Sends the payment's request (under its one key) and applies the answer.
-    async fn send(&self, id: Uuid, channel: &Channel) -> Result<Record, PaymentError> {
-        let record = self.read(id).await?;
+    async fn send(&self, org: OrgId, id: Uuid, channel: &Channel) -> Result<Record, PaymentError> {
+        let record = self.read(org, id).await?;
         let allowed = self.settings().provider_hosts.check(channel.provider, &channel.base_url);
         let outcome = match allowed {
             // Nothing leaves for an address the operator no longer allows: kept until they do.
@@ -929,16 +935,17 @@ impl Engine {
             }
             SendOutcome::Refused { code, description } => {
                 let event = Event::Refused { code: code.clone() };
-                return self.apply(id, &event, Stage::Sent, "response", Some(&description)).await;
+                let said = Some(description.as_str());
+                return self.apply(org, id, &event, Stage::Sent, "response", said).await;
             }
             SendOutcome::Duplicate => (Some(Event::Unknown), Stage::Sent),
             SendOutcome::Unknown(why) | SendOutcome::NotSent(why) => {
-                self.retry_later(id, &why).await?;
-                return self.read(id).await;
+                self.retry_later(org, id, &why).await?;
+                return self.read(org, id).await;
             }
         };
         let record = match event {
-            Some(event) => self.apply(id, &event, stage, "response", None).await?,
+            Some(event) => self.apply(org, id, &event, stage, "response", None).await?,
             None => record,
         };
         self.match_parked(&record).await?;
@@ -951,6 +958,7 @@ impl Engine {
     /// so that a repeat after a crash is a replay), then the row and its history.
     pub async fn apply(
         &self,
+        org: OrgId,
         id: Uuid,
         event: &Event,
         stage_at_least: Stage,
@@ -962,10 +970,10 @@ impl Engine {
         let row = tx
             .query_opt(
                 &format!(
-                    "SELECT {} FROM provider_payments WHERE id = $1 FOR UPDATE",
+                    "SELECT {} FROM provider_payments WHERE org_id = $1 AND id = $2 FOR UPDATE",
                     Record::COLUMNS
                 ),
-                &[&id],
+                &[&org.0, &id],
             )
             .await?
             .ok_or_else(|| PaymentError::NotFound("payment"))?;
@@ -977,8 +985,8 @@ impl Engine {
         }
         let channel_number: String = tx
             .query_one(
-                "SELECT channel_number FROM payment_channels WHERE id = $1",
-                &[&record.channel],
+                "SELECT channel_number FROM payment_channels WHERE org_id = $1 AND id = $2",
+                &[&org.0, &record.channel],
             )
             .await?
             .get(0);
@@ -1018,7 +1026,7 @@ impl Engine {
                              WHEN $9::float8 = 'infinity' THEN next_attempt_at
                              ELSE LEAST(next_attempt_at, now() + make_interval(secs => $9)) END,
                          updated_at = now()
-                     WHERE id = $1 RETURNING {}",
+                     WHERE org_id = $11 AND id = $1 RETURNING {}",
                     Record::COLUMNS
                 ),
                 &[
@@ -1032,6 +1040,7 @@ impl Engine {
                     &said,
                     &next.map(|d| if d == Duration::MAX { f64::INFINITY } else { d.as_secs_f64() }),
                     &alert,
+                    &org.0,
                 ],
             )
             .await?;
@@ -1096,7 +1105,7 @@ impl Engine {
     async fn post(&self, record: &Record) -> Result<(), PaymentError> {
         if record.flow == Flow::Received {
             let channel = self
-                .channel(record.channel)
+                .channel(record.org, record.channel)
                 .await?
                 .ok_or_else(|| PaymentError::NotFound("channel"))?;
             let postings = vec![
@@ -1173,7 +1182,7 @@ impl Engine {
     }
 
     /// Schedules another attempt with backoff, noting why.
-    async fn retry_later(&self, id: Uuid, why: &str) -> Result<(), PaymentError> {
+    async fn retry_later(&self, org: OrgId, id: Uuid, why: &str) -> Result<(), PaymentError> {
         let settings = self.settings();
         let client = self.pool.get().await?;
         client
@@ -1183,12 +1192,13 @@ impl Engine {
                      next_attempt_at = now() + make_interval(secs => LEAST($4::float8,
                          $3::float8 * power(2, LEAST(attempts, 20)))),
                      updated_at = now()
-                 WHERE id = $1 AND stage <> 'settled'",
+                 WHERE org_id = $5 AND id = $1 AND stage <> 'settled'",
                 &[
                     &id,
                     &why,
                     &settings.first_query.as_secs_f64(),
                     &settings.query_interval_max.as_secs_f64(),
+                    &org.0,
                 ],
             )
             .await?;
@@ -1196,12 +1206,15 @@ impl Engine {
     }
 
     /// The row as it is now (no lock).
-    async fn read(&self, id: Uuid) -> Result<Record, PaymentError> {
+    async fn read(&self, org: OrgId, id: Uuid) -> Result<Record, PaymentError> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                &format!("SELECT {} FROM provider_payments WHERE id = $1", Record::COLUMNS),
-                &[&id],
+                &format!(
+                    "SELECT {} FROM provider_payments WHERE org_id = $1 AND id = $2",
+                    Record::COLUMNS
+                ),
+                &[&org.0, &id],
             )
             .await?;
         Record::from_row(&row)
@@ -1237,8 +1250,9 @@ impl Engine {
         let payment = match payment {
             Some(id) => client
                 .query_opt(
-                    "SELECT id FROM provider_payments WHERE id = $1 AND channel_id = $2",
-                    &[&id, &channel.id],
+                    "SELECT id FROM provider_payments
+                     WHERE org_id = $3 AND id = $1 AND channel_id = $2",
+                    &[&id, &channel.id, &channel.org.0],
                 )
                 .await?
                 .map(|row| row.get::<_, Uuid>(0)),
@@ -1249,11 +1263,11 @@ impl Engine {
             None if refs.is_empty() => None,
             None => client
                 .query_opt(
-                    "SELECT id FROM provider_payments WHERE channel_id = $1
+                    "SELECT id FROM provider_payments WHERE org_id = $3 AND channel_id = $1
                          AND (our_reference = ANY($2) OR request_reference = ANY($2)
                              OR id::text = ANY($2))
                      LIMIT 1",
-                    &[&channel.id, &refs],
+                    &[&channel.id, &refs, &channel.org.0],
                 )
                 .await?
                 .map(|row| row.get(0)),
@@ -1290,14 +1304,14 @@ impl Engine {
         if parked.is_empty() {
             return Ok(());
         }
-        let Some(channel) = self.channel(record.channel).await? else { return Ok(()) };
+        let Some(channel) = self.channel(record.org, record.channel).await? else { return Ok(()) };
         for row in parked {
             let (kind, verified, body): (String, bool, String) =
                 (row.get(0), row.get(1), row.get(2));
             let report = adapter!(channel.provider, A => A::read_callback(&kind, body.as_bytes()));
             if let Ok(report) = report {
                 let event = callback_event(&kind, report, verified);
-                self.apply(record.id, &event, Stage::Sent, "callback", None).await?;
+                self.apply(record.org, record.id, &event, Stage::Sent, "callback", None).await?;
             }
         }
         Ok(())
@@ -1306,25 +1320,33 @@ impl Engine {
     // --- The worker -------------------------------------------------------------------------
 
     /// Takes the payments that are due (skipping those another process holds), leases them,
-    /// and works on each: reserve, send, or ask.
+    /// and works on each: reserve, send, or ask. The oldest [`DUE_BATCH_MAX`] due payments of
+    /// all orgs are taken, org by org: which orgs have them is read across orgs
+    /// ([`Engine::due_orgs`]), and each org's are then leased by a statement of that org.
     pub async fn run_due(&self) -> Result<usize, PaymentError> {
         let settings = self.settings();
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "UPDATE provider_payments SET next_attempt_at = now() + make_interval(secs => $1)
-                     WHERE id IN (SELECT id FROM provider_payments
-                         WHERE next_attempt_at <= now() ORDER BY next_attempt_at
-                         LIMIT $2 FOR UPDATE SKIP LOCKED)
-                     RETURNING {}",
-                    Record::COLUMNS
-                ),
-                &[&settings.lease.as_secs_f64(), &DUE_BATCH_MAX],
-            )
-            .await?;
-        drop(client);
-        let due: Vec<Record> = rows.iter().map(Record::from_row).collect::<Result<_, _>>()?;
+        let mut due = Vec::new();
+        for (org, count) in self.due_orgs().await? {
+            let client = self.pool.get().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "UPDATE provider_payments
+                         SET next_attempt_at = now() + make_interval(secs => $1)
+                         WHERE org_id = $3 AND id IN (SELECT id FROM provider_payments
+                             WHERE org_id = $3 AND next_attempt_at <= now()
+                             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                         RETURNING {}",
+                        Record::COLUMNS
+                    ),
+                    &[&settings.lease.as_secs_f64(), &count, &org.0],
+                )
+                .await?;
+            drop(client);
+            for row in &rows {
+                due.push(Record::from_row(row)?);
+            }
+        }
         for record in &due {
             if let Err(error) = self.work_on(record).await {
                 tracing::warn!(payment = %record.id, code = %error.code(), error = %crate::error_chain(&error),
@@ -1334,9 +1356,30 @@ impl Engine {
         Ok(due.len())
     }
 
+    /// The orgs that have any of the oldest [`DUE_BATCH_MAX`] due payments, the oldest due
+    /// first, each with how many of them it has.
+    ///
+    /// Across orgs by nature (the worker serves every org), a sweep of every org's rows: it
+    /// only reads, takes no lock, and names no row it acts on; [`Engine::run_due`] leases each
+    /// org's payments with a statement of that org, which skips any another process took
+    /// in between.
+    async fn due_orgs(&self) -> Result<Vec<(OrgId, i64)>, PaymentError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT org_id, count(*) FROM (SELECT org_id, next_attempt_at
+                     FROM provider_payments WHERE next_attempt_at <= now()
+                     ORDER BY next_attempt_at LIMIT $1) AS due
+                 GROUP BY org_id ORDER BY min(next_attempt_at)",
+                &[&DUE_BATCH_MAX],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| (OrgId(row.get(0)), row.get(1))).collect())
+    }
+
     async fn work_on(&self, record: &Record) -> Result<(), PaymentError> {
-        let channel =
-            self.channel(record.channel).await?.ok_or_else(|| PaymentError::NotFound("channel"))?;
+        let channel = (self.channel(record.org, record.channel).await?)
+            .ok_or_else(|| PaymentError::NotFound("channel"))?;
         match record.stage {
             Stage::Settled | Stage::Review => Ok(()),
             Stage::Reserving => self.reserve_and_send(record.clone(), &channel).await.map(drop),
@@ -1354,24 +1397,25 @@ impl Engine {
     ) -> Result<(), PaymentError> {
         if let Err(why) = self.settings().provider_hosts.check(channel.provider, &channel.base_url)
         {
-            return self.retry_later(record.id, &why).await;
+            return self.retry_later(record.org, record.id, &why).await;
         }
         let outcome = adapter!(channel.provider, A => A::recover(self, channel, record).await);
+        let (org, id) = (record.org, record.id);
         match outcome {
-            Recovery::Send => self.send(record.id, channel).await.map(drop),
+            Recovery::Send => self.send(org, id, channel).await.map(drop),
             Recovery::Query(QueryOutcome::NeverArrived) => {
-                self.send(record.id, channel).await.map(drop)
+                self.send(org, id, channel).await.map(drop)
             }
             Recovery::Query(outcome) => self.take_query(record, outcome).await,
             Recovery::Wait => {
-                self.retry_later(record.id, "waiting for the provider's callback").await
+                self.retry_later(org, id, "waiting for the provider's callback").await
             }
             Recovery::Expire => {
                 let mut report = StatusReport::new(Status::Failed);
                 report.code = Some("expired".to_owned());
                 report.description =
                     Some("no answer from the provider before the prompt expired".to_owned());
-                self.apply(record.id, &Event::StatusReply(report), Stage::Sent, "recovery", None)
+                self.apply(org, id, &Event::StatusReply(report), Stage::Sent, "recovery", None)
                     .await
                     .map(drop)
             }
@@ -1390,24 +1434,25 @@ impl Engine {
 
     async fn take_query(&self, record: &Record, outcome: QueryOutcome) -> Result<(), PaymentError> {
         tracing::info!(payment = %record.id, outcome = ?outcome, "asked the provider");
+        let (org, id) = (record.org, record.id);
         match outcome {
             QueryOutcome::Reply(report) => {
                 let pending = report.status == Status::Pending;
                 let updated = self
-                    .apply(record.id, &Event::StatusReply(report), Stage::Sent, "query", None)
+                    .apply(org, id, &Event::StatusReply(report), Stage::Sent, "query", None)
                     .await?;
                 if pending && updated.stage != Stage::Settled {
-                    self.retry_later(record.id, "the provider says it is still pending").await?;
+                    self.retry_later(org, id, "the provider says it is still pending").await?;
                 }
                 Ok(())
             }
             QueryOutcome::Asked => {
-                self.retry_later(record.id, "asked; the answer comes by callback").await
+                self.retry_later(org, id, "asked; the answer comes by callback").await
             }
             QueryOutcome::NeverArrived => {
-                self.retry_later(record.id, "the provider has no record of the request").await
+                self.retry_later(org, id, "the provider has no record of the request").await
             }
-            QueryOutcome::Unknown(why) => self.retry_later(record.id, &why).await,
+            QueryOutcome::Unknown(why) => self.retry_later(org, id, &why).await,
         }
     }
 
@@ -1431,8 +1476,8 @@ impl Engine {
         let client = self.pool.get().await?;
         client
             .execute(
-                "UPDATE payment_channels SET receiving_purse_id = $2 WHERE id = $1",
-                &[&channel.id, &receiving_purse.0],
+                "UPDATE payment_channels SET receiving_purse_id = $3 WHERE org_id = $1 AND id = $2",
+                &[&channel.org.0, &channel.id, &receiving_purse.0],
             )
             .await?;
         drop(client);

@@ -37,7 +37,7 @@ impl Engine {
                      next_attempt_at, request)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', 'pending_confirmation',
                      now() + make_interval(secs => $11), $12)
-                 ON CONFLICT (channel_id, our_reference) DO NOTHING
+                 ON CONFLICT (org_id, channel_id, our_reference) DO NOTHING
                  RETURNING id",
                 &[
                     &Uuid::now_v7(),
@@ -72,8 +72,9 @@ impl Engine {
         // A repeat of a payment already recorded.
         let row = client
             .query_one(
-                "SELECT id FROM provider_payments WHERE channel_id = $1 AND our_reference = $2",
-                &[&channel.id, &trans_id],
+                "SELECT id FROM provider_payments
+                 WHERE org_id = $1 AND channel_id = $2 AND our_reference = $3",
+                &[&channel.org.0, &channel.id, &trans_id],
             )
             .await?;
         Ok(row.get(0))
@@ -133,7 +134,7 @@ impl Engine {
             let matched = self.store_callback(channel, None, "c2b", &refs, false, &text).await?;
             if let Some(payment) = matched {
                 let event = Event::Callback { report: received.report, verified: false };
-                self.apply(payment, &event, Stage::Sent, "callback", None).await?;
+                self.apply(channel.org, payment, &event, Stage::Sent, "callback", None).await?;
             }
             return Ok(());
         }
@@ -166,7 +167,7 @@ impl Engine {
             .await?;
         self.store_callback(channel, Some(id), "c2b", &refs, verified, &text).await?;
         let event = Event::Callback { report: received.report, verified };
-        self.apply(id, &event, Stage::Sent, "callback", None).await?;
+        self.apply(channel.org, id, &event, Stage::Sent, "callback", None).await?;
         Ok(())
     }
 

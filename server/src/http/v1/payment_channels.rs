@@ -435,9 +435,8 @@ async fn register_c2b(
     caller.org_key()?;
     let channel = state
         .payments
-        .channel(channel_id)
+        .channel(caller.org, channel_id)
         .await?
-        .filter(|channel| channel.org == caller.org)
         .ok_or_else(|| ApiError::not_found("channel"))?;
     let purse = money::purse(&state, &caller, registration.receiving_purse_id).await?;
     if purse.currency != channel.currency {
@@ -449,7 +448,10 @@ async fn register_c2b(
     state.payments.register_c2b(&channel, purse.id).await?;
     let client = state.pool.get().await?;
     let row = client
-        .query_one(&format!("SELECT {COLUMNS} FROM payment_channels WHERE id = $1"), &[&channel_id])
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM payment_channels WHERE id = $1 AND org_id = $2"),
+            &[&channel_id, &caller.org.0],
+        )
         .await?;
     Ok(Json(view(&row)?).into_response())
 }

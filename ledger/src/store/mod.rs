@@ -267,6 +267,15 @@ impl Store {
         Ok(())
     }
 
+    /// Every org's id, in id order: for work done org by org in all of them (the retention
+    /// sweep). Across orgs by nature; `orgs` is small, and a reference table (one copy on
+    /// every node) where the schema is distributed by org.
+    pub async fn orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client.query("SELECT id FROM orgs ORDER BY id", &[]).await?;
+        Ok(rows.iter().map(|row| OrgId(row.get(0))).collect())
+    }
+
     /// Creates an account with zero balances.
     ///
     /// # Errors

@@ -13,6 +13,9 @@ pub const EXPIRY_BATCH_MAX: i64 = 1_000;
 ///
 /// Several server processes may sweep at once: the ledger derives each expiry's transfer id
 /// from the pending transfer's, so only one void takes effect.
+///
+/// A sweep across orgs: `Store::expire_pending` reads the due pending transfers of every org
+/// (a read, no lock), and each expiry is then a transfer of its pending transfer's org.
 pub async fn sweep_expired(store: Store, shutdown: impl Future<Output = ()>) {
     let round = || {
         let store = store.clone();

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use hazina_ledger::OrgId;
+use hazina_ledger::store::{Store, StoreError};
+
 /// How often stored callbacks and idempotent responses past their retention are deleted.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// Most rows one statement deletes, so that a backlog never holds long locks.
@@ -27,13 +30,13 @@ pub struct Retained {
 pub async fn sweep_retention_once(
     pool: &deadpool_postgres::Pool,
     retention: Duration,
-) -> Result<Retained, deadpool_postgres::PoolError> {
+) -> Result<Retained, StoreError> {
+    // Org by org, so that every delete names its org.
+    let orgs = Store::new(pool.clone()).orgs().await?;
     let client = pool.get().await?;
     let seconds = retention.as_secs_f64();
-    let orgs = client.query("SELECT id FROM orgs ORDER BY id", &[]).await?;
     let mut retained = Retained::default();
-    for org in orgs {
-        let org: uuid::Uuid = org.get(0);
+    for OrgId(org) in orgs {
         retained.parked_callbacks += delete_in_batches(
             &client,
             "DELETE FROM provider_callbacks WHERE org_id = $1 AND id IN (
@@ -47,7 +50,7 @@ pub async fn sweep_retention_once(
         .await?;
         retained.idempotent_responses += delete_in_batches(
             &client,
-            "DELETE FROM idempotent_requests WHERE (org_id, caller, key) IN (
+            "DELETE FROM idempotent_requests WHERE org_id = $1 AND (org_id, caller, key) IN (
                  SELECT org_id, caller, key FROM idempotent_requests
                  WHERE org_id = $1 AND created_at < now() - make_interval(secs => $2)
                  LIMIT $3)",
@@ -92,7 +95,7 @@ pub async fn sweep_retention(
                 tracing::info!(?retained, "deleted callbacks and responses past their retention");
             }
             // Each statement already deletes in batches until none is left.
-            Ok::<_, deadpool_postgres::PoolError>(false)
+            Ok::<_, StoreError>(false)
         }
     };
     let pace = super::Pace { at_start: true, wake: None };

@@ -221,10 +221,7 @@ impl KeyCache {
         if stale {
             let started = (Instant::now(), KEYS_CHANGED.load(Ordering::SeqCst));
             self.reloads.fetch_add(1, Ordering::Relaxed);
-            let client = pool.get().await?;
-            let rows =
-                client.query("SELECT prefix FROM api_keys WHERE revoked_at IS NULL", &[]).await?;
-            let prefixes = rows.iter().map(|row| row.get::<_, String>(0)).collect();
+            let prefixes = live_prefixes(pool).await?;
             *self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 Known { prefixes, started: Some(started) };
         }
@@ -268,6 +265,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The prefixes of every org's live keys.
+///
+/// Across orgs by nature: a request's key names no org until it is found (finding it is
+/// what tells the org). `api_keys` is a reference table where the schema is distributed by
+/// org (migration 0011), so this reads one copy.
+async fn live_prefixes(pool: &Pool) -> Result<HashSet<String>, ApiError> {
+    let client = pool.get().await?;
+    let rows = client.query("SELECT prefix FROM api_keys WHERE revoked_at IS NULL", &[]).await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// The live key with this prefix, of whichever org: the key's org is the caller's, and
+/// every statement of the request names it.
+///
+/// Across orgs by nature, like [`live_prefixes`]: the prefix is unique across orgs
+/// (`api_keys` keeps that key as a reference table).
 async fn lookup(pool: &Pool, prefix: &str) -> Result<Option<StoredKey>, ApiError> {
     let client = pool.get().await?;
     let row = client

@@ -1,5 +1,6 @@
 //! The server's parts in process, against real PostgreSQL: the HTTP probes, the background
-//! workers, `hazina bench`, and the test harness itself, in one test binary.
+//! workers, `hazina bench`, the schema's org rule, and the test harness itself, in one test
+//! binary.
 
 // A test fails by panicking, so unwrapping is how these tests assert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,4 +8,5 @@
 mod bench;
 mod harness;
 mod http;
+mod schema;
 mod workers;

@@ -1322,10 +1322,12 @@ impl Engine {
     /// Takes the payments that are due (skipping those another process holds), leases them,
     /// and works on each: reserve, send, or ask. The oldest [`DUE_BATCH_MAX`] due payments of
     /// all orgs are taken, org by org: which orgs have them is read across orgs
-    /// ([`Engine::due_orgs`]), and each org's are then leased by a statement of that org.
+    /// ([`Engine::due_orgs`]), and each org's are then leased by a statement of that org and
+    /// worked on before the next org's are leased, so that a failure leaves nothing leased
+    /// and idle.
     pub async fn run_due(&self) -> Result<usize, PaymentError> {
         let settings = self.settings();
-        let mut due = Vec::new();
+        let mut worked = 0;
         for (org, count) in self.due_orgs().await? {
             let client = self.pool.get().await?;
             let rows = client
@@ -1343,17 +1345,16 @@ impl Engine {
                 )
                 .await?;
             drop(client);
-            for row in &rows {
-                due.push(Record::from_row(row)?);
+            let due: Vec<Record> = rows.iter().map(Record::from_row).collect::<Result<_, _>>()?;
+            for record in &due {
+                if let Err(error) = self.work_on(record).await {
+                    tracing::warn!(payment = %record.id, code = %error.code(), error = %crate::error_chain(&error),
+                        "could not advance a provider payment; will try again");
+                }
             }
+            worked += due.len();
         }
-        for record in &due {
-            if let Err(error) = self.work_on(record).await {
-                tracing::warn!(payment = %record.id, code = %error.code(), error = %crate::error_chain(&error),
-                    "could not advance a provider payment; will try again");
-            }
-        }
-        Ok(due.len())
+        Ok(worked)
     }
 
     /// The orgs that have any of the oldest [`DUE_BATCH_MAX`] due payments, the oldest due

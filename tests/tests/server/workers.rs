@@ -123,3 +123,67 @@ async fn retention_deletes_old_parked_callbacks_and_idempotent_responses_only() 
     let keys = client.query("SELECT key FROM idempotent_requests", &[]).await.unwrap();
     assert_eq!(keys.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>(), ["new"]);
 }
+
+/// The provider queries worker serves every org's due payments, each within its org: two orgs
+/// hold a payment under one id (ids are unique per org), and each is asked about once.
+#[tokio::test]
+async fn the_provider_worker_asks_about_every_orgs_due_payments_each_in_its_org() {
+    let db = hazina_tests::fresh_db().await;
+    let store = Store::new(db.pool());
+    let pipeline = hazina_ledger::pipeline::Pipeline::start(
+        &store,
+        hazina_ledger::pipeline::PipelineConfig::default(),
+    );
+    let sealer = hazina_server::secrets::Sealer::generate().unwrap();
+    let engine = hazina_server::payments::Engine::new(db.pool(), pipeline, sealer);
+    let client = db.connect().await.unwrap();
+    let kes = Currency::from_code("KES").unwrap();
+    let payment = uuid::Uuid::now_v7();
+    let orgs = [OrgId::generate(), OrgId::generate()];
+    for org in orgs {
+        store.create_org(org, "test").await.unwrap();
+        let clearing =
+            store.create_account(&NewAccount::new(org, AccountKind::Channel, kes)).await.unwrap();
+        let purse =
+            store.create_account(&NewAccount::new(org, AccountKind::Purse, kes)).await.unwrap();
+        // A host no channel may call: asking fails before anything leaves, and the payment
+        // is scheduled again with the reason.
+        let channel = uuid::Uuid::now_v7();
+        client
+            .execute(
+                "INSERT INTO payment_channels (id, org_id, provider, channel_number, currency,
+                     base_url, credentials, clearing_account_id)
+                 VALUES ($1, $2, 'mpesa', '600000', 'KES', 'https://provider.invalid', '{}', $3)",
+                &[&channel, &org.0, &clearing.id.0],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO provider_payments (id, org_id, channel_id, flow, msisdn, account_id,
+                     currency, amount_minor, our_reference, stage, status, next_attempt_at,
+                     request)
+                 VALUES ($1, $2, $3, 'payout', '254700000001', $4, 'KES', 100, 'ref', 'sent',
+                     'pending_confirmation', now() - interval '1 second', '{}')",
+                &[&payment, &org.0, &channel, &purse.id.0],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(engine.run_due().await.unwrap(), 2);
+    let rows = client
+        .query(
+            "SELECT attempts, provider_description FROM provider_payments WHERE id = $1",
+            &[&payment],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let (attempts, why): (i32, Option<String>) = (row.get(0), row.get(1));
+        assert_eq!(attempts, 1, "asked once, by its own org's statements");
+        assert!(why.is_some_and(|why| why.contains("provider.invalid")));
+    }
+    // Both are leased or scheduled later now: nothing is due.
+    assert_eq!(engine.run_due().await.unwrap(), 0);
+}

@@ -56,7 +56,7 @@ impl AppState {
     /// for a connection behind the requests they are serving, and channel credentials sealed
     /// with `sealer`.
     pub fn with_pools(pool: Pool, ledger_pool: Pool, sealer: crate::secrets::Sealer) -> Self {
-        crate::http::metrics::init();
+        crate::metrics::init();
         let store = Store::new(pool.clone());
         let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
         let payments =

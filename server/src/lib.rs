@@ -11,6 +11,7 @@ pub mod customers;
 pub mod db;
 pub mod embedded;
 pub mod http;
+pub mod metrics;
 pub mod payments;
 pub mod secrets;
 pub mod workers;

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::bench::{BenchArgs, CpuTime, kes, submit_all, transfer};
-use {crate::app::AppState, crate::http::v1::tenancy};
+use {crate::app::AppState, crate::tenancy};
 
 const PAYMENTS: &str = "/v1/payments";
 const BATCHES: &str = "/v1/transfers/batch";
@@ -76,13 +76,11 @@ struct Setup {
 
 async fn set_up(state: &AppState, wallets: usize) -> anyhow::Result<Setup> {
     let store = &state.store;
-    let failed = |error: crate::http::problem::ApiError| anyhow::anyhow!("{}", error.detail);
     let org = OrgId::generate();
     store.create_org(org, "bench-http").await?;
-    let app = tenancy::insert_app(&state.pool, org, "bench").await.map_err(failed)?;
-    let app_key =
-        tenancy::insert_key(&state.pool, org, Some(app.app_id), "bench").await.map_err(failed)?;
-    let org_key = tenancy::insert_key(&state.pool, org, None, "bench").await.map_err(failed)?;
+    let app = tenancy::insert_app(&state.pool, org, "bench").await?;
+    let app_key = tenancy::insert_key(&state.pool, org, Some(app.app_id), "bench").await?;
+    let org_key = tenancy::insert_key(&state.pool, org, None, "bench").await?;
     let external =
         store.create_account(&NewAccount::new(org, AccountKind::External, kes())).await?;
     let purse = store.create_account(&NewAccount::new(org, AccountKind::Purse, kes())).await?;

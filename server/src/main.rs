@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hazina_server::config::{Cli, Command, KeysCommand, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
-use hazina_server::http::problem::{AnnouncedIds, ApiError};
-use hazina_server::http::v1::tenancy;
+use hazina_server::http::problem::AnnouncedIds;
+use hazina_server::tenancy::{self, TenancyError};
 use hazina_server::{app, db, http, payments, workers};
 
 /// Requests allocate many small short-lived values; glibc's allocator took a quarter of the
@@ -165,7 +165,7 @@ async fn bench(
 async fn keys(cli: &Cli, database: &Database, command: &KeysCommand) -> anyhow::Result<()> {
     db::migrate_with(&database.config, &database.tls).await?;
     let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
-    let failed = |error: ApiError| anyhow::anyhow!("{}: {}", error.code, error.detail);
+    let failed = |error: TenancyError| anyhow::anyhow!("{}: {}", error.code(), error);
     let mut stdout = std::io::stdout().lock();
     match command {
         KeysCommand::Create { name, app, org } => {
@@ -243,7 +243,9 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         cli.retention(),
         shutdown.clone().wait(),
     ));
-    if let Some(made) = tenancy::bootstrap(&pool).await.map_err(|e| anyhow::anyhow!(e.detail))? {
+    if let Some(made) =
+        tenancy::bootstrap(&pool).await.context("could not make the first org and keys")?
+    {
         print_first_keys(&made)?;
     }
     let ledger_pool = db::pool_with(config, app::LEDGER_POOL_SIZE, &tls)?;

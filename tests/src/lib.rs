@@ -360,7 +360,7 @@ impl ApiServer {
     pub async fn start() -> Self {
         let db = fresh_db().await;
         let pool = db.pool();
-        let made = match hazina_server::http::v1::tenancy::bootstrap(&pool).await {
+        let made = match hazina_server::tenancy::bootstrap(&pool).await {
             Ok(Some(made)) => made,
             other => panic!("the first start made no keys: {other:?}"),
         };

@@ -140,9 +140,8 @@ async fn shutdown_stops_accepting_connections() -> anyhow::Result<()> {
 #[tokio::test]
 async fn reports_have_a_pool_of_their_own() -> anyhow::Result<()> {
     let db = fresh_db().await;
-    let made = hazina_server::http::v1::tenancy::bootstrap(&db.pool())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
+    let made = hazina_server::tenancy::bootstrap(&db.pool())
+        .await?
         .ok_or_else(|| anyhow::anyhow!("a fresh database gets its first keys"))?;
     let requests = db::pool(db.config(), 2)?;
     let state = hazina_server::app::AppState::with_pools(

@@ -26,7 +26,8 @@ pub struct AppState {
     pub reports: Store,
     pub pipeline: Pipeline,
     pub keys: Arc<crate::http::auth::KeyCache>,
-    pub parties: Arc<crate::http::v1::money::PartyCache>,
+    /// Purses, wallets, payments between them and the parties they resolve to.
+    pub money: Arc<crate::money::Service>,
     /// Payments through providers (payouts, collections, received payments).
     pub payments: Arc<crate::payments::Engine>,
     /// How many callbacks each channel may still take.
@@ -61,14 +62,20 @@ impl AppState {
         let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
         let payments =
             Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer));
+        let money = Arc::new(crate::money::Service::new(
+            pool.clone(),
+            store.clone(),
+            pipeline.clone(),
+            Arc::clone(&payments),
+        ));
         Self {
             pool,
+            money,
             reports: store.clone(),
             store,
             pipeline,
             payments,
             keys: Arc::new(crate::http::auth::KeyCache::default()),
-            parties: Arc::new(crate::http::v1::money::PartyCache::default()),
             callback_limits: Arc::new(crate::http::callbacks::CallbackLimits::default()),
         }
     }

@@ -12,6 +12,7 @@ pub mod db;
 pub mod embedded;
 pub mod http;
 pub mod metrics;
+pub mod money;
 pub mod payments;
 pub mod secrets;
 pub mod tenancy;

@@ -3,6 +3,7 @@
 
 use crate::code::Code;
 use crate::customers::CustomerError;
+use crate::money::MoneyError;
 use crate::payments::PaymentError;
 use crate::tenancy::TenancyError;
 use axum::extract::rejection::JsonRejection;
@@ -263,6 +264,22 @@ impl From<PaymentError> for ApiError {
             PaymentError::Store(error) => error.into(),
             PaymentError::Database(error) => error.into(),
             PaymentError::Pool(error) => error.into(),
+        }
+    }
+}
+
+impl From<MoneyError> for ApiError {
+    fn from(error: MoneyError) -> Self {
+        match error {
+            MoneyError::NotFound(what) => Self::not_found(what),
+            MoneyError::Invalid { code, detail } => Self::invalid(code, detail),
+            MoneyError::Forbidden { code, detail } => {
+                Self::new(StatusCode::FORBIDDEN, code, detail)
+            }
+            MoneyError::Customer(error) => error.into(),
+            MoneyError::Payment(error) => error.into(),
+            MoneyError::Submit(error) => error.into(),
+            MoneyError::Store(error) => error.into(),
         }
     }
 }

@@ -23,8 +23,10 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::app::Services;
 use crate::bench::{BenchArgs, CpuTime, kes, submit_all, transfer};
-use {crate::app::AppState, crate::tenancy};
+use crate::http::AppState;
+use crate::tenancy;
 
 const PAYMENTS: &str = "/v1/payments";
 const BATCHES: &str = "/v1/transfers/batch";
@@ -324,7 +326,8 @@ pub async fn bench(
     args: BenchArgs,
 ) -> anyhow::Result<HttpBenchResult> {
     // The benchmark makes no channels: a key of its own, forgotten afterwards, is enough.
-    let state = AppState::with_pools(pool, ledger_pool, crate::secrets::Sealer::generate()?);
+    let services = Services::with_pools(pool, ledger_pool, crate::secrets::Sealer::generate()?);
+    let state = AppState::from(services);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -257,10 +257,10 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     let reports_config = reports_settings.apply(app_config);
     let reports_pool = db::pool_with(reports_config, app::REPORTS_POOL_SIZE, &tls)?;
     give_up_root(cli, database)?;
-    let state = app::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer)
+    let services = app::Services::with_pools(pool.clone(), ledger_pool.clone(), sealer)
         .with_reports_pool(reports_pool.clone());
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
-    state.payments.configure(payments::Settings {
+    services.payments.configure(payments::Settings {
         public_url: public_url.trim_end_matches('/').to_owned(),
         first_query: std::time::Duration::from_millis(cli.provider_query_after_ms.max(1)),
         provider_hosts: payments::ProviderHosts {
@@ -271,10 +271,10 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         ..payments::Settings::default()
     });
     let worker = tokio::spawn(workers::query_providers(
-        std::sync::Arc::clone(&state.payments),
+        std::sync::Arc::clone(&services.payments),
         shutdown.clone().wait(),
     ));
-    let mut app = http::router(state);
+    let mut app = http::router(http::AppState::from(services));
     if cli.simulate() {
         let (mpesa, momo) = (
             hazina_simulator::mpesa::Simulator::new(),

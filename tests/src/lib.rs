@@ -373,7 +373,7 @@ impl ApiServer {
             Err(error) => panic!("no local address: {error}"),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = hazina_server::app::AppState::new(pool);
+        let state = hazina_server::http::AppState::new(pool);
         // Providers call back here, and payments are asked about soon: tests do not wait long.
         state.payments.configure(hazina_server::payments::Settings {
             public_url: base.clone(),

@@ -24,8 +24,8 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use super::problem::ApiError;
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 use crate::tenancy::{KEYS_CHANGED, note_keys_changed};
 
 /// How long a key lookup is trusted before it is read again.

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 /// Counts and times every request by method, route (the matched pattern, never the raw path:
 /// ids would make unbounded label sets) and status.

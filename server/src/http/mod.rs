@@ -11,7 +11,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tracing::Instrument as _;
 
-use crate::app::AppState;
 use crate::code::Code;
 
 pub mod auth;
@@ -19,7 +18,10 @@ pub mod callbacks;
 pub mod idempotency;
 pub mod metrics;
 pub mod problem;
+mod state;
 pub mod v1;
+
+pub use state::AppState;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::money::{BalanceView, TransferView, Value};
 use super::page_size;
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 use crate::money;

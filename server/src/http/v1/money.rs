@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{customers, page_size};
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 use crate::money::{self, NewLedgerPayment};

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::customers;
 use super::money::{NewPayment, Party, Value};
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
 use crate::payments::{self, Flow, PaymentStatus, Record, StatusChange};

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem};
 pub use crate::tenancy::NAME_LEN_MAX;

@@ -18,8 +18,8 @@ use crate::code::Code;
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
+pub use crate::money::Party;
 use crate::money::{self, NewLedgerPayment};
-pub use crate::money::{NARRATION_LEN_MAX, Party, WALLET_ID_LEN_MAX};
 use crate::payments::PaymentStatus;
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {

@@ -1,6 +1,8 @@
-//! The composition root: builds what every front door shares (the pools, the ledger's posting
-//! pipeline, the payments engine, the caches) once, for `hazina serve`, the benchmarks and the
-//! tests.
+//! The composition root: builds the services every front door shares (the pools, the ledger's
+//! posting pipeline, the payments engine, the money service) once, for `hazina serve`, the
+//! benchmarks and the tests. It knows no front door: each wraps [`Services`] in a state of its
+//! own with what only it needs (HTTP: `http::AppState`, with the API key cache and the callback
+//! limits).
 
 use std::sync::Arc;
 
@@ -17,25 +19,23 @@ pub const REPORTS_POOL_SIZE: usize = 4;
 /// The longest a report's statement may run (reports over years of entries are the slowest).
 pub const REPORTS_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// What every handler shares.
+/// What every front door shares. (Named apart from an org's *app*, the glossary's.)
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct Services {
     pub pool: Pool,
     pub store: Store,
     /// The store on the reports' own pool (the request pool's, unless given one).
     pub reports: Store,
     pub pipeline: Pipeline,
-    pub keys: Arc<crate::http::auth::KeyCache>,
-    pub parties: Arc<crate::http::v1::money::PartyCache>,
+    /// Purses, wallets, payments between them and the parties they resolve to.
+    pub money: Arc<crate::money::Service>,
     /// Payments through providers (payouts, collections, received payments).
     pub payments: Arc<crate::payments::Engine>,
-    /// How many callbacks each channel may still take.
-    pub callback_limits: Arc<crate::http::callbacks::CallbackLimits>,
 }
 
-impl AppState {
-    /// The state over a migrated database's pool, with a posting pipeline started on the
-    /// current runtime that shares the pool (for tests; see [`AppState::with_pools`]).
+impl Services {
+    /// The services over a migrated database's pool, with a posting pipeline started on the
+    /// current runtime that shares the pool (for tests; see [`Services::with_pools`]).
     pub fn new(pool: Pool) -> Self {
         Self::with_pools(pool.clone(), pool, Self::test_sealer())
     }
@@ -52,31 +52,27 @@ impl AppState {
         })
     }
 
-    /// The state with the ledger's writers on a pool of their own, so that they never queue
-    /// for a connection behind the requests they are serving, and channel credentials sealed
-    /// with `sealer`.
+    /// The services with the ledger's writers on a pool of their own, so that they never
+    /// queue for a connection behind the requests they are serving, and channel credentials
+    /// sealed with `sealer`.
     pub fn with_pools(pool: Pool, ledger_pool: Pool, sealer: crate::secrets::Sealer) -> Self {
-        crate::http::metrics::init();
+        // The services record metrics too (the payments engine's disagreements).
+        crate::metrics::init();
         let store = Store::new(pool.clone());
         let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
         let payments =
             Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer));
-        Self {
-            pool,
-            reports: store.clone(),
-            store,
-            pipeline,
-            payments,
-            keys: Arc::new(crate::http::auth::KeyCache::default()),
-            parties: Arc::new(crate::http::v1::money::PartyCache::default()),
-            callback_limits: Arc::new(crate::http::callbacks::CallbackLimits::default()),
-        }
+        let money = Arc::new(crate::money::Service::new(
+            pool.clone(),
+            store.clone(),
+            pipeline.clone(),
+            Arc::clone(&payments),
+        ));
+        Self { pool, reports: store.clone(), store, pipeline, money, payments }
     }
-}
 
-impl AppState {
-    /// The same state with reports (statements, trial balance, general ledger) on a pool of
-    /// their own.
+    /// The same services with reports (statements, trial balance, general ledger) on a pool
+    /// of their own.
     #[must_use]
     pub fn with_reports_pool(mut self, pool: Pool) -> Self {
         self.reports = Store::new(pool);

@@ -4,8 +4,19 @@
 use std::path::{Path, PathBuf};
 
 /// The service modules: plain Rust, called by every front door (HTTP today; the event
-/// stream and the `RSocket` gateway next), so they know nothing of HTTP.
-const SERVICES: &[&str] = &["customers", "payments", "code.rs", "secrets.rs", "workers"];
+/// stream and the `RSocket` gateway next), so they know nothing of HTTP; with them the
+/// composition root that builds them (`app.rs`) and the metrics recorder they record into.
+const SERVICES: &[&str] = &[
+    "app.rs",
+    "code.rs",
+    "customers",
+    "metrics.rs",
+    "money",
+    "payments",
+    "secrets.rs",
+    "tenancy.rs",
+    "workers",
+];
 
 /// What a service must not name: the web framework, the HTTP layer, its statuses and errors.
 /// (Calling providers over HTTP is a service's business: `hazina_providers::http` is allowed.)

@@ -23,8 +23,10 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::app::Services;
 use crate::bench::{BenchArgs, CpuTime, kes, submit_all, transfer};
-use {crate::app::AppState, crate::http::v1::tenancy};
+use crate::http::AppState;
+use crate::tenancy;
 
 const PAYMENTS: &str = "/v1/payments";
 const BATCHES: &str = "/v1/transfers/batch";
@@ -76,13 +78,11 @@ struct Setup {
 
 async fn set_up(state: &AppState, wallets: usize) -> anyhow::Result<Setup> {
     let store = &state.store;
-    let failed = |error: crate::http::problem::ApiError| anyhow::anyhow!("{}", error.detail);
     let org = OrgId::generate();
     store.create_org(org, "bench-http").await?;
-    let app = tenancy::insert_app(&state.pool, org, "bench").await.map_err(failed)?;
-    let app_key =
-        tenancy::insert_key(&state.pool, org, Some(app.app_id), "bench").await.map_err(failed)?;
-    let org_key = tenancy::insert_key(&state.pool, org, None, "bench").await.map_err(failed)?;
+    let app = tenancy::insert_app(&state.pool, org, "bench").await?;
+    let app_key = tenancy::insert_key(&state.pool, org, Some(app.app_id), "bench").await?;
+    let org_key = tenancy::insert_key(&state.pool, org, None, "bench").await?;
     let external =
         store.create_account(&NewAccount::new(org, AccountKind::External, kes())).await?;
     let purse = store.create_account(&NewAccount::new(org, AccountKind::Purse, kes())).await?;
@@ -326,7 +326,8 @@ pub async fn bench(
     args: BenchArgs,
 ) -> anyhow::Result<HttpBenchResult> {
     // The benchmark makes no channels: a key of its own, forgotten afterwards, is enough.
-    let state = AppState::with_pools(pool, ledger_pool, crate::secrets::Sealer::generate()?);
+    let services = Services::with_pools(pool, ledger_pool, crate::secrets::Sealer::generate()?);
+    let state = AppState::from(services);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -2028,9 +2028,8 @@ async fn pump(
 /// The org and its keys: the first start's (bootstrap), or new keys for the org already there
 /// (a formation reused from an earlier run).
 async fn keys(pool: &deadpool_postgres::Pool) -> anyhow::Result<(OrgId, String, String)> {
-    use crate::http::v1::tenancy;
-    let failed =
-        |error: crate::http::problem::ApiError| anyhow::anyhow!("{}: {}", error.code, error.detail);
+    use crate::tenancy;
+    let failed = |error: tenancy::TenancyError| anyhow::anyhow!("{}: {}", error.code(), error);
     if let Some(made) = tenancy::bootstrap(pool).await.map_err(failed)? {
         return Ok((made.org, made.org_key.token, made.app_key.token));
     }

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Most connections served at once by default; past it new ones wait in the kernel's accept
+/// queue until one closes.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 4_096;
+
 /// Hazina, a payments ledger on PostgreSQL.
 ///
 /// Without `DATABASE_URL`, hazina runs its own PostgreSQL (embedded) in the data directory.
@@ -38,7 +42,7 @@ pub struct Cli {
 
     /// Most HTTP connections served at once; past it new connections wait to be accepted.
     #[arg(long, env = "HAZINA_CONNECTIONS_MAX", global = true,
-        default_value_t = crate::http::CONNECTIONS_MAX_DEFAULT)]
+        default_value_t = CONNECTIONS_MAX_DEFAULT)]
     pub connections_max: usize,
 
     /// With `DATABASE_URL` (which runs the migrations, as the tables' owner): the connection

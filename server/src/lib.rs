@@ -11,8 +11,11 @@ pub mod customers;
 pub mod db;
 pub mod embedded;
 pub mod http;
+pub mod metrics;
+pub mod money;
 pub mod payments;
 pub mod secrets;
+pub mod tenancy;
 pub mod workers;
 
 #[cfg(test)]

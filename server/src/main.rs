@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use hazina_server::config::{Cli, Command, KeysCommand, LogFormat};
 use hazina_server::embedded::{Cluster, ClusterOptions};
-use hazina_server::http::problem::{AnnouncedIds, ApiError};
-use hazina_server::http::v1::tenancy;
+use hazina_server::http::problem::AnnouncedIds;
+use hazina_server::tenancy::{self, TenancyError};
 use hazina_server::{app, db, http, payments, workers};
 
 /// Requests allocate many small short-lived values; glibc's allocator took a quarter of the
@@ -165,7 +165,7 @@ async fn bench(
 async fn keys(cli: &Cli, database: &Database, command: &KeysCommand) -> anyhow::Result<()> {
     db::migrate_with(&database.config, &database.tls).await?;
     let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
-    let failed = |error: ApiError| anyhow::anyhow!("{}: {}", error.code, error.detail);
+    let failed = |error: TenancyError| anyhow::anyhow!("{}: {}", error.code(), error);
     let mut stdout = std::io::stdout().lock();
     match command {
         KeysCommand::Create { name, app, org } => {
@@ -243,7 +243,9 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         cli.retention(),
         shutdown.clone().wait(),
     ));
-    if let Some(made) = tenancy::bootstrap(&pool).await.map_err(|e| anyhow::anyhow!(e.detail))? {
+    if let Some(made) =
+        tenancy::bootstrap(&pool).await.context("could not make the first org and keys")?
+    {
         print_first_keys(&made)?;
     }
     let ledger_pool = db::pool_with(config, app::LEDGER_POOL_SIZE, &tls)?;
@@ -255,10 +257,10 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     let reports_config = reports_settings.apply(app_config);
     let reports_pool = db::pool_with(reports_config, app::REPORTS_POOL_SIZE, &tls)?;
     give_up_root(cli, database)?;
-    let state = app::AppState::with_pools(pool.clone(), ledger_pool.clone(), sealer)
+    let services = app::Services::with_pools(pool.clone(), ledger_pool.clone(), sealer)
         .with_reports_pool(reports_pool.clone());
     let public_url = cli.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
-    state.payments.configure(payments::Settings {
+    services.payments.configure(payments::Settings {
         public_url: public_url.trim_end_matches('/').to_owned(),
         first_query: std::time::Duration::from_millis(cli.provider_query_after_ms.max(1)),
         provider_hosts: payments::ProviderHosts {
@@ -269,10 +271,10 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         ..payments::Settings::default()
     });
     let worker = tokio::spawn(workers::query_providers(
-        std::sync::Arc::clone(&state.payments),
+        std::sync::Arc::clone(&services.payments),
         shutdown.clone().wait(),
     ));
-    let mut app = http::router(state);
+    let mut app = http::router(http::AppState::from(services));
     if cli.simulate() {
         let (mpesa, momo) = (
             hazina_simulator::mpesa::Simulator::new(),

@@ -360,7 +360,7 @@ impl ApiServer {
     pub async fn start() -> Self {
         let db = fresh_db().await;
         let pool = db.pool();
-        let made = match hazina_server::http::v1::tenancy::bootstrap(&pool).await {
+        let made = match hazina_server::tenancy::bootstrap(&pool).await {
             Ok(Some(made)) => made,
             other => panic!("the first start made no keys: {other:?}"),
         };
@@ -373,7 +373,7 @@ impl ApiServer {
             Err(error) => panic!("no local address: {error}"),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = hazina_server::app::AppState::new(pool);
+        let state = hazina_server::http::AppState::new(pool);
         // Providers call back here, and payments are asked about soon: tests do not wait long.
         state.payments.configure(hazina_server::payments::Settings {
             public_url: base.clone(),

@@ -18,16 +18,15 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use base64::Engine as _;
 use deadpool_postgres::Pool;
 use hazina_ledger::OrgId;
-use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use super::problem::ApiError;
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
+use crate::tenancy::{KEYS_CHANGED, note_keys_changed};
 
 /// How long a key lookup is trusted before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -44,15 +43,6 @@ const UNKNOWN_ENTRIES_MAX: usize = 100_000;
 
 /// How long an unknown prefix is answered from memory.
 const UNKNOWN_TTL: Duration = Duration::from_secs(5);
-
-/// Counts the keys this process made or revoked: a key cache whose prefixes were read before
-/// the latest change reads them again at once.
-static KEYS_CHANGED: AtomicU64 = AtomicU64::new(0);
-
-/// Notes that a key was made or revoked in this process.
-pub fn note_keys_changed() {
-    KEYS_CHANGED.fetch_add(1, Ordering::SeqCst);
-}
 
 /// Who is calling: the org, and the app for an app key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,35 +80,6 @@ impl Caller {
     /// services of one app, say) never answer each other's Idempotency-Keys.
     pub fn scope(&self) -> String {
         self.key_id.to_string()
-    }
-}
-
-/// A key as generated: the token to hand over once, and what is stored.
-#[derive(Debug)]
-pub struct NewKey {
-    pub token: String,
-    pub prefix: String,
-    pub secret_sha256: Vec<u8>,
-}
-
-impl NewKey {
-    pub fn generate() -> Self {
-        let mut rng = rand::rng();
-        let mut prefix = [0_u8; 8];
-        let mut secret = [0_u8; 32];
-        rng.fill_bytes(&mut prefix);
-        rng.fill_bytes(&mut secret);
-        let prefix = prefix.iter().fold(String::with_capacity(16), |mut hex, byte| {
-            hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
-            hex
-        });
-        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-        Self {
-            token: format!("hz_{prefix}_{secret}"),
-            secret_sha256: Sha256::digest(secret.as_bytes()).to_vec(),
-            prefix,
-        }
     }
 }
 
@@ -327,6 +288,7 @@ impl FromRequestParts<AppState> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tenancy::NewKey;
 
     #[test]
     fn generated_tokens_parse_and_hash_to_what_is_stored() {

@@ -18,8 +18,8 @@ use hazina_providers::lifecycle::Event;
 use hazina_providers::mpesa::{C2bValidationReply, CallbackAck};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 use crate::http::problem::ApiError;
 use crate::payments::{Callback, Provider, callback_event, mpesa};
 

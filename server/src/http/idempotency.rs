@@ -23,8 +23,8 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::problem::ApiError;
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");

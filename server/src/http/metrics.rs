@@ -2,42 +2,14 @@
 //! posting pipeline's queue depth, batches and batch sizes.
 
 use std::fmt::Write as _;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::app::AppState;
-
-/// Latency buckets, in seconds: 1 ms to 10 s.
-const LATENCY_BUCKETS: [f64; 13] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-/// The process's recorder, installed on first use.
-fn handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("http_request_duration_seconds".into()),
-                &LATENCY_BUCKETS,
-            )
-            .map_or_else(
-                |_| PrometheusBuilder::new().build_recorder(),
-                PrometheusBuilder::build_recorder,
-            );
-        let handle = recorder.handle();
-        // Fails only if another recorder was installed first; ours then stays empty.
-        if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!("a metrics recorder was already installed");
-        }
-        handle
-    })
-}
+use crate::http::AppState;
 
 /// Counts and times every request by method, route (the matched pattern, never the raw path:
 /// ids would make unbounded label sets) and status.
@@ -59,7 +31,7 @@ pub async fn track(request: Request, next: Next) -> Response {
 
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> Response {
-    let handle = handle();
+    let handle = crate::metrics::handle();
     let stats = state.pipeline.stats();
     let load =
         |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
@@ -133,9 +105,4 @@ pub async fn render(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
-}
-
-/// Installs the recorder now, so that the first requests are counted.
-pub fn init() {
-    handle();
 }

@@ -11,7 +11,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tracing::Instrument as _;
 
-use crate::app::AppState;
 use crate::code::Code;
 
 pub mod auth;
@@ -19,7 +18,10 @@ pub mod callbacks;
 pub mod idempotency;
 pub mod metrics;
 pub mod problem;
+mod state;
 pub mod v1;
+
+pub use state::AppState;
 
 /// The header that carries a request's id, in and out.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -56,10 +58,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Most connections served at once by default; past it new ones wait in the kernel's accept
-/// queue until one closes.
-pub const CONNECTIONS_MAX_DEFAULT: usize = 4_096;
-
 /// Serves [`router`] on `listener` until `shutdown` resolves, then stops accepting and waits
 /// for the requests in flight (graceful shutdown).
 pub async fn serve_on(
@@ -67,7 +65,7 @@ pub async fn serve_on(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, router(state), CONNECTIONS_MAX_DEFAULT, shutdown).await
+    serve_router(listener, router(state), crate::config::CONNECTIONS_MAX_DEFAULT, shutdown).await
 }
 
 /// Serves `app` on `listener`, at most `connections_max` connections at once, until

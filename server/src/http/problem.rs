@@ -3,7 +3,9 @@
 
 use crate::code::Code;
 use crate::customers::CustomerError;
+use crate::money::MoneyError;
 use crate::payments::PaymentError;
+use crate::tenancy::TenancyError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
@@ -262,6 +264,37 @@ impl From<PaymentError> for ApiError {
             PaymentError::Store(error) => error.into(),
             PaymentError::Database(error) => error.into(),
             PaymentError::Pool(error) => error.into(),
+        }
+    }
+}
+
+impl From<MoneyError> for ApiError {
+    fn from(error: MoneyError) -> Self {
+        match error {
+            MoneyError::NotFound(what) => Self::not_found(what),
+            MoneyError::Invalid { code, detail } => Self::invalid(code, detail),
+            MoneyError::Forbidden { code, detail } => {
+                Self::new(StatusCode::FORBIDDEN, code, detail)
+            }
+            MoneyError::Customer(error) => error.into(),
+            MoneyError::Payment(error) => error.into(),
+            MoneyError::Submit(error) => error.into(),
+            MoneyError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(error: TenancyError) -> Self {
+        match error {
+            TenancyError::NotFound(what) => Self::not_found(what),
+            TenancyError::Invalid { code, detail } => Self::invalid(code, detail),
+            TenancyError::AppExists => {
+                Self::new(StatusCode::CONFLICT, error.code(), error.to_string())
+            }
+            TenancyError::Store(error) => error.into(),
+            TenancyError::Database(error) => error.into(),
+            TenancyError::Pool(error) => error.into(),
         }
     }
 }

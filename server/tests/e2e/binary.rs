@@ -22,10 +22,9 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The keys a fresh database's first start makes (as the server would, before it starts).
 async fn first_keys(
     db: &hazina_tests::TestDb,
-) -> anyhow::Result<hazina_server::http::v1::tenancy::Bootstrapped> {
-    hazina_server::http::v1::tenancy::bootstrap(&db.pool())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
+) -> anyhow::Result<hazina_server::tenancy::Bootstrapped> {
+    hazina_server::tenancy::bootstrap(&db.pool())
+        .await?
         .context("a fresh database gets its first keys")
 }
 
@@ -405,9 +404,8 @@ async fn keys_are_created_listed_and_revoked_from_the_command_line() -> anyhow::
     assert!(!early.status.success());
     assert!(String::from_utf8_lossy(&early.stderr).contains("no_org"), "{early:?}");
 
-    let made = hazina_server::http::v1::tenancy::bootstrap(&db.pool())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
+    let made = hazina_server::tenancy::bootstrap(&db.pool())
+        .await?
         .context("the first start makes keys")?;
     let created =
         run(vec!["create".into(), "--name".into(), "ci".into(), "--app".into(), "default".into()])

@@ -2,7 +2,7 @@
 
 use hazina_ledger::OrgId;
 use hazina_ledger::store::Store;
-use hazina_server::http::v1::tenancy;
+use hazina_server::tenancy;
 use hazina_tests::ApiServer;
 use serde_json::{Value, json};
 

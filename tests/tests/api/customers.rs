@@ -2,7 +2,7 @@
 //! metadata, app data and its lease, reminders, activities, the customer's state and
 //! timeline; who sees what (apps, orgs); expiry; and bad input of every kind.
 
-use hazina_server::http::v1::tenancy;
+use hazina_server::tenancy;
 use hazina_tests::ApiServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

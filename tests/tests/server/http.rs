@@ -20,7 +20,7 @@ async fn start(pool: deadpool_postgres::Pool) -> anyhow::Result<Running> {
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
     let task =
-        tokio::spawn(http::serve_on(listener, hazina_server::app::AppState::new(pool), async {
+        tokio::spawn(http::serve_on(listener, hazina_server::http::AppState::new(pool), async {
             let _ = stopped.await;
         }));
     Ok(Running { base, stop, task })
@@ -140,17 +140,17 @@ async fn shutdown_stops_accepting_connections() -> anyhow::Result<()> {
 #[tokio::test]
 async fn reports_have_a_pool_of_their_own() -> anyhow::Result<()> {
     let db = fresh_db().await;
-    let made = hazina_server::http::v1::tenancy::bootstrap(&db.pool())
-        .await
-        .map_err(|e| anyhow::anyhow!(e.detail))?
+    let made = hazina_server::tenancy::bootstrap(&db.pool())
+        .await?
         .ok_or_else(|| anyhow::anyhow!("a fresh database gets its first keys"))?;
     let requests = db::pool(db.config(), 2)?;
-    let state = hazina_server::app::AppState::with_pools(
+    let services = hazina_server::app::Services::with_pools(
         requests.clone(),
         db.pool(),
         hazina_server::secrets::Sealer::generate()?,
     )
     .with_reports_pool(db::pool(db.config(), 1)?);
+    let state = http::AppState::from(services);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -181,7 +181,7 @@ async fn connections_past_the_limit_wait_until_one_closes() -> anyhow::Result<()
     let db = fresh_db().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    let app = http::router(hazina_server::app::AppState::new(db.pool()));
+    let app = http::router(hazina_server::http::AppState::new(db.pool()));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(http::serve_router(listener, app, 2, async {
         let _ = stopped.await;

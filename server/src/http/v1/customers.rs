@@ -25,7 +25,6 @@ use uuid::Uuid;
 
 use super::money::WalletView;
 use super::page_size;
-use crate::app::AppState;
 use crate::code::Code;
 pub use crate::customers::{
     ACTIVITY_SESSIONS_MAX, APP_DATA_LEASE_SECONDS, CustomerNumber, DATA_BYTES_MAX, KEY_LEN_MAX,
@@ -34,6 +33,7 @@ pub use crate::customers::{
     SECONDARY_IDS_MAX, TAGS_MAX, VALUE_LEN_MAX, by_number, check, check_key, check_text, lock,
     too_many,
 };
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem, QueryParams};
 use crate::payments::PaymentStatus;

@@ -16,10 +16,11 @@ use uuid::Uuid;
 
 use super::money::{BalanceView, TransferView, Value};
 use super::page_size;
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
+use crate::money;
 
 /// Most transfers in one batch request.
 pub const BATCH_TRANSFERS_MAX: usize = 1_000;
@@ -225,19 +226,6 @@ fn request(
     })
 }
 
-/// The accounts the requests debit, with the amounts: what a treasury limit looks at.
-fn debits(requests: &[TransferRequest]) -> Vec<(AccountId, hazina_ledger::Money)> {
-    requests
-        .iter()
-        .flat_map(|request| match &request.action {
-            Action::Post { postings } | Action::Pending { postings, .. } => postings.as_slice(),
-            _ => &[],
-        })
-        .filter(|posting| posting.side == Side::Debit)
-        .map(|posting| (posting.account, posting.amount))
-        .collect()
-}
-
 /// Applies one transfer (org key): `201` when accepted, `422` with the ledger's reason when
 /// rejected.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = NewTransfer,
@@ -255,11 +243,15 @@ async fn create_transfer(
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     let request = request(&caller, new, crate::http::idempotency::derived_id(&caller, &headers))?;
-    super::money::check_treasury(&state, &caller, &debits(std::slice::from_ref(&request))).await?;
+    let debits = money::debits(std::slice::from_ref(&request));
+    state.money.check_treasury(caller.org, caller.app, &debits).await?;
     let id = request.id;
     AnnouncedIds::transfers(announced.as_deref(), &[id.0]);
-    let outcome =
-        super::money::submit(&state, request).await.map_err(|e| e.with_transfer_ids(&[id.0]))?;
+    let outcome = state
+        .money
+        .submit(request)
+        .await
+        .map_err(|error| ApiError::from(error).with_transfer_ids(&[id.0]))?;
     let status = match outcome {
         Outcome::Accepted { .. } => StatusCode::CREATED,
         Outcome::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -307,7 +299,7 @@ async fn create_transfers(
             request(&caller, new, derived)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    super::money::check_treasury(&state, &caller, &debits(&requests)).await?;
+    state.money.check_treasury(caller.org, caller.app, &money::debits(&requests)).await?;
     // Whatever goes wrong from here, the answer names every id: a retry is a replay.
     let ids: Vec<Uuid> = requests.iter().map(|request| request.id.0).collect();
     let with_ids = |error: ApiError| error.with_transfer_ids(&ids);

@@ -1,29 +1,26 @@
-//! Purses, wallets, payments between them, transfers and accounts.
+//! Purses, wallets, payments between them, transfers and accounts over HTTP: handlers over the
+//! money service (`crate::money`).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use hazina_ledger::context::{self, Effects};
-use hazina_ledger::rules::{
-    AccountKind, Action, LimitPolicy, Outcome, Posting, RejectReason, Side, TransferRequest,
-};
-use hazina_ledger::store::{Account, Balance, NewAccount};
-use hazina_ledger::{AccountId, Currency, CustomerId, Money, TransferId};
+use hazina_ledger::context::Effects;
+use hazina_ledger::rules::{LimitPolicy, Outcome, RejectReason};
+use hazina_ledger::store::{Account, Balance};
+use hazina_ledger::{Currency, CustomerId, Money};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{customers, page_size};
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
+pub use crate::money::Party;
+use crate::money::{self, NewLedgerPayment};
 use crate::payments::PaymentStatus;
-
-/// Longest wallet id and narration.
-pub const WALLET_ID_LEN_MAX: usize = 100;
-pub const NARRATION_LEN_MAX: usize = 500;
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
@@ -61,20 +58,12 @@ impl Value {
 
     /// The money, refused with a clear code when the currency or amount is wrong.
     pub fn money(&self) -> Result<Money, ApiError> {
-        let currency = currency(&self.currency_code)?;
-        let money = Money::parse(currency, &self.amount)
-            .map_err(|error| ApiError::invalid(Code::InvalidAmount, error.to_string()))?;
-        // The ledger keeps amounts as 64-bit minor units.
-        money
-            .to_minor()
-            .map_err(|error| ApiError::invalid(Code::InvalidAmount, error.to_string()))?;
-        Ok(money)
+        Ok(money::amount(&self.currency_code, &self.amount)?)
     }
 }
 
 pub fn currency(code: &str) -> Result<Currency, ApiError> {
-    Currency::from_code(code)
-        .map_err(|error| ApiError::invalid(Code::InvalidCurrency, error.to_string()))
+    Ok(money::currency(code)?)
 }
 
 /// Balances as the platform showed them: actual (settled), available, pending.
@@ -209,30 +198,15 @@ async fn create_purse(
     Body(new): Body<NewPurse>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let currency = currency(&new.currency_code)?;
-    let mut account = NewAccount::new(caller.org, AccountKind::Purse, currency);
-    if let Some(name) = &new.name {
-        if name.trim().is_empty() || name.chars().count() > super::tenancy::NAME_LEN_MAX {
-            return Err(ApiError::invalid(
-                Code::InvalidName,
-                "a purse name has 1 to 100 characters",
-            ));
-        }
-        account.name = Some(name.trim().to_owned());
-    }
-    if let Some(limit) = &new.overdraft_limit {
-        let limit = Money::parse(currency, limit)
-            .and_then(|money| money.to_minor())
-            .map_err(|error| ApiError::invalid(Code::InvalidAmount, error.to_string()))?;
-        if limit < 0 {
-            return Err(ApiError::invalid(
-                Code::InvalidAmount,
-                "an overdraft limit is not negative",
-            ));
-        }
-        account.limit = Some(LimitPolicy::Overdraft(limit));
-    }
-    let purse = state.store.create_account(&account).await?;
+    let purse = state
+        .money
+        .create_purse(
+            caller.org,
+            &new.currency_code,
+            new.name.as_deref(),
+            new.overdraft_limit.as_deref(),
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(PurseView::from(&purse))).into_response())
 }
 
@@ -245,10 +219,7 @@ async fn list_purses(
     QueryParams(page): QueryParams<Page>,
 ) -> Result<Response, ApiError> {
     let limit = page_size(page.limit)?;
-    let purses = state
-        .store
-        .accounts(caller.org, AccountKind::Purse, None, page.cursor.map(AccountId), limit)
-        .await?;
+    let purses = state.money.purses(caller.org, page.cursor, limit).await?;
     let next = (purses.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| purses.last().map(|p| p.id.0))
         .flatten();
@@ -256,13 +227,9 @@ async fn list_purses(
     Ok(Json(PurseList { purses, next_cursor: next }).into_response())
 }
 
+/// A purse of the caller's org.
 pub async fn purse(state: &AppState, caller: &Caller, id: Uuid) -> Result<Account, ApiError> {
-    state
-        .store
-        .account(caller.org, AccountId(id))
-        .await?
-        .filter(|account| account.kind == AccountKind::Purse)
-        .ok_or_else(|| ApiError::not_found("purse"))
+    Ok(state.money.purse(caller.org, id).await?)
 }
 
 /// A purse and its balance.
@@ -288,20 +255,6 @@ pub struct NewWallet {
     pub currency_code: String,
 }
 
-fn valid_wallet_id(wallet_id: &str) -> Result<(), ApiError> {
-    let ok = !wallet_id.is_empty()
-        && wallet_id.len() <= WALLET_ID_LEN_MAX
-        && wallet_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            Code::InvalidWalletId,
-            "a wallet id has 1 to 100 letters, digits, '-', '_' or '.'",
-        ))
-    }
-}
-
 /// Creates a customer's wallet under an app-chosen `walletId`.
 #[utoipa::path(post, path = "/v1/customers/{customer_id}/wallets", tag = "wallets",
     params(("customer_id" = Uuid, Path)), request_body = NewWallet,
@@ -313,13 +266,10 @@ async fn create_wallet(
     PathParams(customer_id): PathParams<Uuid>,
     Body(new): Body<NewWallet>,
 ) -> Result<Response, ApiError> {
-    let customer = customers::check(&state.pool, caller.org, customer_id).await?;
-    valid_wallet_id(&new.wallet_id)?;
-    let mut account =
-        NewAccount::new(caller.org, AccountKind::Wallet, currency(&new.currency_code)?);
-    account.customer = Some(customer);
-    account.wallet_id = Some(new.wallet_id);
-    let wallet = state.store.create_account(&account).await?;
+    let wallet = state
+        .money
+        .create_wallet(caller.org, customer_id, &new.wallet_id, &new.currency_code)
+        .await?;
     Ok((StatusCode::CREATED, Json(WalletView::from(&wallet))).into_response())
 }
 
@@ -332,25 +282,9 @@ async fn list_wallets(
     State(state): State<AppState>,
     PathParams(customer_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
-    let customer = customers::check(&state.pool, caller.org, customer_id).await?;
-    let wallets =
-        state.store.accounts(caller.org, AccountKind::Wallet, Some(customer), None, 1_000).await?;
+    let wallets = state.money.wallets(caller.org, customer_id).await?;
     let wallets = wallets.iter().map(WalletView::from).collect();
     Ok(Json(WalletList { wallets }).into_response())
-}
-
-async fn wallet(
-    state: &AppState,
-    caller: &Caller,
-    customer: Uuid,
-    wallet_id: &str,
-) -> Result<Account, ApiError> {
-    let customer = customers::check(&state.pool, caller.org, customer).await?;
-    state
-        .store
-        .wallet(caller.org, customer, wallet_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("wallet"))
 }
 
 /// A customer's wallet and its balance.
@@ -362,41 +296,8 @@ async fn get_wallet(
     State(state): State<AppState>,
     PathParams((customer_id, wallet_id)): PathParams<(Uuid, String)>,
 ) -> Result<Response, ApiError> {
-    let wallet = wallet(&state, &caller, customer_id, &wallet_id).await?;
+    let wallet = state.money.wallet(caller.org, customer_id, &wallet_id).await?;
     Ok(Json(WalletView::from(&wallet)).into_response())
-}
-
-/// One side of a payment.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Party {
-    Purse {
-        #[serde(rename = "purseId")]
-        purse_id: Uuid,
-    },
-    Wallet {
-        #[serde(rename = "customerId")]
-        customer_id: Uuid,
-        #[serde(rename = "walletId")]
-        wallet_id: String,
-    },
-    /// A customer's mobile-money account, reached through one of the org's payment channels:
-    /// paying it is a payout (B2C), taking from it a collection (STK push, request to pay).
-    Customer {
-        #[serde(rename = "customerNumber")]
-        customer_number: customers::CustomerNumber,
-        /// The channel's number (paybill, shortcode, MoMo account).
-        #[serde(rename = "channelNumber")]
-        #[schema(min_length = 1, max_length = 64)]
-        channel_number: String,
-    },
-    /// One of the org's payment channels itself: its clearing account, the money held at the
-    /// provider (to fund a payout float from a purse, or sweep collections into one).
-    Channel {
-        #[serde(rename = "channelNumber")]
-        #[schema(min_length = 1, max_length = 64)]
-        channel_number: String,
-    },
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -437,6 +338,9 @@ fn base64_of(bytes: &[u8]) -> String {
 }
 
 /// The `hazina` context object the database applies with the transfer (migration 0002).
+///
+/// Here rather than in the money service while activities and data values are the HTTP
+/// layer's types (`http::v1::customers`): it moves there once they are the customers service's.
 pub async fn context_effects(
     state: &AppState,
     caller: &Caller,
@@ -514,96 +418,6 @@ pub struct PaymentResult {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-/// What a payment needs of a party's account. None of it ever changes (a closed account is
-/// refused by the ledger itself), so it is cached.
-#[derive(Clone, Copy, Debug)]
-pub struct PartyAccount {
-    pub id: AccountId,
-    pub currency: Currency,
-    pub kind: AccountKind,
-}
-
-/// Recently resolved parties, by org and party.
-#[derive(Debug, Default)]
-pub struct PartyCache {
-    entries: std::sync::Mutex<std::collections::HashMap<(Uuid, String), PartyAccount>>,
-}
-
-impl PartyCache {
-    /// Most parties remembered; past it the cache starts again empty.
-    const ENTRIES_MAX: usize = 100_000;
-
-    fn get(&self, key: &(Uuid, String)) -> Option<PartyAccount> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied()
-    }
-
-    fn put(&self, key: (Uuid, String), account: PartyAccount) {
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= Self::ENTRIES_MAX {
-            entries.clear();
-        }
-        entries.insert(key, account);
-    }
-}
-
-pub async fn party_account(
-    state: &AppState,
-    caller: &Caller,
-    party: &Party,
-) -> Result<(PartyAccount, Option<CustomerId>), ApiError> {
-    let (key, customer) = match party {
-        Party::Purse { purse_id } => (format!("purse/{purse_id}"), None),
-        Party::Wallet { customer_id, wallet_id } => {
-            (format!("wallet/{customer_id}/{wallet_id}"), Some(CustomerId(*customer_id)))
-        }
-        Party::Channel { channel_number } => (format!("channel/{channel_number}"), None),
-        Party::Customer { .. } => {
-            return Err(ApiError::invalid(
-                Code::InvalidCounterParty,
-                "a customer's mobile money pays or is paid by a purse or a wallet",
-            ));
-        }
-    };
-    let key = (caller.org.0, key);
-    if let Some(account) = state.parties.get(&key) {
-        return Ok((account, customer));
-    }
-    let (account, customer) = resolve_party(state, caller, party).await?;
-    let account = PartyAccount { id: account.id, currency: account.currency, kind: account.kind };
-    state.parties.put(key, account);
-    Ok((account, customer))
-}
-
-async fn resolve_party(
-    state: &AppState,
-    caller: &Caller,
-    party: &Party,
-) -> Result<(Account, Option<CustomerId>), ApiError> {
-    match party {
-        Party::Purse { purse_id } => Ok((purse(state, caller, *purse_id).await?, None)),
-        Party::Wallet { customer_id, wallet_id } => {
-            let wallet = wallet(state, caller, *customer_id, wallet_id).await?;
-            Ok((wallet, Some(CustomerId(*customer_id))))
-        }
-        Party::Channel { channel_number } => {
-            let channel =
-                state.payments.channel_by_number(caller.org, channel_number).await?.ok_or_else(
-                    || ApiError::invalid(Code::InvalidChannelNumber, "the org has no such channel"),
-                )?;
-            let account = state
-                .store
-                .account(caller.org, channel.clearing)
-                .await?
-                .ok_or_else(|| ApiError::not_found("channel"))?;
-            Ok((account, None))
-        }
-        Party::Customer { .. } => Err(ApiError::invalid(
-            Code::InvalidCounterParty,
-            "a customer's mobile money pays or is paid by a purse or a wallet",
-        )),
-    }
-}
-
 /// Moves money from the debit party to the credit party. Between purses, wallets and channels
 /// it settles at once: `201` with status `success`, or `422` with the platform's status
 /// (`insufficient_funds`, `invalid_purse`, …) and the ledger's reason. With a `customer` party
@@ -626,15 +440,7 @@ async fn create_payment(
     Body(payment): Body<NewPayment>,
 ) -> Result<Response, ApiError> {
     let amount = payment.value.money()?;
-    if !amount.is_positive() {
-        return Err(ApiError::invalid(Code::InvalidAmount, "the amount must be positive"));
-    }
-    if payment.narration.as_ref().is_some_and(|n| n.chars().count() > NARRATION_LEN_MAX) {
-        return Err(ApiError::invalid(
-            Code::InvalidNarration,
-            "a narration has at most 500 characters",
-        ));
-    }
+    money::check_payment(amount, payment.narration.as_deref())?;
     if matches!(payment.debit_party, Party::Customer { .. })
         || matches!(payment.credit_party, Party::Customer { .. })
     {
@@ -642,49 +448,33 @@ async fn create_payment(
         return super::payments::create(&state, &caller, &headers, announced, payment, amount)
             .await;
     }
-    let (debit, debit_customer) = party_account(&state, &caller, &payment.debit_party).await?;
-    let (credit, credit_customer) = party_account(&state, &caller, &payment.credit_party).await?;
-    if debit.kind == AccountKind::Channel {
-        check_treasury(&state, &caller, &[(debit.id, amount)]).await?;
-    }
-    check_accounts(&debit, &credit, amount)?;
-    let given =
-        payment.transaction_id.or_else(|| crate::http::idempotency::derived_id(&caller, &headers));
-    let id = given.map_or_else(TransferId::generate, TransferId);
-    let wallet_customers: Vec<CustomerId> =
-        [debit_customer, credit_customer].into_iter().flatten().collect();
+    let new = NewLedgerPayment {
+        org: caller.org,
+        app: caller.app,
+        transaction_id: payment
+            .transaction_id
+            .or_else(|| crate::http::idempotency::derived_id(&caller, &headers)),
+        debit_party: &payment.debit_party,
+        credit_party: &payment.credit_party,
+        amount,
+        narration: payment.narration.as_deref(),
+    };
+    let accounts = state.money.payment_accounts(&new).await?;
     let effects = match &payment.context {
-        Some(context) => context_effects(&state, &caller, context, &wallet_customers).await?,
+        Some(context) => {
+            context_effects(&state, &caller, context, &accounts.wallet_customers).await?
+        }
         None => Effects::default(),
     };
-    let mut context = serde_json::Map::new();
-    context.insert(
-        "payment".into(),
-        serde_json::json!({
-            "debitParty": payment.debit_party,
-            "creditParty": payment.credit_party,
-            "narration": payment.narration,
-            "appId": caller.app,
-        }),
-    );
-    context.insert(context::HAZINA.into(), effects.into_hazina(wallet_customers));
-    let request = TransferRequest {
-        id,
-        id_is_new: given.is_none(),
-        org: caller.org,
-        action: Action::Post {
-            postings: vec![
-                Posting { account: debit.id, side: Side::Debit, amount },
-                Posting { account: credit.id, side: Side::Credit, amount },
-            ],
-        },
-        code: "payment".into(),
-        effective_at: None,
-        context: context.into(),
-    };
+    let request = new.request(&accounts, effects);
+    let id = request.id;
     // Whatever goes wrong from here, the answer names the id: a retry under it is a replay.
     AnnouncedIds::transaction(announced.as_deref(), id.0);
-    let outcome = submit(&state, request).await.map_err(|e| e.with_transaction_id(id.0))?;
+    let outcome = state
+        .money
+        .submit(request)
+        .await
+        .map_err(|error| ApiError::from(error).with_transaction_id(id.0))?;
     let (reason, created_at) = match &outcome {
         Outcome::Accepted { transfer, .. } => (None, Some(transfer.created_at)),
         Outcome::Rejected(reason) => (Some(*reason), None),
@@ -704,82 +494,6 @@ async fn create_payment(
     Ok((status, Json(result)).into_response())
 }
 
-/// Refuses a payment between one account and itself, or in another currency than either's.
-fn check_accounts(
-    debit: &PartyAccount,
-    credit: &PartyAccount,
-    amount: Money,
-) -> Result<(), ApiError> {
-    if debit.id == credit.id {
-        return Err(ApiError::invalid(
-            Code::InvalidCounterParty,
-            "the two parties are the same account",
-        ));
-    }
-    for account in [debit, credit] {
-        if account.currency != amount.currency() {
-            return Err(ApiError::invalid(
-                Code::CurrencyMismatch,
-                format!(
-                    "the {} account holds {}, not {}",
-                    account.kind.as_str(),
-                    account.currency.code(),
-                    amount.currency().code()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Refuses moving money out of a channel's clearing account (the money the provider holds for
-/// the org) unless an org key does it, within the channel's treasury limit: an app could
-/// otherwise credit any wallet with money that exists nowhere, then pay it out.
-///
-/// `debits` are the accounts a transfer debits with the amounts; those that are no clearing
-/// account pass.
-///
-/// # Errors
-///
-/// 403 `clearing_account_forbidden` for an app key; 422 `treasury_limit_exceeded` over the
-/// channel's limit.
-pub async fn check_treasury(
-    state: &AppState,
-    caller: &Caller,
-    debits: &[(AccountId, Money)],
-) -> Result<(), ApiError> {
-    let accounts: Vec<AccountId> = debits.iter().map(|(account, _)| *account).collect();
-    let limits = state.payments.treasury_limits(caller.org, &accounts).await?;
-    for (account, amount) in debits {
-        let Some(limit) = limits.get(account) else { continue };
-        if caller.app.is_some() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                Code::ClearingAccountForbidden,
-                "moving money out of a channel's clearing account is a treasury operation for \
-                 an org key",
-            ));
-        }
-        if amount.currency() == limit.currency() && amount.amount() > limit.amount() {
-            return Err(ApiError::invalid(
-                Code::TreasuryLimitExceeded,
-                format!(
-                    "the channel's treasury limit is {} {} per transfer out of its clearing \
-                     account",
-                    limit.amount(),
-                    limit.currency().code()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Submits through the pipeline; overload is a 503 with `Retry-After`.
-pub async fn submit(state: &AppState, request: TransferRequest) -> Result<Outcome, ApiError> {
-    Ok(state.pipeline.submit(request).await?)
-}
-
 /// A ledger transfer: its legs, kind, times and context (for an app key, without the app data
 /// other apps wrote).
 #[utoipa::path(get, path = "/v1/transfers/{transfer_id}", tag = "transfers",
@@ -790,11 +504,7 @@ async fn get_transfer(
     State(state): State<AppState>,
     PathParams(transfer_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
-    let transfer = state
-        .store
-        .transfer(caller.org, TransferId(transfer_id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("transfer"))?;
+    let transfer = state.money.transfer(caller.org, transfer_id).await?;
     let mut view = TransferView::from(&transfer);
     customers::hide_other_apps_data(&mut view.context, &caller);
     Ok(Json(view).into_response())
@@ -819,15 +529,11 @@ async fn get_account(
     PathParams(account_id): PathParams<Uuid>,
     QueryParams(query): QueryParams<AtQuery>,
 ) -> Result<Response, ApiError> {
-    let account = state
-        .store
-        .account(caller.org, AccountId(account_id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("account"))?;
+    let account = state.money.account(caller.org, account_id).await?;
     let balance = match query.at {
         None => BalanceView::of(&account.balance(), account.version),
         Some(at) => {
-            let balance = state.store.balance_at(caller.org, account.id, at).await?;
+            let balance = state.money.balance_at(caller.org, account.id, at).await?;
             BalanceView::of(&balance, 0)
         }
     };

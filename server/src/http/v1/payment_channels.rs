@@ -18,8 +18,8 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::money;
-use crate::app::AppState;
 use crate::code::Code;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem};
 use crate::payments::Provider;

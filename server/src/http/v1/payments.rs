@@ -12,9 +12,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::customers;
-use super::money::{NewPayment, Party, Value, party_account};
-use crate::app::AppState;
+use super::money::{NewPayment, Party, Value};
 use crate::code::Code;
+use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
 use crate::payments::{self, Flow, PaymentStatus, Record, StatusChange};
@@ -221,7 +221,7 @@ async fn draft(
             format!("the channel needs the credentials {} for this payment", missing.join(", ")),
         ));
     }
-    let (account, wallet_customer) = party_account(state, caller, ours).await?;
+    let (account, wallet_customer) = state.money.party_account(caller.org, ours).await?;
     if !matches!(account.kind, AccountKind::Purse | AccountKind::Wallet) {
         return Err(ApiError::invalid(Code::InvalidPurse, "pay from or into a purse or a wallet"));
     }

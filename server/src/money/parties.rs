@@ -1,0 +1,144 @@
+//! The parties of a payment (purses, wallets, channels, customers' mobile money) and the
+//! accounts they resolve to, remembered in a cache since none of it ever changes.
+
+use hazina_ledger::rules::AccountKind;
+use hazina_ledger::store::Account;
+use hazina_ledger::{AccountId, Currency, CustomerId, OrgId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{MoneyError, Service};
+use crate::code::Code;
+
+/// One side of a payment.
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Party {
+    Purse {
+        #[serde(rename = "purseId")]
+        purse_id: Uuid,
+    },
+    Wallet {
+        #[serde(rename = "customerId")]
+        customer_id: Uuid,
+        #[serde(rename = "walletId")]
+        wallet_id: String,
+    },
+    /// A customer's mobile-money account, reached through one of the org's payment channels:
+    /// paying it is a payout (B2C), taking from it a collection (STK push, request to pay).
+    Customer {
+        #[serde(rename = "customerNumber")]
+        customer_number: crate::customers::CustomerNumber,
+        /// The channel's number (paybill, shortcode, MoMo account).
+        #[serde(rename = "channelNumber")]
+        #[schema(min_length = 1, max_length = 64)]
+        channel_number: String,
+    },
+    /// One of the org's payment channels itself: its clearing account, the money held at the
+    /// provider (to fund a payout float from a purse, or sweep collections into one).
+    Channel {
+        #[serde(rename = "channelNumber")]
+        #[schema(min_length = 1, max_length = 64)]
+        channel_number: String,
+    },
+}
+
+/// What a payment needs of a party's account. None of it ever changes (a closed account is
+/// refused by the ledger itself), so it is cached.
+#[derive(Clone, Copy, Debug)]
+pub struct PartyAccount {
+    pub id: AccountId,
+    pub currency: Currency,
+    pub kind: AccountKind,
+}
+
+/// Recently resolved parties, by org and party.
+#[derive(Debug, Default)]
+pub struct PartyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(Uuid, String), PartyAccount>>,
+}
+
+impl PartyCache {
+    /// Most parties remembered; past it the cache starts again empty.
+    const ENTRIES_MAX: usize = 100_000;
+
+    fn get(&self, key: &(Uuid, String)) -> Option<PartyAccount> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied()
+    }
+
+    fn put(&self, key: (Uuid, String), account: PartyAccount) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= Self::ENTRIES_MAX {
+            entries.clear();
+        }
+        entries.insert(key, account);
+    }
+}
+
+/// The refusal of a customer's mobile money where only the ledger's parties may be.
+fn not_a_ledger_party() -> MoneyError {
+    MoneyError::invalid(
+        Code::InvalidCounterParty,
+        "a customer's mobile money pays or is paid by a purse or a wallet",
+    )
+}
+
+impl Service {
+    /// The account of a purse, wallet or channel party of the org, and the wallet's owner;
+    /// a customer's mobile money has none (it goes through a provider).
+    pub async fn party_account(
+        &self,
+        org: OrgId,
+        party: &Party,
+    ) -> Result<(PartyAccount, Option<CustomerId>), MoneyError> {
+        let (key, customer) = match party {
+            Party::Purse { purse_id } => (format!("purse/{purse_id}"), None),
+            Party::Wallet { customer_id, wallet_id } => {
+                (format!("wallet/{customer_id}/{wallet_id}"), Some(CustomerId(*customer_id)))
+            }
+            Party::Channel { channel_number } => (format!("channel/{channel_number}"), None),
+            Party::Customer { .. } => return Err(not_a_ledger_party()),
+        };
+        let key = (org.0, key);
+        if let Some(account) = self.parties.get(&key) {
+            return Ok((account, customer));
+        }
+        let (account, customer) = self.resolve_party(org, party).await?;
+        let account =
+            PartyAccount { id: account.id, currency: account.currency, kind: account.kind };
+        self.parties.put(key, account);
+        Ok((account, customer))
+    }
+
+    async fn resolve_party(
+        &self,
+        org: OrgId,
+        party: &Party,
+    ) -> Result<(Account, Option<CustomerId>), MoneyError> {
+        match party {
+            Party::Purse { purse_id } => Ok((self.purse(org, *purse_id).await?, None)),
+            Party::Wallet { customer_id, wallet_id } => {
+                let wallet = self.wallet(org, *customer_id, wallet_id).await?;
+                Ok((wallet, Some(CustomerId(*customer_id))))
+            }
+            Party::Channel { channel_number } => {
+                let channel =
+                    self.payments.channel_by_number(org, channel_number).await?.ok_or_else(
+                        || {
+                            MoneyError::invalid(
+                                Code::InvalidChannelNumber,
+                                "the org has no such channel",
+                            )
+                        },
+                    )?;
+                let account = self
+                    .store
+                    .account(org, channel.clearing)
+                    .await?
+                    .ok_or(MoneyError::NotFound("channel"))?;
+                Ok((account, None))
+            }
+            Party::Customer { .. } => Err(not_a_ledger_party()),
+        }
+    }
+}

@@ -1,15 +1,24 @@
 //! Customers, the service: who they are (numbers, secondary ids), what the org and its apps
 //! keep about them, and the limits on all of it. The HTTP layer (`http::v1::customers`) and
 //! the payments service call it; it knows nothing of HTTP.
+//!
+//! Its sections: finding and making customers (store.rs), what the org and each app keep
+//! about them (data.rs: tags, secondary ids, metadata, app data with its lease).
 
+pub mod data;
 pub mod store;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::code::Code;
 
-pub use store::{by_number, check, existing_by_number, lock};
+pub use data::{DataValue, hide_other_apps_data, metadata_schema};
+pub use store::{
+    Reference, by_number, by_secondary_id, check, customer, existing_by_number, lock, resolve,
+};
 
 /// Longest customer number, secondary id key or value.
 pub const IDENTIFIER_LEN_MAX: usize = 256;
@@ -56,6 +65,13 @@ pub enum CustomerError {
     /// Concurrent requests kept making the same customer; retry.
     #[error("customer creation kept conflicting")]
     Conflicting,
+    /// Another customer holds the secondary id (`key=value`) and it has not expired.
+    #[error("another customer has the secondary id {0}")]
+    SecondaryIdTaken(String),
+    /// Another lease holds the app data: until when, or `None` when that lease ran out
+    /// between looking and answering (a retry takes the lease).
+    #[error("{}", leased_detail(.until.as_ref()))]
+    AppDataLeased { until: Option<DateTime<Utc>> },
     #[error(transparent)]
     Database(#[from] tokio_postgres::Error),
     #[error(transparent)]
@@ -65,6 +81,13 @@ pub enum CustomerError {
 impl CustomerError {
     pub fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Self::Invalid { code, detail: detail.into() }
+    }
+}
+
+fn leased_detail(until: Option<&DateTime<Utc>>) -> String {
+    match until {
+        Some(until) => format!("the app data is leased until {}", until.to_rfc3339()),
+        None => "the app data was leased a moment ago; retry".to_owned(),
     }
 }
 
@@ -86,6 +109,16 @@ pub fn check_key(key: &str) -> Result<(), CustomerError> {
 
 pub fn too_many(code: Code, what: &str, max: usize) -> CustomerError {
     CustomerError::invalid(code, format!("a customer has at most {max} {what}"))
+}
+
+// A customer with its numbers in the order they were added. (No doc comment: it would
+// change the OpenAPI document.)
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerView {
+    pub customer_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub customer_numbers: Vec<CustomerNumber>,
 }
 
 /// How the platform identifies a customer by a number: a phone number, an email address, a
@@ -168,5 +201,23 @@ impl CustomerNumber {
             ));
         }
         Ok(Self { number, provider: self.provider, partition: partition.map(str::to_owned) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_normalised_number_normalises_to_itself() {
+        // Lowercasing "İ" gives two characters: 200 of them are 400 once lowercased.
+        let email = |text: String| CustomerNumber {
+            number: text,
+            provider: NumberProvider::Email,
+            partition: None,
+        };
+        assert!(email("İ".repeat(200)).normalised().is_err());
+        let fits = email("İ".repeat(128)).normalised().unwrap();
+        assert_eq!(fits.normalised().unwrap().number, fits.number);
     }
 }

@@ -234,6 +234,12 @@ impl From<CustomerError> for ApiError {
             CustomerError::NotFound(what) => Self::not_found(what),
             CustomerError::Invalid { code, detail } => Self::invalid(code, detail),
             CustomerError::Conflicting => Self::unavailable(&error),
+            CustomerError::SecondaryIdTaken(_) => {
+                Self::new(StatusCode::CONFLICT, Code::SecondaryIdTaken, error.to_string())
+            }
+            CustomerError::AppDataLeased { .. } => {
+                Self::new(StatusCode::CONFLICT, Code::AppDataLeased, error.to_string())
+            }
             CustomerError::Database(error) => error.into(),
             CustomerError::Pool(error) => error.into(),
         }

@@ -796,7 +796,7 @@ async fn get_transfer(
         .await?
         .ok_or_else(|| ApiError::not_found("transfer"))?;
     let mut view = TransferView::from(&transfer);
-    customers::hide_other_apps_data(&mut view.context, &caller);
+    customers::hide_other_apps_data(&mut view.context, caller.app);
     Ok(Json(view).into_response())
 }
 

@@ -3,9 +3,11 @@
 //! the payments service call it; it knows nothing of HTTP.
 //!
 //! Its sections: finding and making customers (store.rs), what the org and each app keep
-//! about them (data.rs: tags, secondary ids, metadata, app data with its lease).
+//! about them (data.rs: tags, secondary ids, metadata, app data with its lease), and each
+//! app's reminders (reminders.rs).
 
 pub mod data;
+pub mod reminders;
 pub mod store;
 
 use chrono::{DateTime, Utc};

@@ -30,6 +30,7 @@ use crate::code::Code;
 pub use crate::customers::data::{
     AppData, DataValue, SecondaryId, Tag, hide_other_apps_data, metadata_schema,
 };
+use crate::customers::reminders::{self, NewReminder, Reminder};
 use crate::customers::{self, CustomerView, data};
 pub use crate::customers::{
     ACTIVITY_SESSIONS_MAX, APP_DATA_LEASE_SECONDS, CustomerNumber, DATA_BYTES_MAX, KEY_LEN_MAX,
@@ -405,64 +406,9 @@ async fn lease_app_data(
 
 // --- Reminders ----------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NewReminder {
-    pub remind_at: DateTime<Utc>,
-    /// Seconds between repeats, after `remindAt`; none for a single reminder.
-    #[schema(minimum = 1, maximum = 31_622_400)]
-    pub interval: Option<u64>,
-    #[schema(max_length = 4096)]
-    pub payload: Option<String>,
-}
-
-/// A reminder the calling app set for the customer.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Reminder {
-    pub key: String,
-    pub remind_at: DateTime<Utc>,
-    /// Seconds between repeats.
-    pub interval: Option<u64>,
-    pub payload: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Reminders {
     pub reminders: Vec<Reminder>,
-}
-
-const REMINDER_COLUMNS: &str = "key, remind_at, interval_ms, payload, created_at";
-
-fn reminder(row: &tokio_postgres::Row) -> Reminder {
-    let interval_ms: Option<i64> = row.get(2);
-    Reminder {
-        key: row.get(0),
-        remind_at: row.get(1),
-        interval: interval_ms.and_then(|ms| u64::try_from(ms / 1000).ok()),
-        payload: row.get(3),
-        created_at: row.get(4),
-    }
-}
-
-async fn read_reminders(
-    client: &impl GenericClient,
-    org: OrgId,
-    customer: CustomerId,
-    app: Uuid,
-) -> Result<Vec<Reminder>, ApiError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {REMINDER_COLUMNS} FROM reminders
-                 WHERE org_id = $3 AND customer_id = $1 AND app_id = $2
-                 ORDER BY remind_at, key"
-            ),
-            &[&customer.0, &app, &org.0],
-        )
-        .await?;
-    Ok(rows.iter().map(reminder).collect())
 }
 
 /// Sets one of the calling app's reminders for the customer (replacing one with the key).
@@ -492,62 +438,10 @@ async fn update_reminder(
     Body(new): Body<NewReminder>,
 ) -> Result<(StatusCode, Json<Reminder>), ApiError> {
     let app = caller.app_key()?;
-    check_key(&key)?;
-    let interval_ms = match new.interval {
-        None => None,
-        Some(seconds @ 1..=REMINDER_INTERVAL_SECONDS_MAX) => {
-            // At most a year of milliseconds: far inside an i64.
-            i64::try_from(seconds * 1000).ok()
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Code::InvalidInterval,
-                format!("an interval is 1 to {REMINDER_INTERVAL_SECONDS_MAX} seconds"),
-            ));
-        }
-    };
-    if new
-        .payload
-        .as_ref()
-        .is_some_and(|p| p.chars().count() > REMINDER_PAYLOAD_LEN_MAX || p.contains('\0'))
-    {
-        return Err(ApiError::invalid(
-            Code::InvalidPayload,
-            format!("a payload has at most {REMINDER_PAYLOAD_LEN_MAX} characters, no NUL"),
-        ));
-    }
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let customer = lock(&transaction, caller.org, customer_id).await?;
-    let row = transaction
-        .query_one(
-            &format!(
-                "INSERT INTO reminders
-                     (org_id, customer_id, app_id, key, remind_at, interval_ms, payload)
-                 VALUES ($7, $1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (org_id, customer_id, app_id, key) DO UPDATE
-                     SET remind_at = EXCLUDED.remind_at, interval_ms = EXCLUDED.interval_ms,
-                         payload = EXCLUDED.payload
-                 RETURNING {REMINDER_COLUMNS}, xmax = 0"
-            ),
-            &[&customer.0, &app, &key, &new.remind_at, &interval_ms, &new.payload, &caller.org.0],
-        )
-        .await?;
-    let count: i64 = transaction
-        .query_one(
-            "SELECT count(*) FROM reminders WHERE org_id = $3 AND customer_id = $1 AND app_id = $2",
-            &[&customer.0, &app, &caller.org.0],
-        )
-        .await?
-        .get(0);
-    if usize::try_from(count).unwrap_or(usize::MAX) > REMINDERS_MAX {
-        return Err(too_many(Code::TooManyReminders, "reminders per app", REMINDERS_MAX).into());
-    }
-    transaction.commit().await?;
-    // `xmax = 0`: the row was inserted, not updated.
-    let created: bool = row.get(5);
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(reminder(&row))))
+    let customer = CustomerId(customer_id);
+    let (reminder, created) =
+        reminders::set(&state.pool, caller.org, customer, app, &key, &new).await?;
+    Ok((created_or_ok(created), Json(reminder)))
 }
 
 /// The calling app's reminders for the customer, soonest first.
@@ -569,9 +463,9 @@ async fn list_reminders(
     PathParams(customer_id): PathParams<Uuid>,
 ) -> Result<Json<Reminders>, ApiError> {
     let app = caller.app_key()?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    Ok(Json(Reminders { reminders: read_reminders(&client, caller.org, customer, app).await? }))
+    let customer = CustomerId(customer_id);
+    let reminders = reminders::list(&state.pool, caller.org, customer, app).await?;
+    Ok(Json(Reminders { reminders }))
 }
 
 /// Cancels one of the calling app's reminders (nothing to cancel is fine).
@@ -597,17 +491,8 @@ async fn delete_reminder(
     PathParams((customer_id, key)): PathParams<(Uuid, String)>,
 ) -> Result<StatusCode, ApiError> {
     let app = caller.app_key()?;
-    check_key(&key)?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    client
-        .execute(
-            "DELETE FROM reminders
-             WHERE org_id = $4 AND customer_id = $1 AND app_id = $2 AND key = $3",
-            &[&customer.0, &app, &key, &caller.org.0],
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let customer = CustomerId(customer_id);
+    deleted(reminders::delete(&state.pool, caller.org, customer, app, &key).await)
 }
 
 // --- Activities ---------------------------------------------------------------------------
@@ -930,7 +815,7 @@ async fn customer_state(
     let (app_data, reminders) = match caller.app {
         Some(app) => (
             data::app_data(&client, caller.org, id, app).await?,
-            read_reminders(&client, caller.org, id, app).await?,
+            reminders::reminders(&client, caller.org, id, app).await?,
         ),
         None => (None, Vec::new()),
     };

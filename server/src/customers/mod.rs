@@ -3,9 +3,10 @@
 //! the payments service call it; it knows nothing of HTTP.
 //!
 //! Its sections: finding and making customers (store.rs), what the org and each app keep
-//! about them (data.rs: tags, secondary ids, metadata, app data with its lease), and each
-//! app's reminders (reminders.rs).
+//! about them (data.rs: tags, secondary ids, metadata, app data with its lease), each app's
+//! reminders (reminders.rs) and activities (activities.rs).
 
+pub mod activities;
 pub mod data;
 pub mod reminders;
 pub mod store;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::code::Code;
 
+pub use activities::{NewActivity, check_activity};
 pub use data::{DataValue, hide_other_apps_data, metadata_schema};
 pub use store::{
     Reference, by_number, by_secondary_id, check, customer, existing_by_number, lock, resolve,

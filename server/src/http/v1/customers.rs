@@ -27,6 +27,8 @@ use super::money::WalletView;
 use super::page_size;
 use crate::app::AppState;
 use crate::code::Code;
+use crate::customers::activities;
+pub use crate::customers::activities::{Activity, ActivitySession, NewActivity, check_activity};
 pub use crate::customers::data::{
     AppData, DataValue, SecondaryId, Tag, hide_other_apps_data, metadata_schema,
 };
@@ -70,24 +72,6 @@ fn deleted(result: Result<(), customers::CustomerError>) -> Result<StatusCode, A
 /// 201 for something new, 200 for something that was there.
 fn created_or_ok(created: bool) -> StatusCode {
     if created { StatusCode::CREATED } else { StatusCode::OK }
-}
-
-/// The schema of an activity's properties, with their limits.
-fn properties_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .additional_properties(Some(
-            utoipa::openapi::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::Type::String)
-                .max_length(Some(PROPERTY_VALUE_LEN_MAX)),
-        ))
-        .property_names(Some(
-            utoipa::openapi::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::Type::String)
-                .min_length(Some(1))
-                .max_length(Some(KEY_LEN_MAX)),
-        ))
-        .max_properties(Some(PROPERTIES_MAX))
-        .build()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -497,56 +481,6 @@ async fn delete_reminder(
 
 // --- Activities ---------------------------------------------------------------------------
 
-/// Something the customer did in a session of a source, e.g. source `web-shop`, key
-/// `cart_abandoned`, properties `{"cartTotal": "1200"}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NewActivity {
-    #[schema(min_length = 1, max_length = 256)]
-    pub source: String,
-    #[schema(min_length = 1, max_length = 256)]
-    pub session_id: String,
-    #[schema(min_length = 1, max_length = 256)]
-    pub key: String,
-    /// At most 50, names of 1 to 256 characters, values of at most 1,024.
-    #[serde(default)]
-    #[schema(schema_with = properties_schema)]
-    pub properties: BTreeMap<String, String>,
-    /// When it happened; now when absent.
-    pub at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Activity {
-    pub activity_id: Uuid,
-    pub app_id: Uuid,
-    pub source: String,
-    pub session_id: String,
-    pub key: String,
-    /// Text values by name.
-    #[schema(value_type = Object)]
-    pub properties: serde_json::Value,
-    pub at: DateTime<Utc>,
-    /// The payment it came with, if any.
-    pub transaction_id: Option<Uuid>,
-}
-
-const ACTIVITY_COLUMNS: &str = "id, app_id, source, session_id, key, properties, at, transfer_id";
-
-fn activity(row: &tokio_postgres::Row) -> Activity {
-    Activity {
-        activity_id: row.get(0),
-        app_id: row.get(1),
-        source: row.get(2),
-        session_id: row.get(3),
-        key: row.get(4),
-        properties: row.get(5),
-        at: row.get(6),
-        transaction_id: row.get(7),
-    }
-}
-
 /// Records an activity of the customer for the calling app.
 #[utoipa::path(
     post,
@@ -569,105 +503,9 @@ async fn create_activity(
     Body(new): Body<NewActivity>,
 ) -> Result<(StatusCode, Json<Activity>), ApiError> {
     let app = caller.app_key()?;
-    let properties = check_activity(&new)?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            &format!(
-                "INSERT INTO activities
-                     (id, org_id, customer_id, app_id, source, session_id, key, properties, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, clock_timestamp()))
-                 RETURNING {ACTIVITY_COLUMNS}"
-            ),
-            &[
-                &Uuid::now_v7(),
-                &caller.org.0,
-                &customer.0,
-                &app,
-                &new.source,
-                &new.session_id,
-                &new.key,
-                &properties,
-                &new.at,
-            ],
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(activity(&row))))
-}
-
-/// Checks an activity's fields; its properties as stored.
-pub fn check_activity(new: &NewActivity) -> Result<serde_json::Value, ApiError> {
-    check_text(&new.source, VALUE_LEN_MAX, Code::InvalidSource, "a source")?;
-    check_text(&new.session_id, VALUE_LEN_MAX, Code::InvalidSessionId, "a session id")?;
-    check_key(&new.key)?;
-    if new.properties.len() > PROPERTIES_MAX {
-        return Err(ApiError::invalid(
-            Code::TooManyProperties,
-            format!("an activity has at most {PROPERTIES_MAX} properties"),
-        ));
-    }
-    for (name, value) in &new.properties {
-        check_text(name, KEY_LEN_MAX, Code::InvalidProperty, "a property name")?;
-        if value.chars().count() > PROPERTY_VALUE_LEN_MAX || value.contains('\0') {
-            return Err(ApiError::invalid(
-                Code::InvalidProperty,
-                format!("a property value has at most {PROPERTY_VALUE_LEN_MAX} characters, no NUL"),
-            ));
-        }
-    }
-    let properties = serde_json::to_value(&new.properties)
-        .map_err(|error| ApiError::invalid(Code::InvalidProperty, error.to_string()))?;
-    Ok(properties)
-}
-
-/// A customer's activities in one session of one source, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ActivitySession {
-    pub source: String,
-    pub session_id: String,
-    pub started_at: DateTime<Utc>,
-    pub last_at: DateTime<Utc>,
-    pub activities: Vec<Activity>,
-}
-
-/// The sessions of the customer's newest activities, the most recently active first.
-async fn read_sessions(
-    client: &impl GenericClient,
-    customer: CustomerId,
-) -> Result<Vec<ActivitySession>, ApiError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE customer_id = $1
-                 ORDER BY at DESC, id DESC LIMIT $2"
-            ),
-            &[&customer.0, &RECENT_ACTIVITIES_MAX],
-        )
-        .await?;
-    let mut sessions: Vec<ActivitySession> = Vec::new();
-    for activity in rows.iter().map(activity) {
-        let found = sessions.iter().position(|session| {
-            session.source == activity.source && session.session_id == activity.session_id
-        });
-        match found {
-            Some(index) => {
-                let session = &mut sessions[index];
-                session.started_at = activity.at;
-                session.activities.push(activity);
-            }
-            None if sessions.len() < ACTIVITY_SESSIONS_MAX => sessions.push(ActivitySession {
-                source: activity.source.clone(),
-                session_id: activity.session_id.clone(),
-                started_at: activity.at,
-                last_at: activity.at,
-                activities: vec![activity],
-            }),
-            None => {}
-        }
-    }
-    Ok(sessions)
+    let customer = CustomerId(customer_id);
+    let activity = activities::record(&state.pool, caller.org, customer, app, &new).await?;
+    Ok((StatusCode::CREATED, Json(activity)))
 }
 
 // --- Payments -----------------------------------------------------------------------------
@@ -847,7 +685,7 @@ async fn customer_state(
         reminders,
         wallets,
         payments: payments(&state, caller.org, &payment_ids).await?,
-        activity_sessions: read_sessions(&client, id).await?,
+        activity_sessions: activities::sessions(&client, caller.org, id).await?,
     }))
 }
 
@@ -965,17 +803,12 @@ async fn timeline(
         .filter(|(kind, ..)| kind == "payment")
         .map(|(_, id, _)| TransferId(*id))
         .collect();
-    let mut activities: Vec<Option<Activity>> = client
-        .query(
-            &format!(
-                "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = ANY($1) AND customer_id = $2"
-            ),
-            &[&activity_ids, &customer.0],
-        )
-        .await?
-        .iter()
-        .map(|row| Some(activity(row)))
-        .collect();
+    let mut activities: Vec<Option<Activity>> =
+        activities::by_ids(&client, caller.org, customer, &activity_ids)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect();
     let mut payments: Vec<Option<Payment>> =
         payments(&state, caller.org, &payment_ids).await?.into_iter().map(Some).collect();
     let items = page

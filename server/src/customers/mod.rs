@@ -4,12 +4,15 @@
 //!
 //! Its sections: finding and making customers (store.rs), what the org and each app keep
 //! about them (data.rs: tags, secondary ids, metadata, app data with its lease), each app's
-//! reminders (reminders.rs) and activities (activities.rs).
+//! reminders (reminders.rs), activities (activities.rs), their payments and the timeline
+//! (timeline.rs), and their state, all of it at once (state.rs).
 
 pub mod activities;
 pub mod data;
 pub mod reminders;
+pub mod state;
 pub mod store;
+pub mod timeline;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -76,6 +79,13 @@ pub enum CustomerError {
     /// between looking and answering (a retry takes the lease).
     #[error("{}", leased_detail(.until.as_ref()))]
     AppDataLeased { until: Option<DateTime<Utc>> },
+    /// The ledger failed to read the customer's wallets or payments.
+    #[error(transparent)]
+    Store(#[from] hazina_ledger::store::StoreError),
+    /// The payments service failed to read the customer's payments through providers. (Boxed:
+    /// a payment error can hold a customer error in turn.)
+    #[error(transparent)]
+    Payments(Box<crate::payments::PaymentError>),
     #[error(transparent)]
     Database(#[from] tokio_postgres::Error),
     #[error(transparent)]
@@ -85,6 +95,12 @@ pub enum CustomerError {
 impl CustomerError {
     pub fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Self::Invalid { code, detail: detail.into() }
+    }
+}
+
+impl From<crate::payments::PaymentError> for CustomerError {
+    fn from(error: crate::payments::PaymentError) -> Self {
+        Self::Payments(Box::new(error))
     }
 }
 

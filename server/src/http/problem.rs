@@ -240,6 +240,8 @@ impl From<CustomerError> for ApiError {
             CustomerError::AppDataLeased { .. } => {
                 Self::new(StatusCode::CONFLICT, Code::AppDataLeased, error.to_string())
             }
+            CustomerError::Store(error) => error.into(),
+            CustomerError::Payments(error) => (*error).into(),
             CustomerError::Database(error) => error.into(),
             CustomerError::Pool(error) => error.into(),
         }

@@ -1,22 +1,19 @@
-//! Customers: created or resolved by customer number or secondary id; what the org knows about
-//! them (tags, secondary ids, metadata); what each app keeps for them (app data with its
-//! lease, reminders); their activity; and their state and timeline.
+//! Customers over HTTP: the handlers of `/v1/customers/…`. Each reads its request, calls the
+//! customers service (`crate::customers`) and answers; what a customer is, what is kept about
+//! it and every statement are the service's.
 //!
 //! Tags, secondary ids and metadata belong to the org: any key of the org reads and changes
-//! them. App data and reminders belong to one app: only that app's keys see them. Activities
-//! are recorded by an app and read by the whole org. An expired tag or secondary id is
-//! invisible everywhere, and an expired secondary id can be claimed by another customer.
+//! them. App data and reminders belong to one app: only that app's keys see them (the
+//! handlers ask the caller for an app key before anything else). Activities are recorded by an
+//! app and read by the whole org.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
-use hazina_ledger::rules::{AccountKind, RejectReason, Transfer};
-use hazina_ledger::{CustomerId, OrgId, TransferId};
+use hazina_ledger::CustomerId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,23 +24,13 @@ use super::money::WalletView;
 use super::page_size;
 use crate::app::AppState;
 use crate::code::Code;
-use crate::customers::activities;
-pub use crate::customers::activities::{Activity, ActivitySession, NewActivity, check_activity};
-pub use crate::customers::data::{
-    AppData, DataValue, SecondaryId, Tag, hide_other_apps_data, metadata_schema,
-};
+use crate::customers::activities::{self, Activity, ActivitySession, NewActivity};
+use crate::customers::data::{self, AppData, DataValue, SecondaryId, Tag, metadata_schema};
 use crate::customers::reminders::{self, NewReminder, Reminder};
-use crate::customers::{self, CustomerView, data};
-pub use crate::customers::{
-    ACTIVITY_SESSIONS_MAX, APP_DATA_LEASE_SECONDS, CustomerNumber, DATA_BYTES_MAX, KEY_LEN_MAX,
-    METADATA_KEYS_MAX, PROPERTIES_MAX, PROPERTY_VALUE_LEN_MAX, RECENT_ACTIVITIES_MAX,
-    RECENT_PAYMENTS_MAX, REMINDER_INTERVAL_SECONDS_MAX, REMINDER_PAYLOAD_LEN_MAX, REMINDERS_MAX,
-    SECONDARY_IDS_MAX, TAGS_MAX, VALUE_LEN_MAX, by_number, check, check_key, check_text, lock,
-    too_many,
-};
+use crate::customers::timeline::{self, Cursor, Payment, Timeline};
+use crate::customers::{self, CustomerNumber, CustomerView};
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem, QueryParams};
-use crate::payments::PaymentStatus;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -508,105 +495,6 @@ async fn create_activity(
     Ok((StatusCode::CREATED, Json(activity)))
 }
 
-// --- Payments -----------------------------------------------------------------------------
-
-/// One leg of a payment: money leaving (debit) or entering (credit) an account.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PaymentLeg {
-    pub account_id: Uuid,
-    pub side: &'static str,
-    pub currency_code: &'static str,
-    /// A decimal string.
-    pub amount: String,
-}
-
-/// A transfer the customer took part in, as a payment.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Payment {
-    pub transaction_id: Uuid,
-    pub at: DateTime<Utc>,
-    /// The platform's payment status: `success`, or why it was not made; for a payment
-    /// through a provider, where it is now (`pending_confirmation`, `success`, `failed`, …).
-    pub status: PaymentStatus,
-    /// The provider's receipt, for a payment through a provider that succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub receipt: Option<String>,
-    /// For a payment through a provider, every status it passed through, oldest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub status_history: Vec<crate::payments::StatusChange>,
-    /// The ledger's reason when it was not made.
-    pub reason: Option<&'static str>,
-    pub code: String,
-    pub legs: Vec<PaymentLeg>,
-    pub narration: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub debit_party: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
-    pub credit_party: Option<serde_json::Value>,
-    /// The app that made it, when an app key did.
-    pub app_id: Option<Uuid>,
-}
-
-impl From<&Transfer> for Payment {
-    fn from(transfer: &Transfer) -> Self {
-        let payment = transfer.context.get("payment");
-        let field = |name: &str| payment.and_then(|p| p.get(name)).filter(|v| !v.is_null());
-        Self {
-            transaction_id: transfer.id.0,
-            at: transfer.created_at,
-            status: PaymentStatus::of_outcome(transfer.rejection),
-            receipt: None,
-            status_history: Vec::new(),
-            reason: transfer.rejection.map(RejectReason::code),
-            code: transfer.code.clone(),
-            legs: transfer
-                .postings
-                .iter()
-                .map(|posting| PaymentLeg {
-                    account_id: posting.account.0,
-                    side: posting.side.as_str(),
-                    currency_code: posting.amount.currency().code(),
-                    amount: posting.amount.amount().to_string(),
-                })
-                .collect(),
-            narration: field("narration").and_then(|v| v.as_str()).map(str::to_owned),
-            debit_party: field("debitParty").cloned(),
-            credit_party: field("creditParty").cloned(),
-            app_id: field("appId").and_then(|v| v.as_str()).and_then(|v| v.parse().ok()),
-        }
-    }
-}
-
-/// The payments with these ids, in the order of the ids; any the ledger has no record of are
-/// left out.
-async fn payments(
-    state: &AppState,
-    org: OrgId,
-    ids: &[TransferId],
-) -> Result<Vec<Payment>, ApiError> {
-    let transfers = state.store.transfers(org, ids).await?;
-    let raw: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
-    let through_providers = state.payments.records(org, &raw).await?;
-    let provider_ids: Vec<uuid::Uuid> = through_providers.iter().map(|r| r.id).collect();
-    let mut changes = state.payments.status_changes_of(org, &provider_ids).await?;
-    Ok(ids
-        .iter()
-        .filter_map(|id| transfers.iter().find(|transfer| transfer.id == *id))
-        .map(|transfer| {
-            let mut payment = Payment::from(transfer);
-            // A reservation is accepted by the ledger long before the provider settles it.
-            if let Some(record) = through_providers.iter().find(|r| r.id == transfer.id.0) {
-                payment.status.clone_from(&record.status);
-                payment.receipt.clone_from(&record.receipt);
-                payment.status_history = changes.remove(&record.id).unwrap_or_default();
-            }
-            payment
-        })
-        .collect())
-}
-
 // --- State --------------------------------------------------------------------------------
 
 /// What the org knows about a customer, and what the calling app keeps for it.
@@ -647,45 +535,27 @@ async fn customer_state(
     State(state): State<AppState>,
     PathParams(customer_id): PathParams<Uuid>,
 ) -> Result<Json<CustomerState>, ApiError> {
-    let client = state.pool.get().await?;
-    let customer = customers::customer(&client, caller.org, CustomerId(customer_id)).await?;
-    let id = CustomerId(customer.customer_id);
-    let (app_data, reminders) = match caller.app {
-        Some(app) => (
-            data::app_data(&client, caller.org, id, app).await?,
-            reminders::reminders(&client, caller.org, id, app).await?,
-        ),
-        None => (None, Vec::new()),
-    };
-    let payment_ids: Vec<TransferId> = client
-        .query(
-            "SELECT transfer_id FROM customer_transfers WHERE org_id = $3 AND customer_id = $1
-             ORDER BY at DESC, transfer_id DESC LIMIT $2",
-            &[&id.0, &RECENT_PAYMENTS_MAX, &caller.org.0],
-        )
-        .await?
-        .iter()
-        .map(|row| TransferId(row.get(0)))
-        .collect();
-    let wallets = state
-        .store
-        .accounts(caller.org, AccountKind::Wallet, Some(id), None, 1_000)
-        .await?
-        .iter()
-        .map(WalletView::from)
-        .collect();
+    let overview = customers::state::overview(
+        &state.pool,
+        &state.store,
+        &state.payments,
+        caller.org,
+        CustomerId(customer_id),
+        caller.app,
+    )
+    .await?;
     Ok(Json(CustomerState {
-        customer_id: customer.customer_id,
-        created_at: customer.created_at,
-        customer_numbers: customer.customer_numbers,
-        tags: data::tags(&client, caller.org, id).await?,
-        secondary_ids: data::secondary_ids(&client, caller.org, id).await?,
-        metadata: data::metadata(&client, caller.org, id).await?,
-        app_data,
-        reminders,
-        wallets,
-        payments: payments(&state, caller.org, &payment_ids).await?,
-        activity_sessions: activities::sessions(&client, caller.org, id).await?,
+        customer_id: overview.customer.customer_id,
+        created_at: overview.customer.created_at,
+        customer_numbers: overview.customer.customer_numbers,
+        tags: overview.tags,
+        secondary_ids: overview.secondary_ids,
+        metadata: overview.metadata,
+        app_data: overview.app_data,
+        reminders: overview.reminders,
+        wallets: overview.wallets.iter().map(WalletView::from).collect(),
+        payments: overview.payments,
+        activity_sessions: overview.activity_sessions,
     }))
 }
 
@@ -696,49 +566,6 @@ async fn customer_state(
 struct TimelineQuery {
     cursor: Option<String>,
     limit: Option<i64>,
-}
-
-/// One item of a timeline: an activity or a payment, each with its time `at`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum TimelineItem {
-    Activity(Activity),
-    Payment(Payment),
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Timeline {
-    pub items: Vec<TimelineItem>,
-    /// Pass as `cursor` for the next (older) page; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// Where a timeline page ends: the time and id of its last item, which order items newest
-/// first (ids break ties). Opaque to clients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Cursor {
-    at: DateTime<Utc>,
-    id: Uuid,
-}
-
-impl Cursor {
-    fn encode(self) -> String {
-        let text = format!("{}:{}", self.at.timestamp_micros(), self.id.simple());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
-    }
-
-    fn decode(cursor: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::bad_request(Code::InvalidCursor, "not a cursor this API gave");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(cursor)
-            .map_err(|_| invalid())?;
-        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
-        let at =
-            micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
-        Ok(Self { at, id: id.parse().map_err(|_| invalid())? })
-    }
 }
 
 /// The customer's activities and payments merged, newest first, a page at a time.
@@ -765,86 +592,24 @@ async fn timeline(
     QueryParams(query): QueryParams<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
     let limit = page_size(query.limit)?;
-    let cursor = query.cursor.as_deref().map(Cursor::decode).transpose()?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    // One more than a page, to know whether there is another.
-    let fetch = limit + 1;
-    let (after_activity, after_payment, org) = if cursor.is_some() {
-        ("AND (at, id) < ($3, $4)", "AND (at, transfer_id) < ($3, $4)", "$5")
-    } else {
-        ("", "", "$3")
-    };
-    let sql = format!(
-        "SELECT kind, id, at FROM (
-             (SELECT 'activity' AS kind, id, at FROM activities
-              WHERE org_id = {org} AND customer_id = $1 {after_activity} ORDER BY at DESC, id DESC LIMIT $2)
-             UNION ALL
-             (SELECT 'payment', transfer_id, at FROM customer_transfers
-              WHERE org_id = {org} AND customer_id = $1 {after_payment} ORDER BY at DESC, transfer_id DESC LIMIT $2)
-         ) AS items ORDER BY at DESC, id DESC LIMIT $2"
-    );
-    let client = state.pool.get().await?;
-    let rows = match cursor {
-        Some(Cursor { at, id }) => {
-            client.query(&sql, &[&customer.0, &fetch, &at, &id, &caller.org.0]).await?
-        }
-        None => client.query(&sql, &[&customer.0, &fetch, &caller.org.0]).await?,
-    };
-    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
-    let page: Vec<(String, Uuid, DateTime<Utc>)> = rows
-        .iter()
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(|row| (row.get(0), row.get(1), row.get(2)))
-        .collect();
-    let activity_ids: Vec<Uuid> =
-        page.iter().filter(|(kind, ..)| kind == "activity").map(|(_, id, _)| *id).collect();
-    let payment_ids: Vec<TransferId> = page
-        .iter()
-        .filter(|(kind, ..)| kind == "payment")
-        .map(|(_, id, _)| TransferId(*id))
-        .collect();
-    let mut activities: Vec<Option<Activity>> =
-        activities::by_ids(&client, caller.org, customer, &activity_ids)
-            .await?
-            .into_iter()
-            .map(Some)
-            .collect();
-    let mut payments: Vec<Option<Payment>> =
-        payments(&state, caller.org, &payment_ids).await?.into_iter().map(Some).collect();
-    let items = page
-        .iter()
-        .filter_map(|(kind, id, _)| {
-            if kind == "activity" {
-                let found = activities
-                    .iter_mut()
-                    .find(|a| a.as_ref().is_some_and(|a| a.activity_id == *id));
-                found.and_then(Option::take).map(TimelineItem::Activity)
-            } else {
-                let found = payments
-                    .iter_mut()
-                    .find(|p| p.as_ref().is_some_and(|p| p.transaction_id == *id));
-                found.and_then(Option::take).map(TimelineItem::Payment)
-            }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            Cursor::decode(cursor).ok_or_else(|| {
+                ApiError::bad_request(Code::InvalidCursor, "not a cursor this API gave")
+            })
         })
-        .collect();
-    let next_cursor =
-        more.then(|| page.last().map(|(_, id, at)| Cursor { at: *at, id: *id }.encode())).flatten();
-    Ok(Json(Timeline { items, next_cursor }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let cursor = Cursor {
-            at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap_or_default(),
-            id: Uuid::now_v7(),
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()).ok(), Some(cursor));
-        for garbage in ["", "!!", "bm9wZQ", "MTIzOm5vdC1hLXV1aWQ"] {
-            assert!(Cursor::decode(garbage).is_err(), "{garbage}");
-        }
-    }
+        .transpose()?;
+    let page = timeline::page(
+        &state.pool,
+        &state.store,
+        &state.payments,
+        caller.org,
+        CustomerId(customer_id),
+        cursor,
+        limit,
+    )
+    .await?;
+    Ok(Json(page))
 }

@@ -14,9 +14,10 @@ use hazina_ledger::{AccountId, Currency, CustomerId, Money, TransferId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{customers, page_size};
+use super::page_size;
 use crate::app::AppState;
 use crate::code::Code;
+use crate::customers;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 use crate::payments::PaymentStatus;

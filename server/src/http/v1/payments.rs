@@ -11,10 +11,10 @@ use hazina_ledger::{CustomerId, Money, TransferId};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::customers;
 use super::money::{NewPayment, Party, Value, party_account};
 use crate::app::AppState;
 use crate::code::Code;
+use crate::customers;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
 use crate::payments::{self, Flow, PaymentStatus, Record, StatusChange};

@@ -1,15 +1,31 @@
 //! Customers, the service: who they are (numbers, secondary ids), what the org and its apps
 //! keep about them, and the limits on all of it. The HTTP layer (`http::v1::customers`) and
 //! the payments service call it; it knows nothing of HTTP.
+//!
+//! Its sections: finding and making customers (store.rs), what the org and each app keep
+//! about them (data.rs: tags, secondary ids, metadata, app data with its lease), each app's
+//! reminders (reminders.rs), activities (activities.rs), their payments and the timeline
+//! (timeline.rs), and their state, all of it at once (state.rs).
 
+pub mod activities;
+pub mod data;
+pub mod reminders;
+pub mod state;
 pub mod store;
+pub mod timeline;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::code::Code;
 
-pub use store::{by_number, check, existing_by_number, lock};
+pub use activities::{NewActivity, check_activity};
+pub use data::{DataValue, hide_other_apps_data, metadata_schema};
+pub use store::{
+    Reference, by_number, by_secondary_id, check, customer, existing_by_number, lock, resolve,
+};
 
 /// Longest customer number, secondary id key or value.
 pub const IDENTIFIER_LEN_MAX: usize = 256;
@@ -56,6 +72,20 @@ pub enum CustomerError {
     /// Concurrent requests kept making the same customer; retry.
     #[error("customer creation kept conflicting")]
     Conflicting,
+    /// Another customer holds the secondary id (`key=value`) and it has not expired.
+    #[error("another customer has the secondary id {0}")]
+    SecondaryIdTaken(String),
+    /// Another lease holds the app data: until when, or `None` when that lease ran out
+    /// between looking and answering (a retry takes the lease).
+    #[error("{}", leased_detail(.until.as_ref()))]
+    AppDataLeased { until: Option<DateTime<Utc>> },
+    /// The ledger failed to read the customer's wallets or payments.
+    #[error(transparent)]
+    Store(#[from] hazina_ledger::store::StoreError),
+    /// The payments service failed to read the customer's payments through providers. (Boxed:
+    /// a payment error can hold a customer error in turn.)
+    #[error(transparent)]
+    Payments(Box<crate::payments::PaymentError>),
     #[error(transparent)]
     Database(#[from] tokio_postgres::Error),
     #[error(transparent)]
@@ -65,6 +95,19 @@ pub enum CustomerError {
 impl CustomerError {
     pub fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Self::Invalid { code, detail: detail.into() }
+    }
+}
+
+impl From<crate::payments::PaymentError> for CustomerError {
+    fn from(error: crate::payments::PaymentError) -> Self {
+        Self::Payments(Box::new(error))
+    }
+}
+
+fn leased_detail(until: Option<&DateTime<Utc>>) -> String {
+    match until {
+        Some(until) => format!("the app data is leased until {}", until.to_rfc3339()),
+        None => "the app data was leased a moment ago; retry".to_owned(),
     }
 }
 
@@ -86,6 +129,16 @@ pub fn check_key(key: &str) -> Result<(), CustomerError> {
 
 pub fn too_many(code: Code, what: &str, max: usize) -> CustomerError {
     CustomerError::invalid(code, format!("a customer has at most {max} {what}"))
+}
+
+// A customer with its numbers in the order they were added. (No doc comment: it would
+// change the OpenAPI document.)
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerView {
+    pub customer_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub customer_numbers: Vec<CustomerNumber>,
 }
 
 /// How the platform identifies a customer by a number: a phone number, an email address, a
@@ -168,5 +221,23 @@ impl CustomerNumber {
             ));
         }
         Ok(Self { number, provider: self.provider, partition: partition.map(str::to_owned) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_normalised_number_normalises_to_itself() {
+        // Lowercasing "İ" gives two characters: 200 of them are 400 once lowercased.
+        let email = |text: String| CustomerNumber {
+            number: text,
+            provider: NumberProvider::Email,
+            partition: None,
+        };
+        assert!(email("İ".repeat(200)).normalised().is_err());
+        let fits = email("İ".repeat(128)).normalised().unwrap();
+        assert_eq!(fits.normalised().unwrap().number, fits.number);
     }
 }

@@ -1,11 +1,13 @@
-//! The customers' SQL: every statement names the org.
+//! Finding and making customers (by number, by secondary id, by id), and the checks the other
+//! sections start with: every statement names the org.
 
 use deadpool_postgres::{GenericClient, Pool};
 use hazina_ledger::{CustomerId, OrgId};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::{CustomerError, CustomerNumber};
+use super::{CustomerError, CustomerNumber, CustomerView};
 
 /// The customer with this number, if there is one.
 pub async fn existing_by_number(
@@ -69,14 +71,126 @@ pub async fn by_number(
     Err(CustomerError::Conflicting)
 }
 
+/// How a request names a customer to find or make.
+#[derive(Clone, Copy, Debug)]
+pub enum Reference<'a> {
+    /// Its number, normalised here; a customer is made for a new one.
+    Number(&'a CustomerNumber),
+    /// A live secondary id; never makes a customer.
+    SecondaryId { key: &'a str, value: &'a str },
+}
+
+/// The customer a reference names, made when it is a new number; whether it was made.
+pub async fn resolve(
+    pool: &Pool,
+    org: OrgId,
+    reference: Reference<'_>,
+) -> Result<(CustomerView, bool), CustomerError> {
+    let (id, created) = match reference {
+        Reference::Number(number) => by_number(pool, org, &number.normalised()?).await?,
+        Reference::SecondaryId { key, value } => {
+            (by_secondary_id(pool, org, key, value).await?, false)
+        }
+    };
+    let client = pool.get().await?;
+    Ok((customer(&client, org, id).await?, created))
+}
+
+/// The customer with a live secondary id; a missing one and one that has expired are alike.
+pub async fn by_secondary_id(
+    pool: &Pool,
+    org: OrgId,
+    key: &str,
+    value: &str,
+) -> Result<CustomerId, CustomerError> {
+    // PostgreSQL cannot compare text with a NUL: no customer can have it.
+    if key.contains('\0') || value.contains('\0') {
+        return Err(CustomerError::NotFound("customer"));
+    }
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT customer_id FROM customer_secondary_ids
+             WHERE org_id = $1 AND key = $2 AND value = $3
+                 AND (expires_at IS NULL OR expires_at > now())",
+            &[&org.0, &key, &value],
+        )
+        .await?
+        .ok_or(CustomerError::NotFound("customer"))?;
+    Ok(CustomerId(row.get(0)))
+}
+
+/// The org's customer with its numbers.
+pub async fn customer(
+    client: &impl GenericClient,
+    org: OrgId,
+    id: CustomerId,
+) -> Result<CustomerView, CustomerError> {
+    let row = client
+        .query_opt(
+            "SELECT created_at FROM customers WHERE id = $1 AND org_id = $2",
+            &[&id.0, &org.0],
+        )
+        .await?
+        .ok_or(CustomerError::NotFound("customer"))?;
+    let numbers = client
+        .query(
+            "SELECT provider, number, partition FROM customer_numbers
+             WHERE org_id = $2 AND customer_id = $1 ORDER BY created_at",
+            &[&id.0, &org.0],
+        )
+        .await?;
+    let customer_numbers = numbers
+        .iter()
+        .filter_map(|row| {
+            let provider: String = row.get(0);
+            let provider = serde_json::from_value(serde_json::Value::String(provider)).ok()?;
+            let partition: String = row.get(2);
+            Some(CustomerNumber {
+                number: row.get(1),
+                provider,
+                partition: (!partition.is_empty()).then_some(partition),
+            })
+        })
+        .collect();
+    Ok(CustomerView { customer_id: id.0, created_at: row.get(0), customer_numbers })
+}
+
 /// Refuses a customer that is not the org's (indistinguishable from a missing one).
 pub async fn check(pool: &Pool, org: OrgId, customer: Uuid) -> Result<CustomerId, CustomerError> {
     let client = pool.get().await?;
+    check_on(&client, org, customer).await
+}
+
+/// [`check`] on a client the caller goes on using.
+pub(super) async fn check_on(
+    client: &impl GenericClient,
+    org: OrgId,
+    customer: Uuid,
+) -> Result<CustomerId, CustomerError> {
     client
         .query_opt("SELECT 1 FROM customers WHERE id = $1 AND org_id = $2", &[&customer, &org.0])
         .await?
         .map(|_| CustomerId(customer))
         .ok_or_else(|| CustomerError::NotFound("customer"))
+}
+
+/// Runs `statement` (a `DELETE` of something the customer owns) once the customer is found to
+/// be the org's: `$1` is the org, `$2` the customer, `params` follow. Nothing to delete is
+/// fine.
+pub(super) async fn remove(
+    pool: &Pool,
+    org: OrgId,
+    customer: CustomerId,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<(), CustomerError> {
+    let client = pool.get().await?;
+    let customer = check_on(&client, org, customer.0).await?;
+    let mut all: Vec<&(dyn ToSql + Sync)> = vec![&org.0, &customer.0];
+    all.extend_from_slice(params);
+    client.execute(statement, &all).await?;
+    Ok(())
 }
 
 /// Locks the org's customer for the rest of the transaction, so that concurrent changes to

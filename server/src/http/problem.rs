@@ -236,6 +236,14 @@ impl From<CustomerError> for ApiError {
             CustomerError::NotFound(what) => Self::not_found(what),
             CustomerError::Invalid { code, detail } => Self::invalid(code, detail),
             CustomerError::Conflicting => Self::unavailable(&error),
+            CustomerError::SecondaryIdTaken(_) => {
+                Self::new(StatusCode::CONFLICT, Code::SecondaryIdTaken, error.to_string())
+            }
+            CustomerError::AppDataLeased { .. } => {
+                Self::new(StatusCode::CONFLICT, Code::AppDataLeased, error.to_string())
+            }
+            CustomerError::Store(error) => error.into(),
+            CustomerError::Payments(error) => (*error).into(),
             CustomerError::Database(error) => error.into(),
             CustomerError::Pool(error) => error.into(),
         }

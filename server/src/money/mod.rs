@@ -4,6 +4,7 @@
 //! `http::v1::finance`, `http::v1::payments`) calls it; it knows nothing of HTTP.
 
 mod parties;
+mod payment_context;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
 use uuid::Uuid;
 
 pub use parties::{Party, PartyAccount, PartyCache};
+pub use payment_context::{PaymentContext, context_effects};
 
 use crate::code::Code;
 use crate::customers::{self, CustomerError};

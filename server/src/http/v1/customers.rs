@@ -1,22 +1,19 @@
-//! Customers: created or resolved by customer number or secondary id; what the org knows about
-//! them (tags, secondary ids, metadata); what each app keeps for them (app data with its
-//! lease, reminders); their activity; and their state and timeline.
+//! Customers over HTTP: the handlers of `/v1/customers/…`. Each reads its request, calls the
+//! customers service (`crate::customers`) and answers; what a customer is, what is kept about
+//! it and every statement are the service's.
 //!
 //! Tags, secondary ids and metadata belong to the org: any key of the org reads and changes
-//! them. App data and reminders belong to one app: only that app's keys see them. Activities
-//! are recorded by an app and read by the whole org. An expired tag or secondary id is
-//! invisible everywhere, and an expired secondary id can be claimed by another customer.
+//! them. App data and reminders belong to one app: only that app's keys see them (the
+//! handlers ask the caller for an app key before anything else). Activities are recorded by an
+//! app and read by the whole org.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool};
-use hazina_ledger::rules::{AccountKind, RejectReason, Transfer};
-use hazina_ledger::{CustomerId, OrgId, TransferId};
+use hazina_ledger::CustomerId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -26,17 +23,14 @@ use uuid::Uuid;
 use super::money::WalletView;
 use super::page_size;
 use crate::code::Code;
-pub use crate::customers::{
-    ACTIVITY_SESSIONS_MAX, APP_DATA_LEASE_SECONDS, CustomerNumber, DATA_BYTES_MAX, KEY_LEN_MAX,
-    METADATA_KEYS_MAX, PROPERTIES_MAX, PROPERTY_VALUE_LEN_MAX, RECENT_ACTIVITIES_MAX,
-    RECENT_PAYMENTS_MAX, REMINDER_INTERVAL_SECONDS_MAX, REMINDER_PAYLOAD_LEN_MAX, REMINDERS_MAX,
-    SECONDARY_IDS_MAX, TAGS_MAX, VALUE_LEN_MAX, by_number, check, check_key, check_text, lock,
-    too_many,
-};
+use crate::customers::activities::{self, Activity, ActivitySession, NewActivity};
+use crate::customers::data::{self, AppData, DataValue, SecondaryId, Tag, metadata_schema};
+use crate::customers::reminders::{self, NewReminder, Reminder};
+use crate::customers::timeline::{self, Cursor, Payment, Timeline};
+use crate::customers::{self, CustomerNumber, CustomerView};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams, Problem, QueryParams};
-use crate::payments::PaymentStatus;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,37 +50,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(timeline))
 }
 
-/// The schema of metadata keys and values, with their limits (utoipa states no limit on the
-/// size of a map by itself).
-pub fn metadata_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .additional_properties(Some(utoipa::openapi::Ref::from_schema_name("DataValue")))
-        .property_names(Some(
-            utoipa::openapi::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::Type::String)
-                .min_length(Some(1))
-                .max_length(Some(KEY_LEN_MAX)),
-        ))
-        .max_properties(Some(METADATA_KEYS_MAX))
-        .build()
+/// What a delete answers: nothing to remove is fine too.
+fn deleted(result: Result<(), customers::CustomerError>) -> Result<StatusCode, ApiError> {
+    result?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-/// The schema of an activity's properties, with their limits.
-fn properties_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .additional_properties(Some(
-            utoipa::openapi::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::Type::String)
-                .max_length(Some(PROPERTY_VALUE_LEN_MAX)),
-        ))
-        .property_names(Some(
-            utoipa::openapi::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::Type::String)
-                .min_length(Some(1))
-                .max_length(Some(KEY_LEN_MAX)),
-        ))
-        .max_properties(Some(PROPERTIES_MAX))
-        .build()
+/// 201 for something new, 200 for something that was there.
+fn created_or_ok(created: bool) -> StatusCode {
+    if created { StatusCode::CREATED } else { StatusCode::OK }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -104,14 +76,6 @@ pub struct SecondaryIdRef {
 pub struct CustomerRef {
     pub customer_number: Option<CustomerNumber>,
     pub secondary_id: Option<SecondaryIdRef>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CustomerView {
-    pub customer_id: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub customer_numbers: Vec<CustomerNumber>,
 }
 
 /// Finds the customer with a customer number (made when there is none) or with a live
@@ -134,82 +98,23 @@ async fn create_or_resolve(
     State(state): State<AppState>,
     Body(reference): Body<CustomerRef>,
 ) -> Result<(StatusCode, Json<CustomerView>), ApiError> {
-    match (reference.customer_number, reference.secondary_id) {
-        (Some(number), None) => {
-            let (id, created) = by_number(&state.pool, caller.org, &number.normalised()?).await?;
-            let view = view(&state.pool, caller.org, id).await?;
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok((status, Json(view)))
+    let reference = match (&reference.customer_number, &reference.secondary_id) {
+        (Some(number), None) => customers::Reference::Number(number),
+        (None, Some(SecondaryIdRef { key, value })) => {
+            customers::Reference::SecondaryId { key, value }
         }
-        (None, Some(secondary)) => {
-            if secondary.key.contains('\0') || secondary.value.contains('\0') {
-                return Err(ApiError::not_found("customer"));
-            }
-            let client = state.pool.get().await?;
-            let row = client
-                .query_opt(
-                    "SELECT customer_id FROM customer_secondary_ids
-                     WHERE org_id = $1 AND key = $2 AND value = $3
-                         AND (expires_at IS NULL OR expires_at > now())",
-                    &[&caller.org.0, &secondary.key, &secondary.value],
-                )
-                .await?
-                .ok_or_else(|| ApiError::not_found("customer"))?;
-            let view = view(&state.pool, caller.org, CustomerId(row.get(0))).await?;
-            Ok((StatusCode::OK, Json(view)))
+        _ => {
+            return Err(ApiError::invalid(
+                Code::InvalidCustomerReference,
+                "give exactly one of customerNumber and secondaryId",
+            ));
         }
-        _ => Err(ApiError::invalid(
-            Code::InvalidCustomerReference,
-            "give exactly one of customerNumber and secondaryId",
-        )),
-    }
-}
-
-async fn view(pool: &Pool, org: OrgId, id: CustomerId) -> Result<CustomerView, ApiError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_opt(
-            "SELECT created_at FROM customers WHERE id = $1 AND org_id = $2",
-            &[&id.0, &org.0],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("customer"))?;
-    let numbers = client
-        .query(
-            "SELECT provider, number, partition FROM customer_numbers
-             WHERE customer_id = $1 ORDER BY created_at",
-            &[&id.0],
-        )
-        .await?;
-    let customer_numbers = numbers
-        .iter()
-        .filter_map(|row| {
-            let provider: String = row.get(0);
-            let provider = serde_json::from_value(serde_json::Value::String(provider)).ok()?;
-            let partition: String = row.get(2);
-            Some(CustomerNumber {
-                number: row.get(1),
-                provider,
-                partition: (!partition.is_empty()).then_some(partition),
-            })
-        })
-        .collect();
-    Ok(CustomerView { customer_id: id.0, created_at: row.get(0), customer_numbers })
+    };
+    let (view, created) = customers::resolve(&state.pool, caller.org, reference).await?;
+    Ok((created_or_ok(created), Json(view)))
 }
 
 // --- Tags ---------------------------------------------------------------------------------
-
-/// A label that selects a group of customers; invisible once expired.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Tag {
-    #[schema(min_length = 1, max_length = 256)]
-    pub key: String,
-    #[schema(min_length = 1, max_length = 256)]
-    pub value: String,
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-}
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -217,25 +122,6 @@ pub struct Tags {
     /// At most 100, counting the customer's tags that are kept.
     #[schema(max_items = 100)]
     pub tags: Vec<Tag>,
-}
-
-async fn read_tags(
-    client: &impl GenericClient,
-    org: OrgId,
-    customer: CustomerId,
-) -> Result<Vec<Tag>, ApiError> {
-    let rows = client
-        .query(
-            "SELECT key, value, expires_at FROM customer_tags
-             WHERE org_id = $2 AND customer_id = $1 AND (expires_at IS NULL OR expires_at > now())
-             ORDER BY key",
-            &[&customer.0, &org.0],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Tag { key: row.get(0), value: row.get(1), expires_at: row.get(2) })
-        .collect())
 }
 
 /// Sets tags: a key already there takes the new value and expiry; the others stay.
@@ -258,43 +144,8 @@ async fn update_tags(
     PathParams(customer_id): PathParams<Uuid>,
     Body(update): Body<Tags>,
 ) -> Result<Json<Tags>, ApiError> {
-    if update.tags.len() > TAGS_MAX {
-        return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX).into());
-    }
-    // The last of a repeated key wins.
-    let mut tags = BTreeMap::new();
-    for tag in &update.tags {
-        check_key(&tag.key)?;
-        check_text(&tag.value, VALUE_LEN_MAX, Code::InvalidValue, "a tag value")?;
-        tags.insert(tag.key.as_str(), tag);
-    }
-    let keys: Vec<&str> = tags.keys().copied().collect();
-    let values: Vec<&str> = tags.values().map(|tag| tag.value.as_str()).collect();
-    let expiries: Vec<Option<DateTime<Utc>>> = tags.values().map(|tag| tag.expires_at).collect();
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let customer = lock(&transaction, caller.org, customer_id).await?;
-    transaction
-        .execute(
-            "DELETE FROM customer_tags
-             WHERE org_id = $2 AND customer_id = $1 AND expires_at <= now()",
-            &[&customer.0, &caller.org.0],
-        )
-        .await?;
-    transaction
-        .execute(
-            "INSERT INTO customer_tags (org_id, customer_id, key, value, expires_at)
-             SELECT $5, $1, * FROM unnest($2::text[], $3::text[], $4::timestamptz[])
-             ON CONFLICT (org_id, customer_id, key)
-                 DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
-            &[&customer.0, &keys, &values, &expiries, &caller.org.0],
-        )
-        .await?;
-    let tags = read_tags(&transaction, caller.org, customer).await?;
-    if tags.len() > TAGS_MAX {
-        return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX).into());
-    }
-    transaction.commit().await?;
+    let customer = CustomerId(customer_id);
+    let tags = data::set_tags(&state.pool, caller.org, customer, &update.tags).await?;
     Ok(Json(Tags { tags }))
 }
 
@@ -319,31 +170,10 @@ async fn delete_tag(
     State(state): State<AppState>,
     PathParams((customer_id, key)): PathParams<(Uuid, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_key(&key)?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    client
-        .execute(
-            "DELETE FROM customer_tags WHERE org_id = $3 AND customer_id = $1 AND key = $2",
-            &[&customer.0, &key, &caller.org.0],
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    deleted(data::delete_tag(&state.pool, caller.org, CustomerId(customer_id), &key).await)
 }
 
 // --- Secondary ids ------------------------------------------------------------------------
-
-/// Another way to find the customer: unique in the org while it has not expired.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecondaryId {
-    #[schema(min_length = 1, max_length = 256)]
-    pub key: String,
-    #[schema(min_length = 1, max_length = 256)]
-    pub value: String,
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
-}
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -351,24 +181,6 @@ pub struct SecondaryIds {
     /// At most 100, counting the customer's secondary ids that are kept.
     #[schema(max_items = 100)]
     pub secondary_ids: Vec<SecondaryId>,
-}
-
-async fn read_secondary_ids(
-    client: &impl GenericClient,
-    customer: CustomerId,
-) -> Result<Vec<SecondaryId>, ApiError> {
-    let rows = client
-        .query(
-            "SELECT key, value, expires_at FROM customer_secondary_ids
-             WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > now())
-             ORDER BY key, value",
-            &[&customer.0],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| SecondaryId { key: row.get(0), value: row.get(1), expires_at: row.get(2) })
-        .collect())
 }
 
 /// Sets secondary ids: one the customer has takes the new expiry; one another customer holds
@@ -393,61 +205,9 @@ async fn update_secondary_ids(
     PathParams(customer_id): PathParams<Uuid>,
     Body(update): Body<SecondaryIds>,
 ) -> Result<Json<SecondaryIds>, ApiError> {
-    if update.secondary_ids.len() > SECONDARY_IDS_MAX {
-        return Err(too_many(Code::TooManySecondaryIds, "secondary ids", SECONDARY_IDS_MAX).into());
-    }
-    let mut wanted = BTreeMap::new();
-    for id in &update.secondary_ids {
-        check_key(&id.key)?;
-        check_text(&id.value, VALUE_LEN_MAX, Code::InvalidValue, "a secondary id value")?;
-        wanted.insert((id.key.as_str(), id.value.as_str()), id.expires_at);
-    }
-    let keys: Vec<&str> = wanted.keys().map(|(key, _)| *key).collect();
-    let values: Vec<&str> = wanted.keys().map(|(_, value)| *value).collect();
-    let expiries: Vec<Option<DateTime<Utc>>> = wanted.values().copied().collect();
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let customer = lock(&transaction, caller.org, customer_id).await?;
-    transaction
-        .execute(
-            "DELETE FROM customer_secondary_ids WHERE customer_id = $1 AND expires_at <= now()",
-            &[&customer.0],
-        )
-        .await?;
-    // An id held by another customer is only taken over once it has expired; the row lock
-    // taken by the conflict makes two customers claiming one id wait for each other.
-    let claimed = transaction
-        .query(
-            "INSERT INTO customer_secondary_ids AS s (org_id, key, value, customer_id, expires_at)
-             SELECT $1, key, value, $2, expires_at
-             FROM unnest($3::text[], $4::text[], $5::timestamptz[]) AS u (key, value, expires_at)
-             ON CONFLICT (org_id, key, value) DO UPDATE
-                 SET customer_id = EXCLUDED.customer_id, expires_at = EXCLUDED.expires_at
-                 WHERE s.customer_id = EXCLUDED.customer_id
-                     OR (s.expires_at IS NOT NULL AND s.expires_at <= now())
-             RETURNING key, value",
-            &[&caller.org.0, &customer.0, &keys, &values, &expiries],
-        )
-        .await?;
-    if claimed.len() < wanted.len() {
-        let claimed: Vec<(String, String)> =
-            claimed.iter().map(|row| (row.get(0), row.get(1))).collect();
-        let taken = wanted
-            .keys()
-            .find(|(key, value)| !claimed.iter().any(|(k, v)| k == key && v == value))
-            .map(|(key, value)| format!("{key}={value}"))
-            .unwrap_or_default();
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            Code::SecondaryIdTaken,
-            format!("another customer has the secondary id {taken}"),
-        ));
-    }
-    let secondary_ids = read_secondary_ids(&transaction, customer).await?;
-    if secondary_ids.len() > SECONDARY_IDS_MAX {
-        return Err(too_many(Code::TooManySecondaryIds, "secondary ids", SECONDARY_IDS_MAX).into());
-    }
-    transaction.commit().await?;
+    let customer = CustomerId(customer_id);
+    let secondary_ids =
+        data::set_secondary_ids(&state.pool, caller.org, customer, &update.secondary_ids).await?;
     Ok(Json(SecondaryIds { secondary_ids }))
 }
 
@@ -473,87 +233,8 @@ async fn delete_secondary_id(
     State(state): State<AppState>,
     PathParams((customer_id, key, value)): PathParams<(Uuid, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_key(&key)?;
-    check_text(&value, VALUE_LEN_MAX, Code::InvalidValue, "a secondary id value")?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    client
-        .execute(
-            "DELETE FROM customer_secondary_ids
-             WHERE org_id = $1 AND key = $2 AND value = $3 AND customer_id = $4",
-            &[&caller.org.0, &key, &value, &customer.0],
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-// --- Metadata and app data values ---------------------------------------------------------
-
-/// A stored value: text, or bytes in standard base64 (with padding).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
-#[serde(rename_all = "camelCase", try_from = "DataValueFields")]
-pub enum DataValue {
-    String(String),
-    Bytes(String),
-}
-
-/// A value as sent: read field by field so that both or neither is a 422 like any other
-/// wrong body (an externally tagged enum would make it a JSON syntax error).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DataValueFields {
-    string: Option<String>,
-    bytes: Option<String>,
-}
-
-impl TryFrom<DataValueFields> for DataValue {
-    type Error = &'static str;
-
-    fn try_from(fields: DataValueFields) -> Result<Self, Self::Error> {
-        match (fields.string, fields.bytes) {
-            (Some(text), None) => Ok(Self::String(text)),
-            (None, Some(bytes)) => Ok(Self::Bytes(bytes)),
-            _ => Err("a value has exactly one of `string` and `bytes`"),
-        }
-    }
-}
-
-impl DataValue {
-    /// The bytes to store and whether they are text; refuses bad base64 and large values.
-    pub fn to_stored(&self) -> Result<(Vec<u8>, bool), ApiError> {
-        let (bytes, is_text) = match self {
-            Self::String(text) => (text.as_bytes().to_vec(), true),
-            Self::Bytes(encoded) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .map_err(|error| ApiError::invalid(Code::InvalidBase64, error.to_string()))?;
-                (bytes, false)
-            }
-        };
-        if bytes.len() > DATA_BYTES_MAX {
-            return Err(ApiError::invalid(
-                Code::ValueTooLarge,
-                format!("a value has at most {DATA_BYTES_MAX} bytes"),
-            ));
-        }
-        Ok((bytes, is_text))
-    }
-
-    /// The value as stored; text that is not UTF-8 (it can only come from outside the API)
-    /// is shown as bytes rather than lost.
-    fn from_stored(bytes: Vec<u8>, is_text: bool) -> Self {
-        if is_text {
-            match String::from_utf8(bytes) {
-                Ok(text) => return Self::String(text),
-                Err(error) => return Self::bytes(error.as_bytes()),
-            }
-        }
-        Self::bytes(&bytes)
-    }
-
-    fn bytes(bytes: &[u8]) -> Self {
-        Self::Bytes(base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
+    let customer = CustomerId(customer_id);
+    deleted(data::delete_secondary_id(&state.pool, caller.org, customer, &key, &value).await)
 }
 
 // --- Metadata -----------------------------------------------------------------------------
@@ -566,24 +247,6 @@ pub struct Metadata {
     /// each value at most 64 KiB.
     #[schema(schema_with = metadata_schema)]
     pub metadata: BTreeMap<String, DataValue>,
-}
-
-async fn read_metadata(
-    client: &impl GenericClient,
-    org: OrgId,
-    customer: CustomerId,
-) -> Result<BTreeMap<String, DataValue>, ApiError> {
-    let rows = client
-        .query(
-            "SELECT key, value, is_text FROM customer_metadata
-             WHERE org_id = $2 AND customer_id = $1",
-            &[&customer.0, &org.0],
-        )
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| (row.get(0), DataValue::from_stored(row.get(1), row.get(2))))
-        .collect())
 }
 
 /// Sets metadata: a key already there takes the new value; the others stay.
@@ -606,37 +269,8 @@ async fn update_metadata(
     PathParams(customer_id): PathParams<Uuid>,
     Body(update): Body<Metadata>,
 ) -> Result<Json<Metadata>, ApiError> {
-    if update.metadata.len() > METADATA_KEYS_MAX {
-        return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX).into());
-    }
-    let mut keys = Vec::with_capacity(update.metadata.len());
-    let mut values = Vec::with_capacity(update.metadata.len());
-    let mut texts = Vec::with_capacity(update.metadata.len());
-    for (key, value) in &update.metadata {
-        check_key(key)?;
-        let (bytes, is_text) = value.to_stored()?;
-        keys.push(key.as_str());
-        values.push(bytes);
-        texts.push(is_text);
-    }
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let customer = lock(&transaction, caller.org, customer_id).await?;
-    transaction
-        .execute(
-            "INSERT INTO customer_metadata (org_id, customer_id, key, value, is_text, updated_at)
-             SELECT $5, $1, *, now() FROM unnest($2::text[], $3::bytea[], $4::boolean[])
-             ON CONFLICT (org_id, customer_id, key) DO UPDATE
-                 SET value = EXCLUDED.value, is_text = EXCLUDED.is_text,
-                     updated_at = EXCLUDED.updated_at",
-            &[&customer.0, &keys, &values, &texts, &caller.org.0],
-        )
-        .await?;
-    let metadata = read_metadata(&transaction, caller.org, customer).await?;
-    if metadata.len() > METADATA_KEYS_MAX {
-        return Err(too_many(Code::TooManyMetadataKeys, "metadata keys", METADATA_KEYS_MAX).into());
-    }
-    transaction.commit().await?;
+    let customer = CustomerId(customer_id);
+    let metadata = data::set_metadata(&state.pool, caller.org, customer, &update.metadata).await?;
     Ok(Json(Metadata { metadata }))
 }
 
@@ -661,85 +295,10 @@ async fn delete_metadata(
     State(state): State<AppState>,
     PathParams((customer_id, key)): PathParams<(Uuid, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_key(&key)?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    client
-        .execute(
-            "DELETE FROM customer_metadata WHERE org_id = $3 AND customer_id = $1 AND key = $2",
-            &[&customer.0, &key, &caller.org.0],
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    deleted(data::delete_metadata(&state.pool, caller.org, CustomerId(customer_id), &key).await)
 }
 
 // --- App data -----------------------------------------------------------------------------
-
-/// The calling app's value for the customer, and the lease on it if there is one.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppData {
-    pub value: DataValue,
-    /// Until when a lease keeps other leases off; absent when not leased.
-    pub leased_until: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl AppData {
-    fn from_row(row: &tokio_postgres::Row) -> Self {
-        Self {
-            value: DataValue::from_stored(row.get(0), row.get(1)),
-            leased_until: row.get(2),
-            updated_at: row.get(3),
-        }
-    }
-}
-
-/// Drops from a transfer's context what `caller` may not see: the app data a payment wrote
-/// (`hazina.app_data`) belongs to the app that wrote it, like the app data itself, so another
-/// app's key does not see it. An org key sees everything; activities, metadata and the linked
-/// customers stay, because the whole org reads them.
-pub fn hide_other_apps_data(
-    context: &mut serde_json::Map<String, serde_json::Value>,
-    caller: &Caller,
-) {
-    let Some(app) = caller.app else { return };
-    let Some(effects) =
-        context.get_mut(hazina_ledger::context::HAZINA).and_then(serde_json::Value::as_object_mut)
-    else {
-        return;
-    };
-    let writer = effects
-        .get(hazina_ledger::context::APP_DATA)
-        .and_then(|data| data.get("app_id"))
-        .and_then(serde_json::Value::as_str)
-        .and_then(|id| id.parse::<Uuid>().ok());
-    // App data whose writer cannot be read is nobody's to show.
-    if writer != Some(app) {
-        effects.remove(hazina_ledger::context::APP_DATA);
-    }
-}
-
-/// A lease still running at `now()`, as the database sees it.
-const LIVE_LEASE: &str = "CASE WHEN leased_until > now() THEN leased_until END";
-
-async fn read_app_data(
-    client: &impl GenericClient,
-    org: OrgId,
-    customer: CustomerId,
-    app: Uuid,
-) -> Result<Option<AppData>, ApiError> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT value, is_text, {LIVE_LEASE}, updated_at FROM app_data
-                 WHERE org_id = $3 AND customer_id = $1 AND app_id = $2"
-            ),
-            &[&customer.0, &app, &org.0],
-        )
-        .await?;
-    Ok(row.as_ref().map(AppData::from_row))
-}
 
 /// Sets the calling app's value for the customer; ends any lease.
 #[utoipa::path(
@@ -763,22 +322,8 @@ async fn update_app_data(
     Body(value): Body<DataValue>,
 ) -> Result<Json<AppData>, ApiError> {
     let app = caller.app_key()?;
-    let (bytes, is_text) = value.to_stored()?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            "INSERT INTO app_data
-                 (org_id, customer_id, app_id, value, is_text, leased_until, updated_at)
-             VALUES ($5, $1, $2, $3, $4, NULL, now())
-             ON CONFLICT (org_id, customer_id, app_id) DO UPDATE
-                 SET value = EXCLUDED.value, is_text = EXCLUDED.is_text, leased_until = NULL,
-                     updated_at = EXCLUDED.updated_at
-             RETURNING value, is_text, leased_until, updated_at",
-            &[&customer.0, &app, &bytes, &is_text, &caller.org.0],
-        )
-        .await?;
-    Ok(Json(AppData::from_row(&row)))
+    let customer = CustomerId(customer_id);
+    Ok(Json(data::set_app_data(&state.pool, caller.org, customer, app, &value).await?))
 }
 
 /// Removes the calling app's value for the customer, and with it any lease (nothing to
@@ -801,15 +346,7 @@ async fn delete_app_data(
     PathParams(customer_id): PathParams<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let app = caller.app_key()?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    client
-        .execute(
-            "DELETE FROM app_data WHERE org_id = $3 AND customer_id = $1 AND app_id = $2",
-            &[&customer.0, &app, &caller.org.0],
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    deleted(data::delete_app_data(&state.pool, caller.org, CustomerId(customer_id), app).await)
 }
 
 /// Returns the calling app's value and leases it for 90 seconds: until then (or the next
@@ -834,101 +371,15 @@ async fn lease_app_data(
     PathParams(customer_id): PathParams<Uuid>,
 ) -> Result<Json<AppData>, ApiError> {
     let app = caller.app_key()?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    // One statement: two leases racing for the row take its lock in turn, and the second
-    // sees the first's lease.
-    let leased = client
-        .query_opt(
-            &format!(
-                "UPDATE app_data
-                 SET leased_until = now() + interval '{APP_DATA_LEASE_SECONDS} seconds'
-                 WHERE org_id = $3 AND customer_id = $1 AND app_id = $2
-                     AND (leased_until IS NULL OR leased_until <= now())
-                 RETURNING value, is_text, leased_until, updated_at"
-            ),
-            &[&customer.0, &app, &caller.org.0],
-        )
-        .await?;
-    if let Some(row) = leased {
-        return Ok(Json(AppData::from_row(&row)));
-    }
-    match read_app_data(&client, caller.org, customer, app).await? {
-        None => Err(ApiError::not_found("app data")),
-        Some(AppData { leased_until: Some(until), .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            Code::AppDataLeased,
-            format!("the app data is leased until {}", until.to_rfc3339()),
-        )),
-        // The lease ran out between the two statements: the caller may simply retry.
-        Some(AppData { leased_until: None, .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            Code::AppDataLeased,
-            "the app data was leased a moment ago; retry",
-        )),
-    }
+    let customer = CustomerId(customer_id);
+    Ok(Json(data::lease_app_data(&state.pool, caller.org, customer, app).await?))
 }
 
 // --- Reminders ----------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NewReminder {
-    pub remind_at: DateTime<Utc>,
-    /// Seconds between repeats, after `remindAt`; none for a single reminder.
-    #[schema(minimum = 1, maximum = 31_622_400)]
-    pub interval: Option<u64>,
-    #[schema(max_length = 4096)]
-    pub payload: Option<String>,
-}
-
-/// A reminder the calling app set for the customer.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Reminder {
-    pub key: String,
-    pub remind_at: DateTime<Utc>,
-    /// Seconds between repeats.
-    pub interval: Option<u64>,
-    pub payload: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Reminders {
     pub reminders: Vec<Reminder>,
-}
-
-const REMINDER_COLUMNS: &str = "key, remind_at, interval_ms, payload, created_at";
-
-fn reminder(row: &tokio_postgres::Row) -> Reminder {
-    let interval_ms: Option<i64> = row.get(2);
-    Reminder {
-        key: row.get(0),
-        remind_at: row.get(1),
-        interval: interval_ms.and_then(|ms| u64::try_from(ms / 1000).ok()),
-        payload: row.get(3),
-        created_at: row.get(4),
-    }
-}
-
-async fn read_reminders(
-    client: &impl GenericClient,
-    org: OrgId,
-    customer: CustomerId,
-    app: Uuid,
-) -> Result<Vec<Reminder>, ApiError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {REMINDER_COLUMNS} FROM reminders
-                 WHERE org_id = $3 AND customer_id = $1 AND app_id = $2
-                 ORDER BY remind_at, key"
-            ),
-            &[&customer.0, &app, &org.0],
-        )
-        .await?;
-    Ok(rows.iter().map(reminder).collect())
 }
 
 /// Sets one of the calling app's reminders for the customer (replacing one with the key).
@@ -958,62 +409,10 @@ async fn update_reminder(
     Body(new): Body<NewReminder>,
 ) -> Result<(StatusCode, Json<Reminder>), ApiError> {
     let app = caller.app_key()?;
-    check_key(&key)?;
-    let interval_ms = match new.interval {
-        None => None,
-        Some(seconds @ 1..=REMINDER_INTERVAL_SECONDS_MAX) => {
-            // At most a year of milliseconds: far inside an i64.
-            i64::try_from(seconds * 1000).ok()
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                Code::InvalidInterval,
-                format!("an interval is 1 to {REMINDER_INTERVAL_SECONDS_MAX} seconds"),
-            ));
-        }
-    };
-    if new
-        .payload
-        .as_ref()
-        .is_some_and(|p| p.chars().count() > REMINDER_PAYLOAD_LEN_MAX || p.contains('\0'))
-    {
-        return Err(ApiError::invalid(
-            Code::InvalidPayload,
-            format!("a payload has at most {REMINDER_PAYLOAD_LEN_MAX} characters, no NUL"),
-        ));
-    }
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let customer = lock(&transaction, caller.org, customer_id).await?;
-    let row = transaction
-        .query_one(
-            &format!(
-                "INSERT INTO reminders
-                     (org_id, customer_id, app_id, key, remind_at, interval_ms, payload)
-                 VALUES ($7, $1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (org_id, customer_id, app_id, key) DO UPDATE
-                     SET remind_at = EXCLUDED.remind_at, interval_ms = EXCLUDED.interval_ms,
-                         payload = EXCLUDED.payload
-                 RETURNING {REMINDER_COLUMNS}, xmax = 0"
-            ),
-            &[&customer.0, &app, &key, &new.remind_at, &interval_ms, &new.payload, &caller.org.0],
-        )
-        .await?;
-    let count: i64 = transaction
-        .query_one(
-            "SELECT count(*) FROM reminders WHERE org_id = $3 AND customer_id = $1 AND app_id = $2",
-            &[&customer.0, &app, &caller.org.0],
-        )
-        .await?
-        .get(0);
-    if usize::try_from(count).unwrap_or(usize::MAX) > REMINDERS_MAX {
-        return Err(too_many(Code::TooManyReminders, "reminders per app", REMINDERS_MAX).into());
-    }
-    transaction.commit().await?;
-    // `xmax = 0`: the row was inserted, not updated.
-    let created: bool = row.get(5);
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(reminder(&row))))
+    let customer = CustomerId(customer_id);
+    let (reminder, created) =
+        reminders::set(&state.pool, caller.org, customer, app, &key, &new).await?;
+    Ok((created_or_ok(created), Json(reminder)))
 }
 
 /// The calling app's reminders for the customer, soonest first.
@@ -1035,9 +434,9 @@ async fn list_reminders(
     PathParams(customer_id): PathParams<Uuid>,
 ) -> Result<Json<Reminders>, ApiError> {
     let app = caller.app_key()?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    Ok(Json(Reminders { reminders: read_reminders(&client, caller.org, customer, app).await? }))
+    let customer = CustomerId(customer_id);
+    let reminders = reminders::list(&state.pool, caller.org, customer, app).await?;
+    Ok(Json(Reminders { reminders }))
 }
 
 /// Cancels one of the calling app's reminders (nothing to cancel is fine).
@@ -1063,70 +462,11 @@ async fn delete_reminder(
     PathParams((customer_id, key)): PathParams<(Uuid, String)>,
 ) -> Result<StatusCode, ApiError> {
     let app = caller.app_key()?;
-    check_key(&key)?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    client
-        .execute(
-            "DELETE FROM reminders
-             WHERE org_id = $4 AND customer_id = $1 AND app_id = $2 AND key = $3",
-            &[&customer.0, &app, &key, &caller.org.0],
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let customer = CustomerId(customer_id);
+    deleted(reminders::delete(&state.pool, caller.org, customer, app, &key).await)
 }
 
 // --- Activities ---------------------------------------------------------------------------
-
-/// Something the customer did in a session of a source, e.g. source `web-shop`, key
-/// `cart_abandoned`, properties `{"cartTotal": "1200"}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NewActivity {
-    #[schema(min_length = 1, max_length = 256)]
-    pub source: String,
-    #[schema(min_length = 1, max_length = 256)]
-    pub session_id: String,
-    #[schema(min_length = 1, max_length = 256)]
-    pub key: String,
-    /// At most 50, names of 1 to 256 characters, values of at most 1,024.
-    #[serde(default)]
-    #[schema(schema_with = properties_schema)]
-    pub properties: BTreeMap<String, String>,
-    /// When it happened; now when absent.
-    pub at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Activity {
-    pub activity_id: Uuid,
-    pub app_id: Uuid,
-    pub source: String,
-    pub session_id: String,
-    pub key: String,
-    /// Text values by name.
-    #[schema(value_type = Object)]
-    pub properties: serde_json::Value,
-    pub at: DateTime<Utc>,
-    /// The payment it came with, if any.
-    pub transaction_id: Option<Uuid>,
-}
-
-const ACTIVITY_COLUMNS: &str = "id, app_id, source, session_id, key, properties, at, transfer_id";
-
-fn activity(row: &tokio_postgres::Row) -> Activity {
-    Activity {
-        activity_id: row.get(0),
-        app_id: row.get(1),
-        source: row.get(2),
-        session_id: row.get(3),
-        key: row.get(4),
-        properties: row.get(5),
-        at: row.get(6),
-        transaction_id: row.get(7),
-    }
-}
 
 /// Records an activity of the customer for the calling app.
 #[utoipa::path(
@@ -1150,204 +490,9 @@ async fn create_activity(
     Body(new): Body<NewActivity>,
 ) -> Result<(StatusCode, Json<Activity>), ApiError> {
     let app = caller.app_key()?;
-    let properties = check_activity(&new)?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            &format!(
-                "INSERT INTO activities
-                     (id, org_id, customer_id, app_id, source, session_id, key, properties, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, clock_timestamp()))
-                 RETURNING {ACTIVITY_COLUMNS}"
-            ),
-            &[
-                &Uuid::now_v7(),
-                &caller.org.0,
-                &customer.0,
-                &app,
-                &new.source,
-                &new.session_id,
-                &new.key,
-                &properties,
-                &new.at,
-            ],
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(activity(&row))))
-}
-
-/// Checks an activity's fields; its properties as stored.
-pub fn check_activity(new: &NewActivity) -> Result<serde_json::Value, ApiError> {
-    check_text(&new.source, VALUE_LEN_MAX, Code::InvalidSource, "a source")?;
-    check_text(&new.session_id, VALUE_LEN_MAX, Code::InvalidSessionId, "a session id")?;
-    check_key(&new.key)?;
-    if new.properties.len() > PROPERTIES_MAX {
-        return Err(ApiError::invalid(
-            Code::TooManyProperties,
-            format!("an activity has at most {PROPERTIES_MAX} properties"),
-        ));
-    }
-    for (name, value) in &new.properties {
-        check_text(name, KEY_LEN_MAX, Code::InvalidProperty, "a property name")?;
-        if value.chars().count() > PROPERTY_VALUE_LEN_MAX || value.contains('\0') {
-            return Err(ApiError::invalid(
-                Code::InvalidProperty,
-                format!("a property value has at most {PROPERTY_VALUE_LEN_MAX} characters, no NUL"),
-            ));
-        }
-    }
-    let properties = serde_json::to_value(&new.properties)
-        .map_err(|error| ApiError::invalid(Code::InvalidProperty, error.to_string()))?;
-    Ok(properties)
-}
-
-/// A customer's activities in one session of one source, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ActivitySession {
-    pub source: String,
-    pub session_id: String,
-    pub started_at: DateTime<Utc>,
-    pub last_at: DateTime<Utc>,
-    pub activities: Vec<Activity>,
-}
-
-/// The sessions of the customer's newest activities, the most recently active first.
-async fn read_sessions(
-    client: &impl GenericClient,
-    customer: CustomerId,
-) -> Result<Vec<ActivitySession>, ApiError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE customer_id = $1
-                 ORDER BY at DESC, id DESC LIMIT $2"
-            ),
-            &[&customer.0, &RECENT_ACTIVITIES_MAX],
-        )
-        .await?;
-    let mut sessions: Vec<ActivitySession> = Vec::new();
-    for activity in rows.iter().map(activity) {
-        let found = sessions.iter().position(|session| {
-            session.source == activity.source && session.session_id == activity.session_id
-        });
-        match found {
-            Some(index) => {
-                let session = &mut sessions[index];
-                session.started_at = activity.at;
-                session.activities.push(activity);
-            }
-            None if sessions.len() < ACTIVITY_SESSIONS_MAX => sessions.push(ActivitySession {
-                source: activity.source.clone(),
-                session_id: activity.session_id.clone(),
-                started_at: activity.at,
-                last_at: activity.at,
-                activities: vec![activity],
-            }),
-            None => {}
-        }
-    }
-    Ok(sessions)
-}
-
-// --- Payments -----------------------------------------------------------------------------
-
-/// One leg of a payment: money leaving (debit) or entering (credit) an account.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PaymentLeg {
-    pub account_id: Uuid,
-    pub side: &'static str,
-    pub currency_code: &'static str,
-    /// A decimal string.
-    pub amount: String,
-}
-
-/// A transfer the customer took part in, as a payment.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Payment {
-    pub transaction_id: Uuid,
-    pub at: DateTime<Utc>,
-    /// The platform's payment status: `success`, or why it was not made; for a payment
-    /// through a provider, where it is now (`pending_confirmation`, `success`, `failed`, …).
-    pub status: PaymentStatus,
-    /// The provider's receipt, for a payment through a provider that succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub receipt: Option<String>,
-    /// For a payment through a provider, every status it passed through, oldest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub status_history: Vec<crate::payments::StatusChange>,
-    /// The ledger's reason when it was not made.
-    pub reason: Option<&'static str>,
-    pub code: String,
-    pub legs: Vec<PaymentLeg>,
-    pub narration: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub debit_party: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
-    pub credit_party: Option<serde_json::Value>,
-    /// The app that made it, when an app key did.
-    pub app_id: Option<Uuid>,
-}
-
-impl From<&Transfer> for Payment {
-    fn from(transfer: &Transfer) -> Self {
-        let payment = transfer.context.get("payment");
-        let field = |name: &str| payment.and_then(|p| p.get(name)).filter(|v| !v.is_null());
-        Self {
-            transaction_id: transfer.id.0,
-            at: transfer.created_at,
-            status: PaymentStatus::of_outcome(transfer.rejection),
-            receipt: None,
-            status_history: Vec::new(),
-            reason: transfer.rejection.map(RejectReason::code),
-            code: transfer.code.clone(),
-            legs: transfer
-                .postings
-                .iter()
-                .map(|posting| PaymentLeg {
-                    account_id: posting.account.0,
-                    side: posting.side.as_str(),
-                    currency_code: posting.amount.currency().code(),
-                    amount: posting.amount.amount().to_string(),
-                })
-                .collect(),
-            narration: field("narration").and_then(|v| v.as_str()).map(str::to_owned),
-            debit_party: field("debitParty").cloned(),
-            credit_party: field("creditParty").cloned(),
-            app_id: field("appId").and_then(|v| v.as_str()).and_then(|v| v.parse().ok()),
-        }
-    }
-}
-
-/// The payments with these ids, in the order of the ids; any the ledger has no record of are
-/// left out.
-async fn payments(
-    state: &AppState,
-    org: OrgId,
-    ids: &[TransferId],
-) -> Result<Vec<Payment>, ApiError> {
-    let transfers = state.store.transfers(org, ids).await?;
-    let raw: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
-    let through_providers = state.payments.records(org, &raw).await?;
-    let provider_ids: Vec<uuid::Uuid> = through_providers.iter().map(|r| r.id).collect();
-    let mut changes = state.payments.status_changes_of(org, &provider_ids).await?;
-    Ok(ids
-        .iter()
-        .filter_map(|id| transfers.iter().find(|transfer| transfer.id == *id))
-        .map(|transfer| {
-            let mut payment = Payment::from(transfer);
-            // A reservation is accepted by the ledger long before the provider settles it.
-            if let Some(record) = through_providers.iter().find(|r| r.id == transfer.id.0) {
-                payment.status.clone_from(&record.status);
-                payment.receipt.clone_from(&record.receipt);
-                payment.status_history = changes.remove(&record.id).unwrap_or_default();
-            }
-            payment
-        })
-        .collect())
+    let customer = CustomerId(customer_id);
+    let activity = activities::record(&state.pool, caller.org, customer, app, &new).await?;
+    Ok((StatusCode::CREATED, Json(activity)))
 }
 
 // --- State --------------------------------------------------------------------------------
@@ -1390,45 +535,27 @@ async fn customer_state(
     State(state): State<AppState>,
     PathParams(customer_id): PathParams<Uuid>,
 ) -> Result<Json<CustomerState>, ApiError> {
-    let customer = view(&state.pool, caller.org, CustomerId(customer_id)).await?;
-    let id = CustomerId(customer.customer_id);
-    let client = state.pool.get().await?;
-    let (app_data, reminders) = match caller.app {
-        Some(app) => (
-            read_app_data(&client, caller.org, id, app).await?,
-            read_reminders(&client, caller.org, id, app).await?,
-        ),
-        None => (None, Vec::new()),
-    };
-    let payment_ids: Vec<TransferId> = client
-        .query(
-            "SELECT transfer_id FROM customer_transfers WHERE org_id = $3 AND customer_id = $1
-             ORDER BY at DESC, transfer_id DESC LIMIT $2",
-            &[&id.0, &RECENT_PAYMENTS_MAX, &caller.org.0],
-        )
-        .await?
-        .iter()
-        .map(|row| TransferId(row.get(0)))
-        .collect();
-    let wallets = state
-        .store
-        .accounts(caller.org, AccountKind::Wallet, Some(id), None, 1_000)
-        .await?
-        .iter()
-        .map(WalletView::from)
-        .collect();
+    let overview = customers::state::overview(
+        &state.pool,
+        &state.store,
+        &state.payments,
+        caller.org,
+        CustomerId(customer_id),
+        caller.app,
+    )
+    .await?;
     Ok(Json(CustomerState {
-        customer_id: customer.customer_id,
-        created_at: customer.created_at,
-        customer_numbers: customer.customer_numbers,
-        tags: read_tags(&client, caller.org, id).await?,
-        secondary_ids: read_secondary_ids(&client, id).await?,
-        metadata: read_metadata(&client, caller.org, id).await?,
-        app_data,
-        reminders,
-        wallets,
-        payments: payments(&state, caller.org, &payment_ids).await?,
-        activity_sessions: read_sessions(&client, id).await?,
+        customer_id: overview.customer.customer_id,
+        created_at: overview.customer.created_at,
+        customer_numbers: overview.customer.customer_numbers,
+        tags: overview.tags,
+        secondary_ids: overview.secondary_ids,
+        metadata: overview.metadata,
+        app_data: overview.app_data,
+        reminders: overview.reminders,
+        wallets: overview.wallets.iter().map(WalletView::from).collect(),
+        payments: overview.payments,
+        activity_sessions: overview.activity_sessions,
     }))
 }
 
@@ -1439,49 +566,6 @@ async fn customer_state(
 struct TimelineQuery {
     cursor: Option<String>,
     limit: Option<i64>,
-}
-
-/// One item of a timeline: an activity or a payment, each with its time `at`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum TimelineItem {
-    Activity(Activity),
-    Payment(Payment),
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Timeline {
-    pub items: Vec<TimelineItem>,
-    /// Pass as `cursor` for the next (older) page; null on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// Where a timeline page ends: the time and id of its last item, which order items newest
-/// first (ids break ties). Opaque to clients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Cursor {
-    at: DateTime<Utc>,
-    id: Uuid,
-}
-
-impl Cursor {
-    fn encode(self) -> String {
-        let text = format!("{}:{}", self.at.timestamp_micros(), self.id.simple());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
-    }
-
-    fn decode(cursor: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::bad_request(Code::InvalidCursor, "not a cursor this API gave");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(cursor)
-            .map_err(|_| invalid())?;
-        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-        let (micros, id) = text.split_once(':').ok_or_else(invalid)?;
-        let at =
-            micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
-        Ok(Self { at, id: id.parse().map_err(|_| invalid())? })
-    }
 }
 
 /// The customer's activities and payments merged, newest first, a page at a time.
@@ -1508,143 +592,24 @@ async fn timeline(
     QueryParams(query): QueryParams<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
     let limit = page_size(query.limit)?;
-    let cursor = query.cursor.as_deref().map(Cursor::decode).transpose()?;
-    let customer = check(&state.pool, caller.org, customer_id).await?;
-    // One more than a page, to know whether there is another.
-    let fetch = limit + 1;
-    let (after_activity, after_payment, org) = if cursor.is_some() {
-        ("AND (at, id) < ($3, $4)", "AND (at, transfer_id) < ($3, $4)", "$5")
-    } else {
-        ("", "", "$3")
-    };
-    let sql = format!(
-        "SELECT kind, id, at FROM (
-             (SELECT 'activity' AS kind, id, at FROM activities
-              WHERE org_id = {org} AND customer_id = $1 {after_activity} ORDER BY at DESC, id DESC LIMIT $2)
-             UNION ALL
-             (SELECT 'payment', transfer_id, at FROM customer_transfers
-              WHERE org_id = {org} AND customer_id = $1 {after_payment} ORDER BY at DESC, transfer_id DESC LIMIT $2)
-         ) AS items ORDER BY at DESC, id DESC LIMIT $2"
-    );
-    let client = state.pool.get().await?;
-    let rows = match cursor {
-        Some(Cursor { at, id }) => {
-            client.query(&sql, &[&customer.0, &fetch, &at, &id, &caller.org.0]).await?
-        }
-        None => client.query(&sql, &[&customer.0, &fetch, &caller.org.0]).await?,
-    };
-    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
-    let page: Vec<(String, Uuid, DateTime<Utc>)> = rows
-        .iter()
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(|row| (row.get(0), row.get(1), row.get(2)))
-        .collect();
-    let activity_ids: Vec<Uuid> =
-        page.iter().filter(|(kind, ..)| kind == "activity").map(|(_, id, _)| *id).collect();
-    let payment_ids: Vec<TransferId> = page
-        .iter()
-        .filter(|(kind, ..)| kind == "payment")
-        .map(|(_, id, _)| TransferId(*id))
-        .collect();
-    let mut activities: Vec<Option<Activity>> = client
-        .query(
-            &format!(
-                "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = ANY($1) AND customer_id = $2"
-            ),
-            &[&activity_ids, &customer.0],
-        )
-        .await?
-        .iter()
-        .map(|row| Some(activity(row)))
-        .collect();
-    let mut payments: Vec<Option<Payment>> =
-        payments(&state, caller.org, &payment_ids).await?.into_iter().map(Some).collect();
-    let items = page
-        .iter()
-        .filter_map(|(kind, id, _)| {
-            if kind == "activity" {
-                let found = activities
-                    .iter_mut()
-                    .find(|a| a.as_ref().is_some_and(|a| a.activity_id == *id));
-                found.and_then(Option::take).map(TimelineItem::Activity)
-            } else {
-                let found = payments
-                    .iter_mut()
-                    .find(|p| p.as_ref().is_some_and(|p| p.transaction_id == *id));
-                found.and_then(Option::take).map(TimelineItem::Payment)
-            }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            Cursor::decode(cursor).ok_or_else(|| {
+                ApiError::bad_request(Code::InvalidCursor, "not a cursor this API gave")
+            })
         })
-        .collect();
-    let next_cursor =
-        more.then(|| page.last().map(|(_, id, at)| Cursor { at: *at, id: *id }.encode())).flatten();
-    Ok(Json(Timeline { items, next_cursor }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_normalised_number_normalises_to_itself() {
-        // Lowercasing "İ" gives two characters: 200 of them are 400 once lowercased.
-        let email = |text: String| CustomerNumber {
-            number: text,
-            provider: crate::customers::NumberProvider::Email,
-            partition: None,
-        };
-        assert!(email("İ".repeat(200)).normalised().is_err());
-        let fits = email("İ".repeat(128)).normalised().unwrap();
-        assert_eq!(fits.normalised().unwrap().number, fits.number);
-    }
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let cursor = Cursor {
-            at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap_or_default(),
-            id: Uuid::now_v7(),
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()).ok(), Some(cursor));
-        for garbage in ["", "!!", "bm9wZQ", "MTIzOm5vdC1hLXV1aWQ"] {
-            assert!(Cursor::decode(garbage).is_err(), "{garbage}");
-        }
-    }
-
-    #[test]
-    fn a_transfers_context_shows_app_data_only_to_its_app_and_the_org() {
-        let (writer, other) = (Uuid::now_v7(), Uuid::now_v7());
-        let context = serde_json::json!({
-            "payment": { "narration": "n" },
-            "hazina": {
-                "app_data": { "app_id": writer, "value": "c2VjcmV0", "is_text": true },
-                "activity": { "app_id": writer, "key": "paid" },
-                "customers": ["c"],
-            },
-        });
-        let serde_json::Value::Object(context) = context else { unreachable!() };
-        let seen_by = |app: Option<Uuid>| {
-            let caller = Caller { org: OrgId(Uuid::now_v7()), app, key_id: Uuid::now_v7() };
-            let mut seen = context.clone();
-            hide_other_apps_data(&mut seen, &caller);
-            seen
-        };
-        assert_eq!(seen_by(None), context);
-        assert_eq!(seen_by(Some(writer)), context);
-        let mut without = context.clone();
-        without["hazina"].as_object_mut().unwrap().remove("app_data");
-        assert_eq!(seen_by(Some(other)), without);
-        assert_eq!(without["hazina"]["activity"]["key"], "paid");
-    }
-
-    #[test]
-    fn values_keep_text_and_bytes_apart() {
-        let text = DataValue::String("hello".into());
-        assert_eq!(text.to_stored().ok(), Some((b"hello".to_vec(), true)));
-        let bytes = DataValue::Bytes("AAEC/w==".into());
-        assert_eq!(bytes.to_stored().ok(), Some((vec![0, 1, 2, 255], false)));
-        assert_eq!(DataValue::from_stored(vec![0, 1, 2, 255], false), bytes);
-        assert_eq!(DataValue::from_stored(vec![0xff], true), DataValue::Bytes("/w==".into()));
-        assert!(DataValue::Bytes("not base64!".into()).to_stored().is_err());
-        let large = DataValue::String("x".repeat(DATA_BYTES_MAX + 1));
-        assert_eq!(large.to_stored().err().map(|e| e.code), Some(Code::ValueTooLarge));
-    }
+        .transpose()?;
+    let page = timeline::page(
+        &state.pool,
+        &state.store,
+        &state.payments,
+        caller.org,
+        CustomerId(customer_id),
+        cursor,
+        limit,
+    )
+    .await?;
+    Ok(Json(page))
 }

@@ -9,17 +9,17 @@ use chrono::{DateTime, Utc};
 use hazina_ledger::context::Effects;
 use hazina_ledger::rules::{LimitPolicy, Outcome, RejectReason};
 use hazina_ledger::store::{Account, Balance};
-use hazina_ledger::{Currency, CustomerId, Money};
+use hazina_ledger::{Currency, Money};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{customers, page_size};
-use crate::code::Code;
+use super::page_size;
+use crate::customers;
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
 pub use crate::money::Party;
-use crate::money::{self, NewLedgerPayment};
+use crate::money::{self, NewLedgerPayment, PaymentContext};
 use crate::payments::PaymentStatus;
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
@@ -315,92 +315,6 @@ pub struct NewPayment {
     pub context: Option<PaymentContext>,
 }
 
-/// What a payment carries for a customer: applied in the same transaction as the payment, so
-/// all of it happens if the payment succeeds and none of it otherwise.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PaymentContext {
-    /// The customer; when absent, the owner of the payment's one wallet party.
-    pub customer_id: Option<Uuid>,
-    /// The activity that led to the payment (app key), linked to it on the timeline.
-    pub activity: Option<customers::NewActivity>,
-    /// Metadata keys to set (at most 100).
-    #[schema(schema_with = customers::metadata_schema)]
-    pub metadata: Option<std::collections::BTreeMap<String, customers::DataValue>>,
-    /// The calling app's new data for the customer (app key).
-    pub app_data: Option<customers::DataValue>,
-}
-
-/// A base64 string of bytes, as the context trigger decodes them.
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// The `hazina` context object the database applies with the transfer (migration 0002).
-///
-/// Here rather than in the money service while activities and data values are the HTTP
-/// layer's types (`http::v1::customers`): it moves there once they are the customers service's.
-pub async fn context_effects(
-    state: &AppState,
-    caller: &Caller,
-    context: &PaymentContext,
-    wallet_customers: &[CustomerId],
-) -> Result<Effects, ApiError> {
-    let mut effects = Effects::default();
-    let wants_customer =
-        context.activity.is_some() || context.metadata.is_some() || context.app_data.is_some();
-    if !wants_customer {
-        return Ok(effects);
-    }
-    let customer = match (context.customer_id, wallet_customers) {
-        (Some(id), _) => customers::check(&state.pool, caller.org, id).await?,
-        (None, [only]) => *only,
-        (None, _) => {
-            return Err(ApiError::invalid(
-                Code::CustomerRequired,
-                "name the context's customerId: the payment has no single wallet party",
-            ));
-        }
-    };
-    if let Some(activity) = &context.activity {
-        let app = caller.app_key()?;
-        let properties = customers::check_activity(activity)?;
-        effects.set_activity(serde_json::json!({
-            "id": Uuid::now_v7(), "customer_id": customer.0, "app_id": app,
-            "source": activity.source, "session_id": activity.session_id,
-            "key": activity.key, "properties": properties,
-        }));
-    }
-    if let Some(metadata) = &context.metadata {
-        if metadata.len() > customers::METADATA_KEYS_MAX {
-            return Err(ApiError::invalid(
-                Code::TooManyMetadataKeys,
-                format!("at most {} metadata keys", customers::METADATA_KEYS_MAX),
-            ));
-        }
-        let mut set = serde_json::Map::new();
-        for (key, value) in metadata {
-            customers::check_key(key)?;
-            let (bytes, is_text) = value.to_stored()?;
-            set.insert(
-                key.clone(),
-                serde_json::json!({ "value": base64_of(&bytes), "is_text": is_text }),
-            );
-        }
-        effects.set_metadata(serde_json::json!({ "customer_id": customer.0, "set": set }));
-    }
-    if let Some(value) = &context.app_data {
-        let app = caller.app_key()?;
-        let (bytes, is_text) = value.to_stored()?;
-        effects.set_app_data(serde_json::json!({
-            "customer_id": customer.0, "app_id": app,
-            "value": base64_of(&bytes), "is_text": is_text,
-        }));
-    }
-    Ok(effects)
-}
-
 /// A payment's result in the platform's words.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -462,7 +376,14 @@ async fn create_payment(
     let accounts = state.money.payment_accounts(&new).await?;
     let effects = match &payment.context {
         Some(context) => {
-            context_effects(&state, &caller, context, &accounts.wallet_customers).await?
+            money::context_effects(
+                &state.pool,
+                caller.org,
+                caller.app,
+                context,
+                &accounts.wallet_customers,
+            )
+            .await?
         }
         None => Effects::default(),
     };
@@ -506,7 +427,7 @@ async fn get_transfer(
 ) -> Result<Response, ApiError> {
     let transfer = state.money.transfer(caller.org, transfer_id).await?;
     let mut view = TransferView::from(&transfer);
-    customers::hide_other_apps_data(&mut view.context, &caller);
+    customers::hide_other_apps_data(&mut view.context, caller.app);
     Ok(Json(view).into_response())
 }
 

@@ -11,9 +11,9 @@ use hazina_ledger::{CustomerId, Money, TransferId};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::customers;
 use super::money::{NewPayment, Party, Value};
 use crate::code::Code;
+use crate::customers;
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
@@ -152,7 +152,10 @@ pub async fn create(
     // Everything is valid: now the customer may be made.
     let (customer, _) = customers::by_number(&state.pool, caller.org, &number).await?;
     let effects = match &payment.context {
-        Some(context) => super::money::context_effects(state, caller, context, &[customer]).await?,
+        Some(context) => {
+            crate::money::context_effects(&state.pool, caller.org, caller.app, context, &[customer])
+                .await?
+        }
         None => hazina_ledger::context::Effects::default(),
     };
     let effects = effects.into_hazina([Some(customer), wallet_customer].into_iter().flatten());

@@ -1,0 +1,272 @@
+//! A customer's payments (the ledger's transfers that name the customer, with their status
+//! through a provider) and the timeline: those payments and the customer's activities merged,
+//! newest first, a page at a time. Every statement names the org.
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+use hazina_ledger::rules::{RejectReason, Transfer};
+use hazina_ledger::store::Store;
+use hazina_ledger::{CustomerId, OrgId, TransferId};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::activities::{self, Activity};
+use super::{CustomerError, RECENT_PAYMENTS_MAX};
+use crate::payments::{Engine, PaymentStatus};
+
+// --- Payments -----------------------------------------------------------------------------
+
+/// One leg of a payment: money leaving (debit) or entering (credit) an account.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentLeg {
+    pub account_id: Uuid,
+    pub side: &'static str,
+    pub currency_code: &'static str,
+    /// A decimal string.
+    pub amount: String,
+}
+
+/// A transfer the customer took part in, as a payment.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    pub transaction_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// The platform's payment status: `success`, or why it was not made; for a payment
+    /// through a provider, where it is now (`pending_confirmation`, `success`, `failed`, …).
+    pub status: PaymentStatus,
+    /// The provider's receipt, for a payment through a provider that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// For a payment through a provider, every status it passed through, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub status_history: Vec<crate::payments::StatusChange>,
+    /// The ledger's reason when it was not made.
+    pub reason: Option<&'static str>,
+    pub code: String,
+    pub legs: Vec<PaymentLeg>,
+    pub narration: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub debit_party: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub credit_party: Option<serde_json::Value>,
+    /// The app that made it, when an app key did.
+    pub app_id: Option<Uuid>,
+}
+
+impl From<&Transfer> for Payment {
+    fn from(transfer: &Transfer) -> Self {
+        let payment = transfer.context.get("payment");
+        let field = |name: &str| payment.and_then(|p| p.get(name)).filter(|v| !v.is_null());
+        Self {
+            transaction_id: transfer.id.0,
+            at: transfer.created_at,
+            status: PaymentStatus::of_outcome(transfer.rejection),
+            receipt: None,
+            status_history: Vec::new(),
+            reason: transfer.rejection.map(RejectReason::code),
+            code: transfer.code.clone(),
+            legs: transfer
+                .postings
+                .iter()
+                .map(|posting| PaymentLeg {
+                    account_id: posting.account.0,
+                    side: posting.side.as_str(),
+                    currency_code: posting.amount.currency().code(),
+                    amount: posting.amount.amount().to_string(),
+                })
+                .collect(),
+            narration: field("narration").and_then(|v| v.as_str()).map(str::to_owned),
+            debit_party: field("debitParty").cloned(),
+            credit_party: field("creditParty").cloned(),
+            app_id: field("appId").and_then(|v| v.as_str()).and_then(|v| v.parse().ok()),
+        }
+    }
+}
+
+/// The payments with these ids, in the order of the ids; any the ledger has no record of are
+/// left out.
+pub(super) async fn payments(
+    store: &Store,
+    engine: &Engine,
+    org: OrgId,
+    ids: &[TransferId],
+) -> Result<Vec<Payment>, CustomerError> {
+    let transfers = store.transfers(org, ids).await?;
+    let raw: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let through_providers = engine.records(org, &raw).await?;
+    let provider_ids: Vec<Uuid> = through_providers.iter().map(|r| r.id).collect();
+    let mut changes = engine.status_changes_of(org, &provider_ids).await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| transfers.iter().find(|transfer| transfer.id == *id))
+        .map(|transfer| {
+            let mut payment = Payment::from(transfer);
+            // A reservation is accepted by the ledger long before the provider settles it.
+            if let Some(record) = through_providers.iter().find(|r| r.id == transfer.id.0) {
+                payment.status.clone_from(&record.status);
+                payment.receipt.clone_from(&record.receipt);
+                payment.status_history = changes.remove(&record.id).unwrap_or_default();
+            }
+            payment
+        })
+        .collect())
+}
+
+/// The ids of the customer's newest payments, newest first.
+pub(super) async fn recent_payment_ids(
+    client: &impl GenericClient,
+    org: OrgId,
+    customer: CustomerId,
+) -> Result<Vec<TransferId>, CustomerError> {
+    let rows = client
+        .query(
+            "SELECT transfer_id FROM customer_transfers WHERE org_id = $3 AND customer_id = $1
+             ORDER BY at DESC, transfer_id DESC LIMIT $2",
+            &[&customer.0, &RECENT_PAYMENTS_MAX, &org.0],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| TransferId(row.get(0))).collect())
+}
+
+// --- Timeline -----------------------------------------------------------------------------
+
+/// One item of a timeline: an activity or a payment, each with its time `at`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum TimelineItem {
+    Activity(Activity),
+    Payment(Payment),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeline {
+    pub items: Vec<TimelineItem>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Where a timeline page ends: the time and id of its last item, which order items newest
+/// first (ids break ties). Opaque to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl Cursor {
+    /// The cursor as clients see it.
+    pub fn encode(self) -> String {
+        let text = format!("{}:{}", self.at.timestamp_micros(), self.id.simple());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// The cursor [`Cursor::encode`] gave, or `None` for anything else.
+    pub fn decode(cursor: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (micros, id) = text.split_once(':')?;
+        let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros)?;
+        Some(Self { at, id: id.parse().ok()? })
+    }
+}
+
+/// A page of the customer's timeline: its activities and payments merged, newest first (ids
+/// break ties), at most `limit` items after `cursor`.
+pub async fn page(
+    pool: &Pool,
+    store: &Store,
+    engine: &Engine,
+    org: OrgId,
+    customer: CustomerId,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<Timeline, CustomerError> {
+    let client = pool.get().await?;
+    let customer = super::store::check_on(&client, org, customer.0).await?;
+    // One more than a page, to know whether there is another.
+    let fetch = limit + 1;
+    let (after_activity, after_payment, org_param) = if cursor.is_some() {
+        ("AND (at, id) < ($3, $4)", "AND (at, transfer_id) < ($3, $4)", "$5")
+    } else {
+        ("", "", "$3")
+    };
+    let sql = format!(
+        "SELECT kind, id, at FROM (
+             (SELECT 'activity' AS kind, id, at FROM activities
+              WHERE org_id = {org_param} AND customer_id = $1 {after_activity}
+              ORDER BY at DESC, id DESC LIMIT $2)
+             UNION ALL
+             (SELECT 'payment', transfer_id, at FROM customer_transfers
+              WHERE org_id = {org_param} AND customer_id = $1 {after_payment}
+              ORDER BY at DESC, transfer_id DESC LIMIT $2)
+         ) AS items ORDER BY at DESC, id DESC LIMIT $2"
+    );
+    let rows = match cursor {
+        Some(Cursor { at, id }) => {
+            client.query(&sql, &[&customer.0, &fetch, &at, &id, &org.0]).await?
+        }
+        None => client.query(&sql, &[&customer.0, &fetch, &org.0]).await?,
+    };
+    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+    let page: Vec<(String, Uuid, DateTime<Utc>)> = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let activity_ids: Vec<Uuid> =
+        page.iter().filter(|(kind, ..)| kind == "activity").map(|(_, id, _)| *id).collect();
+    let payment_ids: Vec<TransferId> = page
+        .iter()
+        .filter(|(kind, ..)| kind == "payment")
+        .map(|(_, id, _)| TransferId(*id))
+        .collect();
+    let mut activities: Vec<Option<Activity>> =
+        activities::by_ids(&client, org, customer, &activity_ids)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect();
+    let mut payments: Vec<Option<Payment>> =
+        payments(store, engine, org, &payment_ids).await?.into_iter().map(Some).collect();
+    let items = page
+        .iter()
+        .filter_map(|(kind, id, _)| {
+            if kind == "activity" {
+                let found = activities
+                    .iter_mut()
+                    .find(|a| a.as_ref().is_some_and(|a| a.activity_id == *id));
+                found.and_then(Option::take).map(TimelineItem::Activity)
+            } else {
+                let found = payments
+                    .iter_mut()
+                    .find(|p| p.as_ref().is_some_and(|p| p.transaction_id == *id));
+                found.and_then(Option::take).map(TimelineItem::Payment)
+            }
+        })
+        .collect();
+    let next_cursor =
+        more.then(|| page.last().map(|(_, id, at)| Cursor { at: *at, id: *id }.encode())).flatten();
+    Ok(Timeline { items, next_cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = Cursor {
+            at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap_or_default(),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        for garbage in ["", "!!", "bm9wZQ", "MTIzOm5vdC1hLXV1aWQ"] {
+            assert!(Cursor::decode(garbage).is_none(), "{garbage}");
+        }
+    }
+}

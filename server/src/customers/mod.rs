@@ -79,6 +79,10 @@ pub enum CustomerError {
     /// between looking and answering (a retry takes the lease).
     #[error("{}", leased_detail(.until.as_ref()))]
     AppDataLeased { until: Option<DateTime<Utc>> },
+    /// A stored value this version cannot read (a customer number's provider, say): never
+    /// mapped to a default.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
     /// The ledger failed to read the customer's wallets or payments.
     #[error(transparent)]
     Store(#[from] hazina_ledger::store::StoreError),
@@ -95,6 +99,23 @@ pub enum CustomerError {
 impl CustomerError {
     pub fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Self::Invalid { code, detail: detail.into() }
+    }
+
+    /// The stable code a front door answers with.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::NotFound(_) => Code::NotFound,
+            Self::Invalid { code, .. } => *code,
+            Self::SecondaryIdTaken(_) => Code::SecondaryIdTaken,
+            Self::AppDataLeased { .. } => Code::AppDataLeased,
+            Self::Corrupt(_) => Code::InternalError,
+            Self::Payments(error) => error.code(),
+            Self::Store(error) => match error {
+                hazina_ledger::store::StoreError::Corrupt(_) => Code::InternalError,
+                _ => Code::Unavailable,
+            },
+            Self::Conflicting | Self::Database(_) | Self::Pool(_) => Code::Unavailable,
+        }
     }
 }
 

@@ -142,17 +142,20 @@ pub async fn customer(
         .await?;
     let customer_numbers = numbers
         .iter()
-        .filter_map(|row| {
+        .map(|row| {
             let provider: String = row.get(0);
-            let provider = serde_json::from_value(serde_json::Value::String(provider)).ok()?;
+            let provider = serde_json::from_value(serde_json::Value::String(provider.clone()))
+                .map_err(|_| {
+                    CustomerError::Corrupt(format!("unknown customer number provider {provider:?}"))
+                })?;
             let partition: String = row.get(2);
-            Some(CustomerNumber {
+            Ok(CustomerNumber {
                 number: row.get(1),
                 provider,
                 partition: (!partition.is_empty()).then_some(partition),
             })
         })
-        .collect();
+        .collect::<Result<_, CustomerError>>()?;
     Ok(CustomerView { customer_id: id.0, created_at: row.get(0), customer_numbers })
 }
 

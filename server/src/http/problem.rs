@@ -236,6 +236,7 @@ impl From<CustomerError> for ApiError {
             CustomerError::NotFound(what) => Self::not_found(what),
             CustomerError::Invalid { code, detail } => Self::invalid(code, detail),
             CustomerError::Conflicting => Self::unavailable(&error),
+            CustomerError::Corrupt(_) => Self::corrupt(&error),
             CustomerError::SecondaryIdTaken(_) => {
                 Self::new(StatusCode::CONFLICT, Code::SecondaryIdTaken, error.to_string())
             }

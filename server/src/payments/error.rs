@@ -51,21 +51,18 @@ impl PaymentError {
     /// The stable code a front door answers with.
     pub fn code(&self) -> Code {
         match self {
-            Self::NotFound(_) | Self::Customer(CustomerError::NotFound(_)) => Code::NotFound,
-            Self::Invalid { code, .. } | Self::Customer(CustomerError::Invalid { code, .. }) => {
-                *code
-            }
+            Self::NotFound(_) => Code::NotFound,
+            Self::Invalid { code, .. } => *code,
+            Self::Customer(error) => error.code(),
             Self::LedgerRefused { .. } => Code::LedgerRefused,
             Self::Unreadable(_) => Code::UnreadableCallback,
             Self::ProviderUnavailable(_) => Code::ProviderUnavailable,
             Self::CredentialsUnreadable => Code::CredentialsUnreadable,
             Self::Submit(SubmitError::Overloaded) => Code::Overloaded,
             Self::Corrupt(_) => Code::InternalError,
-            Self::Customer(_)
-            | Self::Submit(_)
-            | Self::Store(_)
-            | Self::Database(_)
-            | Self::Pool(_) => Code::Unavailable,
+            Self::Submit(_) | Self::Store(_) | Self::Database(_) | Self::Pool(_) => {
+                Code::Unavailable
+            }
         }
     }
 }

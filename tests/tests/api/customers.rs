@@ -1077,3 +1077,28 @@ async fn concurrent_leases_and_claims_have_one_winner_each() {
     assert_eq!(resolve(&server, "a", "1").await, Some(winners[0].clone()));
     assert_eq!(resolve(&server, "b", "2").await, Some(winners[0].clone()));
 }
+
+#[tokio::test]
+async fn a_stored_number_of_an_unknown_provider_is_corrupt_never_dropped() {
+    let server = ApiServer::start().await;
+    let id = customer(&server, "+254722000101").await;
+    let client = server.db.pool().get().await.unwrap();
+    // A provider this version does not know, as a newer version's migration that widens the
+    // check, or a bad restore, might leave.
+    client
+        .batch_execute(
+            "ALTER TABLE customer_numbers DROP CONSTRAINT customer_numbers_provider_check",
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE customer_numbers SET provider = 'pager' WHERE org_id = $1 AND customer_id = $2",
+            &[&server.org.0, &id.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap();
+    let (status, body) = server.get(&server.app_key, &format!("/v1/customers/{id}")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["code"], "internal_error", "{body}");
+}

@@ -258,6 +258,9 @@ pub struct Bootstrapped {
 
 /// On a database with no app yet, creates the `default` org and app, an org key and an app
 /// key. Two processes starting at once make them only once (an advisory lock).
+///
+/// Reads `apps` across orgs, since the question is whether there is any org yet: one of the
+/// statements without an org (ARCHITECTURE.md), on a reference table.
 pub async fn bootstrap(pool: &Pool) -> Result<Option<Bootstrapped>, TenancyError> {
     /// The advisory lock's key: any constant unique to this purpose.
     const LOCK: i64 = 0x4841_5a49_4e41_0001;
@@ -281,6 +284,9 @@ pub async fn bootstrap(pool: &Pool) -> Result<Option<Bootstrapped>, TenancyError
 }
 
 /// The org a CLI command acts on: the given one, or the only one there is.
+///
+/// Reads `apps` across orgs to find that one: one of the statements without an org
+/// (ARCHITECTURE.md), on a reference table.
 pub async fn only_org(pool: &Pool, org: Option<Uuid>) -> Result<OrgId, TenancyError> {
     if let Some(org) = org {
         return Ok(OrgId(org));

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod money;
 pub mod payments;
+pub mod schema;
 pub mod secrets;
 pub mod tenancy;
 pub mod workers;

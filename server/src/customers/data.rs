@@ -22,6 +22,7 @@ use super::{
     SECONDARY_IDS_MAX, TAGS_MAX, VALUE_LEN_MAX, check_key, check_text, too_many,
 };
 use crate::code::Code;
+use crate::schema::{self, Holds, Keyed};
 
 /// The schema of metadata keys and values, with their limits (utoipa states no limit on the
 /// size of a map by itself).
@@ -260,11 +261,38 @@ pub async fn delete_secondary_id(
 // --- Metadata and app data values ---------------------------------------------------------
 
 /// A stored value: text, or bytes in standard base64 (with padding).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", try_from = "DataValueFields")]
 pub enum DataValue {
     String(String),
     Bytes(String),
+}
+
+/// The variants of [`DataValue`], each a schema of its own.
+const DATA_VALUES: [Keyed; 2] = [
+    Keyed { name: "TextValue", key: "string", holds: Holds::Text, description: "Text." },
+    Keyed {
+        name: "BytesValue",
+        key: "bytes",
+        holds: Holds::Text,
+        description: "Bytes, in standard base64 with padding.",
+    },
+];
+
+impl utoipa::PartialSchema for DataValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema::keyed_union(
+            "A stored value: an object with exactly one of `string` (text) and `bytes` (bytes in \
+             standard base64, with padding).",
+            &DATA_VALUES,
+        )
+    }
+}
+
+impl ToSchema for DataValue {
+    fn schemas(schemas: &mut schema::Schemas) {
+        schema::keyed_variants(&DATA_VALUES, schemas);
+    }
 }
 
 /// A value as sent: read field by field so that both or neither is a 422 like any other

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::activities::{self, Activity};
 use super::{CustomerError, RECENT_PAYMENTS_MAX};
 use crate::payments::{Engine, PaymentStatus};
+use crate::schema::{self, Typed};
 
 // --- Payments -----------------------------------------------------------------------------
 
@@ -49,9 +50,10 @@ pub struct Payment {
     pub code: String,
     pub legs: Vec<PaymentLeg>,
     pub narration: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// The parties as the payment was asked for (none for a transfer made otherwise).
+    #[schema(value_type = Option<crate::money::Party>)]
     pub debit_party: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::money::Party>)]
     pub credit_party: Option<serde_json::Value>,
     /// The app that made it, when an app key did.
     pub app_id: Option<Uuid>,
@@ -134,12 +136,42 @@ pub(super) async fn recent_payment_ids(
 
 // --- Timeline -----------------------------------------------------------------------------
 
-/// One item of a timeline: an activity or a payment, each with its time `at`.
-#[derive(Debug, Serialize, ToSchema)]
+/// One item of a timeline: an activity or a payment, each with its time `at`, told apart by
+/// `type`.
+#[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum TimelineItem {
     Activity(Activity),
     Payment(Payment),
+}
+
+/// The kinds of [`TimelineItem`], each a schema of its own.
+const TIMELINE_ITEMS: [Typed; 2] = [
+    Typed { kind: "activity", name: "ActivityItem", of: "Activity" },
+    Typed { kind: "payment", name: "PaymentItem", of: "Payment" },
+];
+
+impl utoipa::PartialSchema for TimelineItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema::typed_union(
+            "One item of a timeline: an activity or a payment, each with its time `at`, told \
+             apart by `type`.",
+            &TIMELINE_ITEMS,
+        )
+    }
+}
+
+impl ToSchema for TimelineItem {
+    fn schemas(schemas: &mut schema::Schemas) {
+        use utoipa::PartialSchema;
+        schema::typed_variants(&TIMELINE_ITEMS, schemas);
+        schemas.extend([
+            ("Activity".to_owned(), Activity::schema()),
+            ("Payment".to_owned(), Payment::schema()),
+        ]);
+        <Activity as ToSchema>::schemas(schemas);
+        <Payment as ToSchema>::schemas(schemas);
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -19,7 +19,9 @@ use hazina_ledger::store::{Account, Balance, NewAccount, Store, StoreError};
 use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
 use uuid::Uuid;
 
-pub use parties::{Party, PartyAccount, PartyCache};
+pub use parties::{
+    ChannelRef, CustomerAccountRef, Party, PartyAccount, PartyCache, PurseRef, WalletRef,
+};
 pub use payment_context::{PaymentContext, context_effects};
 
 use crate::code::Code;

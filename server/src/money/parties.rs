@@ -9,38 +9,107 @@ use uuid::Uuid;
 
 use super::{MoneyError, Service};
 use crate::code::Code;
+use crate::schema::{self, Holds, Keyed};
 
-/// One side of a payment.
+/// One side of a payment: an object with exactly one of `purse`, `wallet`, `customer` and
+/// `channel`, which says what the party is and holds what finds it.
+///
+/// Each variant is a schema of its own (`PurseParty`, …), so that client generators give each
+/// a model of its own.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Party {
+    Purse(PurseRef),
+    Wallet(WalletRef),
+    Customer(CustomerAccountRef),
+    Channel(ChannelRef),
+}
+
+/// One of the org's purses.
 #[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Party {
-    Purse {
-        #[serde(rename = "purseId")]
-        purse_id: Uuid,
+pub struct PurseRef {
+    pub purse_id: Uuid,
+}
+
+/// A customer's wallet.
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WalletRef {
+    pub customer_id: Uuid,
+    pub wallet_id: String,
+}
+
+/// A customer's mobile-money account, reached through one of the org's payment channels:
+/// paying it is a payout (B2C), taking from it a collection (STK push, request to pay).
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomerAccountRef {
+    pub customer_number: crate::customers::CustomerNumber,
+    /// The channel's number (paybill, shortcode, MoMo account).
+    #[schema(min_length = 1, max_length = 64)]
+    pub channel_number: String,
+}
+
+/// One of the org's payment channels itself: its clearing account, the money held at the
+/// provider (to fund a payout float from a purse, or sweep collections into one).
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChannelRef {
+    #[schema(min_length = 1, max_length = 64)]
+    pub channel_number: String,
+}
+
+/// The variants of [`Party`], each a schema of its own.
+const PARTY_VARIANTS: [Keyed; 4] = [
+    Keyed {
+        name: "PurseParty",
+        key: "purse",
+        holds: Holds::Schema("PurseRef"),
+        description: "One of the org's purses.",
     },
-    Wallet {
-        #[serde(rename = "customerId")]
-        customer_id: Uuid,
-        #[serde(rename = "walletId")]
-        wallet_id: String,
+    Keyed {
+        name: "WalletParty",
+        key: "wallet",
+        holds: Holds::Schema("WalletRef"),
+        description: "A customer's wallet.",
     },
-    /// A customer's mobile-money account, reached through one of the org's payment channels:
-    /// paying it is a payout (B2C), taking from it a collection (STK push, request to pay).
-    Customer {
-        #[serde(rename = "customerNumber")]
-        customer_number: crate::customers::CustomerNumber,
-        /// The channel's number (paybill, shortcode, MoMo account).
-        #[serde(rename = "channelNumber")]
-        #[schema(min_length = 1, max_length = 64)]
-        channel_number: String,
+    Keyed {
+        name: "CustomerParty",
+        key: "customer",
+        holds: Holds::Schema("CustomerAccountRef"),
+        description: "A customer's mobile-money account, through one of the org's payment channels.",
     },
-    /// One of the org's payment channels itself: its clearing account, the money held at the
-    /// provider (to fund a payout float from a purse, or sweep collections into one).
-    Channel {
-        #[serde(rename = "channelNumber")]
-        #[schema(min_length = 1, max_length = 64)]
-        channel_number: String,
+    Keyed {
+        name: "ChannelParty",
+        key: "channel",
+        holds: Holds::Schema("ChannelRef"),
+        description: "A payment channel's clearing account.",
     },
+];
+
+impl utoipa::PartialSchema for Party {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema::keyed_union(
+            "One side of a payment: an object with exactly one of `purse`, `wallet`, `customer` \
+             and `channel`.",
+            &PARTY_VARIANTS,
+        )
+    }
+}
+
+impl utoipa::ToSchema for Party {
+    fn schemas(schemas: &mut schema::Schemas) {
+        use utoipa::PartialSchema;
+        schema::keyed_variants(&PARTY_VARIANTS, schemas);
+        schemas.extend([
+            ("PurseRef".to_owned(), PurseRef::schema()),
+            ("WalletRef".to_owned(), WalletRef::schema()),
+            ("CustomerAccountRef".to_owned(), CustomerAccountRef::schema()),
+            ("ChannelRef".to_owned(), ChannelRef::schema()),
+        ]);
+        <CustomerAccountRef as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// What a payment needs of a party's account. None of it ever changes (a closed account is
@@ -92,12 +161,14 @@ impl Service {
         party: &Party,
     ) -> Result<(PartyAccount, Option<CustomerId>), MoneyError> {
         let (key, customer) = match party {
-            Party::Purse { purse_id } => (format!("purse/{purse_id}"), None),
-            Party::Wallet { customer_id, wallet_id } => {
+            Party::Purse(PurseRef { purse_id }) => (format!("purse/{purse_id}"), None),
+            Party::Wallet(WalletRef { customer_id, wallet_id }) => {
                 (format!("wallet/{customer_id}/{wallet_id}"), Some(CustomerId(*customer_id)))
             }
-            Party::Channel { channel_number } => (format!("channel/{channel_number}"), None),
-            Party::Customer { .. } => return Err(not_a_ledger_party()),
+            Party::Channel(ChannelRef { channel_number }) => {
+                (format!("channel/{channel_number}"), None)
+            }
+            Party::Customer(_) => return Err(not_a_ledger_party()),
         };
         let key = (org.0, key);
         if let Some(account) = self.parties.get(&key) {
@@ -116,12 +187,12 @@ impl Service {
         party: &Party,
     ) -> Result<(Account, Option<CustomerId>), MoneyError> {
         match party {
-            Party::Purse { purse_id } => Ok((self.purse(org, *purse_id).await?, None)),
-            Party::Wallet { customer_id, wallet_id } => {
+            Party::Purse(PurseRef { purse_id }) => Ok((self.purse(org, *purse_id).await?, None)),
+            Party::Wallet(WalletRef { customer_id, wallet_id }) => {
                 let wallet = self.wallet(org, *customer_id, wallet_id).await?;
                 Ok((wallet, Some(CustomerId(*customer_id))))
             }
-            Party::Channel { channel_number } => {
+            Party::Channel(ChannelRef { channel_number }) => {
                 let channel =
                     self.payments.channel_by_number(org, channel_number).await?.ok_or_else(
                         || {
@@ -138,7 +209,7 @@ impl Service {
                     .ok_or(MoneyError::NotFound("channel"))?;
                 Ok((account, None))
             }
-            Party::Customer { .. } => Err(not_a_ledger_party()),
+            Party::Customer(_) => Err(not_a_ledger_party()),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Property-based fuzzing of the API's readers of amounts (`Value::money`) and customer
+//! Property-based fuzzing of the API's readers of amounts (`MoneyValue::money`) and customer
 //! numbers (`CustomerNumber::normalised`, phone numbers through the `phonenumber` crate).
 //!
 //! Whatever a client sends, a reader answers with a value or a 4xx problem with its stable
@@ -10,7 +10,7 @@
 use hazina_fuzz::{Grammar, config};
 use hazina_server::customers::{CustomerNumber, NumberProvider as Provider};
 use hazina_server::http::problem::ApiError;
-use hazina_server::http::v1::money::Value;
+use hazina_server::http::v1::money::MoneyValue;
 use proptest::prelude::*;
 use proptest::sample::select;
 
@@ -104,7 +104,7 @@ proptest! {
         currency_code in prop_oneof![select(CODES).prop_map(str::to_owned), any::<String>()],
         amount in amount_text(),
     ) {
-        let value = Value { currency_code: currency_code.clone(), amount: amount.clone() };
+        let value = MoneyValue { currency_code: currency_code.clone(), amount: amount.clone() };
         let currency = hazina_ledger::Currency::from_code(&currency_code).ok();
         match value.money() {
             Ok(money) => {
@@ -116,7 +116,7 @@ proptest! {
                 let minor = money.to_minor().unwrap();
                 let digits: String = shown.chars().filter(|c| *c != '.').collect();
                 prop_assert_eq!(i128::from(minor), digits.parse::<i128>().unwrap());
-                prop_assert_eq!(Value::of(&money).money().unwrap(), money);
+                prop_assert_eq!(MoneyValue::of(&money).money().unwrap(), money);
             }
             Err(error) => {
                 prop_assert!(error.status.is_client_error(), "{:?}", error);
@@ -201,7 +201,7 @@ fn the_generators_reach_past_the_refusals() {
         let input = CustomerNumber { number, provider: Provider::Cellular, partition: None };
         phones += usize::from(input.normalised().is_ok());
         let amount = amount_text().new_tree(&mut runner).unwrap().current();
-        let value = Value { currency_code: "KES".into(), amount };
+        let value = MoneyValue { currency_code: "KES".into(), amount };
         amounts += usize::from(value.money().is_ok());
     }
     eprintln!("of {count}: {phones} phone numbers and {amounts} amounts read");

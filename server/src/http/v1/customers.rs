@@ -82,6 +82,7 @@ pub struct CustomerRef {
 /// secondary id.
 #[utoipa::path(
     post,
+    operation_id = "create_or_resolve_customer",
     path = "/v1/customers",
     tag = "customers",
     request_body = CustomerRef,
@@ -521,6 +522,7 @@ pub struct CustomerState {
 /// The customer's state.
 #[utoipa::path(
     get,
+    operation_id = "get_customer",
     path = "/v1/customers/{customer_id}",
     tag = "customers",
     params(("customer_id" = Uuid, Path, description = "The customer")),
@@ -571,6 +573,7 @@ struct TimelineQuery {
 /// The customer's activities and payments merged, newest first, a page at a time.
 #[utoipa::path(
     get,
+    operation_id = "get_customer_timeline",
     path = "/v1/customers/{customer_id}/timeline",
     tag = "customers",
     params(

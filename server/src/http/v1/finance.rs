@@ -14,7 +14,7 @@ use hazina_ledger::{AccountId, TransferId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::money::{BalanceView, TransferView, Value};
+use super::money::{BalanceView, MoneyValue, TransferView};
 use super::page_size;
 use crate::code::Code;
 use crate::http::AppState;
@@ -68,7 +68,7 @@ pub enum TransferType {
 pub struct Leg {
     pub account_id: Uuid,
     pub side: LegSide,
-    pub value: Value,
+    pub value: MoneyValue,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, utoipa::ToSchema)]
@@ -98,7 +98,7 @@ pub struct NewTransfer {
     #[schema(minimum = 1, maximum = 2_592_000)]
     pub timeout_seconds: Option<u64>,
     pub pending_id: Option<Uuid>,
-    pub amounts: Option<Vec<Value>>,
+    pub amounts: Option<Vec<MoneyValue>>,
     pub reversal_of: Option<Uuid>,
     /// When it happened in the world (for the trial balance); now when absent.
     pub effective_at: Option<DateTime<Utc>>,
@@ -192,7 +192,7 @@ fn request(
             let amounts = new
                 .amounts
                 .as_ref()
-                .map(|amounts| amounts.iter().map(Value::money).collect::<Result<Vec<_>, _>>())
+                .map(|amounts| amounts.iter().map(MoneyValue::money).collect::<Result<Vec<_>, _>>())
                 .transpose()?;
             Action::PostPending { pending_id: pending_id()?, amounts }
         }
@@ -274,7 +274,7 @@ pub struct TransferBatchResult {
 
 /// Applies many transfers in one request (org key), in order, each with its own outcome. A
 /// malformed transfer refuses the whole request before anything is applied.
-#[utoipa::path(post, path = "/v1/transfers/batch", tag = "transfers", request_body = TransferBatch,
+#[utoipa::path(post, operation_id = "create_transfer_batch", path = "/v1/transfers/batch", tag = "transfers", request_body = TransferBatch,
     responses((status = 200, body = TransferBatchResult), (status = 422, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
 async fn create_transfers(
@@ -363,7 +363,7 @@ pub struct StatementView {
 }
 
 /// An account's statement in recording order, with the running balance on every line.
-#[utoipa::path(get, path = "/v1/accounts/{account_id}/statement", tag = "accounts",
+#[utoipa::path(get, operation_id = "get_account_statement", path = "/v1/accounts/{account_id}/statement", tag = "accounts",
     params(("account_id" = Uuid, Path), StatementParams),
     responses((status = 200, body = StatementView), (status = 404, body = Problem),
         (status = 400, body = Problem), (status = 401, body = Problem)))]
@@ -429,7 +429,7 @@ fn period(params: &PeriodParams) -> Result<(), ApiError> {
 
 /// The trial balance for a period (org key): per account, opening balance, debits, credits and
 /// closing balance by effective time, with totals per currency; JSON or CSV.
-#[utoipa::path(get, path = "/v1/reports/trial-balance", tag = "reports", params(PeriodParams),
+#[utoipa::path(get, operation_id = "get_trial_balance", path = "/v1/reports/trial-balance", tag = "reports", params(PeriodParams),
     responses((status = 200, description = "The trial balance (JSON, or CSV with `format=csv`)"),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn trial_balance(
@@ -492,7 +492,7 @@ fn csv_response(filename: &str, body: impl Into<ResponseBody>) -> Response {
 
 /// The general ledger for a period (org key): every posted entry by effective time, as CSV,
 /// streamed as it is read (memory stays flat however long the period).
-#[utoipa::path(get, path = "/v1/reports/general-ledger", tag = "reports", params(PeriodParams),
+#[utoipa::path(get, operation_id = "get_general_ledger", path = "/v1/reports/general-ledger", tag = "reports", params(PeriodParams),
     responses((status = 200, description = "CSV: effective_at, recorded_at, transfer_id, kind, code, account_id, account_kind, account_name, currency, debit, credit"),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn general_ledger(

@@ -37,6 +37,28 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
             the org, an app key acts for one app. Errors are `application/problem+json` with a \
             stable `code`. Limits: bodies of at most 256 KiB, pages of at most 500 items."
     ),
+    servers((url = "/", description = "The server that serves this document")),
+    tags(
+        (name = "apps", description = "The org's apps: each keeps its own data about customers \
+            and acts through its own keys (org key)."),
+        (name = "keys", description = "API keys: org keys manage the org, app keys act for one \
+            app; a key's secret is shown once, when it is made (org key)."),
+        (name = "customers", description = "Customers, found or made by number or secondary id, \
+            and what is kept about them: tags, secondary ids, metadata, each app's data, \
+            reminders, activities, their state and timeline."),
+        (name = "purses", description = "The org's own money holders."),
+        (name = "wallets", description = "Customers' money holders, each in one currency."),
+        (name = "payments", description = "Payments between purses, wallets, payment channels \
+            and customers' mobile money, with the context they carry."),
+        (name = "payment-channels", description = "The org's accounts at mobile-money \
+            providers (M-Pesa paybills and tills, MTN MoMo), through which money enters and \
+            leaves (org key)."),
+        (name = "transfers", description = "The ledger's double-entry transfers, one at a time \
+            or in batches."),
+        (name = "accounts", description = "Any account of the org, its balance and statement."),
+        (name = "reports", description = "The books as finance closes them: trial balance and \
+            general ledger, as JSON or CSV (org key)."),
+    ),
     modifiers(&BearerKeys),
     security(("bearer" = [])),
 )]
@@ -139,5 +161,56 @@ mod tests {
             );
         }
         assert_eq!(listed.len(), Code::ALL.len(), "the document lists codes that do not exist");
+    }
+
+    /// Client generators name what the document leaves unnamed, and the usual ones fail on
+    /// unions of inline objects (openapi-python-client dropped every payment party): every
+    /// member of a `oneOf` or `anyOf` is a reference to a named schema (or `null`).
+    #[test]
+    fn every_union_is_of_named_schemas() {
+        fn walk(value: &serde_json::Value, path: &str, found: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(object) => {
+                    for union in ["oneOf", "anyOf"] {
+                        let members = object.get(union).and_then(serde_json::Value::as_array);
+                        for (i, member) in members.into_iter().flatten().enumerate() {
+                            let named = member.get("$ref").is_some()
+                                || member.get("type").is_some_and(|kind| kind == "null");
+                            if !named {
+                                found.push(format!("{path}/{union}/{i}"));
+                            }
+                        }
+                    }
+                    for (key, value) in object {
+                        walk(value, &format!("{path}/{key}"), found);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        walk(item, &format!("{path}/{i}"), found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (_, document) = super::routes();
+        let mut inline = Vec::new();
+        walk(&document, "", &mut inline);
+        assert!(inline.is_empty(), "unions with inline members: {inline:?}");
+    }
+
+    /// A union whose JSON says which member it is carries a discriminator that maps each value
+    /// to a schema the document has.
+    #[test]
+    fn typed_unions_map_their_discriminator_to_schemas() {
+        let (_, document) = super::routes();
+        let item = &document["components"]["schemas"]["TimelineItem"];
+        assert_eq!(item["discriminator"]["propertyName"], "type", "{item}");
+        let mapping = item["discriminator"]["mapping"].as_object().cloned().unwrap_or_default();
+        assert_eq!(mapping.len(), 2, "{item}");
+        for target in mapping.values() {
+            let name = target.as_str().and_then(|t| t.rsplit('/').next()).unwrap_or_default();
+            assert!(document["components"]["schemas"][name].is_object(), "{target} is missing");
+        }
     }
 }

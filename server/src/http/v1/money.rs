@@ -38,7 +38,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 /// decimal string.
 #[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Value {
+pub struct MoneyValue {
     /// An ISO 4217 code with minor units, e.g. `KES`.
     #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
     pub currency_code: String,
@@ -48,7 +48,7 @@ pub struct Value {
     pub amount: String,
 }
 
-impl Value {
+impl MoneyValue {
     pub fn of(money: &Money) -> Self {
         Self {
             currency_code: money.currency().code().to_owned(),
@@ -308,7 +308,7 @@ pub struct NewPayment {
     pub transaction_id: Option<Uuid>,
     pub debit_party: Party,
     pub credit_party: Party,
-    pub value: Value,
+    pub value: MoneyValue,
     #[schema(max_length = 500)]
     pub narration: Option<String>,
     /// What the payment carries for a customer, applied with it or not at all.
@@ -326,7 +326,7 @@ pub struct PaymentResult {
     pub reason: Option<&'static str>,
     pub debit_party: Party,
     pub credit_party: Party,
-    pub value: Value,
+    pub value: MoneyValue,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub narration: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
@@ -355,8 +355,8 @@ async fn create_payment(
 ) -> Result<Response, ApiError> {
     let amount = payment.value.money()?;
     money::check_payment(amount, payment.narration.as_deref())?;
-    if matches!(payment.debit_party, Party::Customer { .. })
-        || matches!(payment.credit_party, Party::Customer { .. })
+    if matches!(payment.debit_party, Party::Customer(_))
+        || matches!(payment.credit_party, Party::Customer(_))
     {
         let announced = announced.as_deref();
         return super::payments::create(&state, &caller, &headers, announced, payment, amount)
@@ -406,7 +406,7 @@ async fn create_payment(
         reason: reason.map(RejectReason::code),
         debit_party: payment.debit_party,
         credit_party: payment.credit_party,
-        value: Value::of(&amount),
+        value: MoneyValue::of(&amount),
         narration: payment.narration,
         created_at,
     };

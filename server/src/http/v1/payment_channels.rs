@@ -114,7 +114,7 @@ pub struct NewChannel {
     pub credentials: Credentials,
     /// The most an org key may move out of the channel's clearing account in one payment or
     /// transfer, in the channel's currency; none when absent. App keys never may.
-    pub treasury_limit: Option<money::Value>,
+    pub treasury_limit: Option<money::MoneyValue>,
 }
 
 /// A channel's secrets by name. Printed redacted, never serialised into a response.
@@ -148,7 +148,7 @@ pub struct ChannelView {
     /// Where unprompted payments go when no wallet takes them (set by C2B registration).
     pub receiving_purse_id: Option<Uuid>,
     /// The most an org key may move out of the clearing account in one payment or transfer.
-    pub treasury_limit: money::Value,
+    pub treasury_limit: money::MoneyValue,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -178,12 +178,12 @@ fn view(row: &tokio_postgres::Row) -> Result<ChannelView, ApiError> {
         credentials_set,
         created_at: row.get(8),
         receiving_purse_id: row.get(9),
-        treasury_limit: money::Value::of(&Money::from_minor(currency, row.get(10))),
+        treasury_limit: money::MoneyValue::of(&Money::from_minor(currency, row.get(10))),
     })
 }
 
 /// A treasury limit in the channel's currency, as minor units.
-fn treasury_limit(value: &money::Value, currency: Currency) -> Result<i64, ApiError> {
+fn treasury_limit(value: &money::MoneyValue, currency: Currency) -> Result<i64, ApiError> {
     let limit = value.money()?;
     if limit.currency() != currency {
         return Err(ApiError::invalid(
@@ -255,7 +255,7 @@ fn check(new: &NewChannel) -> Result<(), ApiError> {
 
 /// Adds a payment channel with its clearing account (org key). A provider's channel number is
 /// unique in the org: 409 `channel_exists`.
-#[utoipa::path(post, path = "/v1/payment-channels", tag = "payment-channels", request_body = NewChannel,
+#[utoipa::path(post, operation_id = "create_payment_channel", path = "/v1/payment-channels", tag = "payment-channels", request_body = NewChannel,
     responses((status = 201, body = ChannelView), (status = 409, body = Problem),
         (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn create_channel(
@@ -322,7 +322,7 @@ async fn create_channel(
 }
 
 /// The org's payment channels (org key), without their credentials.
-#[utoipa::path(get, path = "/v1/payment-channels", tag = "payment-channels", responses(
+#[utoipa::path(get, operation_id = "list_payment_channels", path = "/v1/payment-channels", tag = "payment-channels", responses(
     (status = 200, body = ChannelList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_channels(
     caller: Caller,
@@ -341,7 +341,7 @@ async fn list_channels(
 }
 
 /// One payment channel (org key), without its credentials.
-#[utoipa::path(get, path = "/v1/payment-channels/{channel_id}", tag = "payment-channels",
+#[utoipa::path(get, operation_id = "get_payment_channel", path = "/v1/payment-channels/{channel_id}", tag = "payment-channels",
     params(("channel_id" = Uuid, Path)),
     responses((status = 200, body = ChannelView), (status = 404, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem)))]
@@ -368,7 +368,7 @@ async fn get_channel(
 pub struct TreasuryLimit {
     /// The most an org key may move out of the clearing account in one payment or transfer,
     /// in the channel's currency (`0` allows none).
-    pub treasury_limit: money::Value,
+    pub treasury_limit: money::MoneyValue,
 }
 
 /// Sets how much an org key may move out of the channel's clearing account in one payment or
@@ -421,7 +421,7 @@ pub struct C2bRegistration {
 /// unprompted: a payment whose account reference is one of the paying customer's wallet ids
 /// goes to that wallet, any other to the receiving purse. Daraja asks us to validate each
 /// payment first, and refuses it when we do not answer.
-#[utoipa::path(post, path = "/v1/payment-channels/{channel_id}/c2b-registration", tag = "payment-channels",
+#[utoipa::path(post, operation_id = "register_c2b_urls", path = "/v1/payment-channels/{channel_id}/c2b-registration", tag = "payment-channels",
     params(("channel_id" = Uuid, Path)), request_body = C2bRegistration,
     responses((status = 200, body = ChannelView), (status = 404, body = Problem),
         (status = 422, body = Problem), (status = 424, body = Problem),

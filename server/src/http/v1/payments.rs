@@ -11,12 +11,13 @@ use hazina_ledger::{CustomerId, Money, TransferId};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::money::{NewPayment, Party, Value};
+use super::money::{MoneyValue, NewPayment, Party};
 use crate::code::Code;
 use crate::customers;
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
+use crate::money::CustomerAccountRef;
 use crate::payments::{self, Flow, PaymentStatus, Record, StatusChange};
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
@@ -36,11 +37,12 @@ pub struct PaymentView {
     /// The ledger's reason, or the provider's result code, when it was not made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[schema(value_type = Object)]
+    /// The parties as the payment was asked for.
+    #[schema(value_type = Party)]
     pub debit_party: serde_json::Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Party)]
     pub credit_party: serde_json::Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = MoneyValue)]
     pub value: serde_json::Value,
     pub narration: Option<String>,
     /// The payment channel it went through, when a provider took part.
@@ -117,7 +119,7 @@ async fn get_payment(
         reason: transfer.rejection.map(|r| RejectReason::code(r).to_owned()),
         debit_party: field("debitParty"),
         credit_party: field("creditParty"),
-        value: amount.map(|a| serde_json::json!(Value::of(&a))).unwrap_or_default(),
+        value: amount.map(|a| serde_json::json!(MoneyValue::of(&a))).unwrap_or_default(),
         narration: field("narration").as_str().map(str::to_owned),
         channel_id: None,
         provider_reference: None,
@@ -192,12 +194,12 @@ async fn draft(
 {
     let (flow, number, channel_number, ours) = match (&payment.debit_party, &payment.credit_party) {
         (
-            Party::Customer { customer_number, channel_number },
-            ours @ (Party::Purse { .. } | Party::Wallet { .. }),
+            Party::Customer(CustomerAccountRef { customer_number, channel_number }),
+            ours @ (Party::Purse(_) | Party::Wallet(_)),
         ) => (Flow::Collect, customer_number, channel_number, ours),
         (
-            ours @ (Party::Purse { .. } | Party::Wallet { .. }),
-            Party::Customer { customer_number, channel_number },
+            ours @ (Party::Purse(_) | Party::Wallet(_)),
+            Party::Customer(CustomerAccountRef { customer_number, channel_number }),
         ) => (Flow::Payout, customer_number, channel_number, ours),
         _ => {
             return Err(ApiError::invalid(
@@ -246,7 +248,7 @@ async fn draft(
     let request = serde_json::json!({
         "debitParty": payment.debit_party,
         "creditParty": payment.credit_party,
-        "value": Value::of(&amount),
+        "value": MoneyValue::of(&amount),
         "narration": payment.narration,
     });
     let draft = payments::NewProviderPayment {

@@ -22,18 +22,21 @@ use serde_json::Value;
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
+use super::StoreError;
+use super::post::Statements;
+use super::together::Settle;
 use crate::context;
 use crate::rules::Transfer;
 
 /// Activities, each at its transfer's time; an activity already recorded under its id stays.
-const INSERT_ACTIVITIES: &str = "INSERT INTO activities
+pub(super) const INSERT_ACTIVITIES: &str = "INSERT INTO activities
          (id, org_id, customer_id, app_id, source, session_id, key, properties, at, transfer_id)
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
          $6::text[], $7::text[], $8::jsonb[], $9::timestamptz[], $10::uuid[])
      ON CONFLICT DO NOTHING";
 
 /// Metadata values, as the last accepted transfer of the batch set them.
-const UPSERT_METADATA: &str = "INSERT INTO customer_metadata
+pub(super) const UPSERT_METADATA: &str = "INSERT INTO customer_metadata
          (org_id, customer_id, key, value, is_text, updated_at)
      SELECT org_id, customer_id, key, decode(value, 'base64'), is_text, updated_at
      FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], $6::uuid[])
@@ -43,12 +46,12 @@ const UPSERT_METADATA: &str = "INSERT INTO customer_metadata
              updated_at = EXCLUDED.updated_at";
 
 /// Metadata keys whose last word in the batch was a deletion.
-const DELETE_METADATA: &str = "DELETE FROM customer_metadata AS m
+pub(super) const DELETE_METADATA: &str = "DELETE FROM customer_metadata AS m
      USING UNNEST($1::uuid[], $2::text[], $3::uuid[]) AS d (customer_id, key, org_id)
      WHERE m.org_id = d.org_id AND m.customer_id = d.customer_id AND m.key = d.key";
 
 /// App data, as the last accepted transfer of the batch set it; a lease ends with it.
-const UPSERT_APP_DATA: &str = "INSERT INTO app_data
+pub(super) const UPSERT_APP_DATA: &str = "INSERT INTO app_data
          (org_id, customer_id, app_id, value, is_text, leased_until, updated_at)
      SELECT org_id, customer_id, app_id, decode(value, 'base64'), is_text, NULL, updated_at
      FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::timestamptz[], $6::uuid[])
@@ -184,7 +187,11 @@ impl<'a> Effects<'a> {
     }
 
     /// Sends a statement for each table that has rows, all at once.
-    pub(super) async fn write(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+    pub(super) async fn write(
+        &self,
+        client: &Client,
+        statements: &Statements,
+    ) -> Result<(), StoreError> {
         let a = &self.activities;
         let mut set = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut deleted = (Vec::new(), Vec::new(), Vec::new());
@@ -211,7 +218,7 @@ impl<'a> Effects<'a> {
             data.4.push(value.at);
             data.5.push(*org);
         }
-        tokio::try_join!(
+        tokio::join!(
             async {
                 if a.id.is_empty() {
                     return Ok(0);
@@ -228,7 +235,7 @@ impl<'a> Effects<'a> {
                     &a.at,
                     &a.transfer,
                 ];
-                client.execute(&client.prepare_cached(INSERT_ACTIVITIES).await?, &params).await
+                client.execute(&statements.insert_activities, &params).await
             },
             async {
                 if set.0.is_empty() {
@@ -236,14 +243,14 @@ impl<'a> Effects<'a> {
                 }
                 let params: [&(dyn ToSql + Sync); 6] =
                     [&set.0, &set.1, &set.2, &set.3, &set.4, &set.5];
-                client.execute(&client.prepare_cached(UPSERT_METADATA).await?, &params).await
+                client.execute(&statements.upsert_metadata, &params).await
             },
             async {
                 if deleted.0.is_empty() {
                     return Ok(0);
                 }
                 let params: [&(dyn ToSql + Sync); 3] = [&deleted.0, &deleted.1, &deleted.2];
-                client.execute(&client.prepare_cached(DELETE_METADATA).await?, &params).await
+                client.execute(&statements.delete_metadata, &params).await
             },
             async {
                 if data.0.is_empty() {
@@ -251,9 +258,10 @@ impl<'a> Effects<'a> {
                 }
                 let params: [&(dyn ToSql + Sync); 6] =
                     [&data.0, &data.1, &data.2, &data.3, &data.4, &data.5];
-                client.execute(&client.prepare_cached(UPSERT_APP_DATA).await?, &params).await
+                client.execute(&statements.upsert_app_data, &params).await
             },
-        )?;
+        )
+        .settle()?;
         Ok(())
     }
 }

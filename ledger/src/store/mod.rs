@@ -12,6 +12,7 @@ mod post;
 mod query;
 mod rows;
 mod speculate;
+mod together;
 mod verify;
 
 use chrono::{DateTime, Utc};
@@ -68,6 +69,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the statement failed only because an earlier one of its transaction had
+    /// (`25P02`): the transaction is rolled back, and the earlier error is the cause.
+    pub(crate) fn is_aborted(&self) -> bool {
+        matches!(self, Self::Db(error) if error.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
+    }
+
     /// Whether the failure came from a conflict with another transaction, so that the same work
     /// can simply be tried again: serialization failures, deadlocks, unique violations raised
     /// when a concurrent batch committed the same id first, and statements refused after one

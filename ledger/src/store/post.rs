@@ -16,7 +16,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
-use super::effects::Effects;
+use super::effects::{self, Effects};
+use super::together::Settle;
 use super::{Store, StoreError, rows};
 use crate::ids::{AccountId, OrgId, TransferId};
 use crate::rules::{
@@ -169,13 +170,15 @@ async fn attempt(
         .await?;
     let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
     let before_lock = started.elapsed();
-    let ((), locked, now, existing, (resolutions, reversed)) = tokio::try_join!(
-        async { Ok(client.batch_execute("BEGIN").await?) },
-        async { Ok(client.query(&lock, &[&keys.ids, &keys.orgs]).await?) },
-        async { Ok(client.query_one(&read_clock, &[]).await?) },
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&keys.ids, &keys.orgs];
+    let ((), locked, now, existing, (resolutions, reversed)) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.query(&lock, &lock_params),
+        client.query_one(&read_clock, &[]),
         transfers_by_id(client, &lookup_ids),
         resolutions_by_id(client, &referenced_ids),
-    )?;
+    )
+    .settle()?;
     let now: DateTime<Utc> = clock.manual_now().unwrap_or_else(|| now.get(0));
 
     // A referred-to transfer that appeared after the first read may touch accounts we did not
@@ -348,7 +351,8 @@ pub(super) async fn resolutions_by_id(
         .await?;
     let params: [&(dyn ToSql + Sync); 2] = [&referenced_ids.ids, &referenced_ids.orgs];
     let (resolved, reversed) =
-        tokio::try_join!(client.query(&resolutions, &params), client.query(&reversals, &params))?;
+        tokio::join!(client.query(&resolutions, &params), client.query(&reversals, &params))
+            .settle()?;
     let resolutions = resolved
         .iter()
         .map(|row| {
@@ -475,13 +479,18 @@ async fn write_and_commit(
     let rows = BatchRows::new(evaluation);
     let state = StateChange::new(snapshot, evaluation);
     let statements = Statements::prepare(client).await?;
-    tokio::try_join!(rows.write(client, &statements), state.write(client, &statements), async {
-        Ok(client.batch_execute("COMMIT").await?)
-    },)?;
+    tokio::join!(
+        rows.write(client, &statements),
+        state.write(client, &statements),
+        client.batch_execute("COMMIT"),
+    )
+    .settle()?;
     Ok(())
 }
 
-/// The batch-posting statements, prepared once per connection.
+/// The batch-posting statements, prepared once per connection, and before any of a batch's
+/// writes is sent: a statement prepared between them would reach the database after the
+/// `COMMIT` sent with them, outside the transaction.
 pub(super) struct Statements {
     insert_customer_links: Statement,
     insert_transfers: Statement,
@@ -490,6 +499,10 @@ pub(super) struct Statements {
     guarded_update_accounts: Statement,
     open_pending: Statement,
     close_pending: Statement,
+    pub(super) insert_activities: Statement,
+    pub(super) upsert_metadata: Statement,
+    pub(super) delete_metadata: Statement,
+    pub(super) upsert_app_data: Statement,
 }
 
 impl Statements {
@@ -502,6 +515,10 @@ impl Statements {
             guarded_update_accounts: client.prepare_cached(GUARDED_UPDATE_ACCOUNTS).await?,
             open_pending: client.prepare_cached(OPEN_PENDING).await?,
             close_pending: client.prepare_cached(CLOSE_PENDING).await?,
+            insert_activities: client.prepare_cached(effects::INSERT_ACTIVITIES).await?,
+            upsert_metadata: client.prepare_cached(effects::UPSERT_METADATA).await?,
+            delete_metadata: client.prepare_cached(effects::DELETE_METADATA).await?,
+            upsert_app_data: client.prepare_cached(effects::UPSERT_APP_DATA).await?,
         })
     }
 }
@@ -529,12 +546,16 @@ impl<'a> BatchRows<'a> {
 
     /// Applies the effects for customers, when there are any (most batches have none and send
     /// nothing for them).
-    async fn apply_effects(&self, client: &Client) -> Result<(), tokio_postgres::Error> {
+    async fn apply_effects(
+        &self,
+        client: &Client,
+        statements: &Statements,
+    ) -> Result<(), StoreError> {
         if self.effects.is_empty() {
             return Ok(());
         }
         // Boxed: rare, and its four statements would otherwise grow every batch's future.
-        Box::pin(self.effects.write(client)).await
+        Box::pin(self.effects.write(client, statements)).await
     }
 
     /// Inserts the customer links, when there are any.
@@ -592,17 +613,18 @@ impl<'a> BatchRows<'a> {
             &e.created_at,
             &e.org,
         ];
-        tokio::try_join!(
+        tokio::join!(
             self.link_customers(client, &statements.insert_customer_links),
             client.execute(&statements.insert_transfers, &transfer_params),
-            self.apply_effects(client),
+            self.apply_effects(client, statements),
             async {
                 if e.account.is_empty() {
                     return Ok(0);
                 }
                 client.execute(&statements.insert_entries, &entry_params).await
             },
-        )?;
+        )
+        .settle()?;
         Ok(())
     }
     /// Writes both with `COPY`, which PostgreSQL inserts in bulk (many rows per heap page
@@ -613,8 +635,12 @@ impl<'a> BatchRows<'a> {
         if t.id.is_empty() {
             return Ok(());
         }
-        let links = client.prepare_cached(INSERT_CUSTOMER_LINKS).await?;
-        tokio::try_join!(self.link_customers(client, &links), self.apply_effects(client))?;
+        let statements = Statements::prepare(client).await?;
+        tokio::join!(
+            self.link_customers(client, &statements.insert_customer_links),
+            self.apply_effects(client, &statements)
+        )
+        .settle()?;
         let sink = client.copy_in(COPY_TRANSFERS).await?;
         let mut writer = pin!(BinaryCopyInWriter::new(
             sink,
@@ -784,7 +810,7 @@ impl StateChange {
         let a = &self.accounts;
         let assumed =
             guard.map(|(assumed, recorded_at)| (AssumedColumns::new(assumed), recorded_at));
-        tokio::try_join!(
+        tokio::join!(
             async {
                 if a.id.is_empty() {
                     return Ok(0);
@@ -832,7 +858,8 @@ impl StateChange {
                 let params: [&(dyn ToSql + Sync); 2] = [&self.closed_ids, &self.closed_orgs];
                 client.execute(&statements.close_pending, &params).await
             },
-        )?;
+        )
+        .settle()?;
         Ok(())
     }
 }

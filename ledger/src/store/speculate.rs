@@ -40,6 +40,7 @@ use super::post::{
     BatchRows, IDS_OF_ORGS, Keys, StateChange, Statements, account_keys, appeared_elsewhere,
     lookup_ids, names_an_id_under_two_orgs, referenced_ids, resolutions_by_id, transfers_by_id,
 };
+use super::together::Settle;
 use super::{Store, StoreError, rows};
 use crate::ids::{AccountId, TransferId};
 use crate::rules::{self, AccountState, Outcome, Snapshot, Transfer, TransferRequest};
@@ -196,10 +197,12 @@ impl Store {
             other => {
                 let _ = client.batch_execute("ROLLBACK").await;
                 match other {
+                    // An aborted transaction's echo is settled away (`together.rs`); should one
+                    // still come, the batch is applied again through `Store::post`, always safe.
                     Err(error)
                         if !is_lock_timeout(&error)
                             && !is_duplicate_id(&error)
-                            && !is_aborted(&error) =>
+                            && !error.is_aborted() =>
                     {
                         Err(error)
                     }
@@ -230,7 +233,7 @@ impl Store {
         match result {
             Ok(true) => Ok(Some(std::mem::take(&mut prepared.outcomes))),
             Ok(false) => Ok(None),
-            Err(error) if is_lock_timeout(&error) || is_aborted(&error) => Ok(None),
+            Err(error) if is_lock_timeout(&error) || error.is_aborted() => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -246,14 +249,6 @@ fn is_duplicate_id(error: &StoreError) -> bool {
 /// Whether a prepared transaction gave up waiting for a lock (see [`BEGIN`]).
 fn is_lock_timeout(error: &StoreError) -> bool {
     has_state(error, &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
-}
-
-/// Whether a statement was refused because an earlier one of the same transaction failed:
-/// statements sent together answer in order, and the one reported may be a later one than
-/// the lock timeout or duplicate id that failed. The transaction is rolled back, and the batch
-/// applied again through [`Store::post`], which is always safe.
-fn is_aborted(error: &StoreError) -> bool {
-    has_state(error, &tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
 }
 
 fn has_state(error: &StoreError, state: &tokio_postgres::error::SqlState) -> bool {
@@ -292,10 +287,7 @@ async fn prepare_on(
     // see. Bounding every lock wait of the prepared transaction breaks it.
     if requests.len() < COPY_TRANSFERS_MIN {
         let statements = Statements::prepare(client).await?;
-        tokio::try_join!(
-            async { Ok::<_, StoreError>(client.batch_execute(BEGIN).await?) },
-            rows.write(client, &statements),
-        )?;
+        tokio::join!(client.batch_execute(BEGIN), rows.write(client, &statements),).settle()?;
     } else {
         client.batch_execute(BEGIN).await?;
         rows.copy(client).await?;
@@ -413,18 +405,19 @@ async fn read_with_clock(
         ))
         .await?;
     let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
-    let (read, now, existing, resolved) = tokio::try_join!(
+    let (read, now, existing, resolved) = tokio::join!(
         async {
             // Most batches find every account in the speculation: no statement for none.
             if to_read.ids.is_empty() {
                 return Ok(Vec::new());
             }
-            Ok(client.query(&read_accounts, &[&to_read.ids, &to_read.orgs]).await?)
+            client.query(&read_accounts, &[&to_read.ids, &to_read.orgs]).await
         },
-        async { Ok(client.query_one(&read_clock, &[]).await?) },
+        client.query_one(&read_clock, &[]),
         transfers_by_id(client, lookup_ids),
         resolutions_by_id(client, referenced_ids),
-    )?;
+    )
+    .settle()?;
     Ok((read, now.get(0), existing, resolved))
 }
 
@@ -438,15 +431,16 @@ async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<boo
     if prepared.state.changes_accounts() {
         let started = std::time::Instant::now();
         let statements = Statements::prepare(client).await?;
-        let committed = tokio::try_join!(
+        let committed = tokio::join!(
             prepared.state.write_guarded(
                 client,
                 &statements,
                 &prepared.assumed,
                 prepared.recorded_at
             ),
-            async { Ok(client.batch_execute("COMMIT").await?) },
-        );
+            client.batch_execute("COMMIT"),
+        )
+        .settle();
         return match committed {
             Ok(_) => {
                 tracing::trace!(
@@ -487,9 +481,8 @@ async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<boo
     }
     let locked_at = started.elapsed();
     let statements = Statements::prepare(client).await?;
-    tokio::try_join!(prepared.state.write(client, &statements), async {
-        Ok(client.batch_execute("COMMIT").await?)
-    },)?;
+    tokio::join!(prepared.state.write(client, &statements), client.batch_execute("COMMIT"),)
+        .settle()?;
     tracing::trace!(
         size = prepared.outcomes.len(),
         lock_us = locked_at.as_micros(),

@@ -134,7 +134,7 @@ codes! {
     InvalidValue = "invalid_value",
     /// The wallet id is blank or too long.
     InvalidWalletId = "invalid_wallet_id",
-    /// The ledger refused the payment's movement of money.
+    /// The ledger refused the movement of money: `reason` is the ledger's reason.
     LedgerRefused = "ledger_refused",
     /// The body is not JSON.
     MalformedJson = "malformed_json",
@@ -150,6 +150,9 @@ codes! {
     OrgKeyRequired = "org_key_required",
     /// The ledger's queue is full; retry shortly.
     Overloaded = "overloaded",
+    /// The payment was not made: `paymentStatus` says why in the platform's words, `reason` in
+    /// the ledger's or the provider's.
+    PaymentFailed = "payment_failed",
     /// The provider refused the request.
     ProviderRefused = "provider_refused",
     /// The provider did not answer; retry later.

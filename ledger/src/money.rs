@@ -48,6 +48,12 @@ impl Currency {
             .ok_or_else(|| MoneyError::UnknownCurrency(code.to_owned()))
     }
 
+    /// Every currency [`Currency::from_code`] accepts, in ISO 4217's order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        use iso_currency::IntoEnumIterator as _;
+        iso_currency::Currency::iter().filter(|currency| currency.exponent().is_some()).map(Self)
+    }
+
     /// The three-letter code, such as `KES`.
     pub fn code(self) -> &'static str {
         self.0.code()

@@ -1040,6 +1040,19 @@ struct Reply {
     body: Option<Value>,
 }
 
+/// Whether a payment's answer tells its outcome: made (201), with the provider (202), or not
+/// made (409 `payment_failed`), each naming its transaction.
+fn answered(status: Option<u16>, body: Option<&Value>) -> bool {
+    let Some(body) = body.filter(|body| body["transactionId"].is_string()) else {
+        return false;
+    };
+    match status {
+        Some(201 | 202) => true,
+        Some(409) => body["code"] == "payment_failed",
+        _ => false,
+    }
+}
+
 async fn request(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -1383,8 +1396,7 @@ impl World {
                 loop {
                     let reply =
                         request(&http, reqwest::Method::POST, &url, Some(&key), Some(&body)).await;
-                    let known = matches!(reply.status, Some(201 | 202 | 422))
-                        && reply.body.as_ref().is_some_and(|b| b["transactionId"].is_string());
+                    let known = answered(reply.status, reply.body.as_ref());
                     let retriable = reply.status.is_none_or(|s| s == 503);
                     replies.push(reply);
                     if known || !retriable || Instant::now() >= deadline {
@@ -1400,7 +1412,7 @@ impl World {
             for (attempt, reply) in replies.iter().enumerate() {
                 report.latency_ms_max = report.latency_ms_max.max(reply.latency.as_millis() as u64);
                 match reply.status {
-                    Some(201 | 202 | 422) => {
+                    status if answered(status, reply.body.as_ref()) => {
                         if attempt == 0 {
                             report.acknowledged += 1;
                         } else {
@@ -1794,7 +1806,7 @@ async fn send(
     let failed = Answer::Failed { status: Some(status), retry_after, timed_out: false, latency };
     let Some(body) = body else { return failed };
     let resolved = match (attempt.path, status) {
-        ("/v1/payments", 201 | 422) if body["transactionId"].is_string() => {
+        ("/v1/payments", status) if answered(Some(status), Some(&body)) => {
             let Some(planned) = attempt.transfers.first() else { return failed };
             vec![Resolved {
                 id: planned.id,

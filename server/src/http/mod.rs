@@ -164,21 +164,11 @@ impl tokio::io::AsyncWrite for LimitedStream {
 
 /// An `application/problem+json` response (RFC 9457) with a stable, snake_case `code`.
 pub fn problem(status: StatusCode, code: crate::code::Code, detail: &str) -> Response {
-    problem_body(status, code, detail, serde_json::Map::new())
+    problem_with(status, code, detail, serde_json::Map::new())
 }
 
-/// A [`problem`] with one more member (`name`: `value`), such as the ids a request was given.
+/// A [`problem`] with more members, such as the ids a request was given.
 pub fn problem_with(
-    status: StatusCode,
-    code: crate::code::Code,
-    detail: &str,
-    name: &str,
-    value: serde_json::Value,
-) -> Response {
-    problem_body(status, code, detail, serde_json::Map::from_iter([(name.to_owned(), value)]))
-}
-
-fn problem_body(
     status: StatusCode,
     code: crate::code::Code,
     detail: &str,

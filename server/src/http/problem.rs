@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 /// The body of every error: an `application/problem+json` document (RFC 9457) with a stable
 /// `code` to act on.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// Always `about:blank`: the `code` says what happened.
     #[serde(rename = "type")]
@@ -37,6 +38,13 @@ pub struct Problem {
     /// Likewise for a transfer, or for each of a batch's transfers in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer_ids: Option<Vec<uuid::Uuid>>,
+    /// For a payment not made (`payment_failed`): the platform's status saying why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<crate::payments::PaymentStatus>,
+    /// For a refusal (`payment_failed`, `ledger_refused`): the ledger's reason code (such as
+    /// `exceeds_credits`), or the provider's result code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Serialize for Code {
@@ -70,27 +78,33 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: crate::code::Code,
     pub detail: String,
-    /// Ids the request was given (see [`Problem::transaction_id`]), as a member of the body.
-    pub ids: Option<(&'static str, serde_json::Value)>,
+    /// Members of the body beyond the standard ones: the ids the request was given (see
+    /// [`Problem::transaction_id`]), a refusal's status and reason.
+    pub members: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: crate::code::Code, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), ids: None }
+        Self { status, code, detail: detail.into(), members: serde_json::Map::new() }
     }
 
     /// The same error, telling the client the payment's id (`transactionId`), so that a
     /// retry replays it whatever happened.
     #[must_use]
-    pub fn with_transaction_id(mut self, id: uuid::Uuid) -> Self {
-        self.ids = Some(("transactionId", serde_json::json!(id)));
-        self
+    pub fn with_transaction_id(self, id: uuid::Uuid) -> Self {
+        self.with_member("transactionId", serde_json::json!(id))
     }
 
     /// The same error, telling the client its transfers' ids (`transferIds`, in order).
     #[must_use]
-    pub fn with_transfer_ids(mut self, ids: &[uuid::Uuid]) -> Self {
-        self.ids = Some(("transferIds", serde_json::json!(ids)));
+    pub fn with_transfer_ids(self, ids: &[uuid::Uuid]) -> Self {
+        self.with_member("transferIds", serde_json::json!(ids))
+    }
+
+    /// The same error with one more member of its body (one the `Problem` schema documents).
+    #[must_use]
+    pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.members.insert(name.to_owned(), value);
         self
     }
 
@@ -128,6 +142,15 @@ impl ApiError {
             "the service is temporarily unavailable; retry later",
         )
     }
+}
+
+/// The request header that asks for a refusal's answer as it was before problems carried it
+/// (`422` with the payment's or transfer's own body). Deprecated: it goes in the next release.
+pub const LEGACY_REFUSAL_HEADER: &str = "hazina-refusal";
+
+/// Whether the request asked for the deprecated refusal body ([`LEGACY_REFUSAL_HEADER`]: `body`).
+pub fn legacy_refusal(headers: &axum::http::HeaderMap) -> bool {
+    headers.get(LEGACY_REFUSAL_HEADER).is_some_and(|value| value.as_bytes() == b"body")
 }
 
 /// Where a handler announces the ids it gave a request that named none, for an answer made
@@ -174,12 +197,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = match self.ids {
-            None => crate::http::problem(self.status, self.code, &self.detail),
-            Some((name, ids)) => {
-                crate::http::problem_with(self.status, self.code, &self.detail, name, ids)
-            }
-        };
+        let mut response =
+            crate::http::problem_with(self.status, self.code, &self.detail, self.members);
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             // Overload and outages pass within seconds; a client should not hammer meanwhile.
             response
@@ -322,7 +341,7 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 
 /// A JSON request body. Unlike `axum::Json`, every rejection is a problem response with a
 /// stable code: `unsupported_media_type` (415), `malformed_json` (400), `invalid_body` (422:
-/// wrong types, missing or unknown fields), `body_too_large` (413).
+/// wrong types, missing or unknown fields, a NUL in a string), `body_too_large` (413).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Body<T>(pub T);
 
@@ -334,11 +353,62 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(body_rejection(&rejection)),
+        if !is_json(request.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Code::UnsupportedMediaType,
+                "send the body as application/json",
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::BodyTooLarge,
+                format!(
+                    "the body is larger than this endpoint accepts ({} bytes; 2 MiB for batches)",
+                    super::v1::BODY_BYTES_MAX
+                ),
+            )
+        })?;
+        let axum::Json(value) =
+            axum::Json::<T>::from_bytes(&bytes).map_err(|rejection| body_rejection(&rejection))?;
+        if holds_nul(&bytes) {
+            return Err(ApiError::invalid(
+                Code::InvalidBody,
+                "text may not hold the NUL character (\\u0000)",
+            ));
+        }
+        Ok(Self(value))
     }
+}
+
+/// Whether the request says its body is JSON: `application/json` or `application/…+json`,
+/// parameters aside (as `axum::Json` decides).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return false;
+    };
+    let essence = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default();
+    let essence = essence.trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Whether a JSON text (already parsed, so well-formed) has a string holding U+0000, which can
+/// only be written as the escape `\u0000`. PostgreSQL stores no NUL in `text` or `jsonb`: such
+/// a value would fail at the database, and the client be told to retry what can never succeed.
+fn holds_nul(json: &[u8]) -> bool {
+    let mut rest = json;
+    while let Some(at) = rest.iter().position(|&byte| byte == b'\\') {
+        // An escape is the backslash and the character after it (`\\` is one escape, so the
+        // backslash it escapes never starts another).
+        let escape = &rest[at..];
+        if escape.starts_with(br"\u0000") {
+            return true;
+        }
+        rest = escape.get(2..).unwrap_or_default();
+    }
+    false
 }
 
 fn body_rejection(rejection: &JsonRejection) -> ApiError {
@@ -354,14 +424,6 @@ fn body_rejection(rejection: &JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(error) => {
             ApiError::invalid(Code::InvalidBody, error.body_text())
         }
-        JsonRejection::BytesRejection(_) => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Code::BodyTooLarge,
-            format!(
-                "the body is larger than this endpoint accepts ({} bytes; 2 MiB for batches)",
-                super::v1::BODY_BYTES_MAX
-            ),
-        ),
         other => ApiError::bad_request(Code::InvalidBody, other.body_text()),
     }
 }
@@ -382,6 +444,13 @@ where
             Ok(Path(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError::bad_request(Code::InvalidPath, rejection.body_text())),
         }
+        .and_then(|params| {
+            // Decoded, `%00` is a NUL, which no stored text may hold (see `holds_nul`).
+            if parts.uri.path().contains("%00") {
+                return Err(ApiError::bad_request(Code::InvalidPath, "a path may not hold %00"));
+            }
+            Ok(params)
+        })
     }
 }
 
@@ -400,6 +469,34 @@ where
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError::bad_request(Code::InvalidQuery, rejection.body_text())),
+        }
+        .and_then(|params| {
+            if parts.uri.query().is_some_and(|query| query.contains("%00")) {
+                return Err(ApiError::bad_request(Code::InvalidQuery, "a query may not hold %00"));
+            }
+            Ok(params)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_nul;
+
+    #[test]
+    fn a_nul_escape_is_found_and_an_escaped_backslash_is_not_one() {
+        for (json, nul) in [
+            (r#"{"name":"a\u0000b"}"#, true),
+            (r#"{"a\u0000":1}"#, true),
+            (r#"["\\\u0000"]"#, true),
+            (r#"{"name":"a\\u0000b"}"#, false),
+            (r#"{"name":"\\\\u0000"}"#, false),
+            (r#"{"name":"\u00001"}"#, true),
+            (r#"{"name":"\u0001"}"#, false),
+            (r#"{"name":"plain"}"#, false),
+            (r#""\\""#, false),
+        ] {
+            assert_eq!(holds_nul(json.as_bytes()), nul, "{json}");
         }
     }
 }

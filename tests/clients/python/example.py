@@ -19,6 +19,7 @@ from hazina_client.api.purses import create_purse
 from hazina_client.api.wallets import create_wallet, get_wallet
 from hazina_client.models import (
     ActivityItem,
+    CurrencyCode,
     CustomerNumber,
     CustomerRef,
     MoneyValue,
@@ -61,7 +62,7 @@ app = AuthenticatedClient(base_url=base_url, token=setting("HAZINA_APP_KEY"))
 
 # A purse of the org, which may go 1,000 below zero.
 purse = create_purse.sync_detailed(
-    client=org, body=NewPurse(currency_code="KES", name="float", overdraft_limit="1000")
+    client=org, body=NewPurse(currency_code=CurrencyCode.KES, name="float", overdraft_limit="1000")
 )
 purse = ok(purse, "create a purse", 201, object)
 
@@ -74,7 +75,7 @@ customer = create_or_resolve_customer.sync_detailed(
 )
 customer_id = ok(customer, "create a customer", 201, object).customer_id
 wallet = create_wallet.sync_detailed(
-    customer_id, client=app, body=NewWallet(wallet_id="main", currency_code="KES")
+    customer_id, client=app, body=NewWallet(wallet_id="main", currency_code=CurrencyCode.KES)
 )
 wallet = ok(wallet, "create a wallet", 201, object)
 
@@ -87,7 +88,7 @@ payment = create_payment.sync_detailed(
     body=NewPayment(
         debit_party=PurseParty(purse=PurseRef(purse_id=purse.purse_id)),
         credit_party=to_wallet,
-        value=MoneyValue(currency_code="KES", amount="120.50"),
+        value=MoneyValue(currency_code=CurrencyCode.KES, amount="120.50"),
         narration="refund",
         context=PaymentContext(
             activity=NewActivity(source="web-shop", session_id="s1", key="refund_requested"),
@@ -116,17 +117,21 @@ statement = get_account_statement.sync_detailed(wallet.account_id, client=org)
 statement = ok(statement, "read the wallet's statement", 200, object)
 assert len(statement.lines) == 1, statement.lines
 
-# More than the purse has and may owe: refused, with the platform's status and the reason.
+# More than the purse has and may owe: not made. The answer is a problem that names the
+# payment, the platform's status and the ledger's reason.
 refused = create_payment.sync_detailed(
     client=app,
     body=NewPayment(
         debit_party=PurseParty(purse=PurseRef(purse_id=purse.purse_id)),
         credit_party=to_wallet,
-        value=MoneyValue(currency_code="KES", amount="5000"),
+        value=MoneyValue(currency_code=CurrencyCode.KES, amount="5000"),
     ),
 )
-refused = ok(refused, "a payment past the overdraft", 422, PaymentResult)
-assert refused.status == PaymentStatus.INSUFFICIENT_FUNDS, refused.status
+refused = ok(refused, "a payment past the overdraft", 409, Problem)
+assert refused.code == "payment_failed", refused.code
+assert refused.payment_status == PaymentStatus.INSUFFICIENT_FUNDS, refused.payment_status
+assert refused.reason == "exceeds_credits", refused.reason
+assert refused.transaction_id is not None
 
 # A payment that does not exist: a problem with its stable code.
 missing = ok(get_payment.sync_detailed(uuid.uuid4(), client=app), "a missing payment", 404, Problem)
@@ -136,5 +141,5 @@ print(
     f"Python client: purse {purse.purse_id}, customer {customer_id}, payment "
     f"{payment.transaction_id} ({payment.status}), wallet {balance.balance.available} KES, "
     f"{len(timeline.items)} timeline items, {len(statement.lines)} statement line, "
-    f"refused: {refused.status} ({refused.reason}), missing: {missing.code}"
+    f"refused: {refused.payment_status} ({refused.reason}), missing: {missing.code}"
 )

@@ -120,7 +120,8 @@ const statement = ok(
 );
 check(statement.lines.length === 1, `statement lines ${statement.lines.length}`);
 
-// More than the purse has and may owe: refused, with the platform's status and the reason.
+// More than the purse has and may owe: not made. The answer is a problem that names the
+// payment, the platform's status and the ledger's reason.
 const refused = await app.POST("/v1/payments", {
   body: {
     debitParty: { purse: { purseId: purse.purseId } },
@@ -128,9 +129,13 @@ const refused = await app.POST("/v1/payments", {
     value: { currencyCode: "KES", amount: "5000" },
   },
 });
-check(refused.response.status === 422, `refused with ${refused.response.status}`);
-const outcome = refused.error as components["schemas"]["PaymentResult"];
-check(outcome.status === "insufficient_funds", `refused as ${outcome.status}`);
+check(refused.response.status === 409, `refused with ${refused.response.status}`);
+const outcome: Problem | undefined = refused.error;
+check(outcome !== undefined, "a refusal's problem body");
+check(outcome.code === "payment_failed", `refused with code ${outcome.code}`);
+check(outcome.paymentStatus === "insufficient_funds", `refused as ${outcome.paymentStatus}`);
+check(outcome.reason === "exceeds_credits", `refused for ${outcome.reason}`);
+check(typeof outcome.transactionId === "string", "the refusal names the payment");
 
 // A payment that does not exist: a problem with its stable code.
 const missing = await app.GET("/v1/payments/{transaction_id}", {
@@ -145,5 +150,5 @@ console.log(
   `TypeScript client: purse ${purse.purseId}, customer ${customerId}, payment ` +
     `${payment.transactionId} (${payment.status}), wallet ${balance.balance.available} KES, ` +
     `${timeline.items.length} timeline items, ${statement.lines.length} statement line, ` +
-    `refused: ${outcome.status} (${outcome.reason}), missing: ${problem.code}`,
+    `refused: ${outcome.paymentStatus} (${outcome.reason}), missing: ${problem.code}`,
 );

@@ -83,9 +83,9 @@ async fn a_stored_rejection_is_replayed_too() {
     let (float, target) = purses(&server).await;
     let body = post(&float, &target, "5000");
     let (status, _, first) = send(&server, "too-much", &body).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{first}");
+    assert_eq!(status, StatusCode::CONFLICT, "{first}");
     let (status, replayed, again) = send(&server, "too-much", &body).await;
-    assert_eq!((status, replayed.as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("true")));
+    assert_eq!((status, replayed.as_deref()), (StatusCode::CONFLICT, Some("true")));
     assert_eq!(first, again);
 }
 
@@ -121,8 +121,8 @@ async fn idempotency_keys_are_scoped_by_api_key() {
     assert_eq!(purse["balance"]["actual"], "3.00");
 }
 
-/// A replay is the first answer as it was: a 422 payment result is `application/json`, not a
-/// problem, the second time too.
+/// A replay is the first answer as it was, headers included: a payment not made is an
+/// `application/problem+json` the second time too.
 #[tokio::test]
 async fn a_replay_keeps_the_first_answers_headers() {
     let server = ApiServer::start().await;
@@ -139,8 +139,9 @@ async fn a_replay_keeps_the_first_answers_headers() {
         let (status, body) = (response.status(), response.json::<Value>().await.unwrap());
         answers.push((status, content_type, body));
     }
-    assert_eq!(answers[0].0, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", answers[0]);
-    assert_eq!(answers[0].2["status"], "insufficient_funds");
+    assert_eq!(answers[0].0, StatusCode::CONFLICT, "{:?}", answers[0]);
+    assert_eq!(answers[0].1, "application/problem+json");
+    assert_eq!(answers[0].2["paymentStatus"], "insufficient_funds");
     assert_eq!(answers[0], answers[1]);
 }
 

@@ -109,19 +109,35 @@ async fn a_payment_beyond_the_balance_is_insufficient_funds_and_changes_nothing(
     let purse = funded_purse(&server, "100").await;
     let customer = customer(&server, "+254712345679").await;
     wallet(&server, &customer, "main").await;
-    let (status, body) = server
-        .post(
-            &server.app_key,
-            "/v1/payments",
-            &pay(
-                &json!({ "purse": { "purseId": purse } }),
-                &json!({ "wallet": { "customerId": customer, "walletId": "main" } }),
-                "100.01",
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["status"], "insufficient_funds");
+    let payment = pay(
+        &json!({ "purse": { "purseId": purse } }),
+        &json!({ "wallet": { "customerId": customer, "walletId": "main" } }),
+        "100.01",
+    );
+    let (status, body) = server.post(&server.app_key, "/v1/payments", &payment).await;
+    assert_eq!((status, &body["code"]), (StatusCode::CONFLICT, &json!("payment_failed")), "{body}");
+    assert_eq!(
+        (&body["paymentStatus"], &body["reason"]),
+        (&json!("insufficient_funds"), &json!("exceeds_credits"))
+    );
+    assert!(body["transactionId"].is_string(), "{body}");
+    // The answer of the previous release, for one more release on request (deprecated).
+    let legacy = server
+        .http
+        .post(format!("{}/v1/payments", server.base))
+        .bearer_auth(&server.app_key)
+        .header("Hazina-Refusal", "body")
+        .json(&payment)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(legacy.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(legacy.headers()["content-type"], "application/json");
+    let body: Value = legacy.json().await.unwrap();
+    assert_eq!(
+        (&body["status"], &body["reason"]),
+        (&json!("insufficient_funds"), &json!("exceeds_credits"))
+    );
     let (_, purse_view) = server.get(&server.app_key, &format!("/v1/purses/{purse}")).await;
     assert_eq!(purse_view["balance"]["actual"], "100.00");
 }
@@ -342,9 +358,9 @@ async fn concurrent_payments_against_one_purse_keep_every_invariant() {
                         ),
                     )
                     .await;
-                match body["status"].as_str() {
-                    Some("success") => paid += 5 + i,
-                    Some("insufficient_funds") => {}
+                match (body["status"].as_str(), body["paymentStatus"].as_str()) {
+                    (Some("success"), _) => paid += 5 + i,
+                    (_, Some("insufficient_funds")) => {}
                     _ => panic!("{status} {body}"),
                 }
             }
@@ -434,8 +450,8 @@ async fn a_payment_carries_its_context_all_or_nothing() {
     body["context"]["activity"]["key"] = json!("second_try");
     let (status, failed) = server.post(&server.app_key, "/v1/payments", &body).await;
     assert_eq!(
-        (status, failed["status"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("insufficient_funds"))
+        (status, failed["paymentStatus"].as_str()),
+        (StatusCode::CONFLICT, Some("insufficient_funds"))
     );
     let (_, after) = server.get(&server.app_key, &format!("/v1/customers/{customer}")).await;
     assert_eq!(after["metadata"], state["metadata"]);

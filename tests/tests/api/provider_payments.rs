@@ -167,12 +167,12 @@ impl Env {
 }
 
 /// A provider payment's first answer: 202 while the provider has it, or already settled when
-/// its callback beat our response (201 `success`, 422 `failed`).
+/// its callback beat our response (201 `success`, 409 `payment_failed`).
 fn assert_answered(status: StatusCode, body: &Value) {
-    let expected = match body["status"].as_str() {
-        Some("queued" | "pending_confirmation") => StatusCode::ACCEPTED,
-        Some("success") => StatusCode::CREATED,
-        Some("failed") => StatusCode::UNPROCESSABLE_ENTITY,
+    let expected = match (body["status"].as_str(), body["paymentStatus"].as_str()) {
+        (Some("queued" | "pending_confirmation"), _) => StatusCode::ACCEPTED,
+        (Some("success"), _) => StatusCode::CREATED,
+        (_, Some("failed")) => StatusCode::CONFLICT,
         _ => panic!("{status} {body}"),
     };
     assert_eq!(status, expected, "{body}");
@@ -261,8 +261,8 @@ async fn while_a_payout_is_with_the_provider_its_money_is_held() {
     let (status, refused) = env
         .pay(&json!({ "purse": { "purseId": purse } }), &mobile(KE, PAYBILL), "KES", "701")
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
-    assert_eq!(refused["status"], "insufficient_funds");
+    assert_eq!((status, &refused["code"]), (StatusCode::CONFLICT, &json!("payment_failed")));
+    assert_eq!(refused["paymentStatus"], "insufficient_funds");
     assert_eq!(env.b2c_requests(), 1);
     // The status endpoint fails and no callback comes: it stays pending, asked again.
     let asked = env.until(id, "asked again", |p| p["providerDescription"].is_string()).await;

@@ -579,7 +579,8 @@ struct TimelineQuery {
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
         ("cursor" = Option<String>, Query, description = "The previous page's `nextCursor`"),
-        ("limit" = Option<i64>, Query, description = "Items per page, 1 to 500 (default 50)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500,
+            description = "Items per page, 1 to 500 (default 50)"),
     ),
     responses(
         (status = 200, description = "A page of the timeline", body = Timeline),

@@ -19,7 +19,9 @@ use super::page_size;
 use crate::code::Code;
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
+use crate::http::problem::{
+    AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams, legacy_refusal,
+};
 use crate::money;
 
 /// Most transfers in one batch request.
@@ -226,9 +228,10 @@ fn request(
     })
 }
 
-/// Applies one transfer (org key): `201` when accepted, `422` with the ledger's reason when
-/// rejected.
+/// Applies one transfer (org key): `201` when accepted, `409` with the problem
+/// `ledger_refused` and the ledger's `reason` when rejected.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = NewTransfer,
+    params(super::LegacyRefusal),
     responses((status = 201, body = TransferOutcome),
         (status = 422, description = "Rejected by the ledger (with its reason), or an invalid request",
             content((TransferOutcome = "application/json"), (Problem = "application/problem+json"))),
@@ -254,6 +257,15 @@ async fn create_transfer(
         .map_err(|error| ApiError::from(error).with_transfer_ids(&[id.0]))?;
     let status = match outcome {
         Outcome::Accepted { .. } => StatusCode::CREATED,
+        Outcome::Rejected(reason) if !legacy_refusal(&headers) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Code::LedgerRefused,
+                format!("the ledger refused the transfer: {}", reason.code()),
+            )
+            .with_transfer_ids(&[id.0])
+            .with_member("reason", serde_json::json!(reason.code())));
+        }
         Outcome::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
     Ok((status, Json(TransferOutcome::of(id, &outcome))).into_response())
@@ -335,6 +347,7 @@ pub struct StatementParams {
     /// The `nextCursor` of the previous page.
     pub cursor: Option<i64>,
     /// Lines per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -406,7 +419,7 @@ async fn statement(
 pub struct PeriodParams {
     /// Start of the period (inclusive), by effective time.
     pub from: DateTime<Utc>,
-    /// End of the period (exclusive).
+    /// End of the period (exclusive); not before `from`.
     pub to: DateTime<Utc>,
     /// `json` (default) or `csv`.
     #[param(inline)]
@@ -420,9 +433,11 @@ pub enum ReportFormat {
     Csv,
 }
 
+/// A period may be empty (`from` = `to`: the balances at that time and no movement); one that
+/// ends before it starts is a mistake.
 fn period(params: &PeriodParams) -> Result<(), ApiError> {
-    if params.from >= params.to {
-        return Err(ApiError::bad_request(Code::InvalidPeriod, "from must be before to"));
+    if params.from > params.to {
+        return Err(ApiError::bad_request(Code::InvalidPeriod, "from must not be after to"));
     }
     Ok(())
 }

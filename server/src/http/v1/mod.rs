@@ -122,6 +122,19 @@ fn problems_as_problem_json(document: &mut serde_json::Value) {
     }
 }
 
+/// The deprecated request header that asks for a refusal's answer of the previous release.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code, reason = "read by `problem::legacy_refusal`; this only documents it")]
+pub struct LegacyRefusal {
+    /// Deprecated, for one release: `body` answers a payment or transfer the ledger refused as
+    /// the previous release did (`422` with the payment's or transfer's own JSON body) instead
+    /// of `409` with a problem (`payment_failed` or `ledger_refused`).
+    #[param(rename = "Hazina-Refusal", pattern = "^body$")]
+    #[deprecated = "the previous release's refusal body goes in the next release"]
+    hazina_refusal: Option<String>,
+}
+
 /// A page size from a query: the default when absent, refused outside 1..=max.
 pub fn page_size(limit: Option<i64>) -> Result<i64, crate::http::problem::ApiError> {
     match limit {

@@ -14,10 +14,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::page_size;
+use super::payments::payment_failed;
 use crate::customers;
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams};
+use crate::http::problem::{
+    AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams, legacy_refusal,
+};
 pub use crate::money::Party;
 use crate::money::{self, NewLedgerPayment, PaymentContext};
 use crate::payments::PaymentStatus;
@@ -40,7 +43,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MoneyValue {
     /// An ISO 4217 code with minor units, e.g. `KES`.
-    #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
+    #[schema(value_type = CurrencyCode, example = "KES")]
     pub currency_code: String,
     /// A plain decimal with at most the currency's decimals, e.g. `120.50`; positive for
     /// payments, within 64-bit minor units.
@@ -70,6 +73,7 @@ pub fn currency(code: &str) -> Result<Currency, ApiError> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BalanceView {
+    #[schema(value_type = CurrencyCode)]
     pub currency_code: &'static str,
     pub actual: String,
     pub available: String,
@@ -140,10 +144,28 @@ impl From<&Account> for WalletView {
     }
 }
 
+/// The document's name for an ISO 4217 currency code: every code the ledger accepts (those
+/// with a minor unit), listed, so that a generator makes them a type and a well-formed code
+/// outside the standard is refused by the document before the server.
+#[derive(Debug)]
+pub struct CurrencyCode;
+
+impl utoipa::PartialSchema for CurrencyCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(Currency::all().map(Currency::code)))
+            .description(Some("An ISO 4217 currency code, such as `KES`."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CurrencyCode {}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPurse {
-    #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
+    #[schema(value_type = CurrencyCode, example = "KES")]
     pub currency_code: String,
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
@@ -158,6 +180,7 @@ pub struct Page {
     /// The last id of the previous page.
     pub cursor: Option<Uuid>,
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -251,7 +274,7 @@ pub struct NewWallet {
     /// The app's name for the wallet, unique per customer.
     #[schema(min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9._-]+$")]
     pub wallet_id: String,
-    #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
+    #[schema(value_type = CurrencyCode, example = "KES")]
     pub currency_code: String,
 }
 
@@ -333,13 +356,15 @@ pub struct PaymentResult {
 }
 
 /// Moves money from the debit party to the credit party. Between purses, wallets and channels
-/// it settles at once: `201` with status `success`, or `422` with the platform's status
-/// (`insufficient_funds`, `invalid_purse`, …) and the ledger's reason. With a `customer` party
-/// it goes through the channel's provider: the money is reserved first, and the answer is
-/// `202` with status `pending_confirmation` (or `queued`) until the provider settles it; follow
-/// it at `GET /v1/payments/{transaction_id}`. A replayed `transactionId` returns the original
+/// it settles at once: `201` with status `success`, or, when not made, `409` with the problem
+/// `payment_failed`, whose `paymentStatus` is the platform's status (`insufficient_funds`,
+/// `invalid_purse`, …) and `reason` the ledger's. With a `customer` party it goes through the
+/// channel's provider: the money is reserved first, and the answer is `202` with status
+/// `pending_confirmation` (or `queued`) until the provider settles it; follow it at
+/// `GET /v1/payments/{transaction_id}`. A replayed `transactionId` returns the original
 /// result.
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = NewPayment,
+    params(super::LegacyRefusal),
     responses((status = 201, body = PaymentResult),
         (status = 202, description = "Sent to the provider; not settled yet", body = super::payments::PaymentView),
         (status = 422, description = "Not made (the platform's status and the ledger's reason), or an invalid request",
@@ -398,6 +423,10 @@ async fn create_payment(
         .map_err(|error| ApiError::from(error).with_transaction_id(id.0))?;
     let (reason, created_at) = match &outcome {
         Outcome::Accepted { transfer, .. } => (None, Some(transfer.created_at)),
+        Outcome::Rejected(reason) if !legacy_refusal(&headers) => {
+            let status = PaymentStatus::of_outcome(Some(*reason));
+            return Err(payment_failed(id.0, status, Some(reason.code())));
+        }
         Outcome::Rejected(reason) => (Some(*reason), None),
     };
     let result = PaymentResult {
@@ -496,6 +525,7 @@ pub struct TransferView {
 pub struct LegView {
     pub account_id: Uuid,
     pub side: &'static str,
+    #[schema(value_type = CurrencyCode)]
     pub currency_code: &'static str,
     pub amount: String,
 }

@@ -99,7 +99,7 @@ pub struct NewChannel {
     /// The paybill, till or shortcode (M-Pesa: 5 to 7 digits), or the MoMo account's id.
     #[schema(min_length = 1, max_length = 64)]
     pub channel_number: String,
-    #[schema(pattern = "^[A-Z]{3}$", example = "KES")]
+    #[schema(value_type = super::money::CurrencyCode, example = "KES")]
     pub currency_code: String,
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
@@ -137,6 +137,7 @@ pub struct ChannelView {
     #[schema(value_type = Provider)]
     pub provider: String,
     pub channel_number: String,
+    #[schema(value_type = super::money::CurrencyCode)]
     pub currency_code: String,
     pub name: Option<String>,
     pub base_url: String,

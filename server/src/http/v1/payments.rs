@@ -16,7 +16,7 @@ use crate::code::Code;
 use crate::customers;
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem};
+use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem, legacy_refusal};
 use crate::money::CustomerAccountRef;
 use crate::payments::{self, Flow, PaymentStatus, Record, StatusChange};
 
@@ -149,7 +149,7 @@ pub async fn create(
     let asked = draft.request.clone();
     state.payments.check(&draft).map_err(|why| ApiError::invalid(Code::InvalidRequest, why))?;
     if let Some(existing) = state.payments.record(caller.org, draft.id).await? {
-        return replay(state, &existing, &asked).await;
+        return replay(state, headers, &existing, &asked).await;
     }
     // Everything is valid: now the customer may be made.
     let (customer, _) = customers::by_number(&state.pool, caller.org, &number).await?;
@@ -177,9 +177,9 @@ pub async fn create(
     let (record, started) =
         state.payments.start(draft).await.map_err(|e| ApiError::from(e).with_transaction_id(id))?;
     if !started {
-        return replay(state, &record, &asked).await;
+        return replay(state, headers, &record, &asked).await;
     }
-    respond(state, &record).await
+    respond(state, headers, &record).await
 }
 
 /// The payment to start, checked against the channel and our side's account (nothing is
@@ -271,6 +271,7 @@ async fn draft(
 /// request differs.
 async fn replay(
     state: &AppState,
+    headers: &HeaderMap,
     record: &Record,
     asked: &serde_json::Value,
 ) -> Result<Response, ApiError> {
@@ -283,15 +284,39 @@ async fn replay(
             "a different payment has this transactionId",
         ));
     }
-    respond(state, record).await
+    respond(state, headers, record).await
 }
 
-async fn respond(state: &AppState, record: &Record) -> Result<Response, ApiError> {
-    let changes = state.payments.status_changes(record.org, record.id).await?;
+async fn respond(
+    state: &AppState,
+    headers: &HeaderMap,
+    record: &Record,
+) -> Result<Response, ApiError> {
     let status = match record.status {
         PaymentStatus::Success => StatusCode::CREATED,
         live if live.is_live() => StatusCode::ACCEPTED,
+        _ if !legacy_refusal(headers) => {
+            let reason = record.provider_code.as_deref();
+            return Err(payment_failed(record.id, record.status, reason));
+        }
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
+    let changes = state.payments.status_changes(record.org, record.id).await?;
     Ok((status, Json(PaymentView::of(record, changes))).into_response())
+}
+
+/// 409 `payment_failed`: a payment that was not made, with its id, the platform's status and
+/// the ledger's or provider's reason.
+pub fn payment_failed(id: Uuid, status: PaymentStatus, reason: Option<&str>) -> ApiError {
+    let detail = match reason {
+        Some(reason) => format!("the payment was not made: {status} ({reason})"),
+        None => format!("the payment was not made: {status}"),
+    };
+    let error = ApiError::new(StatusCode::CONFLICT, Code::PaymentFailed, detail)
+        .with_transaction_id(id)
+        .with_member("paymentStatus", serde_json::json!(status));
+    match reason {
+        Some(reason) => error.with_member("reason", serde_json::json!(reason)),
+        None => error,
+    }
 }

@@ -621,6 +621,37 @@ mod tests {
         assert_eq!(copy, successor);
     }
 
+    /// A payment or transfer the ledger refuses is a 422 problem, and no 422 is anything else.
+    #[test]
+    fn ledger_refusals_are_422_problems() {
+        let (_, document) = super::super::routes();
+        for (path, id) in [("/v1/payments", "create_payment"), ("/v1/transfers", "create_transfer")]
+        {
+            let operation = &document["paths"][path]["post"];
+            assert_eq!(operation["operationId"], id);
+            let codes = codes(operation, "422");
+            assert!(codes.iter().any(|code| code == "ledger_refused"), "{id}: {codes:?}");
+            let content = operation["responses"]["422"]["content"].as_object().unwrap();
+            assert_eq!(content.keys().collect::<Vec<_>>(), [super::PROBLEM_JSON], "{id}");
+        }
+    }
+
+    #[test]
+    fn the_handlers_annotations_leave_problems_to_the_table() {
+        for (file, source) in [
+            ("customers.rs", include_str!("customers.rs")),
+            ("finance.rs", include_str!("finance.rs")),
+            ("money.rs", include_str!("money.rs")),
+            ("payment_channels.rs", include_str!("payment_channels.rs")),
+            ("payments.rs", include_str!("payments.rs")),
+            ("tenancy.rs", include_str!("tenancy.rs")),
+        ] {
+            for written in ["body = Problem", "(Problem ="] {
+                assert!(!source.contains(written), "{file} lists a problem response: {written}");
+            }
+        }
+    }
+
     /// A response the handler documents at a status the table has keeps its content.
     #[test]
     fn another_answer_at_a_problem_status_stays_beside_it() {

@@ -30,7 +30,7 @@ use crate::customers::timeline::{self, Cursor, Payment, Timeline};
 use crate::customers::{self, CustomerNumber, CustomerView};
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::problem::{ApiError, Body, PathParams, Problem, QueryParams};
+use crate::http::problem::{ApiError, Body, PathParams, QueryParams};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -89,8 +89,6 @@ pub struct CustomerRef {
     responses(
         (status = 200, description = "An existing customer", body = CustomerView),
         (status = 201, description = "A customer made for a new number", body = CustomerView),
-        (status = 404, description = "No customer has the secondary id", body = Problem),
-        (status = 422, description = "Neither or both references, or an invalid number", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -134,8 +132,6 @@ pub struct Tags {
     request_body = Tags,
     responses(
         (status = 200, description = "The customer's tags after the change", body = Tags),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "An invalid tag, or too many", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -161,8 +157,6 @@ async fn update_tags(
     ),
     responses(
         (status = 204, description = "The customer no longer has the tag"),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "An invalid key", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -194,9 +188,6 @@ pub struct SecondaryIds {
     request_body = SecondaryIds,
     responses(
         (status = 200, description = "The customer's secondary ids after the change", body = SecondaryIds),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 409, description = "Another customer holds one (`secondary_id_taken`)", body = Problem),
-        (status = 422, description = "An invalid secondary id, or too many", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -224,8 +215,6 @@ async fn update_secondary_ids(
     ),
     responses(
         (status = 204, description = "The customer no longer has the secondary id"),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "An invalid key or value", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -259,8 +248,6 @@ pub struct Metadata {
     request_body = Metadata,
     responses(
         (status = 200, description = "The customer's metadata after the change", body = Metadata),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "An invalid key or value, or too many keys", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -286,8 +273,6 @@ async fn update_metadata(
     ),
     responses(
         (status = 204, description = "The customer no longer has the key"),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "An invalid key", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -310,9 +295,6 @@ async fn delete_metadata(
     request_body = DataValue,
     responses(
         (status = 200, description = "The app data as stored", body = AppData),
-        (status = 403, description = "Not an app key", body = Problem),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "Bad base64 or too large", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -336,8 +318,6 @@ async fn update_app_data(
     params(("customer_id" = Uuid, Path, description = "The customer")),
     responses(
         (status = 204, description = "The app has no data for the customer"),
-        (status = 403, description = "Not an app key", body = Problem),
-        (status = 404, description = "No such customer", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -360,9 +340,6 @@ async fn delete_app_data(
     params(("customer_id" = Uuid, Path, description = "The customer")),
     responses(
         (status = 200, description = "The value, now leased", body = AppData),
-        (status = 403, description = "Not an app key", body = Problem),
-        (status = 404, description = "No such customer, or no app data", body = Problem),
-        (status = 409, description = "Already leased (`app_data_leased`)", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -397,9 +374,6 @@ pub struct Reminders {
     responses(
         (status = 200, description = "The reminder replaced one with the key", body = Reminder),
         (status = 201, description = "The reminder is new", body = Reminder),
-        (status = 403, description = "Not an app key", body = Problem),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "An invalid reminder, or too many", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -424,8 +398,6 @@ async fn update_reminder(
     params(("customer_id" = Uuid, Path, description = "The customer")),
     responses(
         (status = 200, description = "The reminders", body = Reminders),
-        (status = 403, description = "Not an app key", body = Problem),
-        (status = 404, description = "No such customer", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -451,9 +423,6 @@ async fn list_reminders(
     ),
     responses(
         (status = 204, description = "The app has no reminder with the key for the customer"),
-        (status = 403, description = "Not an app key", body = Problem),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "An invalid key", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -478,9 +447,6 @@ async fn delete_reminder(
     request_body = NewActivity,
     responses(
         (status = 201, description = "The activity as recorded", body = Activity),
-        (status = 403, description = "Not an app key", body = Problem),
-        (status = 404, description = "No such customer", body = Problem),
-        (status = 422, description = "An invalid activity", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -528,7 +494,6 @@ pub struct CustomerState {
     params(("customer_id" = Uuid, Path, description = "The customer")),
     responses(
         (status = 200, description = "The customer's state", body = CustomerState),
-        (status = 404, description = "No such customer", body = Problem),
     ),
     security(("bearer" = [])),
 )]
@@ -584,8 +549,6 @@ struct TimelineQuery {
     ),
     responses(
         (status = 200, description = "A page of the timeline", body = Timeline),
-        (status = 400, description = "A bad cursor or limit", body = Problem),
-        (status = 404, description = "No such customer", body = Problem),
     ),
     security(("bearer" = [])),
 )]

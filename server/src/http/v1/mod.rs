@@ -6,6 +6,7 @@
 //! into a problem response with a stable code ([`crate::http::problem::ApiError`]) before anything changes.
 
 pub mod customers;
+mod errors;
 pub mod finance;
 pub mod money;
 pub mod payment_channels;
@@ -89,6 +90,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     payment_channels::document_deprecated_routes(&mut document);
+    errors::document(&mut document);
     problems_as_problem_json(&mut document);
     let router = router.merge(payment_channels::deprecated_routes());
     (router.layer(DefaultBodyLimit::max(BODY_BYTES_MAX)), document)

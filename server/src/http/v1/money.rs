@@ -18,9 +18,7 @@ use super::payments::payment_failed;
 use crate::customers;
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::problem::{
-    AnnouncedIds, ApiError, Body, PathParams, Problem, QueryParams, legacy_refusal,
-};
+use crate::http::problem::{AnnouncedIds, ApiError, Body, PathParams, QueryParams, legacy_refusal};
 pub use crate::money::Party;
 use crate::money::{self, NewLedgerPayment, PaymentContext};
 use crate::payments::PaymentStatus;
@@ -213,8 +211,7 @@ pub struct AccountView {
 
 /// Creates a purse: an org-owned balance in one currency (org key).
 #[utoipa::path(post, path = "/v1/purses", tag = "purses", request_body = NewPurse, responses(
-    (status = 201, body = PurseView), (status = 422, body = Problem), (status = 401, body = Problem),
-    (status = 403, body = Problem)))]
+    (status = 201, body = PurseView)))]
 async fn create_purse(
     caller: Caller,
     State(state): State<AppState>,
@@ -235,7 +232,7 @@ async fn create_purse(
 
 /// The org's purses with their balances.
 #[utoipa::path(get, path = "/v1/purses", tag = "purses", params(Page), responses(
-    (status = 200, body = PurseList), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    (status = 200, body = PurseList)))]
 async fn list_purses(
     caller: Caller,
     State(state): State<AppState>,
@@ -258,7 +255,7 @@ pub async fn purse(state: &AppState, caller: &Caller, id: Uuid) -> Result<Accoun
 /// A purse and its balance.
 #[utoipa::path(get, path = "/v1/purses/{purse_id}", tag = "purses",
     params(("purse_id" = Uuid, Path)),
-    responses((status = 200, body = PurseView), (status = 404, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = PurseView)))]
 async fn get_purse(
     caller: Caller,
     State(state): State<AppState>,
@@ -281,8 +278,7 @@ pub struct NewWallet {
 /// Creates a customer's wallet under an app-chosen `walletId`.
 #[utoipa::path(post, path = "/v1/customers/{customer_id}/wallets", tag = "wallets",
     params(("customer_id" = Uuid, Path)), request_body = NewWallet,
-    responses((status = 201, body = WalletView), (status = 409, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 201, body = WalletView)))]
 async fn create_wallet(
     caller: Caller,
     State(state): State<AppState>,
@@ -299,7 +295,7 @@ async fn create_wallet(
 /// A customer's wallets with their balances.
 #[utoipa::path(get, path = "/v1/customers/{customer_id}/wallets", tag = "wallets",
     params(("customer_id" = Uuid, Path)),
-    responses((status = 200, body = WalletList), (status = 404, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = WalletList)))]
 async fn list_wallets(
     caller: Caller,
     State(state): State<AppState>,
@@ -313,7 +309,7 @@ async fn list_wallets(
 /// A customer's wallet and its balance.
 #[utoipa::path(get, path = "/v1/customers/{customer_id}/wallets/{wallet_id}", tag = "wallets",
     params(("customer_id" = Uuid, Path), ("wallet_id" = String, Path)),
-    responses((status = 200, body = WalletView), (status = 404, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = WalletView)))]
 async fn get_wallet(
     caller: Caller,
     State(state): State<AppState>,
@@ -366,11 +362,7 @@ pub struct PaymentResult {
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = NewPayment,
     params(super::LegacyRefusal),
     responses((status = 201, body = PaymentResult),
-        (status = 202, description = "Sent to the provider; not settled yet", body = super::payments::PaymentView),
-        (status = 422, description = "Not made (the platform's status and the ledger's reason), or an invalid request",
-            content((PaymentResult = "application/json"), (Problem = "application/problem+json"))),
-        (status = 404, body = Problem), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 503, body = Problem)))]
+        (status = 202, description = "Sent to the provider; not settled yet", body = super::payments::PaymentView)))]
 async fn create_payment(
     caller: Caller,
     State(state): State<AppState>,
@@ -448,7 +440,7 @@ async fn create_payment(
 /// other apps wrote).
 #[utoipa::path(get, path = "/v1/transfers/{transfer_id}", tag = "transfers",
     params(("transfer_id" = Uuid, Path)),
-    responses((status = 200, body = TransferView), (status = 404, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = TransferView)))]
 async fn get_transfer(
     caller: Caller,
     State(state): State<AppState>,
@@ -471,8 +463,7 @@ pub struct AtQuery {
 /// Any account of the org (purse, wallet, …) and its balance, now or `at` a time.
 #[utoipa::path(get, path = "/v1/accounts/{account_id}", tag = "accounts",
     params(("account_id" = Uuid, Path), AtQuery),
-    responses((status = 200, body = AccountView), (status = 404, body = Problem), (status = 400, body = Problem),
-        (status = 401, body = Problem)))]
+    responses((status = 200, body = AccountView)))]
 async fn get_account(
     caller: Caller,
     State(state): State<AppState>,

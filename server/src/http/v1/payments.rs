@@ -16,7 +16,7 @@ use crate::code::Code;
 use crate::customers;
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::problem::{AnnouncedIds, ApiError, PathParams, Problem, legacy_refusal};
+use crate::http::problem::{AnnouncedIds, ApiError, PathParams, legacy_refusal};
 use crate::money::CustomerAccountRef;
 use crate::payments::{self, Flow, PaymentStatus, Record, StatusChange};
 
@@ -93,8 +93,7 @@ impl PaymentView {
 /// references and every status it passed through.
 #[utoipa::path(get, path = "/v1/payments/{transaction_id}", tag = "payments",
     params(("transaction_id" = Uuid, Path)),
-    responses((status = 200, body = PaymentView), (status = 404, body = Problem),
-        (status = 401, body = Problem)))]
+    responses((status = 200, body = PaymentView)))]
 async fn get_payment(
     caller: Caller,
     State(state): State<AppState>,

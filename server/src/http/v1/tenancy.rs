@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::problem::{ApiError, Body, PathParams, Problem};
+use crate::http::problem::{ApiError, Body, PathParams};
 pub use crate::tenancy::NAME_LEN_MAX;
 use crate::tenancy::{self, App, CreatedKey, Key, valid_name};
 
@@ -48,8 +48,7 @@ pub struct KeyList {
 
 /// Creates an app (org key).
 #[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = NewApp, responses(
-    (status = 201, body = App), (status = 409, body = Problem), (status = 422, body = Problem),
-    (status = 401, body = Problem), (status = 403, body = Problem)))]
+    (status = 201, body = App)))]
 async fn create_app(
     caller: Caller,
     State(state): State<AppState>,
@@ -62,7 +61,7 @@ async fn create_app(
 
 /// The org's apps (org key).
 #[utoipa::path(get, path = "/v1/apps", tag = "apps", responses(
-    (status = 200, body = AppList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    (status = 200, body = AppList)))]
 async fn list_apps(caller: Caller, State(state): State<AppState>) -> Result<Response, ApiError> {
     caller.org_key()?;
     let apps = tenancy::apps(&state.pool, caller.org).await?;
@@ -71,8 +70,7 @@ async fn list_apps(caller: Caller, State(state): State<AppState>) -> Result<Resp
 
 /// Creates an org key, or an app key with `appId` (org key). The token is shown only here.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKeyRequest, responses(
-    (status = 201, body = CreatedKey), (status = 422, body = Problem),
-    (status = 401, body = Problem), (status = 403, body = Problem)))]
+    (status = 201, body = CreatedKey)))]
 async fn create_key(
     caller: Caller,
     State(state): State<AppState>,
@@ -86,7 +84,7 @@ async fn create_key(
 
 /// The org's keys, revoked ones too, never their tokens (org key).
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", responses(
-    (status = 200, body = KeyList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    (status = 200, body = KeyList)))]
 async fn list_keys(caller: Caller, State(state): State<AppState>) -> Result<Response, ApiError> {
     caller.org_key()?;
     let keys = tenancy::keys(&state.pool, caller.org).await?;
@@ -96,8 +94,7 @@ async fn list_keys(caller: Caller, State(state): State<AppState>) -> Result<Resp
 /// Revokes a key at once (org key).
 #[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "keys",
     params(("key_id" = Uuid, Path, description = "The key's id")),
-    responses((status = 204), (status = 404, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem)))]
+    responses((status = 204)))]
 async fn revoke_key(
     caller: Caller,
     State(state): State<AppState>,

@@ -13,6 +13,28 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::{Ref, RefOr};
 
+/// Any text: no NUL (U+0000), which no stored text can hold (a body with one is refused
+/// whole, `invalid_body`). Added to every string the document does not constrain otherwise.
+pub const TEXT: &str = r"^[^\u0000]*$";
+
+/// Text that is not blank: something besides whitespace, and no NUL (`customers::check_text`).
+pub const WORDS: &str = r"^[^\u0000]*[^\s\u0000][^\u0000]*$";
+
+/// Printable text that is not blank: no control character (Unicode category Cc, Rust's
+/// `char::is_control`), and something besides whitespace.
+pub const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+
+/// Standard base64 with padding (RFC 4648 section 4), as `customers::data` decodes it.
+/// The last character before padding carries only zero bits past the data: `QQ==` is "A",
+/// `QR==` is refused.
+pub const BASE64: &str =
+    r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$";
+
+/// A decimal amount as written, not negative: digits, and decimals after a point. Whether
+/// it has more decimals than its currency, or is zero where a positive amount is needed, is
+/// for the server to say (`invalid_amount`).
+pub const AMOUNT: &str = r"^[0-9]+(\.[0-9]+)?$";
+
 /// The schemas to add to the document: name and schema.
 pub type Schemas = Vec<(String, RefOr<Schema>)>;
 
@@ -33,6 +55,8 @@ pub enum Holds {
     Schema(&'static str),
     /// A string.
     Text,
+    /// Bytes as standard base64 with padding.
+    Base64,
 }
 
 /// The union of keyed variants: `oneOf` their schemas, by reference.
@@ -52,6 +76,11 @@ pub fn keyed_variants(variants: &[Keyed], schemas: &mut Schemas) {
         let holds: RefOr<Schema> = match variant.holds {
             Holds::Schema(name) => Ref::from_schema_name(name).into(),
             Holds::Text => ObjectBuilder::new().schema_type(Type::String).into(),
+            Holds::Base64 => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .content_encoding("base64")
+                .pattern(Some(BASE64))
+                .into(),
         };
         let schema = ObjectBuilder::new()
             .description(Some(variant.description))
@@ -101,5 +130,69 @@ pub fn typed_variants(variants: &[Typed], schemas: &mut Schemas) {
             .required("type");
         let schema = AllOfBuilder::new().item(Ref::from_schema_name(variant.of)).item(kind);
         schemas.push((variant.name.to_owned(), schema.into()));
+    }
+}
+
+/// Reads an optional whole number as JSON Schema counts one: `integer` is any number without a
+/// fraction, so `60.0` is one (serde's `u64` refuses it, and a client that writes numbers as
+/// floats, as JavaScript may, would be refused for what the document allows).
+///
+/// # Errors
+///
+/// A number with a fraction, a negative one, or one past `u64`.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    use serde::Deserialize as _;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(whole) = number.as_u64() {
+        return Ok(Some(whole));
+    }
+    // A float: whole, not negative and within `u64`, or refused. `u64::MAX as f64` rounds up
+    // to 2^64, which is itself past the range.
+    #[allow(clippy::cast_precision_loss, reason = "only to compare with the range's end")]
+    let end = u64::MAX as f64;
+    match number.as_f64() {
+        Some(float) if float.fract() == 0.0 && (0.0..end).contains(&float) =>
+        {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "whole, not negative and below 2^64, checked above"
+            )]
+            Ok(Some(float as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!("expected a whole number, not {number}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, serde::Deserialize)]
+    struct Whole {
+        #[serde(default, deserialize_with = "super::whole_number")]
+        n: Option<u64>,
+    }
+
+    #[test]
+    fn a_whole_number_may_be_written_as_a_float_and_nothing_else_passes() {
+        let read = |json: &str| serde_json::from_str::<Whole>(json).map(|whole| whole.n);
+        for (json, n) in [
+            ("{}", None),
+            (r#"{"n":null}"#, None),
+            (r#"{"n":60}"#, Some(60)),
+            (r#"{"n":60.0}"#, Some(60)),
+            (r#"{"n":6e1}"#, Some(60)),
+            (r#"{"n":0}"#, Some(0)),
+        ] {
+            assert_eq!(read(json).ok(), Some(n), "{json}");
+        }
+        for json in
+            [r#"{"n":60.5}"#, r#"{"n":-1}"#, r#"{"n":-1.0}"#, r#"{"n":1e20}"#, r#"{"n":"60"}"#]
+        {
+            assert!(read(json).is_err(), "{json}");
+        }
     }
 }

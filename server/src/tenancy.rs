@@ -32,6 +32,9 @@ pub enum TenancyError {
     /// The org already has an app with this name.
     #[error("the org already has an app with this name")]
     AppExists,
+    /// A key was asked for an app the org does not have.
+    #[error("no such app in this org")]
+    AppNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -51,6 +54,7 @@ impl TenancyError {
             Self::NotFound(_) => Code::NotFound,
             Self::Invalid { code, .. } => *code,
             Self::AppExists => Code::AlreadyExists,
+            Self::AppNotFound => Code::AppNotFound,
             Self::Store(_) | Self::Database(_) | Self::Pool(_) => Code::Unavailable,
         }
     }
@@ -123,15 +127,16 @@ pub struct CreatedKey {
     pub token: String,
 }
 
-/// An app's or key's name, trimmed; refused when blank, too long or with control characters.
+/// An app's or key's name, trimmed; refused when blank, too long or with a control character
+/// anywhere (a newline too: `crate::schema::PRINTABLE`).
 ///
 /// # Errors
 ///
 /// `Invalid` (`invalid_name`).
 pub fn valid_name(name: &str) -> Result<&str, TenancyError> {
+    let control = name.chars().any(char::is_control);
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > NAME_LEN_MAX || name.chars().any(char::is_control)
-    {
+    if control || name.is_empty() || name.chars().count() > NAME_LEN_MAX {
         return Err(TenancyError::invalid(
             Code::InvalidName,
             format!("a name has 1 to {NAME_LEN_MAX} printable characters"),
@@ -185,7 +190,7 @@ pub async fn insert_key(
             .query_opt("SELECT 1 FROM apps WHERE id = $1 AND org_id = $2", &[&app, &org.0])
             .await?;
         if found.is_none() {
-            return Err(TenancyError::invalid(Code::AppNotFound, "no such app in this org"));
+            return Err(TenancyError::AppNotFound);
         }
     }
     let new = NewKey::generate();

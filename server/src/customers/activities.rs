@@ -28,7 +28,8 @@ fn properties_schema() -> utoipa::openapi::schema::Object {
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::Type::String)
                 .min_length(Some(1))
-                .max_length(Some(KEY_LEN_MAX)),
+                .max_length(Some(KEY_LEN_MAX))
+                .pattern(Some(crate::schema::WORDS)),
         ))
         .max_properties(Some(PROPERTIES_MAX))
         .build()
@@ -39,11 +40,11 @@ fn properties_schema() -> utoipa::openapi::schema::Object {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewActivity {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub source: String,
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub session_id: String,
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub key: String,
     /// At most 50, names of 1 to 256 characters, values of at most 1,024.
     #[serde(default)]

@@ -33,7 +33,8 @@ pub fn metadata_schema() -> utoipa::openapi::schema::Object {
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::Type::String)
                 .min_length(Some(1))
-                .max_length(Some(KEY_LEN_MAX)),
+                .max_length(Some(KEY_LEN_MAX))
+                .pattern(Some(schema::WORDS)),
         ))
         .max_properties(Some(METADATA_KEYS_MAX))
         .build()
@@ -45,9 +46,9 @@ pub fn metadata_schema() -> utoipa::openapi::schema::Object {
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tag {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub key: String,
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub value: String,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -144,9 +145,9 @@ pub async fn delete_tag(
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecondaryId {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub key: String,
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub value: String,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
@@ -274,7 +275,7 @@ const DATA_VALUES: [Keyed; 2] = [
     Keyed {
         name: "BytesValue",
         key: "bytes",
-        holds: Holds::Text,
+        holds: Holds::Base64,
         description: "Bytes, in standard base64 with padding.",
     },
 ];

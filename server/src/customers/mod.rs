@@ -168,7 +168,7 @@ pub struct CustomerView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerNumber {
     /// Cellular numbers in international format (`+<country><number>`), stored as E.164.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub number: String,
     pub provider: NumberProvider,
     #[serde(default, skip_serializing_if = "Option::is_none")]

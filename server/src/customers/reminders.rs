@@ -22,6 +22,7 @@ pub struct NewReminder {
     pub remind_at: DateTime<Utc>,
     /// Seconds between repeats, after `remindAt`; none for a single reminder.
     #[schema(minimum = 1, maximum = 31_622_400)]
+    #[serde(default, deserialize_with = "crate::schema::whole_number")]
     pub interval: Option<u64>,
     #[schema(max_length = 4096)]
     pub payload: Option<String>,

@@ -190,18 +190,29 @@ pub struct Cursor {
     id: Uuid,
 }
 
+/// What a cursor looks like: the time in microseconds since 1970 and the id, so that the
+/// document can say exactly which cursors the server takes (any position is a valid one).
+pub const CURSOR_PATTERN: &str = "^-?[0-9]{1,18}_[0-9a-f]{32}$";
+
 impl Cursor {
-    /// The cursor as clients see it.
+    /// The cursor as clients see it (`CURSOR_PATTERN`).
     pub fn encode(self) -> String {
-        let text = format!("{}:{}", self.at.timestamp_micros(), self.id.simple());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+        format!("{}_{}", self.at.timestamp_micros(), self.id.simple())
     }
 
-    /// The cursor [`Cursor::encode`] gave, or `None` for anything else.
+    /// The cursor [`Cursor::encode`] gives, or one the previous release gave (the same in
+    /// URL-safe base64, with `:`), or `None` for anything else.
     pub fn decode(cursor: &str) -> Option<Self> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let (micros, id) = text.split_once(':')?;
+        let (micros, id) = match cursor.split_once('_') {
+            Some(parts) => parts,
+            None => {
+                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+                let text = String::from_utf8(bytes).ok()?;
+                let (micros, id) = text.split_once(':')?;
+                let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros)?;
+                return Some(Self { at, id: id.parse().ok()? });
+            }
+        };
         let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros)?;
         Some(Self { at, id: id.parse().ok()? })
     }
@@ -297,7 +308,21 @@ mod tests {
             id: Uuid::now_v7(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
-        for garbage in ["", "!!", "bm9wZQ", "MTIzOm5vdC1hLXV1aWQ"] {
+        let (micros, id) =
+            cursor.encode().split_once('_').map(|(m, i)| (m.len(), i.len())).unwrap();
+        assert_eq!((micros, id), (16, 32), "{}", cursor.encode());
+        // The previous release's form still reads.
+        let previous = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("1700000000123456:{}", cursor.id.simple()));
+        assert_eq!(Cursor::decode(&previous), Some(cursor));
+        // Every cursor the document's pattern allows is a position, the extremes too.
+        for edge in ["999999999999999999", "-999999999999999999", "0"] {
+            let cursor = format!("{edge}_{}", "f".repeat(32));
+            assert!(Cursor::decode(&cursor).is_some(), "{cursor}");
+        }
+        for garbage in
+            ["", "!!", "bm9wZQ", "MTIzOm5vdC1hLXV1aWQ", "1_2", "x_ffffffffffffffffffffffffffffffff"]
+        {
             assert!(Cursor::decode(garbage).is_none(), "{garbage}");
         }
     }

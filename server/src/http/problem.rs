@@ -145,7 +145,9 @@ impl ApiError {
 }
 
 /// The request header that asks for a refusal's answer as it was before problems carried it
-/// (`422` with the payment's or transfer's own body). Deprecated: it goes in the next release.
+/// (`422` with the payment's or transfer's own body). Deprecated: it goes in the next release,
+/// and so the OpenAPI document names it only in the two operations' descriptions (a generated
+/// client should never send it).
 pub const LEGACY_REFUSAL_HEADER: &str = "hazina-refusal";
 
 /// Whether the request asked for the deprecated refusal body ([`LEGACY_REFUSAL_HEADER`]: `body`).
@@ -316,6 +318,9 @@ impl From<TenancyError> for ApiError {
     fn from(error: TenancyError) -> Self {
         match error {
             TenancyError::NotFound(what) => Self::not_found(what),
+            TenancyError::AppNotFound => {
+                Self::new(StatusCode::NOT_FOUND, Code::AppNotFound, error.to_string())
+            }
             TenancyError::Invalid { code, detail } => Self::invalid(code, detail),
             TenancyError::AppExists => {
                 Self::new(StatusCode::CONFLICT, error.code(), error.to_string())

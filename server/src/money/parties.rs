@@ -193,15 +193,11 @@ impl Service {
                 Ok((wallet, Some(CustomerId(*customer_id))))
             }
             Party::Channel(ChannelRef { channel_number }) => {
-                let channel =
-                    self.payments.channel_by_number(org, channel_number).await?.ok_or_else(
-                        || {
-                            MoneyError::invalid(
-                                Code::InvalidChannelNumber,
-                                "the org has no such channel",
-                            )
-                        },
-                    )?;
+                let channel = self
+                    .payments
+                    .channel_by_number(org, channel_number)
+                    .await?
+                    .ok_or(MoneyError::NotFound("channel"))?;
                 let account = self
                     .store
                     .account(org, channel.clearing)

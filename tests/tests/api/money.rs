@@ -295,8 +295,8 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_changes_nothing() {
                 } }),
                 "1",
             ),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_channel_number",
+            StatusCode::NOT_FOUND,
+            "not_found",
         ),
     ];
     for (body, status, code) in cases {

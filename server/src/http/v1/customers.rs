@@ -153,7 +153,7 @@ async fn update_tags(
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, description = "The tag's key"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The tag's key"),
     ),
     responses(
         (status = 204, description = "The customer no longer has the tag"),
@@ -210,8 +210,8 @@ async fn update_secondary_ids(
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, description = "The secondary id's key"),
-        ("value" = String, Path, description = "The secondary id's value"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The secondary id's key"),
+        ("value" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The secondary id's value"),
     ),
     responses(
         (status = 204, description = "The customer no longer has the secondary id"),
@@ -269,7 +269,7 @@ async fn update_metadata(
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, description = "The metadata key"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The metadata key"),
     ),
     responses(
         (status = 204, description = "The customer no longer has the key"),
@@ -368,7 +368,7 @@ pub struct Reminders {
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, description = "The reminder's key"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The reminder's key"),
     ),
     request_body = NewReminder,
     responses(
@@ -419,7 +419,7 @@ async fn list_reminders(
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, description = "The reminder's key"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The reminder's key"),
     ),
     responses(
         (status = 204, description = "The app has no reminder with the key for the customer"),
@@ -543,7 +543,8 @@ struct TimelineQuery {
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("cursor" = Option<String>, Query, description = "The previous page's `nextCursor`"),
+        ("cursor" = Option<String>, Query, pattern = "^-?[0-9]{1,18}_[0-9a-f]{32}$",
+            description = "The previous page's `nextCursor`"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500,
             description = "Items per page, 1 to 500 (default 50)"),
     ),

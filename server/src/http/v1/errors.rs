@@ -128,7 +128,14 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
         &[ORG_KEY, conflict(&[Code::AlreadyExists]), unprocessable(&[Code::InvalidName])],
     ),
     ("list_apps", &[ORG_KEY]),
-    ("create_key", &[ORG_KEY, unprocessable(&[Code::AppNotFound, Code::InvalidName])]),
+    (
+        "create_key",
+        &[
+            ORG_KEY,
+            (StatusCode::NOT_FOUND, &[Code::AppNotFound]),
+            unprocessable(&[Code::InvalidName]),
+        ],
+    ),
     ("list_keys", &[ORG_KEY]),
     ("revoke_key", &[ORG_KEY, NOT_FOUND]),
     // Customers (`v1::customers`, `crate::customers`): every one of them names a customer,
@@ -224,7 +231,6 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
                 Code::CurrencyMismatch,
                 Code::DuplicateRequest,
                 Code::IdAlreadyUsed,
-                Code::InvalidChannelNumber,
                 Code::InvalidCounterParty,
                 Code::InvalidCustomerNumber,
                 Code::InvalidNarration,

@@ -96,6 +96,7 @@ pub struct NewTransfer {
     pub legs: Vec<Leg>,
     /// For `pending`: 1 to 2,592,000 (30 days); none waits for a post or void.
     #[schema(minimum = 1, maximum = 2_592_000)]
+    #[serde(default, deserialize_with = "crate::schema::whole_number")]
     pub timeout_seconds: Option<u64>,
     pub pending_id: Option<Uuid>,
     pub amounts: Option<Vec<MoneyValue>>,
@@ -228,8 +229,10 @@ fn request(
 
 /// Applies one transfer (org key): `201` when accepted, `409` with the problem
 /// `ledger_refused` and the ledger's `reason` when rejected.
+///
+/// Deprecated, for this release only: the request header `Hazina-Refusal: body` answers a
+/// rejection as the previous release did, `422` with this operation's `201` body.
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = NewTransfer,
-    params(super::LegacyRefusal),
     responses((status = 201, body = TransferOutcome)))]
 async fn create_transfer(
     caller: Caller,

@@ -92,6 +92,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
     payment_channels::document_deprecated_routes(&mut document);
     errors::document(&mut document);
     problems_as_problem_json(&mut document);
+    texts_hold_no_nul(&mut document);
     let router = router.merge(payment_channels::deprecated_routes());
     (router.layer(DefaultBodyLimit::max(BODY_BYTES_MAX)), document)
 }
@@ -124,17 +125,40 @@ fn problems_as_problem_json(document: &mut serde_json::Value) {
     }
 }
 
-/// The deprecated request header that asks for a refusal's answer of the previous release.
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code, reason = "read by `problem::legacy_refusal`; this only documents it")]
-pub struct LegacyRefusal {
-    /// Deprecated, for one release: `body` answers a payment or transfer the ledger refused as
-    /// the previous release did (`422` with the payment's or transfer's own JSON body) instead
-    /// of `409` with a problem (`payment_failed` or `ledger_refused`).
-    #[param(rename = "Hazina-Refusal", pattern = "^body$")]
-    #[deprecated = "the previous release's refusal body goes in the next release"]
-    hazina_refusal: Option<String>,
+/// States the rule that holds for every text (`crate::schema::TEXT`: no NUL) on each string
+/// and map key that states nothing stricter, so that the document says what the server
+/// accepts: a body with a NUL anywhere is refused whole. Not for the `Problem` schema, whose
+/// `detail` may quote the request.
+fn texts_hold_no_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(object) => {
+            let is_string = match object.get("type") {
+                Some(Value::String(kind)) => kind == "string",
+                Some(Value::Array(kinds)) => kinds.iter().any(|kind| kind == "string"),
+                _ => false,
+            };
+            let constrained = ["pattern", "format", "enum", "const", "contentEncoding"]
+                .iter()
+                .any(|key| object.contains_key(*key));
+            if is_string && !constrained {
+                object.insert("pattern".to_owned(), crate::schema::TEXT.into());
+            }
+            let is_map = object.get("additionalProperties").is_some_and(Value::is_object);
+            if is_map && !object.contains_key("propertyNames") {
+                let names = serde_json::json!({ "type": "string", "pattern": crate::schema::TEXT });
+                object.insert("propertyNames".to_owned(), names);
+            }
+            for (key, value) in object.iter_mut() {
+                // A problem's `detail` may quote what was wrong with a request, NUL included.
+                if key != "Problem" {
+                    texts_hold_no_nul(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(texts_hold_no_nul),
+        _ => {}
+    }
 }
 
 /// A page size from a query: the default when absent, refused outside 1..=max.
@@ -176,6 +200,60 @@ mod tests {
             );
         }
         assert_eq!(listed.len(), Code::ALL.len(), "the document lists codes that do not exist");
+    }
+
+    /// Every pattern in the document is one of the rules `crate::schema` names (or one of the
+    /// few written beside their field and listed here), so that an attribute's copy of a rule
+    /// cannot drift from it; and every string states one.
+    #[test]
+    fn every_text_states_its_rule_and_every_rule_is_a_known_one() {
+        fn walk(value: &serde_json::Value, path: &str, found: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(object) => {
+                    if let Some(pattern) = object.get("pattern").and_then(|p| p.as_str()) {
+                        let known = [
+                            crate::schema::TEXT,
+                            crate::schema::WORDS,
+                            crate::schema::PRINTABLE,
+                            crate::schema::BASE64,
+                            crate::schema::AMOUNT,
+                            // Wallet ids, provider URLs, the deprecated refusal header.
+                            "^[A-Za-z0-9._-]+$",
+                            r"^https?://[^\s\u0000]+$",
+                            crate::customers::timeline::CURSOR_PATTERN,
+                        ];
+                        if !known.contains(&pattern) {
+                            found.push(format!("{path}: {pattern}"));
+                        }
+                    }
+                    let is_string = object.get("type").is_some_and(|kind| {
+                        kind == "string"
+                            || kind.as_array().is_some_and(|k| k.contains(&"string".into()))
+                    });
+                    let stated = ["pattern", "format", "enum", "const", "contentEncoding"]
+                        .iter()
+                        .any(|key| object.contains_key(*key));
+                    // The answers' `Problem` quotes requests and states no rule.
+                    let quotes = path.starts_with("/components/schemas/Problem/");
+                    if is_string && !stated && !quotes {
+                        found.push(format!("{path}: a string without a rule"));
+                    }
+                    for (key, value) in object {
+                        walk(value, &format!("{path}/{key}"), found);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        walk(item, &format!("{path}/{i}"), found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (_, document) = super::routes();
+        let mut found = Vec::new();
+        walk(&document, "", &mut found);
+        assert!(found.is_empty(), "{found:#?}");
     }
 
     /// Client generators name what the document leaves unnamed, and the usual ones fail on

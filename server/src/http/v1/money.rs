@@ -45,7 +45,7 @@ pub struct MoneyValue {
     pub currency_code: String,
     /// A plain decimal with at most the currency's decimals, e.g. `120.50`; positive for
     /// payments, within 64-bit minor units.
-    #[schema(max_length = 40, example = "120.50")]
+    #[schema(max_length = 40, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "120.50")]
     pub amount: String,
 }
 
@@ -165,9 +165,10 @@ impl utoipa::ToSchema for CurrencyCode {}
 pub struct NewPurse {
     #[schema(value_type = CurrencyCode, example = "KES")]
     pub currency_code: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub name: Option<String>,
     /// How far the purse may go below zero, as a decimal string.
+    #[schema(max_length = 40, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "1000")]
     pub overdraft_limit: Option<String>,
 }
 
@@ -308,7 +309,8 @@ async fn list_wallets(
 
 /// A customer's wallet and its balance.
 #[utoipa::path(get, path = "/v1/customers/{customer_id}/wallets/{wallet_id}", tag = "wallets",
-    params(("customer_id" = Uuid, Path), ("wallet_id" = String, Path)),
+    params(("customer_id" = Uuid, Path),
+        ("wallet_id" = String, Path, min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9._-]+$")),
     responses((status = 200, body = WalletView)))]
 async fn get_wallet(
     caller: Caller,
@@ -359,8 +361,10 @@ pub struct PaymentResult {
 /// `pending_confirmation` (or `queued`) until the provider settles it; follow it at
 /// `GET /v1/payments/{transaction_id}`. A replayed `transactionId` returns the original
 /// result.
+///
+/// Deprecated, for this release only: the request header `Hazina-Refusal: body` answers a
+/// payment not made as the previous release did, `422` with this operation's `201` body.
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = NewPayment,
-    params(super::LegacyRefusal),
     responses((status = 201, body = PaymentResult),
         (status = 202, description = "Sent to the provider; not settled yet", body = super::payments::PaymentView)))]
 async fn create_payment(

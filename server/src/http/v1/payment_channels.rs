@@ -101,11 +101,16 @@ pub struct NewChannel {
     pub channel_number: String,
     #[schema(value_type = super::money::CurrencyCode, example = "KES")]
     pub currency_code: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub name: Option<String>,
     /// The provider's API address: production, sandbox, or a simulator
     /// (`http://127.0.0.1:8080/simulator/mpesa` with `hazina serve --simulate`).
-    #[schema(min_length = 1, max_length = 2048, example = "https://sandbox.safaricom.co.ke")]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^https?://[^\s\u0000]+$",
+        example = "https://sandbox.safaricom.co.ke"
+    )]
     pub base_url: String,
     /// M-Pesa: `consumerKey` and `consumerSecret`, and for payouts `initiatorName` and
     /// `securityCredential`, for STK push `passkey`. MoMo: `apiUser`, `apiKey`,

@@ -214,10 +214,11 @@ async fn draft(
         ));
     }
     let number = number.normalised()?;
-    let channel =
-        state.payments.channel_by_number(caller.org, channel_number).await?.ok_or_else(|| {
-            ApiError::invalid(Code::InvalidChannelNumber, "the org has no such channel")
-        })?;
+    let channel = state
+        .payments
+        .channel_by_number(caller.org, channel_number)
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
     let missing = channel.missing_for(flow);
     if !missing.is_empty() {
         return Err(ApiError::invalid(

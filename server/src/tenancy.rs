@@ -134,9 +134,10 @@ pub struct CreatedKey {
 ///
 /// `Invalid` (`invalid_name`).
 pub fn valid_name(name: &str) -> Result<&str, TenancyError> {
-    let control = name.chars().any(char::is_control);
+    // Counted as sent, as the document's `maxLength` counts.
+    let (control, length) = (name.chars().any(char::is_control), name.chars().count());
     let name = name.trim();
-    if control || name.is_empty() || name.chars().count() > NAME_LEN_MAX {
+    if control || name.is_empty() || length > NAME_LEN_MAX {
         return Err(TenancyError::invalid(
             Code::InvalidName,
             format!("a name has 1 to {NAME_LEN_MAX} printable characters"),

@@ -202,9 +202,10 @@ impl CustomerNumber {
     /// The number as stored: cellular numbers in E.164 (they must be international, `+…`),
     /// others trimmed; invalid ones refused.
     pub fn normalised(&self) -> Result<Self, CustomerError> {
+        // Counted as sent, as the document's `maxLength` counts.
+        let sent = self.number.chars().count();
         let number = self.number.trim();
-        if number.is_empty() || number.chars().count() > IDENTIFIER_LEN_MAX || number.contains('\0')
-        {
+        if number.is_empty() || sent > IDENTIFIER_LEN_MAX || number.contains('\0') {
             return Err(CustomerError::invalid(
                 Code::InvalidCustomerNumber,
                 "the number is empty or too long",
@@ -234,8 +235,9 @@ impl CustomerNumber {
                 "the number is empty or too long",
             ));
         }
+        let sent = self.partition.as_deref().map_or(0, |p| p.chars().count());
         let partition = self.partition.as_deref().map(str::trim).filter(|p| !p.is_empty());
-        if partition.is_some_and(|p| p.chars().count() > IDENTIFIER_LEN_MAX || p.contains('\0')) {
+        if sent > IDENTIFIER_LEN_MAX || partition.is_some_and(|p| p.contains('\0')) {
             return Err(CustomerError::invalid(
                 Code::InvalidCustomerNumber,
                 "the partition is too long",

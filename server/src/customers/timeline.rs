@@ -203,18 +203,21 @@ impl Cursor {
     /// The cursor [`Cursor::encode`] gives, or one the previous release gave (the same in
     /// URL-safe base64, with `:`), or `None` for anything else.
     pub fn decode(cursor: &str) -> Option<Self> {
-        let (micros, id) = match cursor.split_once('_') {
-            Some(parts) => parts,
-            None => {
-                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
-                let text = String::from_utf8(bytes).ok()?;
-                let (micros, id) = text.split_once(':')?;
-                let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros)?;
-                return Some(Self { at, id: id.parse().ok()? });
-            }
+        let previous;
+        let (micros, id) = if let Some(parts) = cursor.split_once('_') {
+            parts
+        } else {
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+            previous = String::from_utf8(bytes).ok()?;
+            previous.split_once(':')?
         };
         let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros)?;
-        Some(Self { at, id: id.parse().ok()? })
+        // Every position is a valid cursor, but PostgreSQL keeps no time before 4713 BC: one
+        // before all that it can keep is before everything, which its earliest time is too.
+        let earliest = chrono::NaiveDate::from_ymd_opt(-4712, 1, 1)
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .map(|time| time.and_utc())?;
+        Some(Self { at: at.max(earliest), id: id.parse().ok()? })
     }
 }
 

@@ -825,6 +825,13 @@ async fn bad_reminders_activities_and_queries(server: &ApiServer, base: &str) {
     ] {
         refused(server, &Method::GET, &format!("{base}/timeline?{query}"), &[(None, code)]).await;
     }
+    // Any position the document's pattern allows is a cursor, before what PostgreSQL can keep
+    // and in the far future too: a page, maybe empty, never a 5xx.
+    for micros in ["-999999999999999999", "999999999999999999"] {
+        let path = format!("{base}/timeline?cursor={micros}_{}", "f".repeat(32));
+        let (status, page) = server.get(&server.app_key, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+    }
 }
 
 #[tokio::test]

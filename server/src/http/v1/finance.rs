@@ -104,7 +104,7 @@ pub struct NewTransfer {
     /// When it happened in the world (for the trial balance); now when absent.
     pub effective_at: Option<DateTime<Utc>>,
     /// Free-form, stored with the transfer.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

@@ -86,7 +86,16 @@ pub struct CustomerRef {
     operation_id = "create_or_resolve_customer",
     path = "/v1/customers",
     tag = "customers",
-    request_body = CustomerRef,
+    request_body(content = CustomerRef, examples(
+        ("byPhoneNumber" = (
+            summary = "By phone number: the customer, made when the number is new",
+            value = json!({"customerNumber": {"number": "+254712345678", "provider": "cellular"}}),
+        )),
+        ("bySecondaryId" = (
+            summary = "By secondary id: an existing customer only",
+            value = json!({"secondaryId": {"key": "nationalId", "value": "23456789"}}),
+        )),
+    )),
     responses(
         (status = 200, description = "An existing customer", body = CustomerView),
         (status = 201, description = "A customer made for a new number", body = CustomerView),
@@ -306,7 +315,10 @@ async fn delete_metadata(
     path = "/v1/customers/{customer_id}/app-data",
     tag = "customers",
     params(("customer_id" = Uuid, Path, description = "The customer")),
-    request_body = DataValue,
+    request_body(
+        content = DataValue,
+        example = json!({"string": "{\"loyaltyPoints\":1250,\"tier\":\"gold\"}"}),
+    ),
     responses(
         (status = 200, description = "The app data as stored", body = AppData),
     ),

@@ -39,6 +39,12 @@ fn properties_schema() -> utoipa::openapi::schema::Object {
 /// `cart_abandoned`, properties `{"cartTotal": "1200"}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "source": "web-shop",
+    "sessionId": "s1",
+    "key": "checkout",
+    "properties": {"cartTotal": "1200.00", "items": "3"}
+}))]
 pub struct NewActivity {
     #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub source: String,

@@ -18,6 +18,11 @@ use crate::code::Code;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "remindAt": "2030-01-31T06:00:00Z",
+    "interval": 2_592_000,
+    "payload": "{\"kind\":\"loan-repayment\",\"loanId\":\"LN-2291\"}"
+}))]
 pub struct NewReminder {
     pub remind_at: DateTime<Utc>,
     /// Seconds between repeats, after `remindAt`; none for a single reminder.

@@ -73,6 +73,7 @@ pub struct SecondaryIdRef {
 /// Create or resolve: by number (created when new), or by secondary id (resolved only).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"customerNumber": {"number": "+254712345678", "provider": "cellular"}}))]
 pub struct CustomerRef {
     pub customer_number: Option<CustomerNumber>,
     pub secondary_id: Option<SecondaryIdRef>,
@@ -85,7 +86,16 @@ pub struct CustomerRef {
     operation_id = "create_or_resolve_customer",
     path = "/v1/customers",
     tag = "customers",
-    request_body = CustomerRef,
+    request_body(content = CustomerRef, examples(
+        ("byPhoneNumber" = (
+            summary = "By phone number: the customer, made when the number is new",
+            value = json!({"customerNumber": {"number": "+254712345678", "provider": "cellular"}}),
+        )),
+        ("bySecondaryId" = (
+            summary = "By secondary id: an existing customer only",
+            value = json!({"secondaryId": {"key": "nationalId", "value": "23456789"}}),
+        )),
+    )),
     responses(
         (status = 200, description = "An existing customer", body = CustomerView),
         (status = 201, description = "A customer made for a new number", body = CustomerView),
@@ -117,6 +127,10 @@ async fn create_or_resolve(
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"tags": [
+    {"key": "segment", "value": "gold"},
+    {"key": "campaign", "value": "december-promo", "expiresAt": "2030-12-31T21:00:00Z"}
+]}))]
 pub struct Tags {
     /// At most 100, counting the customer's tags that are kept.
     #[schema(max_items = 100)]
@@ -172,6 +186,10 @@ async fn delete_tag(
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"secondaryIds": [
+    {"key": "nationalId", "value": "23456789"},
+    {"key": "loyaltyCard", "value": "LC-104233", "expiresAt": "2030-06-30T21:00:00Z"}
+]}))]
 pub struct SecondaryIds {
     /// At most 100, counting the customer's secondary ids that are kept.
     #[schema(max_items = 100)]
@@ -232,6 +250,11 @@ async fn delete_secondary_id(
 /// The org's key-value map for a customer.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"metadata": {
+    "county": {"string": "Nairobi"},
+    "preferredLanguage": {"string": "sw"},
+    "idPhotoSha256": {"bytes": "cD6vWmoPILQilplReSHcKgTiIH31pGyV2Wt3Lb4Tm1U="}
+}}))]
 pub struct Metadata {
     /// At most 100 keys of 1 to 256 characters, counting the customer's keys that are kept;
     /// each value at most 64 KiB.
@@ -292,7 +315,10 @@ async fn delete_metadata(
     path = "/v1/customers/{customer_id}/app-data",
     tag = "customers",
     params(("customer_id" = Uuid, Path, description = "The customer")),
-    request_body = DataValue,
+    request_body(
+        content = DataValue,
+        example = json!({"string": "{\"loyaltyPoints\":1250,\"tier\":\"gold\"}"}),
+    ),
     responses(
         (status = 200, description = "The app data as stored", body = AppData),
     ),

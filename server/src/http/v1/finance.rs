@@ -82,6 +82,24 @@ pub enum LegSide {
 /// outcome; a different request under the same id is rejected.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "transferId": "0192a3b5-1c2d-7e3f-a4b5-c6d7e8f9a0b1",
+    "type": "post",
+    "code": "fee",
+    "legs": [
+        {
+            "accountId": "0192a3b4-f0e1-7d2c-9b3a-48596a7b8c9d",
+            "side": "debit",
+            "value": {"currencyCode": "KES", "amount": "30.00"}
+        },
+        {
+            "accountId": "0192a3b4-f1a2-7b3c-9d4e-5f6a7b8c9d0e",
+            "side": "credit",
+            "value": {"currencyCode": "KES", "amount": "30.00"}
+        }
+    ],
+    "metadata": {"orderId": "10452"}
+}))]
 pub struct NewTransfer {
     /// A new UUIDv7 when absent.
     pub transfer_id: Option<Uuid>,
@@ -232,7 +250,79 @@ fn request(
 ///
 /// Deprecated, for this release only: the request header `Hazina-Refusal: body` answers a
 /// rejection as the previous release did, `422` with this operation's `201` body.
-#[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = NewTransfer,
+#[utoipa::path(post, path = "/v1/transfers", tag = "transfers",
+    request_body(content = NewTransfer, examples(
+        ("post" = (
+            summary = "Move money now: a fee from a customer's wallet to the fees purse",
+            value = json!({
+                "type": "post",
+                "code": "fee",
+                "legs": [
+                    {
+                        "accountId": "0192a3b4-f0e1-7d2c-9b3a-48596a7b8c9d",
+                        "side": "debit",
+                        "value": {"currencyCode": "KES", "amount": "30.00"}
+                    },
+                    {
+                        "accountId": "0192a3b4-f1a2-7b3c-9d4e-5f6a7b8c9d0e",
+                        "side": "credit",
+                        "value": {"currencyCode": "KES", "amount": "30.00"}
+                    }
+                ],
+                "metadata": {"orderId": "10452"}
+            }),
+        )),
+        ("pending" = (
+            summary = "Reserve money for 15 minutes: an order's amount, from the wallet to \
+                the sales purse",
+            value = json!({
+                "transferId": "0192a3b5-2d3e-7f4a-b5c6-d7e8f9a0b1c2",
+                "type": "pending",
+                "code": "order-hold",
+                "legs": [
+                    {
+                        "accountId": "0192a3b4-f0e1-7d2c-9b3a-48596a7b8c9d",
+                        "side": "debit",
+                        "value": {"currencyCode": "KES", "amount": "1200.00"}
+                    },
+                    {
+                        "accountId": "0192a3b4-f3c4-7d5e-8f6a-7b8c9d0e1f2a",
+                        "side": "credit",
+                        "value": {"currencyCode": "KES", "amount": "1200.00"}
+                    }
+                ],
+                "timeoutSeconds": 900
+            }),
+        )),
+        ("postPending" = (
+            summary = "Post part of a reserved amount: 1,000 of the 1,200 held",
+            value = json!({
+                "type": "post_pending",
+                "code": "order-hold",
+                "pendingId": "0192a3b5-2d3e-7f4a-b5c6-d7e8f9a0b1c2",
+                "amounts": [
+                    {"currencyCode": "KES", "amount": "1000.00"},
+                    {"currencyCode": "KES", "amount": "1000.00"}
+                ]
+            }),
+        )),
+        ("voidPending" = (
+            summary = "Release a reserved amount",
+            value = json!({
+                "type": "void_pending",
+                "code": "order-hold",
+                "pendingId": "0192a3b5-2d3e-7f4a-b5c6-d7e8f9a0b1c2"
+            }),
+        )),
+        ("reverse" = (
+            summary = "Undo a posted transfer: the fee refunded",
+            value = json!({
+                "type": "reverse",
+                "code": "fee-refund",
+                "reversalOf": "0192a3b5-1c2d-7e3f-a4b5-c6d7e8f9a0b1"
+            }),
+        )),
+    )),
     responses((status = 201, body = TransferOutcome)))]
 async fn create_transfer(
     caller: Caller,
@@ -270,6 +360,42 @@ async fn create_transfer(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"transfers": [
+    {
+        "transferId": "0192a3b5-1c2d-7e3f-a4b5-c6d7e8f9a0b1",
+        "type": "post",
+        "code": "fee",
+        "legs": [
+            {
+                "accountId": "0192a3b4-f0e1-7d2c-9b3a-48596a7b8c9d",
+                "side": "debit",
+                "value": {"currencyCode": "KES", "amount": "30.00"}
+            },
+            {
+                "accountId": "0192a3b4-f1a2-7b3c-9d4e-5f6a7b8c9d0e",
+                "side": "credit",
+                "value": {"currencyCode": "KES", "amount": "30.00"}
+            }
+        ]
+    },
+    {
+        "transferId": "0192a3b5-4f5a-7b6c-97d8-e9f0a1b2c3d4",
+        "type": "post",
+        "code": "fee",
+        "legs": [
+            {
+                "accountId": "0192a3b4-f2b3-7c4d-8e5f-6a7b8c9d0e1f",
+                "side": "debit",
+                "value": {"currencyCode": "KES", "amount": "30.00"}
+            },
+            {
+                "accountId": "0192a3b4-f1a2-7b3c-9d4e-5f6a7b8c9d0e",
+                "side": "credit",
+                "value": {"currencyCode": "KES", "amount": "30.00"}
+            }
+        ]
+    }
+]}))]
 pub struct TransferBatch {
     /// 1 to 1,000 transfers, applied in order; each has its own outcome.
     #[schema(min_items = 1, max_items = 1000)]

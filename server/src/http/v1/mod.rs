@@ -7,6 +7,8 @@
 
 pub mod customers;
 mod errors;
+#[cfg(test)]
+mod examples;
 pub mod finance;
 pub mod money;
 pub mod payment_channels;

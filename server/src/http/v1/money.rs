@@ -162,6 +162,7 @@ impl utoipa::ToSchema for CurrencyCode {}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"currencyCode": "KES", "name": "float", "overdraftLimit": "5000.00"}))]
 pub struct NewPurse {
     #[schema(value_type = CurrencyCode, example = "KES")]
     pub currency_code: String,
@@ -268,6 +269,7 @@ async fn get_purse(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"walletId": "main", "currencyCode": "KES"}))]
 pub struct NewWallet {
     /// The app's name for the wallet, unique per customer.
     #[schema(min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9._-]+$")]
@@ -323,6 +325,16 @@ async fn get_wallet(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "transactionId": "0192a3b5-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
+    "debitParty": {"purse": {"purseId": "0192a3b4-e7f8-7a09-b1c2-d3e4f5a6b7c8"}},
+    "creditParty": {"wallet": {
+        "customerId": "0192a3b4-d1e2-7f30-8a41-b52c63d74e85",
+        "walletId": "main"
+    }},
+    "value": {"currencyCode": "KES", "amount": "1500.00"},
+    "narration": "Cashback on order 10452"
+}))]
 pub struct NewPayment {
     /// The transaction id to use; a new one when absent. Replaying an id returns the
     /// original result.
@@ -364,7 +376,62 @@ pub struct PaymentResult {
 ///
 /// Deprecated, for this release only: the request header `Hazina-Refusal: body` answers a
 /// payment not made as the previous release did, `422` with this operation's `201` body.
-#[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = NewPayment,
+#[utoipa::path(post, path = "/v1/payments", tag = "payments",
+    request_body(content = NewPayment, examples(
+        ("purseToWallet" = (
+            summary = "From the org's float purse to a customer's wallet, settled at once",
+            value = json!({
+                "debitParty": {"purse": {"purseId": "0192a3b4-e7f8-7a09-b1c2-d3e4f5a6b7c8"}},
+                "creditParty": {"wallet": {
+                    "customerId": "0192a3b4-d1e2-7f30-8a41-b52c63d74e85",
+                    "walletId": "main"
+                }},
+                "value": {"currencyCode": "KES", "amount": "1500.00"},
+                "narration": "Cashback on order 10452"
+            }),
+        )),
+        ("collectIntoWallet" = (
+            summary = "From a customer's M-Pesa into their wallet (an STK push through channel \
+                600000), with the checkout that led to it",
+            value = json!({
+                "debitParty": {"customer": {
+                    "customerNumber": {"number": "+254712345678", "provider": "cellular"},
+                    "channelNumber": "600000"
+                }},
+                "creditParty": {"wallet": {
+                    "customerId": "0192a3b4-d1e2-7f30-8a41-b52c63d74e85",
+                    "walletId": "main"
+                }},
+                "value": {"currencyCode": "KES", "amount": "1200.00"},
+                "narration": "Top-up for order 10452",
+                "context": {
+                    "activity": {"source": "web-shop", "sessionId": "s1", "key": "checkout"}
+                }
+            }),
+        )),
+        ("payoutToMpesa" = (
+            summary = "From the float purse to a customer's M-Pesa: a B2C payout through \
+                channel 600000",
+            value = json!({
+                "debitParty": {"purse": {"purseId": "0192a3b4-e7f8-7a09-b1c2-d3e4f5a6b7c8"}},
+                "creditParty": {"customer": {
+                    "customerNumber": {"number": "+254712345678", "provider": "cellular"},
+                    "channelNumber": "600000"
+                }},
+                "value": {"currencyCode": "KES", "amount": "2500.00"},
+                "narration": "Refund of order 10452"
+            }),
+        )),
+        ("fundChannel" = (
+            summary = "From the float purse to channel 600000's clearing account, to fund payouts",
+            value = json!({
+                "debitParty": {"purse": {"purseId": "0192a3b4-e7f8-7a09-b1c2-d3e4f5a6b7c8"}},
+                "creditParty": {"channel": {"channelNumber": "600000"}},
+                "value": {"currencyCode": "KES", "amount": "100000.00"},
+                "narration": "Payout float for December"
+            }),
+        )),
+    )),
     responses((status = 201, body = PaymentResult),
         (status = 202, description = "Sent to the provider; not settled yet", body = super::payments::PaymentView)))]
 async fn create_payment(

@@ -94,6 +94,21 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "provider": "mpesa",
+    "channelNumber": "600000",
+    "currencyCode": "KES",
+    "name": "Web shop paybill",
+    "baseUrl": "https://sandbox.safaricom.co.ke",
+    "credentials": {
+        "consumerKey": "your-daraja-consumer-key",
+        "consumerSecret": "your-daraja-consumer-secret",
+        "passkey": "your-lipa-na-mpesa-passkey",
+        "initiatorName": "your-b2c-initiator",
+        "securityCredential": "your-encrypted-initiator-password"
+    },
+    "treasuryLimit": {"currencyCode": "KES", "amount": "250000.00"}
+}))]
 pub struct NewChannel {
     pub provider: Provider,
     /// The paybill, till or shortcode (M-Pesa: 5 to 7 digits), or the MoMo account's id.
@@ -369,6 +384,7 @@ async fn get_channel(
 /// A channel's treasury limit.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"treasuryLimit": {"currencyCode": "KES", "amount": "250000.00"}}))]
 pub struct TreasuryLimit {
     /// The most an org key may move out of the clearing account in one payment or transfer,
     /// in the channel's currency (`0` allows none).
@@ -413,6 +429,7 @@ async fn set_treasury_limit(
 /// Where a channel's unprompted payments go.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"receivingPurseId": "0192a3b4-e7f8-7a09-b1c2-d3e4f5a6b7c8"}))]
 pub struct C2bRegistration {
     /// The purse that takes payments whose account reference names none of the paying
     /// customer's wallets.

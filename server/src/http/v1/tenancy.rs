@@ -22,6 +22,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Web shop"}))]
 pub struct NewApp {
     #[schema(
         min_length = 1,
@@ -33,6 +34,10 @@ pub struct NewApp {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "Web shop, production",
+    "appId": "0192a3b4-c5d6-7e8f-9a0b-1c2d3e4f5a6b"
+}))]
 pub struct NewKeyRequest {
     #[schema(
         min_length = 1,

@@ -1,0 +1,427 @@
+//! Tests that every request body in the OpenAPI document has an example, and that every example
+//! is one the server accepts: it reads as the operation's request type, the way the `Body`
+//! extractor reads it, and passes the checks the handler and its service run before they touch
+//! the database. An example a client copies and sees refused is worse than none.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::customers::{CustomerRef, Metadata, SecondaryIds, Tags};
+use super::finance::{BATCH_TRANSFERS_MAX, NewTransfer, TransferBatch};
+use super::money::{NewPayment, NewPurse, NewWallet, Party};
+use super::payment_channels::{C2bRegistration, NewChannel, TreasuryLimit};
+use super::tenancy::{NewApp, NewKeyRequest};
+use crate::code::Code;
+use crate::customers::reminders::NewReminder;
+use crate::customers::{self, DataValue, NewActivity};
+use crate::http::problem::ApiError;
+use crate::money;
+use crate::payments::ProviderHosts;
+
+/// Whether an example is a body the operation accepts; why not, when it is not.
+type Accepts = fn(&Value) -> Result<(), String>;
+
+/// Every operation with a request body, by `operationId`, and how it reads and checks its body.
+const ACCEPTS: &[(&str, Accepts)] = &[
+    ("create_app", create_app),
+    ("create_key", create_key),
+    ("create_or_resolve_customer", create_or_resolve_customer),
+    ("update_tags", update_tags),
+    ("update_secondary_ids", update_secondary_ids),
+    ("update_metadata", update_metadata),
+    ("update_app_data", update_app_data),
+    ("update_reminder", update_reminder),
+    ("create_activity", create_activity),
+    ("create_purse", create_purse),
+    ("create_wallet", create_wallet),
+    ("create_payment", create_payment),
+    ("create_transfer", create_transfer),
+    ("create_transfer_batch", create_transfer_batch),
+    ("create_payment_channel", create_payment_channel),
+    ("set_treasury_limit", set_treasury_limit),
+    ("register_c2b_urls", register_c2b_urls),
+];
+
+/// The suffix of the deprecated payment-channel operations: copies of the current ones under
+/// the old path, served by the same handlers, so they take the same bodies.
+const DEPRECATED_SUFFIX: &str = "_deprecated";
+
+/// Reads an example as the `Body` extractor reads a request's bytes (`axum::Json`), so that a
+/// refusal here is the `invalid_body` a client would get.
+fn read<T: DeserializeOwned>(example: &Value) -> Result<T, String> {
+    let bytes = serde_json::to_vec(example).map_err(|error| error.to_string())?;
+    axum::Json::<T>::from_bytes(&bytes)
+        .map(|axum::Json(body)| body)
+        .map_err(|rejection| rejection.body_text())
+}
+
+/// A refusal in the words of the problem the server would answer with.
+fn refused(error: impl Into<ApiError>) -> String {
+    let error = error.into();
+    format!("{}: {}", error.code, error.detail)
+}
+
+fn create_app(example: &Value) -> Result<(), String> {
+    let new: NewApp = read(example)?;
+    crate::tenancy::valid_name(&new.name).map_err(refused)?;
+    Ok(())
+}
+
+fn create_key(example: &Value) -> Result<(), String> {
+    let new: NewKeyRequest = read(example)?;
+    crate::tenancy::valid_name(&new.name).map_err(refused)?;
+    Ok(())
+}
+
+fn create_or_resolve_customer(example: &Value) -> Result<(), String> {
+    let reference: CustomerRef = read(example)?;
+    // The handler asks for exactly one of the two before it looks anything up.
+    match (reference.customer_number, reference.secondary_id) {
+        (Some(number), None) => {
+            number.normalised().map_err(refused)?;
+        }
+        (None, Some(_)) => {}
+        _ => return Err("give exactly one of customerNumber and secondaryId".to_owned()),
+    }
+    Ok(())
+}
+
+fn update_tags(example: &Value) -> Result<(), String> {
+    let update: Tags = read(example)?;
+    if update.tags.len() > customers::TAGS_MAX {
+        return Err(format!("more than {} tags", customers::TAGS_MAX));
+    }
+    // What `customers::data::set_tags` checks of each tag before it opens a transaction.
+    for tag in &update.tags {
+        customers::check_key(&tag.key).map_err(refused)?;
+        customers::check_text(
+            &tag.value,
+            customers::VALUE_LEN_MAX,
+            Code::InvalidValue,
+            "a tag value",
+        )
+        .map_err(refused)?;
+    }
+    Ok(())
+}
+
+fn update_secondary_ids(example: &Value) -> Result<(), String> {
+    let update: SecondaryIds = read(example)?;
+    if update.secondary_ids.len() > customers::SECONDARY_IDS_MAX {
+        return Err(format!("more than {} secondary ids", customers::SECONDARY_IDS_MAX));
+    }
+    // What `customers::data::set_secondary_ids` checks of each id before it opens a transaction.
+    for id in &update.secondary_ids {
+        customers::check_key(&id.key).map_err(refused)?;
+        customers::check_text(
+            &id.value,
+            customers::VALUE_LEN_MAX,
+            Code::InvalidValue,
+            "a secondary id value",
+        )
+        .map_err(refused)?;
+    }
+    Ok(())
+}
+
+/// What `customers::data::set_metadata` (and a payment's context) checks of metadata before it
+/// opens a transaction.
+fn check_metadata(metadata: &BTreeMap<String, DataValue>) -> Result<(), String> {
+    if metadata.len() > customers::METADATA_KEYS_MAX {
+        return Err(format!("more than {} metadata keys", customers::METADATA_KEYS_MAX));
+    }
+    for (key, value) in metadata {
+        customers::check_key(key).map_err(refused)?;
+        value.to_stored().map_err(refused)?;
+    }
+    Ok(())
+}
+
+fn update_metadata(example: &Value) -> Result<(), String> {
+    let update: Metadata = read(example)?;
+    check_metadata(&update.metadata)
+}
+
+fn update_app_data(example: &Value) -> Result<(), String> {
+    let value: DataValue = read(example)?;
+    value.to_stored().map_err(refused)?;
+    Ok(())
+}
+
+fn update_reminder(example: &Value) -> Result<(), String> {
+    // `customers::reminders::set` checks the interval and payload inline, after the key and
+    // beside the database: reading the body is all there is to run here.
+    let _: NewReminder = read(example)?;
+    Ok(())
+}
+
+fn create_activity(example: &Value) -> Result<(), String> {
+    let new: NewActivity = read(example)?;
+    customers::check_activity(&new).map_err(refused)?;
+    Ok(())
+}
+
+fn create_purse(example: &Value) -> Result<(), String> {
+    let new: NewPurse = read(example)?;
+    money::currency(&new.currency_code).map_err(refused)?;
+    if let Some(limit) = &new.overdraft_limit {
+        money::amount(&new.currency_code, limit).map_err(refused)?;
+    }
+    Ok(())
+}
+
+fn create_wallet(example: &Value) -> Result<(), String> {
+    let new: NewWallet = read(example)?;
+    money::currency(&new.currency_code).map_err(refused)?;
+    Ok(())
+}
+
+fn create_payment(example: &Value) -> Result<(), String> {
+    let payment: NewPayment = read(example)?;
+    let amount = payment.value.money().map_err(refused)?;
+    money::check_payment(amount, payment.narration.as_deref()).map_err(refused)?;
+    for party in [&payment.debit_party, &payment.credit_party] {
+        if let Party::Customer(customer) = party {
+            customer.customer_number.normalised().map_err(refused)?;
+        }
+    }
+    // What `money::context_effects` checks of the context besides its customer.
+    if let Some(context) = &payment.context {
+        if let Some(activity) = &context.activity {
+            customers::check_activity(activity).map_err(refused)?;
+        }
+        if let Some(metadata) = &context.metadata {
+            check_metadata(metadata)?;
+        }
+        if let Some(value) = &context.app_data {
+            value.to_stored().map_err(refused)?;
+        }
+    }
+    Ok(())
+}
+
+/// The amounts of a transfer, read as `finance::request` reads them (the rest of its checks
+/// are private to the handler's module).
+fn check_transfer(new: &NewTransfer) -> Result<(), String> {
+    for leg in &new.legs {
+        leg.value.money().map_err(refused)?;
+    }
+    for amount in new.amounts.iter().flatten() {
+        amount.money().map_err(refused)?;
+    }
+    Ok(())
+}
+
+fn create_transfer(example: &Value) -> Result<(), String> {
+    let new: NewTransfer = read(example)?;
+    check_transfer(&new)
+}
+
+fn create_transfer_batch(example: &Value) -> Result<(), String> {
+    let batch: TransferBatch = read(example)?;
+    if batch.transfers.is_empty() || batch.transfers.len() > BATCH_TRANSFERS_MAX {
+        return Err(format!("a batch has 1 to {BATCH_TRANSFERS_MAX} transfers"));
+    }
+    batch.transfers.iter().try_for_each(check_transfer)
+}
+
+fn create_payment_channel(example: &Value) -> Result<(), String> {
+    let new: NewChannel = read(example)?;
+    let currency = money::currency(&new.currency_code).map_err(refused)?;
+    let provider = new.provider;
+    if !provider.valid_number(&new.channel_number) {
+        return Err(format!(
+            "{} is not a {} channel number",
+            new.channel_number,
+            provider.as_str()
+        ));
+    }
+    // The server's default: the provider's own hosts, over https.
+    ProviderHosts::default().check(provider, &new.base_url)?;
+    // The credentials stay private to the handler's module once read: these are the example's.
+    let credentials: BTreeMap<String, String> =
+        read(example.get("credentials").unwrap_or(&Value::Null))?;
+    let known = provider.known_credentials();
+    if let Some(unknown) = credentials.keys().find(|name| !known.contains(&name.as_str())) {
+        return Err(format!("{} channels take no credential {unknown}", provider.as_str()));
+    }
+    let required = provider.required_credentials();
+    if let Some(missing) = required.iter().find(|name| !credentials.contains_key(**name)) {
+        return Err(format!("a {} channel needs {missing}", provider.as_str()));
+    }
+    if let Some(limit) = &new.treasury_limit {
+        let limit = limit.money().map_err(refused)?;
+        if limit.currency() != currency {
+            return Err(format!("the treasury limit is not in {}", currency.code()));
+        }
+    }
+    Ok(())
+}
+
+fn set_treasury_limit(example: &Value) -> Result<(), String> {
+    let body: TreasuryLimit = read(example)?;
+    body.treasury_limit.money().map_err(refused)?;
+    Ok(())
+}
+
+fn register_c2b_urls(example: &Value) -> Result<(), String> {
+    let _: C2bRegistration = read(example)?;
+    Ok(())
+}
+
+/// An operation of the document that takes a request body, with every example of it the
+/// document gives: the operation's own and its schema's.
+#[derive(Debug)]
+struct Operation {
+    id: String,
+    examples: Vec<(String, Value)>,
+}
+
+impl Operation {
+    /// The id the table knows it by.
+    fn table_id(&self) -> &str {
+        self.id.strip_suffix(DEPRECATED_SUFFIX).unwrap_or(&self.id)
+    }
+}
+
+/// What a `$ref` in the document points at; anything else as it is.
+fn resolve<'a>(document: &'a Value, mut value: &'a Value) -> &'a Value {
+    // A reference may point at another; a few hops are all the document ever needs.
+    for _ in 0..8 {
+        let Some(reference) = value.get("$ref").and_then(Value::as_str) else { break };
+        let target = reference.strip_prefix('#').and_then(|pointer| document.pointer(pointer));
+        value = target.unwrap_or(&Value::Null);
+    }
+    value
+}
+
+/// Every operation of the document that takes a request body.
+fn operations_with_bodies(document: &Value) -> Vec<Operation> {
+    let mut operations = Vec::new();
+    let paths = document.get("paths").and_then(Value::as_object).into_iter().flatten();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let Some(body) = operation.get("requestBody") else { continue };
+            let id = operation.get("operationId").and_then(Value::as_str);
+            let id = id.map_or_else(|| format!("{method} {path}"), str::to_owned);
+            let examples = examples(document, resolve(document, body));
+            operations.push(Operation { id, examples });
+        }
+    }
+    operations
+}
+
+/// The examples of a request body's JSON: the operation's `example` and `examples`, then its
+/// schema's `example` and `examples`.
+fn examples(document: &Value, body: &Value) -> Vec<(String, Value)> {
+    let mut found = Vec::new();
+    let Some(media) = body.pointer("/content/application~1json") else { return found };
+    if let Some(example) = media.get("example") {
+        found.push(("the operation's example".to_owned(), example.clone()));
+    }
+    for (name, example) in media.get("examples").and_then(Value::as_object).into_iter().flatten() {
+        // An Example object holds its value; one kept elsewhere (`externalValue`) is missing.
+        let value = resolve(document, example).get("value").cloned().unwrap_or(Value::Null);
+        found.push((format!("the operation's example {name:?}"), value));
+    }
+    let schema = media.get("schema").map_or(&Value::Null, |schema| resolve(document, schema));
+    if let Some(example) = schema.get("example") {
+        found.push(("the schema's example".to_owned(), example.clone()));
+    }
+    for (i, example) in
+        schema.get("examples").and_then(Value::as_array).into_iter().flatten().enumerate()
+    {
+        found.push((format!("the schema's example {i}"), example.clone()));
+    }
+    found
+}
+
+fn document_operations() -> Vec<Operation> {
+    let (_, document) = super::routes();
+    operations_with_bodies(&document)
+}
+
+fn accepts(operation_id: &str) -> Option<Accepts> {
+    ACCEPTS.iter().find(|(id, _)| *id == operation_id).map(|(_, accepts)| *accepts)
+}
+
+#[test]
+fn every_request_body_has_an_example() {
+    let operations = document_operations();
+    assert!(!operations.is_empty(), "the document has no request bodies");
+    let without: Vec<&str> =
+        operations.iter().filter(|op| op.examples.is_empty()).map(|op| op.id.as_str()).collect();
+    assert!(without.is_empty(), "request bodies without an example: {without:?}");
+}
+
+#[test]
+fn every_request_body_example_is_accepted() {
+    let mut refused = Vec::new();
+    for operation in document_operations() {
+        let Some(accepts) = accepts(operation.table_id()) else {
+            refused.push(format!("{}: not in the table of request types", operation.id));
+            continue;
+        };
+        for (name, example) in &operation.examples {
+            if let Err(why) = accepts(example) {
+                refused.push(format!("{}: {name} is refused: {why}", operation.id));
+            }
+        }
+    }
+    assert!(refused.is_empty(), "examples not shown to be accepted:\n{}", refused.join("\n"));
+}
+
+/// The table names every operation with a body and nothing else, so that a new operation gets
+/// its examples checked and a removed one leaves no stale entry.
+#[test]
+fn the_table_lists_exactly_the_operations_with_a_body() {
+    let documented: BTreeSet<String> =
+        document_operations().iter().map(|op| op.table_id().to_owned()).collect();
+    let listed: BTreeSet<String> = ACCEPTS.iter().map(|(id, _)| (*id).to_owned()).collect();
+    assert_eq!(ACCEPTS.len(), listed.len(), "the table lists an operation twice");
+    assert_eq!(documented, listed, "the table and the document's operations with a body differ");
+}
+
+/// The checks are not a formality: each of these bodies is an example with one thing wrong,
+/// and the server refuses it.
+#[test]
+fn the_checks_refuse_what_the_server_refuses() {
+    let purse = json!({"purse": {"purseId": "0192a3b4-e7f8-7a09-b1c2-d3e4f5a6b7c8"}});
+    let wallet = json!({"wallet": {
+        "customerId": "0192a3b4-d1e2-7f30-8a41-b52c63d74e85",
+        "walletId": "main"
+    }});
+    let refused: [(&str, Value); 9] = [
+        ("create_app", json!({"name": "  "})),
+        ("create_wallet", json!({"walletId": "main", "currencyCode": "KES", "owner": "me"})),
+        ("create_purse", json!({"currencyCode": "KSH", "name": "float"})),
+        (
+            "create_payment",
+            json!({"debitParty": purse, "creditParty": wallet,
+                "value": {"currencyCode": "KES", "amount": "-1500.00"}}),
+        ),
+        (
+            "create_payment",
+            json!({"debitParty": purse, "creditParty": wallet,
+                "value": {"currencyCode": "KES", "amount": "1500.001"}}),
+        ),
+        (
+            "create_or_resolve_customer",
+            json!({"customerNumber": {"number": "0712345678", "provider": "cellular"}}),
+        ),
+        ("create_activity", json!({"source": " ", "sessionId": "s1", "key": "checkout"})),
+        ("update_app_data", json!({"bytes": "not base64!"})),
+        (
+            "create_payment_channel",
+            json!({"provider": "mpesa", "channelNumber": "60", "currencyCode": "KES",
+                "baseUrl": "https://sandbox.safaricom.co.ke",
+                "credentials": {"consumerKey": "key", "consumerSecret": "secret"}}),
+        ),
+    ];
+    for (operation, body) in refused {
+        let accepts = accepts(operation).unwrap_or_else(|| panic!("{operation} is not listed"));
+        assert!(accepts(&body).is_err(), "{operation} accepts {body}");
+    }
+}

@@ -8,6 +8,7 @@
 pub mod customers;
 mod errors;
 pub mod finance;
+mod links;
 pub mod money;
 pub mod payment_channels;
 pub mod payments;
@@ -90,6 +91,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     payment_channels::document_deprecated_routes(&mut document);
+    links::document(&mut document);
     errors::document(&mut document);
     problems_as_problem_json(&mut document);
     let router = router.merge(payment_channels::deprecated_routes());

@@ -47,11 +47,11 @@ const CUSTOMER_IN_PATH: &[(&str, &str)] = &[("customer_id", "$request.path.custo
 
 /// Every link, grouped by source. Not linked on purpose: `delete_metadata`, whose key is a
 /// name in a map that no JSON pointer can pick without knowing it (the test
-/// `every_operation_on_an_identified_resource_is_reachable` lists it);
-/// `list_keys` to `revoke_key`, whose first key may be the caller's own; `create_app` to
-/// `create_key`, since a key needs no app (an org key names none) and a link can only give
-/// the target's body whole, not one field of it; and `create_payment`'s `202` to
-/// `get_transfer`, since a payment still `queued` has not reserved its transfer yet.
+/// `every_operation_on_an_identified_resource_is_reachable` lists it); `list_keys` to
+/// `revoke_key`, whose first key may be the caller's own; `create_app` to `create_key`, since
+/// a key needs no app (an org key names none) and naming one would take a `requestBody` link,
+/// which OpenAPI defines as the whole body, not one field of it; and `create_payment`'s `202`
+/// to `get_transfer`, since a payment still `queued` has not reserved its transfer yet.
 const LINKS: &[Link] = &[
     // --- Purses: a purse is an account of the ledger, under the same id --------------------
     Link {

@@ -10,6 +10,7 @@ mod errors;
 #[cfg(test)]
 mod examples;
 pub mod finance;
+mod links;
 pub mod money;
 pub mod payment_channels;
 pub mod payments;
@@ -92,6 +93,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     payment_channels::document_deprecated_routes(&mut document);
+    links::document(&mut document);
     errors::document(&mut document);
     problems_as_problem_json(&mut document);
     texts_hold_no_nul(&mut document);

@@ -18,11 +18,13 @@ use utoipa::openapi::{Ref, RefOr};
 pub const TEXT: &str = r"^[^\u0000]*$";
 
 /// Text that is not blank: something besides whitespace, and no NUL (`customers::check_text`).
-pub const WORDS: &str = r"^[^\u0000]*[^\s\u0000][^\u0000]*$";
+/// Whitespace is Rust's (`char::is_whitespace`, Unicode's White_Space), listed, because a
+/// regex's `\s` differs between engines (ECMA's has U+FEFF and lacks U+0085).
+pub const WORDS: &str = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";
 
 /// Printable text that is not blank: no control character (Unicode category Cc, Rust's
 /// `char::is_control`), and something besides whitespace.
-pub const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+pub const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$";
 
 /// Standard base64 with padding (RFC 4648 section 4), as `customers::data` decodes it.
 /// The last character before padding carries only zero bits past the data: `QQ==` is "A",
@@ -174,6 +176,56 @@ mod tests {
     struct Whole {
         #[serde(default, deserialize_with = "super::whole_number")]
         n: Option<u64>,
+    }
+
+    /// The whitespace the patterns list is exactly Rust's, which `trim` takes off.
+    #[test]
+    fn the_patterns_whitespace_is_rusts() {
+        let listed =
+            r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+        assert!(super::WORDS.contains(listed));
+        // Reads the listed characters: escapes `\t \n \f \r \uXXXX`, plain ones, `a-b` ranges.
+        let mut chars = Vec::new();
+        let mut rest = listed;
+        while !rest.is_empty() {
+            let (c, after) = match rest.strip_prefix('\\') {
+                Some(escape) => match escape.chars().next() {
+                    Some('u') => {
+                        let code = u32::from_str_radix(&escape[1..5], 16).unwrap();
+                        (char::from_u32(code).unwrap(), &escape[5..])
+                    }
+                    Some(letter) => {
+                        let c = match letter {
+                            't' => '\t',
+                            'n' => '\n',
+                            'f' => '\u{c}',
+                            'r' => '\r',
+                            other => panic!("escape {other}"),
+                        };
+                        (c, &escape[1..])
+                    }
+                    None => panic!("a lone backslash"),
+                },
+                None => {
+                    (rest.chars().next().unwrap(), &rest[rest.chars().next().unwrap().len_utf8()..])
+                }
+            };
+            if let Some(range) = after.strip_prefix('-') {
+                let end = u32::from_str_radix(&range[2..6], 16).unwrap();
+                chars.extend((u32::from(c)..=end).filter_map(char::from_u32));
+                rest = &range[6..];
+            } else {
+                chars.push(c);
+                rest = after;
+            }
+        }
+        let rusts: Vec<char> =
+            (0..=0x10_FFFF).filter_map(char::from_u32).filter(|c| c.is_whitespace()).collect();
+        chars.sort_unstable();
+        assert_eq!(chars, rusts);
+        assert!(
+            super::PRINTABLE.contains(r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000")
+        );
     }
 
     #[test]

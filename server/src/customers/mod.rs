@@ -168,7 +168,11 @@ pub struct CustomerView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerNumber {
     /// Cellular numbers in international format (`+<country><number>`), stored as E.164.
-    #[schema(min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+    )]
     pub number: String,
     pub provider: NumberProvider,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -167,7 +167,7 @@ async fn update_tags(
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The tag's key"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The tag's key"),
     ),
     responses(
         (status = 204, description = "The customer no longer has the tag"),
@@ -228,8 +228,8 @@ async fn update_secondary_ids(
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The secondary id's key"),
-        ("value" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The secondary id's value"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The secondary id's key"),
+        ("value" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The secondary id's value"),
     ),
     responses(
         (status = 204, description = "The customer no longer has the secondary id"),
@@ -292,7 +292,7 @@ async fn update_metadata(
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The metadata key"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The metadata key"),
     ),
     responses(
         (status = 204, description = "The customer no longer has the key"),
@@ -394,7 +394,7 @@ pub struct Reminders {
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The reminder's key"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The reminder's key"),
     ),
     request_body = NewReminder,
     responses(
@@ -445,7 +445,7 @@ async fn list_reminders(
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$", description = "The reminder's key"),
+        ("key" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The reminder's key"),
     ),
     responses(
         (status = 204, description = "The app has no reminder with the key for the customer"),

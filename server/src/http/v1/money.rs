@@ -166,7 +166,11 @@ impl utoipa::ToSchema for CurrencyCode {}
 pub struct NewPurse {
     #[schema(value_type = CurrencyCode, example = "KES")]
     pub currency_code: String,
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+    )]
     pub name: Option<String>,
     /// How far the purse may go below zero, as a decimal string.
     #[schema(max_length = 40, pattern = r"^[0-9]+(\.[0-9]+)?$", example = "1000")]

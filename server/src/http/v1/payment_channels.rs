@@ -116,7 +116,11 @@ pub struct NewChannel {
     pub channel_number: String,
     #[schema(value_type = super::money::CurrencyCode, example = "KES")]
     pub currency_code: String,
-    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+    )]
     pub name: Option<String>,
     /// The provider's API address: production, sandbox, or a simulator
     /// (`http://127.0.0.1:8080/simulator/mpesa` with `hazina serve --simulate`).

@@ -18,7 +18,7 @@ use utoipa::openapi::{Ref, RefOr};
 pub const TEXT: &str = r"^[^\u0000]*$";
 
 /// Text that is not blank: something besides whitespace, and no NUL (`customers::check_text`).
-/// Whitespace is Rust's (`char::is_whitespace`, Unicode's White_Space), listed, because a
+/// Whitespace is Rust's (`char::is_whitespace`, Unicode's `White_Space`), listed, because a
 /// regex's `\s` differs between engines (ECMA's has U+FEFF and lacks U+0085).
 pub const WORDS: &str = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";
 

@@ -82,24 +82,6 @@ pub enum LegSide {
 /// outcome; a different request under the same id is rejected.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({
-    "transferId": "0192a3b5-1c2d-7e3f-a4b5-c6d7e8f9a0b1",
-    "type": "post",
-    "code": "fee",
-    "legs": [
-        {
-            "accountId": "0192a3b4-f0e1-7d2c-9b3a-48596a7b8c9d",
-            "side": "debit",
-            "value": {"currencyCode": "KES", "amount": "30.00"}
-        },
-        {
-            "accountId": "0192a3b4-f1a2-7b3c-9d4e-5f6a7b8c9d0e",
-            "side": "credit",
-            "value": {"currencyCode": "KES", "amount": "30.00"}
-        }
-    ],
-    "metadata": {"orderId": "10452"}
-}))]
 pub struct NewTransfer {
     /// A new UUIDv7 when absent.
     pub transfer_id: Option<Uuid>,

@@ -206,57 +206,64 @@ mod tests {
         assert_eq!(listed.len(), Code::ALL.len(), "the document lists codes that do not exist");
     }
 
+    /// Calls `visit` with every object of the document and its JSON pointer.
+    fn objects(
+        value: &serde_json::Value,
+        path: &str,
+        visit: &mut impl FnMut(&serde_json::Map<String, serde_json::Value>, &str),
+    ) {
+        match value {
+            serde_json::Value::Object(object) => {
+                visit(object, path);
+                for (key, value) in object {
+                    objects(value, &format!("{path}/{key}"), visit);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    objects(item, &format!("{path}/{i}"), visit);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Every pattern in the document is one of the rules `crate::schema` names (or one of the
     /// few written beside their field and listed here), so that an attribute's copy of a rule
     /// cannot drift from it; and every string states one.
     #[test]
     fn every_text_states_its_rule_and_every_rule_is_a_known_one() {
-        fn walk(value: &serde_json::Value, path: &str, found: &mut Vec<String>) {
-            match value {
-                serde_json::Value::Object(object) => {
-                    if let Some(pattern) = object.get("pattern").and_then(|p| p.as_str()) {
-                        let known = [
-                            crate::schema::TEXT,
-                            crate::schema::WORDS,
-                            crate::schema::PRINTABLE,
-                            crate::schema::BASE64,
-                            crate::schema::AMOUNT,
-                            // Wallet ids, provider URLs, the deprecated refusal header.
-                            "^[A-Za-z0-9._-]+$",
-                            r"^https?://[^\s\u0000]+$",
-                            crate::customers::timeline::CURSOR_PATTERN,
-                        ];
-                        if !known.contains(&pattern) {
-                            found.push(format!("{path}: {pattern}"));
-                        }
-                    }
-                    let is_string = object.get("type").is_some_and(|kind| {
-                        kind == "string"
-                            || kind.as_array().is_some_and(|k| k.contains(&"string".into()))
-                    });
-                    let stated = ["pattern", "format", "enum", "const", "contentEncoding"]
-                        .iter()
-                        .any(|key| object.contains_key(*key));
-                    // The answers' `Problem` quotes requests and states no rule.
-                    let quotes = path.starts_with("/components/schemas/Problem/");
-                    if is_string && !stated && !quotes {
-                        found.push(format!("{path}: a string without a rule"));
-                    }
-                    for (key, value) in object {
-                        walk(value, &format!("{path}/{key}"), found);
-                    }
-                }
-                serde_json::Value::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        walk(item, &format!("{path}/{i}"), found);
-                    }
-                }
-                _ => {}
-            }
-        }
+        let known = [
+            crate::schema::TEXT,
+            crate::schema::WORDS,
+            crate::schema::PRINTABLE,
+            crate::schema::BASE64,
+            crate::schema::AMOUNT,
+            // Wallet ids, provider URLs, timeline cursors.
+            "^[A-Za-z0-9._-]+$",
+            r"^https?://[^\s\u0000]+$",
+            crate::customers::timeline::CURSOR_PATTERN,
+        ];
         let (_, document) = super::routes();
         let mut found = Vec::new();
-        walk(&document, "", &mut found);
+        objects(&document, "", &mut |object, path| {
+            if let Some(pattern) = object.get("pattern").and_then(|p| p.as_str())
+                && !known.contains(&pattern)
+            {
+                found.push(format!("{path}: {pattern}"));
+            }
+            let is_string = object.get("type").is_some_and(|kind| {
+                kind == "string" || kind.as_array().is_some_and(|k| k.contains(&"string".into()))
+            });
+            let stated = ["pattern", "format", "enum", "const", "contentEncoding"]
+                .iter()
+                .any(|key| object.contains_key(*key));
+            // The answers' `Problem` quotes requests and states no rule.
+            let quotes = path.starts_with("/components/schemas/Problem/");
+            if is_string && !stated && !quotes {
+                found.push(format!("{path}: a string without a rule"));
+            }
+        });
         assert!(found.is_empty(), "{found:#?}");
     }
 
@@ -265,34 +272,20 @@ mod tests {
     /// member of a `oneOf` or `anyOf` is a reference to a named schema (or `null`).
     #[test]
     fn every_union_is_of_named_schemas() {
-        fn walk(value: &serde_json::Value, path: &str, found: &mut Vec<String>) {
-            match value {
-                serde_json::Value::Object(object) => {
-                    for union in ["oneOf", "anyOf"] {
-                        let members = object.get(union).and_then(serde_json::Value::as_array);
-                        for (i, member) in members.into_iter().flatten().enumerate() {
-                            let named = member.get("$ref").is_some()
-                                || member.get("type").is_some_and(|kind| kind == "null");
-                            if !named {
-                                found.push(format!("{path}/{union}/{i}"));
-                            }
-                        }
-                    }
-                    for (key, value) in object {
-                        walk(value, &format!("{path}/{key}"), found);
-                    }
-                }
-                serde_json::Value::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        walk(item, &format!("{path}/{i}"), found);
-                    }
-                }
-                _ => {}
-            }
-        }
         let (_, document) = super::routes();
         let mut inline = Vec::new();
-        walk(&document, "", &mut inline);
+        objects(&document, "", &mut |object, path| {
+            for union in ["oneOf", "anyOf"] {
+                let members = object.get(union).and_then(serde_json::Value::as_array);
+                for (i, member) in members.into_iter().flatten().enumerate() {
+                    let named = member.get("$ref").is_some()
+                        || member.get("type").is_some_and(|kind| kind == "null");
+                    if !named {
+                        inline.push(format!("{path}/{union}/{i}"));
+                    }
+                }
+            }
+        });
         assert!(inline.is_empty(), "unions with inline members: {inline:?}");
     }
 

@@ -329,16 +329,6 @@ async fn get_wallet(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({
-    "transactionId": "0192a3b5-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
-    "debitParty": {"purse": {"purseId": "0192a3b4-e7f8-7a09-b1c2-d3e4f5a6b7c8"}},
-    "creditParty": {"wallet": {
-        "customerId": "0192a3b4-d1e2-7f30-8a41-b52c63d74e85",
-        "walletId": "main"
-    }},
-    "value": {"currencyCode": "KES", "amount": "1500.00"},
-    "narration": "Cashback on order 10452"
-}))]
 pub struct NewPayment {
     /// The transaction id to use; a new one when absent. Replaying an id returns the
     /// original result.

@@ -13,3 +13,4 @@ mod idempotency;
 mod isolation;
 mod money;
 mod provider_payments;
+mod tenancy;

@@ -20,8 +20,8 @@ from hazina_client.api.wallets import create_wallet, get_wallet
 from hazina_client.models import (
     ActivityItem,
     CurrencyCode,
+    CustomerByNumber,
     CustomerNumber,
-    CustomerRef,
     MoneyValue,
     NewActivity,
     NewPayment,
@@ -69,7 +69,7 @@ purse = ok(purse, "create a purse", 201, object)
 # A customer by phone number, and a wallet for them.
 customer = create_or_resolve_customer.sync_detailed(
     client=app,
-    body=CustomerRef(
+    body=CustomerByNumber(
         customer_number=CustomerNumber(number="+254712000002", provider=NumberProvider.CELLULAR)
     ),
 )

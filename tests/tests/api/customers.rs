@@ -857,6 +857,22 @@ async fn bad_input_is_a_4xx_with_a_stable_code_and_changes_nothing() {
     bad_metadata_and_app_data(&server, &base).await;
     bad_reminders_activities_and_queries(&server, &base).await;
 
+    // A customer is named by exactly one of a number and a secondary id, the other absent.
+    let number = json!({ "number": "+254712000011", "provider": "cellular" });
+    let named = [
+        (Some(json!({})), "invalid_customer_reference"),
+        (
+            Some(json!({ "customerNumber": number, "secondaryId": { "key": "k", "value": "v" } })),
+            "invalid_customer_reference",
+        ),
+        (Some(json!({ "customerNumber": number, "secondaryId": null })), "invalid_body"),
+        (
+            Some(json!({ "customerNumber": null, "secondaryId": { "key": "k", "value": "v" } })),
+            "invalid_body",
+        ),
+    ];
+    refused(&server, &Method::POST, "/v1/customers", &named).await;
+
     // Paths that are not ids, and customers that do not exist.
     refused(&server, &Method::GET, "/v1/customers/not-a-uuid", &[(None, "invalid_path")]).await;
     let path = "/v1/customers/not-a-uuid/timeline";

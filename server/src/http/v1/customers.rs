@@ -64,19 +64,91 @@ fn created_or_ok(created: bool) -> StatusCode {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecondaryIdRef {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+    )]
     pub key: String,
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+    )]
     pub value: String,
 }
 
 /// Create or resolve: by number (created when new), or by secondary id (resolved only).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({"customerNumber": {"number": "+254712345678", "provider": "cellular"}}))]
 pub struct CustomerRef {
+    #[serde(default, deserialize_with = "present")]
     pub customer_number: Option<CustomerNumber>,
+    #[serde(default, deserialize_with = "present")]
     pub secondary_id: Option<SecondaryIdRef>,
+}
+
+/// A member that is there, or absent; never `null`, as the document's `CustomerByNumber` and
+/// `CustomerBySecondaryId` say (each allows nothing but its own member).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The two ways to name a customer, each a schema of its own with nothing else: the document
+/// says "exactly one", which a generated request then always is.
+const CUSTOMER_REFS: [(&str, &str, &str, &str); 2] = [
+    (
+        "CustomerByNumber",
+        "customerNumber",
+        "CustomerNumber",
+        "By a customer number: made when new.",
+    ),
+    (
+        "CustomerBySecondaryId",
+        "secondaryId",
+        "SecondaryIdRef",
+        "By a live secondary id: found only.",
+    ),
+];
+
+impl utoipa::PartialSchema for CustomerRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        CUSTOMER_REFS
+            .iter()
+            .fold(
+                utoipa::openapi::schema::OneOfBuilder::new()
+                    .description(Some("Exactly one of `customerNumber` and `secondaryId`.")),
+                |one_of, (name, ..)| one_of.item(utoipa::openapi::Ref::from_schema_name(*name)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for CustomerRef {
+    fn schemas(schemas: &mut crate::schema::Schemas) {
+        use utoipa::PartialSchema;
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        for (name, key, holds, description) in CUSTOMER_REFS {
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(description))
+                .property(key, utoipa::openapi::Ref::from_schema_name(holds))
+                .required(key)
+                .additional_properties(Some(
+                    AdditionalProperties::<utoipa::openapi::Schema>::FreeForm(false),
+                ));
+            schemas.push((name.to_owned(), schema.into()));
+        }
+        schemas.extend([
+            ("CustomerNumber".to_owned(), CustomerNumber::schema()),
+            ("SecondaryIdRef".to_owned(), SecondaryIdRef::schema()),
+        ]);
+        <CustomerNumber as ToSchema>::schemas(schemas);
+    }
 }
 
 /// Finds the customer with a customer number (made when there is none) or with a live

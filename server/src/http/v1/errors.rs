@@ -40,11 +40,11 @@ const EVERY_OPERATION: &[Answer] = &[
     (StatusCode::SERVICE_UNAVAILABLE, &[Code::Timeout, Code::Unavailable]),
 ];
 
-/// Path parameters (`problem::PathParams`): an id that is not a UUID.
+/// Path parameters (`problem::PathParams`): an id that is not a UUID, or a `%00` anywhere.
 const WITH_PATH_PARAMETERS: &[Answer] = &[(StatusCode::BAD_REQUEST, &[Code::InvalidPath])];
 
-/// Query parameters (`problem::QueryParams`): a malformed, missing or unknown parameter. What a
-/// handler checks beyond that (`invalid_limit`, …) is in its row.
+/// Query parameters (`problem::QueryParams`): a malformed, missing or unknown parameter, or a
+/// `%00`. What a handler checks beyond that (`invalid_limit`, …) is in its row.
 const WITH_QUERY_PARAMETERS: &[Answer] = &[(StatusCode::BAD_REQUEST, &[Code::InvalidQuery])];
 
 /// A JSON body (`problem::Body`).

@@ -160,7 +160,7 @@ impl Engine {
                 &trans_id,
                 &payer,
                 amount,
-                &target_request(&target, &payer, amount, &trans_id),
+                &target_request(&target, &payer, &channel.number, amount, &trans_id),
                 target.account,
                 target.customer,
             )
@@ -262,16 +262,20 @@ struct Target {
     party: serde_json::Value,
 }
 
-/// The stored request of a received payment: its parties and the ledger context that links it
-/// to the customer's timeline.
+/// The stored request of a received payment: its parties (as a payment asked for through the
+/// API names them, so that its view is a `Party` too) and the ledger context that links it to
+/// the customer's timeline.
 fn target_request(
     target: &Target,
     payer: &str,
+    channel_number: &str,
     amount: Money,
     trans_id: &str,
 ) -> serde_json::Value {
-    let debit = serde_json::json!({ "customer": { "customerNumber": {
-        "number": format!("+{payer}"), "provider": "cellular" } } });
+    let debit = serde_json::json!({ "customer": {
+        "customerNumber": { "number": format!("+{payer}"), "provider": "cellular" },
+        "channelNumber": channel_number,
+    } });
     let narration = format!("M-Pesa payment {trans_id}");
     let customers: Vec<String> = target.customer.iter().map(|c| c.0.to_string()).collect();
     serde_json::json!({

@@ -29,6 +29,8 @@ pub use store::{
 
 /// Longest customer number, secondary id key or value.
 pub const IDENTIFIER_LEN_MAX: usize = 256;
+/// The longest E.164 number: `+` and 15 digits.
+const E164_LEN_MAX: usize = 16;
 /// Longest key of a tag, secondary id, metadata entry, reminder or activity, in characters.
 pub const KEY_LEN_MAX: usize = 256;
 /// Longest tag or secondary id value, activity source or session id, in characters.
@@ -226,7 +228,16 @@ impl CustomerNumber {
                             "not a valid phone number in international format (+<country><number>)",
                         )
                     })?;
-                parsed.format().mode(phonenumber::Mode::E164).to_string()
+                let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+                // The library calls some longer numbers valid (a German one of 16 digits); E.164,
+                // which every provider and our store expect, has at most 15.
+                if e164.len() > E164_LEN_MAX {
+                    return Err(CustomerError::invalid(
+                        Code::InvalidPhoneNumber,
+                        "not a valid phone number in international format (+<country><number>)",
+                    ));
+                }
+                e164
             }
             NumberProvider::Email => number.to_lowercase(),
             _ => number.to_owned(),
@@ -266,5 +277,19 @@ mod tests {
         assert!(email("İ".repeat(200)).normalised().is_err());
         let fits = email("İ".repeat(128)).normalised().unwrap();
         assert_eq!(fits.normalised().unwrap().number, fits.number);
+    }
+
+    /// The fuzz test's find: `phonenumber` takes this German number of 16 digits as valid, but
+    /// E.164 has at most 15, so it is refused rather than stored as something no provider takes.
+    #[test]
+    fn a_cellular_number_longer_than_e164_is_refused() {
+        let cellular = |text: &str| CustomerNumber {
+            number: text.to_owned(),
+            provider: NumberProvider::Cellular,
+            partition: None,
+        };
+        let error = cellular("+49)20100000000000").normalised().unwrap_err();
+        assert_eq!(error.code(), Code::InvalidPhoneNumber);
+        assert_eq!(cellular("+254 722 000 000").normalised().unwrap().number, "+254722000000");
     }
 }

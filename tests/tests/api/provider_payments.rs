@@ -1042,6 +1042,16 @@ async fn a_status_answer_that_disagrees_with_a_received_payment_holds_it_for_rev
         .get(&env.server.app_key, &format!("/v1/customers/{customer}/wallets/main"))
         .await;
     let id = uuid::Uuid::now_v7();
+    // What a received payment stores: the payer through the channel, into the wallet.
+    let request = json!({
+        "debitParty": { "customer": {
+            "customerNumber": { "number": "+254700000009", "provider": "cellular" },
+            "channelNumber": PAYBILL,
+        } },
+        "creditParty": { "wallet": { "customerId": customer, "walletId": "main" } },
+        "value": { "currencyCode": "KES", "amount": "1000000.00" },
+        "narration": "M-Pesa payment left behind",
+    });
     let row = LeftBehind {
         id,
         channel: &channel,
@@ -1053,7 +1063,7 @@ async fn a_status_answer_that_disagrees_with_a_received_payment_holds_it_for_rev
         our_reference: receipt,
         stage: "sent",
         status: "pending_confirmation",
-        request: json!({}),
+        request,
     };
     leave_behind(&env, row).await;
     let held = env.until(&id.to_string(), "held", |p| p["status"] == "held_for_review").await;

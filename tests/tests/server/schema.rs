@@ -290,3 +290,50 @@ async fn keying_by_org_migrates_a_database_with_rows_and_keeps_them() {
         assert_eq!(error.code(), Some(&SqlState::FOREIGN_KEY_VIOLATION), "{statement}: {error}");
     }
 }
+
+/// Migration 0012 gives the received payments stored before it the channel number their payer
+/// party lacked (each its own channel's), and touches nothing else.
+#[tokio::test]
+async fn received_payments_get_their_channels_number() {
+    let db = hazina_tests::empty_db().await;
+    let client = db.connect().await.unwrap();
+    let (before, after): (Vec<_>, Vec<_>) =
+        migrations().into_iter().partition(|(name, _)| name.as_str() < "0012");
+    assert!(after.first().is_some_and(|(name, _)| name == "0012_received_payment_parties"));
+    for (name, sql) in &before {
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    client.batch_execute(&format!("{}{}", rows_of_org(1), rows_of_org(2))).await.unwrap();
+    let payer = r#"{"debitParty": {"customer": {"customerNumber":
+        {"number": "+254700000001", "provider": "cellular"}}}, "creditParty": {}}"#;
+    client
+        .execute(
+            "UPDATE provider_payments SET flow = 'received', request = $1::text::jsonb
+             WHERE org_id = '00000001-0000-0000-0000-000000000000'",
+            &[&payer],
+        )
+        .await
+        .unwrap();
+    for (name, sql) in &after {
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let rows = client
+        .query(
+            "SELECT org_id::text, request->'debitParty'->'customer'->>'channelNumber', request
+             FROM provider_payments ORDER BY org_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let found: Vec<(String, Option<String>)> =
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    assert_eq!(
+        found,
+        [
+            ("00000001-0000-0000-0000-000000000000".to_owned(), Some("600001".to_owned())),
+            ("00000002-0000-0000-0000-000000000000".to_owned(), None),
+        ]
+    );
+    let untouched: serde_json::Value = rows[1].get(2);
+    assert_eq!(untouched, serde_json::json!({}), "a payout's request stays as it was");
+}

@@ -38,12 +38,9 @@ pub struct PaymentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The parties as the payment was asked for.
-    #[schema(value_type = Party)]
-    pub debit_party: serde_json::Value,
-    #[schema(value_type = Party)]
-    pub credit_party: serde_json::Value,
-    #[schema(value_type = MoneyValue)]
-    pub value: serde_json::Value,
+    pub debit_party: Party,
+    pub credit_party: Party,
+    pub value: MoneyValue,
     pub narration: Option<String>,
     /// The payment channel it went through, when a provider took part.
     pub channel_id: Option<Uuid>,
@@ -65,16 +62,21 @@ pub struct PaymentView {
 }
 
 impl PaymentView {
-    pub fn of(record: &Record, history: Vec<StatusChange>) -> Self {
+    /// The view of a payment through a provider, from its record.
+    ///
+    /// # Errors
+    ///
+    /// 500 when the record's stored request is not what this version writes.
+    pub fn of(record: &Record, history: Vec<StatusChange>) -> Result<Self, ApiError> {
         let field = |name: &str| record.request.get(name).cloned().unwrap_or_default();
         let failed = !record.status.is_live();
-        Self {
+        Ok(Self {
             transaction_id: record.id,
             status: record.status,
             reason: failed.then(|| record.provider_code.clone()).flatten(),
-            debit_party: field("debitParty"),
-            credit_party: field("creditParty"),
-            value: field("value"),
+            debit_party: stored(field("debitParty"))?,
+            credit_party: stored(field("creditParty"))?,
+            value: stored(field("value"))?,
             narration: field("narration").as_str().map(str::to_owned),
             channel_id: Some(record.channel),
             provider_reference: record.request_reference.clone(),
@@ -85,8 +87,15 @@ impl PaymentView {
             history,
             created_at: record.created_at,
             updated_at: record.updated_at,
-        }
+        })
     }
+}
+
+/// A part of a payment as stored (validated when it was asked for, or made by us for one
+/// received), read back as its type: one this version cannot read is corrupt, never shown as
+/// something the document does not describe.
+fn stored<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|error| ApiError::corrupt(&error))
 }
 
 /// A payment: its status, its parties and, for one through a provider, the provider's
@@ -101,7 +110,7 @@ async fn get_payment(
 ) -> Result<Response, ApiError> {
     if let Some(record) = state.payments.record(caller.org, transaction_id).await? {
         let changes = state.payments.status_changes(record.org, record.id).await?;
-        return Ok(Json(PaymentView::of(&record, changes)).into_response());
+        return Ok(Json(PaymentView::of(&record, changes)?).into_response());
     }
     let transfer = state
         .store
@@ -111,14 +120,15 @@ async fn get_payment(
         .ok_or_else(|| ApiError::not_found("payment"))?;
     let payment = transfer.context.get("payment");
     let field = |name: &str| payment.and_then(|p| p.get(name)).cloned().unwrap_or_default();
-    let amount = transfer.postings.first().map(|posting| posting.amount);
+    let value = transfer.postings.first().map(|posting| MoneyValue::of(&posting.amount));
     Ok(Json(PaymentView {
         transaction_id,
         status: PaymentStatus::of_outcome(transfer.rejection),
         reason: transfer.rejection.map(|r| RejectReason::code(r).to_owned()),
-        debit_party: field("debitParty"),
-        credit_party: field("creditParty"),
-        value: amount.map(|a| serde_json::json!(MoneyValue::of(&a))).unwrap_or_default(),
+        debit_party: stored(field("debitParty"))?,
+        credit_party: stored(field("creditParty"))?,
+        // A payment's transfer has postings; one without is corrupt like any unreadable part.
+        value: stored(serde_json::to_value(value).unwrap_or_default())?,
         narration: field("narration").as_str().map(str::to_owned),
         channel_id: None,
         provider_reference: None,
@@ -302,7 +312,7 @@ async fn respond(
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let changes = state.payments.status_changes(record.org, record.id).await?;
-    Ok((status, Json(PaymentView::of(record, changes))).into_response())
+    Ok((status, Json(PaymentView::of(record, changes)?)).into_response())
 }
 
 /// 409 `payment_failed`: a payment that was not made, with its id, the platform's status and

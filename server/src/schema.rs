@@ -26,6 +26,28 @@ pub const WORDS: &str = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u
 /// `char::is_control`), and something besides whitespace.
 pub const PRINTABLE: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$";
 
+/// A key or value of a customer's data (tags, secondary ids, activities, numbers): 1 to 256
+/// characters, not blank (`WORDS`), as `customers::check_text` refuses.
+pub fn key_text() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::customers::KEY_LEN_MAX))
+        .pattern(Some(WORDS))
+        .build()
+}
+
+/// An app's or key's name: 1 to 100 characters, printable and not blank (`PRINTABLE`), as
+/// `tenancy::valid_name` refuses.
+pub fn name() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::tenancy::NAME_LEN_MAX))
+        .pattern(Some(PRINTABLE))
+        .build()
+}
+
 /// Standard base64 with padding (RFC 4648 section 4), as `customers::data` decodes it.
 /// The last character before padding carries only zero bits past the data: `QQ==` is "A",
 /// `QR==` is refused.

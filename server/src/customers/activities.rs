@@ -46,23 +46,11 @@ fn properties_schema() -> utoipa::openapi::schema::Object {
     "properties": {"cartTotal": "1200.00", "items": "3"}
 }))]
 pub struct NewActivity {
-    #[schema(
-        min_length = 1,
-        max_length = 256,
-        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
-    )]
+    #[schema(schema_with = crate::schema::key_text)]
     pub source: String,
-    #[schema(
-        min_length = 1,
-        max_length = 256,
-        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
-    )]
+    #[schema(schema_with = crate::schema::key_text)]
     pub session_id: String,
-    #[schema(
-        min_length = 1,
-        max_length = 256,
-        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
-    )]
+    #[schema(schema_with = crate::schema::key_text)]
     pub key: String,
     /// At most 50, names of 1 to 256 characters, values of at most 1,024.
     #[serde(default)]

@@ -170,6 +170,8 @@ pub struct CustomerView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerNumber {
     /// Cellular numbers in international format (`+<country><number>`), stored as E.164.
+    // Written out, not `schema_with = crate::schema::key_text`, which would drop the
+    // description above; the rule is `crate::schema::WORDS`, as a test checks.
     #[schema(
         min_length = 1,
         max_length = 256,

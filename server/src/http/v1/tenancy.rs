@@ -24,11 +24,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"name": "Web shop"}))]
 pub struct NewApp {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = crate::schema::name)]
     pub name: String,
 }
 
@@ -39,11 +35,7 @@ pub struct NewApp {
     "appId": "0192a3b4-c5d6-7e8f-9a0b-1c2d3e4f5a6b"
 }))]
 pub struct NewKeyRequest {
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
+    #[schema(schema_with = crate::schema::name)]
     pub name: String,
     /// The app the key acts for; none for an org key.
     pub app_id: Option<Uuid>,

@@ -3,6 +3,7 @@
 //!
 //! - `customers`: the customers whose timelines show the transfer (linked even when it is
 //!   refused);
+//! - `app`: the app it was made for, which its event names;
 //! - `activity`, `metadata`, `app_data`: what an accepted transfer records for its customer
 //!   (see `store/effects.rs`).
 
@@ -20,6 +21,8 @@ pub const ACTIVITY: &str = "activity";
 pub const METADATA: &str = "metadata";
 /// An app's value to set: `{customer_id, app_id, value (base64), is_text}`.
 pub const APP_DATA: &str = "app_data";
+/// The app the transfer was made for (its API key's), told with the transfer's event.
+pub const APP: &str = "app";
 /// The members that change a customer's data: applied only when money moves.
 pub const CUSTOMER_EFFECTS: [&str; 3] = [ACTIVITY, METADATA, APP_DATA];
 
@@ -36,6 +39,11 @@ impl Effects {
     /// Sets metadata (see [`METADATA`]).
     pub fn set_metadata(&mut self, metadata: Value) {
         self.0.insert(METADATA.to_owned(), metadata);
+    }
+
+    /// Names the app the transfer is made for (see [`APP`]).
+    pub fn set_app(&mut self, app: uuid::Uuid) {
+        self.0.insert(APP.to_owned(), Value::from(app.to_string()));
     }
 
     /// Sets an app's value (see [`APP_DATA`]).

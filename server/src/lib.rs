@@ -10,6 +10,7 @@ pub mod config;
 pub mod customers;
 pub mod db;
 pub mod embedded;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod money;

@@ -7,6 +7,7 @@
 //! accounts or reads.
 
 mod effects;
+mod events;
 mod migrate;
 mod post;
 mod query;
@@ -24,6 +25,7 @@ use crate::ids::{AccountId, CustomerId, OrgId};
 use crate::money::{Currency, Money};
 use crate::rules::{AccountKind, LimitPolicy, Side, Sums};
 
+pub use events::event_type;
 pub use migrate::{fingerprint as migrations_fingerprint, migrate};
 pub use query::{
     LedgerLine, StatementLine, StatementPage, StatementQuery, TrialBalance, TrialBalanceLine,

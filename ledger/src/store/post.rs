@@ -17,6 +17,7 @@ use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use super::effects::{self, Effects};
+use super::events::{self, EventColumns};
 use super::together::Settle;
 use super::{Store, StoreError, rows};
 use crate::ids::{AccountId, OrgId, TransferId};
@@ -503,6 +504,7 @@ pub(super) struct Statements {
     pub(super) upsert_metadata: Statement,
     pub(super) delete_metadata: Statement,
     pub(super) upsert_app_data: Statement,
+    insert_events: Statement,
 }
 
 impl Statements {
@@ -519,6 +521,7 @@ impl Statements {
             upsert_metadata: client.prepare_cached(effects::UPSERT_METADATA).await?,
             delete_metadata: client.prepare_cached(effects::DELETE_METADATA).await?,
             upsert_app_data: client.prepare_cached(effects::UPSERT_APP_DATA).await?,
+            insert_events: client.prepare_cached(events::INSERT_EVENTS).await?,
         })
     }
 }
@@ -732,9 +735,11 @@ impl<'a> BatchRows<'a> {
 }
 
 /// What a batch changes in the current state: the accounts' sums and versions, and the set of
-/// open pending transfers. Written with the accounts locked.
+/// open pending transfers. Written with the accounts locked, and then, last before `COMMIT`,
+/// the events of its accepted transfers (`events.rs`).
 pub(super) struct StateChange {
     accounts: AccountColumns,
+    events: EventColumns,
     opened_ids: Vec<Uuid>,
     opened_orgs: Vec<Uuid>,
     opened_expiry: Vec<Option<DateTime<Utc>>>,
@@ -760,6 +765,7 @@ impl StateChange {
             .collect();
         Self {
             accounts: AccountColumns::new(snapshot, &evaluation.accounts_changed),
+            events: EventColumns::new(&evaluation.transfers, &evaluation.entries),
             opened_ids: opened.iter().map(|transfer| transfer.id.0).collect(),
             opened_orgs: opened.iter().map(|transfer| transfer.org.0).collect(),
             opened_expiry: opened.iter().map(|transfer| transfer.expires_at).collect(),
@@ -777,7 +783,7 @@ impl StateChange {
         !self.accounts.id.is_empty()
     }
 
-    /// Sends the three statements at once (one round trip when awaited alone).
+    /// Sends its statements at once (one round trip when awaited alone), the events last.
     pub(super) async fn write(
         &self,
         client: &Client,
@@ -858,6 +864,7 @@ impl StateChange {
                 let params: [&(dyn ToSql + Sync); 2] = [&self.closed_ids, &self.closed_orgs];
                 client.execute(&statements.close_pending, &params).await
             },
+            self.events.write(client, &statements.insert_events),
         )
         .settle()?;
         Ok(())

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Balance, Store, StoreError, rows};
+use super::{Account, Balance, Store, StoreError, rows};
 use crate::ids::{AccountId, OrgId, TransferId};
 use crate::money::{Currency, Money};
 use crate::rules::{AccountKind, Side, Sums, Transfer, TransferKind};
@@ -132,6 +132,36 @@ impl Store {
             )
             .await?;
         rows.iter().map(rows::transfer).collect()
+    }
+
+    /// The accounts at these versions: each as it was right after the entry that gave it
+    /// that version (its sums then, and that version), for telling what a transfer left.
+    /// Versions with no entry (or accounts of another org) are left out.
+    pub async fn accounts_at_versions(
+        &self,
+        org: OrgId,
+        versions: &[(AccountId, i64)],
+    ) -> Result<Vec<Account>, StoreError> {
+        if versions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, numbers): (Vec<uuid::Uuid>, Vec<i64>) =
+            versions.iter().map(|(id, version)| (id.0, *version)).unzip();
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT a.id, a.org_id, a.kind, a.currency, a.normal_side, a.limit_kind,
+                     a.overdraft_limit, a.customer_id, a.wallet_id, a.name, a.closed,
+                     e.debits_posted, e.credits_posted, e.debits_pending, e.credits_pending,
+                     e.version, a.created_at
+                 FROM UNNEST($1::uuid[], $2::bigint[]) AS k (account_id, version)
+                 JOIN entries AS e
+                     ON e.org_id = $3 AND e.account_id = k.account_id AND e.version = k.version
+                 JOIN accounts AS a ON a.org_id = $3 AND a.id = k.account_id",
+                &[&ids, &numbers, &org.0],
+            )
+            .await?;
+        rows.iter().map(rows::account).collect()
     }
 
     /// The account's balances as the ledger recorded them at `at`: those after the last entry

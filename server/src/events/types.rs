@@ -1,0 +1,260 @@
+//! The event types: stable names, each with a versioned payload (`data`) documented as a
+//! schema of its own. A payload only ever gains optional members within a version; anything
+//! else is a new version.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+macro_rules! event_types {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal => $data:ty,)+) => {
+        /// What happened.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize,
+            serde::Deserialize, ToSchema)]
+        pub enum EventType {
+            $($(#[doc = $doc])+ #[serde(rename = $name)] $variant,)+
+        }
+
+        impl EventType {
+            /// Every type, in the order documented.
+            pub const ALL: &[Self] = &[$(Self::$variant,)+];
+
+            /// The type's stable name.
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            /// The type with this name.
+            #[must_use]
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The name of the schema of the type's payload.
+            #[must_use]
+            pub fn data_schema(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($data),)+
+                }
+            }
+        }
+
+        /// The payload schemas, by name, for the OpenAPI document.
+        pub fn data_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)> {
+            let mut schemas = Vec::new();
+            $(
+                schemas.push((stringify!($data).to_owned(), <$data as utoipa::PartialSchema>::schema()));
+            )+
+            schemas.sort_by(|a, b| a.0.cmp(&b.0));
+            schemas.dedup_by(|a, b| a.0 == b.0);
+            schemas
+        }
+    };
+}
+
+event_types! {
+    /// A payment's status changed (every status, with the platform's status code).
+    PaymentStatusChanged = "payment.status_changed" => PaymentStatusData,
+    /// A customer paid unprompted (an M-Pesa C2B payment), as first recorded.
+    PaymentReceived = "payment.received" => PaymentStatusData,
+    /// A purse's or wallet's balance changed (delivered only to those who ask for it: one per
+    /// account a transfer moved).
+    BalanceChanged = "balance.changed" => BalanceChangedData,
+    /// A transfer was posted (directly, or a pending one posted).
+    TransferPosted = "transfer.posted" => TransferData,
+    /// A pending transfer reserved money.
+    TransferPending = "transfer.pending" => TransferData,
+    /// A pending transfer was voided.
+    TransferVoided = "transfer.voided" => TransferData,
+    /// A pending transfer expired.
+    TransferExpired = "transfer.expired" => TransferData,
+    /// A transfer was reversed.
+    TransferReversed = "transfer.reversed" => TransferData,
+    /// A reminder fell due.
+    ReminderDue = "reminder.due" => ReminderDueData,
+    /// An app recorded what a customer did.
+    CustomerActivityRecorded = "customer.activity_recorded" => ActivityData,
+    /// A customer was made (first seen by a number).
+    CustomerCreated = "customer.created" => CustomerData,
+    /// A customer adopted another's state; the other's id now resolves to it.
+    CustomerMerged = "customer.merged" => CustomerMergedData,
+    /// A tag was set on a customer (new, or a new value).
+    CustomerTagAdded = "customer.tag_added" => TagData,
+    /// A tag was removed from a customer.
+    CustomerTagRemoved = "customer.tag_removed" => TagData,
+    /// A webhook endpoint failed for so long that it was disabled.
+    WebhookEndpointDisabled = "webhook_endpoint.disabled" => WebhookEndpointDisabledData,
+}
+
+impl EventType {
+    /// Whether the type is derived from another event when delivered, rather than stored: a
+    /// transfer's `balance.changed` events.
+    #[must_use]
+    pub fn is_derived(self) -> bool {
+        self == Self::BalanceChanged
+    }
+}
+
+/// An amount in a currency, as payloads carry it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Amount {
+    pub currency_code: String,
+    /// A plain decimal string, exact.
+    pub amount: String,
+}
+
+impl Amount {
+    #[must_use]
+    pub fn of(money: &hazina_ledger::Money) -> Self {
+        Self { currency_code: money.currency().code().to_owned(), amount: money.amount().to_string() }
+    }
+}
+
+/// A payment through a provider, as its status changed.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentStatusData {
+    pub transaction_id: Uuid,
+    /// `payout`, `collection` or `received`.
+    pub flow: String,
+    /// The new status, e.g. `success`.
+    pub status: String,
+    /// The platform's numeric code of the status (e.g. 300 for success).
+    pub status_code: u16,
+    /// The status before, if there was one.
+    pub previous_status: Option<String>,
+    pub value: Amount,
+    pub channel_id: Uuid,
+    /// The customer's mobile-money number.
+    pub customer_number: String,
+    pub provider_code: Option<String>,
+    pub description: Option<String>,
+    /// The payment's context as the app gave it.
+    #[schema(value_type = Object)]
+    pub context: serde_json::Value,
+}
+
+/// A transfer, as the ledger recorded it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferData {
+    pub transfer_id: Uuid,
+    /// `posted`, `pending`, `post_pending`, `void_pending`, `expire_pending` or `reversal`.
+    pub kind: String,
+    pub code: String,
+    pub legs: Vec<LegData>,
+    pub pending_id: Option<Uuid>,
+    pub reversal_of: Option<Uuid>,
+    pub effective_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// What each account moved holds after it.
+    pub balances: Vec<BalanceChangedData>,
+}
+
+/// One leg of a transfer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegData {
+    pub account_id: Uuid,
+    /// `debit` or `credit`.
+    pub side: String,
+    pub currency_code: String,
+    pub amount: String,
+}
+
+/// An account's balances after a transfer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceChangedData {
+    pub account_id: Uuid,
+    /// `purse`, `wallet`, `channel`, …
+    pub account_kind: String,
+    pub customer_id: Option<Uuid>,
+    pub wallet_id: Option<String>,
+    pub transfer_id: Uuid,
+    /// The account's version after the transfer: balance events of one account are ordered
+    /// by it.
+    pub version: i64,
+    pub currency_code: String,
+    /// Settled balance.
+    pub actual: String,
+    /// What can be spent now.
+    pub available: String,
+    /// Once every pending transfer is posted.
+    pub pending: String,
+}
+
+/// A reminder that fell due.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReminderDueData {
+    pub key: String,
+    /// The time it was due (the one it fired for).
+    pub remind_at: DateTime<Utc>,
+    /// Seconds between repeats, for a repeating reminder.
+    pub interval: Option<u64>,
+    pub payload: Option<String>,
+    /// The tag that chose the customer, for a reminder set by tag.
+    pub tag: Option<TagData>,
+}
+
+/// An activity an app recorded.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityData {
+    pub activity_id: Uuid,
+    pub source: String,
+    pub session_id: String,
+    pub key: String,
+    #[schema(value_type = Object)]
+    pub properties: serde_json::Value,
+    pub at: DateTime<Utc>,
+    /// The transfer it came with, if any.
+    pub transfer_id: Option<Uuid>,
+}
+
+/// A customer, by the number it was first seen with.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerData {
+    pub customer_id: Uuid,
+    /// The number's provider (`cellular`, `email`, …), if made by number.
+    pub provider: Option<String>,
+    pub number: Option<String>,
+}
+
+/// A customer that adopted another's state.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerMergedData {
+    /// The customer that remains.
+    pub customer_id: Uuid,
+    /// The customer adopted, whose id now resolves to `customerId`.
+    pub merged_customer_id: Uuid,
+}
+
+/// A customer's tag.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TagData {
+    pub key: String,
+    pub value: String,
+}
+
+/// A webhook endpoint disabled for failing.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEndpointDisabledData {
+    pub endpoint_id: Uuid,
+    pub url: String,
+    /// Since when every delivery to it failed.
+    pub failing_since: DateTime<Utc>,
+}

@@ -15,6 +15,7 @@ use super::{
     RECENT_ACTIVITIES_MAX, VALUE_LEN_MAX, check_key, check_text,
 };
 use crate::code::Code;
+use crate::events::{self, EventType, NewEvent};
 
 /// The schema of an activity's properties, with their limits.
 fn properties_schema() -> utoipa::openapi::schema::Object {
@@ -125,9 +126,10 @@ pub async fn record(
     new: &NewActivity,
 ) -> Result<Activity, CustomerError> {
     let properties = check_activity(new)?;
-    let client = pool.get().await?;
+    let mut client = pool.get().await?;
     let customer = super::store::check_on(&client, org, customer.0).await?;
-    let row = client
+    let tx = client.transaction().await?;
+    let row = tx
         .query_one(
             &format!(
                 "INSERT INTO activities
@@ -148,7 +150,13 @@ pub async fn record(
             ],
         )
         .await?;
-    Ok(activity(&row))
+    let activity = activity(&row);
+    let event = NewEvent::of(EventType::CustomerActivityRecorded, &activity)
+        .app(Some(app))
+        .customer(Some(customer.0));
+    events::record(&tx, org, &[event]).await?;
+    tx.commit().await?;
+    Ok(activity)
 }
 
 /// The customer's activities with these ids, in no particular order.

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
-pub use read::{Event, EventFilter, EventPage, ReadError, by_id, page};
+pub use read::{Event, EventFilter, EventPage, ReadError, by_id, last_sequence, page};
 pub use types::EventType;
 
 /// Something that happened, to be recorded.

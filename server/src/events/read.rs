@@ -50,6 +50,8 @@ pub struct EventFilter {
     pub types: BTreeSet<EventType>,
     /// Only this customer's.
     pub customer: Option<Uuid>,
+    /// Only what this app may see: its own events and those of no app (an app key's view).
+    pub app: Option<Uuid>,
 }
 
 impl EventFilter {
@@ -66,12 +68,8 @@ impl EventFilter {
         if self.types.is_empty() {
             return None;
         }
-        let mut types: BTreeSet<&'static str> = self
-            .types
-            .iter()
-            .filter(|kind| !kind.is_derived())
-            .map(|kind| kind.as_str())
-            .collect();
+        let mut types: BTreeSet<&'static str> =
+            self.types.iter().filter(|kind| !kind.is_derived()).map(|kind| kind.as_str()).collect();
         if self.wants_balances() {
             types.extend(TRANSFER_TYPES.iter().map(|kind| kind.as_str()));
         }
@@ -167,9 +165,10 @@ pub async fn page(
                  WHERE org_id = $1 AND seq > $2
                      AND ($3::text[] IS NULL OR type = ANY($3))
                      AND ($4::uuid IS NULL OR customer_id = $4)
+                     AND ($6::uuid IS NULL OR app_id IS NULL OR app_id = $6)
                  ORDER BY seq LIMIT $5"
             ),
-            &[&org.0, &after, &types, &filter.customer, &(limit + 1)],
+            &[&org.0, &after, &types, &filter.customer, &(limit + 1), &filter.app],
         )
         .await?;
     drop(client);
@@ -179,6 +178,20 @@ pub async fn page(
     let next_after = rows.last().map_or(after, |row| row.seq);
     let events = render(store, org, rows, filter).await?;
     Ok(EventPage { events, next_after, has_more })
+}
+
+/// The org's last sequence number (0 before its first event): where a stream that starts now
+/// starts after.
+///
+/// # Errors
+///
+/// The database's.
+pub async fn last_sequence(pool: &Pool, org: OrgId) -> Result<i64, ReadError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt("SELECT last_seq FROM event_counters WHERE org_id = $1", &[&org.0])
+        .await?;
+    Ok(row.map_or(0, |row| row.get(0)))
 }
 
 /// The org's event with this id, rendered (with its balance events when `balances`).
@@ -270,14 +283,12 @@ async fn render(
                 });
             }
             if filter.wants_balances() {
-                events.extend(balances.into_iter().filter(is_money_holder).map(|balance| {
-                    Event {
-                        id: Uuid::new_v5(&row.id, balance.account_id.as_bytes()),
-                        kind: EventType::BalanceChanged,
-                        customer_id: balance.customer_id.or(envelope.customer_id),
-                        data: serde_json::to_value(&balance).unwrap_or(Value::Null),
-                        ..envelope.clone()
-                    }
+                events.extend(balances.into_iter().filter(is_money_holder).map(|balance| Event {
+                    id: Uuid::new_v5(&row.id, balance.account_id.as_bytes()),
+                    kind: EventType::BalanceChanged,
+                    customer_id: balance.customer_id.or(envelope.customer_id),
+                    data: serde_json::to_value(&balance).unwrap_or(Value::Null),
+                    ..envelope.clone()
                 }));
             }
             continue;

@@ -7,6 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::customers::activities::Activity;
+
 macro_rules! event_types {
     ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal => $data:ty,)+) => {
         /// What happened.
@@ -39,9 +41,9 @@ macro_rules! event_types {
 
             /// The name of the schema of the type's payload.
             #[must_use]
-            pub fn data_schema(self) -> &'static str {
+            pub fn data_schema(self) -> String {
                 match self {
-                    $(Self::$variant => stringify!($data),)+
+                    $(Self::$variant => <$data as ToSchema>::name().into_owned(),)+
                 }
             }
         }
@@ -50,7 +52,11 @@ macro_rules! event_types {
         pub fn data_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)> {
             let mut schemas = Vec::new();
             $(
-                schemas.push((stringify!($data).to_owned(), <$data as utoipa::PartialSchema>::schema()));
+                schemas.push((
+                    <$data as ToSchema>::name().into_owned(),
+                    <$data as utoipa::PartialSchema>::schema(),
+                ));
+                <$data as ToSchema>::schemas(&mut schemas);
             )+
             schemas.sort_by(|a, b| a.0.cmp(&b.0));
             schemas.dedup_by(|a, b| a.0 == b.0);
@@ -80,7 +86,7 @@ event_types! {
     /// A reminder fell due.
     ReminderDue = "reminder.due" => ReminderDueData,
     /// An app recorded what a customer did.
-    CustomerActivityRecorded = "customer.activity_recorded" => ActivityData,
+    CustomerActivityRecorded = "customer.activity_recorded" => Activity,
     /// A customer was made (first seen by a number).
     CustomerCreated = "customer.created" => CustomerData,
     /// A customer adopted another's state; the other's id now resolves to it.
@@ -114,7 +120,10 @@ pub struct Amount {
 impl Amount {
     #[must_use]
     pub fn of(money: &hazina_ledger::Money) -> Self {
-        Self { currency_code: money.currency().code().to_owned(), amount: money.amount().to_string() }
+        Self {
+            currency_code: money.currency().code().to_owned(),
+            amount: money.amount().to_string(),
+        }
     }
 }
 
@@ -137,9 +146,6 @@ pub struct PaymentStatusData {
     pub customer_number: String,
     pub provider_code: Option<String>,
     pub description: Option<String>,
-    /// The payment's context as the app gave it.
-    #[schema(value_type = Object)]
-    pub context: serde_json::Value,
 }
 
 /// A transfer, as the ledger recorded it.
@@ -204,21 +210,6 @@ pub struct ReminderDueData {
     pub payload: Option<String>,
     /// The tag that chose the customer, for a reminder set by tag.
     pub tag: Option<TagData>,
-}
-
-/// An activity an app recorded.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ActivityData {
-    pub activity_id: Uuid,
-    pub source: String,
-    pub session_id: String,
-    pub key: String,
-    #[schema(value_type = Object)]
-    pub properties: serde_json::Value,
-    pub at: DateTime<Utc>,
-    /// The transfer it came with, if any.
-    pub transfer_id: Option<Uuid>,
 }
 
 /// A customer, by the number it was first seen with.

@@ -332,6 +332,15 @@ impl From<TenancyError> for ApiError {
     }
 }
 
+impl From<crate::events::ReadError> for ApiError {
+    fn from(error: crate::events::ReadError) -> Self {
+        match error {
+            crate::events::ReadError::Store(error) => error.into(),
+            other => Self::unavailable(&other),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for ApiError {
     fn from(error: tokio_postgres::Error) -> Self {
         Self::unavailable(&error)

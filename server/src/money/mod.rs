@@ -419,6 +419,10 @@ impl NewLedgerPayment<'_> {
                 "appId": self.app,
             }),
         );
+        let mut effects = effects;
+        if let Some(app) = self.app {
+            effects.set_app(app);
+        }
         context.insert(
             context::HAZINA.into(),
             effects.into_hazina(accounts.wallet_customers.iter().copied()),

@@ -47,6 +47,8 @@ use hazina_providers::{Status, StatusReport};
 use uuid::Uuid;
 
 use crate::code::Code;
+use crate::events::types::{Amount, PaymentStatusData};
+use crate::events::{self, EventType, NewEvent};
 use crate::secrets::{Sealer, is_sealed};
 
 /// Namespace of the ids of the transfers that post or void a payment's reservation, and of
@@ -785,8 +787,9 @@ impl Engine {
         let channel = new.channel.clone();
         let respond_within = self.settings().respond_within;
         let lease = respond_within + HANDLER_LEASE_MARGIN;
-        let client = self.pool.get().await?;
-        let inserted = client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let inserted = tx
             .query_opt(
                 &format!(
                     "INSERT INTO provider_payments (id, org_id, app_id, channel_id, flow,
@@ -836,9 +839,12 @@ impl Engine {
             }
             Err(error) => return Err(error.into()),
         };
-        drop(client);
         let record = Record::from_row(&row)?;
-        self.note(record.org, record.id, PaymentStatus::Queued, "request", None, None).await?;
+        insert_event(&tx, record.org, record.id, PaymentStatus::Queued, "request", None, None)
+            .await?;
+        tell(&tx, &record, EventType::PaymentStatusChanged, None).await?;
+        tx.commit().await?;
+        drop(client);
         let id = record.id;
         let sent = tokio::time::timeout(respond_within, self.reserve_and_send(record, &channel));
         if let Ok(record) = sent.await {
@@ -901,8 +907,9 @@ impl Engine {
         reason: RejectReason,
     ) -> Result<Record, PaymentError> {
         let status = PaymentStatus::of_outcome(Some(reason));
-        let client = self.pool.get().await?;
-        let row = client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
             .query_one(
                 &format!(
                     "UPDATE provider_payments SET stage = 'settled', status = $2, provider_code = $3,
@@ -913,9 +920,10 @@ impl Engine {
                 &[&id, &status.as_str(), &reason.code(), &org.0],
             )
             .await?;
-        drop(client);
         let record = Record::from_row(&row)?;
-        self.note(record.org, id, status, "request", Some(reason.code()), None).await?;
+        insert_event(&tx, record.org, id, status, "request", Some(reason.code()), None).await?;
+        tell(&tx, &record, EventType::PaymentStatusChanged, Some(PaymentStatus::Queued)).await?;
+        tx.commit().await?;
         Ok(record)
     }
 
@@ -1044,15 +1052,17 @@ impl Engine {
                 ],
             )
             .await?;
+        let updated = Record::from_row(&updated)?;
         if status != record.status {
             let said = alert.as_deref().or(said.as_deref());
             insert_event(&tx, record.org, id, status, source, code.as_deref(), said).await?;
+            tell(&tx, &updated, EventType::PaymentStatusChanged, Some(record.status)).await?;
         }
         tx.commit().await?;
         if query {
             self.wake.notify_one();
         }
-        Record::from_row(&updated)
+        Ok(updated)
     }
 
     /// Does what the lifecycle decided, in `tx` (the payment's lock held): moves the ledger,
@@ -1218,20 +1228,6 @@ impl Engine {
             )
             .await?;
         Record::from_row(&row)
-    }
-
-    /// Records a status change outside [`Engine::apply`].
-    async fn note(
-        &self,
-        org: OrgId,
-        id: Uuid,
-        status: PaymentStatus,
-        source: &str,
-        code: Option<&str>,
-        description: Option<&str>,
-    ) -> Result<(), PaymentError> {
-        let client = self.pool.get().await?;
-        insert_event(&client, org, id, status, source, code, description).await
     }
 
     // --- Callbacks --------------------------------------------------------------------------
@@ -1597,6 +1593,34 @@ pub fn callback_event(kind: &str, report: StatusReport, verified: bool) -> Event
     } else {
         Event::Callback { report, verified }
     }
+}
+
+/// Tells apps, through the outbox, that the payment now stands as `record` says (its status
+/// before: `previous`). The last statement of the change's transaction.
+async fn tell<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    record: &Record,
+    kind: EventType,
+    previous: Option<PaymentStatus>,
+) -> Result<(), PaymentError> {
+    let data = PaymentStatusData {
+        transaction_id: record.id,
+        flow: record.flow.as_str().to_owned(),
+        status: record.status.as_str().to_owned(),
+        status_code: record.status.platform_code(),
+        previous_status: previous.map(|status| status.as_str().to_owned()),
+        value: Amount::of(&record.amount),
+        channel_id: record.channel,
+        customer_number: record.msisdn.clone(),
+        provider_code: record.provider_code.clone(),
+        description: record.provider_description.clone(),
+    };
+    let event = NewEvent::of(kind, &data)
+        .app(record.app)
+        .customer(record.customer)
+        .context(record.request.get("context").cloned());
+    events::record(client, record.org, &[event]).await?;
+    Ok(())
 }
 
 async fn insert_event<C: deadpool_postgres::GenericClient>(

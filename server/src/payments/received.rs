@@ -7,9 +7,12 @@ use hazina_providers::lifecycle::Event;
 use hazina_providers::mpesa::{C2bRejectReason, Msisdn};
 use uuid::Uuid;
 
-use super::{Channel, Engine, Flow, PaymentError, PaymentStatus, Stage, insert_event, mpesa};
+use super::{
+    Channel, Engine, Flow, PaymentError, PaymentStatus, Record, Stage, insert_event, mpesa, tell,
+};
 use crate::code::Code;
 use crate::customers::{self, CustomerNumber};
+use crate::events::EventType;
 
 impl Engine {
     /// Records a payment a customer made unprompted (once per provider id: a repeat finds the
@@ -26,19 +29,23 @@ impl Engine {
         customer: Option<CustomerId>,
     ) -> Result<Uuid, PaymentError> {
         let first_query = self.settings().first_query;
-        let client = self.pool.get().await?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
         let minor = amount
             .to_minor()
             .map_err(|e| PaymentError::invalid(Code::InvalidAmount, e.to_string()))?;
-        let inserted = client
+        let inserted = tx
             .query_opt(
-                "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id, msisdn,
-                     account_id, currency, amount_minor, our_reference, stage, status,
-                     next_attempt_at, request)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', 'pending_confirmation',
-                     now() + make_interval(secs => $11), $12)
-                 ON CONFLICT (org_id, channel_id, our_reference) DO NOTHING
-                 RETURNING id",
+                &format!(
+                    "INSERT INTO provider_payments (id, org_id, channel_id, flow, customer_id,
+                         msisdn, account_id, currency, amount_minor, our_reference, stage,
+                         status, next_attempt_at, request)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sent',
+                         'pending_confirmation', now() + make_interval(secs => $11), $12)
+                     ON CONFLICT (org_id, channel_id, our_reference) DO NOTHING
+                     RETURNING {}",
+                    Record::COLUMNS
+                ),
                 &[
                     &Uuid::now_v7(),
                     &channel.org.0,
@@ -56,21 +63,15 @@ impl Engine {
             )
             .await?;
         if let Some(row) = inserted {
-            let id: Uuid = row.get(0);
-            insert_event(
-                &client,
-                channel.org,
-                id,
-                PaymentStatus::PendingConfirmation,
-                "callback",
-                None,
-                None,
-            )
-            .await?;
-            return Ok(id);
+            let record = Record::from_row(&row)?;
+            let status = PaymentStatus::PendingConfirmation;
+            insert_event(&tx, channel.org, record.id, status, "callback", None, None).await?;
+            tell(&tx, &record, EventType::PaymentReceived, None).await?;
+            tx.commit().await?;
+            return Ok(record.id);
         }
         // A repeat of a payment already recorded.
-        let row = client
+        let row = tx
             .query_one(
                 "SELECT id FROM provider_payments
                  WHERE org_id = $1 AND channel_id = $2 AND our_reference = $3",

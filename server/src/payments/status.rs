@@ -82,6 +82,23 @@ impl PaymentStatus {
     }
 }
 
+impl PaymentStatus {
+    /// The platform's numeric code of the status (its `PaymentStatus` enum). Held for review
+    /// is, to the platform, still awaiting confirmation.
+    pub fn platform_code(self) -> u16 {
+        match self {
+            Self::Queued => 100,
+            Self::PendingConfirmation | Self::HeldForReview => 101,
+            Self::InvalidRequest => 200,
+            Self::InsufficientFunds => 202,
+            Self::DuplicateRequest => 205,
+            Self::InvalidPurse => 206,
+            Self::Success => 300,
+            Self::Failed => 400,
+        }
+    }
+}
+
 impl std::fmt::Display for PaymentStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -105,9 +105,31 @@ async fn send(
     }
     let response = request.send().await.unwrap_or_else(|error| panic!("{method} {path}: {error}"));
     let status = response.status();
-    let text = response.text().await.unwrap();
+    let text = if is_event_stream(&response) {
+        stream_for_a_while(response).await
+    } else {
+        response.text().await.unwrap()
+    };
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     Answer { status, text, json }
+}
+
+fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"))
+}
+
+/// What an event stream sends in its first second (it would go on for long).
+async fn stream_for_a_while(mut response: reqwest::Response) -> String {
+    let mut text = String::new();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, response.chunk()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
 }
 
 async fn ok(server: &ApiServer, method: &Method, path: &str, key: &str, body: &Value) -> Value {

@@ -8,6 +8,7 @@ mod channels;
 mod common;
 mod customers;
 mod docs;
+mod events;
 mod finance;
 mod idempotency;
 mod isolation;

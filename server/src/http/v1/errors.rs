@@ -268,6 +268,9 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
         &[ORG_KEY, bad_request(&[Code::InvalidPeriod]), unprocessable(&[Code::InvalidAmount])],
     ),
     ("get_general_ledger", &[ORG_KEY, bad_request(&[Code::InvalidPeriod])]),
+    // Events (`v1::events`, `crate::events`): an unknown type is `invalid_query`.
+    ("list_events", &[bad_request(&[Code::InvalidCursor, Code::InvalidLimit])]),
+    ("stream_events", &[bad_request(&[Code::InvalidCursor])]),
     // Payment channels (`v1::payment_channels`), org keys only.
     (
         "create_payment_channel",

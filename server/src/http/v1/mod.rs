@@ -7,6 +7,7 @@
 
 pub mod customers;
 mod errors;
+pub mod events;
 #[cfg(test)]
 mod examples;
 pub mod finance;
@@ -60,6 +61,8 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
         (name = "transfers", description = "The ledger's double-entry transfers, one at a time \
             or in batches."),
         (name = "accounts", description = "Any account of the org, its balance and statement."),
+        (name = "events", description = "What happened that an app may care about, in the \
+            order it happened: a page at a time, or as a stream of Server-Sent Events."),
         (name = "reports", description = "The books as finance closes them: trial balance and \
             general ledger, as JSON or CSV (org key)."),
     ),
@@ -90,9 +93,11 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(finance::routes())
         .merge(payment_channels::routes())
         .merge(payments::routes())
+        .merge(events::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     payment_channels::document_deprecated_routes(&mut document);
+    events::document_payloads(&mut document);
     links::document(&mut document);
     errors::document(&mut document);
     problems_as_problem_json(&mut document);
@@ -243,6 +248,7 @@ mod tests {
             "^[A-Za-z0-9._-]+$",
             r"^https?://[^\s\u0000]+$",
             crate::customers::timeline::CURSOR_PATTERN,
+            super::events::TYPES_PATTERN,
         ];
         let (_, document) = super::routes();
         let mut found = Vec::new();

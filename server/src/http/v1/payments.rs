@@ -169,6 +169,10 @@ pub async fn create(
         }
         None => hazina_ledger::context::Effects::default(),
     };
+    let mut effects = effects;
+    if let Some(app) = caller.app {
+        effects.set_app(app);
+    }
     let effects = effects.into_hazina([Some(customer), wallet_customer].into_iter().flatten());
     draft.request["context"] = serde_json::json!({
         "payment": {

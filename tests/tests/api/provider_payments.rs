@@ -35,6 +35,14 @@ async fn start() -> Env {
 }
 
 impl Env {
+    /// The events of `kind` the org was told, in order.
+    async fn told(&self, kind: &str) -> Vec<Value> {
+        let path = format!("/v1/events?limit=500&types={kind}");
+        let (status, page) = self.server.get(&self.server.org_key, &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["events"].as_array().unwrap().clone()
+    }
+
     async fn mpesa_channel(&self) -> Value {
         let channel = json!({
             "provider": "mpesa", "channelNumber": PAYBILL, "currencyCode": "KES",
@@ -215,6 +223,22 @@ async fn a_b2c_payout_reserves_then_posts_on_the_result_with_the_receipt() {
     let history = statuses(&done);
     let expected = [vec!["queued", "pending_confirmation", "success"], vec!["queued", "success"]];
     assert!(expected.iter().any(|e| *e == history), "{done}");
+    // Every change was told, in order, with the platform's codes.
+    let told = env.told("payment.status_changed").await;
+    let told_statuses: Vec<&str> =
+        told.iter().map(|e| e["data"]["status"].as_str().unwrap()).collect();
+    assert_eq!(told_statuses, history, "{told:?}");
+    let codes: Vec<i64> = told.iter().map(|e| e["data"]["statusCode"].as_i64().unwrap()).collect();
+    assert_eq!(codes.first(), Some(&100));
+    assert_eq!(codes.last(), Some(&300));
+    assert!(
+        told.iter()
+            .all(|e| e["data"]["transactionId"] == id && e["appId"] == env.server.app.to_string())
+    );
+    assert_eq!(
+        told.last().unwrap()["data"]["value"],
+        json!({"currencyCode": "KES", "amount": "300.00"})
+    );
     assert_eq!(env.purse_balance(&purse).await, kes("700.00", "700.00"));
     assert_eq!(env.b2c_requests(), 1);
     // The request Daraja got carries our id as its OriginatorConversationID.
@@ -548,6 +572,16 @@ async fn unprompted_payments_reach_the_purse_or_the_wallet_their_reference_names
     let ack: Value = reply.json().await.unwrap();
     assert_eq!(ack["ResultCode"], 0);
     assert_eq!(env.purse_balance(&purse).await, kes("121.00", "121.00"));
+    // Each told once as received, then as succeeded.
+    let received = env.told("payment.received").await;
+    let amounts: Vec<&str> =
+        received.iter().map(|e| e["data"]["value"]["amount"].as_str().unwrap()).collect();
+    assert_eq!(amounts, ["120.00", "80.00"], "{received:?}");
+    // Daraja masks the payer's number in C2B confirmations; it is told as Daraja sent it.
+    assert!(received[0]["data"]["customerNumber"].as_str().unwrap().ends_with("001"));
+    let succeeded = env.told("payment.status_changed").await;
+    assert_eq!(succeeded.len(), 2, "{succeeded:?}");
+    assert!(succeeded.iter().all(|e| e["data"]["status"] == "success"));
     env.invariants_hold().await;
 }
 

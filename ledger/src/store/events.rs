@@ -8,6 +8,8 @@
 //! An event row is narrow (the transfer and the accounts it moved, with their versions): its
 //! payload is the immutable transfer and its entries, read when the event is read.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Client;
 use serde_json::Value;
@@ -16,6 +18,7 @@ use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use crate::context;
+use crate::ids::TransferId;
 use crate::rules::{Entry, Transfer, TransferKind};
 
 /// Inserts the events, numbering each org's after its counter (made at its first event).
@@ -72,12 +75,23 @@ fn uuid_in(hazina: Option<&Value>, path: &[&str]) -> Option<Uuid> {
 }
 
 impl EventColumns {
-    pub(super) fn new(transfers: &[Transfer], entries: &[Entry]) -> Self {
+    /// The events of `transfers`' accepted ones; a transfer that acts on another (posting,
+    /// voiding, expiring or reversing it) and names no customer of its own tells of the other's
+    /// customer and app, found in `known`.
+    pub(super) fn new(
+        transfers: &[Transfer],
+        entries: &[Entry],
+        known: &HashMap<TransferId, Transfer>,
+    ) -> Self {
         let mut columns = Self::default();
         let accepted = transfers.iter().filter(|transfer| transfer.rejection.is_none());
         let mut entries = entries.iter().peekable();
         for transfer in accepted {
-            let hazina = transfer.context.get(context::HAZINA);
+            let acted_on = transfer.pending_id.or(transfer.reversal_of);
+            let hazina = transfer
+                .context
+                .get(context::HAZINA)
+                .or_else(|| known.get(&acted_on?)?.context.get(context::HAZINA));
             let app = uuid_in(hazina, &[context::APP])
                 .or_else(|| uuid_in(hazina, &[context::ACTIVITY, "app_id"]));
             let customer = hazina

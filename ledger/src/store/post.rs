@@ -765,7 +765,11 @@ impl StateChange {
             .collect();
         Self {
             accounts: AccountColumns::new(snapshot, &evaluation.accounts_changed),
-            events: EventColumns::new(&evaluation.transfers, &evaluation.entries),
+            events: EventColumns::new(
+                &evaluation.transfers,
+                &evaluation.entries,
+                &snapshot.transfers,
+            ),
             opened_ids: opened.iter().map(|transfer| transfer.id.0).collect(),
             opened_orgs: opened.iter().map(|transfer| transfer.org.0).collect(),
             opened_expiry: opened.iter().map(|transfer| transfer.expires_at).collect(),

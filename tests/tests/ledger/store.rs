@@ -87,6 +87,7 @@ both_paths!(
     balances_at_a_time_and_date_ranges_match_a_scan,
     naming_another_orgs_account_locks_nothing_of_theirs,
     a_transfer_id_is_unique_per_org,
+    every_accepted_transfer_is_told_once_in_commit_order,
 );
 
 impl Ledger {
@@ -257,8 +258,99 @@ async fn a_database_error_commits_nothing_of_the_batch(mode: Mode) {
     assert!(l.store.transfer(l.org, fine.id).await.unwrap().is_none());
     let metadata = client.query("SELECT key FROM customer_metadata", &[]).await.unwrap();
     assert!(metadata.is_empty(), "a failed batch's effect was written");
+    assert_eq!(told(&l).await.len(), 1, "a failed batch told of its transfers");
     // The failed batch left the pooled connection usable and the id free.
     assert_eq!(code(&l.post_one(&fine).await), "ok");
+    let told = told(&l).await;
+    assert_eq!(told.iter().map(|event| event.0).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(told[1].1, fine.id.0);
+    l.assert_sound().await;
+}
+
+/// The org's events: sequence number, transfer, type, and the accounts moved with their
+/// versions, in sequence order.
+async fn told(l: &Ledger) -> Vec<(i64, uuid::Uuid, String, serde_json::Value)> {
+    let client = l.store.pool().get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT seq, transfer_id, type, accounts FROM events WHERE org_id = $1 ORDER BY seq",
+            &[&l.org.0],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|row| (row.get(0), row.get(1), row.get(2), row.get(3))).collect()
+}
+
+/// Many concurrent batches, some refused: every accepted transfer is told once, none refused
+/// is, the numbers run 1, 2, 3… without a gap, and they follow the order the batches
+/// committed in (the purse's versions grow with them). An expiry tells of its pending
+/// transfer's customer.
+async fn every_accepted_transfer_is_told_once_in_commit_order(mode: Mode) {
+    let l = std::sync::Arc::new(ledger_with(8, Clock::Database, mode).await);
+    l.post_one(&l.transfer(l.external, l.purse, "1000")).await;
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let l = std::sync::Arc::clone(&l);
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for i in 0..25 {
+                // Every fifth asks for more than the wallet holds: refused.
+                let request = if i % 5 == 4 {
+                    l.transfer(l.wallets[task], l.purse, "1000000")
+                } else {
+                    l.transfer(l.purse, l.wallets[task], "1")
+                };
+                if code(&l.post_one(&request).await) == "ok" {
+                    accepted.push(request.id.0);
+                }
+            }
+            accepted
+        }));
+    }
+    let mut accepted = Vec::new();
+    for task in tasks {
+        accepted.extend(task.await.unwrap());
+    }
+    let told = told(&l).await;
+    assert_eq!(told.len(), accepted.len() + 1);
+    let numbers: Vec<i64> = told.iter().map(|event| event.0).collect();
+    assert_eq!(numbers, (1..=i64::try_from(told.len()).unwrap()).collect::<Vec<_>>());
+    let mut told_ids: Vec<uuid::Uuid> = told[1..].iter().map(|event| event.1).collect();
+    told_ids.sort();
+    accepted.sort();
+    assert_eq!(told_ids, accepted);
+    let purse = l.purse.0.to_string();
+    let purse_versions: Vec<i64> = told
+        .iter()
+        .filter_map(|event| {
+            let moved = event.3.as_array()?;
+            moved.iter().find(|pair| pair[0] == purse.as_str())?[1].as_i64()
+        })
+        .collect();
+    assert_eq!(purse_versions.len(), told.len());
+    assert!(purse_versions.windows(2).all(|w| w[0] < w[1]), "{purse_versions:?}");
+    assert!(told.iter().all(|event| event.2 == "transfer.posted"));
+
+    // A pending transfer for a customer, expired by the sweeper: told with its customer.
+    let customer = CustomerId::generate();
+    let mut pending = l.transfer(l.purse, l.wallets[0], "1");
+    pending.action =
+        Action::Pending { postings: pending.action.postings().to_vec(), timeout_ms: Some(1) };
+    pending.context = std::sync::Arc::new(
+        json!({ "hazina": { "customers": [customer.0.to_string()] } }).as_object().unwrap().clone(),
+    );
+    assert_eq!(code(&l.post_one(&pending).await), "ok");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(l.store.expire_pending(10).await.unwrap(), 1);
+    let client = l.store.pool().get().await.unwrap();
+    let expired = client
+        .query_one(
+            "SELECT customer_id FROM events WHERE org_id = $1 AND type = 'transfer.expired'",
+            &[&l.org.0],
+        )
+        .await
+        .unwrap();
+    assert_eq!(expired.get::<_, Option<uuid::Uuid>>(0), Some(customer.0));
     l.assert_sound().await;
 }
 

@@ -265,7 +265,13 @@ async fn keying_by_org_migrates_a_database_with_rows_and_keeps_them() {
     for (name, sql) in &after {
         client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    assert_eq!(counts(&client).await, held, "every row is kept");
+    // Tables made since 0011 (the outbox, …) start empty.
+    let kept: Vec<(String, i64)> = counts(&client)
+        .await
+        .into_iter()
+        .filter(|(table, _)| held.iter().any(|(before, _)| before == table))
+        .collect();
+    assert_eq!(kept, held, "every row is kept");
     let found = breaches(&client).await;
     assert!(found.is_empty(), "the schema breaks the org rule:\n{}", found.join("\n"));
 

@@ -13,4 +13,5 @@ mod idempotency;
 mod isolation;
 mod money;
 mod provider_payments;
+mod reminders;
 mod tenancy;

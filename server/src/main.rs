@@ -243,8 +243,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         cli.retention(),
         shutdown.clone().wait(),
     ));
-    let reminders =
-        tokio::spawn(workers::fire_reminders_loop(pool.clone(), shutdown.clone().wait()));
+    tokio::spawn(workers::fire_reminders_loop(pool.clone(), shutdown.clone().wait()));
     if let Some(made) =
         tenancy::bootstrap(&pool).await.context("could not make the first org and keys")?
     {
@@ -315,7 +314,6 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     sweeper.abort();
     worker.abort();
     retention.abort();
-    reminders.abort();
     if sweeper.await.is_err_and(|error| error.is_panic()) {
         tracing::warn!("the expiry sweeper panicked");
     }

@@ -284,9 +284,10 @@ pub async fn set_by_tag(
     let transaction = client.transaction().await?;
     // The app's row, locked: reminders of one app are counted one change at a time.
     transaction
-        .query_one("SELECT 1 FROM apps WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE", &[
-            &org.0, &app,
-        ])
+        .query_one(
+            "SELECT 1 FROM apps WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE",
+            &[&org.0, &app],
+        )
         .await?;
     let row = transaction
         .query_one(
@@ -313,9 +314,10 @@ pub async fn set_by_tag(
         )
         .await?;
     let count: i64 = transaction
-        .query_one("SELECT count(*) FROM tag_reminders WHERE org_id = $1 AND app_id = $2", &[
-            &org.0, &app,
-        ])
+        .query_one(
+            "SELECT count(*) FROM tag_reminders WHERE org_id = $1 AND app_id = $2",
+            &[&org.0, &app],
+        )
         .await?
         .get(0);
     if usize::try_from(count).unwrap_or(usize::MAX) > TAG_REMINDERS_MAX {

@@ -85,7 +85,8 @@ pub async fn customers(
     if more {
         customers.pop();
     }
-    let next_after = if more { customers.last().map(|customer| customer.customer_id) } else { None };
+    let next_after =
+        if more { customers.last().map(|customer| customer.customer_id) } else { None };
     Ok(TaggedCustomers { customers, next_after })
 }
 

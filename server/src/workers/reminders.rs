@@ -141,28 +141,28 @@ async fn fire_reminders(
         let interval_ms: Option<i64> = row.get(4);
         let (fired_for, next) = due_times(row.get(3), interval_ms, row.get(6));
         events.push(
-            NewEvent::of(EventType::ReminderDue, &ReminderDueData {
-                key: key.clone(),
-                remind_at: fired_for,
-                interval: interval_seconds(interval_ms),
-                payload: row.get(5),
-                tag: None,
-            })
+            NewEvent::of(
+                EventType::ReminderDue,
+                &ReminderDueData {
+                    key: key.clone(),
+                    remind_at: fired_for,
+                    interval: interval_seconds(interval_ms),
+                    payload: row.get(5),
+                    tag: None,
+                },
+            )
             .app(Some(app))
             .customer(Some(customer)),
         );
-        match next {
-            Some(next) => {
-                moved.0.push(customer);
-                moved.1.push(app);
-                moved.2.push(key);
-                moved.3.push(next);
-            }
-            None => {
-                done.0.push(customer);
-                done.1.push(app);
-                done.2.push(key);
-            }
+        if let Some(next) = next {
+            moved.0.push(customer);
+            moved.1.push(app);
+            moved.2.push(key);
+            moved.3.push(next);
+        } else {
+            done.0.push(customer);
+            done.1.push(app);
+            done.2.push(key);
         }
     }
     if !done.0.is_empty() {
@@ -267,13 +267,16 @@ async fn fire_tag_chunk(
     let events: Vec<NewEvent> = customers
         .iter()
         .map(|(customer, value)| {
-            NewEvent::of(EventType::ReminderDue, &ReminderDueData {
-                key: key.clone(),
-                remind_at: fired_for,
-                interval: interval_seconds(interval_ms),
-                payload: payload.clone(),
-                tag: Some(TagData { key: tag_key.clone(), value: value.clone() }),
-            })
+            NewEvent::of(
+                EventType::ReminderDue,
+                &ReminderDueData {
+                    key: key.clone(),
+                    remind_at: fired_for,
+                    interval: interval_seconds(interval_ms),
+                    payload: payload.clone(),
+                    tag: Some(TagData { key: tag_key.clone(), value: value.clone() }),
+                },
+            )
             .app(Some(app))
             .customer(Some(*customer))
         })

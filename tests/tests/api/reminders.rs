@@ -161,7 +161,8 @@ async fn a_repeating_reminder_found_late_fires_once_for_the_latest_missed_time()
 async fn tag(server: &ApiServer, customer: &str, tags: &Value) {
     let path = format!("/v1/customers/{customer}/tags");
     let body = json!({ "tags": tags });
-    let (status, answer) = server.call(Method::PUT, &path, Some(&server.org_key), Some(&body)).await;
+    let (status, answer) =
+        server.call(Method::PUT, &path, Some(&server.org_key), Some(&body)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
@@ -233,9 +234,15 @@ async fn a_reminder_by_tag_fires_once_per_customer_with_the_tag() {
 
     // Reminders by tag are an app key's; bad ones change nothing.
     let (status, answer) = server.post(&server.org_key, "/v1/tags/reminders", &body).await;
-    assert_eq!((status, answer["code"].as_str()), (StatusCode::FORBIDDEN, Some("app_key_required")));
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("app_key_required"))
+    );
     for (bad, code) in [
-        (json!({ "key": " ", "tag": { "key": "segment" }, "remindAt": text(now()) }), "invalid_key"),
+        (
+            json!({ "key": " ", "tag": { "key": "segment" }, "remindAt": text(now()) }),
+            "invalid_key",
+        ),
         (json!({ "key": "k", "tag": { "key": "" }, "remindAt": text(now()) }), "invalid_key"),
         (
             json!({ "key": "k", "tag": { "key": "s" }, "remindAt": text(now()), "interval": 0 }),
@@ -367,67 +374,12 @@ async fn tag_events(server: &ApiServer) -> Vec<(String, Uuid, String, String)> {
     found
 }
 
-#[tokio::test]
-async fn customers_are_tagged_listed_and_untagged_by_tag_with_their_events() {
-    let server = ApiServer::start().await;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        ids.push(customer(&server, &format!("+25471210002{n}")).await);
-    }
-    let uuids: Vec<Uuid> = ids.iter().map(|id| id.parse().unwrap()).collect();
-
-    // Tag four at once (one twice in the request), then the same again: nothing changes.
-    let body = json!({ "key": "segment", "value": "gold",
-        "customerIds": [ids[0], ids[1], ids[2], ids[3], ids[0]] });
-    let (status, answer) = server.post(&server.org_key, "/v1/tags/customers", &body).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["changed"].as_array().unwrap().len(), 4, "{answer}");
-    let (_, answer) = server.post(&server.org_key, "/v1/tags/customers", &body).await;
-    assert_eq!(answer["changed"], json!([]), "{answer}");
-    // A new value for one is a change (an app key may change the org's tags too).
-    let body = json!({ "key": "segment", "value": "silver", "customerIds": [ids[3]] });
-    let (_, answer) = server.post(&server.app_key, "/v1/tags/customers", &body).await;
-    assert_eq!(answer["changed"], json!([ids[3]]), "{answer}");
-
-    // Listed in id order, a page at a time.
-    let mut seen = Vec::new();
-    let mut path = "/v1/tags/customers?key=segment&limit=2".to_owned();
-    loop {
-        let (status, page) = server.get(&server.org_key, &path).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        for customer in page["customers"].as_array().unwrap() {
-            seen.push(customer["customerId"].as_str().unwrap().parse::<Uuid>().unwrap());
-        }
-        match page["nextAfter"].as_str() {
-            Some(after) => path = format!("/v1/tags/customers?key=segment&limit=2&after={after}"),
-            None => break,
-        }
-    }
-    let mut tagged: Vec<Uuid> = uuids[..4].to_vec();
-    tagged.sort();
-    assert_eq!(seen, tagged);
-    let (_, page) = server.get(&server.org_key, "/v1/tags/customers?key=segment&value=silver").await;
-    assert_eq!(page["customers"][0]["customerId"], ids[3].as_str(), "{page}");
-    assert_eq!(page["customers"].as_array().unwrap().len(), 1, "{page}");
-    assert_eq!(page["nextAfter"], Value::Null);
-
-    // Another org sees none of them and cannot tag them.
-    let (other_org_key, _) = other_org(&server).await;
-    let (_, page) = server.get(&other_org_key, "/v1/tags/customers?key=segment").await;
-    assert_eq!(page["customers"], json!([]), "{page}");
-    let body = json!({ "key": "segment", "value": "x", "customerIds": [ids[4]] });
-    let (status, _) = server.post(&other_org_key, "/v1/tags/customers", &body).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-
-    let events_before = tag_events(&server).await;
-    let added = |id: &Uuid, value: &str| {
-        ("customer.tag_added".to_owned(), *id, "segment".to_owned(), value.to_owned())
-    };
-    let mut expected: Vec<_> = uuids[..4].iter().map(|id| added(id, "gold")).collect();
-    expected.push(added(&uuids[3], "silver"));
-    expected.sort();
-    assert_eq!(events_before, expected);
-
+/// Bad tag changes and pages: refused whole, with nothing changed and no event.
+async fn refuses_bad_tag_changes(
+    server: &ApiServer,
+    ids: &[String],
+    events_before: &[(String, Uuid, String, String)],
+) {
     // Bad input: refused whole, nothing changed, no event.
     let unknown = Uuid::new_v4().to_string();
     let too_many: Vec<String> = (0..501).map(|_| Uuid::new_v4().to_string()).collect();
@@ -473,13 +425,79 @@ async fn customers_are_tagged_listed_and_untagged_by_tag_with_their_events() {
         assert_eq!((answered, answer["code"].as_str()), (status, Some(code)), "{body}: {answer}");
     }
     for (query, code) in [("key=segment&limit=0", "invalid_limit"), ("limit=5", "invalid_query")] {
-        let (status, answer) = server.get(&server.org_key, &format!("/v1/tags/customers?{query}")).await;
+        let (status, answer) =
+            server.get(&server.org_key, &format!("/v1/tags/customers?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert_eq!(answer["code"], code, "{answer}");
     }
-    assert_eq!(tag_events(&server).await, events_before);
+    assert_eq!(tag_events(server).await, events_before);
     let (_, page) = server.get(&server.org_key, "/v1/tags/customers?key=segment").await;
     assert_eq!(page["customers"].as_array().unwrap().len(), 4, "{page}");
+}
+
+#[tokio::test]
+async fn customers_are_tagged_listed_and_untagged_by_tag_with_their_events() {
+    let server = ApiServer::start().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(customer(&server, &format!("+25471210002{n}")).await);
+    }
+    let uuids: Vec<Uuid> = ids.iter().map(|id| id.parse().unwrap()).collect();
+
+    // Tag four at once (one twice in the request), then the same again: nothing changes.
+    let body = json!({ "key": "segment", "value": "gold",
+        "customerIds": [ids[0], ids[1], ids[2], ids[3], ids[0]] });
+    let (status, answer) = server.post(&server.org_key, "/v1/tags/customers", &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["changed"].as_array().unwrap().len(), 4, "{answer}");
+    let (_, answer) = server.post(&server.org_key, "/v1/tags/customers", &body).await;
+    assert_eq!(answer["changed"], json!([]), "{answer}");
+    // A new value for one is a change (an app key may change the org's tags too).
+    let body = json!({ "key": "segment", "value": "silver", "customerIds": [ids[3]] });
+    let (_, answer) = server.post(&server.app_key, "/v1/tags/customers", &body).await;
+    assert_eq!(answer["changed"], json!([ids[3]]), "{answer}");
+
+    // Listed in id order, a page at a time.
+    let mut seen = Vec::new();
+    let mut path = "/v1/tags/customers?key=segment&limit=2".to_owned();
+    loop {
+        let (status, page) = server.get(&server.org_key, &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for customer in page["customers"].as_array().unwrap() {
+            seen.push(customer["customerId"].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+        match page["nextAfter"].as_str() {
+            Some(after) => path = format!("/v1/tags/customers?key=segment&limit=2&after={after}"),
+            None => break,
+        }
+    }
+    let mut tagged: Vec<Uuid> = uuids[..4].to_vec();
+    tagged.sort();
+    assert_eq!(seen, tagged);
+    let (_, page) =
+        server.get(&server.org_key, "/v1/tags/customers?key=segment&value=silver").await;
+    assert_eq!(page["customers"][0]["customerId"], ids[3].as_str(), "{page}");
+    assert_eq!(page["customers"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["nextAfter"], Value::Null);
+
+    // Another org sees none of them and cannot tag them.
+    let (other_org_key, _) = other_org(&server).await;
+    let (_, page) = server.get(&other_org_key, "/v1/tags/customers?key=segment").await;
+    assert_eq!(page["customers"], json!([]), "{page}");
+    let body = json!({ "key": "segment", "value": "x", "customerIds": [ids[4]] });
+    let (status, _) = server.post(&other_org_key, "/v1/tags/customers", &body).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let events_before = tag_events(&server).await;
+    let added = |id: &Uuid, value: &str| {
+        ("customer.tag_added".to_owned(), *id, "segment".to_owned(), value.to_owned())
+    };
+    let mut expected: Vec<_> = uuids[..4].iter().map(|id| added(id, "gold")).collect();
+    expected.push(added(&uuids[3], "silver"));
+    expected.sort();
+    assert_eq!(events_before, expected);
+
+    refuses_bad_tag_changes(&server, &ids, &events_before).await;
 
     // Untag two at once (and one without the tag, which is fine).
     let body = json!({ "key": "segment", "customerIds": [ids[0], ids[3], ids[4]] });
@@ -491,15 +509,23 @@ async fn customers_are_tagged_listed_and_untagged_by_tag_with_their_events() {
     removed.sort();
     assert_eq!(changed, removed);
     let (_, page) = server.get(&server.org_key, "/v1/tags/customers?key=segment").await;
-    let left: Vec<&str> =
-        page["customers"].as_array().unwrap().iter().map(|c| c["customerId"].as_str().unwrap()).collect();
+    let left: Vec<&str> = page["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customerId"].as_str().unwrap())
+        .collect();
     let mut expected_left = vec![ids[1].as_str(), ids[2].as_str()];
     expected_left.sort_by_key(|id| id.parse::<Uuid>().unwrap());
     assert_eq!(left, expected_left);
 
     // The single-customer routes record their events too.
-    tag(&server, &ids[4], &json!([{ "key": "vip", "value": "yes" }, { "key": "segment", "value": "gold" }]))
-        .await;
+    tag(
+        &server,
+        &ids[4],
+        &json!([{ "key": "vip", "value": "yes" }, { "key": "segment", "value": "gold" }]),
+    )
+    .await;
     tag(&server, &ids[4], &json!([{ "key": "vip", "value": "yes" }])).await;
     let path = format!("/v1/customers/{}/tags/vip", ids[4]);
     let (status, _) = server.call(Method::DELETE, &path, Some(&server.org_key), None).await;

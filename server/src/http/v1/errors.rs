@@ -198,7 +198,10 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
     // Tags across customers (`v1::tags`, `crate::customers::tags`, `…::reminders`).
     (
         "list_tagged_customers",
-        &[bad_request(&[Code::InvalidLimit]), unprocessable(&[Code::InvalidKey, Code::InvalidValue])],
+        &[
+            bad_request(&[Code::InvalidLimit]),
+            unprocessable(&[Code::InvalidKey, Code::InvalidValue]),
+        ],
     ),
     (
         "tag_customers",

@@ -167,6 +167,8 @@ codes! {
     SeveralOrgs = "several_orgs",
     /// The request was not completed in time; its outcome is unknown until retried with the same id.
     Timeout = "timeout",
+    /// The request names more customers than one request may.
+    TooManyCustomers = "too_many_customers",
     /// The customer would have more metadata keys than allowed.
     TooManyMetadataKeys = "too_many_metadata_keys",
     /// The activity has more properties than allowed.

@@ -243,6 +243,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         cli.retention(),
         shutdown.clone().wait(),
     ));
+    tokio::spawn(workers::fire_reminders_loop(pool.clone(), shutdown.clone().wait()));
     if let Some(made) =
         tenancy::bootstrap(&pool).await.context("could not make the first org and keys")?
     {

@@ -395,9 +395,15 @@ impl ApiServer {
                 let _ = worker_stopped.await;
             },
         ));
+        // Reminders fire as in `hazina serve`.
+        let (stop_reminders, reminders_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(hazina_server::workers::fire_reminders_loop(state.pool.clone(), async {
+            let _ = reminders_stopped.await;
+        }));
         tokio::spawn(hazina_server::http::serve_on(listener, state, async {
             let _ = stopped.await;
             let _ = stop_worker.send(());
+            let _ = stop_reminders.send(());
         }));
         let http =
             match reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build() {

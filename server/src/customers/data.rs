@@ -17,11 +17,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::store::{check_on, lock, remove};
+use super::tags::tag_event;
 use super::{
     APP_DATA_LEASE_SECONDS, CustomerError, DATA_BYTES_MAX, KEY_LEN_MAX, METADATA_KEYS_MAX,
     SECONDARY_IDS_MAX, TAGS_MAX, VALUE_LEN_MAX, check_key, check_text, too_many,
 };
 use crate::code::Code;
+use crate::events::{self, NewEvent};
 use crate::schema::{self, Holds, Keyed};
 
 /// The schema of metadata keys and values, with their limits (utoipa states no limit on the
@@ -104,6 +106,16 @@ pub async fn set_tags(
             &[&customer.0, &org.0],
         )
         .await?;
+    // What the customer had before: a changed value is an addition too.
+    let before: BTreeMap<String, String> = transaction
+        .query(
+            "SELECT key, value FROM customer_tags WHERE org_id = $2 AND customer_id = $1",
+            &[&customer.0, &org.0],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
     transaction
         .execute(
             "INSERT INTO customer_tags (org_id, customer_id, key, value, expires_at)
@@ -117,6 +129,12 @@ pub async fn set_tags(
     if tags.len() > TAGS_MAX {
         return Err(too_many(Code::TooManyTags, "tags", TAGS_MAX));
     }
+    let events: Vec<NewEvent> = wanted
+        .values()
+        .filter(|tag| before.get(&tag.key) != Some(&tag.value))
+        .map(|tag| tag_event(true, customer.0, &tag.key, &tag.value))
+        .collect();
+    events::record(&transaction, org, &events).await?;
     transaction.commit().await?;
     Ok(tags)
 }
@@ -129,14 +147,23 @@ pub async fn delete_tag(
     key: &str,
 ) -> Result<(), CustomerError> {
     check_key(key)?;
-    remove(
-        pool,
-        org,
-        customer,
-        "DELETE FROM customer_tags WHERE org_id = $1 AND customer_id = $2 AND key = $3",
-        &[&key],
-    )
-    .await
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let customer = lock(&transaction, org, customer.0).await?;
+    let removed = transaction
+        .query_opt(
+            "DELETE FROM customer_tags WHERE org_id = $1 AND customer_id = $2 AND key = $3
+             RETURNING value, expires_at IS NULL OR expires_at > now()",
+            &[&org.0, &customer.0, &key],
+        )
+        .await?;
+    // An expired tag was invisible already: removing it tells nothing.
+    if let Some(row) = removed.filter(|row| row.get::<_, bool>(1)) {
+        let value: String = row.get(0);
+        events::record(&transaction, org, &[tag_event(false, customer.0, key, &value)]).await?;
+    }
+    transaction.commit().await?;
+    Ok(())
 }
 
 // --- Secondary ids ------------------------------------------------------------------------

@@ -3,15 +3,17 @@
 //! the payments service call it; it knows nothing of HTTP.
 //!
 //! Its sections: finding and making customers (store.rs), what the org and each app keep
-//! about them (data.rs: tags, secondary ids, metadata, app data with its lease), each app's
-//! reminders (reminders.rs), activities (activities.rs), their payments and the timeline
-//! (timeline.rs), and their state, all of it at once (state.rs).
+//! about them (data.rs: tags, secondary ids, metadata, app data with its lease), tags across
+//! customers (tags.rs), each app's reminders and reminders by tag (reminders.rs), activities
+//! (activities.rs), their payments and the timeline (timeline.rs), and their state, all of it
+//! at once (state.rs).
 
 pub mod activities;
 pub mod data;
 pub mod reminders;
 pub mod state;
 pub mod store;
+pub mod tags;
 pub mod timeline;
 
 use chrono::{DateTime, Utc};

@@ -1,13 +1,18 @@
 //! Background work the server does besides answering requests, each worker a round run
 //! again and again by one loop ([`drain_loop`]): the expiry sweeper, the provider queries,
-//! the retention sweeper (and next, reminders and the outbox).
+//! the retention sweeper, the reminders worker (and next, the outbox).
 
 mod expiry;
 mod provider_queries;
+mod reminders;
 mod retention;
 
 pub use expiry::{EXPIRY_BATCH_MAX, EXPIRY_INTERVAL, sweep_expired};
 pub use provider_queries::query_providers;
+pub use reminders::{
+    Fired, REMINDERS_BATCH_MAX, REMINDERS_INTERVAL, TAG_CHUNK, due_times, fire_due_reminders,
+    fire_reminders_loop,
+};
 pub use retention::{RETENTION_INTERVAL, Retained, sweep_retention, sweep_retention_once};
 
 /// When a worker's rounds run.

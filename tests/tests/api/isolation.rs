@@ -75,6 +75,8 @@ fn query_value(name: &str) -> Option<&'static str> {
     match name {
         "from" => Some(LONG_AGO),
         "to" => Some(FAR_FUTURE),
+        // A tag key (`GET /v1/tags/customers`): org A's, which another org's list never shows.
+        "key" => Some("tier"),
         _ => None,
     }
 }

@@ -14,4 +14,5 @@ mod idempotency;
 mod isolation;
 mod money;
 mod provider_payments;
+mod reminders;
 mod tenancy;

@@ -195,6 +195,42 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
     ),
     ("delete_reminder", &[APP_KEY, NOT_FOUND, unprocessable(&[Code::InvalidKey])]),
     ("create_activity", &[APP_KEY, NOT_FOUND, unprocessable(ACTIVITY)]),
+    // Tags across customers (`v1::tags`, `crate::customers::tags`, `…::reminders`).
+    (
+        "list_tagged_customers",
+        &[
+            bad_request(&[Code::InvalidLimit]),
+            unprocessable(&[Code::InvalidKey, Code::InvalidValue]),
+        ],
+    ),
+    (
+        "tag_customers",
+        &[
+            NOT_FOUND,
+            unprocessable(&[
+                Code::InvalidKey,
+                Code::InvalidValue,
+                Code::TooManyCustomers,
+                Code::TooManyTags,
+            ]),
+        ],
+    ),
+    ("untag_customers", &[NOT_FOUND, unprocessable(&[Code::InvalidKey, Code::TooManyCustomers])]),
+    ("list_tag_reminders", &[APP_KEY, unprocessable(&[Code::InvalidKey])]),
+    (
+        "set_tag_reminder",
+        &[
+            APP_KEY,
+            unprocessable(&[
+                Code::InvalidInterval,
+                Code::InvalidKey,
+                Code::InvalidPayload,
+                Code::InvalidValue,
+                Code::TooManyReminders,
+            ]),
+        ],
+    ),
+    ("delete_tag_reminder", &[APP_KEY, unprocessable(&[Code::InvalidKey])]),
     (
         "get_customer_timeline",
         &[NOT_FOUND, bad_request(&[Code::InvalidCursor, Code::InvalidLimit])],

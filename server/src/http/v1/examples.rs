@@ -14,7 +14,8 @@ use super::money::{NewPayment, NewPurse, NewWallet, Party};
 use super::payment_channels::{C2bRegistration, NewChannel, TreasuryLimit};
 use super::tenancy::{NewApp, NewKeyRequest};
 use crate::code::Code;
-use crate::customers::reminders::NewReminder;
+use crate::customers::reminders::{NewReminder, NewTagReminder};
+use crate::customers::tags::{TagCustomers, UntagCustomers};
 use crate::customers::{self, DataValue, NewActivity};
 use crate::http::problem::ApiError;
 use crate::money;
@@ -34,6 +35,9 @@ const ACCEPTS: &[(&str, Accepts)] = &[
     ("update_app_data", update_app_data),
     ("update_reminder", update_reminder),
     ("create_activity", create_activity),
+    ("tag_customers", tag_customers),
+    ("untag_customers", untag_customers),
+    ("set_tag_reminder", set_tag_reminder),
     ("create_purse", create_purse),
     ("create_wallet", create_wallet),
     ("create_payment", create_payment),
@@ -154,6 +158,24 @@ fn update_reminder(example: &Value) -> Result<(), String> {
     // `customers::reminders::set` checks the interval and payload inline, after the key and
     // beside the database: reading the body is all there is to run here.
     let _: NewReminder = read(example)?;
+    Ok(())
+}
+
+fn tag_customers(example: &Value) -> Result<(), String> {
+    let change: TagCustomers = read(example)?;
+    customers::tags::check_tag_customers(&change).map_err(refused)?;
+    Ok(())
+}
+
+fn untag_customers(example: &Value) -> Result<(), String> {
+    let change: UntagCustomers = read(example)?;
+    customers::tags::check_untag_customers(&change).map_err(refused)?;
+    Ok(())
+}
+
+fn set_tag_reminder(example: &Value) -> Result<(), String> {
+    let new: NewTagReminder = read(example)?;
+    customers::reminders::check_tag_reminder(&new).map_err(refused)?;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ mod links;
 pub mod money;
 pub mod payment_channels;
 pub mod payments;
+pub mod tags;
 pub mod tenancy;
 
 use axum::Router;
@@ -51,6 +52,9 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
         (name = "customers", description = "Customers, found or made by number or secondary id, \
             and what is kept about them: tags, secondary ids, metadata, each app's data, \
             reminders, activities, their state and timeline."),
+        (name = "tags", description = "Tags across customers: the customers with a tag, a tag \
+            set on or removed from many at once, and each app's reminders for every customer \
+            with a tag."),
         (name = "purses", description = "The org's own money holders."),
         (name = "wallets", description = "Customers' money holders, each in one currency."),
         (name = "payments", description = "Payments between purses, wallets, payment channels \
@@ -89,6 +93,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
     let (router, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tenancy::routes())
         .merge(customers::routes())
+        .merge(tags::routes())
         .merge(money::routes())
         .merge(finance::routes())
         .merge(payment_channels::routes())

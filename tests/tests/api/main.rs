@@ -10,6 +10,7 @@ mod customers;
 mod docs;
 mod finance;
 mod idempotency;
+mod identities;
 mod isolation;
 mod money;
 mod provider_payments;

@@ -36,8 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_or_resolve))
         .routes(routes!(customer_state))
-        .routes(routes!(add_number))
-        .routes(routes!(delete_number))
+        .routes(routes!(add_number, delete_number))
         .routes(routes!(adopt))
         .routes(routes!(update_tags))
         .routes(routes!(delete_tag))
@@ -230,19 +229,22 @@ async fn add_number(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NumberQuery {
+    provider: NumberProvider,
+    number: String,
     partition: Option<String>,
 }
 
-/// Takes a number from the customer (nothing to remove is fine).
+/// Takes a number from the customer (nothing to remove is fine), named as it was added (and
+/// normalised the same way).
 #[utoipa::path(
     delete,
     operation_id = "delete_customer_number",
-    path = "/v1/customers/{customer_id}/numbers/{provider}/{number}",
+    path = "/v1/customers/{customer_id}/numbers",
     tag = "customers",
     params(
         ("customer_id" = Uuid, Path, description = "The customer"),
-        ("provider" = NumberProvider, Path, description = "The number's provider"),
-        ("number" = String, Path, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The number, as added (normalised the same way)"),
+        ("provider" = NumberProvider, Query, description = "The number's provider"),
+        ("number" = String, Query, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The number"),
         ("partition" = Option<String>, Query, max_length = 256, description = "The number's partition, if it has one"),
     ),
     responses(
@@ -253,10 +255,11 @@ struct NumberQuery {
 async fn delete_number(
     caller: Caller,
     State(state): State<AppState>,
-    PathParams((customer_id, provider, number)): PathParams<(Uuid, NumberProvider, String)>,
+    PathParams(customer_id): PathParams<Uuid>,
     QueryParams(query): QueryParams<NumberQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let number = CustomerNumber { number, provider, partition: query.partition };
+    let NumberQuery { provider, number, partition } = query;
+    let number = CustomerNumber { number, provider, partition };
     deleted(
         customers::numbers::delete(&state.pool, caller.org, CustomerId(customer_id), &number).await,
     )

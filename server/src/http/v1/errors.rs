@@ -719,7 +719,7 @@ mod tests {
         super::document(&mut document);
         let responses = &document["paths"]["/v1/things"]["post"]["responses"];
         let statuses: Vec<&String> = responses.as_object().unwrap().keys().collect();
-        assert_eq!(statuses, ["201", "400", "401", "409", "413", "422", "500", "503"]);
+        assert_eq!(statuses, ["201", "400", "401", "403", "409", "413", "422", "500", "503"]);
         let unprocessable = &responses["422"];
         assert_eq!(
             unprocessable["content"]["application/json"]["schema"]["$ref"],

@@ -61,7 +61,8 @@ pub async fn adopt(
 ) -> Result<(CustomerView, bool), CustomerError> {
     let client = pool.get().await?;
     let adopting = check_on(&client, org, customer.0).await?;
-    if other == adopting.0 {
+    // By either of its ids: an adopted customer's id names the one that adopted it.
+    if other == customer.0 || other == adopting.0 {
         return Err(CustomerError::invalid(
             Code::CannotAdoptItself,
             "a customer cannot adopt itself",
@@ -261,6 +262,8 @@ async fn move_data(
 
 /// What a merge moves, in order: `$1` the org, `$2` the adopting customer, `$3` the other.
 /// Where both have a row under one key, the adopting customer's stays and the other's goes.
+/// (Every statement names all three, as one parameter list serves them all; the deletes never
+/// touch the adopting customer's rows.)
 const MOVE_DATA: &[&str] = &[
     "UPDATE customer_numbers SET customer_id = $2 WHERE org_id = $1 AND customer_id = $3",
     "UPDATE customer_secondary_ids SET customer_id = $2 WHERE org_id = $1 AND customer_id = $3",
@@ -287,9 +290,9 @@ const MOVE_DATA: &[&str] = &[
          SELECT org_id, $2, transfer_id, at FROM customer_transfers
          WHERE org_id = $1 AND customer_id = $3
          ON CONFLICT DO NOTHING",
-    "DELETE FROM customer_transfers WHERE org_id = $1 AND customer_id = $3",
+    "DELETE FROM customer_transfers WHERE org_id = $1 AND customer_id = $3 AND customer_id <> $2",
     // The ids the other had adopted now resolve to the adopting customer: one hop, always.
     "UPDATE customer_aliases SET customer_id = $2 WHERE org_id = $1 AND customer_id = $3",
     "INSERT INTO customer_aliases (org_id, old_customer_id, customer_id) VALUES ($1, $3, $2)",
-    "DELETE FROM customers WHERE org_id = $1 AND id = $3",
+    "DELETE FROM customers WHERE org_id = $1 AND id = $3 AND id <> $2",
 ];

@@ -275,7 +275,7 @@ async fn adopting_moves_everything_and_the_old_id_resolves_to_the_new() {
     assert_eq!(tags.len(), 2, "{state}");
     assert_eq!(state["secondaryIds"][0]["value"], "23456789", "{state}");
     assert_eq!(state["metadata"]["county"]["string"], "Nairobi", "{state}");
-    assert_eq!(state["appData"]["string"], "cart:3", "{state}");
+    assert_eq!(state["appData"]["value"]["string"], "cart:3", "{state}");
     assert_eq!(state["reminders"][0]["key"], "renewal", "{state}");
     assert_eq!(
         state["activitySessions"][0]["activities"][0]["activityId"], activity["activityId"],

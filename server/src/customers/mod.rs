@@ -125,7 +125,6 @@ impl CustomerError {
             Self::NotFound(_) => Code::NotFound,
             Self::Invalid { code, .. } | Self::Conflict { code, .. } => *code,
             Self::Submit(hazina_ledger::pipeline::SubmitError::Overloaded) => Code::Overloaded,
-            Self::Submit(_) => Code::Unavailable,
             Self::SecondaryIdTaken(_) => Code::SecondaryIdTaken,
             Self::AppDataLeased { .. } => Code::AppDataLeased,
             Self::Corrupt(_) => Code::InternalError,
@@ -134,7 +133,9 @@ impl CustomerError {
                 hazina_ledger::store::StoreError::Corrupt(_) => Code::InternalError,
                 _ => Code::Unavailable,
             },
-            Self::Conflicting | Self::Database(_) | Self::Pool(_) => Code::Unavailable,
+            Self::Conflicting | Self::Submit(_) | Self::Database(_) | Self::Pool(_) => {
+                Code::Unavailable
+            }
         }
     }
 }
@@ -183,11 +184,11 @@ pub struct CustomerView {
 }
 
 /// How the platform identifies a customer by a number: a phone number, an email address, a
-/// Telegram, WhatsApp, Facebook or Messenger handle, an app's own id.
+/// `telegram`, `whatsapp`, `facebook` or `messenger` id, an app's own id.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerNumber {
-    /// Cellular and WhatsApp numbers in international format (`+<country><number>`), stored
+    /// `cellular` and `whatsapp` numbers in international format (`+<country><number>`), stored
     /// as E.164; email addresses in lower case; the others as given, trimmed.
     // Written out, not `schema_with = crate::schema::key_text`, which would drop the
     // description above; the rule is `crate::schema::WORDS`, as a test checks.
@@ -231,7 +232,7 @@ impl NumberProvider {
 }
 
 impl CustomerNumber {
-    /// The number as stored: cellular and WhatsApp numbers in E.164 (they must be
+    /// The number as stored: `cellular` and `whatsapp` numbers in E.164 (they must be
     /// international, `+…`), email addresses lowercased, others trimmed; invalid ones refused.
     pub fn normalised(&self) -> Result<Self, CustomerError> {
         // Counted as sent, as the document's `maxLength` counts.

@@ -191,8 +191,8 @@ async fn create_or_resolve(
 
 // --- Numbers and merging ------------------------------------------------------------------
 
-/// Gives the customer another number (a phone, an email address, a WhatsApp, Telegram,
-/// Facebook or Messenger id, an app's own id): the customer is then found by each of them.
+/// Gives the customer another number (a phone, an email address, a `whatsapp`, `telegram`,
+/// `facebook` or `messenger` id, an app's own id): the customer is then found by each of them.
 #[utoipa::path(
     post,
     operation_id = "add_customer_number",

@@ -46,18 +46,26 @@ codes! {
     AppNotFound = "app_not_found",
     /// The body is larger than the endpoint accepts.
     BodyTooLarge = "body_too_large",
+    /// A customer cannot adopt itself.
+    CannotAdoptItself = "cannot_adopt_itself",
     /// The org already has a channel of this provider with this number.
     ChannelExists = "channel_exists",
     /// The channel lacks the credentials this payment needs.
     ChannelNotConfigured = "channel_not_configured",
     /// A payment channel's clearing account moves money only through its provider.
     ClearingAccountForbidden = "clearing_account_forbidden",
+    /// A client token may only record activities; this operation needs an API key.
+    ClientTokenForbidden = "client_token_forbidden",
+    /// The client token is for another customer.
+    ClientTokenScope = "client_token_scope",
     /// Too many concurrent changes to the same accounts; retry.
     Contention = "contention",
     /// The channel's stored credentials cannot be opened with this server's key.
     CredentialsUnreadable = "credentials_unreadable",
     /// The amount's currency is not the account's or channel's.
     CurrencyMismatch = "currency_mismatch",
+    /// Another customer of the org holds this number.
+    CustomerNumberTaken = "customer_number_taken",
     /// The request must name a customer.
     CustomerRequired = "customer_required",
     /// The readiness check could not reach the database.
@@ -130,6 +138,8 @@ codes! {
     InvalidSource = "invalid_source",
     /// The transfer's postings or action are not acceptable.
     InvalidTransfer = "invalid_transfer",
+    /// A token's lifetime is 1 to 3600 seconds.
+    InvalidTtl = "invalid_ttl",
     /// A value is blank, too long or holds a NUL.
     InvalidValue = "invalid_value",
     /// The wallet id is blank or too long.
@@ -138,6 +148,11 @@ codes! {
     LedgerRefused = "ledger_refused",
     /// The body is not JSON.
     MalformedJson = "malformed_json",
+    /// The customer to adopt has pending transfers on a wallet; retry once they are resolved.
+    MergePendingTransfers = "merge_pending_transfers",
+    /// A wallet of the customer to adopt cannot be moved: the adopting customer has its wallet
+    /// id in another currency (or closed), or it is overdrawn.
+    MergeWalletConflict = "merge_wallet_conflict",
     /// The channel needs more credentials for this.
     MissingCredentials = "missing_credentials",
     /// There is no org yet.
@@ -167,6 +182,8 @@ codes! {
     SeveralOrgs = "several_orgs",
     /// The request was not completed in time; its outcome is unknown until retried with the same id.
     Timeout = "timeout",
+    /// The customer holds as many numbers as it may.
+    TooManyCustomerNumbers = "too_many_customer_numbers",
     /// The request names more customers than one request may.
     TooManyCustomers = "too_many_customers",
     /// The customer would have more metadata keys than allowed.

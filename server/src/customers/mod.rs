@@ -5,11 +5,14 @@
 //! Its sections: finding and making customers (store.rs), what the org and each app keep
 //! about them (data.rs: tags, secondary ids, metadata, app data with its lease), tags across
 //! customers (tags.rs), each app's reminders and reminders by tag (reminders.rs), activities
-//! (activities.rs), their payments and the timeline (timeline.rs), and their state, all of it
-//! at once (state.rs).
+//! (activities.rs), their payments and the timeline (timeline.rs), their state, all of it at
+//! once (state.rs), the numbers a customer holds (numbers.rs), and one customer adopting
+//! another (merge.rs).
 
 pub mod activities;
 pub mod data;
+pub mod merge;
+pub mod numbers;
 pub mod reminders;
 pub mod state;
 pub mod store;
@@ -39,6 +42,8 @@ pub const KEY_LEN_MAX: usize = 256;
 pub const VALUE_LEN_MAX: usize = 256;
 /// Largest metadata or app data value, in bytes (after decoding base64).
 pub const DATA_BYTES_MAX: usize = 64 * 1024;
+/// Most numbers a customer holds (more can arrive by a merge, and then none is added).
+pub const CUSTOMER_NUMBERS_MAX: usize = 20;
 /// Most tags a customer has (and a request sets).
 pub const TAGS_MAX: usize = 100;
 /// Most secondary ids a customer has (and a request sets).
@@ -76,6 +81,10 @@ pub enum CustomerError {
     /// Concurrent requests kept making the same customer; retry.
     #[error("customer creation kept conflicting")]
     Conflicting,
+    /// The request conflicts with the state of things (another customer holds the number, a
+    /// merge finds pending transfers): `code` says why.
+    #[error("{detail}")]
+    Conflict { code: Code, detail: String },
     /// Another customer holds the secondary id (`key=value`) and it has not expired.
     #[error("another customer has the secondary id {0}")]
     SecondaryIdTaken(String),
@@ -87,6 +96,9 @@ pub enum CustomerError {
     /// mapped to a default.
     #[error("corrupt: {0}")]
     Corrupt(String),
+    /// The ledger's pipeline refused or failed a merge's transfer.
+    #[error(transparent)]
+    Submit(#[from] hazina_ledger::pipeline::SubmitError),
     /// The ledger failed to read the customer's wallets or payments.
     #[error(transparent)]
     Store(#[from] hazina_ledger::store::StoreError),
@@ -105,11 +117,16 @@ impl CustomerError {
         Self::Invalid { code, detail: detail.into() }
     }
 
+    pub fn conflict(code: Code, detail: impl Into<String>) -> Self {
+        Self::Conflict { code, detail: detail.into() }
+    }
+
     /// The stable code a front door answers with.
     pub fn code(&self) -> Code {
         match self {
             Self::NotFound(_) => Code::NotFound,
-            Self::Invalid { code, .. } => *code,
+            Self::Invalid { code, .. } | Self::Conflict { code, .. } => *code,
+            Self::Submit(hazina_ledger::pipeline::SubmitError::Overloaded) => Code::Overloaded,
             Self::SecondaryIdTaken(_) => Code::SecondaryIdTaken,
             Self::AppDataLeased { .. } => Code::AppDataLeased,
             Self::Corrupt(_) => Code::InternalError,
@@ -118,7 +135,9 @@ impl CustomerError {
                 hazina_ledger::store::StoreError::Corrupt(_) => Code::InternalError,
                 _ => Code::Unavailable,
             },
-            Self::Conflicting | Self::Database(_) | Self::Pool(_) => Code::Unavailable,
+            Self::Conflicting | Self::Submit(_) | Self::Database(_) | Self::Pool(_) => {
+                Code::Unavailable
+            }
         }
     }
 }
@@ -167,11 +186,12 @@ pub struct CustomerView {
 }
 
 /// How the platform identifies a customer by a number: a phone number, an email address, a
-/// Telegram or Facebook handle, an app's own id.
+/// `telegram`, `whatsapp`, `facebook` or `messenger` id, an app's own id.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerNumber {
-    /// Cellular numbers in international format (`+<country><number>`), stored as E.164.
+    /// `cellular` and `whatsapp` numbers in international format (`+<country><number>`), stored
+    /// as E.164; email addresses in lower case; the others as given, trimmed.
     // Written out, not `schema_with = crate::schema::key_text`, which would drop the
     // description above; the rule is `crate::schema::WORDS`, as a test checks.
     #[schema(
@@ -192,7 +212,10 @@ pub enum NumberProvider {
     Cellular,
     Email,
     Telegram,
+    Whatsapp,
     Facebook,
+    /// A Messenger page-scoped id.
+    Messenger,
     App,
 }
 
@@ -202,15 +225,17 @@ impl NumberProvider {
             Self::Cellular => "cellular",
             Self::Email => "email",
             Self::Telegram => "telegram",
+            Self::Whatsapp => "whatsapp",
             Self::Facebook => "facebook",
+            Self::Messenger => "messenger",
             Self::App => "app",
         }
     }
 }
 
 impl CustomerNumber {
-    /// The number as stored: cellular numbers in E.164 (they must be international, `+…`),
-    /// others trimmed; invalid ones refused.
+    /// The number as stored: `cellular` and `whatsapp` numbers in E.164 (they must be
+    /// international, `+…`), email addresses lowercased, others trimmed; invalid ones refused.
     pub fn normalised(&self) -> Result<Self, CustomerError> {
         // Counted as sent, as the document's `maxLength` counts.
         let sent = self.number.chars().count();
@@ -222,7 +247,7 @@ impl CustomerNumber {
             ));
         }
         let number = match self.provider {
-            NumberProvider::Cellular => {
+            NumberProvider::Cellular | NumberProvider::Whatsapp => {
                 let parsed = phonenumber::parse(None, number)
                     .ok()
                     .filter(phonenumber::is_valid)
@@ -295,5 +320,20 @@ mod tests {
         let error = cellular("+49)20100000000000").normalised().unwrap_err();
         assert_eq!(error.code(), Code::InvalidPhoneNumber);
         assert_eq!(cellular("+254 722 000 000").normalised().unwrap().number, "+254722000000");
+    }
+
+    #[test]
+    fn whatsapp_numbers_are_e164_and_messenger_ids_are_text() {
+        let number = |provider, text: &str| CustomerNumber {
+            number: text.to_owned(),
+            provider,
+            partition: None,
+        };
+        let whatsapp = number(NumberProvider::Whatsapp, " +254 722 000 000 ").normalised().unwrap();
+        assert_eq!(whatsapp.number, "+254722000000");
+        let error = number(NumberProvider::Whatsapp, "0722000000").normalised().unwrap_err();
+        assert_eq!(error.code(), Code::InvalidPhoneNumber);
+        let messenger = number(NumberProvider::Messenger, " 1234567890123456 ").normalised();
+        assert_eq!(messenger.unwrap().number, "1234567890123456");
     }
 }

@@ -1,5 +1,8 @@
 //! Finding and making customers (by number, by secondary id, by id), and the checks the other
 //! sections start with: every statement names the org.
+//!
+//! A customer adopted by another (merge.rs) is found by its old id too: every lookup by id
+//! follows its alias (`customer_aliases`, one hop) to the customer that adopted it.
 
 use deadpool_postgres::{GenericClient, Pool};
 use hazina_ledger::{CustomerId, OrgId};
@@ -8,6 +11,12 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{CustomerError, CustomerNumber, CustomerView};
+use crate::events::{self, EventType, NewEvent, types::CustomerData};
+
+/// The id a customer id resolves to: its own, or that of the customer that adopted it. `$1` is
+/// the id, `$2` the org.
+pub(super) const RESOLVED_ID: &str = "coalesce((SELECT customer_id FROM customer_aliases
+     WHERE org_id = $2 AND old_customer_id = $1), $1)";
 
 /// The customer with this number, if there is one.
 pub async fn existing_by_number(
@@ -60,6 +69,13 @@ pub async fn by_number(
             .await;
         match inserted {
             Ok(_) => {
+                let created = CustomerData {
+                    customer_id: id.0,
+                    provider: Some(number.provider.as_str().to_owned()),
+                    number: Some(number.number.clone()),
+                };
+                let event = NewEvent::of(EventType::CustomerCreated, &created).customer(Some(id.0));
+                events::record(&transaction, org, &[event]).await?;
                 transaction.commit().await?;
                 return Ok((id, true));
             }
@@ -120,7 +136,7 @@ pub async fn by_secondary_id(
     Ok(CustomerId(row.get(0)))
 }
 
-/// The org's customer with its numbers.
+/// The org's customer with its numbers (the adopting customer's, for an adopted one's id).
 pub async fn customer(
     client: &impl GenericClient,
     org: OrgId,
@@ -128,11 +144,14 @@ pub async fn customer(
 ) -> Result<CustomerView, CustomerError> {
     let row = client
         .query_opt(
-            "SELECT created_at FROM customers WHERE id = $1 AND org_id = $2",
+            &format!(
+                "SELECT created_at, id FROM customers WHERE id = {RESOLVED_ID} AND org_id = $2"
+            ),
             &[&id.0, &org.0],
         )
         .await?
         .ok_or(CustomerError::NotFound("customer"))?;
+    let id = CustomerId(row.get(1));
     let numbers = client
         .query(
             "SELECT provider, number, partition FROM customer_numbers
@@ -159,7 +178,8 @@ pub async fn customer(
     Ok(CustomerView { customer_id: id.0, created_at: row.get(0), customer_numbers })
 }
 
-/// Refuses a customer that is not the org's (indistinguishable from a missing one).
+/// Refuses a customer that is not the org's (indistinguishable from a missing one); the
+/// customer's id, or the adopting customer's for an adopted one's.
 pub async fn check(pool: &Pool, org: OrgId, customer: Uuid) -> Result<CustomerId, CustomerError> {
     let client = pool.get().await?;
     check_on(&client, org, customer).await
@@ -172,9 +192,12 @@ pub(super) async fn check_on(
     customer: Uuid,
 ) -> Result<CustomerId, CustomerError> {
     client
-        .query_opt("SELECT 1 FROM customers WHERE id = $1 AND org_id = $2", &[&customer, &org.0])
+        .query_opt(
+            &format!("SELECT id FROM customers WHERE id = {RESOLVED_ID} AND org_id = $2"),
+            &[&customer, &org.0],
+        )
         .await?
-        .map(|_| CustomerId(customer))
+        .map(|row| CustomerId(row.get(0)))
         .ok_or_else(|| CustomerError::NotFound("customer"))
 }
 
@@ -198,18 +221,22 @@ pub(super) async fn remove(
 
 /// Locks the org's customer for the rest of the transaction, so that concurrent changes to
 /// what it owns are counted against the limits one at a time; refuses it as missing when it
-/// is not the org's. (`NO KEY UPDATE` leaves foreign-key checks from other tables free.)
+/// is not the org's. (`NO KEY UPDATE` leaves foreign-key checks from other tables free.) An
+/// adopted customer's id locks the adopting customer, whose id it returns.
 pub async fn lock(
     transaction: &impl GenericClient,
     org: OrgId,
     customer: Uuid,
 ) -> Result<CustomerId, CustomerError> {
-    transaction
-        .query_opt(
-            "SELECT 1 FROM customers WHERE id = $1 AND org_id = $2 FOR NO KEY UPDATE",
-            &[&customer, &org.0],
-        )
-        .await?
-        .map(|_| CustomerId(customer))
-        .ok_or_else(|| CustomerError::NotFound("customer"))
+    let statement = format!(
+        "SELECT id FROM customers WHERE id = {RESOLVED_ID} AND org_id = $2 FOR NO KEY UPDATE"
+    );
+    // A merge that adopted the customer while this waited for its lock leaves nothing locked;
+    // the alias it committed then names the customer to lock.
+    for _ in 0..2 {
+        if let Some(row) = transaction.query_opt(&statement, &[&customer, &org.0]).await? {
+            return Ok(CustomerId(row.get(0)));
+        }
+    }
+    Err(CustomerError::NotFound("customer"))
 }

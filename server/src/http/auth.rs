@@ -9,6 +9,13 @@
 //! is read again when a key is made in this process, or, for a prefix it does not know, at
 //! most every [`KNOWN_RELOAD_INTERVAL`], by one query shared by every request waiting), and
 //! remembers unknown prefixes in a bounded map of their own that never evicts a real key.
+//!
+//! A **client token** (`hzc_<org>_<id>_<secret>`, minted by an app key for a browser or a
+//! device, `tenancy::mint_client_token`) acts for its app only where a route takes
+//! [`ClientCaller`] (recording activities), and only for its customer when it names one:
+//! [`Caller`], which every other route takes, refuses it with 403 `client_token_forbidden`.
+//! It names its org, so it is found by a statement of that org, without a cache (each use is
+//! one lookup by primary key); an expired one, or one whose key was revoked, is 401.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -26,7 +33,7 @@ use uuid::Uuid;
 use super::problem::ApiError;
 use crate::code::Code;
 use crate::http::AppState;
-use crate::tenancy::{KEYS_CHANGED, note_keys_changed};
+use crate::tenancy::{CLIENT_TOKEN_PREFIX, KEYS_CHANGED, note_keys_changed};
 
 /// How long a key lookup is trusted before it is read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -257,6 +264,21 @@ async fn lookup(pool: &Pool, prefix: &str) -> Result<Option<StoredKey>, ApiError
     }))
 }
 
+fn unauthorized(detail: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, detail.to_owned())
+}
+
+/// The bearer token of a request.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("send an API key as `Authorization: Bearer <key>`"))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -265,24 +287,78 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(caller) = parts.extensions.get::<Self>() {
             return Ok(*caller);
         }
-        let unauthorized = |detail: &str| {
-            ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, detail.to_owned())
-        };
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("send an API key as `Authorization: Bearer <key>`"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("send an API key as `Authorization: Bearer <key>`"))?;
+        let token = bearer(parts)?;
+        if token.starts_with(CLIENT_TOKEN_PREFIX) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                Code::ClientTokenForbidden,
+                "a client token may only record activities; this operation needs an API key",
+            ));
+        }
         state
             .keys
-            .authenticate(&state.pool, token.trim())
+            .authenticate(&state.pool, token)
             .await?
             .ok_or_else(|| unauthorized("the API key is unknown or revoked"))
     }
+}
+
+/// Who is calling a route that client tokens may call too: an API key's [`Caller`], or a
+/// client token's (its app, its id as `key_id`) with the customer it is limited to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientCaller {
+    pub caller: Caller,
+    /// `Some` for a client token: the customer it is limited to, if one.
+    pub client_token: Option<Option<Uuid>>,
+}
+
+impl FromRequestParts<AppState> for ClientCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if !token.starts_with(CLIENT_TOKEN_PREFIX) {
+            let caller = Caller::from_request_parts(parts, state).await?;
+            return Ok(Self { caller, client_token: None });
+        }
+        let (caller, customer) = client_token(&state.pool, token).await?;
+        Ok(Self { caller, client_token: Some(customer) })
+    }
+}
+
+/// Splits `hzc_<org>_<id>_<secret>` (the secret may hold `_`).
+fn parse_client_token(token: &str) -> Option<(Uuid, Uuid, &str)> {
+    let mut parts = token.strip_prefix(CLIENT_TOKEN_PREFIX)?.splitn(3, '_');
+    let org = Uuid::try_parse(parts.next()?).ok()?;
+    let id = Uuid::try_parse(parts.next()?).ok()?;
+    let secret = parts.next().filter(|secret| !secret.is_empty())?;
+    Some((org, id, secret))
+}
+
+/// The caller a client token authenticates and the customer it is limited to; 401 for one
+/// unknown, expired, or whose key was revoked.
+async fn client_token(pool: &Pool, token: &str) -> Result<(Caller, Option<Uuid>), ApiError> {
+    let unknown = || unauthorized("the client token is unknown, or its key was revoked");
+    let (org, id, secret) = parse_client_token(token).ok_or_else(unknown)?;
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT t.app_id, t.customer_id, t.secret_sha256, t.expires_at > now()
+             FROM client_tokens AS t
+             JOIN api_keys AS k ON k.org_id = t.org_id AND k.id = t.key_id
+             WHERE t.org_id = $1 AND t.id = $2 AND k.revoked_at IS NULL",
+            &[&org, &id],
+        )
+        .await?
+        .ok_or_else(unknown)?;
+    let stored: Vec<u8> = row.get(2);
+    if !constant_time_eq(&stored, Sha256::digest(secret.as_bytes()).as_slice()) {
+        return Err(unknown());
+    }
+    if !row.get::<_, bool>(3) {
+        return Err(unauthorized("the client token has expired"));
+    }
+    Ok((Caller { org: OrgId(org), app: Some(row.get(0)), key_id: id }, row.get(1)))
 }
 
 #[cfg(test)]
@@ -297,6 +373,17 @@ mod tests {
         assert_eq!(prefix, key.prefix);
         assert_eq!(Sha256::digest(secret.as_bytes()).as_slice(), key.secret_sha256);
         assert_ne!(NewKey::generate().token, key.token);
+    }
+
+    #[test]
+    fn client_tokens_parse_with_any_secret() {
+        let (org, id) = (Uuid::now_v7(), Uuid::now_v7());
+        let token = format!("hzc_{}_{}_a_b-c", org.simple(), id.simple());
+        assert_eq!(parse_client_token(&token), Some((org, id, "a_b-c")));
+        for token in ["hzc_", "hzc_x_y_z", &format!("hzc_{}_{}_", org.simple(), id.simple())] {
+            assert!(parse_client_token(token).is_none(), "{token}");
+        }
+        assert!(parse_token(&token).is_none());
     }
 
     #[test]

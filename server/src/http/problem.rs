@@ -257,6 +257,10 @@ impl From<CustomerError> for ApiError {
             CustomerError::NotFound(what) => Self::not_found(what),
             CustomerError::Invalid { code, detail } => Self::invalid(code, detail),
             CustomerError::Conflicting => Self::unavailable(&error),
+            CustomerError::Conflict { code, detail } => {
+                Self::new(StatusCode::CONFLICT, code, detail)
+            }
+            CustomerError::Submit(error) => error.into(),
             CustomerError::Corrupt(_) => Self::corrupt(&error),
             CustomerError::SecondaryIdTaken(_) => {
                 Self::new(StatusCode::CONFLICT, Code::SecondaryIdTaken, error.to_string())

@@ -52,6 +52,11 @@ const BODIES: &[(&str, MakeBody)] = &[
     ),
     ("PUT /v1/customers/{customer_id}/app-data", |_| json!({ "string": "probe" })),
     (
+        "POST /v1/customers/{customer_id}/numbers",
+        |_| json!({ "number": format!("{}@example.com", fresh_name()), "provider": "email" }),
+    ),
+    ("POST /v1/customers/{customer_id}/adopt", |_| json!({ "otherCustomerId": Uuid::new_v4() })),
+    (
         "PUT /v1/customers/{customer_id}/metadata",
         |_| json!({ "metadata": { "probe": { "string": "probe" } } }),
     ),
@@ -77,6 +82,8 @@ fn query_value(name: &str) -> Option<&'static str> {
         "to" => Some(FAR_FUTURE),
         // A tag key (`GET /v1/tags/customers`): org A's, which another org's list never shows.
         "key" => Some("tier"),
+        "provider" => Some("email"),
+        "number" => Some("probe@example.com"),
         _ => None,
     }
 }

@@ -11,6 +11,7 @@ mod docs;
 mod events;
 mod finance;
 mod idempotency;
+mod identities;
 mod isolation;
 mod money;
 mod provider_payments;

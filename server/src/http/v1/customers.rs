@@ -27,15 +27,17 @@ use crate::customers::activities::{self, Activity, ActivitySession, NewActivity}
 use crate::customers::data::{self, AppData, DataValue, SecondaryId, Tag, metadata_schema};
 use crate::customers::reminders::{self, NewReminder, Reminder};
 use crate::customers::timeline::{self, Cursor, Payment, Timeline};
-use crate::customers::{self, CustomerNumber, CustomerView};
+use crate::customers::{self, CustomerNumber, CustomerView, NumberProvider};
 use crate::http::AppState;
-use crate::http::auth::Caller;
+use crate::http::auth::{Caller, ClientCaller};
 use crate::http::problem::{ApiError, Body, PathParams, QueryParams};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_or_resolve))
         .routes(routes!(customer_state))
+        .routes(routes!(add_number, delete_number))
+        .routes(routes!(adopt))
         .routes(routes!(update_tags))
         .routes(routes!(delete_tag))
         .routes(routes!(update_secondary_ids))
@@ -185,6 +187,126 @@ async fn create_or_resolve(
     };
     let (view, created) = customers::resolve(&state.pool, caller.org, reference).await?;
     Ok((created_or_ok(created), Json(view)))
+}
+
+// --- Numbers and merging ------------------------------------------------------------------
+
+/// Gives the customer another number (a phone, an email address, a `whatsapp`, `telegram`,
+/// `facebook` or `messenger` id, an app's own id): the customer is then found by each of them.
+#[utoipa::path(
+    post,
+    operation_id = "add_customer_number",
+    path = "/v1/customers/{customer_id}/numbers",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer")),
+    request_body(content = CustomerNumber, examples(
+        ("whatsApp" = (
+            summary = "A WhatsApp number, in international format",
+            value = json!({"number": "+254712345678", "provider": "whatsapp"}),
+        )),
+        ("email" = (
+            summary = "An email address",
+            value = json!({"number": "amina@example.com", "provider": "email"}),
+        )),
+    )),
+    responses(
+        (status = 200, description = "The customer already held the number", body = CustomerView),
+        (status = 201, description = "The customer with the number added", body = CustomerView),
+    ),
+    security(("bearer" = [])),
+)]
+async fn add_number(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    Body(number): Body<CustomerNumber>,
+) -> Result<(StatusCode, Json<CustomerView>), ApiError> {
+    let (view, added) =
+        customers::numbers::add(&state.pool, caller.org, CustomerId(customer_id), &number).await?;
+    Ok((created_or_ok(added), Json(view)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberQuery {
+    provider: NumberProvider,
+    number: String,
+    partition: Option<String>,
+}
+
+/// Takes a number from the customer (nothing to remove is fine), named as it was added (and
+/// normalised the same way).
+#[utoipa::path(
+    delete,
+    operation_id = "delete_customer_number",
+    path = "/v1/customers/{customer_id}/numbers",
+    tag = "customers",
+    params(
+        ("customer_id" = Uuid, Path, description = "The customer"),
+        ("provider" = NumberProvider, Query, description = "The number's provider"),
+        ("number" = String, Query, min_length = 1, max_length = 256, pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$", description = "The number"),
+        ("partition" = Option<String>, Query, max_length = 256, description = "The number's partition, if it has one"),
+    ),
+    responses(
+        (status = 204, description = "The customer no longer holds the number"),
+    ),
+    security(("bearer" = [])),
+)]
+async fn delete_number(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    QueryParams(query): QueryParams<NumberQuery>,
+) -> Result<StatusCode, ApiError> {
+    let NumberQuery { provider, number, partition } = query;
+    let number = CustomerNumber { number, provider, partition };
+    deleted(
+        customers::numbers::delete(&state.pool, caller.org, CustomerId(customer_id), &number).await,
+    )
+}
+
+/// The customer whose state to adopt.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"otherCustomerId": "0192a3b4-c5d6-7e8f-9a0b-1c2d3e4f5a6b"}))]
+pub struct AdoptRequest {
+    pub other_customer_id: Uuid,
+}
+
+/// Adopts another customer's state: its numbers, secondary ids, tags, metadata, app data,
+/// reminders, activities and timeline, and its wallets' balances (moved by ledger transfers
+/// into the wallets of the same wallet ids, made when missing; its wallets are then closed).
+/// Where both have a tag, metadata key, app's data or reminder, this customer's stays. The
+/// other's id then names this customer. Refused while the other has pending transfers on a
+/// wallet. Asking again is safe: it finishes an interrupted merge, or answers the customer.
+#[utoipa::path(
+    post,
+    operation_id = "adopt_customer",
+    path = "/v1/customers/{customer_id}/adopt",
+    tag = "customers",
+    params(("customer_id" = Uuid, Path, description = "The customer that adopts")),
+    request_body = AdoptRequest,
+    responses(
+        (status = 200, description = "The customer after adopting the other", body = CustomerView),
+    ),
+    security(("bearer" = [])),
+)]
+async fn adopt(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(customer_id): PathParams<Uuid>,
+    Body(request): Body<AdoptRequest>,
+) -> Result<Json<CustomerView>, ApiError> {
+    let (view, _) = customers::merge::adopt(
+        &state.pool,
+        &state.store,
+        &state.pipeline,
+        caller.org,
+        CustomerId(customer_id),
+        request.other_customer_id,
+    )
+    .await?;
+    Ok(Json(view))
 }
 
 // --- Tags ---------------------------------------------------------------------------------
@@ -528,7 +650,8 @@ async fn delete_reminder(
 
 // --- Activities ---------------------------------------------------------------------------
 
-/// Records an activity of the customer for the calling app.
+/// Records an activity of the customer for the calling app. A client token of the app may
+/// call it too (for its customer only, when it names one).
 #[utoipa::path(
     post,
     path = "/v1/customers/{customer_id}/activities",
@@ -541,15 +664,44 @@ async fn delete_reminder(
     security(("bearer" = [])),
 )]
 async fn create_activity(
-    caller: Caller,
+    caller: ClientCaller,
     State(state): State<AppState>,
     PathParams(customer_id): PathParams<Uuid>,
     Body(new): Body<NewActivity>,
 ) -> Result<(StatusCode, Json<Activity>), ApiError> {
+    let ClientCaller { caller, client_token } = caller;
     let app = caller.app_key()?;
-    let customer = CustomerId(customer_id);
+    let mut customer = CustomerId(customer_id);
+    if let Some(Some(scoped)) = client_token {
+        customer = within_scope(&state, caller.org, customer, scoped).await?;
+    }
     let activity = activities::record(&state.pool, caller.org, customer, app, &new).await?;
     Ok((StatusCode::CREATED, Json(activity)))
+}
+
+/// The customer a client token limited to `scoped` names, refused with 403
+/// `client_token_scope` when it is another (a missing one too: the token tells nothing of
+/// other customers). Either id may be one a merge retired.
+async fn within_scope(
+    state: &AppState,
+    org: hazina_ledger::OrgId,
+    customer: CustomerId,
+    scoped: Uuid,
+) -> Result<CustomerId, ApiError> {
+    let scoped = customers::check(&state.pool, org, scoped).await?;
+    let named = match customers::check(&state.pool, org, customer.0).await {
+        Ok(named) => Some(named),
+        Err(customers::CustomerError::NotFound(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    if named != Some(scoped) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Code::ClientTokenScope,
+            "the client token is for another customer",
+        ));
+    }
+    Ok(scoped)
 }
 
 // --- State --------------------------------------------------------------------------------

@@ -34,8 +34,11 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 
 /// Every operation: the key is checked first (`auth::Caller`); the database may fail; and
 /// `hazina serve` answers any request still running at its request timeout with `timeout`.
+/// A client token is refused by every operation but those that take one
+/// (`auth::ClientCaller`), which list what they refuse it with.
 const EVERY_OPERATION: &[Answer] = &[
     (StatusCode::UNAUTHORIZED, &[Code::Unauthorized]),
+    (StatusCode::FORBIDDEN, &[Code::ClientTokenForbidden]),
     (StatusCode::INTERNAL_SERVER_ERROR, &[Code::InternalError]),
     (StatusCode::SERVICE_UNAVAILABLE, &[Code::Timeout, Code::Unavailable]),
 ];
@@ -138,6 +141,8 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
     ),
     ("list_keys", &[ORG_KEY]),
     ("revoke_key", &[ORG_KEY, NOT_FOUND]),
+    // 404: the customer the token is for.
+    ("create_auth_token", &[APP_KEY, NOT_FOUND, unprocessable(&[Code::InvalidTtl])]),
     // Customers (`v1::customers`, `crate::customers`): every one of them names a customer,
     // missing or another org's when 404.
     (
@@ -152,6 +157,32 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
         ],
     ),
     ("get_customer", &[NOT_FOUND]),
+    (
+        "add_customer_number",
+        &[
+            NOT_FOUND,
+            conflict(&[Code::CustomerNumberTaken]),
+            unprocessable(&[
+                Code::InvalidCustomerNumber,
+                Code::InvalidPhoneNumber,
+                Code::TooManyCustomerNumbers,
+            ]),
+        ],
+    ),
+    (
+        "delete_customer_number",
+        &[NOT_FOUND, unprocessable(&[Code::InvalidCustomerNumber, Code::InvalidPhoneNumber])],
+    ),
+    // 503 `unavailable` also when payments kept arriving at the other's wallets (retry).
+    (
+        "adopt_customer",
+        &[
+            NOT_FOUND,
+            conflict(&[Code::MergePendingTransfers, Code::MergeWalletConflict]),
+            unprocessable(&[Code::CannotAdoptItself]),
+            PIPELINE,
+        ],
+    ),
     (
         "update_tags",
         &[NOT_FOUND, unprocessable(&[Code::InvalidKey, Code::InvalidValue, Code::TooManyTags])],
@@ -194,7 +225,15 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
         ],
     ),
     ("delete_reminder", &[APP_KEY, NOT_FOUND, unprocessable(&[Code::InvalidKey])]),
-    ("create_activity", &[APP_KEY, NOT_FOUND, unprocessable(ACTIVITY)]),
+    // A client token limited to another customer: 403 `client_token_scope`.
+    (
+        "create_activity",
+        &[
+            (StatusCode::FORBIDDEN, &[Code::AppKeyRequired, Code::ClientTokenScope]),
+            NOT_FOUND,
+            unprocessable(ACTIVITY),
+        ],
+    ),
     // Tags across customers (`v1::tags`, `crate::customers::tags`, `…::reminders`).
     (
         "list_tagged_customers",
@@ -719,7 +758,7 @@ mod tests {
         super::document(&mut document);
         let responses = &document["paths"]["/v1/things"]["post"]["responses"];
         let statuses: Vec<&String> = responses.as_object().unwrap().keys().collect();
-        assert_eq!(statuses, ["201", "400", "401", "409", "413", "422", "500", "503"]);
+        assert_eq!(statuses, ["201", "400", "401", "403", "409", "413", "422", "500", "503"]);
         let unprocessable = &responses["422"];
         assert_eq!(
             unprocessable["content"]["application/json"]["schema"]["$ref"],

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::customers::{CustomerRef, Metadata, SecondaryIds, Tags};
+use super::customers::{AdoptRequest, CustomerRef, Metadata, SecondaryIds, Tags};
 use super::finance::{BATCH_TRANSFERS_MAX, NewTransfer, TransferBatch};
 use super::money::{NewPayment, NewPurse, NewWallet, Party};
 use super::payment_channels::{C2bRegistration, NewChannel, TreasuryLimit};
-use super::tenancy::{NewApp, NewKeyRequest};
+use super::tenancy::{NewApp, NewAuthToken, NewKeyRequest};
 use crate::code::Code;
 use crate::customers::reminders::{NewReminder, NewTagReminder};
 use crate::customers::tags::{TagCustomers, UntagCustomers};
@@ -28,7 +28,10 @@ type Accepts = fn(&Value) -> Result<(), String>;
 const ACCEPTS: &[(&str, Accepts)] = &[
     ("create_app", create_app),
     ("create_key", create_key),
+    ("create_auth_token", create_auth_token),
     ("create_or_resolve_customer", create_or_resolve_customer),
+    ("add_customer_number", add_customer_number),
+    ("adopt_customer", adopt_customer),
     ("update_tags", update_tags),
     ("update_secondary_ids", update_secondary_ids),
     ("update_metadata", update_metadata),
@@ -76,6 +79,27 @@ fn create_app(example: &Value) -> Result<(), String> {
 fn create_key(example: &Value) -> Result<(), String> {
     let new: NewKeyRequest = read(example)?;
     crate::tenancy::valid_name(&new.name).map_err(refused)?;
+    Ok(())
+}
+
+fn create_auth_token(example: &Value) -> Result<(), String> {
+    let new: NewAuthToken = read(example)?;
+    // `tenancy::mint_client_token` checks the lifetime first, as here.
+    let ttl = new.ttl_seconds.unwrap_or(crate::tenancy::CLIENT_TOKEN_TTL_SECONDS_DEFAULT);
+    if ttl == 0 || ttl > crate::tenancy::CLIENT_TOKEN_TTL_SECONDS_MAX {
+        return Err(format!("{}: ttlSeconds out of range", Code::InvalidTtl.as_str()));
+    }
+    Ok(())
+}
+
+fn add_customer_number(example: &Value) -> Result<(), String> {
+    let number: customers::CustomerNumber = read(example)?;
+    number.normalised().map_err(refused)?;
+    Ok(())
+}
+
+fn adopt_customer(example: &Value) -> Result<(), String> {
+    let _: AdoptRequest = read(example)?;
     Ok(())
 }
 
@@ -415,7 +439,9 @@ fn the_checks_refuse_what_the_server_refuses() {
         "customerId": "0192a3b4-d1e2-7f30-8a41-b52c63d74e85",
         "walletId": "main"
     }});
-    let refused: [(&str, Value); 9] = [
+    let refused: [(&str, Value); 11] = [
+        ("create_auth_token", json!({"ttlSeconds": 3601})),
+        ("add_customer_number", json!({"number": "0712345678", "provider": "whatsapp"})),
         ("create_app", json!({"name": "  "})),
         ("create_wallet", json!({"walletId": "main", "currencyCode": "KES", "owner": "me"})),
         ("create_purse", json!({"currencyCode": "KSH", "name": "float"})),

@@ -11,13 +11,14 @@ use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams};
 pub use crate::tenancy::NAME_LEN_MAX;
-use crate::tenancy::{self, App, CreatedKey, Key, valid_name};
+use crate::tenancy::{self, App, ClientToken, CreatedKey, Key, valid_name};
 
 pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(list_apps, create_app))
         .routes(utoipa_axum::routes!(list_keys, create_key))
         .routes(utoipa_axum::routes!(revoke_key))
+        .routes(utoipa_axum::routes!(create_auth_token))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -111,4 +112,50 @@ async fn revoke_key(
     }
     state.keys.forget();
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A client token to mint.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"customerId": "0192a3b4-c5d6-7e8f-9a0b-1c2d3e4f5a6b", "ttlSeconds": 600}))]
+pub struct NewAuthToken {
+    /// The only customer the token may record activities of; any of the org's when absent.
+    pub customer_id: Option<Uuid>,
+    /// How long the token lasts, 1 to 3600 seconds (600 when absent).
+    #[schema(minimum = 1, maximum = 3600)]
+    pub ttl_seconds: Option<u32>,
+}
+
+/// Mints a short-lived client token for a browser or a device (app key): it acts for the app
+/// only to record activities (`POST /v1/customers/{customerId}/activities`), for one customer
+/// when it names one, until it expires or this key is revoked. Shown only here.
+#[utoipa::path(
+    post,
+    operation_id = "create_auth_token",
+    path = "/v1/auth-tokens",
+    tag = "keys",
+    request_body = NewAuthToken,
+    responses((status = 201, description = "The token, shown only here", body = ClientToken)),
+    security(("bearer" = [])),
+)]
+async fn create_auth_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(new): Body<NewAuthToken>,
+) -> Result<Response, ApiError> {
+    let app = caller.app_key()?;
+    let customer = match new.customer_id {
+        Some(id) => Some(crate::customers::check(&state.pool, caller.org, id).await?.0),
+        None => None,
+    };
+    let token = tenancy::mint_client_token(
+        &state.pool,
+        caller.org,
+        caller.key_id,
+        app,
+        customer,
+        new.ttl_seconds,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(token)).into_response())
 }

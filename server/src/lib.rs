@@ -18,6 +18,7 @@ pub mod payments;
 pub mod schema;
 pub mod secrets;
 pub mod tenancy;
+pub mod webhooks;
 pub mod workers;
 
 #[cfg(test)]

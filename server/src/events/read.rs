@@ -66,12 +66,8 @@ impl EventFilter {
         if self.types.is_empty() {
             return None;
         }
-        let mut types: BTreeSet<&'static str> = self
-            .types
-            .iter()
-            .filter(|kind| !kind.is_derived())
-            .map(|kind| kind.as_str())
-            .collect();
+        let mut types: BTreeSet<&'static str> =
+            self.types.iter().filter(|kind| !kind.is_derived()).map(|kind| kind.as_str()).collect();
         if self.wants_balances() {
             types.extend(TRANSFER_TYPES.iter().map(|kind| kind.as_str()));
         }
@@ -270,14 +266,12 @@ async fn render(
                 });
             }
             if filter.wants_balances() {
-                events.extend(balances.into_iter().filter(is_money_holder).map(|balance| {
-                    Event {
-                        id: Uuid::new_v5(&row.id, balance.account_id.as_bytes()),
-                        kind: EventType::BalanceChanged,
-                        customer_id: balance.customer_id.or(envelope.customer_id),
-                        data: serde_json::to_value(&balance).unwrap_or(Value::Null),
-                        ..envelope.clone()
-                    }
+                events.extend(balances.into_iter().filter(is_money_holder).map(|balance| Event {
+                    id: Uuid::new_v5(&row.id, balance.account_id.as_bytes()),
+                    kind: EventType::BalanceChanged,
+                    customer_id: balance.customer_id.or(envelope.customer_id),
+                    data: serde_json::to_value(&balance).unwrap_or(Value::Null),
+                    ..envelope.clone()
                 }));
             }
             continue;

@@ -114,7 +114,10 @@ pub struct Amount {
 impl Amount {
     #[must_use]
     pub fn of(money: &hazina_ledger::Money) -> Self {
-        Self { currency_code: money.currency().code().to_owned(), amount: money.amount().to_string() }
+        Self {
+            currency_code: money.currency().code().to_owned(),
+            amount: money.amount().to_string(),
+        }
     }
 }
 

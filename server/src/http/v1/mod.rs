@@ -15,6 +15,7 @@ pub mod money;
 pub mod payment_channels;
 pub mod payments;
 pub mod tenancy;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -62,6 +63,11 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
         (name = "accounts", description = "Any account of the org, its balance and statement."),
         (name = "reports", description = "The books as finance closes them: trial balance and \
             general ledger, as JSON or CSV (org key)."),
+        (name = "webhooks", description = "Endpoints the org's events are POSTed to, signed as \
+            Standard Webhooks sign them (`webhook-id`, `webhook-timestamp`, \
+            `webhook-signature`), at least once, a customer's in order, retried for three days; \
+            their secrets, delivery log and redeliveries. An app key manages its app's \
+            endpoints, an org key all."),
     ),
     modifiers(&BearerKeys),
     security(("bearer" = [])),
@@ -90,6 +96,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(finance::routes())
         .merge(payment_channels::routes())
         .merge(payments::routes())
+        .merge(webhooks::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     payment_channels::document_deprecated_routes(&mut document);

@@ -149,7 +149,9 @@ async fn bench(
 ) -> anyhow::Result<()> {
     db::migrate_with(&database.config, &database.tls).await?;
     let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
-    let result = if args.http {
+    let result = if args.webhooks {
+        hazina_server::bench_webhooks::bench(pool.clone(), args.events, args.webhook_workers).await
+    } else if args.http {
         let ledger_pool =
             db::pool_with(database.config.clone(), app::LEDGER_POOL_SIZE, &database.tls)?;
         hazina_server::bench_http::bench(pool.clone(), ledger_pool, args).await.map(|_| ())

@@ -112,7 +112,7 @@ struct Target {
 impl Service {
     /// Fans new events out to every enabled endpoint that is behind its org's events. Whether
     /// an endpoint had more than one batch waiting.
-    pub(super) async fn fan_out(&self) -> Result<bool, WebhookError> {
+    pub async fn fan_out(&self) -> Result<bool, WebhookError> {
         let batch = self.settings().fan_out_batch;
         // The org is unknown by nature here: this finds the endpoints behind, of every org,
         // and each is then fanned out by statements of its own org.

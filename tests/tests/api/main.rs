@@ -14,3 +14,4 @@ mod isolation;
 mod money;
 mod provider_payments;
 mod tenancy;
+mod webhooks;

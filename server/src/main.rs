@@ -276,14 +276,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         std::sync::Arc::clone(&services.payments),
         shutdown.clone().wait(),
     ));
-    services.webhooks.configure(hazina_server::webhooks::Settings {
-        allow_private: cli.allow_private_webhook_urls,
-        ..hazina_server::webhooks::Settings::default()
-    });
-    let webhooks = tokio::spawn(workers::deliver_webhooks(
-        std::sync::Arc::clone(&services.webhooks),
-        shutdown.clone().wait(),
-    ));
+    spawn_webhooks(cli, &services, &shutdown);
     let mut app = http::router(http::AppState::from(services));
     if cli.simulate() {
         let (mpesa, momo) = (
@@ -322,15 +315,26 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     // stopping the payments worker: a payment's every step is recorded before the next.
     sweeper.abort();
     worker.abort();
-    // So is stopping the webhook worker: a delivery claimed and not recorded is claimed
-    // again when its lease runs out.
-    webhooks.abort();
     retention.abort();
     if sweeper.await.is_err_and(|error| error.is_panic()) {
         tracing::warn!("the expiry sweeper panicked");
     }
     pool.close();
     result.context("the HTTP server task failed")?.context("the HTTP server failed")
+}
+
+/// Configures the webhook service from the command line and starts its worker, which stops at
+/// shutdown. Stopping it mid-round is safe: a delivery claimed and not recorded is claimed
+/// again when its lease runs out.
+fn spawn_webhooks(cli: &Cli, services: &app::Services, shutdown: &Shutdown) {
+    services.webhooks.configure(hazina_server::webhooks::Settings {
+        allow_private: cli.allow_private_webhook_urls,
+        ..hazina_server::webhooks::Settings::default()
+    });
+    tokio::spawn(workers::deliver_webhooks(
+        std::sync::Arc::clone(&services.webhooks),
+        shutdown.clone().wait(),
+    ));
 }
 
 /// Where requests connect, as a role that does not own the tables (so that no bug can alter

@@ -302,7 +302,7 @@ impl Service {
             match std::str::from_utf8(&opened).ok().and_then(sign::key) {
                 Some(key) => target.keys.push(key),
                 None => {
-                    tracing::warn!(%secret, "a webhook secret is malformed; not signing with it")
+                    tracing::warn!(%secret, "a webhook secret is malformed; not signing with it");
                 }
             }
         }

@@ -249,6 +249,10 @@ pub enum Redelivery {
     Range { from: DateTime<Utc>, to: DateTime<Utc> },
 }
 
+/// Queues a delivery again, with a new round of attempts.
+const REQUEUE: &str = "UPDATE webhook_deliveries SET status = 'pending', attempts = 0,
+    next_attempt_at = now(), locked_until = '-infinity', lease = NULL";
+
 /// The webhooks service: shared by the HTTP layer and the delivery worker.
 #[derive(Debug)]
 pub struct Service {
@@ -618,8 +622,6 @@ impl Service {
     ) -> Result<u64, WebhookError> {
         let endpoint = self.get(scope, id).await?;
         let client = self.pool.get().await?;
-        const REQUEUE: &str = "UPDATE webhook_deliveries SET status = 'pending', attempts = 0,
-                 next_attempt_at = now(), locked_until = '-infinity', lease = NULL";
         match what {
             Redelivery::Range { from, to } => {
                 if from >= to {

@@ -45,7 +45,7 @@ fn scope(caller: &Caller) -> Scope {
     "description": "Order updates"
 }))]
 pub struct NewWebhookEndpoint {
-    /// Where events are POSTed: an https:// address on the public internet (http:// and
+    /// Where events are sent (`POST`): an `https://` address on the public internet (`http://` and
     /// private addresses only on a server started with `--allow-private-webhook-urls`).
     #[schema(min_length = 1, max_length = 2048, pattern = r"^https?://[^\s\u0000]+$")]
     pub url: String,

@@ -31,6 +31,8 @@ pub struct Services {
     pub money: Arc<crate::money::Service>,
     /// Payments through providers (payouts, collections, received payments).
     pub payments: Arc<crate::payments::Engine>,
+    /// Webhook endpoints and the delivery of events to them.
+    pub webhooks: Arc<crate::webhooks::Service>,
 }
 
 impl Services {
@@ -60,6 +62,8 @@ impl Services {
         crate::metrics::init();
         let store = Store::new(pool.clone());
         let pipeline = Pipeline::start(&Store::new(ledger_pool), PipelineConfig::default());
+        let webhooks =
+            Arc::new(crate::webhooks::Service::new(pool.clone(), store.clone(), sealer.clone()));
         let payments =
             Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer));
         let money = Arc::new(crate::money::Service::new(
@@ -68,7 +72,7 @@ impl Services {
             pipeline.clone(),
             Arc::clone(&payments),
         ));
-        Self { pool, reports: store.clone(), store, pipeline, money, payments }
+        Self { pool, reports: store.clone(), store, pipeline, money, payments, webhooks }
     }
 
     /// The same services with reports (statements, trial balance, general ledger) on a pool

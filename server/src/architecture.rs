@@ -15,6 +15,7 @@ const SERVICES: &[&str] = &[
     "payments",
     "secrets.rs",
     "tenancy.rs",
+    "webhooks",
     "workers",
 ];
 

@@ -94,6 +94,16 @@ pub struct BenchArgs {
     /// pipeline's queue of 4,096).
     #[arg(long, default_value_t = 50)]
     pub batch_size: usize,
+    /// Measure webhook delivery instead: record `--events` events, then deliver them to a
+    /// receiver in this process with `--webhook-workers` workers, and report events/s.
+    #[arg(long)]
+    pub webhooks: bool,
+    /// With `--webhooks`: events delivered.
+    #[arg(long, default_value_t = 50_000)]
+    pub events: usize,
+    /// With `--webhooks`: delivery workers (as several server processes run them).
+    #[arg(long, default_value_t = 2)]
+    pub webhook_workers: usize,
 }
 
 /// What one run measured.

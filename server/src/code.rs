@@ -104,6 +104,8 @@ codes! {
     InvalidCustomerNumber = "invalid_customer_number",
     /// Name the customer by exactly one of its number and a secondary id.
     InvalidCustomerReference = "invalid_customer_reference",
+    /// A webhook endpoint's description is too long.
+    InvalidDescription = "invalid_description",
     /// The Idempotency-Key is blank, too long or not printable.
     InvalidIdempotencyKey = "invalid_idempotency_key",
     /// The reminder interval is out of range.
@@ -116,6 +118,8 @@ codes! {
     InvalidName = "invalid_name",
     /// The narration is blank or too long.
     InvalidNarration = "invalid_narration",
+    /// A secret rotation's overlap is longer than allowed.
+    InvalidOverlap = "invalid_overlap",
     /// A path parameter is malformed (e.g. not a UUID).
     InvalidPath = "invalid_path",
     /// The reminder payload is too long or holds a NUL.
@@ -130,6 +134,8 @@ codes! {
     InvalidPurse = "invalid_purse",
     /// The query string is malformed.
     InvalidQuery = "invalid_query",
+    /// A redelivery names neither an event nor a time range that ends after it starts.
+    InvalidRedelivery = "invalid_redelivery",
     /// The request is well-formed but cannot be carried out as asked.
     InvalidRequest = "invalid_request",
     /// The activity's session id is blank or too long.
@@ -144,6 +150,8 @@ codes! {
     InvalidValue = "invalid_value",
     /// The wallet id is blank or too long.
     InvalidWalletId = "invalid_wallet_id",
+    /// A webhook URL is not an https:// address without user name, password or fragment.
+    InvalidWebhookUrl = "invalid_webhook_url",
     /// The ledger refused the movement of money: `reason` is the ledger's reason.
     LedgerRefused = "ledger_refused",
     /// The body is not JSON.
@@ -196,6 +204,8 @@ codes! {
     TooManySecondaryIds = "too_many_secondary_ids",
     /// The customer would have more tags than allowed.
     TooManyTags = "too_many_tags",
+    /// The org has as many webhook endpoints as it may.
+    TooManyWebhookEndpoints = "too_many_webhook_endpoints",
     /// The transfer would take more from a channel's treasury than its limit allows.
     TreasuryLimitExceeded = "treasury_limit_exceeded",
     /// No valid API key.
@@ -210,6 +220,9 @@ codes! {
     UnsupportedMediaType = "unsupported_media_type",
     /// The value is larger than allowed.
     ValueTooLarge = "value_too_large",
+    /// A webhook URL points where webhooks may not go (a private, loopback or link-local
+    /// address, or http:// where private addresses are not allowed).
+    WebhookUrlNotAllowed = "webhook_url_not_allowed",
 }
 
 impl std::fmt::Display for Code {

@@ -74,6 +74,13 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_ALLOW_ANY_PROVIDER_URL", global = true)]
     pub allow_any_provider_url: bool,
 
+    /// Let webhook endpoints be private, loopback or link-local addresses, and `http://`: for
+    /// receivers on your own network. By default webhooks go only to public https addresses,
+    /// checked when an endpoint is made and again at every delivery (every address its host
+    /// resolves to), so that an endpoint cannot make the server call its own network.
+    #[arg(long, env = "HAZINA_ALLOW_PRIVATE_WEBHOOK_URLS", global = true)]
+    pub allow_private_webhook_urls: bool,
+
     /// The address providers reach this server at, for their callbacks (e.g.
     /// `https://pay.example.com`); default: `http://` and the listening address.
     #[arg(long, env = "HAZINA_PUBLIC_URL", global = true)]

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 pub mod bench_http;
+pub mod bench_webhooks;
 pub mod chaos;
 pub mod code;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod payments;
 pub mod schema;
 pub mod secrets;
 pub mod tenancy;
+pub mod webhooks;
 pub mod workers;
 
 #[cfg(test)]

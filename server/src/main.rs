@@ -149,7 +149,9 @@ async fn bench(
 ) -> anyhow::Result<()> {
     db::migrate_with(&database.config, &database.tls).await?;
     let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
-    let result = if args.http {
+    let result = if args.webhooks {
+        hazina_server::bench_webhooks::bench(pool.clone(), args.events, args.webhook_workers).await
+    } else if args.http {
         let ledger_pool =
             db::pool_with(database.config.clone(), app::LEDGER_POOL_SIZE, &database.tls)?;
         hazina_server::bench_http::bench(pool.clone(), ledger_pool, args).await.map(|_| ())
@@ -243,7 +245,6 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         cli.retention(),
         shutdown.clone().wait(),
     ));
-    tokio::spawn(workers::fire_reminders_loop(pool.clone(), shutdown.clone().wait()));
     if let Some(made) =
         tenancy::bootstrap(&pool).await.context("could not make the first org and keys")?
     {
@@ -275,6 +276,7 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
         std::sync::Arc::clone(&services.payments),
         shutdown.clone().wait(),
     ));
+    spawn_event_workers(cli, &services, &shutdown);
     let mut app = http::router(http::AppState::from(services));
     if cli.simulate() {
         let (mpesa, momo) = (
@@ -319,6 +321,22 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     }
     pool.close();
     result.context("the HTTP server task failed")?.context("the HTTP server failed")
+}
+
+/// Starts the workers that make and deliver events: the reminders worker, and the webhook
+/// worker, configured from the command line. Both stop at shutdown, safely mid-round: due
+/// reminders fire in the transaction that advances them, and a delivery claimed and not
+/// recorded is claimed again when its lease runs out.
+fn spawn_event_workers(cli: &Cli, services: &app::Services, shutdown: &Shutdown) {
+    tokio::spawn(workers::fire_reminders_loop(services.pool.clone(), shutdown.clone().wait()));
+    services.webhooks.configure(hazina_server::webhooks::Settings {
+        allow_private: cli.allow_private_webhook_urls,
+        ..hazina_server::webhooks::Settings::default()
+    });
+    tokio::spawn(workers::deliver_webhooks(
+        std::sync::Arc::clone(&services.webhooks),
+        shutdown.clone().wait(),
+    ));
 }
 
 /// Where requests connect, as a role that does not own the tables (so that no bug can alter

@@ -337,6 +337,19 @@ impl Poster {
     }
 }
 
+/// Webhook settings for tests: loopback receivers allowed, one second per attempt, retries
+/// 50 ms apart, idle workers looking for work every 20 ms.
+pub fn webhook_test_settings() -> hazina_server::webhooks::Settings {
+    hazina_server::webhooks::Settings {
+        allow_private: true,
+        timeout: std::time::Duration::from_secs(1),
+        retry_delays: vec![std::time::Duration::from_millis(50); 8],
+        lease: std::time::Duration::from_secs(5),
+        poll_interval: std::time::Duration::from_millis(20),
+        ..hazina_server::webhooks::Settings::default()
+    }
+}
+
 /// The HTTP API over real HTTP on a loopback port, on a fresh database, with the first-start
 /// org, app and keys. Stops when dropped.
 #[derive(Debug)]
@@ -388,6 +401,15 @@ impl ApiServer {
                 ..hazina_server::payments::ProviderHosts::default()
             },
         });
+        // Webhooks go to the tests' receivers on loopback, and are retried soon.
+        state.webhooks.configure(webhook_test_settings());
+        let (stop_webhooks, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(hazina_server::workers::deliver_webhooks(
+            std::sync::Arc::clone(&state.webhooks),
+            async {
+                let _ = webhooks_stopped.await;
+            },
+        ));
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(hazina_server::workers::query_providers(
             std::sync::Arc::clone(&state.payments),
@@ -404,6 +426,7 @@ impl ApiServer {
             let _ = stopped.await;
             let _ = stop_worker.send(());
             let _ = stop_reminders.send(());
+            let _ = stop_webhooks.send(());
         }));
         let http =
             match reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build() {

@@ -345,6 +345,25 @@ impl From<crate::events::ReadError> for ApiError {
     }
 }
 
+impl From<crate::webhooks::WebhookError> for ApiError {
+    fn from(error: crate::webhooks::WebhookError) -> Self {
+        use crate::webhooks::WebhookError;
+        match error {
+            WebhookError::NotFound(what) => Self::not_found(what),
+            WebhookError::Invalid { code, detail } => Self::invalid(code, detail),
+            WebhookError::Unreadable(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::CredentialsUnreadable,
+                "the endpoint's secrets cannot be opened with this server's key",
+            ),
+            WebhookError::NoRandomness => Self::unavailable(&error),
+            WebhookError::Read(error) => Self::unavailable(&error),
+            WebhookError::Database(error) => error.into(),
+            WebhookError::Pool(error) => error.into(),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for ApiError {
     fn from(error: tokio_postgres::Error) -> Self {
         Self::unavailable(&error)

@@ -6,6 +6,7 @@ mod expiry;
 mod provider_queries;
 mod reminders;
 mod retention;
+mod webhooks;
 
 pub use expiry::{EXPIRY_BATCH_MAX, EXPIRY_INTERVAL, sweep_expired};
 pub use provider_queries::query_providers;
@@ -14,6 +15,7 @@ pub use reminders::{
     fire_reminders_loop,
 };
 pub use retention::{RETENTION_INTERVAL, Retained, sweep_retention, sweep_retention_once};
+pub use webhooks::deliver_webhooks;
 
 /// When a worker's rounds run.
 #[derive(Clone, Copy, Debug)]

@@ -69,6 +69,12 @@ const BODIES: &[(&str, MakeBody)] = &[
         "PUT /v1/customers/{customer_id}/tags",
         |_| json!({ "tags": [{ "key": "probe", "value": "probe" }] }),
     ),
+    ("PATCH /v1/webhook-endpoints/{endpoint_id}", |_| json!({ "description": "probe" })),
+    ("POST /v1/webhook-endpoints/{endpoint_id}/secrets", |_| json!({})),
+    (
+        "POST /v1/webhook-endpoints/{endpoint_id}/redeliveries",
+        |_| json!({ "from": LONG_AGO, "to": FAR_FUTURE }),
+    ),
     (
         "POST /v1/customers/{customer_id}/wallets",
         |_| json!({ "walletId": fresh_name(), "currencyCode": "KES" }),
@@ -284,6 +290,8 @@ struct World {
     /// a transfer's context (which holds the bytes in base64).
     app_data: String,
     reminder_payload: String,
+    /// App A1's webhook endpoint (of a type nothing here records, so it never changes).
+    webhook_endpoint: String,
     /// Everything of org A that org B must never see.
     a_markers: Vec<String>,
 }
@@ -335,6 +343,9 @@ impl World {
         });
         let channel = ok(server, &post, "/v1/payment-channels", &org_key, &channel_body).await;
         let spare = ok(server, &post, "/v1/keys", &org_key, &json!({ "name": "spare" })).await;
+        let hook = json!({ "url": "http://127.0.0.1:9/hook", "eventTypes": ["webhook_endpoint.disabled"] });
+        let hook = ok(server, &post, "/v1/webhook-endpoints", &a1_key, &hook).await;
+        let webhook_endpoint = hook["endpointId"].as_str().unwrap().to_owned();
 
         let mut a_markers = vec![
             server.org.0.to_string(),
@@ -357,7 +368,7 @@ impl World {
         ];
         let channel = channel["channelId"].as_str().unwrap().to_owned();
         let spare_key_id = spare["keyId"].as_str().unwrap().to_owned();
-        a_markers.extend([channel.clone(), spare_key_id.clone()]);
+        a_markers.extend([channel.clone(), spare_key_id.clone(), webhook_endpoint.clone()]);
         Self {
             org_key,
             a1_key,
@@ -377,6 +388,7 @@ impl World {
             reminder_key,
             app_data,
             reminder_payload,
+            webhook_endpoint,
             a_markers,
         }
     }
@@ -395,6 +407,7 @@ impl World {
             ("accounts", "account_id") => &self.wallet_account,
             ("payment-channels" | "channels", "channel_id") => &self.channel,
             ("keys", "key_id") => &self.spare_key_id,
+            ("webhook-endpoints", "endpoint_id") => &self.webhook_endpoint,
             ("payments", "transaction_id") | ("transfers", "transfer_id") => &self.payment,
             _ => return None,
         };
@@ -408,6 +421,8 @@ impl World {
         match (param.collection.as_str(), param.name.as_str()) {
             ("customers", "customer_id") => Some(self.twin.clone()),
             ("reminders", "key") => Some(fresh_name()),
+            // App A1's endpoint is as missing to app A2 as one that never was.
+            ("webhook-endpoints", "endpoint_id") => Some(Uuid::new_v4().to_string()),
             _ => self.resource(param),
         }
     }
@@ -468,6 +483,7 @@ async fn snapshot(server: &ApiServer, world: &World) -> Vec<(String, Value)> {
         (&world.org_key, format!("/v1/transfers/{}", world.payment)),
         (&world.org_key, format!("/v1/payments/{}", world.payment)),
         (&world.org_key, format!("/v1/payment-channels/{}", world.channel)),
+        (&world.a1_key, format!("/v1/webhook-endpoints/{}", world.webhook_endpoint)),
         (&world.org_key, "/v1/keys".to_owned()),
         (&world.org_key, "/v1/apps".to_owned()),
         (&world.org_key, format!("/v1/reports/trial-balance?from={LONG_AGO}&to={FAR_FUTURE}")),

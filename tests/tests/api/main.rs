@@ -17,3 +17,4 @@ mod money;
 mod provider_payments;
 mod reminders;
 mod tenancy;
+mod webhooks;

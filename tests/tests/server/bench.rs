@@ -22,6 +22,9 @@ fn args(workload: Workload) -> BenchArgs {
         http: false,
         connections: 4,
         batch_size: 10,
+        webhooks: false,
+        events: 0,
+        webhook_workers: 1,
     }
 }
 

@@ -388,6 +388,40 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
             CREDENTIALS,
         ],
     ),
+    // Webhook endpoints (`v1::webhooks`, `crate::webhooks`): an app key's endpoints are its
+    // app's, another app's answer 404 like missing ones; 404 also for an `appId` that is not
+    // the org's (or, for an app key, not its own).
+    (
+        "create_webhook_endpoint",
+        &[
+            NOT_FOUND,
+            unprocessable(&[
+                Code::InvalidDescription,
+                Code::InvalidWebhookUrl,
+                Code::TooManyWebhookEndpoints,
+                Code::WebhookUrlNotAllowed,
+            ]),
+            CREDENTIALS,
+        ],
+    ),
+    ("list_webhook_endpoints", &[]),
+    ("get_webhook_endpoint", &[NOT_FOUND]),
+    (
+        "update_webhook_endpoint",
+        &[
+            NOT_FOUND,
+            unprocessable(&[
+                Code::InvalidDescription,
+                Code::InvalidWebhookUrl,
+                Code::WebhookUrlNotAllowed,
+            ]),
+        ],
+    ),
+    ("delete_webhook_endpoint", &[NOT_FOUND]),
+    ("rotate_webhook_secret", &[NOT_FOUND, unprocessable(&[Code::InvalidOverlap]), CREDENTIALS]),
+    ("list_webhook_deliveries", &[NOT_FOUND, bad_request(&[Code::InvalidLimit])]),
+    // 404 for the endpoint, or an event that is not the org's (or not the endpoint's app's).
+    ("redeliver_webhook_events", &[NOT_FOUND, unprocessable(&[Code::InvalidRedelivery])]),
 ];
 
 // --- Writing them into the document -------------------------------------------------------

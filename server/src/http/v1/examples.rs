@@ -49,6 +49,10 @@ const ACCEPTS: &[(&str, Accepts)] = &[
     ("create_payment_channel", create_payment_channel),
     ("set_treasury_limit", set_treasury_limit),
     ("register_c2b_urls", register_c2b_urls),
+    ("create_webhook_endpoint", create_webhook_endpoint),
+    ("update_webhook_endpoint", update_webhook_endpoint),
+    ("rotate_webhook_secret", rotate_webhook_secret),
+    ("redeliver_webhook_events", redeliver_webhook_events),
 ];
 
 /// The suffix of the deprecated payment-channel operations: copies of the current ones under
@@ -315,6 +319,31 @@ fn set_treasury_limit(example: &Value) -> Result<(), String> {
 fn register_c2b_urls(example: &Value) -> Result<(), String> {
     let _: C2bRegistration = read(example)?;
     Ok(())
+}
+
+/// A webhook URL as the server checks it by default (public https addresses only).
+fn webhook_url(url: &str) -> Result<(), String> {
+    crate::webhooks::check_url(url, false).map(|_| ()).map_err(|problem| format!("{problem:?}"))
+}
+
+fn create_webhook_endpoint(example: &Value) -> Result<(), String> {
+    let new: super::webhooks::NewWebhookEndpoint = read(example)?;
+    webhook_url(&new.url)
+}
+
+fn update_webhook_endpoint(example: &Value) -> Result<(), String> {
+    let changes: super::webhooks::WebhookEndpointChanges = read(example)?;
+    changes.url.as_deref().map_or(Ok(()), webhook_url)
+}
+
+fn rotate_webhook_secret(example: &Value) -> Result<(), String> {
+    let _: super::webhooks::SecretRotation = read(example)?;
+    Ok(())
+}
+
+fn redeliver_webhook_events(example: &Value) -> Result<(), String> {
+    let request: super::webhooks::RedeliveryRequest = read(example)?;
+    request.redelivery().map(|_| ()).map_err(refused)
 }
 
 /// An operation of the document that takes a request body, with every example of it the

@@ -485,6 +485,55 @@ const LINKS: &[Link] = &[
         parameters: &[("key_id", "$response.body#/keyId")],
         description: "Revokes the key just made.",
     },
+    // --- Webhook endpoints -----------------------------------------------------------------
+    Link {
+        source: "create_webhook_endpoint",
+        statuses: CREATED,
+        name: "GetWebhookEndpoint",
+        target: "get_webhook_endpoint",
+        parameters: &[("endpoint_id", "$response.body#/endpointId")],
+        description: "The endpoint just made.",
+    },
+    Link {
+        source: "create_webhook_endpoint",
+        statuses: CREATED,
+        name: "UpdateWebhookEndpoint",
+        target: "update_webhook_endpoint",
+        parameters: &[("endpoint_id", "$response.body#/endpointId")],
+        description: "Changes the endpoint.",
+    },
+    Link {
+        source: "create_webhook_endpoint",
+        statuses: CREATED,
+        name: "DeleteWebhookEndpoint",
+        target: "delete_webhook_endpoint",
+        parameters: &[("endpoint_id", "$response.body#/endpointId")],
+        description: "Deletes the endpoint.",
+    },
+    Link {
+        source: "create_webhook_endpoint",
+        statuses: CREATED,
+        name: "RotateWebhookSecret",
+        target: "rotate_webhook_secret",
+        parameters: &[("endpoint_id", "$response.body#/endpointId")],
+        description: "Rotates the endpoint's signing secret.",
+    },
+    Link {
+        source: "create_webhook_endpoint",
+        statuses: CREATED,
+        name: "ListWebhookDeliveries",
+        target: "list_webhook_deliveries",
+        parameters: &[("endpoint_id", "$response.body#/endpointId")],
+        description: "The endpoint's delivery log.",
+    },
+    Link {
+        source: "create_webhook_endpoint",
+        statuses: CREATED,
+        name: "RedeliverWebhookEvents",
+        target: "redeliver_webhook_events",
+        parameters: &[("endpoint_id", "$response.body#/endpointId")],
+        description: "Delivers events to the endpoint again.",
+    },
 ];
 
 /// Writes [`LINKS`] into the `links` of their sources' responses. A deprecated copy of an
@@ -566,7 +615,7 @@ mod tests {
 
     /// The path parameters of an operation on a resource the server identifies: each such
     /// operation is the target of a link, so that the fuzzer reaches it with a real id.
-    const IDENTIFYING: [&str; 7] = [
+    const IDENTIFYING: [&str; 8] = [
         "customer_id",
         "purse_id",
         "wallet_id",
@@ -574,6 +623,7 @@ mod tests {
         "transaction_id",
         "transfer_id",
         "channel_id",
+        "endpoint_id",
     ];
 
     /// The operations with an identifying path parameter that no link leads to, and why.

@@ -17,6 +17,7 @@ pub mod payment_channels;
 pub mod payments;
 pub mod tags;
 pub mod tenancy;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -69,6 +70,11 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
             order it happened: a page at a time, or as a stream of Server-Sent Events."),
         (name = "reports", description = "The books as finance closes them: trial balance and \
             general ledger, as JSON or CSV (org key)."),
+        (name = "webhooks", description = "Endpoints the org's events are POSTed to, signed as \
+            Standard Webhooks sign them (`webhook-id`, `webhook-timestamp`, \
+            `webhook-signature`), at least once, a customer's in order, retried for three days; \
+            their secrets, delivery log and redeliveries. An app key manages its app's \
+            endpoints, an org key all."),
     ),
     modifiers(&BearerKeys),
     security(("bearer" = [])),
@@ -99,6 +105,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(payment_channels::routes())
         .merge(payments::routes())
         .merge(events::routes())
+        .merge(webhooks::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     payment_channels::document_deprecated_routes(&mut document);

@@ -1,0 +1,553 @@
+//! The delivery worker's two steps. **Fan-out**: an enabled endpoint's new events (past its
+//! cursor, of its types and app) become delivery rows in the transaction that moves its cursor
+//! on. **Delivery**: due deliveries are claimed in batches under a lease (`FOR UPDATE SKIP
+//! LOCKED`, so workers of several processes share them), sent concurrently with their
+//! signatures, and their results and attempts recorded in bulk; a lease that runs out (a
+//! crashed worker) makes its deliveries due again, so none is lost.
+//!
+//! A customer's deliveries to an endpoint go one at a time in sequence order: one is claimed
+//! only while no earlier one of the same endpoint and customer is `pending`. Events of no
+//! customer are unordered.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use futures_util::StreamExt as _;
+use hazina_ledger::OrgId;
+use rand::Rng as _;
+use ring::hmac;
+use uuid::Uuid;
+
+use super::{Service, Settings, WebhookError, address, sign};
+use crate::events::{self, Event, EventFilter, EventType, NewEvent};
+
+/// The most of an answer's body kept in the log.
+const RESPONSE_SNIPPET_MAX: usize = 1024;
+
+/// What a round of deliveries did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Round {
+    pub claimed: usize,
+    pub succeeded: usize,
+    /// Whether a claim was full: more may be due at once.
+    pub full: bool,
+}
+
+/// Whether an endpoint of `endpoint_app` (none: the org's) receives an event of `event_app`:
+/// an app's endpoint takes its app's events and those of no app.
+pub(super) fn app_wants(endpoint_app: Option<Uuid>, event_app: Option<Uuid>) -> bool {
+    match (endpoint_app, event_app) {
+        (None, _) | (Some(_), None) => true,
+        (Some(endpoint), Some(event)) => endpoint == event,
+    }
+}
+
+/// Inserts a delivery for each event (and its place among the events of its sequence
+/// number) not yet delivered to the endpoint; how many were new.
+pub(super) async fn insert_deliveries(
+    client: &impl GenericClient,
+    org: OrgId,
+    endpoint: Uuid,
+    events: &[(Event, i32)],
+) -> Result<u64, tokio_postgres::Error> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let seqs: Vec<i64> = events.iter().map(|(event, _)| event.sequence).collect();
+    let ords: Vec<i32> = events.iter().map(|(_, ord)| *ord).collect();
+    let event_ids: Vec<Uuid> = events.iter().map(|(event, _)| event.id).collect();
+    let types: Vec<&str> = events.iter().map(|(event, _)| event.kind.as_str()).collect();
+    let at: Vec<DateTime<Utc>> = events.iter().map(|(event, _)| event.occurred_at).collect();
+    let customers: Vec<Option<Uuid>> = events.iter().map(|(event, _)| event.customer_id).collect();
+    let bodies: Vec<String> =
+        events.iter().map(|(event, _)| serde_json::to_string(event).unwrap_or_default()).collect();
+    client
+        .execute(
+            "INSERT INTO webhook_deliveries (org_id, endpoint_id, id, event_seq, event_ord,
+                 event_id, event_type, occurred_at, customer_id, body)
+             SELECT $1, $2, * FROM UNNEST($3::uuid[], $4::bigint[], $5::int[], $6::uuid[],
+                 $7::text[], $8::timestamptz[], $9::uuid[], $10::text[])
+             ON CONFLICT (org_id, endpoint_id, event_id) DO NOTHING",
+            &[&org.0, &endpoint, &ids, &seqs, &ords, &event_ids, &types, &at, &customers, &bodies],
+        )
+        .await
+}
+
+/// A delivery a worker claimed.
+struct Claimed {
+    id: Uuid,
+    endpoint: Uuid,
+    event_id: Uuid,
+    body: String,
+    attempts: i32,
+}
+
+/// What one attempt came to.
+struct Outcome {
+    id: Uuid,
+    endpoint: Uuid,
+    attempts: i32,
+    at: DateTime<Utc>,
+    status_code: Option<i32>,
+    latency_ms: i32,
+    error: Option<String>,
+    response: Option<String>,
+}
+
+impl Outcome {
+    fn succeeded(&self) -> bool {
+        self.error.is_none() && self.status_code.is_some_and(|code| (200..300).contains(&code))
+    }
+}
+
+/// An endpoint's address and the keys of its live secrets.
+struct Target {
+    url: String,
+    keys: Vec<hmac::Key>,
+}
+
+impl Service {
+    /// Fans new events out to every enabled endpoint that is behind its org's events. Whether
+    /// an endpoint had more than one batch waiting.
+    pub async fn fan_out(&self) -> Result<bool, WebhookError> {
+        let batch = self.settings().fan_out_batch;
+        // The org is unknown by nature here: this finds the endpoints behind, of every org,
+        // and each is then fanned out by statements of its own org.
+        let behind = {
+            let client = self.pool.get().await?;
+            client
+                .query(
+                    "SELECT e.org_id, e.id FROM webhook_endpoints e
+                     JOIN event_counters c ON c.org_id = e.org_id
+                     WHERE e.enabled AND e.fanned_seq < c.last_seq",
+                    &[],
+                )
+                .await?
+        };
+        let mut full = false;
+        for row in behind {
+            full |= self.fan_out_endpoint(OrgId(row.get(0)), row.get(1), batch).await?;
+        }
+        Ok(full)
+    }
+
+    async fn fan_out_endpoint(
+        &self,
+        org: OrgId,
+        endpoint: Uuid,
+        batch: i64,
+    ) -> Result<bool, WebhookError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Another worker fanning out this endpoint holds it: it is theirs this round.
+        let Some(row) = tx
+            .query_opt(
+                "SELECT fanned_seq, app_id, event_types FROM webhook_endpoints
+                 WHERE org_id = $1 AND id = $2 AND enabled FOR UPDATE SKIP LOCKED",
+                &[&org.0, &endpoint],
+            )
+            .await?
+        else {
+            return Ok(false);
+        };
+        let after: i64 = row.get(0);
+        let app: Option<Uuid> = row.get(1);
+        let names: Vec<String> = row.get(2);
+        let types: BTreeSet<EventType> =
+            names.iter().filter_map(|name| EventType::from_name(name)).collect();
+        if types.is_empty() && !names.is_empty() {
+            // Only types this version does not know: nothing to send, and nothing skipped
+            // for good (the cursor stays) in case a newer server knows them.
+            return Ok(false);
+        }
+        let filter = EventFilter { types, customer: None, app };
+        let page = events::page(&self.pool, &self.store, org, after, batch, &filter).await?;
+        let mut wanted = Vec::with_capacity(page.events.len());
+        let mut previous = None;
+        let mut ord = 0;
+        for event in page.events {
+            ord = if previous == Some(event.sequence) { ord + 1 } else { 0 };
+            previous = Some(event.sequence);
+            if app_wants(app, event.app_id) {
+                wanted.push((event, ord));
+            }
+        }
+        insert_deliveries(&tx, org, endpoint, &wanted).await?;
+        tx.execute(
+            "UPDATE webhook_endpoints SET fanned_seq = $3 WHERE org_id = $1 AND id = $2",
+            &[&org.0, &endpoint, &page.next_after.max(after)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(page.has_more)
+    }
+
+    /// Claims, sends and records the due deliveries of every org, one claim per org.
+    pub async fn deliver(&self) -> Result<Round, WebhookError> {
+        let settings = self.settings();
+        // The org is unknown by nature here: this finds the orgs with due deliveries, whose
+        // deliveries are then claimed by statements of that org.
+        let orgs: Vec<Uuid> = {
+            let client = self.pool.get().await?;
+            client
+                .query(
+                    "SELECT DISTINCT org_id FROM webhook_deliveries
+                     WHERE status = 'pending' AND next_attempt_at <= now()
+                         AND locked_until <= now()",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        };
+        let mut round = Round::default();
+        for org in orgs {
+            let org = OrgId(org);
+            let lease = Uuid::new_v4();
+            let claimed = self.claim(org, lease, &settings).await?;
+            round.claimed += claimed.len();
+            round.full |= i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= settings.claim_batch;
+            if claimed.is_empty() {
+                continue;
+            }
+            let outcomes = self.send_all(org, claimed, &settings).await?;
+            round.succeeded += outcomes.iter().filter(|outcome| outcome.succeeded()).count();
+            self.record(org, lease, &outcomes, &settings).await?;
+        }
+        Ok(round)
+    }
+
+    /// Claims up to a batch of the org's due deliveries under `lease`, skipping those another
+    /// worker holds, those of disabled endpoints, and those behind an earlier pending
+    /// delivery of the same endpoint and customer.
+    async fn claim(
+        &self,
+        org: OrgId,
+        lease: Uuid,
+        settings: &Settings,
+    ) -> Result<Vec<Claimed>, WebhookError> {
+        let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "WITH due AS (
+                     SELECT d.id FROM webhook_deliveries d
+                     WHERE d.org_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now()
+                         AND d.locked_until <= now()
+                         AND EXISTS (SELECT 1 FROM webhook_endpoints e
+                             WHERE e.org_id = d.org_id AND e.id = d.endpoint_id AND e.enabled)
+                         AND (d.customer_id IS NULL OR NOT EXISTS (
+                             SELECT 1 FROM webhook_deliveries p
+                             WHERE p.org_id = d.org_id AND p.endpoint_id = d.endpoint_id
+                                 AND p.customer_id = d.customer_id AND p.status = 'pending'
+                                 AND (p.event_seq, p.event_ord) < (d.event_seq, d.event_ord)))
+                     ORDER BY d.next_attempt_at, d.event_seq, d.event_ord
+                     LIMIT $2
+                     FOR UPDATE OF d SKIP LOCKED
+                 )
+                 UPDATE webhook_deliveries d
+                 SET locked_until = now() + $3::bigint * interval '1 millisecond', lease = $4
+                 FROM due WHERE d.org_id = $1 AND d.id = due.id
+                 RETURNING d.id, d.endpoint_id, d.event_id, d.body, d.attempts",
+                &[&org.0, &settings.claim_batch, &lease_ms, &lease],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Claimed {
+                id: row.get(0),
+                endpoint: row.get(1),
+                event_id: row.get(2),
+                body: row.get(3),
+                attempts: row.get(4),
+            })
+            .collect())
+    }
+
+    /// The addresses and live secrets of the endpoints of `claimed`.
+    async fn targets(
+        &self,
+        org: OrgId,
+        claimed: &[Claimed],
+    ) -> Result<HashMap<Uuid, Target>, WebhookError> {
+        let endpoints: Vec<Uuid> =
+            claimed.iter().map(|c| c.endpoint).collect::<BTreeSet<_>>().into_iter().collect();
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT e.id, e.url, s.id, s.sealed FROM webhook_endpoints e
+                 LEFT JOIN webhook_secrets s ON s.org_id = e.org_id AND s.endpoint_id = e.id
+                     AND (s.expires_at IS NULL OR s.expires_at > now())
+                 WHERE e.org_id = $1 AND e.id = ANY($2)
+                 ORDER BY e.id, s.id DESC",
+                &[&org.0, &endpoints],
+            )
+            .await?;
+        let mut targets: HashMap<Uuid, Target> = HashMap::new();
+        for row in rows {
+            let target = targets
+                .entry(row.get(0))
+                .or_insert_with(|| Target { url: row.get(1), keys: Vec::new() });
+            let (Some(secret), Some(sealed)) =
+                (row.get::<_, Option<Uuid>>(2), row.get::<_, Option<String>>(3))
+            else {
+                continue;
+            };
+            let opened =
+                self.sealer.open(&sealed, secret.as_bytes()).map_err(WebhookError::Unreadable)?;
+            match std::str::from_utf8(&opened).ok().and_then(sign::key) {
+                Some(key) => target.keys.push(key),
+                None => {
+                    tracing::warn!(%secret, "a webhook secret is malformed; not signing with it");
+                }
+            }
+        }
+        Ok(targets)
+    }
+
+    async fn send_all(
+        &self,
+        org: OrgId,
+        claimed: Vec<Claimed>,
+        settings: &Settings,
+    ) -> Result<Vec<Outcome>, WebhookError> {
+        let targets = self.targets(org, &claimed).await?;
+        let sends = claimed.into_iter().map(|delivery| {
+            let target = targets.get(&delivery.endpoint);
+            self.send(target, delivery, settings)
+        });
+        Ok(futures_util::stream::iter(sends)
+            .buffer_unordered(settings.concurrency.max(1))
+            .collect()
+            .await)
+    }
+
+    /// One attempt: the signed POST, its answer read up to the cap, within the timeout.
+    async fn send(
+        &self,
+        target: Option<&Target>,
+        delivery: Claimed,
+        settings: &Settings,
+    ) -> Outcome {
+        let at = Utc::now();
+        let started = Instant::now();
+        let mut outcome = Outcome {
+            id: delivery.id,
+            endpoint: delivery.endpoint,
+            attempts: delivery.attempts + 1,
+            at,
+            status_code: None,
+            latency_ms: 0,
+            error: None,
+            response: None,
+        };
+        let result = match target {
+            None => Err("the endpoint is gone".to_owned()),
+            Some(target) if target.keys.is_empty() => {
+                Err("the endpoint has no live signing secret".to_owned())
+            }
+            Some(target) => self.post(target, &delivery, at.timestamp(), settings).await,
+        };
+        outcome.latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        match result {
+            Ok((status, body)) => {
+                outcome.status_code = Some(i32::from(status));
+                outcome.response = Some(body);
+                if (300..400).contains(&status) {
+                    outcome.error = Some("redirects are not followed".to_owned());
+                }
+            }
+            Err(error) => outcome.error = Some(error),
+        }
+        outcome
+    }
+
+    async fn post(
+        &self,
+        target: &Target,
+        delivery: &Claimed,
+        timestamp: i64,
+        settings: &Settings,
+    ) -> Result<(u16, String), String> {
+        let url = reqwest::Url::parse(&target.url).map_err(|error| error.to_string())?;
+        if !address::literal_allowed(&url, settings.allow_private) {
+            return Err("the address is not public".to_owned());
+        }
+        let id = delivery.event_id.to_string();
+        let signature = sign::signature(&target.keys, &id, timestamp, delivery.body.as_bytes());
+        let exchange = async {
+            let mut response = self
+                .client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .body(delivery.body.clone())
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let mut body = Vec::new();
+            while body.len() < settings.response_bytes_max {
+                match response.chunk().await? {
+                    Some(chunk) => body.extend_from_slice(&chunk),
+                    None => break,
+                }
+            }
+            // The rest, if any, is never read: the connection is dropped with the response.
+            body.truncate(RESPONSE_SNIPPET_MAX);
+            Ok::<_, reqwest::Error>((status, String::from_utf8_lossy(&body).into_owned()))
+        };
+        match tokio::time::timeout(settings.timeout, exchange).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => Err(crate::error_chain(&error)),
+            Err(_) => Err(format!("no answer within {} ms", settings.timeout.as_millis())),
+        }
+    }
+
+    /// Records the attempts and each delivery's new state (for the claims still held under
+    /// `lease`), then the endpoints' health: failing since the first failure, healthy again
+    /// at a success, disabled — with its event — once failing for longer than allowed.
+    async fn record(
+        &self,
+        org: OrgId,
+        lease: Uuid,
+        outcomes: &[Outcome],
+        settings: &Settings,
+    ) -> Result<(), WebhookError> {
+        let (ids, statuses, codes, delays) = plan(outcomes, settings);
+        let attempt_ids: Vec<Uuid> = outcomes.iter().map(|_| Uuid::now_v7()).collect();
+        let endpoints: Vec<Uuid> = outcomes.iter().map(|o| o.endpoint).collect();
+        let at: Vec<DateTime<Utc>> = outcomes.iter().map(|o| o.at).collect();
+        let latencies: Vec<i32> = outcomes.iter().map(|o| o.latency_ms).collect();
+        let errors: Vec<Option<&str>> = outcomes.iter().map(|o| o.error.as_deref()).collect();
+        let responses: Vec<Option<&str>> = outcomes.iter().map(|o| o.response.as_deref()).collect();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "WITH r AS (SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::int[], $5::bigint[])
+                 AS r (id, status, code, delay_ms))
+             UPDATE webhook_deliveries d SET status = r.status, attempts = d.attempts + 1,
+                 last_status_code = r.code, locked_until = '-infinity', lease = NULL,
+                 next_attempt_at = CASE WHEN r.status = 'pending'
+                     THEN now() + r.delay_ms * interval '1 millisecond'
+                     ELSE d.next_attempt_at END
+             FROM r WHERE d.org_id = $1 AND d.id = r.id AND d.lease = $6",
+            &[&org.0, &ids, &statuses, &codes, &delays, &lease],
+        )
+        .await?;
+        // A delivery deleted meanwhile (its endpoint was) takes no attempt.
+        tx.execute(
+            "INSERT INTO webhook_attempts (org_id, delivery_id, id, endpoint_id, at, status_code,
+                 latency_ms, error, response)
+             SELECT $1, u.* FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[],
+                 $6::int[], $7::int[], $8::text[], $9::text[])
+                 AS u (delivery_id, id, endpoint_id, at, status_code, latency_ms, error, response)
+             WHERE EXISTS (SELECT 1 FROM webhook_deliveries d
+                 WHERE d.org_id = $1 AND d.id = u.delivery_id)",
+            &[&org.0, &ids, &attempt_ids, &endpoints, &at, &codes, &latencies, &errors, &responses],
+        )
+        .await?;
+        tx.commit().await?;
+        self.record_health(org, outcomes, settings).await
+    }
+
+    async fn record_health(
+        &self,
+        org: OrgId,
+        outcomes: &[Outcome],
+        settings: &Settings,
+    ) -> Result<(), WebhookError> {
+        let healthy: BTreeSet<Uuid> =
+            outcomes.iter().filter(|o| o.succeeded()).map(|o| o.endpoint).collect();
+        let failing: BTreeSet<Uuid> = outcomes
+            .iter()
+            .filter(|o| !o.succeeded())
+            .map(|o| o.endpoint)
+            .filter(|endpoint| !healthy.contains(endpoint))
+            .collect();
+        let healthy: Vec<Uuid> = healthy.into_iter().collect();
+        let failing: Vec<Uuid> = failing.into_iter().collect();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if !healthy.is_empty() {
+            tx.execute(
+                "UPDATE webhook_endpoints SET failing_since = NULL
+                 WHERE org_id = $1 AND id = ANY($2) AND failing_since IS NOT NULL",
+                &[&org.0, &healthy],
+            )
+            .await?;
+        }
+        if failing.is_empty() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        tx.execute(
+            "UPDATE webhook_endpoints SET failing_since = now()
+             WHERE org_id = $1 AND id = ANY($2) AND failing_since IS NULL",
+            &[&org.0, &failing],
+        )
+        .await?;
+        let after_ms = i64::try_from(settings.disable_after.as_millis()).unwrap_or(i64::MAX);
+        let disabled = tx
+            .query(
+                "UPDATE webhook_endpoints SET enabled = false, disabled_reason = 'failing'
+                 WHERE org_id = $1 AND id = ANY($2) AND enabled
+                     AND failing_since <= now() - $3::bigint * interval '1 millisecond'
+                 RETURNING id, app_id, url, failing_since",
+                &[&org.0, &failing, &after_ms],
+            )
+            .await?;
+        let events: Vec<NewEvent> = disabled
+            .iter()
+            .map(|row| {
+                let data = events::types::WebhookEndpointDisabledData {
+                    endpoint_id: row.get(0),
+                    url: row.get(2),
+                    failing_since: row.get(3),
+                };
+                tracing::warn!(endpoint = %data.endpoint_id, "a webhook endpoint failed for too long; disabled");
+                NewEvent::of(EventType::WebhookEndpointDisabled, &data).app(row.get(1))
+            })
+            .collect();
+        // The transaction's last statement, as recording events must be.
+        events::record(&tx, org, &events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Each outcome's delivery's next state: `succeeded`, `pending` again after its wait (with
+/// jitter), or `failed` once the waits have run out.
+#[allow(clippy::type_complexity)]
+fn plan(
+    outcomes: &[Outcome],
+    settings: &Settings,
+) -> (Vec<Uuid>, Vec<&'static str>, Vec<Option<i32>>, Vec<i64>) {
+    let mut random = rand::rng();
+    let mut ids = Vec::with_capacity(outcomes.len());
+    let mut statuses = Vec::with_capacity(outcomes.len());
+    let mut codes = Vec::with_capacity(outcomes.len());
+    let mut delays = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        ids.push(outcome.id);
+        codes.push(outcome.status_code);
+        let waited = usize::try_from(outcome.attempts - 1).unwrap_or(usize::MAX);
+        let (status, delay) = if outcome.succeeded() {
+            ("succeeded", Duration::ZERO)
+        } else if let Some(delay) = settings.retry_delays.get(waited) {
+            ("pending", *delay)
+        } else {
+            ("failed", Duration::ZERO)
+        };
+        statuses.push(status);
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let jitter = random.random_range(0..=delay_ms / 5);
+        delays.push(i64::try_from(delay_ms.saturating_add(jitter)).unwrap_or(i64::MAX));
+    }
+    (ids, statuses, codes, delays)
+}

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::EventType;
-use super::types::{BalanceChangedData, LegData, TransferData};
+use super::types::{Amount, BalanceChangedData, LegData, PaymentStatusData, TransferData};
 
 /// An event as apps receive it (the same in a page, the stream and a webhook's body).
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -72,6 +72,10 @@ impl EventFilter {
             self.types.iter().filter(|kind| !kind.is_derived()).map(|kind| kind.as_str()).collect();
         if self.wants_balances() {
             types.extend(TRANSFER_TYPES.iter().map(|kind| kind.as_str()));
+        }
+        if self.types.contains(&EventType::PaymentStatusChanged) {
+            // A payment between purses and wallets is told with its transfer.
+            types.insert(EventType::TransferPosted.as_str());
         }
         Some(types.into_iter().collect())
     }
@@ -274,10 +278,22 @@ async fn render(
                 .filter_map(|(account, version)| accounts.get(&(account.0, version)))
                 .map(|account| balance_data(account, transfer.id.0))
                 .collect();
+            let context = Some(Value::Object(transfer.context.as_ref().clone()));
             if filter.wants(kind) {
                 let data = transfer_data(transfer, balances.clone());
                 events.push(Event {
-                    context: Some(Value::Object(transfer.context.as_ref().clone())),
+                    context: context.clone(),
+                    data: serde_json::to_value(data).unwrap_or(Value::Null),
+                    ..envelope.clone()
+                });
+            }
+            if filter.wants(EventType::PaymentStatusChanged)
+                && let Some(data) = ledger_payment(transfer)
+            {
+                events.push(Event {
+                    id: Uuid::new_v5(&row.id, EventType::PaymentStatusChanged.as_str().as_bytes()),
+                    kind: EventType::PaymentStatusChanged,
+                    context,
                     data: serde_json::to_value(data).unwrap_or(Value::Null),
                     ..envelope.clone()
                 });
@@ -298,6 +314,30 @@ async fn render(
         }
     }
     Ok(events)
+}
+
+/// A payment between the ledger's parties (purses and wallets), made by the payments API
+/// (code `payment`, its parties under `context.payment`): succeeded when its transfer posted.
+fn ledger_payment(transfer: &hazina_ledger::rules::Transfer) -> Option<PaymentStatusData> {
+    let is_payment = transfer.kind == hazina_ledger::rules::TransferKind::Posted
+        && transfer.code == "payment"
+        && transfer.context.get("payment").is_some_and(Value::is_object);
+    if !is_payment {
+        return None;
+    }
+    let status = crate::payments::PaymentStatus::Success;
+    Some(PaymentStatusData {
+        transaction_id: transfer.id.0,
+        flow: "ledger".to_owned(),
+        status: status.as_str().to_owned(),
+        status_code: status.platform_code(),
+        previous_status: None,
+        value: Amount::of(&transfer.postings.first()?.amount),
+        channel_id: None,
+        customer_number: None,
+        provider_code: None,
+        description: None,
+    })
 }
 
 /// Purses and wallets: the balances apps watch.

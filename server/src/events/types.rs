@@ -66,7 +66,8 @@ macro_rules! event_types {
 }
 
 event_types! {
-    /// A payment's status changed (every status, with the platform's status code).
+    /// A payment's status changed (every status, with the platform's status code); for a
+    /// payment between purses and wallets, told with its transfer (same sequence number).
     PaymentStatusChanged = "payment.status_changed" => PaymentStatusData,
     /// A customer paid unprompted (an M-Pesa C2B payment), as first recorded.
     PaymentReceived = "payment.received" => PaymentStatusData,
@@ -127,12 +128,14 @@ impl Amount {
     }
 }
 
-/// A payment through a provider, as its status changed.
+/// A payment, as its status changed: through a provider (every status it passes), or between
+/// the ledger's parties (purses, wallets: `success` at once, told with its transfer).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentStatusData {
     pub transaction_id: Uuid,
-    /// `payout`, `collection` or `received`.
+    /// `payout`, `collection` or `received` through a provider; `ledger` between purses and
+    /// wallets (its parties are in the event's `context.payment`).
     pub flow: String,
     /// The new status, e.g. `success`.
     pub status: String,
@@ -141,9 +144,10 @@ pub struct PaymentStatusData {
     /// The status before, if there was one.
     pub previous_status: Option<String>,
     pub value: Amount,
-    pub channel_id: Uuid,
-    /// The customer's mobile-money number.
-    pub customer_number: String,
+    /// The provider channel (none between the ledger's parties).
+    pub channel_id: Option<Uuid>,
+    /// The customer's mobile-money number (none between the ledger's parties).
+    pub customer_number: Option<String>,
     pub provider_code: Option<String>,
     pub description: Option<String>,
 }

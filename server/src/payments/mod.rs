@@ -1610,8 +1610,8 @@ async fn tell<C: deadpool_postgres::GenericClient>(
         status_code: record.status.platform_code(),
         previous_status: previous.map(|status| status.as_str().to_owned()),
         value: Amount::of(&record.amount),
-        channel_id: record.channel,
-        customer_number: record.msisdn.clone(),
+        channel_id: Some(record.channel),
+        customer_number: Some(record.msisdn.clone()),
         provider_code: record.provider_code.clone(),
         description: record.provider_description.clone(),
     };

@@ -9,6 +9,7 @@ mod common;
 mod customers;
 mod docs;
 mod events;
+mod example;
 mod finance;
 mod idempotency;
 mod identities;

@@ -94,10 +94,21 @@ impl TlsConfig {
     }
 
     /// The Mozilla roots only, which is what [`HttpClient::send`] trusts; built once.
-    fn mozilla() -> Result<Self, HttpError> {
+    ///
+    /// # Errors
+    ///
+    /// [`HttpError::Tls`]: the settings could not be built (the provider offers none of the
+    /// protocol versions).
+    pub fn mozilla() -> Result<Self, HttpError> {
         static MOZILLA: LazyLock<Result<TlsConfig, rustls::Error>> =
             LazyLock::new(|| TlsConfig::new(mozilla_roots()));
         MOZILLA.clone().map_err(|error| HttpError::Tls(std::io::Error::other(error)))
+    }
+
+    /// The rustls settings, for a client that makes its own connections (the webhook sender):
+    /// a copy that shares the roots, the *ring* provider and the session cache.
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        rustls::ClientConfig::clone(&self.0)
     }
 
     fn new(roots: rustls::RootCertStore) -> Result<Self, rustls::Error> {
@@ -410,6 +421,9 @@ mod tests {
         let config = TlsConfig::mozilla().unwrap();
         assert_eq!(config.0.alpn_protocols, [b"http/1.1".to_vec()]);
         assert!(!config.0.enable_early_data);
+        let copy = config.client_config();
+        assert_eq!(copy.alpn_protocols, [b"http/1.1".to_vec()]);
+        assert_eq!(copy.crypto_provider().cipher_suites, config.0.crypto_provider().cipher_suites);
     }
 
     #[tokio::test]

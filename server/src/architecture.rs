@@ -24,6 +24,10 @@ const SERVICES: &[&str] = &[
 const HTTP_NAMES: &[&str] =
     &["axum", "hyper", "utoipa_axum", "crate::http", "StatusCode", "ApiError", "problem+json"];
 
+/// The one file of a service that may name hyper: the webhook sender's HTTP client, which calls
+/// out as `hazina_providers::http` does and knows nothing of the API's server side.
+const HTTP_CLIENTS: &[&str] = &["webhooks/transport.rs"];
+
 /// The lines of every `.rs` file under `path` that are code, not comments.
 fn code_lines(path: &Path) -> Vec<(PathBuf, usize, String)> {
     let mut lines = Vec::new();
@@ -59,7 +63,14 @@ fn services_never_import_http() {
     for service in SERVICES {
         let path = src.join(service);
         assert!(path.exists(), "{} is gone: update SERVICES", path.display());
-        let found = offenders(&path, HTTP_NAMES);
+        let found: Vec<String> = offenders(&path, HTTP_NAMES)
+            .into_iter()
+            .filter(|line| {
+                !HTTP_CLIENTS
+                    .iter()
+                    .any(|client| line.starts_with(&format!("{}:", src.join(client).display())))
+            })
+            .collect();
         assert!(found.is_empty(), "a service imports HTTP:\n{}", found.join("\n"));
     }
 }
@@ -89,4 +100,9 @@ fn the_checks_see_an_offender() {
     // The scan itself works: the HTTP layer is full of what services must not name.
     let http = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
     assert!(!offenders(&http, HTTP_NAMES).is_empty());
+    // And the exemption names files that exist, so that it cannot outlive them.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for client in HTTP_CLIENTS {
+        assert!(src.join(client).exists(), "{client} is gone: update HTTP_CLIENTS");
+    }
 }

@@ -4,9 +4,9 @@
 //! when a delivery connects: the HTTP client resolves names through [`Guard`] only, so the
 //! address it connects to is one that was checked.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use reqwest::Url;
 
@@ -139,28 +139,12 @@ fn check_host(url: &Url) -> Result<(), UrlProblem> {
 
 /// Resolves names for the webhook client and refuses any name with an address that is not
 /// public (unless allowed): every address is checked, not only the first, so that a name
-/// cannot pair a public address with a private one.
+/// cannot pair a public address with a private one. The connector calls it for names only
+/// (its resolver is in `transport.rs`); an IP literal is checked by [`literal_allowed`] before
+/// the request is made.
 #[derive(Clone, Debug, Default)]
 pub struct Guard {
     pub allow_private: Arc<AtomicBool>,
-}
-
-impl reqwest::dns::Resolve for Guard {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow_private.load(Ordering::Relaxed);
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|error| -> Box<dyn std::error::Error + Send + Sync> { Box::new(error) })?
-                .collect();
-            if !allow && addresses.iter().any(|address| !is_public(address.ip())) {
-                return Err(format!("{host} resolves to an address that is not public").into());
-            }
-            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
-            Ok(addresses)
-        })
-    }
 }
 
 /// Whether the URL's host, if an IP literal, may be called (names are checked by [`Guard`]).
@@ -232,16 +216,5 @@ mod tests {
         let url = Url::parse("http://127.0.0.1:9/").unwrap();
         assert!(!literal_allowed(&url, false));
         assert!(literal_allowed(&url, true));
-    }
-
-    #[tokio::test]
-    async fn the_resolver_refuses_a_name_of_a_private_address() {
-        use reqwest::dns::Resolve as _;
-        let guard = Guard::default();
-        let name: reqwest::dns::Name = "localhost".parse().unwrap();
-        assert!(guard.resolve(name).await.is_err());
-        guard.allow_private.store(true, Ordering::Relaxed);
-        let name: reqwest::dns::Name = "localhost".parse().unwrap();
-        assert!(guard.resolve(name).await.is_ok());
     }
 }

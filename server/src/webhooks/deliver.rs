@@ -20,7 +20,7 @@ use rand::Rng as _;
 use ring::hmac;
 use uuid::Uuid;
 
-use super::{Service, Settings, WebhookError, address, sign};
+use super::{Service, Settings, WebhookError, address, sign, transport};
 use crate::events::{self, Event, EventFilter, EventType, NewEvent};
 
 /// The most of an answer's body kept in the log.
@@ -377,34 +377,20 @@ impl Service {
         if !address::literal_allowed(&url, settings.allow_private) {
             return Err("the address is not public".to_owned());
         }
+        let client = self.transport()?;
         let id = delivery.event_id.to_string();
         let signature = sign::signature(&target.keys, &id, timestamp, delivery.body.as_bytes());
-        let exchange = async {
-            let mut response = self
-                .client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature)
-                .body(delivery.body.clone())
-                .send()
-                .await?;
-            let status = response.status().as_u16();
-            let mut body = Vec::new();
-            while body.len() < settings.response_bytes_max {
-                match response.chunk().await? {
-                    Some(chunk) => body.extend_from_slice(&chunk),
-                    None => break,
-                }
-            }
-            // The rest, if any, is never read: the connection is dropped with the response.
-            body.truncate(RESPONSE_SNIPPET_MAX);
-            Ok::<_, reqwest::Error>((status, String::from_utf8_lossy(&body).into_owned()))
+        let post = transport::Post {
+            url: url.as_str(),
+            id: &id,
+            timestamp,
+            signature,
+            body: &delivery.body,
         };
+        let exchange =
+            transport::send(&client, post, settings.response_bytes_max, RESPONSE_SNIPPET_MAX);
         match tokio::time::timeout(settings.timeout, exchange).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(error)) => Err(crate::error_chain(&error)),
+            Ok(answer) => answer,
             Err(_) => Err(format!("no answer within {} ms", settings.timeout.as_millis())),
         }
     }

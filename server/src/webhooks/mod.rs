@@ -11,6 +11,7 @@
 mod address;
 mod deliver;
 pub mod sign;
+mod transport;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -81,6 +82,9 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// The most of an answer's body read.
     pub response_bytes_max: usize,
+    /// One more root certificate (DER) that `https://` endpoints may chain to, beside the
+    /// Mozilla roots: for tests, whose receivers have certificates of their own making.
+    pub extra_root_der: Option<Vec<u8>>,
 }
 
 impl Default for Settings {
@@ -96,6 +100,7 @@ impl Default for Settings {
             concurrency: 256,
             poll_interval: Duration::from_millis(250),
             response_bytes_max: 64 * 1024,
+            extra_root_der: None,
         }
     }
 }
@@ -261,7 +266,8 @@ pub struct Service {
     sealer: Sealer,
     settings: RwLock<Settings>,
     guard: Guard,
-    client: reqwest::Client,
+    /// The client, replaced when the trusted roots change.
+    transport: RwLock<transport::Transport>,
 }
 
 const ENDPOINT_COLUMNS: &str = "id, app_id, url, event_types, enabled, description, created_at, \
@@ -304,26 +310,24 @@ impl Service {
     /// The service over the request pool; secrets sealed with `sealer`.
     pub fn new(pool: Pool, store: Store, sealer: Sealer) -> Self {
         let guard = Guard::default();
-        // Redirects are not followed (a 3xx is a failure, and would lead past the address
-        // check); names resolve only through the guard; no proxy is configured.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(guard.clone())
-            .pool_max_idle_per_host(512)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("Hazina-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, "the webhook client could not be built as configured");
-                reqwest::Client::new()
-            });
-        Self { pool, store, sealer, settings: RwLock::new(Settings::default()), guard, client }
+        let transport = RwLock::new(transport::transport(&guard, None));
+        Self { pool, store, sealer, settings: RwLock::new(Settings::default()), guard, transport }
     }
 
     /// Sets how deliveries are made.
     pub fn configure(&self, settings: Settings) {
         self.guard.allow_private.store(settings.allow_private, Ordering::Relaxed);
-        *self.settings.write().unwrap_or_else(PoisonError::into_inner) = settings;
+        let mut current = self.settings.write().unwrap_or_else(PoisonError::into_inner);
+        if current.extra_root_der != settings.extra_root_der {
+            let rebuilt = transport::transport(&self.guard, settings.extra_root_der.as_deref());
+            *self.transport.write().unwrap_or_else(PoisonError::into_inner) = rebuilt;
+        }
+        *current = settings;
+    }
+
+    /// The client deliveries are sent with (cheap to clone: it shares its connection pool).
+    fn transport(&self) -> transport::Transport {
+        self.transport.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     pub fn settings(&self) -> Settings {

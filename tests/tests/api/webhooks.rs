@@ -1,7 +1,8 @@
 //! Webhooks end to end: real receivers (axum on loopback) that check Standard Webhooks
 //! signatures with an HMAC written here, retries after errors and timeouts, a customer's
 //! order, redelivery, disabling, the address check, a worker that crashed after claiming, and
-//! two workers sharing deliveries.
+//! two workers sharing deliveries; and delivery over https to a receiver whose certificate a
+//! private root issued, trusted only when the service is told to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,9 @@ use hazina_server::webhooks::{NewEndpoint, Scope, Settings, WebhookError};
 use hazina_tests::{ApiServer, fresh_db, wait_for, webhook_test_settings};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use uuid::Uuid;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -28,6 +32,7 @@ struct Received {
     id: String,
     timestamp: String,
     signature: String,
+    user_agent: String,
     body: Vec<u8>,
     answered: u16,
 }
@@ -56,11 +61,9 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// A receiver over plain HTTP.
     async fn start(behaviour: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
-        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let behaviour: Behaviour = Arc::new(behaviour);
-        let state = (Arc::clone(&got), behaviour);
-        let app = axum::Router::new().route("/hook", axum::routing::post(take)).with_state(state);
+        let (app, got) = Self::app(behaviour);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -73,6 +76,50 @@ impl Receiver {
                 .unwrap();
         });
         Self { url, got, _stop: stop }
+    }
+
+    /// A receiver over TLS at `https://localhost:<port>/hook`, with `acceptor`'s certificate.
+    async fn start_tls(
+        acceptor: TlsAcceptor,
+        behaviour: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let (app, got) = Self::app(behaviour);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://localhost:{}/hook", listener.local_addr().unwrap().port());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            loop {
+                let tcp = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((tcp, _)) => tcp,
+                        Err(_) => continue,
+                    },
+                    _ = &mut stopped => break,
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate ends the handshake.
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        Self { url, got, _stop: stop }
+    }
+
+    fn app(
+        behaviour: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> (axum::Router, Arc<Mutex<Vec<Received>>>) {
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let behaviour: Behaviour = Arc::new(behaviour);
+        let state = (Arc::clone(&got), behaviour);
+        let app = axum::Router::new().route("/hook", axum::routing::post(take)).with_state(state);
+        (app, got)
     }
 
     fn received(&self) -> Vec<Received> {
@@ -104,6 +151,7 @@ async fn take(
         id: header("webhook-id"),
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
+        user_agent: header("user-agent"),
         body: body.to_vec(),
         answered: 0,
     };
@@ -116,6 +164,41 @@ async fn take(
     match reply {
         Reply::Status(status) => StatusCode::from_u16(status).unwrap(),
         Reply::Hang => std::future::pending().await,
+    }
+}
+
+/// A private root (DER) and a TLS server setting with a certificate it issued for `localhost`
+/// and 127.0.0.1.
+struct Pki {
+    root_der: Vec<u8>,
+    acceptor: TlsAcceptor,
+}
+
+impl Pki {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let mut root_params = CertificateParams::new(Vec::new()).unwrap();
+        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        root_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let root_key = KeyPair::generate().unwrap();
+        let root = root_params.self_signed(&root_key).unwrap();
+        let issuer = Issuer::new(root_params, root_key);
+        let server_params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = server_params.signed_by(&server_key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            )
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self { root_der: root.der().to_vec(), acceptor: TlsAcceptor::from(Arc::new(config)) }
     }
 }
 
@@ -528,4 +611,76 @@ async fn two_workers_deliver_each_event_exactly_once() {
     ids.dedup();
     assert_eq!(ids.len(), 300);
     assert_eq!(got.len(), 300, "no event was sent twice");
+}
+
+#[tokio::test]
+async fn deliveries_over_https_reach_a_receiver_whose_root_is_trusted() {
+    let pki = Pki::new();
+    let receiver = Receiver::start_tls(pki.acceptor.clone(), |_| Reply::Status(204)).await;
+    let root = pki.root_der.clone();
+    let (db, services, org) = services(|settings| settings.extra_root_der = Some(root)).await;
+    let scope = Scope { org, app: None };
+    assert!(receiver.url.starts_with("https://localhost:"), "{}", receiver.url);
+    let created = services.webhooks.create(scope, endpoint_to(&receiver.url)).await.unwrap();
+    let customer = Uuid::now_v7();
+    let ids = record(&db.pool(), org, &[customer_created(customer)]).await;
+    let webhooks = Arc::clone(&services.webhooks);
+    let got = wait_for("the event over https", PATIENCE, || async {
+        webhooks.round().await.unwrap();
+        let got = receiver.received();
+        (!got.is_empty()).then_some(got)
+    })
+    .await
+    .unwrap();
+    let first = &got[0];
+    assert_eq!(first.id, ids[0].to_string());
+    assert_eq!(first.json()["customerId"], customer.to_string());
+    assert!(verifies(&created.secret, &first.id, &first.timestamp, &first.body, &first.signature));
+    assert!(first.user_agent.starts_with("Hazina-Webhooks/"), "{}", first.user_agent);
+    let page = wait_for("the delivery to be recorded", PATIENCE, || async {
+        let page =
+            webhooks.deliveries(scope, created.endpoint.endpoint_id, None, 10).await.unwrap();
+        (page.deliveries[0].status == "succeeded").then_some(page)
+    })
+    .await
+    .unwrap();
+    let delivery = &page.deliveries[0];
+    assert_eq!((delivery.attempts, delivery.last_status_code), (1, Some(204)), "{delivery:?}");
+    assert_eq!(delivery.attempt_log[0].error, None, "{delivery:?}");
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_the_delivery_which_is_retried() {
+    let pki = Pki::new();
+    let receiver = Receiver::start_tls(pki.acceptor.clone(), |_| Reply::Status(200)).await;
+    // The Mozilla roots only: the receiver's private root is not among them.
+    let (db, services, org) = services(|settings| settings.extra_root_der = None).await;
+    let scope = Scope { org, app: None };
+    let created = services.webhooks.create(scope, endpoint_to(&receiver.url)).await.unwrap();
+    let id = created.endpoint.endpoint_id;
+    record(&db.pool(), org, &[customer_created(Uuid::now_v7())]).await;
+    services.webhooks.round().await.unwrap();
+    let page = services.webhooks.deliveries(scope, id, None, 10).await.unwrap();
+    let delivery = &page.deliveries[0];
+    assert_eq!((delivery.status.as_str(), delivery.attempts), ("pending", 1), "{delivery:?}");
+    assert!(delivery.next_attempt_at.is_some(), "{delivery:?}");
+    let attempt = &delivery.attempt_log[0];
+    assert_eq!(attempt.status_code, None, "{attempt:?}");
+    assert!(attempt.error.as_deref().unwrap_or_default().contains("certificate"), "{attempt:?}");
+    assert!(receiver.received().is_empty(), "nothing was sent before the handshake");
+
+    // Trusted now: the retry reaches the receiver.
+    let root = Some(pki.root_der.clone());
+    services.webhooks.configure(Settings { extra_root_der: root, ..webhook_test_settings() });
+    let webhooks = Arc::clone(&services.webhooks);
+    let page = wait_for("the retry to succeed", PATIENCE, || async {
+        webhooks.round().await.unwrap();
+        let page = webhooks.deliveries(scope, id, None, 10).await.unwrap();
+        (page.deliveries[0].status == "succeeded").then_some(page)
+    })
+    .await
+    .unwrap();
+    let delivery = &page.deliveries[0];
+    assert_eq!((delivery.attempts, delivery.last_status_code), (2, Some(200)), "{delivery:?}");
+    assert_eq!(receiver.received().len(), 1);
 }

@@ -13,7 +13,7 @@ macro_rules! event_types {
     ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal => $data:ty,)+) => {
         /// What happened.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize,
-            serde::Deserialize, ToSchema)]
+            serde::Deserialize)]
         pub enum EventType {
             $($(#[doc = $doc])+ #[serde(rename = $name)] $variant,)+
         }
@@ -47,6 +47,23 @@ macro_rules! event_types {
                 }
             }
         }
+
+        // By hand: a derive would not see the names through this macro's literals.
+        impl utoipa::PartialSchema for EventType {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let names = [$($name,)+];
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .description(Some(format!(
+                        "What happened: {}.",
+                        names.map(|name| format!("`{name}`")).join(", ")
+                    )))
+                    .enum_values(Some(names))
+                    .into()
+            }
+        }
+
+        impl ToSchema for EventType {}
 
         /// The payload schemas, by name, for the OpenAPI document.
         pub fn data_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)> {

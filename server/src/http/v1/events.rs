@@ -79,7 +79,7 @@ fn filter(
     customer: Option<Uuid>,
 ) -> Result<EventFilter, ApiError> {
     let mut wanted = BTreeSet::new();
-    for name in types.unwrap_or_default().split(',').filter(|name| !name.is_empty()) {
+    for name in types.map(|types| types.split(',')).into_iter().flatten() {
         let kind = EventType::from_name(name).ok_or_else(|| {
             ApiError::bad_request(Code::InvalidQuery, format!("no event type is named {name:?}"))
         })?;

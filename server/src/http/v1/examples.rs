@@ -89,8 +89,9 @@ fn create_key(example: &Value) -> Result<(), String> {
 fn create_auth_token(example: &Value) -> Result<(), String> {
     let new: NewAuthToken = read(example)?;
     // `tenancy::mint_client_token` checks the lifetime first, as here.
-    let ttl = new.ttl_seconds.unwrap_or(crate::tenancy::CLIENT_TOKEN_TTL_SECONDS_DEFAULT);
-    if ttl == 0 || ttl > crate::tenancy::CLIENT_TOKEN_TTL_SECONDS_MAX {
+    let ttl =
+        new.ttl_seconds.unwrap_or(u64::from(crate::tenancy::CLIENT_TOKEN_TTL_SECONDS_DEFAULT));
+    if ttl == 0 || ttl > u64::from(crate::tenancy::CLIENT_TOKEN_TTL_SECONDS_MAX) {
         return Err(format!("{}: ttlSeconds out of range", Code::InvalidTtl.as_str()));
     }
     Ok(())

@@ -123,7 +123,8 @@ pub struct NewAuthToken {
     pub customer_id: Option<Uuid>,
     /// How long the token lasts, 1 to 3600 seconds (600 when absent).
     #[schema(minimum = 1, maximum = 3600)]
-    pub ttl_seconds: Option<u32>,
+    #[serde(default, deserialize_with = "crate::schema::whole_number")]
+    pub ttl_seconds: Option<u64>,
 }
 
 /// Mints a short-lived client token for a browser or a device (app key): it acts for the app
@@ -154,7 +155,8 @@ async fn create_auth_token(
         caller.key_id,
         app,
         customer,
-        new.ttl_seconds,
+        // Past `u32`, it is refused as out of range all the same.
+        new.ttl_seconds.map(|ttl| u32::try_from(ttl).unwrap_or(u32::MAX)),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(token)).into_response())

@@ -104,6 +104,7 @@ pub struct SecretRotation {
     /// How long the current secrets still sign beside the new one (default 86400, a day; at
     /// most 2592000, 30 days).
     #[schema(minimum = 0, maximum = 2_592_000)]
+    #[serde(default, deserialize_with = "crate::schema::whole_number")]
     pub overlap_seconds: Option<u64>,
 }
 

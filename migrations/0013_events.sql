@@ -2,19 +2,36 @@
 -- the change it tells of, so that a change that rolled back tells nothing and one that
 -- committed is never lost.
 --
--- Each org's events are numbered 1, 2, 3, … in the order their transactions committed: a
--- transaction takes its numbers from `event_counters` as its last statement before COMMIT,
--- holding the org's counter row until it commits, so no reader ever sees a number before a
--- smaller one of the same org. Readers page by `seq` and miss nothing.
+-- Each org's events are numbered 1, 2, 3, … in the order their transactions committed. A
+-- transaction writes its events' rows (`event_rows`) with its other writes, each with its
+-- place in the transaction (`ord`, from 0); then, as its last statement before COMMIT, one
+-- `event_batches` row that takes the next numbers from the org's counter (`event_counters`),
+-- whose row it holds until it commits. So numbers become visible in order and without gaps,
+-- and what a transaction does while holding the counter (or, in the ledger, the accounts'
+-- locks) is one small row, however many events it tells. An event's number is its batch's
+-- `first_seq` plus its `ord`; the view `events` shows every event with its number.
 
 CREATE TABLE event_counters (
     org_id uuid PRIMARY KEY,
     last_seq bigint NOT NULL CHECK (last_seq > 0)
 );
 
-CREATE TABLE events (
+CREATE TABLE event_batches (
     org_id uuid NOT NULL,
-    seq bigint NOT NULL CHECK (seq > 0),
+    first_seq bigint NOT NULL CHECK (first_seq > 0),
+    -- At most 10,000, so that a reader after a number knows how far back a batch that holds
+    -- it may start.
+    count integer NOT NULL CHECK (count BETWEEN 1 AND 10000),
+    batch_id uuid NOT NULL,
+    PRIMARY KEY (org_id, first_seq),
+    UNIQUE (org_id, batch_id)
+);
+
+CREATE TABLE event_rows (
+    org_id uuid NOT NULL,
+    -- Its transaction's `event_batches` row (written in the same transaction).
+    batch_id uuid NOT NULL,
+    ord integer NOT NULL CHECK (ord >= 0),
     -- Unique; a webhook's `webhook-id`.
     id uuid NOT NULL,
     type text NOT NULL,
@@ -32,9 +49,14 @@ CREATE TABLE events (
     payload jsonb,
     -- The context of the change (a payment's, as its app gave it).
     context jsonb,
-    PRIMARY KEY (org_id, seq)
+    PRIMARY KEY (org_id, batch_id, ord)
 );
 
-CREATE INDEX events_customer ON events (org_id, customer_id, seq) WHERE customer_id IS NOT NULL;
-CREATE INDEX events_at ON events (org_id, at);
-CREATE INDEX events_id ON events (org_id, id);
+CREATE INDEX event_rows_customer ON event_rows (org_id, customer_id) WHERE customer_id IS NOT NULL;
+CREATE INDEX event_rows_id ON event_rows (org_id, id);
+
+CREATE VIEW events AS
+SELECT r.org_id, b.first_seq + r.ord AS seq, r.id, r.type, r.version, r.app_id, r.customer_id,
+    r.at, r.transfer_id, r.accounts, r.payload, r.context
+FROM event_batches AS b
+JOIN event_rows AS r ON r.org_id = b.org_id AND r.batch_id = b.batch_id;

@@ -1,9 +1,10 @@
-//! What a batch tells apps: one event in the outbox (`events`, migration 0013) for each
-//! accepted transfer, written in the batch's transaction as its last statement before
-//! `COMMIT`, so that a batch that rolls back tells nothing and one that commits is never
-//! lost. The statement takes the org's next event numbers from `event_counters`, whose row it
-//! then holds until the commit: every transaction that writes events does so last, so numbers
-//! become visible in order and the row is held for one round trip.
+//! What a batch tells apps: one event in the outbox (migration 0013) for each accepted
+//! transfer. The events' rows (`event_rows`) are inserted with the batch's other rows, before
+//! its accounts are locked; its `event_batches` row, which takes the org's next numbers from
+//! `event_counters` and holds that row until the commit, is the batch's last statement before
+//! `COMMIT`: a batch that rolls back tells nothing, one that commits is never lost, numbers
+//! become visible in commit order, and the statement sent while the accounts are locked is one
+//! row per org, however large the batch.
 //!
 //! An event row is narrow (the transfer and the accounts it moved, with their versions): its
 //! payload is the immutable transfer and its entries, read when the event is read.
@@ -21,24 +22,28 @@ use crate::context;
 use crate::ids::TransferId;
 use crate::rules::{Entry, Transfer, TransferKind};
 
-/// Inserts the events, numbering each org's after its counter (made at its first event).
-/// Counters are taken in org order, so two batches never wait on each other's in a cycle.
-pub(super) const INSERT_EVENTS: &str = "WITH new AS (
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[],
-             $6::timestamptz[], $7::jsonb[])
-             WITH ORDINALITY AS n (org_id, id, type, app_id, customer_id, at, accounts, ord)
+/// Inserts the events' rows, each under its org's batch id and its place in it.
+pub(super) const INSERT_EVENT_ROWS: &str = "INSERT INTO event_rows
+         (org_id, batch_id, ord, id, type, app_id, customer_id, at, transfer_id, accounts)
+     SELECT org_id, batch_id, ord, id, type, app_id, customer_id, at, id, accounts
+     FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], $4::uuid[], $5::text[], $6::uuid[],
+         $7::uuid[], $8::timestamptz[], $9::jsonb[])
+         AS u (org_id, batch_id, ord, id, type, app_id, customer_id, at, accounts)";
+
+/// Numbers each org's batch after its counter (made at its first event). Counters are taken
+/// in org order, so two batches never wait on each other's in a cycle.
+pub(super) const NUMBER_EVENT_BATCHES: &str = "WITH new AS (
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[]) AS n (org_id, batch_id, count)
+         ORDER BY org_id
      ),
-     counts AS (SELECT org_id, count(*) AS n FROM new GROUP BY org_id ORDER BY org_id),
      counted AS (
-         INSERT INTO event_counters AS c (org_id, last_seq) SELECT org_id, n FROM counts
+         INSERT INTO event_counters AS c (org_id, last_seq) SELECT org_id, count FROM new
          ON CONFLICT (org_id) DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq
          RETURNING org_id, last_seq
      )
-     INSERT INTO events (org_id, seq, id, type, app_id, customer_id, at, transfer_id, accounts)
-     SELECT new.org_id,
-         counted.last_seq - counts.n + row_number() OVER (PARTITION BY new.org_id ORDER BY ord),
-         new.id, new.type, new.app_id, new.customer_id, new.at, new.id, new.accounts
-     FROM new JOIN counts USING (org_id) JOIN counted USING (org_id)";
+     INSERT INTO event_batches (org_id, first_seq, count, batch_id)
+     SELECT new.org_id, counted.last_seq - new.count + 1, new.count, new.batch_id
+     FROM new JOIN counted USING (org_id)";
 
 /// The event type of an accepted transfer of `kind`.
 #[must_use]
@@ -52,17 +57,22 @@ pub fn event_type(kind: TransferKind) -> &'static str {
     }
 }
 
-/// A batch's events as column arrays, in the order of its transfers. An event's id is its
-/// transfer's (unique within the org, as event ids must be).
+/// A batch's events as column arrays, in the order of its transfers, each org's numbered
+/// from 0 under a batch id of its own. An event's id is its transfer's (unique within the org,
+/// as event ids must be).
 #[derive(Default)]
 pub(super) struct EventColumns {
     org: Vec<Uuid>,
+    batch: Vec<Uuid>,
+    ord: Vec<i32>,
     transfer: Vec<Uuid>,
     kind: Vec<&'static str>,
     app: Vec<Option<Uuid>>,
     customer: Vec<Option<Uuid>>,
     at: Vec<DateTime<Utc>>,
     accounts: Vec<Json<Vec<(Uuid, i64)>>>,
+    /// Each org's batch: `(org, batch id, count)`.
+    batches: Vec<(Uuid, Uuid, i32)>,
 }
 
 /// A UUID named by the `hazina` object at `path`.
@@ -105,7 +115,16 @@ impl EventColumns {
             while let Some(entry) = entries.next_if(|entry| entry.transfer == transfer.id) {
                 moved.push((entry.account.0, entry.version));
             }
-            columns.org.push(transfer.org.0);
+            let org = transfer.org.0;
+            if !columns.batches.iter().any(|batch| batch.0 == org) {
+                columns.batches.push((org, Uuid::now_v7(), 0));
+            }
+            for batch in columns.batches.iter_mut().filter(|batch| batch.0 == org) {
+                columns.batch.push(batch.1);
+                columns.ord.push(batch.2);
+                batch.2 += 1;
+            }
+            columns.org.push(org);
             columns.transfer.push(transfer.id.0);
             columns.kind.push(event_type(transfer.kind));
             columns.app.push(app);
@@ -116,7 +135,48 @@ impl EventColumns {
         columns
     }
 
-    /// Inserts them, when there are any.
+    /// Inserts the rows, when there are any (with the batch's other rows).
+    pub(super) async fn write_rows(
+        &self,
+        client: &Client,
+        statement: &Statement,
+    ) -> Result<u64, tokio_postgres::Error> {
+        if self.org.is_empty() {
+            return Ok(0);
+        }
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &self.org,
+            &self.batch,
+            &self.ord,
+            &self.transfer,
+            &self.kind,
+            &self.app,
+            &self.customer,
+            &self.at,
+            &self.accounts,
+        ];
+        client.execute(statement, &params).await
+    }
+
+    /// The batches' numbers, when there are any events: the last statement before `COMMIT`.
+    pub(super) fn batches(&self) -> EventBatches {
+        EventBatches {
+            org: self.batches.iter().map(|batch| batch.0).collect(),
+            batch: self.batches.iter().map(|batch| batch.1).collect(),
+            count: self.batches.iter().map(|batch| batch.2).collect(),
+        }
+    }
+}
+
+/// Each org's batch of a ledger batch's events, to be numbered as it commits.
+#[derive(Default)]
+pub(super) struct EventBatches {
+    org: Vec<Uuid>,
+    batch: Vec<Uuid>,
+    count: Vec<i32>,
+}
+
+impl EventBatches {
     pub(super) async fn write(
         &self,
         client: &Client,
@@ -125,15 +185,7 @@ impl EventColumns {
         if self.org.is_empty() {
             return Ok(0);
         }
-        let params: [&(dyn ToSql + Sync); 7] = [
-            &self.org,
-            &self.transfer,
-            &self.kind,
-            &self.app,
-            &self.customer,
-            &self.at,
-            &self.accounts,
-        ];
+        let params: [&(dyn ToSql + Sync); 3] = [&self.org, &self.batch, &self.count];
         client.execute(statement, &params).await
     }
 }

@@ -17,7 +17,7 @@ use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
 use super::effects::{self, Effects};
-use super::events::{self, EventColumns};
+use super::events::{self, EventBatches, EventColumns};
 use super::together::Settle;
 use super::{Store, StoreError, rows};
 use crate::ids::{AccountId, OrgId, TransferId};
@@ -477,8 +477,8 @@ async fn write_and_commit(
         client.batch_execute("COMMIT").await?;
         return Ok(());
     }
-    let rows = BatchRows::new(evaluation);
-    let state = StateChange::new(snapshot, evaluation);
+    let rows = BatchRows::new(evaluation, &snapshot.transfers);
+    let state = StateChange::new(snapshot, evaluation, rows.event_batches());
     let statements = Statements::prepare(client).await?;
     tokio::join!(
         rows.write(client, &statements),
@@ -504,7 +504,8 @@ pub(super) struct Statements {
     pub(super) upsert_metadata: Statement,
     pub(super) delete_metadata: Statement,
     pub(super) upsert_app_data: Statement,
-    insert_events: Statement,
+    insert_event_rows: Statement,
+    number_event_batches: Statement,
 }
 
 impl Statements {
@@ -521,7 +522,8 @@ impl Statements {
             upsert_metadata: client.prepare_cached(effects::UPSERT_METADATA).await?,
             delete_metadata: client.prepare_cached(effects::DELETE_METADATA).await?,
             upsert_app_data: client.prepare_cached(effects::UPSERT_APP_DATA).await?,
-            insert_events: client.prepare_cached(events::INSERT_EVENTS).await?,
+            insert_event_rows: client.prepare_cached(events::INSERT_EVENT_ROWS).await?,
+            number_event_batches: client.prepare_cached(events::NUMBER_EVENT_BATCHES).await?,
         })
     }
 }
@@ -535,16 +537,28 @@ pub(super) struct BatchRows<'a> {
     entries: EntryColumns,
     links: CustomerLinks,
     effects: Effects<'a>,
+    events: EventColumns,
 }
 
 impl<'a> BatchRows<'a> {
-    pub(super) fn new(evaluation: &'a rules::Evaluation) -> Self {
+    /// `known`: the transfers the batch's requests refer to (the snapshot's), whose customer
+    /// and app the events of transfers acting on them tell of.
+    pub(super) fn new(
+        evaluation: &'a rules::Evaluation,
+        known: &HashMap<TransferId, Transfer>,
+    ) -> Self {
         Self {
             transfers: TransferColumns::new(&evaluation.transfers),
             entries: EntryColumns::new(&evaluation.entries),
             links: CustomerLinks::new(&evaluation.transfers),
             effects: Effects::new(&evaluation.transfers),
+            events: EventColumns::new(&evaluation.transfers, &evaluation.entries, known),
         }
+    }
+
+    /// The batches its events are numbered by, as it commits.
+    pub(super) fn event_batches(&self) -> EventBatches {
+        self.events.batches()
     }
 
     /// Applies the effects for customers, when there are any (most batches have none and send
@@ -619,6 +633,7 @@ impl<'a> BatchRows<'a> {
         tokio::join!(
             self.link_customers(client, &statements.insert_customer_links),
             client.execute(&statements.insert_transfers, &transfer_params),
+            self.events.write_rows(client, &statements.insert_event_rows),
             self.apply_effects(client, statements),
             async {
                 if e.account.is_empty() {
@@ -641,6 +656,7 @@ impl<'a> BatchRows<'a> {
         let statements = Statements::prepare(client).await?;
         tokio::join!(
             self.link_customers(client, &statements.insert_customer_links),
+            self.events.write_rows(client, &statements.insert_event_rows),
             self.apply_effects(client, &statements)
         )
         .settle()?;
@@ -739,7 +755,7 @@ impl<'a> BatchRows<'a> {
 /// the events of its accepted transfers (`events.rs`).
 pub(super) struct StateChange {
     accounts: AccountColumns,
-    events: EventColumns,
+    events: EventBatches,
     opened_ids: Vec<Uuid>,
     opened_orgs: Vec<Uuid>,
     opened_expiry: Vec<Option<DateTime<Utc>>>,
@@ -749,7 +765,13 @@ pub(super) struct StateChange {
 
 impl StateChange {
     /// `snapshot` holds the accounts' states after the batch.
-    pub(super) fn new(snapshot: &Snapshot, evaluation: &rules::Evaluation) -> Self {
+    /// `snapshot` holds the accounts' states after the batch; `events` are its rows' batches
+    /// ([`BatchRows::event_batches`]).
+    pub(super) fn new(
+        snapshot: &Snapshot,
+        evaluation: &rules::Evaluation,
+        events: EventBatches,
+    ) -> Self {
         let still_open: HashSet<TransferId> = evaluation.pending_opened.iter().copied().collect();
         let opened: Vec<&Transfer> = evaluation
             .transfers
@@ -765,11 +787,7 @@ impl StateChange {
             .collect();
         Self {
             accounts: AccountColumns::new(snapshot, &evaluation.accounts_changed),
-            events: EventColumns::new(
-                &evaluation.transfers,
-                &evaluation.entries,
-                &snapshot.transfers,
-            ),
+            events,
             opened_ids: opened.iter().map(|transfer| transfer.id.0).collect(),
             opened_orgs: opened.iter().map(|transfer| transfer.org.0).collect(),
             opened_expiry: opened.iter().map(|transfer| transfer.expires_at).collect(),
@@ -868,7 +886,7 @@ impl StateChange {
                 let params: [&(dyn ToSql + Sync); 2] = [&self.closed_ids, &self.closed_orgs];
                 client.execute(&statements.close_pending, &params).await
             },
-            self.events.write(client, &statements.insert_events),
+            self.events.write(client, &statements.number_event_batches),
         )
         .settle()?;
         Ok(())

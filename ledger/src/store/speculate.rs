@@ -278,9 +278,9 @@ async fn prepare_on(
 
     let read = started.elapsed();
     let evaluation = rules::evaluate(&mut snapshot, now, requests);
-    let rows = BatchRows::new(&evaluation);
+    let rows = BatchRows::new(&evaluation, &snapshot.transfers);
     let evaluated = started.elapsed();
-    let state = StateChange::new(&snapshot, &evaluation);
+    let state = StateChange::new(&snapshot, &evaluation, rows.event_batches());
     // While prepared, the transaction holds the new entries' keys (account, version), which a
     // concurrent writer of the same accounts also needs, and waits for the writer's previous
     // batch, which may wait for that concurrent writer's locks: a cycle the database cannot

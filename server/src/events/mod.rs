@@ -66,22 +66,26 @@ impl NewEvent {
     }
 }
 
-/// Inserts events, numbering them after the org's counter (as the ledger's batches do).
-const INSERT_EVENTS: &str = "WITH new AS (
-         SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::jsonb[],
-             $8::jsonb[])
-             WITH ORDINALITY AS n (id, type, app_id, customer_id, payload, context, ord)
-     ),
-     counted AS (
-         INSERT INTO event_counters AS c (org_id, last_seq)
-         SELECT $1, count(*) FROM new HAVING count(*) > 0
+/// Inserts a transaction's event rows under its batch id, each with its place (`ord`).
+const INSERT_EVENT_ROWS: &str = "INSERT INTO event_rows
+         (org_id, batch_id, ord, id, type, app_id, customer_id, at, payload, context)
+     SELECT $1, $2, (n.ord - 1)::int4, n.id, n.type, n.app_id, n.customer_id,
+         clock_timestamp(), n.payload, n.context
+     FROM UNNEST($3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::jsonb[], $8::jsonb[])
+         WITH ORDINALITY AS n (id, type, app_id, customer_id, payload, context, ord)";
+
+/// Numbers a batch of `$3` events after the org's counter (made at its first event), holding
+/// the counter's row until the transaction ends (as the ledger's batches do).
+const NUMBER_EVENT_BATCH: &str = "WITH counted AS (
+         INSERT INTO event_counters AS c (org_id, last_seq) VALUES ($1, $3::int4)
          ON CONFLICT (org_id) DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq
          RETURNING last_seq
      )
-     INSERT INTO events (org_id, seq, id, type, app_id, customer_id, at, payload, context)
-     SELECT $1, counted.last_seq - $7 + new.ord, new.id, new.type, new.app_id,
-         new.customer_id, clock_timestamp(), new.payload, new.context
-     FROM new, counted";
+     INSERT INTO event_batches (org_id, first_seq, count, batch_id)
+     SELECT $1, last_seq - $3 + 1, $3, $2 FROM counted";
+
+/// Most events one `event_batches` row numbers (the table's check).
+const BATCH_EVENTS_MAX: usize = 10_000;
 
 /// Records `events` of `org` in `client`'s transaction. Call it as the transaction's **last
 /// statement** before `COMMIT`: it holds the org's event counter until then, and every other
@@ -99,17 +103,29 @@ pub async fn record(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let kinds: Vec<&str> = events.iter().map(|event| event.kind.as_str()).collect();
-    let apps: Vec<Option<Uuid>> = events.iter().map(|event| event.app).collect();
-    let customers: Vec<Option<Uuid>> = events.iter().map(|event| event.customer).collect();
-    let payloads: Vec<Json<&Value>> = events.iter().map(|event| Json(&event.data)).collect();
-    let contexts: Vec<Option<Json<&Value>>> =
-        events.iter().map(|event| event.context.as_ref().map(Json)).collect();
-    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
-    let params: [&(dyn ToSql + Sync); 8] =
-        [&org.0, &ids, &kinds, &apps, &customers, &payloads, &count, &contexts];
-    let statement = client.prepare_cached(INSERT_EVENTS).await?;
-    client.execute(&statement, &params).await?;
+    let insert = client.prepare_cached(INSERT_EVENT_ROWS).await?;
+    let number = client.prepare_cached(NUMBER_EVENT_BATCH).await?;
+    let mut ids = Vec::with_capacity(events.len());
+    let mut batches = Vec::new();
+    for chunk in events.chunks(BATCH_EVENTS_MAX) {
+        let batch = Uuid::now_v7();
+        let chunk_ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+        let kinds: Vec<&str> = chunk.iter().map(|event| event.kind.as_str()).collect();
+        let apps: Vec<Option<Uuid>> = chunk.iter().map(|event| event.app).collect();
+        let customers: Vec<Option<Uuid>> = chunk.iter().map(|event| event.customer).collect();
+        let payloads: Vec<Json<&Value>> = chunk.iter().map(|event| Json(&event.data)).collect();
+        let contexts: Vec<Option<Json<&Value>>> =
+            chunk.iter().map(|event| event.context.as_ref().map(Json)).collect();
+        let params: [&(dyn ToSql + Sync); 8] =
+            [&org.0, &batch, &chunk_ids, &kinds, &apps, &customers, &payloads, &contexts];
+        client.execute(&insert, &params).await?;
+        ids.extend(chunk_ids);
+        // A chunk holds at most `BATCH_EVENTS_MAX`, which fits.
+        batches.push((batch, i32::try_from(chunk.len()).unwrap_or(i32::MAX)));
+    }
+    // Last: the numbers, which hold the org's counter until the commit.
+    for (batch, count) in batches {
+        client.execute(&number, &[&org.0, &batch, &count]).await?;
+    }
     Ok(ids)
 }

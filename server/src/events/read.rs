@@ -116,8 +116,17 @@ struct Row {
     context: Option<Value>,
 }
 
-const COLUMNS: &str =
-    "seq, id, type, version, app_id, customer_id, at, transfer_id, accounts, payload, context";
+/// An event's columns, numbered, from its row joined to its batch (`b`, `r`).
+const COLUMNS: &str = "b.first_seq + r.ord, r.id, r.type, r.version, r.app_id, r.customer_id, \
+    r.at, r.transfer_id, r.accounts, r.payload, r.context";
+
+/// Where events are read from: each row with its batch, whose `first_seq` numbers it.
+const FROM: &str = "event_batches AS b \
+    JOIN event_rows AS r ON r.org_id = b.org_id AND r.batch_id = b.batch_id";
+
+/// Most events in one batch (`event_batches`' check): a batch that holds an event after a
+/// number starts at most this far before it.
+const BATCH_EVENTS_MAX: i64 = 10_000;
 
 fn row(row: &tokio_postgres::Row) -> Row {
     Row {
@@ -165,14 +174,22 @@ pub async fn page(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM events
-                 WHERE org_id = $1 AND seq > $2
-                     AND ($3::text[] IS NULL OR type = ANY($3))
-                     AND ($4::uuid IS NULL OR customer_id = $4)
-                     AND ($6::uuid IS NULL OR app_id IS NULL OR app_id = $6)
-                 ORDER BY seq LIMIT $5"
+                "SELECT {COLUMNS} FROM {FROM}
+                 WHERE b.org_id = $1 AND b.first_seq > $2::int8 - $7::int8 AND b.first_seq + r.ord > $2
+                     AND ($3::text[] IS NULL OR r.type = ANY($3))
+                     AND ($4::uuid IS NULL OR r.customer_id = $4)
+                     AND ($6::uuid IS NULL OR r.app_id IS NULL OR r.app_id = $6)
+                 ORDER BY b.first_seq, r.ord LIMIT $5"
             ),
-            &[&org.0, &after, &types, &filter.customer, &(limit + 1), &filter.app],
+            &[
+                &org.0,
+                &after,
+                &types,
+                &filter.customer,
+                &(limit + 1),
+                &filter.app,
+                &BATCH_EVENTS_MAX,
+            ],
         )
         .await?;
     drop(client);
@@ -212,7 +229,7 @@ pub async fn by_id(
     let client = pool.get().await?;
     let found = client
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM events WHERE org_id = $1 AND id = $2"),
+            &format!("SELECT {COLUMNS} FROM {FROM} WHERE r.org_id = $1 AND r.id = $2"),
             &[&org.0, &id],
         )
         .await?;

@@ -22,7 +22,8 @@ CREATE TABLE event_batches (
     -- At most 10,000, so that a reader after a number knows how far back a batch that holds
     -- it may start.
     count integer NOT NULL CHECK (count BETWEEN 1 AND 10000),
-    batch_id uuid NOT NULL,
+    -- Its last 16 bits are zero: its events' ids carry their `ord` there.
+    batch_id uuid NOT NULL CHECK (right(batch_id::text, 4) = '0000'),
     PRIMARY KEY (org_id, first_seq),
     UNIQUE (org_id, batch_id)
 );
@@ -31,9 +32,9 @@ CREATE TABLE event_rows (
     org_id uuid NOT NULL,
     -- Its transaction's `event_batches` row (written in the same transaction).
     batch_id uuid NOT NULL,
-    ord integer NOT NULL CHECK (ord >= 0),
-    -- Unique; a webhook's `webhook-id`.
-    id uuid NOT NULL,
+    -- Its id (a webhook's `webhook-id`) is the batch id, whose last 16 bits are zero, with
+    -- `ord` in them: found by id through the primary key, with no index of its own.
+    ord integer NOT NULL CHECK (ord >= 0 AND ord < 65536),
     type text NOT NULL,
     -- The payload's version within its type.
     version smallint NOT NULL DEFAULT 1,
@@ -53,10 +54,10 @@ CREATE TABLE event_rows (
 );
 
 CREATE INDEX event_rows_customer ON event_rows (org_id, customer_id) WHERE customer_id IS NOT NULL;
-CREATE INDEX event_rows_id ON event_rows (org_id, id);
 
 CREATE VIEW events AS
-SELECT r.org_id, b.first_seq + r.ord AS seq, r.id, r.type, r.version, r.app_id, r.customer_id,
+SELECT r.org_id, b.first_seq + r.ord AS seq,
+    (left(r.batch_id::text, 32) || lpad(to_hex(r.ord), 4, '0'))::uuid AS id, r.type, r.version, r.app_id, r.customer_id,
     r.at, r.transfer_id, r.accounts, r.payload, r.context
 FROM event_batches AS b
 JOIN event_rows AS r ON r.org_id = b.org_id AND r.batch_id = b.batch_id;

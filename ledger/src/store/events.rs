@@ -24,11 +24,43 @@ use crate::rules::{Entry, Transfer, TransferKind};
 
 /// Inserts the events' rows, each under its org's batch id and its place in it.
 pub(super) const INSERT_EVENT_ROWS: &str = "INSERT INTO event_rows
-         (org_id, batch_id, ord, id, type, app_id, customer_id, at, transfer_id, accounts)
-     SELECT org_id, batch_id, ord, id, type, app_id, customer_id, at, id, accounts
-     FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], $4::uuid[], $5::text[], $6::uuid[],
-         $7::uuid[], $8::timestamptz[], $9::jsonb[])
-         AS u (org_id, batch_id, ord, id, type, app_id, customer_id, at, accounts)";
+         (org_id, batch_id, ord, transfer_id, type, app_id, customer_id, at, accounts)
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], $4::uuid[], $5::text[],
+         $6::uuid[], $7::uuid[], $8::timestamptz[], $9::jsonb[])";
+
+/// Most events one `event_batches` row numbers (the table's check); a larger batch of one org
+/// is numbered by several.
+const BATCH_EVENTS_MAX: i32 = 10_000;
+
+/// A new id for a batch of events: a UUIDv7 whose last 16 bits are zero, so that each of its
+/// events' ids ([`event_id`]) carries the event's place in the batch there.
+#[must_use]
+pub fn new_event_batch_id() -> Uuid {
+    let mut bytes = *Uuid::now_v7().as_bytes();
+    bytes[14] = 0;
+    bytes[15] = 0;
+    Uuid::from_bytes(bytes)
+}
+
+/// The id of the event at `ord` (below 65,536) in the batch `batch`.
+#[must_use]
+pub fn event_id(batch: Uuid, ord: u16) -> Uuid {
+    let mut bytes = *batch.as_bytes();
+    let [high, low] = ord.to_be_bytes();
+    bytes[14] = high;
+    bytes[15] = low;
+    Uuid::from_bytes(bytes)
+}
+
+/// The batch and place of the event with this id (see [`event_id`]).
+#[must_use]
+pub fn event_place(id: Uuid) -> (Uuid, u16) {
+    let mut bytes = *id.as_bytes();
+    let ord = u16::from_be_bytes([bytes[14], bytes[15]]);
+    bytes[14] = 0;
+    bytes[15] = 0;
+    (Uuid::from_bytes(bytes), ord)
+}
 
 /// Numbers each org's batch after its counter (made at its first event). Counters are taken
 /// in org order, so two batches never wait on each other's in a cycle.
@@ -58,8 +90,7 @@ pub fn event_type(kind: TransferKind) -> &'static str {
 }
 
 /// A batch's events as column arrays, in the order of its transfers, each org's numbered
-/// from 0 under a batch id of its own. An event's id is its transfer's (unique within the org,
-/// as event ids must be).
+/// from 0 under a batch id of its own.
 #[derive(Default)]
 pub(super) struct EventColumns {
     org: Vec<Uuid>,
@@ -116,10 +147,12 @@ impl EventColumns {
                 moved.push((entry.account.0, entry.version));
             }
             let org = transfer.org.0;
-            if !columns.batches.iter().any(|batch| batch.0 == org) {
-                columns.batches.push((org, Uuid::now_v7(), 0));
-            }
-            for batch in columns.batches.iter_mut().filter(|batch| batch.0 == org) {
+            let open = columns.batches.iter().position(|b| b.0 == org && b.2 < BATCH_EVENTS_MAX);
+            let index = open.unwrap_or_else(|| {
+                columns.batches.push((org, new_event_batch_id(), 0));
+                columns.batches.len() - 1
+            });
+            if let Some(batch) = columns.batches.get_mut(index) {
                 columns.batch.push(batch.1);
                 columns.ord.push(batch.2);
                 batch.2 += 1;
@@ -187,5 +220,22 @@ impl EventBatches {
         }
         let params: [&(dyn ToSql + Sync); 3] = [&self.org, &self.batch, &self.count];
         client.execute(statement, &params).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{event_id, event_place, new_event_batch_id};
+
+    #[test]
+    fn an_events_id_gives_back_its_batch_and_place_and_ids_differ_by_place() {
+        let batch = new_event_batch_id();
+        assert_eq!(batch.get_version_num(), 7);
+        assert!(batch.to_string().ends_with("0000"));
+        for ord in [0, 1, 511, 9_999, u16::MAX] {
+            assert_eq!(event_place(event_id(batch, ord)), (batch, ord));
+        }
+        assert_ne!(event_id(batch, 1), event_id(batch, 2));
+        assert_ne!(event_id(batch, 0), event_id(new_event_batch_id(), 0));
     }
 }

@@ -25,7 +25,7 @@ use crate::ids::{AccountId, CustomerId, OrgId};
 use crate::money::{Currency, Money};
 use crate::rules::{AccountKind, LimitPolicy, Side, Sums};
 
-pub use events::event_type;
+pub use events::{event_id, event_place, event_type, new_event_batch_id};
 pub use migrate::{fingerprint as migrations_fingerprint, migrate};
 pub use query::{
     LedgerLine, StatementLine, StatementPage, StatementQuery, TrialBalance, TrialBalanceLine,

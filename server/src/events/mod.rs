@@ -68,11 +68,11 @@ impl NewEvent {
 
 /// Inserts a transaction's event rows under its batch id, each with its place (`ord`).
 const INSERT_EVENT_ROWS: &str = "INSERT INTO event_rows
-         (org_id, batch_id, ord, id, type, app_id, customer_id, at, payload, context)
-     SELECT $1, $2, (n.ord - 1)::int4, n.id, n.type, n.app_id, n.customer_id,
-         clock_timestamp(), n.payload, n.context
-     FROM UNNEST($3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::jsonb[], $8::jsonb[])
-         WITH ORDINALITY AS n (id, type, app_id, customer_id, payload, context, ord)";
+         (org_id, batch_id, ord, type, app_id, customer_id, at, payload, context)
+     SELECT $1, $2, (n.ord - 1)::int4, n.type, n.app_id, n.customer_id, clock_timestamp(),
+         n.payload, n.context
+     FROM UNNEST($3::text[], $4::uuid[], $5::uuid[], $6::jsonb[], $7::jsonb[])
+         WITH ORDINALITY AS n (type, app_id, customer_id, payload, context, ord)";
 
 /// Numbers a batch of `$3` events after the org's counter (made at its first event), holding
 /// the counter's row until the transaction ends (as the ledger's batches do).
@@ -108,16 +108,19 @@ pub async fn record(
     let mut ids = Vec::with_capacity(events.len());
     let mut batches = Vec::new();
     for chunk in events.chunks(BATCH_EVENTS_MAX) {
-        let batch = Uuid::now_v7();
-        let chunk_ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+        let batch = hazina_ledger::store::new_event_batch_id();
+        // A chunk holds at most `BATCH_EVENTS_MAX`, below 65,536.
+        let chunk_ids = (0..chunk.len())
+            .map(|ord| hazina_ledger::store::event_id(batch, u16::try_from(ord).unwrap_or(0)));
+        let chunk_ids: Vec<Uuid> = chunk_ids.collect();
         let kinds: Vec<&str> = chunk.iter().map(|event| event.kind.as_str()).collect();
         let apps: Vec<Option<Uuid>> = chunk.iter().map(|event| event.app).collect();
         let customers: Vec<Option<Uuid>> = chunk.iter().map(|event| event.customer).collect();
         let payloads: Vec<Json<&Value>> = chunk.iter().map(|event| Json(&event.data)).collect();
         let contexts: Vec<Option<Json<&Value>>> =
             chunk.iter().map(|event| event.context.as_ref().map(Json)).collect();
-        let params: [&(dyn ToSql + Sync); 8] =
-            [&org.0, &batch, &chunk_ids, &kinds, &apps, &customers, &payloads, &contexts];
+        let params: [&(dyn ToSql + Sync); 7] =
+            [&org.0, &batch, &kinds, &apps, &customers, &payloads, &contexts];
         client.execute(&insert, &params).await?;
         ids.extend(chunk_ids);
         // A chunk holds at most `BATCH_EVENTS_MAX`, which fits.

@@ -117,8 +117,8 @@ struct Row {
 }
 
 /// An event's columns, numbered, from its row joined to its batch (`b`, `r`).
-const COLUMNS: &str = "b.first_seq + r.ord, r.id, r.type, r.version, r.app_id, r.customer_id, \
-    r.at, r.transfer_id, r.accounts, r.payload, r.context";
+const COLUMNS: &str = "b.first_seq + r.ord, r.batch_id, r.ord, r.type, r.version, r.app_id, \
+    r.customer_id, r.at, r.transfer_id, r.accounts, r.payload, r.context";
 
 /// Where events are read from: each row with its batch, whose `first_seq` numbers it.
 const FROM: &str = "event_batches AS b \
@@ -129,18 +129,20 @@ const FROM: &str = "event_batches AS b \
 const BATCH_EVENTS_MAX: i64 = 10_000;
 
 fn row(row: &tokio_postgres::Row) -> Row {
+    let ord: i32 = row.get(2);
     Row {
         seq: row.get(0),
-        id: row.get(1),
-        kind: EventType::from_name(row.get(2)),
-        version: row.get(3),
-        app: row.get(4),
-        customer: row.get(5),
-        at: row.get(6),
-        transfer: row.get(7),
-        accounts: row.get(8),
-        payload: row.get(9),
-        context: row.get(10),
+        // `ord` is below 65,536 (the table's check).
+        id: hazina_ledger::store::event_id(row.get(1), u16::try_from(ord).unwrap_or(u16::MAX)),
+        kind: EventType::from_name(row.get(3)),
+        version: row.get(4),
+        app: row.get(5),
+        customer: row.get(6),
+        at: row.get(7),
+        transfer: row.get(8),
+        accounts: row.get(9),
+        payload: row.get(10),
+        context: row.get(11),
     }
 }
 
@@ -226,11 +228,15 @@ pub async fn by_id(
     org: OrgId,
     id: Uuid,
 ) -> Result<Option<Event>, ReadError> {
+    let (batch, ord) = hazina_ledger::store::event_place(id);
     let client = pool.get().await?;
     let found = client
         .query_opt(
-            &format!("SELECT {COLUMNS} FROM {FROM} WHERE r.org_id = $1 AND r.id = $2"),
-            &[&org.0, &id],
+            &format!(
+                "SELECT {COLUMNS} FROM {FROM}
+                 WHERE r.org_id = $1 AND r.batch_id = $2 AND r.ord = $3"
+            ),
+            &[&org.0, &batch, &i32::from(ord)],
         )
         .await?;
     drop(client);

@@ -39,3 +39,28 @@ pub fn pay(from: &Value, to: &Value, amount: &str) -> Value {
         "narration": "test",
     })
 }
+
+/// The id of a new KES purse that may go `overdraft` below zero (org key).
+pub async fn overdraft_purse(server: &ApiServer, overdraft: &str) -> String {
+    let (status, body) = server
+        .post(
+            &server.org_key,
+            "/v1/purses",
+            &json!({ "currencyCode": "KES", "name": "float", "overdraftLimit": overdraft }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    body["purseId"].as_str().unwrap().to_owned()
+}
+
+/// Opens the customer's KES wallet `wallet_id` (app key).
+pub async fn wallet(server: &ApiServer, customer: &str, wallet_id: &str) {
+    let (status, body) = server
+        .post(
+            &server.app_key,
+            &format!("/v1/customers/{customer}/wallets"),
+            &json!({ "walletId": wallet_id, "currencyCode": "KES" }),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+}

@@ -551,24 +551,12 @@ async fn activities_are_recorded_and_grouped_into_sessions() {
 
 /// A purse that may go 1,000 KES below zero, and a wallet of the customer, as payment parties.
 async fn purse_and_wallet(server: &ApiServer, customer: &str) -> (Value, Value) {
-    let (status, body) = server
-        .post(
-            &server.org_key,
-            "/v1/purses",
-            &json!({ "currencyCode": "KES", "name": "float", "overdraftLimit": "1000" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let purse = json!({ "purse": { "purseId": body["purseId"] } });
-    let (status, body) = server
-        .post(
-            &server.app_key,
-            &format!("/v1/customers/{customer}/wallets"),
-            &json!({ "walletId": "main", "currencyCode": "KES" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    (purse, json!({ "wallet": { "customerId": customer, "walletId": "main" } }))
+    let purse = crate::common::overdraft_purse(server, "1000").await;
+    crate::common::wallet(server, customer, "main").await;
+    (
+        json!({ "purse": { "purseId": purse } }),
+        json!({ "wallet": { "customerId": customer, "walletId": "main" } }),
+    )
 }
 
 fn item_id(item: &Value) -> String {

@@ -8,28 +8,13 @@ use hazina_tests::ApiServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{customer, other_org, pay};
+use crate::common::{customer, other_org, overdraft_purse, pay, wallet};
 
 /// A purse able to pay 1,000,000 KES (it may overdraw), and a customer's KES wallet `main`.
 async fn purse_and_wallet(server: &ApiServer, phone: &str) -> (String, String) {
-    let (status, body) = server
-        .post(
-            &server.org_key,
-            "/v1/purses",
-            &json!({ "currencyCode": "KES", "name": "float", "overdraftLimit": "1000000" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let purse = body["purseId"].as_str().unwrap().to_owned();
+    let purse = overdraft_purse(server, "1000000").await;
     let customer = customer(server, phone).await;
-    let (status, body) = server
-        .post(
-            &server.app_key,
-            &format!("/v1/customers/{customer}/wallets"),
-            &json!({ "walletId": "main", "currencyCode": "KES" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    wallet(server, &customer, "main").await;
     (purse, customer)
 }
 

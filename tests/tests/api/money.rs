@@ -7,24 +7,13 @@ use hazina_tests::ApiServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{customer, other_org, pay};
+use crate::common::{customer, other_org, pay, wallet};
 
 async fn purse(server: &ApiServer, currency: &str) -> String {
     let (status, body) =
         server.post(&server.org_key, "/v1/purses", &json!({ "currencyCode": currency })).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["purseId"].as_str().unwrap().to_owned()
-}
-
-async fn wallet(server: &ApiServer, customer: &str, wallet_id: &str) {
-    let (status, body) = server
-        .post(
-            &server.app_key,
-            &format!("/v1/customers/{customer}/wallets"),
-            &json!({ "walletId": wallet_id, "currencyCode": "KES" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 /// Funds a purse from the org's equity: purses start empty and only an org key moves money

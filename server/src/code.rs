@@ -214,6 +214,8 @@ codes! {
     Unavailable = "unavailable",
     /// The provider takes no credential of this name.
     UnknownCredential = "unknown_credential",
+    /// The body names an event the caller has none of (missing, or another app's).
+    UnknownEvent = "unknown_event",
     /// The callback's body is not what the provider sends.
     UnreadableCallback = "unreadable_callback",
     /// Send the body as application/json.

@@ -258,6 +258,11 @@ pub enum Redelivery {
 const REQUEUE: &str = "UPDATE webhook_deliveries SET status = 'pending', attempts = 0,
     next_attempt_at = now(), locked_until = '-infinity', lease = NULL";
 
+/// A redelivery's event that the caller has none of: a 422, as the path's endpoint exists.
+fn unknown_event() -> WebhookError {
+    WebhookError::invalid(Code::UnknownEvent, "no such event (of this endpoint's app)")
+}
+
 /// The webhooks service: shared by the HTTP layer and the delivery worker.
 #[derive(Debug)]
 pub struct Service {
@@ -662,10 +667,10 @@ impl Service {
                 let Some(found) =
                     crate::events::by_id(&self.pool, &self.store, scope.org, event).await?
                 else {
-                    return Err(WebhookError::NotFound("event"));
+                    return Err(unknown_event());
                 };
                 if !deliver::app_wants(endpoint.app_id, found.app_id) {
-                    return Err(WebhookError::NotFound("event"));
+                    return Err(unknown_event());
                 }
                 let mut client = self.pool.get().await?;
                 let tx = client.transaction().await?;

@@ -421,7 +421,11 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
     ("rotate_webhook_secret", &[NOT_FOUND, unprocessable(&[Code::InvalidOverlap]), CREDENTIALS]),
     ("list_webhook_deliveries", &[NOT_FOUND, bad_request(&[Code::InvalidLimit])]),
     // 404 for the endpoint, or an event that is not the org's (or not the endpoint's app's).
-    ("redeliver_webhook_events", &[NOT_FOUND, unprocessable(&[Code::InvalidRedelivery])]),
+    // An event the caller has none of is a 422 (`unknown_event`): the endpoint exists.
+    (
+        "redeliver_webhook_events",
+        &[NOT_FOUND, unprocessable(&[Code::InvalidRedelivery, Code::UnknownEvent])],
+    ),
 ];
 
 // --- Writing them into the document -------------------------------------------------------

@@ -37,6 +37,13 @@ pub fn key_text() -> utoipa::openapi::schema::Object {
         .build()
 }
 
+/// As [`key_text`], or absent or null.
+pub fn optional_key_text() -> utoipa::openapi::schema::Object {
+    let mut schema = key_text();
+    schema.schema_type = utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]);
+    schema
+}
+
 /// An app's or key's name: 1 to 100 characters, printable and not blank (`PRINTABLE`), as
 /// `tenancy::valid_name` refuses.
 pub fn name() -> utoipa::openapi::schema::Object {

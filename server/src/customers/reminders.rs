@@ -200,7 +200,7 @@ pub struct TagSelector {
     pub key: String,
     /// Any value when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 256)]
+    #[schema(schema_with = crate::schema::optional_key_text)]
     pub value: Option<String>,
 }
 

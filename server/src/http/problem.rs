@@ -409,6 +409,10 @@ where
         })?;
         let axum::Json(value) =
             axum::Json::<T>::from_bytes(&bytes).map_err(|rejection| body_rejection(&rejection))?;
+        // Every body is an object; serde would also read a struct from an array of its fields.
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid(Code::InvalidBody, "the body is a JSON object"));
+        }
         if holds_nul(&bytes) {
             return Err(ApiError::invalid(
                 Code::InvalidBody,

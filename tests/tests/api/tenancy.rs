@@ -66,3 +66,15 @@ async fn a_nul_anywhere_is_a_client_error_and_changes_nothing() {
     let (_, purses) = server.get(&server.org_key, "/v1/purses").await;
     assert_eq!(purses["purses"], json!([]), "{purses}");
 }
+
+/// A body is a JSON object: serde would read a struct from an array of its fields, which the
+/// document does not allow.
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused() {
+    let server = ApiServer::start().await;
+    for body in [json!([null, null]), json!([]), json!(7)] {
+        let (status, problem) = server.post(&server.app_key, "/v1/auth-tokens", &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {problem}");
+        assert_eq!(problem["code"], "invalid_body", "{body}");
+    }
+}

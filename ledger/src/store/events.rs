@@ -1,36 +1,41 @@
-//! What a batch tells apps: one event in the outbox (migration 0013) for each accepted
-//! transfer. The events' rows (`event_rows`) are inserted with the batch's other rows, before
-//! its accounts are locked; its `event_batches` row, which takes the org's next numbers from
-//! `event_counters` and holds that row until the commit, is the batch's last statement before
-//! `COMMIT`: a batch that rolls back tells nothing, one that commits is never lost, numbers
-//! become visible in commit order, and the statement sent while the accounts are locked is one
-//! row per org, however large the batch.
+//! What a batch tells apps: one event in the outbox (migrations 0013 and 0017) for each
+//! accepted transfer. A batch writes one `event_transfers` row per org, naming its accepted
+//! transfers in order, with its other rows and before its accounts are locked, and each
+//! transfer's place (batch id and `ord`) in the transfer's own row; its `event_batches` row,
+//! which takes the org's next numbers from `event_counters` and holds that row until the
+//! commit, is the batch's last statement before `COMMIT`. So a batch that rolls back tells
+//! nothing, one that commits is never lost, numbers become visible in commit order, and
+//! telling costs two rows per org however large the batch (a row per transfer cost the hot
+//! workload 14%: BENCHMARKS.md).
 //!
-//! An event row is narrow (the transfer and the accounts it moved, with their versions): its
-//! payload is the immutable transfer and its entries, read when the event is read.
+//! An event's payload is the immutable transfer and its entries, read when the event is read;
+//! the row keeps what they do not hold: each transfer's customer and app, and the versions
+//! each account took in the batch, through which a transfer's entries are found.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::Client;
 use serde_json::Value;
 use tokio_postgres::Statement;
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::context;
 use crate::ids::TransferId;
 use crate::rules::{Entry, Transfer, TransferKind};
 
-/// Inserts the events' rows, each under its org's batch id and its place in it.
-pub(super) const INSERT_EVENT_ROWS: &str = "INSERT INTO event_rows
-         (org_id, batch_id, ord, transfer_id, type, app_id, customer_id, at, accounts)
-     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], $4::uuid[], $5::text[],
-         $6::uuid[], $7::uuid[], $8::timestamptz[], $9::jsonb[])";
+/// Inserts each org batch's `event_transfers` row, its arrays sliced from the parameters'.
+pub(super) const INSERT_EVENT_TRANSFERS: &str = "INSERT INTO event_transfers
+         (org_id, batch_id, transfers, customers, apps, accounts, first_versions, last_versions)
+     SELECT n.org_id, n.batch_id, ($3::uuid[])[n.t_from:n.t_to], ($4::uuid[])[n.t_from:n.t_to],
+         ($5::uuid[])[n.t_from:n.t_to], ($8::uuid[])[n.a_from:n.a_to],
+         ($9::int8[])[n.a_from:n.a_to], ($10::int8[])[n.a_from:n.a_to]
+     FROM UNNEST($1::uuid[], $2::uuid[], $6::int4[], $7::int4[], $11::int4[], $12::int4[])
+         AS n (org_id, batch_id, t_from, t_to, a_from, a_to)";
 
 /// Most events one `event_batches` row numbers (the table's check); a larger batch of one org
 /// is numbered by several.
-const BATCH_EVENTS_MAX: i32 = 10_000;
+const BATCH_EVENTS_MAX: usize = 10_000;
 
 /// A new id for a batch of events: a UUIDv7 whose last 16 bits are zero, so that each of its
 /// events' ids ([`event_id`]) carries the event's place in the batch there.
@@ -89,21 +94,27 @@ pub fn event_type(kind: TransferKind) -> &'static str {
     }
 }
 
-/// A batch's events as column arrays, in the order of its transfers, each org's numbered
-/// from 0 under a batch id of its own.
+/// One org's share of a batch's events (up to [`BATCH_EVENTS_MAX`]): its accepted transfers
+/// in order, each with its customer and app, and the versions each account took.
+struct OrgBatch {
+    org: Uuid,
+    id: Uuid,
+    transfers: Vec<Uuid>,
+    customers: Vec<Option<Uuid>>,
+    apps: Vec<Option<Uuid>>,
+    /// `(account, first version, last version)`, in the order first moved.
+    accounts: Vec<(Uuid, i64, i64)>,
+    /// Where each account is in `accounts`.
+    account_index: HashMap<Uuid, usize>,
+}
+
+/// A batch's events: one `event_transfers` row per org (more for an org with more than
+/// [`BATCH_EVENTS_MAX`] transfers), and each transfer's place (written with the transfer).
 #[derive(Default)]
 pub(super) struct EventColumns {
-    org: Vec<Uuid>,
-    batch: Vec<Uuid>,
-    ord: Vec<i32>,
-    transfer: Vec<Uuid>,
-    kind: Vec<&'static str>,
-    app: Vec<Option<Uuid>>,
-    customer: Vec<Option<Uuid>>,
-    at: Vec<DateTime<Utc>>,
-    accounts: Vec<Json<Vec<(Uuid, i64)>>>,
-    /// Each org's batch: `(org, batch id, count)`.
-    batches: Vec<(Uuid, Uuid, i32)>,
+    /// In the order of the batch's transfers: each accepted one's batch id and place.
+    places: Vec<Option<(Uuid, i32)>>,
+    batches: Vec<OrgBatch>,
 }
 
 /// A UUID named by the `hazina` object at `path`.
@@ -124,10 +135,13 @@ impl EventColumns {
         entries: &[Entry],
         known: &HashMap<TransferId, Transfer>,
     ) -> Self {
-        let mut columns = Self::default();
-        let accepted = transfers.iter().filter(|transfer| transfer.rejection.is_none());
+        let mut columns = Self { places: Vec::with_capacity(transfers.len()), batches: Vec::new() };
         let mut entries = entries.iter().peekable();
-        for transfer in accepted {
+        for transfer in transfers {
+            if transfer.rejection.is_some() {
+                columns.places.push(None);
+                continue;
+            }
             let acted_on = transfer.pending_id.or(transfer.reversal_of);
             let hazina = transfer
                 .context
@@ -140,53 +154,78 @@ impl EventColumns {
                 .and_then(|customers| customers.get(0))
                 .and_then(Value::as_str)
                 .and_then(|customer| customer.parse().ok());
-            // The rules write each transfer's entries together, in transfer order.
-            while entries.next_if(|entry| entry.transfer != transfer.id).is_some() {}
-            let mut moved = Vec::new();
-            while let Some(entry) = entries.next_if(|entry| entry.transfer == transfer.id) {
-                moved.push((entry.account.0, entry.version));
-            }
             let org = transfer.org.0;
-            let open = columns.batches.iter().position(|b| b.0 == org && b.2 < BATCH_EVENTS_MAX);
+            let open = columns.batches.iter().position(|batch| {
+                batch.org == org && batch.transfers.len() < BATCH_EVENTS_MAX
+            });
             let index = open.unwrap_or_else(|| {
-                columns.batches.push((org, new_event_batch_id(), 0));
+                columns.batches.push(OrgBatch {
+                    org,
+                    id: new_event_batch_id(),
+                    transfers: Vec::new(),
+                    customers: Vec::new(),
+                    apps: Vec::new(),
+                    accounts: Vec::new(),
+                    account_index: HashMap::new(),
+                });
                 columns.batches.len() - 1
             });
-            if let Some(batch) = columns.batches.get_mut(index) {
-                columns.batch.push(batch.1);
-                columns.ord.push(batch.2);
-                batch.2 += 1;
+            let Some(batch) = columns.batches.get_mut(index) else { continue };
+            // Below `BATCH_EVENTS_MAX`, which fits.
+            let ord = i32::try_from(batch.transfers.len()).unwrap_or(i32::MAX);
+            columns.places.push(Some((batch.id, ord)));
+            batch.transfers.push(transfer.id.0);
+            batch.customers.push(customer);
+            batch.apps.push(app);
+            // The rules write each transfer's entries together, in transfer order.
+            while entries.next_if(|entry| entry.transfer != transfer.id).is_some() {}
+            while let Some(entry) = entries.next_if(|entry| entry.transfer == transfer.id) {
+                let account = entry.account.0;
+                let at = *batch.account_index.entry(account).or_insert_with(|| {
+                    batch.accounts.push((account, entry.version, entry.version));
+                    batch.accounts.len() - 1
+                });
+                if let Some(range) = batch.accounts.get_mut(at) {
+                    range.1 = range.1.min(entry.version);
+                    range.2 = range.2.max(entry.version);
+                }
             }
-            columns.org.push(org);
-            columns.transfer.push(transfer.id.0);
-            columns.kind.push(event_type(transfer.kind));
-            columns.app.push(app);
-            columns.customer.push(customer);
-            columns.at.push(transfer.created_at);
-            columns.accounts.push(Json(moved));
         }
         columns
     }
 
-    /// Inserts the rows, when there are any (with the batch's other rows).
+    /// The batch id and place of the event of each of the batch's transfers (`None` for a
+    /// refused one), in their order.
+    pub(super) fn places(&self) -> &[Option<(Uuid, i32)>] {
+        &self.places
+    }
+
+    /// Inserts the `event_transfers` rows, when there are any (with the batch's other rows).
     pub(super) async fn write_rows(
         &self,
         client: &Client,
         statement: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
-        if self.org.is_empty() {
+        if self.batches.is_empty() {
             return Ok(0);
         }
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &self.org,
-            &self.batch,
-            &self.ord,
-            &self.transfer,
-            &self.kind,
-            &self.app,
-            &self.customer,
-            &self.at,
-            &self.accounts,
+        let mut rows = TransferRows::default();
+        for batch in &self.batches {
+            rows.push(batch);
+        }
+        let params: [&(dyn ToSql + Sync); 12] = [
+            &rows.org,
+            &rows.batch,
+            &rows.transfers,
+            &rows.customers,
+            &rows.apps,
+            &rows.transfers_from,
+            &rows.transfers_to,
+            &rows.accounts,
+            &rows.first_versions,
+            &rows.last_versions,
+            &rows.accounts_from,
+            &rows.accounts_to,
         ];
         client.execute(statement, &params).await
     }
@@ -194,10 +233,54 @@ impl EventColumns {
     /// The batches' numbers, when there are any events: the last statement before `COMMIT`.
     pub(super) fn batches(&self) -> EventBatches {
         EventBatches {
-            org: self.batches.iter().map(|batch| batch.0).collect(),
-            batch: self.batches.iter().map(|batch| batch.1).collect(),
-            count: self.batches.iter().map(|batch| batch.2).collect(),
+            org: self.batches.iter().map(|batch| batch.org).collect(),
+            batch: self.batches.iter().map(|batch| batch.id).collect(),
+            // At most `BATCH_EVENTS_MAX` each, which fits.
+            count: self
+                .batches
+                .iter()
+                .map(|batch| i32::try_from(batch.transfers.len()).unwrap_or(i32::MAX))
+                .collect(),
         }
+    }
+}
+
+/// [`INSERT_EVENT_TRANSFERS`]' parameters: every org batch's arrays end to end, each batch's
+/// slice of them given by its first and last index (from 1, as SQL slices count).
+#[derive(Default)]
+struct TransferRows {
+    org: Vec<Uuid>,
+    batch: Vec<Uuid>,
+    transfers: Vec<Uuid>,
+    customers: Vec<Option<Uuid>>,
+    apps: Vec<Option<Uuid>>,
+    transfers_from: Vec<i32>,
+    transfers_to: Vec<i32>,
+    accounts: Vec<Uuid>,
+    first_versions: Vec<i64>,
+    last_versions: Vec<i64>,
+    accounts_from: Vec<i32>,
+    accounts_to: Vec<i32>,
+}
+
+impl TransferRows {
+    fn push(&mut self, batch: &OrgBatch) {
+        // A batch holds far fewer than `i32::MAX` transfers and accounts.
+        let index = |len: usize| i32::try_from(len).unwrap_or(i32::MAX);
+        self.org.push(batch.org);
+        self.batch.push(batch.id);
+        self.transfers_from.push(index(self.transfers.len()) + 1);
+        self.transfers.extend(&batch.transfers);
+        self.customers.extend(&batch.customers);
+        self.apps.extend(&batch.apps);
+        self.transfers_to.push(index(self.transfers.len()));
+        self.accounts_from.push(index(self.accounts.len()) + 1);
+        for &(account, first, last) in &batch.accounts {
+            self.accounts.push(account);
+            self.first_versions.push(first);
+            self.last_versions.push(last);
+        }
+        self.accounts_to.push(index(self.accounts.len()));
     }
 }
 

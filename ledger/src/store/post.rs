@@ -391,10 +391,12 @@ pub(super) async fn transfers_by_id(
 
 const INSERT_TRANSFERS: &str =
     "INSERT INTO transfers (id, org_id, kind, code, postings, requested, pending_id,
-         reversal_of, timeout_ms, expires_at, effective_at, created_at, context, rejection)
+         reversal_of, timeout_ms, expires_at, effective_at, created_at, context, rejection,
+         event_batch, event_ord)
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[],
          $6::jsonb[], $7::uuid[], $8::uuid[], $9::int8[], $10::timestamptz[],
-         $11::timestamptz[], $12::timestamptz[], $13::jsonb[], $14::text[])";
+         $11::timestamptz[], $12::timestamptz[], $13::jsonb[], $14::text[], $15::uuid[],
+         $16::int4[])";
 
 const INSERT_ENTRIES: &str =
     "INSERT INTO entries (account_id, version, transfer_id, side, amount_posted,
@@ -411,7 +413,7 @@ const INSERT_CUSTOMER_LINKS: &str =
 
 const COPY_TRANSFERS: &str = "COPY transfers (id, org_id, kind, code, postings, requested,
          pending_id, reversal_of, timeout_ms, expires_at, effective_at, created_at, context,
-         rejection) FROM STDIN (FORMAT binary)";
+         rejection, event_batch, event_ord) FROM STDIN (FORMAT binary)";
 
 const COPY_ENTRIES: &str = "COPY entries (account_id, version, transfer_id, side, amount_posted,
          amount_pending, debits_posted, credits_posted, debits_pending, credits_pending,
@@ -504,7 +506,7 @@ pub(super) struct Statements {
     pub(super) upsert_metadata: Statement,
     pub(super) delete_metadata: Statement,
     pub(super) upsert_app_data: Statement,
-    insert_event_rows: Statement,
+    insert_event_transfers: Statement,
     number_event_batches: Statement,
 }
 
@@ -522,7 +524,7 @@ impl Statements {
             upsert_metadata: client.prepare_cached(effects::UPSERT_METADATA).await?,
             delete_metadata: client.prepare_cached(effects::DELETE_METADATA).await?,
             upsert_app_data: client.prepare_cached(effects::UPSERT_APP_DATA).await?,
-            insert_event_rows: client.prepare_cached(events::INSERT_EVENT_ROWS).await?,
+            insert_event_transfers: client.prepare_cached(events::INSERT_EVENT_TRANSFERS).await?,
             number_event_batches: client.prepare_cached(events::NUMBER_EVENT_BATCHES).await?,
         })
     }
@@ -547,12 +549,13 @@ impl<'a> BatchRows<'a> {
         evaluation: &'a rules::Evaluation,
         known: &HashMap<TransferId, Transfer>,
     ) -> Self {
+        let events = EventColumns::new(&evaluation.transfers, &evaluation.entries, known);
         Self {
-            transfers: TransferColumns::new(&evaluation.transfers),
+            transfers: TransferColumns::new(&evaluation.transfers, events.places()),
             entries: EntryColumns::new(&evaluation.entries),
             links: CustomerLinks::new(&evaluation.transfers),
             effects: Effects::new(&evaluation.transfers),
-            events: EventColumns::new(&evaluation.transfers, &evaluation.entries, known),
+            events,
         }
     }
 
@@ -598,7 +601,7 @@ impl<'a> BatchRows<'a> {
         if t.id.is_empty() {
             return Ok(());
         }
-        let transfer_params: [&(dyn ToSql + Sync); 14] = [
+        let transfer_params: [&(dyn ToSql + Sync); 16] = [
             &t.id,
             &t.org,
             &t.kind,
@@ -613,6 +616,8 @@ impl<'a> BatchRows<'a> {
             &t.created_at,
             &t.context,
             &t.rejection,
+            &t.event_batch,
+            &t.event_ord,
         ];
         let e = &self.entries;
         let entry_params: [&(dyn ToSql + Sync); 13] = [
@@ -633,7 +638,7 @@ impl<'a> BatchRows<'a> {
         tokio::join!(
             self.link_customers(client, &statements.insert_customer_links),
             client.execute(&statements.insert_transfers, &transfer_params),
-            self.events.write_rows(client, &statements.insert_event_rows),
+            self.events.write_rows(client, &statements.insert_event_transfers),
             self.apply_effects(client, statements),
             async {
                 if e.account.is_empty() {
@@ -656,10 +661,16 @@ impl<'a> BatchRows<'a> {
         let statements = Statements::prepare(client).await?;
         tokio::join!(
             self.link_customers(client, &statements.insert_customer_links),
-            self.events.write_rows(client, &statements.insert_event_rows),
+            self.events.write_rows(client, &statements.insert_event_transfers),
             self.apply_effects(client, &statements)
         )
         .settle()?;
+        self.copy_transfers(client).await?;
+        self.copy_entries(client).await
+    }
+
+    async fn copy_transfers(&self, client: &Client) -> Result<(), StoreError> {
+        let t = &self.transfers;
         let sink = client.copy_in(COPY_TRANSFERS).await?;
         let mut writer = pin!(BinaryCopyInWriter::new(
             sink,
@@ -678,6 +689,8 @@ impl<'a> BatchRows<'a> {
                 Type::TIMESTAMPTZ,
                 Type::JSONB,
                 Type::TEXT,
+                Type::UUID,
+                Type::INT4,
             ],
         ));
         for i in 0..t.id.len() {
@@ -698,10 +711,16 @@ impl<'a> BatchRows<'a> {
                     &t.created_at[i],
                     &t.context[i],
                     &t.rejection[i],
+                    &t.event_batch[i],
+                    &t.event_ord[i],
                 ])
                 .await?;
         }
         writer.finish().await?;
+        Ok(())
+    }
+
+    async fn copy_entries(&self, client: &Client) -> Result<(), StoreError> {
         let e = &self.entries;
         if e.account.is_empty() {
             return Ok(());
@@ -936,12 +955,16 @@ struct TransferColumns<'a> {
     created_at: Vec<DateTime<Utc>>,
     context: Vec<Json<&'a serde_json::Map<String, serde_json::Value>>>,
     rejection: Vec<Option<&'static str>>,
+    /// Its event's batch id and place (`None` for a refused transfer).
+    event_batch: Vec<Option<Uuid>>,
+    event_ord: Vec<Option<i32>>,
 }
 
 impl<'a> TransferColumns<'a> {
     /// Borrows what it sends: the JSON columns are serialised straight into the statement's
     /// parameters, never copied into a tree of their own.
-    fn new(transfers: &'a [Transfer]) -> Self {
+    /// `places`: each transfer's event's batch id and place, in step with `transfers`.
+    fn new(transfers: &'a [Transfer], places: &[Option<(Uuid, i32)>]) -> Self {
         let mut columns = Self {
             id: Vec::with_capacity(transfers.len()),
             org: Vec::with_capacity(transfers.len()),
@@ -957,6 +980,8 @@ impl<'a> TransferColumns<'a> {
             created_at: Vec::with_capacity(transfers.len()),
             context: Vec::with_capacity(transfers.len()),
             rejection: Vec::with_capacity(transfers.len()),
+            event_batch: places.iter().map(|place| place.map(|place| place.0)).collect(),
+            event_ord: places.iter().map(|place| place.map(|place| place.1)).collect(),
         };
         for transfer in transfers {
             columns.id.push(transfer.id.0);

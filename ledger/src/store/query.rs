@@ -134,6 +134,39 @@ impl Store {
         rows.iter().map(rows::transfer).collect()
     }
 
+    /// The accounts each of `transfers` moved and the version it gave each, in no particular
+    /// order: found through the event batches that told of them (`batches`, migration 0017),
+    /// which hold the versions each account took in them, since entries have no index by
+    /// transfer. Transfers told by none of `batches` are left out.
+    pub async fn moved_by_told(
+        &self,
+        org: OrgId,
+        batches: &[uuid::Uuid],
+        transfers: &[TransferId],
+    ) -> Result<Vec<(TransferId, AccountId, i64)>, StoreError> {
+        if transfers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let transfers: Vec<uuid::Uuid> = transfers.iter().map(|id| id.0).collect();
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT e.transfer_id, e.account_id, e.version
+                 FROM event_transfers AS x
+                 CROSS JOIN LATERAL unnest(x.accounts, x.first_versions, x.last_versions)
+                     AS moved (account, first, last)
+                 JOIN entries AS e ON e.org_id = x.org_id AND e.account_id = moved.account
+                     AND e.version BETWEEN moved.first AND moved.last
+                 WHERE x.org_id = $1 AND x.batch_id = ANY($2) AND e.transfer_id = ANY($3)",
+                &[&org.0, &batches, &transfers],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (TransferId(row.get(0)), AccountId(row.get(1)), row.get(2)))
+            .collect())
+    }
+
     /// The accounts at these versions: each as it was right after the entry that gave it
     /// that version (its sums then, and that version), for telling what a transfer left.
     /// Versions with no entry (or accounts of another org) are left out.

@@ -1,11 +1,13 @@
 //! Reading the outbox back: pages of an org's events in sequence order, each rendered with
-//! its payload (a transfer's read from the ledger), and a transfer's `balance.changed` events
-//! derived for those who ask for them.
+//! its payload, and a transfer's `balance.changed` events derived for those who ask for them.
+//! Events are recorded with their payloads (`event_rows`) or told by the ledger's batches
+//! (`event_transfers`), whose payloads are their transfers and entries, read from the ledger.
 
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use tokio_postgres::types::ToSql;
 use hazina_ledger::store::{Account, Store};
 use hazina_ledger::{AccountId, OrgId, TransferId};
 use serde::Serialize;
@@ -63,21 +65,21 @@ impl EventFilter {
         self.types.contains(&EventType::BalanceChanged)
     }
 
-    /// The stored types to read: those asked for, and every transfer's when balances are.
+    /// The recorded types to read: those asked for (all when none are).
     fn stored_types(&self) -> Option<Vec<&'static str>> {
         if self.types.is_empty() {
             return None;
         }
-        let mut types: BTreeSet<&'static str> =
-            self.types.iter().filter(|kind| !kind.is_derived()).map(|kind| kind.as_str()).collect();
-        if self.wants_balances() {
-            types.extend(TRANSFER_TYPES.iter().map(|kind| kind.as_str()));
-        }
-        if self.types.contains(&EventType::PaymentStatusChanged) {
-            // A payment between purses and wallets is told with its transfer.
-            types.insert(EventType::TransferPosted.as_str());
-        }
-        Some(types.into_iter().collect())
+        Some(self.types.iter().filter(|kind| !kind.is_derived()).map(|kind| kind.as_str()).collect())
+    }
+
+    /// Whether the ledger's transfers are to be read: for their own events, the balances they
+    /// change, or a payment between purses and wallets (told with its transfer).
+    fn reads_transfers(&self) -> bool {
+        self.types.is_empty()
+            || self.wants_balances()
+            || self.types.contains(&EventType::PaymentStatusChanged)
+            || TRANSFER_TYPES.iter().any(|kind| self.types.contains(kind))
     }
 }
 
@@ -101,48 +103,129 @@ pub struct EventPage {
     pub has_more: bool,
 }
 
-/// A stored event's row, before rendering.
+/// An event found, before rendering.
 struct Row {
     seq: i64,
     id: Uuid,
-    kind: Option<EventType>,
-    version: i16,
     app: Option<Uuid>,
     customer: Option<Uuid>,
-    at: DateTime<Utc>,
+    /// The ledger transfer it came from, if any.
     transfer: Option<Uuid>,
-    accounts: Option<Value>,
-    payload: Option<Value>,
-    context: Option<Value>,
+    source: Source,
 }
 
-/// An event's columns, numbered, from its row joined to its batch (`b`, `r`).
-const COLUMNS: &str = "b.first_seq + r.ord, r.batch_id, r.ord, r.type, r.version, r.app_id, \
-    r.customer_id, r.at, r.transfer_id, r.accounts, r.payload, r.context";
-
-/// Where events are read from: each row with its batch, whose `first_seq` numbers it.
-const FROM: &str = "event_batches AS b \
-    JOIN event_rows AS r ON r.org_id = b.org_id AND r.batch_id = b.batch_id";
+/// Where an event's payload is.
+enum Source {
+    /// Recorded with it (`event_rows`).
+    Recorded {
+        /// `None` for a type this version does not know.
+        kind: Option<EventType>,
+        version: i16,
+        at: DateTime<Utc>,
+        payload: Value,
+        context: Option<Value>,
+    },
+    /// A ledger transfer's, told by the batch `batch` (`event_transfers`): its payload is the
+    /// transfer and its entries.
+    Told { batch: Uuid },
+}
 
 /// Most events in one batch (`event_batches`' check): a batch that holds an event after a
 /// number starts at most this far before it.
 const BATCH_EVENTS_MAX: i64 = 10_000;
 
-fn row(row: &tokio_postgres::Row) -> Row {
-    let ord: i32 = row.get(2);
+/// How far past its cursor a page looks at least, in sequence numbers: a filter that leaves
+/// most events out still moves a reader this far a page.
+const PAGE_WINDOW: i64 = 10_000;
+
+/// Recorded events numbered in `(after, until]` (`$2`, `$3`), at most `$4`, filtered by type
+/// (`$5`), customer (`$6`) and app (`$7`).
+const RECORDED: &str = "SELECT b.first_seq + r.ord, r.batch_id, r.ord, r.app_id, r.customer_id,
+         r.transfer_id, r.type, r.version, r.at, r.payload, r.context
+     FROM event_batches AS b
+     JOIN event_rows AS r ON r.org_id = b.org_id AND r.batch_id = b.batch_id
+     WHERE b.org_id = $1 AND b.first_seq > $2::int8 - $8::int8 AND b.first_seq <= $3
+         AND b.first_seq + r.ord > $2 AND b.first_seq + r.ord <= $3
+         AND ($5::text[] IS NULL OR r.type = ANY($5))
+         AND ($6::uuid IS NULL OR r.customer_id = $6)
+         AND ($7::uuid IS NULL OR r.app_id IS NULL OR r.app_id = $7)
+     ORDER BY b.first_seq, r.ord LIMIT $4";
+
+/// The ledger's told transfers numbered in `(after, until]` (`$2`, `$3`), at most `$4`,
+/// filtered by app (`$5`).
+const TOLD: &str = "SELECT b.first_seq + told.ord - 1, x.batch_id, (told.ord - 1)::int4,
+         told.app, told.customer, told.transfer
+     FROM event_batches AS b
+     JOIN event_transfers AS x ON x.org_id = b.org_id AND x.batch_id = b.batch_id
+     CROSS JOIN LATERAL unnest(x.transfers, x.customers, x.apps) WITH ORDINALITY
+         AS told (transfer, customer, app, ord)
+     WHERE b.org_id = $1 AND b.first_seq > $2::int8 - $6::int8 AND b.first_seq <= $3
+         AND b.first_seq + told.ord - 1 > $2 AND b.first_seq + told.ord - 1 <= $3
+         AND ($5::uuid IS NULL OR told.app IS NULL OR told.app = $5)
+     ORDER BY 1 LIMIT $4";
+
+/// [`TOLD`] of one customer (`$6`): found through the transfers that name the customer and
+/// those that post, void, expire or reverse them (which tell of its customer when they name
+/// none), never by reading every batch.
+const TOLD_OF_CUSTOMER: &str = "WITH named AS (
+         SELECT transfer_id FROM customer_transfers WHERE org_id = $1 AND customer_id = $6
+     ),
+     candidates AS (
+         SELECT t.event_batch, t.event_ord FROM named
+         JOIN transfers AS t ON t.org_id = $1 AND t.id = named.transfer_id
+         WHERE t.event_batch IS NOT NULL
+         UNION
+         SELECT t.event_batch, t.event_ord FROM named
+         JOIN transfers AS t ON t.org_id = $1 AND t.pending_id = named.transfer_id
+         WHERE t.rejection IS NULL AND t.event_batch IS NOT NULL
+         UNION
+         SELECT t.event_batch, t.event_ord FROM named
+         JOIN transfers AS t ON t.org_id = $1 AND t.reversal_of = named.transfer_id
+         WHERE t.rejection IS NULL AND t.event_batch IS NOT NULL
+     )
+     SELECT b.first_seq + c.event_ord, x.batch_id, c.event_ord, x.apps[c.event_ord + 1],
+         x.customers[c.event_ord + 1], x.transfers[c.event_ord + 1]
+     FROM candidates AS c
+     JOIN event_batches AS b ON b.org_id = $1 AND b.batch_id = c.event_batch
+     JOIN event_transfers AS x ON x.org_id = $1 AND x.batch_id = c.event_batch
+     WHERE b.first_seq + c.event_ord > $2 AND b.first_seq + c.event_ord <= $3
+         AND x.customers[c.event_ord + 1] = $6
+         AND ($5::uuid IS NULL OR x.apps[c.event_ord + 1] IS NULL OR x.apps[c.event_ord + 1] = $5)
+     ORDER BY 1 LIMIT $4";
+
+/// An event's place: `ord` is below 65,536 (the tables' checks).
+fn id_of(batch: Uuid, ord: i32) -> Uuid {
+    hazina_ledger::store::event_id(batch, u16::try_from(ord).unwrap_or(u16::MAX))
+}
+
+/// A [`RECORDED`] row.
+fn recorded(row: &tokio_postgres::Row) -> Row {
     Row {
         seq: row.get(0),
-        // `ord` is below 65,536 (the table's check).
-        id: hazina_ledger::store::event_id(row.get(1), u16::try_from(ord).unwrap_or(u16::MAX)),
-        kind: EventType::from_name(row.get(3)),
-        version: row.get(4),
-        app: row.get(5),
-        customer: row.get(6),
-        at: row.get(7),
-        transfer: row.get(8),
-        accounts: row.get(9),
-        payload: row.get(10),
-        context: row.get(11),
+        id: id_of(row.get(1), row.get(2)),
+        app: row.get(3),
+        customer: row.get(4),
+        transfer: row.get(5),
+        source: Source::Recorded {
+            kind: EventType::from_name(row.get(6)),
+            version: row.get(7),
+            at: row.get(8),
+            payload: row.get(9),
+            context: row.get(10),
+        },
+    }
+}
+
+/// A [`TOLD`] row.
+fn told(row: &tokio_postgres::Row) -> Row {
+    let batch = row.get(1);
+    Row {
+        seq: row.get(0),
+        id: id_of(batch, row.get(2)),
+        app: row.get(3),
+        customer: row.get(4),
+        transfer: row.get(5),
+        source: Source::Told { batch },
     }
 }
 
@@ -160,6 +243,11 @@ pub enum ReadError {
 /// Up to `limit` of the org's events after sequence number `after` that `filter` wants, in
 /// sequence order.
 ///
+/// Recorded events and the ledger's are read in one snapshot, with the org's last number
+/// then: numbers become visible in order, so every event up to that number is in the snapshot
+/// and a page that found fewer than it may have looked at moves the cursor to what it looked
+/// at, past the events the filter left out, and never past one it did not see.
+///
 /// # Errors
 ///
 /// The database's.
@@ -171,34 +259,64 @@ pub async fn page(
     limit: i64,
     filter: &EventFilter,
 ) -> Result<EventPage, ReadError> {
-    let client = pool.get().await?;
-    let types = filter.stored_types();
-    let rows = client
+    let limit = limit.max(1);
+    let until = after.saturating_add(PAGE_WINDOW.max(limit + 1));
+    let mut client = pool.get().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let last = tx
+        .query_opt("SELECT last_seq FROM event_counters WHERE org_id = $1", &[&org.0])
+        .await?
+        .map_or(0, |row| row.get::<_, i64>(0));
+    let mut rows: Vec<Row> = tx
         .query(
-            &format!(
-                "SELECT {COLUMNS} FROM {FROM}
-                 WHERE b.org_id = $1 AND b.first_seq > $2::int8 - $7::int8 AND b.first_seq + r.ord > $2
-                     AND ($3::text[] IS NULL OR r.type = ANY($3))
-                     AND ($4::uuid IS NULL OR r.customer_id = $4)
-                     AND ($6::uuid IS NULL OR r.app_id IS NULL OR r.app_id = $6)
-                 ORDER BY b.first_seq, r.ord LIMIT $5"
-            ),
+            RECORDED,
             &[
                 &org.0,
                 &after,
-                &types,
-                &filter.customer,
+                &until,
                 &(limit + 1),
+                &filter.stored_types(),
+                &filter.customer,
                 &filter.app,
                 &BATCH_EVENTS_MAX,
             ],
         )
-        .await?;
+        .await?
+        .iter()
+        .map(recorded)
+        .collect();
+    if filter.reads_transfers() {
+        let found = match filter.customer {
+            None => {
+                let params: [&(dyn ToSql + Sync); 6] =
+                    [&org.0, &after, &until, &(limit + 1), &filter.app, &BATCH_EVENTS_MAX];
+                tx.query(TOLD, &params).await?
+            }
+            Some(customer) => {
+                let params: [&(dyn ToSql + Sync); 6] =
+                    [&org.0, &after, &until, &(limit + 1), &filter.app, &customer];
+                tx.query(TOLD_OF_CUSTOMER, &params).await?
+            }
+        };
+        rows.extend(found.iter().map(told));
+        rows.sort_by_key(|row| row.seq);
+    }
+    tx.commit().await?;
     drop(client);
-    let mut rows: Vec<Row> = rows.iter().map(row).collect();
-    let has_more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_after = rows.last().map_or(after, |row| row.seq);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let (next_after, has_more) = if rows.len() > limit {
+        rows.truncate(limit);
+        (rows.last().map_or(after, |row| row.seq), true)
+    } else {
+        // Every event up to `last` is in the snapshot: what was not found was left out.
+        let looked_at = until.min(last).max(after);
+        (looked_at, looked_at < last)
+    };
     let events = render(store, org, rows, filter).await?;
     Ok(EventPage { events, next_after, has_more })
 }
@@ -217,7 +335,7 @@ pub async fn last_sequence(pool: &Pool, org: OrgId) -> Result<i64, ReadError> {
     Ok(row.map_or(0, |row| row.get(0)))
 }
 
-/// The org's event with this id, rendered (with its balance events when `balances`).
+/// The org's event with this id, rendered.
 ///
 /// # Errors
 ///
@@ -229,19 +347,36 @@ pub async fn by_id(
     id: Uuid,
 ) -> Result<Option<Event>, ReadError> {
     let (batch, ord) = hazina_ledger::store::event_place(id);
+    let ord = i32::from(ord);
     let client = pool.get().await?;
-    let found = client
+    let found = match client
         .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM {FROM}
-                 WHERE r.org_id = $1 AND r.batch_id = $2 AND r.ord = $3"
-            ),
-            &[&org.0, &batch, &i32::from(ord)],
+            "SELECT b.first_seq + $3::int4, x.batch_id, $3::int4, x.apps[$3 + 1],
+                 x.customers[$3 + 1], x.transfers[$3 + 1]
+             FROM event_batches AS b
+             JOIN event_transfers AS x ON x.org_id = b.org_id AND x.batch_id = b.batch_id
+             WHERE b.org_id = $1 AND b.batch_id = $2 AND $3 < b.count",
+            &[&org.0, &batch, &ord],
         )
-        .await?;
+        .await?
+    {
+        Some(row) => Some(told(&row)),
+        None => client
+            .query_opt(
+                "SELECT b.first_seq + r.ord, r.batch_id, r.ord, r.app_id, r.customer_id,
+                     r.transfer_id, r.type, r.version, r.at, r.payload, r.context
+                 FROM event_batches AS b
+                 JOIN event_rows AS r ON r.org_id = b.org_id AND r.batch_id = b.batch_id
+                 WHERE r.org_id = $1 AND r.batch_id = $2 AND r.ord = $3",
+                &[&org.0, &batch, &ord],
+            )
+            .await?
+            .as_ref()
+            .map(recorded),
+    };
     drop(client);
     let Some(found) = found else { return Ok(None) };
-    let events = render(store, org, vec![row(&found)], &EventFilter::default()).await?;
+    let events = render(store, org, vec![found], &EventFilter::default()).await?;
     Ok(events.into_iter().next())
 }
 
@@ -253,22 +388,28 @@ async fn render(
     rows: Vec<Row>,
     filter: &EventFilter,
 ) -> Result<Vec<Event>, ReadError> {
-    let transfer_ids: Vec<TransferId> = rows
-        .iter()
-        .filter(|row| row.payload.is_none())
-        .filter_map(|row| row.transfer.map(TransferId))
-        .collect();
-    let versions: Vec<(AccountId, i64)> = rows
-        .iter()
-        .filter(|row| row.payload.is_none())
-        .flat_map(|row| moved_accounts(row.accounts.as_ref()))
-        .collect();
+    let mut told_ids = Vec::new();
+    let mut batches = BTreeSet::new();
+    for row in &rows {
+        if let (Source::Told { batch }, Some(transfer)) = (&row.source, row.transfer) {
+            told_ids.push(TransferId(transfer));
+            batches.insert(*batch);
+        }
+    }
     let transfers: HashMap<Uuid, hazina_ledger::rules::Transfer> = store
-        .transfers(org, &transfer_ids)
+        .transfers(org, &told_ids)
         .await?
         .into_iter()
         .map(|transfer| (transfer.id.0, transfer))
         .collect();
+    let batches: Vec<Uuid> = batches.into_iter().collect();
+    let moved = store.moved_by_told(org, &batches, &told_ids).await?;
+    let versions: Vec<(AccountId, i64)> =
+        moved.iter().map(|(_, account, version)| (*account, *version)).collect();
+    let mut moved_by: HashMap<Uuid, HashMap<Uuid, i64>> = HashMap::new();
+    for (transfer, account, version) in moved {
+        moved_by.entry(transfer.0).or_default().insert(account.0, version);
+    }
     let accounts: HashMap<(Uuid, i64), Account> = store
         .accounts_at_versions(org, &versions)
         .await?
@@ -277,66 +418,98 @@ async fn render(
         .collect();
     let mut events = Vec::new();
     for row in rows {
-        // A type this version does not know (a newer server's) is left out, never guessed.
-        let Some(kind) = row.kind else { continue };
-        let envelope = Event {
-            id: row.id,
-            sequence: row.seq,
-            kind,
-            version: row.version,
-            occurred_at: row.at,
-            org_id: org.0,
-            app_id: row.app,
-            customer_id: row.customer,
-            transfer_id: row.transfer,
-            context: row.context.clone(),
-            data: Value::Null,
-        };
-        let Some(payload) = row.payload else {
+        let Source::Recorded { kind, version, at, payload, context } = row.source else {
             let Some(transfer) = row.transfer.and_then(|id| transfers.get(&id)) else {
                 tracing::warn!(seq = row.seq, "an event's transfer is missing; left out");
                 continue;
             };
-            let balances: Vec<BalanceChangedData> = moved_accounts(row.accounts.as_ref())
-                .filter_map(|(account, version)| accounts.get(&(account.0, version)))
+            let moved = moved_by.get(&transfer.id.0);
+            // In the order of the transfer's legs, each account once.
+            let mut seen = BTreeSet::new();
+            let balances: Vec<BalanceChangedData> = transfer
+                .postings
+                .iter()
+                .map(|posting| posting.account.0)
+                .filter(|account| seen.insert(*account))
+                .filter_map(|account| accounts.get(&(account, *moved?.get(&account)?)))
                 .map(|account| balance_data(account, transfer.id.0))
                 .collect();
-            let context = Some(Value::Object(transfer.context.as_ref().clone()));
-            if filter.wants(kind) {
-                let data = transfer_data(transfer, balances.clone());
-                events.push(Event {
-                    context: context.clone(),
-                    data: serde_json::to_value(data).unwrap_or(Value::Null),
-                    ..envelope.clone()
-                });
-            }
-            if filter.wants(EventType::PaymentStatusChanged)
-                && let Some(data) = ledger_payment(transfer)
-            {
-                events.push(Event {
-                    id: Uuid::new_v5(&row.id, EventType::PaymentStatusChanged.as_str().as_bytes()),
-                    kind: EventType::PaymentStatusChanged,
-                    context,
-                    data: serde_json::to_value(data).unwrap_or(Value::Null),
-                    ..envelope.clone()
-                });
-            }
-            if filter.wants_balances() {
-                events.extend(balances.into_iter().filter(is_money_holder).map(|balance| Event {
-                    id: Uuid::new_v5(&row.id, balance.account_id.as_bytes()),
-                    kind: EventType::BalanceChanged,
-                    customer_id: balance.customer_id.or(envelope.customer_id),
-                    data: serde_json::to_value(&balance).unwrap_or(Value::Null),
-                    ..envelope.clone()
-                }));
-            }
+            told_events(&mut events, filter, &row, transfer, balances);
             continue;
         };
+        // A type this version does not know (a newer server's) is left out, never guessed.
+        let Some(kind) = kind else { continue };
         if filter.wants(kind) {
-            events.push(Event { data: payload, ..envelope });
+            events.push(Event {
+                id: row.id,
+                sequence: row.seq,
+                kind,
+                version,
+                occurred_at: at,
+                org_id: org.0,
+                app_id: row.app,
+                customer_id: row.customer,
+                transfer_id: row.transfer,
+                context,
+                data: payload,
+            });
         }
     }
     Ok(events)
+}
+
+/// The events a told transfer's row gives that `filter` wants: the transfer's own, a ledger
+/// payment's status, and the balances it changed.
+fn told_events(
+    events: &mut Vec<Event>,
+    filter: &EventFilter,
+    row: &Row,
+    transfer: &hazina_ledger::rules::Transfer,
+    balances: Vec<BalanceChangedData>,
+) {
+    let Some(kind) = EventType::from_name(hazina_ledger::store::event_type(transfer.kind)) else {
+        return;
+    };
+    let context = Some(Value::Object(transfer.context.as_ref().clone()));
+    let envelope = Event {
+        id: row.id,
+        sequence: row.seq,
+        kind,
+        version: 1,
+        occurred_at: transfer.created_at,
+        org_id: transfer.org.0,
+        app_id: row.app,
+        customer_id: row.customer,
+        transfer_id: Some(transfer.id.0),
+        context,
+        data: Value::Null,
+    };
+    if filter.wants(kind) {
+        let data = transfer_data(transfer, balances.clone());
+        events.push(Event {
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+            ..envelope.clone()
+        });
+    }
+    if filter.wants(EventType::PaymentStatusChanged)
+        && let Some(data) = ledger_payment(transfer)
+    {
+        events.push(Event {
+            id: Uuid::new_v5(&row.id, EventType::PaymentStatusChanged.as_str().as_bytes()),
+            kind: EventType::PaymentStatusChanged,
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+            ..envelope.clone()
+        });
+    }
+    if filter.wants_balances() {
+        events.extend(balances.into_iter().filter(is_money_holder).map(|balance| Event {
+            id: Uuid::new_v5(&row.id, balance.account_id.as_bytes()),
+            kind: EventType::BalanceChanged,
+            customer_id: balance.customer_id.or(envelope.customer_id),
+            data: serde_json::to_value(&balance).unwrap_or(Value::Null),
+            ..envelope.clone()
+        }));
+    }
 }
 
 /// A payment between the ledger's parties (purses and wallets), made by the payments API
@@ -366,14 +539,6 @@ fn ledger_payment(transfer: &hazina_ledger::rules::Transfer) -> Option<PaymentSt
 /// Purses and wallets: the balances apps watch.
 fn is_money_holder(balance: &BalanceChangedData) -> bool {
     matches!(balance.account_kind.as_str(), "purse" | "wallet")
-}
-
-/// The `[[account, version], …]` a transfer's event names.
-fn moved_accounts(accounts: Option<&Value>) -> impl Iterator<Item = (AccountId, i64)> + '_ {
-    accounts.and_then(Value::as_array).into_iter().flatten().filter_map(|pair| {
-        let account = pair.get(0)?.as_str()?.parse().ok()?;
-        Some((AccountId(account), pair.get(1)?.as_i64()?))
-    })
 }
 
 fn balance_data(account: &Account, transfer: Uuid) -> BalanceChangedData {

@@ -94,6 +94,17 @@ async fn a_payment_tells_its_transfer_with_balances_and_a_refused_one_tells_noth
     assert_ne!(ours[0]["id"], ours[1]["id"]);
     let everything = all_events(&server, &server.org_key, "", 50).await;
     assert!(everything.iter().all(|e| e["type"] != "balance.changed"));
+
+    // Found by its id (as a redelivery finds it), the same event; an id of no event, none.
+    let pool = server.db.pool();
+    let store = hazina_ledger::store::Store::new(pool.clone());
+    let id: uuid::Uuid = event["id"].as_str().unwrap().parse().unwrap();
+    let found = hazina_server::events::by_id(&pool, &store, server.org, id).await.unwrap();
+    assert_eq!(&serde_json::to_value(found).unwrap(), event);
+    let (batch, _) = hazina_ledger::store::event_place(id);
+    let past_its_batch = hazina_ledger::store::event_id(batch, 9);
+    let none = hazina_server::events::by_id(&pool, &store, server.org, past_its_batch).await;
+    assert!(none.unwrap().is_none());
 }
 
 #[tokio::test]

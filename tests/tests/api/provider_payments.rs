@@ -308,6 +308,18 @@ async fn a_failed_b2c_payout_is_voided_and_the_money_released() {
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(done["reason"], "2001", "{done}");
     assert_eq!(env.purse_balance(&purse).await, kes("1000.00", "1000.00"));
+    // The release names no customer of its own: it tells of its reservation's, and is among
+    // that customer's events.
+    let reserved = env.told("transfer.pending").await;
+    let voided = env.told("transfer.voided").await;
+    assert_eq!((reserved.len(), voided.len()), (1, 1), "{reserved:?} {voided:?}");
+    let customer = reserved[0]["customerId"].as_str().expect("the payee is a customer");
+    assert_eq!(voided[0]["customerId"], customer);
+    assert_eq!(voided[0]["data"]["pendingId"], reserved[0]["transferId"]);
+    let path = format!("/v1/events?limit=500&customerId={customer}&types=transfer.voided");
+    let (status, page) = env.server.get(&env.server.org_key, &path).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["events"].as_array().unwrap(), &voided);
     env.invariants_hold().await;
 }
 

@@ -14,14 +14,14 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::Client;
+use deadpool_postgres::{Client, GenericClient};
 use serde_json::Value;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::context;
-use crate::ids::TransferId;
+use crate::ids::{OrgId, TransferId};
 use crate::rules::{Entry, Transfer, TransferKind};
 
 /// Inserts each org batch's `event_transfers` row, its arrays sliced from the parameters'.
@@ -155,9 +155,10 @@ impl EventColumns {
                 .and_then(Value::as_str)
                 .and_then(|customer| customer.parse().ok());
             let org = transfer.org.0;
-            let open = columns.batches.iter().position(|batch| {
-                batch.org == org && batch.transfers.len() < BATCH_EVENTS_MAX
-            });
+            let open = columns
+                .batches
+                .iter()
+                .position(|batch| batch.org == org && batch.transfers.len() < BATCH_EVENTS_MAX);
             let index = open.unwrap_or_else(|| {
                 columns.batches.push(OrgBatch {
                     org,
@@ -304,6 +305,154 @@ impl EventBatches {
         let params: [&(dyn ToSql + Sync); 3] = [&self.org, &self.batch, &self.count];
         client.execute(statement, &params).await
     }
+}
+
+// --- Reading what batches told ---------------------------------------------------------------
+
+/// Most events one `event_batches` row numbers, as a sequence-number distance: a batch that
+/// holds an event after a number starts at most this far before it.
+const BATCH_SPAN: i64 = 10_000;
+
+/// Which told events to read: the org's numbered in `(after, until]`, at most `limit`, of no
+/// app or of `app` when it is given, and only `customer`'s when it is given.
+#[derive(Clone, Debug)]
+pub struct ToldWindow {
+    pub org: OrgId,
+    pub after: i64,
+    pub until: i64,
+    pub limit: i64,
+    pub app: Option<Uuid>,
+    pub customer: Option<Uuid>,
+}
+
+/// A transfer's event as its batch told it; its payload is the transfer, its balances the
+/// versions the transfer gave its accounts ([`super::Store::moved_by_told`]).
+#[derive(Clone, Debug)]
+pub struct Told {
+    pub seq: i64,
+    pub id: Uuid,
+    /// The batch that told it.
+    pub batch: Uuid,
+    pub app: Option<Uuid>,
+    pub customer: Option<Uuid>,
+    pub transfer: TransferId,
+}
+
+/// The told transfers numbered in `(after, until]` (`$2`, `$3`), at most `$4`,
+/// filtered by app (`$5`).
+const TOLD: &str = "SELECT b.first_seq + told.ord - 1, x.batch_id, (told.ord - 1)::int4,
+         told.app, told.customer, told.transfer
+     FROM event_batches AS b
+     JOIN event_transfers AS x ON x.org_id = b.org_id AND x.batch_id = b.batch_id
+     CROSS JOIN LATERAL unnest(x.transfers, x.customers, x.apps) WITH ORDINALITY
+         AS told (transfer, customer, app, ord)
+     WHERE b.org_id = $1 AND b.first_seq > $2::int8 - $6::int8 AND b.first_seq <= $3
+         AND b.first_seq + told.ord - 1 > $2 AND b.first_seq + told.ord - 1 <= $3
+         AND ($5::uuid IS NULL OR told.app IS NULL OR told.app = $5)
+     ORDER BY 1 LIMIT $4";
+
+/// [`TOLD`] of one customer (`$6`): found through the transfers that name the customer and
+/// those that post, void, expire or reverse them (which tell of its customer when they name
+/// none), never by reading every batch.
+const TOLD_OF_CUSTOMER: &str = "WITH named AS (
+         SELECT transfer_id FROM customer_transfers WHERE org_id = $1 AND customer_id = $6
+     ),
+     candidates AS (
+         SELECT t.event_batch, t.event_ord FROM named
+         JOIN transfers AS t ON t.org_id = $1 AND t.id = named.transfer_id
+         WHERE t.event_batch IS NOT NULL
+         UNION
+         SELECT t.event_batch, t.event_ord FROM named
+         JOIN transfers AS t ON t.org_id = $1 AND t.pending_id = named.transfer_id
+         WHERE t.rejection IS NULL AND t.event_batch IS NOT NULL
+         UNION
+         SELECT t.event_batch, t.event_ord FROM named
+         JOIN transfers AS t ON t.org_id = $1 AND t.reversal_of = named.transfer_id
+         WHERE t.rejection IS NULL AND t.event_batch IS NOT NULL
+     )
+     SELECT b.first_seq + c.event_ord, x.batch_id, c.event_ord, x.apps[c.event_ord + 1],
+         x.customers[c.event_ord + 1], x.transfers[c.event_ord + 1]
+     FROM candidates AS c
+     JOIN event_batches AS b ON b.org_id = $1 AND b.batch_id = c.event_batch
+     JOIN event_transfers AS x ON x.org_id = $1 AND x.batch_id = c.event_batch
+     WHERE b.first_seq + c.event_ord > $2 AND b.first_seq + c.event_ord <= $3
+         AND x.customers[c.event_ord + 1] = $6
+         AND ($5::uuid IS NULL OR x.apps[c.event_ord + 1] IS NULL OR x.apps[c.event_ord + 1] = $5)
+     ORDER BY 1 LIMIT $4";
+
+fn told_row(row: &tokio_postgres::Row) -> Told {
+    let batch = row.get(1);
+    let ord: i32 = row.get(2);
+    Told {
+        seq: row.get(0),
+        // `ord` is below 65,536 (`event_batches`' check).
+        id: event_id(batch, u16::try_from(ord).unwrap_or(u16::MAX)),
+        batch,
+        app: row.get(3),
+        customer: row.get(4),
+        transfer: TransferId(row.get(5)),
+    }
+}
+
+/// The told events `window` names, in sequence order. Run it in the snapshot that reads the
+/// other events it is merged with (`client` may be a transaction).
+///
+/// # Errors
+///
+/// The database's.
+pub async fn told(
+    client: &impl GenericClient,
+    window: &ToldWindow,
+) -> Result<Vec<Told>, tokio_postgres::Error> {
+    let rows = match window.customer {
+        None => {
+            let params: [&(dyn ToSql + Sync); 6] = [
+                &window.org.0,
+                &window.after,
+                &window.until,
+                &window.limit,
+                &window.app,
+                &BATCH_SPAN,
+            ];
+            client.query(TOLD, &params).await?
+        }
+        Some(customer) => {
+            let params: [&(dyn ToSql + Sync); 6] = [
+                &window.org.0,
+                &window.after,
+                &window.until,
+                &window.limit,
+                &window.app,
+                &customer,
+            ];
+            client.query(TOLD_OF_CUSTOMER, &params).await?
+        }
+    };
+    Ok(rows.iter().map(told_row).collect())
+}
+
+/// The org's told event with this id ([`event_id`]), if a batch told one.
+///
+/// # Errors
+///
+/// The database's.
+pub async fn told_by_id(
+    client: &impl GenericClient,
+    org: OrgId,
+    id: Uuid,
+) -> Result<Option<Told>, tokio_postgres::Error> {
+    let (batch, ord) = event_place(id);
+    let row = client
+        .query_opt(
+            "SELECT b.first_seq + $3::int4, x.batch_id, $3::int4, x.apps[$3 + 1],
+                 x.customers[$3 + 1], x.transfers[$3 + 1]
+             FROM event_batches AS b
+             JOIN event_transfers AS x ON x.org_id = b.org_id AND x.batch_id = b.batch_id
+             WHERE b.org_id = $1 AND b.batch_id = $2 AND $3 < b.count",
+            &[&org.0, &batch, &i32::from(ord)],
+        )
+        .await?;
+    Ok(row.as_ref().map(told_row))
 }
 
 #[cfg(test)]

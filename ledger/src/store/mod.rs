@@ -25,7 +25,9 @@ use crate::ids::{AccountId, CustomerId, OrgId};
 use crate::money::{Currency, Money};
 use crate::rules::{AccountKind, LimitPolicy, Side, Sums};
 
-pub use events::{event_id, event_place, event_type, new_event_batch_id};
+pub use events::{
+    Told, ToldWindow, event_id, event_place, event_type, new_event_batch_id, told, told_by_id,
+};
 pub use migrate::{fingerprint as migrations_fingerprint, migrate};
 pub use query::{
     LedgerLine, StatementLine, StatementPage, StatementQuery, TrialBalance, TrialBalanceLine,

@@ -2,10 +2,10 @@
 //! (`events`, migration 0013) in the transaction of the change it tells of, numbered per org
 //! in commit order, and read back in that order (`GET /v1/events`, the stream, webhooks).
 //!
-//! The ledger writes the events of its transfers itself (`hazina_ledger::store`, one row per
-//! accepted transfer, in the batch's transaction); everything else records its events with
-//! [`record`], as the last statement of its transaction (see there). This module knows no
-//! HTTP.
+//! The ledger tells of its transfers itself (`hazina_ledger::store`: one row per org naming a
+//! batch's accepted transfers, in the batch's transaction); everything else records its events
+//! with [`record`], as the last statement of its transaction (see there). This module knows
+//! no HTTP.
 
 mod read;
 pub mod types;

@@ -7,8 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use tokio_postgres::types::ToSql;
-use hazina_ledger::store::{Account, Store};
+use hazina_ledger::store::{Account, Store, ToldWindow};
 use hazina_ledger::{AccountId, OrgId, TransferId};
 use serde::Serialize;
 use serde_json::Value;
@@ -70,7 +69,9 @@ impl EventFilter {
         if self.types.is_empty() {
             return None;
         }
-        Some(self.types.iter().filter(|kind| !kind.is_derived()).map(|kind| kind.as_str()).collect())
+        Some(
+            self.types.iter().filter(|kind| !kind.is_derived()).map(|kind| kind.as_str()).collect(),
+        )
     }
 
     /// Whether the ledger's transfers are to be read: for their own events, the balances they
@@ -151,48 +152,6 @@ const RECORDED: &str = "SELECT b.first_seq + r.ord, r.batch_id, r.ord, r.app_id,
          AND ($7::uuid IS NULL OR r.app_id IS NULL OR r.app_id = $7)
      ORDER BY b.first_seq, r.ord LIMIT $4";
 
-/// The ledger's told transfers numbered in `(after, until]` (`$2`, `$3`), at most `$4`,
-/// filtered by app (`$5`).
-const TOLD: &str = "SELECT b.first_seq + told.ord - 1, x.batch_id, (told.ord - 1)::int4,
-         told.app, told.customer, told.transfer
-     FROM event_batches AS b
-     JOIN event_transfers AS x ON x.org_id = b.org_id AND x.batch_id = b.batch_id
-     CROSS JOIN LATERAL unnest(x.transfers, x.customers, x.apps) WITH ORDINALITY
-         AS told (transfer, customer, app, ord)
-     WHERE b.org_id = $1 AND b.first_seq > $2::int8 - $6::int8 AND b.first_seq <= $3
-         AND b.first_seq + told.ord - 1 > $2 AND b.first_seq + told.ord - 1 <= $3
-         AND ($5::uuid IS NULL OR told.app IS NULL OR told.app = $5)
-     ORDER BY 1 LIMIT $4";
-
-/// [`TOLD`] of one customer (`$6`): found through the transfers that name the customer and
-/// those that post, void, expire or reverse them (which tell of its customer when they name
-/// none), never by reading every batch.
-const TOLD_OF_CUSTOMER: &str = "WITH named AS (
-         SELECT transfer_id FROM customer_transfers WHERE org_id = $1 AND customer_id = $6
-     ),
-     candidates AS (
-         SELECT t.event_batch, t.event_ord FROM named
-         JOIN transfers AS t ON t.org_id = $1 AND t.id = named.transfer_id
-         WHERE t.event_batch IS NOT NULL
-         UNION
-         SELECT t.event_batch, t.event_ord FROM named
-         JOIN transfers AS t ON t.org_id = $1 AND t.pending_id = named.transfer_id
-         WHERE t.rejection IS NULL AND t.event_batch IS NOT NULL
-         UNION
-         SELECT t.event_batch, t.event_ord FROM named
-         JOIN transfers AS t ON t.org_id = $1 AND t.reversal_of = named.transfer_id
-         WHERE t.rejection IS NULL AND t.event_batch IS NOT NULL
-     )
-     SELECT b.first_seq + c.event_ord, x.batch_id, c.event_ord, x.apps[c.event_ord + 1],
-         x.customers[c.event_ord + 1], x.transfers[c.event_ord + 1]
-     FROM candidates AS c
-     JOIN event_batches AS b ON b.org_id = $1 AND b.batch_id = c.event_batch
-     JOIN event_transfers AS x ON x.org_id = $1 AND x.batch_id = c.event_batch
-     WHERE b.first_seq + c.event_ord > $2 AND b.first_seq + c.event_ord <= $3
-         AND x.customers[c.event_ord + 1] = $6
-         AND ($5::uuid IS NULL OR x.apps[c.event_ord + 1] IS NULL OR x.apps[c.event_ord + 1] = $5)
-     ORDER BY 1 LIMIT $4";
-
 /// An event's place: `ord` is below 65,536 (the tables' checks).
 fn id_of(batch: Uuid, ord: i32) -> Uuid {
     hazina_ledger::store::event_id(batch, u16::try_from(ord).unwrap_or(u16::MAX))
@@ -216,16 +175,15 @@ fn recorded(row: &tokio_postgres::Row) -> Row {
     }
 }
 
-/// A [`TOLD`] row.
-fn told(row: &tokio_postgres::Row) -> Row {
-    let batch = row.get(1);
+/// A transfer's event as its ledger batch told it.
+fn told(told: &hazina_ledger::store::Told) -> Row {
     Row {
-        seq: row.get(0),
-        id: id_of(batch, row.get(2)),
-        app: row.get(3),
-        customer: row.get(4),
-        transfer: row.get(5),
-        source: Source::Told { batch },
+        seq: told.seq,
+        id: told.id,
+        app: told.app,
+        customer: told.customer,
+        transfer: Some(told.transfer.0),
+        source: Source::Told { batch: told.batch },
     }
 }
 
@@ -291,18 +249,15 @@ pub async fn page(
         .map(recorded)
         .collect();
     if filter.reads_transfers() {
-        let found = match filter.customer {
-            None => {
-                let params: [&(dyn ToSql + Sync); 6] =
-                    [&org.0, &after, &until, &(limit + 1), &filter.app, &BATCH_EVENTS_MAX];
-                tx.query(TOLD, &params).await?
-            }
-            Some(customer) => {
-                let params: [&(dyn ToSql + Sync); 6] =
-                    [&org.0, &after, &until, &(limit + 1), &filter.app, &customer];
-                tx.query(TOLD_OF_CUSTOMER, &params).await?
-            }
+        let window = ToldWindow {
+            org,
+            after,
+            until,
+            limit: limit + 1,
+            app: filter.app,
+            customer: filter.customer,
         };
+        let found = hazina_ledger::store::told(&tx, &window).await?;
         rows.extend(found.iter().map(told));
         rows.sort_by_key(|row| row.seq);
     }
@@ -349,18 +304,8 @@ pub async fn by_id(
     let (batch, ord) = hazina_ledger::store::event_place(id);
     let ord = i32::from(ord);
     let client = pool.get().await?;
-    let found = match client
-        .query_opt(
-            "SELECT b.first_seq + $3::int4, x.batch_id, $3::int4, x.apps[$3 + 1],
-                 x.customers[$3 + 1], x.transfers[$3 + 1]
-             FROM event_batches AS b
-             JOIN event_transfers AS x ON x.org_id = b.org_id AND x.batch_id = b.batch_id
-             WHERE b.org_id = $1 AND b.batch_id = $2 AND $3 < b.count",
-            &[&org.0, &batch, &ord],
-        )
-        .await?
-    {
-        Some(row) => Some(told(&row)),
+    let found = match hazina_ledger::store::told_by_id(&client, org, id).await? {
+        Some(found) => Some(told(&found)),
         None => client
             .query_opt(
                 "SELECT b.first_seq + r.ord, r.batch_id, r.ord, r.app_id, r.customer_id,

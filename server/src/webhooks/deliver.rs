@@ -2,19 +2,26 @@
 //! cursor, of its types and app) become delivery rows in the transaction that moves its cursor
 //! on. **Delivery**: due deliveries are claimed in batches under a lease (`FOR UPDATE SKIP
 //! LOCKED`, so workers of several processes share them), sent concurrently with their
-//! signatures, and their results and attempts recorded in bulk; a lease that runs out (a
-//! crashed worker) makes its deliveries due again, so none is lost.
+//! signatures, and their results and attempts recorded in bulk as they finish; a lease that
+//! runs out (a crashed worker) makes its deliveries due again, so none is lost.
+//!
+//! A worker ([`Service::run`]) keeps up to `concurrency` requests in flight, at most
+//! `endpoint_concurrency` of them to one endpoint, and claims more as requests finish: a slow
+//! endpoint holds its own share of the requests only, never another endpoint's deliveries.
 //!
 //! A customer's deliveries to an endpoint go one at a time in sequence order: one is claimed
 //! only while no earlier one of the same endpoint and customer is `pending`. Events of no
 //! customer are unordered.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt as _, StreamExt as _};
 use hazina_ledger::OrgId;
 use rand::Rng as _;
 use ring::hmac;
@@ -103,6 +110,9 @@ impl Outcome {
     }
 }
 
+/// A request in flight: its org, its claim's lease, and what it came to.
+type InFlight<'a> = FuturesUnordered<BoxFuture<'a, (OrgId, Uuid, Outcome)>>;
+
 /// An endpoint's address and the keys of its live secrets.
 struct Target {
     url: String,
@@ -188,29 +198,14 @@ impl Service {
     /// Claims, sends and records the due deliveries of every org, one claim per org.
     pub async fn deliver(&self) -> Result<Round, WebhookError> {
         let settings = self.settings();
-        // The org is unknown by nature here: this finds the orgs with due deliveries, whose
-        // deliveries are then claimed by statements of that org.
-        let orgs: Vec<Uuid> = {
-            let client = self.pool.get().await?;
-            client
-                .query(
-                    "SELECT DISTINCT org_id FROM webhook_deliveries
-                     WHERE status = 'pending' AND next_attempt_at <= now()
-                         AND locked_until <= now()",
-                    &[],
-                )
-                .await?
-                .iter()
-                .map(|row| row.get(0))
-                .collect()
-        };
+        let orgs = self.orgs_due().await?;
         let mut round = Round::default();
         for org in orgs {
-            let org = OrgId(org);
             let lease = Uuid::new_v4();
-            let claimed = self.claim(org, lease, &settings).await?;
+            let (claimed, full) =
+                self.claim(org, lease, &settings, settings.claim_batch, &HashMap::new()).await?;
             round.claimed += claimed.len();
-            round.full |= i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= settings.claim_batch;
+            round.full |= full;
             if claimed.is_empty() {
                 continue;
             }
@@ -221,21 +216,149 @@ impl Service {
         Ok(round)
     }
 
-    /// Claims up to a batch of the org's due deliveries under `lease`, skipping those another
-    /// worker holds, those of disabled endpoints, and those behind an earlier pending
-    /// delivery of the same endpoint and customer.
+    /// The orgs with due deliveries.
+    async fn orgs_due(&self) -> Result<Vec<OrgId>, WebhookError> {
+        // The org is unknown by nature here: this finds the orgs with due deliveries, whose
+        // deliveries are then claimed by statements of that org.
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT org_id FROM webhook_deliveries
+                 WHERE status = 'pending' AND next_attempt_at <= now() AND locked_until <= now()",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| OrgId(row.get(0))).collect())
+    }
+
+    /// Delivers until `shutdown` resolves: fans new events out, claims due deliveries while
+    /// fewer than `concurrency` requests are in flight (at most `endpoint_concurrency` to one
+    /// endpoint), and records each group of attempts as it finishes. A failure to reach the
+    /// database is logged and tried again after the poll interval. At shutdown it claims no
+    /// more and records what is in flight (a request lasts at most `timeout`).
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut in_flight: InFlight<'_> = FuturesUnordered::new();
+        let mut busy: HashMap<Uuid, usize> = HashMap::new();
+        loop {
+            // Read again each time: an operator's change applies to the next claims.
+            let settings = Arc::new(self.settings());
+            let more = match self.top_up(&mut in_flight, &mut busy, &settings).await {
+                Ok(more) => more,
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error),
+                        "webhook deliveries could not be claimed; trying again later");
+                    false
+                }
+            };
+            let room = in_flight.len() < settings.concurrency.max(1);
+            let wait = if more && room { Duration::ZERO } else { settings.poll_interval };
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(first) = in_flight.next(), if !in_flight.is_empty() => {
+                    let mut finished = vec![first];
+                    while let Some(Some(next)) = in_flight.next().now_or_never() {
+                        finished.push(next);
+                    }
+                    self.settle(&mut busy, finished, &settings).await;
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        let finished: Vec<(OrgId, Uuid, Outcome)> = in_flight.collect().await;
+        self.settle(&mut busy, finished, &self.settings()).await;
+    }
+
+    /// Fans out, then claims and starts as many due deliveries as there is room for. Whether
+    /// more may be waiting.
+    async fn top_up<'a>(
+        &'a self,
+        in_flight: &mut InFlight<'a>,
+        busy: &mut HashMap<Uuid, usize>,
+        settings: &Arc<Settings>,
+    ) -> Result<bool, WebhookError> {
+        let mut more = self.fan_out().await?;
+        for org in self.orgs_due().await? {
+            let room = settings.concurrency.max(1).saturating_sub(in_flight.len());
+            if room == 0 {
+                return Ok(true);
+            }
+            let lease = Uuid::new_v4();
+            let limit = i64::try_from(room).unwrap_or(i64::MAX).min(settings.claim_batch);
+            let (claimed, full) = self.claim(org, lease, settings, limit, busy).await?;
+            more |= full;
+            if claimed.is_empty() {
+                continue;
+            }
+            let targets = self.targets(org, &claimed).await?;
+            for delivery in claimed {
+                *busy.entry(delivery.endpoint).or_default() += 1;
+                let target = targets.get(&delivery.endpoint).cloned();
+                let settings = Arc::clone(settings);
+                in_flight.push(Box::pin(async move {
+                    (org, lease, self.send(target, delivery, &settings).await)
+                }));
+            }
+        }
+        Ok(more)
+    }
+
+    /// Records finished attempts, each claim's together, and frees their endpoints' room.
+    async fn settle(
+        &self,
+        busy: &mut HashMap<Uuid, usize>,
+        finished: Vec<(OrgId, Uuid, Outcome)>,
+        settings: &Settings,
+    ) {
+        let mut claims: HashMap<(OrgId, Uuid), Vec<Outcome>> = HashMap::new();
+        for (org, lease, outcome) in finished {
+            if let Some(count) = busy.get_mut(&outcome.endpoint) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    busy.remove(&outcome.endpoint);
+                }
+            }
+            claims.entry((org, lease)).or_default().push(outcome);
+        }
+        for ((org, lease), outcomes) in claims {
+            if let Err(error) = self.record(org, lease, &outcomes, settings).await {
+                // Their lease runs out and they are sent again: at least once.
+                tracing::warn!(error = %crate::error_chain(&error),
+                    "webhook attempts could not be recorded; they will be sent again");
+            }
+        }
+    }
+
+    /// Claims up to `limit` of the org's due deliveries under `lease`, skipping those another
+    /// worker holds, those of disabled endpoints, those behind an earlier pending delivery of
+    /// the same endpoint and customer, and those past an endpoint's room (`endpoint_concurrency`
+    /// less what this worker has in flight to it, `busy`). With whether more may be due: the
+    /// claim was full or an endpoint's room was.
     async fn claim(
         &self,
         org: OrgId,
         lease: Uuid,
         settings: &Settings,
-    ) -> Result<Vec<Claimed>, WebhookError> {
+        limit: i64,
+        busy: &HashMap<Uuid, usize>,
+    ) -> Result<(Vec<Claimed>, bool), WebhookError> {
         let lease_ms = i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX);
+        let room = i64::try_from(settings.endpoint_concurrency.max(1)).unwrap_or(i64::MAX);
+        let (busy_endpoints, busy_counts): (Vec<Uuid>, Vec<i64>) = busy
+            .iter()
+            .map(|(endpoint, count)| (*endpoint, i64::try_from(*count).unwrap_or(i64::MAX)))
+            .unzip();
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "WITH due AS (
-                     SELECT d.id FROM webhook_deliveries d
+                "WITH candidates AS (
+                     SELECT d.id, d.next_attempt_at, d.event_seq, d.event_ord,
+                         row_number() OVER (PARTITION BY d.endpoint_id
+                             ORDER BY d.next_attempt_at, d.event_seq, d.event_ord)
+                         + coalesce(b.count, 0) AS place
+                     FROM webhook_deliveries d
+                     LEFT JOIN UNNEST($5::uuid[], $6::bigint[]) AS b (endpoint_id, count)
+                         ON b.endpoint_id = d.endpoint_id
                      WHERE d.org_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now()
                          AND d.locked_until <= now()
                          AND EXISTS (SELECT 1 FROM webhook_endpoints e
@@ -245,7 +368,14 @@ impl Service {
                              WHERE p.org_id = d.org_id AND p.endpoint_id = d.endpoint_id
                                  AND p.customer_id = d.customer_id AND p.status = 'pending'
                                  AND (p.event_seq, p.event_ord) < (d.event_seq, d.event_ord)))
-                     ORDER BY d.next_attempt_at, d.event_seq, d.event_ord
+                 ),
+                 due AS (
+                     SELECT d.id FROM candidates c
+                     JOIN webhook_deliveries d ON d.org_id = $1 AND d.id = c.id
+                     -- Checked again on the row as it is once locked: another worker may have
+                     -- claimed it since the candidates were read.
+                     WHERE c.place <= $7 AND d.status = 'pending' AND d.locked_until <= now()
+                     ORDER BY c.next_attempt_at, c.event_seq, c.event_ord
                      LIMIT $2
                      FOR UPDATE OF d SKIP LOCKED
                  )
@@ -253,10 +383,10 @@ impl Service {
                  SET locked_until = now() + $3::bigint * interval '1 millisecond', lease = $4
                  FROM due WHERE d.org_id = $1 AND d.id = due.id
                  RETURNING d.id, d.endpoint_id, d.event_id, d.body, d.attempts",
-                &[&org.0, &settings.claim_batch, &lease_ms, &lease],
+                &[&org.0, &limit, &lease_ms, &lease, &busy_endpoints, &busy_counts, &room],
             )
             .await?;
-        Ok(rows
+        let claimed: Vec<Claimed> = rows
             .iter()
             .map(|row| Claimed {
                 id: row.get(0),
@@ -265,7 +395,17 @@ impl Service {
                 body: row.get(3),
                 attempts: row.get(4),
             })
-            .collect())
+            .collect();
+        let mut per_endpoint: HashMap<Uuid, i64> = HashMap::new();
+        for delivery in &claimed {
+            *per_endpoint.entry(delivery.endpoint).or_default() += 1;
+        }
+        let endpoint_full = per_endpoint.iter().any(|(endpoint, count)| {
+            count + busy.get(endpoint).map_or(0, |busy| i64::try_from(*busy).unwrap_or(i64::MAX))
+                >= room
+        });
+        let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= limit || endpoint_full;
+        Ok((claimed, full))
     }
 
     /// The addresses and live secrets of the endpoints of `claimed`.
@@ -273,7 +413,7 @@ impl Service {
         &self,
         org: OrgId,
         claimed: &[Claimed],
-    ) -> Result<HashMap<Uuid, Target>, WebhookError> {
+    ) -> Result<HashMap<Uuid, Arc<Target>>, WebhookError> {
         let endpoints: Vec<Uuid> =
             claimed.iter().map(|c| c.endpoint).collect::<BTreeSet<_>>().into_iter().collect();
         let client = self.pool.get().await?;
@@ -306,7 +446,7 @@ impl Service {
                 }
             }
         }
-        Ok(targets)
+        Ok(targets.into_iter().map(|(endpoint, target)| (endpoint, Arc::new(target))).collect())
     }
 
     async fn send_all(
@@ -317,7 +457,7 @@ impl Service {
     ) -> Result<Vec<Outcome>, WebhookError> {
         let targets = self.targets(org, &claimed).await?;
         let sends = claimed.into_iter().map(|delivery| {
-            let target = targets.get(&delivery.endpoint);
+            let target = targets.get(&delivery.endpoint).cloned();
             self.send(target, delivery, settings)
         });
         Ok(futures_util::stream::iter(sends)
@@ -329,7 +469,7 @@ impl Service {
     /// One attempt: the signed POST, its answer read up to the cap, within the timeout.
     async fn send(
         &self,
-        target: Option<&Target>,
+        target: Option<Arc<Target>>,
         delivery: Claimed,
         settings: &Settings,
     ) -> Outcome {
@@ -345,7 +485,7 @@ impl Service {
             error: None,
             response: None,
         };
-        let result = match target {
+        let result = match target.as_deref() {
             None => Err("the endpoint is gone".to_owned()),
             Some(target) if target.keys.is_empty() => {
                 Err("the endpoint has no live signing secret".to_owned())

@@ -78,6 +78,9 @@ pub struct Settings {
     pub fan_out_batch: i64,
     /// Requests in flight at once, per worker.
     pub concurrency: usize,
+    /// Requests in flight at once to one endpoint, per worker: a slow endpoint holds this many
+    /// of a worker's requests at most, and the rest go on to the others.
+    pub endpoint_concurrency: usize,
     /// How often an idle worker looks for work.
     pub poll_interval: Duration,
     /// The most of an answer's body read.
@@ -98,6 +101,7 @@ impl Default for Settings {
             claim_batch: 500,
             fan_out_batch: 500,
             concurrency: 256,
+            endpoint_concurrency: 32,
             poll_interval: Duration::from_millis(250),
             response_bytes_max: 64 * 1024,
             extra_root_der: None,

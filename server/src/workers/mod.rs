@@ -1,6 +1,7 @@
-//! Background work the server does besides answering requests, each worker a round run
-//! again and again by one loop ([`drain_loop`]): the expiry sweeper, the provider queries,
-//! the retention sweeper, the reminders worker (and next, the outbox).
+//! Background work the server does besides answering requests. Most workers are a round run
+//! again and again by one loop ([`drain_loop`]): the expiry sweeper, the provider queries, the
+//! retention sweeper, the reminders worker. The webhook worker runs continuously instead,
+//! claiming deliveries as its requests finish (`webhooks::Service::run`).
 
 mod expiry;
 mod provider_queries;

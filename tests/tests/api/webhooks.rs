@@ -613,6 +613,45 @@ async fn two_workers_deliver_each_event_exactly_once() {
     assert_eq!(got.len(), 300, "no event was sent twice");
 }
 
+/// An endpoint that never answers holds its own share of a worker's requests only: another
+/// endpoint's deliveries all arrive while the slow one's first attempts are still waiting.
+#[tokio::test]
+async fn a_slow_endpoint_never_holds_up_another_endpoints_deliveries() {
+    let (db, services, org) = services(|settings| {
+        // Far longer than the test waits: were the fast endpoint's deliveries behind the slow
+        // one's, they would arrive only after these.
+        settings.timeout = Duration::from_secs(120);
+        settings.lease = Duration::from_secs(300);
+        settings.concurrency = 4;
+        settings.endpoint_concurrency = 2;
+    })
+    .await;
+    let slow = Receiver::start(|_| Reply::Hang).await;
+    let fast = Receiver::start(|_| Reply::Status(200)).await;
+    let scope = Scope { org, app: None };
+    let slow_endpoint = services.webhooks.create(scope, endpoint_to(&slow.url)).await.unwrap();
+    services.webhooks.create(scope, endpoint_to(&fast.url)).await.unwrap();
+    let new: Vec<NewEvent> =
+        (0..40).map(|i| NewEvent::new(EventType::CustomerCreated, json!({ "n": i }))).collect();
+    record(&db.pool(), org, &new).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(hazina_server::workers::deliver_webhooks(Arc::clone(&services.webhooks), async {
+        let _ = stopped.await;
+    }));
+    fast.until("every event at the fast endpoint", |got| got.len() == 40).await;
+    assert!(slow.received().len() <= 2, "the slow endpoint took more than its share");
+    let deliveries = services
+        .webhooks
+        .deliveries(scope, slow_endpoint.endpoint.endpoint_id, None, 100)
+        .await
+        .unwrap();
+    assert!(
+        deliveries.deliveries.iter().all(|d| d.attempt_log.is_empty()),
+        "no attempt of the slow endpoint has ended yet"
+    );
+    drop(stop);
+}
+
 #[tokio::test]
 async fn deliveries_over_https_reach_a_receiver_whose_root_is_trusted() {
     let pki = Pki::new();

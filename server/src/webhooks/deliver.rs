@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt as _, StreamExt as _};
 use hazina_ledger::OrgId;
 use rand::Rng as _;
 use ring::hmac;
@@ -29,6 +29,10 @@ use uuid::Uuid;
 
 use super::{Service, Settings, WebhookError, address, sign, transport};
 use crate::events::{self, Event, EventFilter, EventType, NewEvent};
+
+/// How long a worker waits after a request finishes for others to finish with it, so that
+/// their attempts are recorded together.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// The most of an answer's body kept in the log.
 const RESPONSE_SNIPPET_MAX: usize = 1024;
@@ -112,6 +116,18 @@ impl Outcome {
 
 /// A request in flight: its org, its claim's lease, and what it came to.
 type InFlight<'a> = FuturesUnordered<BoxFuture<'a, (OrgId, Uuid, Outcome)>>;
+
+/// A running worker's state ([`Service::run`]).
+#[derive(Default)]
+struct Worker<'a> {
+    in_flight: InFlight<'a>,
+    /// Requests in flight per endpoint.
+    busy: HashMap<Uuid, usize>,
+    /// The orgs with due deliveries as last read (read again each poll interval, and when
+    /// nothing is in flight).
+    orgs: Vec<OrgId>,
+    orgs_read: Option<tokio::time::Instant>,
+}
 
 /// An endpoint's address and the keys of its live secrets.
 struct Target {
@@ -205,7 +221,13 @@ impl Service {
             let (claimed, full) =
                 self.claim(org, lease, &settings, settings.claim_batch, &HashMap::new()).await?;
             round.claimed += claimed.len();
-            round.full |= full;
+            let mut per_endpoint: HashMap<Uuid, usize> = HashMap::new();
+            for delivery in &claimed {
+                *per_endpoint.entry(delivery.endpoint).or_default() += 1;
+            }
+            // An endpoint given all its room may have more due.
+            let room = settings.endpoint_concurrency.max(1);
+            round.full |= full || per_endpoint.values().any(|count| *count >= room);
             if claimed.is_empty() {
                 continue;
             }
@@ -216,15 +238,20 @@ impl Service {
         Ok(round)
     }
 
-    /// The orgs with due deliveries.
+    /// The orgs with due deliveries (or deliveries in flight): those with an enabled endpoint
+    /// whose first pending delivery is due, each found through the claims' index.
     async fn orgs_due(&self) -> Result<Vec<OrgId>, WebhookError> {
         // The org is unknown by nature here: this finds the orgs with due deliveries, whose
         // deliveries are then claimed by statements of that org.
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT DISTINCT org_id FROM webhook_deliveries
-                 WHERE status = 'pending' AND next_attempt_at <= now() AND locked_until <= now()",
+                "SELECT DISTINCT e.org_id FROM webhook_endpoints e
+                 CROSS JOIN LATERAL (SELECT 1 FROM webhook_deliveries d
+                     WHERE d.org_id = e.org_id AND d.endpoint_id = e.id
+                         AND d.status = 'pending' AND d.next_attempt_at <= now()
+                     ORDER BY d.next_attempt_at LIMIT 1) AS due
+                 WHERE e.enabled",
                 &[],
             )
             .await?;
@@ -238,12 +265,11 @@ impl Service {
     /// more and records what is in flight (a request lasts at most `timeout`).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut in_flight: InFlight<'_> = FuturesUnordered::new();
-        let mut busy: HashMap<Uuid, usize> = HashMap::new();
+        let mut worker = Worker::default();
         loop {
             // Read again each time: an operator's change applies to the next claims.
             let settings = Arc::new(self.settings());
-            let more = match self.top_up(&mut in_flight, &mut busy, &settings).await {
+            let more = match self.top_up(&mut worker, &settings).await {
                 Ok(more) => more,
                 Err(error) => {
                     tracing::warn!(error = %crate::error_chain(&error),
@@ -251,51 +277,58 @@ impl Service {
                     false
                 }
             };
-            let room = in_flight.len() < settings.concurrency.max(1);
+            let room = worker.in_flight.len() < settings.concurrency.max(1);
             let wait = if more && room { Duration::ZERO } else { settings.poll_interval };
+            let in_flight = &mut worker.in_flight;
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(first) = in_flight.next(), if !in_flight.is_empty() => {
+                    // What finishes soon after is recorded with it: one transaction for many.
                     let mut finished = vec![first];
-                    while let Some(Some(next)) = in_flight.next().now_or_never() {
+                    let until = tokio::time::Instant::now() + GATHER;
+                    while let Ok(Some(next)) = tokio::time::timeout_at(until, in_flight.next()).await {
                         finished.push(next);
                     }
-                    self.settle(&mut busy, finished, &settings).await;
+                    self.settle(&mut worker.busy, finished, &settings).await;
                 }
                 () = tokio::time::sleep(wait) => {}
             }
         }
-        let finished: Vec<(OrgId, Uuid, Outcome)> = in_flight.collect().await;
-        self.settle(&mut busy, finished, &self.settings()).await;
+        let finished: Vec<(OrgId, Uuid, Outcome)> = worker.in_flight.collect().await;
+        self.settle(&mut worker.busy, finished, &self.settings()).await;
     }
 
     /// Fans out, then claims and starts as many due deliveries as there is room for. Whether
     /// more may be waiting.
     async fn top_up<'a>(
         &'a self,
-        in_flight: &mut InFlight<'a>,
-        busy: &mut HashMap<Uuid, usize>,
+        worker: &mut Worker<'a>,
         settings: &Arc<Settings>,
     ) -> Result<bool, WebhookError> {
         let mut more = self.fan_out().await?;
-        for org in self.orgs_due().await? {
-            let room = settings.concurrency.max(1).saturating_sub(in_flight.len());
+        let stale = worker.orgs_read.is_none_or(|read| read.elapsed() >= settings.poll_interval);
+        if stale || worker.in_flight.is_empty() {
+            worker.orgs = self.orgs_due().await?;
+            worker.orgs_read = Some(tokio::time::Instant::now());
+        }
+        for &org in &worker.orgs {
+            let room = settings.concurrency.max(1).saturating_sub(worker.in_flight.len());
             if room == 0 {
                 return Ok(true);
             }
             let lease = Uuid::new_v4();
             let limit = i64::try_from(room).unwrap_or(i64::MAX).min(settings.claim_batch);
-            let (claimed, full) = self.claim(org, lease, settings, limit, busy).await?;
+            let (claimed, full) = self.claim(org, lease, settings, limit, &worker.busy).await?;
             more |= full;
             if claimed.is_empty() {
                 continue;
             }
             let targets = self.targets(org, &claimed).await?;
             for delivery in claimed {
-                *busy.entry(delivery.endpoint).or_default() += 1;
+                *worker.busy.entry(delivery.endpoint).or_default() += 1;
                 let target = targets.get(&delivery.endpoint).cloned();
                 let settings = Arc::clone(settings);
-                in_flight.push(Box::pin(async move {
+                worker.in_flight.push(Box::pin(async move {
                     (org, lease, self.send(target, delivery, &settings).await)
                 }));
             }
@@ -332,8 +365,8 @@ impl Service {
     /// Claims up to `limit` of the org's due deliveries under `lease`, skipping those another
     /// worker holds, those of disabled endpoints, those behind an earlier pending delivery of
     /// the same endpoint and customer, and those past an endpoint's room (`endpoint_concurrency`
-    /// less what this worker has in flight to it, `busy`). With whether more may be due: the
-    /// claim was full or an endpoint's room was.
+    /// less what this worker has in flight to it, `busy`). With whether the claim was full
+    /// (more may be due at once).
     async fn claim(
         &self,
         org: OrgId,
@@ -351,33 +384,32 @@ impl Service {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "WITH candidates AS (
-                     SELECT d.id, d.next_attempt_at, d.event_seq, d.event_ord,
-                         row_number() OVER (PARTITION BY d.endpoint_id
-                             ORDER BY d.next_attempt_at, d.event_seq, d.event_ord)
-                         + coalesce(b.count, 0) AS place
-                     FROM webhook_deliveries d
+                "WITH endpoints AS (
+                     SELECT e.id, $7 - coalesce(b.count, 0) AS room
+                     FROM webhook_endpoints e
                      LEFT JOIN UNNEST($5::uuid[], $6::bigint[]) AS b (endpoint_id, count)
-                         ON b.endpoint_id = d.endpoint_id
-                     WHERE d.org_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now()
-                         AND d.locked_until <= now()
-                         AND EXISTS (SELECT 1 FROM webhook_endpoints e
-                             WHERE e.org_id = d.org_id AND e.id = d.endpoint_id AND e.enabled)
-                         AND (d.customer_id IS NULL OR NOT EXISTS (
-                             SELECT 1 FROM webhook_deliveries p
-                             WHERE p.org_id = d.org_id AND p.endpoint_id = d.endpoint_id
-                                 AND p.customer_id = d.customer_id AND p.status = 'pending'
-                                 AND (p.event_seq, p.event_ord) < (d.event_seq, d.event_ord)))
+                         ON b.endpoint_id = e.id
+                     WHERE e.org_id = $1 AND e.enabled
+                     -- No endpoint is always last to be served.
+                     ORDER BY random()
                  ),
                  due AS (
-                     SELECT d.id FROM candidates c
-                     JOIN webhook_deliveries d ON d.org_id = $1 AND d.id = c.id
-                     -- Checked again on the row as it is once locked: another worker may have
-                     -- claimed it since the candidates were read.
-                     WHERE c.place <= $7 AND d.status = 'pending' AND d.locked_until <= now()
-                     ORDER BY c.next_attempt_at, c.event_seq, c.event_ord
+                     SELECT d.id FROM endpoints
+                     CROSS JOIN LATERAL (
+                         SELECT d.id FROM webhook_deliveries d
+                         WHERE d.org_id = $1 AND d.endpoint_id = endpoints.id
+                             AND d.status = 'pending' AND d.next_attempt_at <= now()
+                             AND d.locked_until <= now()
+                             AND (d.customer_id IS NULL OR NOT EXISTS (
+                                 SELECT 1 FROM webhook_deliveries p
+                                 WHERE p.org_id = d.org_id AND p.endpoint_id = d.endpoint_id
+                                     AND p.customer_id = d.customer_id AND p.status = 'pending'
+                                     AND (p.event_seq, p.event_ord) < (d.event_seq, d.event_ord)))
+                         ORDER BY d.next_attempt_at, d.event_seq, d.event_ord
+                         LIMIT greatest(endpoints.room, 0)
+                         FOR UPDATE OF d SKIP LOCKED
+                     ) AS d
                      LIMIT $2
-                     FOR UPDATE OF d SKIP LOCKED
                  )
                  UPDATE webhook_deliveries d
                  SET locked_until = now() + $3::bigint * interval '1 millisecond', lease = $4
@@ -396,15 +428,7 @@ impl Service {
                 attempts: row.get(4),
             })
             .collect();
-        let mut per_endpoint: HashMap<Uuid, i64> = HashMap::new();
-        for delivery in &claimed {
-            *per_endpoint.entry(delivery.endpoint).or_default() += 1;
-        }
-        let endpoint_full = per_endpoint.iter().any(|(endpoint, count)| {
-            count + busy.get(endpoint).map_or(0, |busy| i64::try_from(*busy).unwrap_or(i64::MAX))
-                >= room
-        });
-        let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= limit || endpoint_full;
+        let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= limit;
         Ok((claimed, full))
     }
 

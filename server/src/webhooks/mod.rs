@@ -101,7 +101,7 @@ impl Default for Settings {
             claim_batch: 500,
             fan_out_batch: 500,
             concurrency: 256,
-            endpoint_concurrency: 32,
+            endpoint_concurrency: 64,
             poll_interval: Duration::from_millis(250),
             response_bytes_max: 64 * 1024,
             extra_root_der: None,

@@ -404,30 +404,14 @@ pub async fn told(
     client: &impl GenericClient,
     window: &ToldWindow,
 ) -> Result<Vec<Told>, tokio_postgres::Error> {
-    let rows = match window.customer {
-        None => {
-            let params: [&(dyn ToSql + Sync); 6] = [
-                &window.org.0,
-                &window.after,
-                &window.until,
-                &window.limit,
-                &window.app,
-                &BATCH_SPAN,
-            ];
-            client.query(TOLD, &params).await?
-        }
-        Some(customer) => {
-            let params: [&(dyn ToSql + Sync); 6] = [
-                &window.org.0,
-                &window.after,
-                &window.until,
-                &window.limit,
-                &window.app,
-                &customer,
-            ];
-            client.query(TOLD_OF_CUSTOMER, &params).await?
-        }
+    // The sixth parameter: how far back a batch may start, or the customer.
+    let (statement, sixth): (&str, &(dyn ToSql + Sync)) = match &window.customer {
+        None => (TOLD, &BATCH_SPAN),
+        Some(customer) => (TOLD_OF_CUSTOMER, customer),
     };
+    let params: [&(dyn ToSql + Sync); 6] =
+        [&window.org.0, &window.after, &window.until, &window.limit, &window.app, sixth];
+    let rows = client.query(statement, &params).await?;
     Ok(rows.iter().map(told_row).collect())
 }
 

@@ -1,4 +1,4 @@
-//! Payment provider adapters: one module per operator or bank.
+//! Provider adapters: one module per operator, bank or messaging provider.
 //!
 //! Each adapter holds the provider's wire types (with its exact field names and quirks), pure
 //! transformers between those and our types, and (with the payment lifecycle) a thin HTTP
@@ -10,9 +10,11 @@
 //! timeout notice, a status the provider calls pending) is [`Status::Pending`], to be resolved
 //! by asking the provider again.
 
+pub mod africastalking;
 pub mod http;
 pub mod iso20022;
 pub mod lifecycle;
+pub mod messaging;
 pub mod momo;
 pub mod momo_client;
 pub mod mpesa;

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property-based fuzzing of every reader of provider input: M-Pesa (Daraja) callbacks and
-//! bodies, MTN MoMo status, callback, token, balance and error bodies, and ISO 20022 pain.002
-//! and camt.052/053/054 files.
+//! bodies, MTN MoMo status, callback, token, balance and error bodies, ISO 20022 pain.002
+//! and camt.052/053/054 files, and Africa's Talking SMS answers, delivery reports and inbound
+//! messages.
 //!
 //! These are proptest targets inside `cargo test`, not `cargo fuzz` targets: libFuzzer's
 //! instrumentation needs nightly flags or an unsanitised build with an extra toolchain step,
@@ -21,7 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use hazina_fuzz::{Grammar, config};
+use hazina_providers::africastalking::{
+    DeliveryReport, InboundSms, Price, SendOutcome, SendSmsResponse,
+};
 use hazina_providers::iso20022::{camt, pain002};
+use hazina_providers::messaging::DeliveryStatus;
 use hazina_providers::money::{Currency, Money};
 use hazina_providers::mpesa::{
     self, B2C_FAILURE_CODES, C2bPayment, Callback, ErrorResponse, MpesaResult, Msisdn,
@@ -1744,6 +1749,74 @@ proptest! {
         let mut sent = Vec::new();
         document.amounts(&mut sent);
         iso_reads(&document.render(), Some(&sent))?;
+    }
+}
+
+// =============================================================================================
+// Africa's Talking SMS
+// =============================================================================================
+
+/// Whatever an Africa's Talking form or answer holds: no panic; a price is exactly the text
+/// sent; a delivery report is final only in the provider's own final words.
+fn africastalking_reads(body: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(report) = DeliveryReport::from_form(body)
+        && !matches!(report.status.as_str(), "Success" | "Rejected" | "Failed")
+    {
+        prop_assert_eq!(report.delivery_status(), DeliveryStatus::Sent);
+    }
+    let _ = InboundSms::from_form(body);
+    if let Ok(answer) = serde_json::from_slice::<SendSmsResponse>(body) {
+        for recipient in &answer.data.recipients {
+            if let SendOutcome::Accepted { cost: Some(price), .. } = recipient.outcome() {
+                price_is_exact(&recipient.cost, price)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A price read from `text` is its amount exactly, in its currency.
+fn price_is_exact(text: &str, price: Price) -> Result<(), TestCaseError> {
+    let (code, amount) = text.trim().split_once(' ').expect("a price has a space");
+    prop_assert_eq!(price.currency.code(), code);
+    prop_assert_eq!(Some(price.amount), rust_decimal::Decimal::from_str_exact(amount.trim()).ok());
+    Ok(())
+}
+
+/// Forms and answers shaped like Africa's Talking's, with arbitrary values.
+fn africastalking_shaped() -> impl Strategy<Value = Vec<u8>> {
+    let word = "(Sent|Submitted|Buffered|Success|Rejected|Failed|[A-Za-z]{0,10})";
+    let reason =
+        "(|&failureReason=(UserInBlackList|InsufficientCredit|DeliveryFailure|[A-Za-z%]{0,12}))";
+    let report = proptest::string::string_regex(&format!(
+        "id=[A-Za-z0-9_%]{{0,12}}&status={word}&phoneNumber=[%+0-9]{{0,16}}{reason}"
+    ))
+    .expect("a valid pattern");
+    let inbound = "from=[%+0-9]{0,16}&to=[0-9]{0,6}&text=[a-zA-Z%+]{0,20}&date=[0-9T:Z-]{0,20}&id=[0-9a-z]{0,8}";
+    let cost = "(KES|UGX|USD|XYZ|[A-Z]{0,4}) -?[0-9]{0,8}(\\.[0-9]{0,6})?";
+    let answer = (0u16..600, cost).prop_map(|(code, cost)| {
+        format!(
+            r#"{{"SMSMessageData":{{"Message":"m","Recipients":[{{"statusCode":{code},"number":"+254711000001","status":"s","cost":"{cost}","messageId":"ATXid_1"}}]}}}}"#
+        )
+    });
+    prop_oneof![
+        report.prop_map(String::into_bytes),
+        inbound.prop_map(String::into_bytes),
+        answer.prop_map(String::into_bytes),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn africastalking_arbitrary_bytes(body in bytes()) {
+        africastalking_reads(&body)?;
+    }
+
+    #[test]
+    fn africastalking_shaped_bodies(body in africastalking_shaped()) {
+        africastalking_reads(&body)?;
     }
 }
 

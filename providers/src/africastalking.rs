@@ -281,3 +281,75 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
         Either::Number(number) => number.to_string(),
     })
 }
+
+// --- USSD ------------------------------------------------------------------------------------
+
+/// A USSD session step: a form posted to the channel's USSD URL, answered with a
+/// [`UssdReply`] within the operator's deadline.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UssdStep {
+    /// Stable for the session.
+    pub session_id: String,
+    /// The code dialled, e.g. `*384*1234#`.
+    pub service_code: String,
+    pub phone_number: String,
+    #[serde(default)]
+    pub network_code: Option<String>,
+    /// Every input of the session so far joined with `*`; empty on the first step.
+    #[serde(default)]
+    pub text: String,
+}
+
+impl UssdStep {
+    /// Reads the callback's form.
+    ///
+    /// # Errors
+    ///
+    /// When a required field is missing.
+    pub fn from_form(body: &[u8]) -> Result<Self, serde_urlencoded::de::Error> {
+        serde_urlencoded::from_bytes(body)
+    }
+
+    /// The customer's inputs in order (none on the first step). An input that itself holds
+    /// `*` cannot be told apart from two: the provider joins them so.
+    #[must_use]
+    pub fn inputs(&self) -> Vec<&str> {
+        if self.text.is_empty() { Vec::new() } else { self.text.split('*').collect() }
+    }
+
+    /// The latest input, if any.
+    #[must_use]
+    pub fn latest_input(&self) -> Option<&str> {
+        self.inputs().last().copied()
+    }
+}
+
+/// The answer to a USSD step: a menu that waits for input, or the session's last screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UssdReply {
+    Continue(String),
+    End(String),
+}
+
+impl UssdReply {
+    /// The `text/plain` body: `CON <menu>` or `END <text>` (the space is part of the prefix).
+    #[must_use]
+    pub fn body(&self) -> String {
+        match self {
+            Self::Continue(menu) => format!("CON {menu}"),
+            Self::End(text) => format!("END {text}"),
+        }
+    }
+
+    /// Reads a body as the provider does: `CON ` or `END ` first, or nothing it accepts (it
+    /// then ends the session).
+    #[must_use]
+    pub fn parse(body: &str) -> Option<Self> {
+        if let Some(menu) = body.strip_prefix("CON ") {
+            Some(Self::Continue(menu.to_owned()))
+        } else {
+            body.strip_prefix("END ").map(|text| Self::End(text.to_owned()))
+        }
+    }
+}

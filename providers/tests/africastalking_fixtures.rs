@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use hazina_providers::africastalking::{
     DeliveryReport, FetchMessagesResponse, InboundSms, Price, Recipient, Refusal, SendOutcome,
-    SendSms, SendSmsResponse,
+    SendSms, SendSmsResponse, UssdReply, UssdStep,
 };
 use hazina_providers::messaging::DeliveryStatus;
 use hazina_providers::money::Currency;
@@ -155,4 +155,35 @@ fn an_inbound_message_is_read_from_its_form() {
     assert_eq!((message.id.as_str(), message.text.as_str()), ("abc-1", "STOP"));
     assert_eq!(message.link_id, None);
     assert!(InboundSms::from_form(b"from=%2B254711000001&to=28901").is_err());
+}
+
+#[test]
+fn a_ussd_step_gives_its_inputs_in_order() {
+    let first = UssdStep::from_form(
+        b"sessionId=ATUid_1&serviceCode=%2A384%2A1234%23&phoneNumber=%2B254711000001&networkCode=63902&text=",
+    )
+    .unwrap();
+    assert_eq!(first.service_code, "*384*1234#");
+    assert!(first.inputs().is_empty());
+    assert_eq!(first.latest_input(), None);
+    let third = UssdStep::from_form(
+        b"sessionId=ATUid_1&serviceCode=%2A384%23&phoneNumber=%2B254711000001&text=1%2A2%2A0712",
+    )
+    .unwrap();
+    assert_eq!(third.inputs(), ["1", "2", "0712"]);
+    assert_eq!(third.latest_input(), Some("0712"));
+    assert!(UssdStep::from_form(b"serviceCode=%2A384%23&phoneNumber=%2B254711000001").is_err());
+}
+
+#[test]
+fn a_ussd_reply_is_con_or_end_and_reads_back() {
+    let menu = UssdReply::Continue("1. Balance\n2. Pay".to_owned());
+    assert_eq!(menu.body(), "CON 1. Balance\n2. Pay");
+    assert_eq!(UssdReply::parse(&menu.body()), Some(menu));
+    let end = UssdReply::End("Thank you".to_owned());
+    assert_eq!(end.body(), "END Thank you");
+    assert_eq!(UssdReply::parse(&end.body()), Some(end));
+    for refused in ["CONTINUE", "con menu", "", "END", "Hello"] {
+        assert_eq!(UssdReply::parse(refused), None, "{refused:?}");
+    }
 }

@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 
 use hazina_fuzz::{Grammar, config};
 use hazina_providers::africastalking::{
-    DeliveryReport, InboundSms, Price, SendOutcome, SendSmsResponse,
+    DeliveryReport, InboundSms, Price, SendOutcome, SendSmsResponse, UssdReply, UssdStep,
 };
 use hazina_providers::iso20022::{camt, pain002};
 use hazina_providers::messaging::DeliveryStatus;
@@ -1757,7 +1757,8 @@ proptest! {
 // =============================================================================================
 
 /// Whatever an Africa's Talking form or answer holds: no panic; a price is exactly the text
-/// sent; a delivery report is final only in the provider's own final words.
+/// sent; a delivery report is final only in the provider's own final words; a USSD step's
+/// inputs join back into its text, and a reply read from a body writes that body.
 fn africastalking_reads(body: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(report) = DeliveryReport::from_form(body)
         && !matches!(report.status.as_str(), "Success" | "Rejected" | "Failed")
@@ -1765,6 +1766,14 @@ fn africastalking_reads(body: &[u8]) -> Result<(), TestCaseError> {
         prop_assert_eq!(report.delivery_status(), DeliveryStatus::Sent);
     }
     let _ = InboundSms::from_form(body);
+    if let Ok(step) = UssdStep::from_form(body) {
+        prop_assert_eq!(step.inputs().join("*"), step.text.clone());
+    }
+    // A reply read from a body writes that body back.
+    if let Some(reply) = std::str::from_utf8(body).ok().and_then(UssdReply::parse) {
+        let written = reply.body();
+        prop_assert_eq!(written.as_bytes(), body);
+    }
     if let Ok(answer) = serde_json::from_slice::<SendSmsResponse>(body) {
         for recipient in &answer.data.recipients {
             if let SendOutcome::Accepted { cost: Some(price), .. } = recipient.outcome() {
@@ -1799,9 +1808,13 @@ fn africastalking_shaped() -> impl Strategy<Value = Vec<u8>> {
             r#"{{"SMSMessageData":{{"Message":"m","Recipients":[{{"statusCode":{code},"number":"+254711000001","status":"s","cost":"{cost}","messageId":"ATXid_1"}}]}}}}"#
         )
     });
+    let ussd = "sessionId=[A-Za-z0-9_]{0,8}&serviceCode=[%*#0-9A-F]{0,12}&phoneNumber=[%+0-9]{0,16}&text=[0-9*%A-F]{0,20}";
+    let reply = "(CON |END |CON|END|)[a-zA-Z0-9 .\\n]{0,20}";
     prop_oneof![
         report.prop_map(String::into_bytes),
         inbound.prop_map(String::into_bytes),
+        ussd.prop_map(String::into_bytes),
+        reply.prop_map(String::into_bytes),
         answer.prop_map(String::into_bytes),
     ]
 }

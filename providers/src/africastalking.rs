@@ -4,8 +4,6 @@
 //! answers are JSON. Africa's Talking signs no callback: a callback's URL carries a secret
 //! token, and a report changes nothing we have not recorded (checked where it is applied).
 
-use std::str::FromStr;
-
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -174,7 +172,7 @@ impl Price {
     pub fn parse(text: &str) -> Option<Self> {
         let (code, amount) = text.trim().split_once(' ')?;
         let currency = Currency::from_code(code).ok()?;
-        let amount = Decimal::from_str(amount.trim()).ok()?;
+        let amount = crate::wire::decimal(amount).ok()?;
         (amount >= Decimal::ZERO).then_some(Self { currency, amount })
     }
 }

@@ -32,6 +32,8 @@ async fn first_keys(
 struct Hazina {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    /// Copies its stderr into `stderr` until the pipe closes.
+    reader: std::thread::JoinHandle<()>,
     base: String,
     /// Holds its credentials key, unless the test names one of its own.
     _key_dir: Scratch,
@@ -70,7 +72,7 @@ impl Hazina {
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().context("stderr is piped")?;
         let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 if let Ok(mut text) = sink.lock() {
                     text.push_str(&line);
@@ -78,7 +80,8 @@ impl Hazina {
                 }
             }
         });
-        Ok(Self { child, stderr, base: format!("http://127.0.0.1:{port}"), _key_dir: key_dir })
+        let base = format!("http://127.0.0.1:{port}");
+        Ok(Self { child, stderr, reader, base, _key_dir: key_dir })
     }
 
     fn serve_embedded(data_dir: &Path) -> anyhow::Result<Self> {
@@ -135,6 +138,14 @@ impl Hazina {
         let status = wait_for("hazina to exit", EXIT_TIMEOUT, || {
             let status = child.try_wait().ok().flatten();
             async move { status }
+        })
+        .await;
+        // What it wrote last (an error as it exits) is read once the pipe closes: wait for
+        // that, or for a while if a child of its own still holds the pipe.
+        let reader = &self.reader;
+        let _ = wait_for("hazina's stderr to close", EXIT_TIMEOUT, || {
+            let finished = reader.is_finished();
+            async move { finished.then_some(()) }
         })
         .await;
         status.with_context(|| format!("stderr:\n{}", self.stderr()))

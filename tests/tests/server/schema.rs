@@ -343,3 +343,84 @@ async fn received_payments_get_their_channels_number() {
     let untouched: serde_json::Value = rows[1].get(2);
     assert_eq!(untouched, serde_json::json!({}), "a payout's request stays as it was");
 }
+
+/// Migration 0017 moves the ledger's events told one row per transfer into one row per batch:
+/// the same numbers, ids, customers and account versions, each transfer given its place; the
+/// events recorded with payloads stay as they were.
+#[tokio::test]
+async fn ledger_events_move_to_one_row_per_batch_unchanged() {
+    let db = hazina_tests::empty_db().await;
+    let client = db.connect().await.unwrap();
+    let (before, after): (Vec<_>, Vec<_>) =
+        migrations().into_iter().partition(|(name, _)| name.as_str() < "0017");
+    assert!(after.first().is_some_and(|(name, _)| name == "0017_ledger_events"));
+    for (name, sql) in &before {
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let org = "00000000-0000-0000-0000-0000000000a1";
+    let (t1, t2) = ("00000000-0000-0000-0000-0000000000c1", "00000000-0000-0000-0000-0000000000c2");
+    let (a, b, c) = (
+        "00000000-0000-0000-0000-0000000000b1",
+        "00000000-0000-0000-0000-0000000000b2",
+        "00000000-0000-0000-0000-0000000000b3",
+    );
+    let customer = "00000000-0000-0000-0000-0000000000d1";
+    let (told, recorded) =
+        ("00000000-0000-7000-8000-0000000e0000", "00000000-0000-7000-8000-0000000f0000");
+    client
+        .batch_execute(&format!(
+            "INSERT INTO orgs (id, name) VALUES ('{org}', 'o');
+             INSERT INTO transfers (id, org_id, kind, code, postings, effective_at, created_at,
+                 context)
+             VALUES ('{t1}', '{org}', 'posted', 'x', '[]', now(), now(),
+                     '{{\"hazina\": {{\"customers\": [\"{customer}\"]}}}}'),
+                 ('{t2}', '{org}', 'posted', 'x', '[]', now(), now(), '{{}}');
+             INSERT INTO entries (account_id, version, transfer_id, side, amount_posted,
+                 amount_pending, debits_posted, credits_posted, debits_pending, credits_pending,
+                 effective_at, created_at, org_id)
+             VALUES ('{a}', 1, '{t1}', 'debit', 5, 0, 5, 0, 0, 0, now(), now(), '{org}'),
+                 ('{b}', 1, '{t1}', 'credit', 5, 0, 0, 5, 0, 0, now(), now(), '{org}'),
+                 ('{a}', 2, '{t2}', 'debit', 5, 0, 10, 0, 0, 0, now(), now(), '{org}'),
+                 ('{c}', 1, '{t2}', 'credit', 5, 0, 0, 5, 0, 0, now(), now(), '{org}');
+             INSERT INTO event_counters VALUES ('{org}', 3);
+             INSERT INTO event_batches VALUES ('{org}', 1, 2, '{told}'), ('{org}', 3, 1, '{recorded}');
+             INSERT INTO event_rows (org_id, batch_id, ord, type, customer_id, at, transfer_id,
+                 accounts)
+             VALUES ('{org}', '{told}', 0, 'transfer.posted', '{customer}', now(), '{t1}',
+                     '[[\"{a}\", 1], [\"{b}\", 1]]'),
+                 ('{org}', '{told}', 1, 'transfer.posted', NULL, now(), '{t2}',
+                     '[[\"{a}\", 2], [\"{c}\", 1]]');
+             INSERT INTO event_rows (org_id, batch_id, ord, type, at, payload)
+             VALUES ('{org}', '{recorded}', 0, 'customer.created', now(), '{{\"n\": 1}}');"
+        ))
+        .await
+        .unwrap();
+    let read = "SELECT seq, id::text, type, customer_id::text, transfer_id::text, accounts::text,
+             payload::text
+         FROM events ORDER BY seq";
+    let seen = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.get(0);
+                let text: Vec<Option<String>> = (1..7).map(|i| row.get(i)).collect();
+                format!("{seq} {text:?}")
+            })
+            .collect()
+    };
+    let before_move = seen(client.query(read, &[]).await.unwrap());
+    for (name, sql) in &after {
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let after_move = seen(client.query(read, &[]).await.unwrap());
+    assert_eq!(before_move, after_move, "every event reads as it did");
+    assert_eq!(after_move.len(), 3);
+    let left: i64 = client.query_one("SELECT count(*) FROM event_rows", &[]).await.unwrap().get(0);
+    assert_eq!(left, 1, "only the recorded event keeps a row");
+    let places = client
+        .query("SELECT event_batch::text, event_ord FROM transfers ORDER BY id", &[])
+        .await
+        .unwrap();
+    let places: Vec<(Option<String>, Option<i32>)> =
+        places.iter().map(|row| (row.get(0), row.get(1))).collect();
+    assert_eq!(places, [(Some(told.to_owned()), Some(0)), (Some(told.to_owned()), Some(1))]);
+}

@@ -2,7 +2,8 @@
 //! The Africa's Talking SMS adapter against the public sample payloads in
 //! `fixtures/africastalking/`, and the forms it writes and reads.
 
-use std::path::PathBuf;
+mod common;
+
 use std::str::FromStr;
 
 use hazina_providers::africastalking::{
@@ -19,25 +20,13 @@ const COVERED: &[&str] = &[
     "sms_send_response.json",           // sdk_send_response
 ];
 
-fn folder() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/africastalking")
-}
-
 fn fixture(name: &str) -> Vec<u8> {
-    assert!(COVERED.contains(&name), "{name} is read but not listed in COVERED");
-    std::fs::read(folder().join(name)).unwrap()
+    common::read("africastalking", COVERED, name)
 }
 
 #[test]
 fn every_fixture_is_covered() {
-    let mut files: Vec<String> = std::fs::read_dir(folder())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
-    let mut covered: Vec<String> = COVERED.iter().map(|&name| name.to_owned()).collect();
-    covered.sort();
-    assert_eq!(files, covered, "a fixture was added or removed without a test");
+    common::assert_every_file_covered("africastalking", COVERED);
 }
 
 #[test]

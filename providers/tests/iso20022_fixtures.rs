@@ -2,7 +2,7 @@
 //! Every ISO 20022 sample in `fixtures/iso20022/` read through the adapter, with values from
 //! the file asserted; a test fails when a new sample arrives without a test naming it.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use chrono::{DateTime, NaiveDate};
 use hazina_providers::iso20022::camt::{
@@ -24,13 +24,8 @@ const COVERED: &[&str] = &[
     "python_sepaxml_pain.001.003.03_SAMPLE_RESULT.xml",
 ];
 
-fn folder() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/iso20022")
-}
-
 fn fixture(name: &str) -> String {
-    assert!(COVERED.contains(&name), "{name} missing from COVERED");
-    std::fs::read_to_string(folder().join(name)).unwrap()
+    String::from_utf8(common::read("iso20022", COVERED, name)).unwrap()
 }
 
 fn money(code: &str, text: &str) -> Money {
@@ -43,14 +38,7 @@ fn date(text: &str) -> EntryDate {
 
 #[test]
 fn every_fixture_is_covered() {
-    let mut names: Vec<String> = std::fs::read_dir(folder())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    let mut covered: Vec<String> = COVERED.iter().map(|name| (*name).to_owned()).collect();
-    covered.sort();
-    assert_eq!(names, covered, "a fixture without a test, or a test without its fixture");
+    common::assert_every_file_covered("iso20022", COVERED);
 }
 
 // pain.001

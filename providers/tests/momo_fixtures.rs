@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The MTN MoMo adapter against every public sample payload in `fixtures/mtn_momo/`.
 
-use std::path::PathBuf;
+mod common;
 
 use hazina_providers::momo::{
     self, Balance, ErrorKind, FailureReason, PaymentStatus, TokenResponse,
@@ -21,13 +21,8 @@ const COVERED: &[&str] = &[
     "php_sdk_mock_TransferStatus.json",                   // sdk_transfer_status_and_callback
 ];
 
-fn folder() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mtn_momo")
-}
-
 fn fixture(name: &str) -> Vec<u8> {
-    assert!(COVERED.contains(&name), "{name} is read but not listed in COVERED");
-    std::fs::read(folder().join(name)).unwrap()
+    common::read("mtn_momo", COVERED, name)
 }
 
 fn money(code: &str, amount: &str) -> Money {
@@ -36,14 +31,7 @@ fn money(code: &str, amount: &str) -> Money {
 
 #[test]
 fn every_fixture_is_covered() {
-    let mut files: Vec<String> = std::fs::read_dir(folder())
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
-    let mut covered: Vec<String> = COVERED.iter().map(|&name| name.to_owned()).collect();
-    covered.sort();
-    assert_eq!(files, covered, "a fixture was added or removed without a test");
+    common::assert_every_file_covered("mtn_momo", COVERED);
 }
 
 #[test]

@@ -11,14 +11,20 @@
 //! by asking the provider again.
 
 pub mod africastalking;
+pub mod email;
 pub mod http;
 pub mod iso20022;
 pub mod lifecycle;
 pub mod messaging;
+pub mod messenger;
+pub mod meta;
 pub mod momo;
 pub mod momo_client;
 pub mod mpesa;
 pub mod mpesa_client;
+pub mod sms;
+pub mod telegram;
+pub mod whatsapp;
 pub mod wire;
 
 /// The ledger types an adapter speaks in, re-exported so adapters need one import path.

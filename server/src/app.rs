@@ -33,6 +33,8 @@ pub struct Services {
     pub payments: Arc<crate::payments::Engine>,
     /// Webhook endpoints and the delivery of events to them.
     pub webhooks: Arc<crate::webhooks::Service>,
+    /// Messaging channels, messages, consent and sessions.
+    pub messaging: Arc<crate::messaging::Service>,
 }
 
 impl Services {
@@ -65,14 +67,21 @@ impl Services {
         let webhooks =
             Arc::new(crate::webhooks::Service::new(pool.clone(), store.clone(), sealer.clone()));
         let payments =
-            Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer));
+            Arc::new(crate::payments::Engine::new(pool.clone(), pipeline.clone(), sealer.clone()));
+        let messaging = Arc::new(crate::messaging::Service::new(
+            pool.clone(),
+            store.clone(),
+            pipeline.clone(),
+            sealer,
+            Arc::clone(&webhooks),
+        ));
         let money = Arc::new(crate::money::Service::new(
             pool.clone(),
             store.clone(),
             pipeline.clone(),
             Arc::clone(&payments),
         ));
-        Self { pool, reports: store.clone(), store, pipeline, money, payments, webhooks }
+        Self { pool, reports: store.clone(), store, pipeline, money, payments, webhooks, messaging }
     }
 
     /// The same services with reports (statements, trial balance, general ledger) on a pool

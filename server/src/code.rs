@@ -52,6 +52,8 @@ codes! {
     ChannelExists = "channel_exists",
     /// The channel lacks the credentials this payment needs.
     ChannelNotConfigured = "channel_not_configured",
+    /// No such messaging channel in the org.
+    ChannelNotFound = "channel_not_found",
     /// A payment channel's clearing account moves money only through its provider.
     ClearingAccountForbidden = "clearing_account_forbidden",
     /// A client token may only record activities; this operation needs an API key.
@@ -78,6 +80,8 @@ codes! {
     IdempotencyKeyReused = "idempotency_key_reused",
     /// A request with this Idempotency-Key is still running; retry shortly.
     IdempotencyRequestInProgress = "idempotency_request_in_progress",
+    /// The purse that pays for messages on this channel cannot pay for this one; nothing was sent.
+    InsufficientCredits = "insufficient_credits",
     /// The request failed in a way that is our fault; it changed nothing it did not report.
     InternalError = "internal_error",
     /// The amount is not a positive amount in its currency's minor units.
@@ -161,10 +165,18 @@ codes! {
     /// A wallet of the customer to adopt cannot be moved: the adopting customer has its wallet
     /// id in another currency (or closed), or it is overdrawn.
     MergeWalletConflict = "merge_wallet_conflict",
+    /// The message is longer than its channel carries (SMS: counted in GSM-7 or UCS-2 segments).
+    MessageTooLong = "message_too_long",
     /// The channel needs more credentials for this.
     MissingCredentials = "missing_credentials",
+    /// The customer has not allowed messages on this channel (opted out, or never opted in where
+    /// that is required); nothing was sent.
+    NoConsent = "no_consent",
     /// There is no org yet.
     NoOrg = "no_org",
+    /// The channel takes free-form messages only within 24 hours of the customer's last message;
+    /// send a template instead.
+    NoSessionInProgress = "no_session_in_progress",
     /// No such resource, or another org's.
     NotFound = "not_found",
     /// The provider or channel does not offer this.
@@ -218,6 +230,8 @@ codes! {
     UnknownEvent = "unknown_event",
     /// The callback's body is not what the provider sends.
     UnreadableCallback = "unreadable_callback",
+    /// The channel cannot carry this kind of message body.
+    UnsupportedBody = "unsupported_body",
     /// Send the body as application/json.
     UnsupportedMediaType = "unsupported_media_type",
     /// The value is larger than allowed.

@@ -13,6 +13,7 @@ pub mod db;
 pub mod embedded;
 pub mod events;
 pub mod http;
+pub mod messaging;
 pub mod metrics;
 pub mod money;
 pub mod payments;

@@ -337,6 +337,10 @@ fn spawn_event_workers(cli: &Cli, services: &app::Services, shutdown: &Shutdown)
         std::sync::Arc::clone(&services.webhooks),
         shutdown.clone().wait(),
     ));
+    tokio::spawn(workers::send_messages(
+        std::sync::Arc::clone(&services.messaging),
+        shutdown.clone().wait(),
+    ));
 }
 
 /// Where requests connect, as a role that does not own the tables (so that no bug can alter

@@ -180,6 +180,15 @@ impl Sealer {
     }
 }
 
+/// A new secret for a URL (a callback token): 32 random bytes, base64url without padding.
+pub fn random_token() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut secret = [0_u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+}
+
 /// Whether `text` is a sealed value (as opposed to a secret stored before sealing existed).
 pub fn is_sealed(text: &str) -> bool {
     text.starts_with(PREFIX)

@@ -417,6 +417,20 @@ impl ApiServer {
                 let _ = worker_stopped.await;
             },
         ));
+        // Messages are sent as in `hazina serve`, retried soon.
+        state.messaging.configure(hazina_server::messaging::Settings {
+            retry_base: std::time::Duration::from_millis(200),
+            provider_timeout: std::time::Duration::from_secs(2),
+            reply_deadline: std::time::Duration::from_secs(2),
+            ..hazina_server::messaging::Settings::default()
+        });
+        let (stop_messaging, messaging_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(hazina_server::workers::send_messages(
+            std::sync::Arc::clone(&state.messaging),
+            async {
+                let _ = messaging_stopped.await;
+            },
+        ));
         // Reminders fire as in `hazina serve`.
         let (stop_reminders, reminders_stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(hazina_server::workers::fire_reminders_loop(state.pool.clone(), async {
@@ -427,6 +441,7 @@ impl ApiServer {
             let _ = stop_worker.send(());
             let _ = stop_reminders.send(());
             let _ = stop_webhooks.send(());
+            let _ = stop_messaging.send(());
         }));
         let http =
             match reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build() {

@@ -3,8 +3,12 @@
 //! callback, duplicate callbacks, a callback before the initiating response, a slow or failing
 //! status endpoint). Development, demos and tests need no network.
 
+pub mod africastalking;
+pub mod meta;
 pub mod momo;
 pub mod mpesa;
+pub mod smtp;
+pub mod telegram;
 
 /// Both simulators, under `/simulator/mpesa` and `/simulator/momo`: a payment channel's base
 /// URL points at one of them instead of the provider.

@@ -291,6 +291,22 @@ impl CustomerNumber {
     }
 }
 
+/// Whether `number` is a valid phone number written in E.164 (`+<country><number>`).
+pub fn is_e164(number: &str) -> bool {
+    let normalised = CustomerNumber {
+        number: number.to_owned(),
+        provider: NumberProvider::Cellular,
+        partition: None,
+    }
+    .normalised();
+    normalised.is_ok_and(|n| n.number == number)
+}
+
+/// Whether `address` is an email address (an addr-spec: local part, `@`, a domain).
+pub fn is_email(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,6 +113,14 @@ event_types! {
     CustomerTagAdded = "customer.tag_added" => TagData,
     /// A tag was removed from a customer.
     CustomerTagRemoved = "customer.tag_removed" => TagData,
+    /// A message's delivery status changed (every status, with the platform's status code).
+    MessageStatusChanged = "message.status_changed" => MessageStatusData,
+    /// A customer sent a message, or a session (USSD, a voice call) took a step.
+    MessageReceived = "message.received" => ReceivedMessageData,
+    /// A customer allowed or blocked messages on a channel.
+    MessagingConsentChanged = "messaging.consent_changed" => ConsentData,
+    /// A USSD session or a voice call ended, or an app failed to answer one of its steps.
+    MessagingSessionChanged = "messaging.session_changed" => SessionData,
     /// A webhook endpoint failed for so long that it was disabled.
     WebhookEndpointDisabled = "webhook_endpoint.disabled" => WebhookEndpointDisabledData,
 }
@@ -269,4 +277,74 @@ pub struct WebhookEndpointDisabledData {
     pub url: String,
     /// Since when every delivery to it failed.
     pub failing_since: DateTime<Utc>,
+}
+
+/// A message's status, as `message.status_changed` tells it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageStatusData {
+    pub message_id: Uuid,
+    pub channel_id: Uuid,
+    pub channel: String,
+    pub customer_id: Uuid,
+    /// `queued`, `sent`, `delivered`, `read`, `failed`, `no_consent`, `expired`, …
+    pub status: String,
+    /// The platform's delivery status code (`MessageDeliveryStatus`).
+    pub status_code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    /// What the provider charged, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Amount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<Uuid>,
+}
+
+/// A message from a customer, or a session's step, as `message.received` tells it. For a
+/// USSD step or a voice call step, the endpoint's answer (`{"body": {...}}`) is the reply.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceivedMessageData {
+    pub message_id: Uuid,
+    pub channel_id: Uuid,
+    pub channel: String,
+    pub channel_number: String,
+    pub customer_id: Uuid,
+    pub customer_number: String,
+    /// The message's parts: `text`, `media`, `location`, `email`, `ussd`, `voice`.
+    #[schema(value_type = Vec<Object>)]
+    pub parts: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Our message it answers, where the provider says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<Uuid>,
+}
+
+/// A customer's consent on a channel, as `messaging.consent_changed` tells it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentData {
+    pub customer_id: Uuid,
+    pub channel_id: Uuid,
+    /// `allowed` or `blocked`.
+    pub consent: String,
+    /// Who said so: `api`, `keyword`, `provider`.
+    pub source: String,
+}
+
+/// A session's status, as `messaging.session_changed` tells it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionData {
+    pub channel_id: Uuid,
+    pub channel: String,
+    pub session_id: String,
+    pub customer_id: Uuid,
+    /// USSD: `active`, `completed`, `incomplete`, `app_error`; voice: the call's status.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

@@ -6,7 +6,12 @@
 //! - `POST /callbacks/mpesa/{channel}/{token}/{stk|result|status|timeout}/{payment}`: an STK
 //!   push result, a B2C result, a transaction status result, a queue timeout;
 //! - `POST /callbacks/mpesa/{channel}/{token}/c2b/{validation|confirmation}`: C2B;
-//! - `PUT` or `POST /callbacks/momo/{channel}/{token}/callback`: a MoMo payment's final status.
+//! - `PUT` or `POST /callbacks/momo/{channel}/{token}/callback`: a MoMo payment's final status;
+//! - `POST /callbacks/africastalking/{org}/{channel}/{token}/{kind}`: a messaging channel's
+//!   SMS delivery reports (`sms-delivery`), inbound SMS (`sms-inbound`), premium
+//!   subscription changes (`sms-subscription`), USSD session steps (`ussd`, answered with
+//!   `CON …`/`END …`) and their end (`ussd-end`). Africa's Talking signs nothing: a callback
+//!   without the channel's token changes nothing and is refused.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -30,6 +35,10 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
     axum::Router::new()
         .route("/callbacks/mpesa/{channel}/{token}/{kind}/{name}", post(mpesa_callback))
         .route("/callbacks/momo/{channel}/{token}/callback", post(momo_callback).put(momo_callback))
+        .route(
+            "/callbacks/africastalking/{org}/{channel}/{token}/{kind}",
+            post(africastalking_callback),
+        )
         .layer(DefaultBodyLimit::max(CALLBACK_BYTES_MAX))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit))
 }
@@ -184,4 +193,71 @@ async fn momo_callback(
         })
         .await?;
     Ok(StatusCode::OK.into_response())
+}
+
+async fn africastalking_callback(
+    State(state): State<AppState>,
+    Path((org, channel_id, token, kind)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use hazina_providers::africastalking::{
+        DeliveryReport, InboundSms, SubscriptionUpdate, UssdReply, UssdSessionEnd, UssdStep,
+    };
+    let unknown = || ApiError::not_found("callback");
+    let org = hazina_ledger::OrgId(org.parse().map_err(|_| unknown())?);
+    let channel_id: Uuid = channel_id.parse().map_err(|_| unknown())?;
+    let channel = match state.messaging.channel(org, channel_id).await {
+        Ok(channel) if channel.verifies(&token) => channel,
+        // A wrong token and a missing channel look alike: nothing is told, nothing changes.
+        _ => return Err(unknown()),
+    };
+    let unreadable = |error: &dyn std::error::Error| {
+        ApiError::bad_request(
+            Code::UnreadableCallback,
+            format!("the callback is unreadable: {error}"),
+        )
+    };
+    match kind.as_str() {
+        "sms-delivery" => {
+            let report = DeliveryReport::from_form(&body).map_err(|e| unreadable(&e))?;
+            state.messaging.apply_statuses(&channel, &[report.status_update()]).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        "sms-inbound" => {
+            let inbound = InboundSms::from_form(&body).map_err(|e| unreadable(&e))?;
+            state.messaging.receive(&channel, &inbound.inbound()).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        "sms-subscription" => {
+            let update = SubscriptionUpdate::from_form(&body).map_err(|e| unreadable(&e))?;
+            let number = crate::customers::CustomerNumber {
+                number: update.phone_number.clone(),
+                provider: crate::customers::NumberProvider::Cellular,
+                partition: None,
+            }
+            .normalised()?;
+            let (customer, _) =
+                crate::customers::store::by_number(&state.pool, org, &number).await?;
+            state.messaging.set_consent(&channel, customer, update.opted_in(), "provider").await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        "ussd" => {
+            let step = UssdStep::from_form(&body).map_err(|e| unreadable(&e))?;
+            let reply = state.messaging.session_step(&channel, &step.inbound()).await?;
+            let text = UssdReply::from_body(&reply.body)
+                .unwrap_or(UssdReply::End(channel.fallback_text.clone()))
+                .body();
+            Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text)
+                .into_response())
+        }
+        "ussd-end" => {
+            let end = UssdSessionEnd::from_form(&body).map_err(|e| unreadable(&e))?;
+            state
+                .messaging
+                .end_session(&channel, &end.session_id, &end.phone_number, end.session_status())
+                .await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        _ => Err(unknown()),
+    }
 }

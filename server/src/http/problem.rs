@@ -302,6 +302,34 @@ impl From<PaymentError> for ApiError {
     }
 }
 
+impl From<crate::messaging::MessagingError> for ApiError {
+    fn from(error: crate::messaging::MessagingError) -> Self {
+        use crate::messaging::MessagingError;
+        let code = error.code();
+        match error {
+            MessagingError::NotFound(what) => Self::not_found(what),
+            MessagingError::Invalid { code, detail } => Self::invalid(code, detail),
+            MessagingError::Conflict { code, detail } => {
+                Self::new(StatusCode::CONFLICT, code, detail)
+            }
+            MessagingError::LedgerRefused { .. } => {
+                Self::new(StatusCode::CONFLICT, code, error.to_string())
+            }
+            MessagingError::Unreadable(_) => Self::bad_request(code, error.to_string()),
+            MessagingError::CredentialsUnreadable => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, code, error.to_string())
+            }
+            MessagingError::Corrupt(_) => Self::corrupt(&error),
+            MessagingError::Customer(error) => error.into(),
+            MessagingError::Money(error) => error.into(),
+            MessagingError::Submit(error) => error.into(),
+            MessagingError::Store(error) => error.into(),
+            MessagingError::Database(error) => error.into(),
+            MessagingError::Pool(error) => error.into(),
+        }
+    }
+}
+
 impl From<MoneyError> for ApiError {
     fn from(error: MoneyError) -> Self {
         match error {

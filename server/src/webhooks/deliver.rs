@@ -432,6 +432,81 @@ impl Service {
         Ok((claimed, full))
     }
 
+    /// Posts one recorded event at once to the org's enabled endpoints that take it (its type
+    /// and app), and returns the body of the first 2xx answer within `deadline`, at most
+    /// `ANSWER_MAX` bytes of it; `None` when none answered so in time. For a session step a
+    /// provider waits on: the answer is the app's reply. The event is also delivered as usual
+    /// later, under the same `webhook-id`, which receivers drop as a repeat.
+    pub async fn ask(&self, org: OrgId, event: &Event, deadline: Duration) -> Option<String> {
+        const ANSWER_MAX: usize = 16 * 1024;
+        let asked = async {
+            let client = self.pool.get().await.ok()?;
+            let rows = client
+                .query(
+                    "SELECT id, app_id, event_types FROM webhook_endpoints
+                     WHERE org_id = $1 AND enabled ORDER BY id",
+                    &[&org.0],
+                )
+                .await
+                .ok()?;
+            drop(client);
+            let body = serde_json::to_string(event).ok()?;
+            let claimed: Vec<Claimed> = rows
+                .iter()
+                .filter(|row| {
+                    let types: Vec<String> = row.get(2);
+                    (types.is_empty() || types.iter().any(|t| t == event.kind.as_str()))
+                        && app_wants(row.get(1), event.app_id)
+                })
+                .map(|row| Claimed {
+                    id: Uuid::nil(),
+                    endpoint: row.get(0),
+                    event_id: event.id,
+                    body: body.clone(),
+                    attempts: 0,
+                })
+                .collect();
+            if claimed.is_empty() {
+                return None;
+            }
+            let targets = self.targets(org, &claimed).await.ok()?;
+            let settings = self.settings();
+            let transport = self.transport().ok()?;
+            let timestamp = Utc::now().timestamp();
+            let id = event.id.to_string();
+            let mut asks: FuturesUnordered<_> = claimed
+                .iter()
+                .filter_map(|delivery| targets.get(&delivery.endpoint).cloned())
+                .filter(|target| !target.keys.is_empty())
+                .map(|target| {
+                    let (transport, id, body) = (&transport, &id, &body);
+                    let allow_private = settings.allow_private;
+                    async move {
+                        let url = reqwest::Url::parse(&target.url).ok()?;
+                        if !address::literal_allowed(&url, allow_private) {
+                            return None;
+                        }
+                        let signature =
+                            sign::signature(&target.keys, id, timestamp, body.as_bytes());
+                        let post =
+                            transport::Post { url: url.as_str(), id, timestamp, signature, body };
+                        match transport::send(transport, post, ANSWER_MAX, ANSWER_MAX).await {
+                            Ok((status, answer)) if (200..300).contains(&status) => Some(answer),
+                            _ => None,
+                        }
+                    }
+                })
+                .collect();
+            while let Some(answer) = asks.next().await {
+                if answer.is_some() {
+                    return answer;
+                }
+            }
+            None
+        };
+        tokio::time::timeout(deadline, asked).await.ok().flatten()
+    }
+
     /// The addresses and live secrets of the endpoints of `claimed`.
     async fn targets(
         &self,

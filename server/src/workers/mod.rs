@@ -1,15 +1,17 @@
 //! Background work the server does besides answering requests. Most workers are a round run
 //! again and again by one loop ([`drain_loop`]): the expiry sweeper, the provider queries, the
-//! retention sweeper, the reminders worker. The webhook worker runs continuously instead,
+//! retention sweeper, the reminders worker, the messaging worker. The webhook worker runs continuously instead,
 //! claiming deliveries as its requests finish (`webhooks::Service::run`).
 
 mod expiry;
+mod messaging;
 mod provider_queries;
 mod reminders;
 mod retention;
 mod webhooks;
 
 pub use expiry::{EXPIRY_BATCH_MAX, EXPIRY_INTERVAL, sweep_expired};
+pub use messaging::{MESSAGING_INTERVAL, send_messages};
 pub use provider_queries::query_providers;
 pub use reminders::{
     Fired, REMINDERS_BATCH_MAX, REMINDERS_INTERVAL, TAG_CHUNK, due_times, fire_due_reminders,

@@ -14,6 +14,7 @@ mod finance;
 mod idempotency;
 mod identities;
 mod isolation;
+mod messaging;
 mod money;
 mod provider_payments;
 mod reminders;

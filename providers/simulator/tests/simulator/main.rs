@@ -7,5 +7,9 @@
 mod client_momo;
 mod client_mpesa;
 mod common;
+mod simulator_africastalking;
+mod simulator_meta;
 mod simulator_momo;
 mod simulator_mpesa;
+mod simulator_smtp;
+mod simulator_telegram;

@@ -12,6 +12,7 @@ pub mod events;
 mod examples;
 pub mod finance;
 mod links;
+pub mod messaging;
 pub mod money;
 pub mod payment_channels;
 pub mod payments;
@@ -70,6 +71,11 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
             order it happened: a page at a time, or as a stream of Server-Sent Events."),
         (name = "reports", description = "The books as finance closes them: trial balance and \
             general ledger, as JSON or CSV (org key)."),
+        (name = "messaging", description = "Messages to and from customers on SMS, USSD, \
+            voice, WhatsApp, Messenger, Telegram and email: the org's channels (org key), \
+            messages one at a time or to everyone with a tag, their statuses with the \
+            platform's codes, and customers' consent. A message's cost is reserved from the \
+            channel's purse when it is queued and posted or voided on the provider's answer."),
         (name = "webhooks", description = "Endpoints the org's events are POSTed to, signed as \
             Standard Webhooks sign them (`webhook-id`, `webhook-timestamp`, \
             `webhook-signature`), at least once, a customer's in order, retried for three days; \
@@ -106,6 +112,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(payments::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
+        .merge(messaging::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     payment_channels::document_deprecated_routes(&mut document);

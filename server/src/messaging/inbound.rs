@@ -1,0 +1,544 @@
+//! What comes back from providers: status reports for our messages, messages customers send,
+//! session steps (USSD, voice) the provider waits on an answer to, and consent.
+
+use hazina_ledger::CustomerId;
+use hazina_providers::messaging::{
+    Body, Channel, DeliveryStatus, Inbound, InboundPart, StatusUpdate, UssdSessionStatus,
+};
+use uuid::Uuid;
+
+use super::channels::{ChannelRecord, number_provider};
+use super::store::status_event;
+use super::{MessagingError, Service};
+use crate::customers::{self, CustomerNumber};
+use crate::events::types::{ConsentData, ReceivedMessageData, SessionData};
+use crate::events::{self, EventType, NewEvent};
+
+/// Words that, alone in a message, opt the customer out or back in.
+const STOP_WORDS: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"];
+const START_WORDS: &[&str] = &["START", "UNSTOP", "SUBSCRIBE", "OPTIN", "YES"];
+
+/// A received message as recorded.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub message_id: Uuid,
+    pub customer_id: Uuid,
+    /// Whether this is the first time we heard of it (a provider's repeat is not).
+    pub new: bool,
+    /// The recorded `message.received` event, for asking the app.
+    pub event_id: Option<Uuid>,
+}
+
+/// What to answer a session step with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionReply {
+    /// The app's reply, or the channel's fallback.
+    pub body: Body,
+    /// Whether the app failed to answer in time (the fallback was used).
+    pub app_error: bool,
+}
+
+/// What a keyword message says about consent, if anything.
+fn keyword_consent(parts: &[InboundPart]) -> Option<bool> {
+    let [InboundPart::Text { text }] = parts else { return None };
+    let word = text.trim().trim_end_matches(['.', '!']).to_uppercase();
+    if STOP_WORDS.contains(&word.as_str()) {
+        Some(false)
+    } else if START_WORDS.contains(&word.as_str()) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+impl Service {
+    /// Applies status reports to our messages on `channel`: each moves its message only to a
+    /// status of higher rank (a duplicate or a late `sent` changes nothing); a report for a
+    /// provider id not yet recorded is parked until it is. How many messages changed.
+    pub async fn apply_statuses(
+        &self,
+        channel: &ChannelRecord,
+        updates: &[StatusUpdate],
+    ) -> Result<usize, MessagingError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut events = Vec::new();
+        for update in updates {
+            let moved = tx
+                .query_opt(
+                    "UPDATE messages SET status = $4, status_rank = $5, reason = $6,
+                         cost_minor = coalesce(cost_minor, $7), updated_at = now()
+                     WHERE org_id = $1 AND channel_id = $2 AND direction = 'outbound'
+                         AND provider_message_id = $3 AND status_rank < $5
+                     RETURNING id, customer_id, app_id, job_id, provider_message_id",
+                    &[
+                        &channel.org.0,
+                        &channel.id,
+                        &update.provider_message_id,
+                        &update.status.as_str(),
+                        &i16::from(update.status.rank()),
+                        &update.reason,
+                        &None::<i64>,
+                    ],
+                )
+                .await?;
+            let Some(row) = moved else {
+                let known = tx
+                    .query_opt(
+                        "SELECT 1 FROM messages WHERE org_id = $1 AND channel_id = $2
+                             AND direction = 'outbound' AND provider_message_id = $3",
+                        &[&channel.org.0, &channel.id, &update.provider_message_id],
+                    )
+                    .await?;
+                if known.is_none() {
+                    tx.execute(
+                        "INSERT INTO message_reports_parked
+                             (org_id, channel_id, provider_message_id, status, reason)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        &[
+                            &channel.org.0,
+                            &channel.id,
+                            &update.provider_message_id,
+                            &update.status.as_str(),
+                            &update.reason,
+                        ],
+                    )
+                    .await?;
+                }
+                continue;
+            };
+            let id: Uuid = row.get(0);
+            tx.execute(
+                "INSERT INTO message_statuses (org_id, message_id, seq, status, reason)
+                 SELECT $1, $2, coalesce(max(seq), 0) + 1, $3, $4 FROM message_statuses
+                 WHERE org_id = $1 AND message_id = $2",
+                &[&channel.org.0, &id, &update.status.as_str(), &update.reason],
+            )
+            .await?;
+            events.push(status_event(
+                channel,
+                id,
+                row.get(1),
+                row.get(2),
+                update.status,
+                update.reason.clone(),
+                row.get(4),
+                None,
+                row.get(3),
+            ));
+        }
+        let changed = events.len();
+        events::record(&tx, channel.org, &events).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Applies the parked reports for provider ids just recorded, in the order of their
+    /// meaning, and forgets them.
+    pub(super) async fn apply_parked(
+        &self,
+        channel: &ChannelRecord,
+        provider_ids: &[String],
+    ) -> Result<(), MessagingError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "DELETE FROM message_reports_parked
+                 WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = ANY($3)
+                 RETURNING provider_message_id, status, reason",
+                &[&channel.org.0, &channel.id, &provider_ids],
+            )
+            .await?;
+        drop(client);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut updates: Vec<StatusUpdate> = rows
+            .iter()
+            .filter_map(|row| {
+                Some(StatusUpdate {
+                    provider_message_id: row.get(0),
+                    status: DeliveryStatus::from_name(row.get(1))?,
+                    reason: row.get(2),
+                    cost: None,
+                    at: None,
+                })
+            })
+            .collect();
+        updates.sort_by_key(|update| update.status.rank());
+        self.apply_statuses(channel, &updates).await?;
+        Ok(())
+    }
+
+    /// Records a message a customer sent (or a session's step): the customer made on first
+    /// contact, their window opened, STOP/START keywords applied to consent, and a
+    /// `message.received` event. A provider's repeat (the same provider id) is recorded once.
+    #[allow(clippy::too_many_lines)] // One transaction's statements, in order.
+    pub async fn receive(
+        &self,
+        channel: &ChannelRecord,
+        inbound: &Inbound,
+    ) -> Result<Received, MessagingError> {
+        let number = CustomerNumber {
+            number: inbound.customer.clone(),
+            provider: number_provider(channel.channel),
+            partition: None,
+        }
+        .normalised()?;
+        let (customer, _) = customers::store::by_number(&self.pool, channel.org, &number).await?;
+        let id = Uuid::now_v7();
+        let parts = serde_json::to_value(&inbound.parts).unwrap_or_default();
+        let in_reply_to = match &inbound.in_reply_to {
+            Some(provider_id) => self.message_by_provider_id(channel, provider_id).await?,
+            None => None,
+        };
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let status = DeliveryStatus::Received;
+        let inserted = tx
+            .query_opt(
+                "INSERT INTO messages (org_id, id, channel_id, customer_id, direction,
+                     customer_number, body, stage, status, status_rank, provider_message_id,
+                     session_id, reply_to, cost_minor)
+                 VALUES ($1, $2, $3, $4, 'inbound', $5, $6, 'done', $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (org_id, channel_id, direction, provider_message_id)
+                     WHERE provider_message_id IS NOT NULL DO NOTHING
+                 RETURNING id",
+                &[
+                    &channel.org.0,
+                    &id,
+                    &channel.id,
+                    &customer.0,
+                    &number.number,
+                    &parts,
+                    &status.as_str(),
+                    &i16::from(status.rank()),
+                    &inbound.provider_message_id,
+                    &inbound.session_id,
+                    &in_reply_to,
+                    &inbound.cost.as_ref().and_then(|c| c.to_minor().ok()),
+                ],
+            )
+            .await?;
+        if inserted.is_none() {
+            let existing = tx
+                .query_one(
+                    "SELECT id FROM messages WHERE org_id = $1 AND channel_id = $2
+                         AND direction = 'inbound' AND provider_message_id = $3",
+                    &[&channel.org.0, &channel.id, &inbound.provider_message_id],
+                )
+                .await?;
+            return Ok(Received {
+                message_id: existing.get(0),
+                customer_id: customer.0,
+                new: false,
+                event_id: None,
+            });
+        }
+        tx.execute(
+            "INSERT INTO message_statuses (org_id, message_id, seq, status) VALUES ($1, $2, 1, $3)",
+            &[&channel.org.0, &id, &status.as_str()],
+        )
+        .await?;
+        let consent = keyword_consent(&inbound.parts);
+        tx.execute(
+            "INSERT INTO messaging_contacts (org_id, customer_id, channel_id, consent,
+                 consent_source, consent_updated_at, last_inbound_at)
+             VALUES ($1, $2, $3, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE 'keyword' END,
+                 CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, now())
+             ON CONFLICT (org_id, customer_id, channel_id) DO UPDATE SET
+                 last_inbound_at = now(),
+                 consent = coalesce(EXCLUDED.consent, messaging_contacts.consent),
+                 consent_source = coalesce(EXCLUDED.consent_source, messaging_contacts.consent_source),
+                 consent_updated_at = coalesce(EXCLUDED.consent_updated_at,
+                     messaging_contacts.consent_updated_at)",
+            &[&channel.org.0, &customer.0, &channel.id, &consent.map(consent_name)],
+        )
+        .await?;
+        let mut new_events = vec![
+            NewEvent::of(
+                EventType::MessageReceived,
+                &ReceivedMessageData {
+                    message_id: id,
+                    channel_id: channel.id,
+                    channel: channel.channel.as_str().to_owned(),
+                    channel_number: channel.number.clone(),
+                    customer_id: customer.0,
+                    customer_number: number.number.clone(),
+                    parts,
+                    session_id: inbound.session_id.clone(),
+                    in_reply_to,
+                },
+            )
+            .customer(Some(customer.0)),
+        ];
+        if let Some(allowed) = consent {
+            new_events.push(consent_event(channel, customer, allowed, "keyword"));
+        }
+        let ids = events::record(&tx, channel.org, &new_events).await?;
+        tx.commit().await?;
+        Ok(Received {
+            message_id: id,
+            customer_id: customer.0,
+            new: true,
+            event_id: ids.first().copied(),
+        })
+    }
+
+    /// Our outbound message with this provider id on the channel.
+    async fn message_by_provider_id(
+        &self,
+        channel: &ChannelRecord,
+        provider_id: &str,
+    ) -> Result<Option<Uuid>, MessagingError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT id FROM messages WHERE org_id = $1 AND channel_id = $2
+                     AND direction = 'outbound' AND provider_message_id = $3",
+                &[&channel.org.0, &channel.id, &provider_id],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Sets a customer's consent on a channel (the API, or a provider's opt-out notice).
+    pub async fn set_consent(
+        &self,
+        channel: &ChannelRecord,
+        customer: CustomerId,
+        allowed: bool,
+        source: &str,
+    ) -> Result<(), MessagingError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO messaging_contacts (org_id, customer_id, channel_id, consent,
+                 consent_source, consent_updated_at)
+             VALUES ($1, $2, $3, $4, $5, now())
+             ON CONFLICT (org_id, customer_id, channel_id) DO UPDATE SET
+                 consent = EXCLUDED.consent, consent_source = EXCLUDED.consent_source,
+                 consent_updated_at = EXCLUDED.consent_updated_at",
+            &[&channel.org.0, &customer.0, &channel.id, &consent_name(allowed), &source],
+        )
+        .await?;
+        events::record(&tx, channel.org, &[consent_event(channel, customer, allowed, source)])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A session step the provider waits on (USSD, a voice call): recorded as a received
+    /// message, asked of the app's webhook endpoints, and answered with the app's reply (a
+    /// `{"body": …}` of the channel's kind) within the deadline, or with the channel's
+    /// fallback and the session marked `app_error`.
+    pub async fn session_step(
+        &self,
+        channel: &ChannelRecord,
+        inbound: &Inbound,
+    ) -> Result<SessionReply, MessagingError> {
+        let received = self.receive(channel, inbound).await?;
+        let session = inbound.session_id.clone().unwrap_or_default();
+        self.session_status(
+            channel,
+            &session,
+            received.customer_id,
+            UssdSessionStatus::Active,
+            None,
+        )
+        .await?;
+        let settings = self.settings();
+        let event = match received.event_id {
+            Some(id) => {
+                events::by_id(&self.pool, &self.store, channel.org, id).await.ok().flatten()
+            }
+            None => None,
+        };
+        let answer = match event {
+            Some(event) => self.webhooks.ask(channel.org, &event, settings.reply_deadline).await,
+            None => None,
+        };
+        let reply = answer.as_deref().and_then(|answer| reply_body(channel.channel, answer));
+        if let Some(body) = reply {
+            {
+                if let Body::Ussd { is_terminal: true, .. } = body {
+                    self.session_status(
+                        channel,
+                        &session,
+                        received.customer_id,
+                        UssdSessionStatus::Completed,
+                        None,
+                    )
+                    .await?;
+                }
+                return Ok(SessionReply { body, app_error: false });
+            }
+        }
+        {
+            {
+                let why = if answer.is_some() {
+                    "the app's answer is not a reply for the channel"
+                } else {
+                    "the app did not answer in time"
+                };
+                self.session_status(
+                    channel,
+                    &session,
+                    received.customer_id,
+                    UssdSessionStatus::AppError,
+                    Some(why),
+                )
+                .await?;
+                let body = match channel.channel {
+                    Channel::Voice => Body::Voice {
+                        actions: vec![hazina_providers::messaging::VoiceAction::Say(
+                            hazina_providers::messaging::Say {
+                                text: channel.fallback_text.clone(),
+                                voice: None,
+                                play_beep: false,
+                            },
+                        )],
+                    },
+                    _ => Body::Ussd { text: channel.fallback_text.clone(), is_terminal: true },
+                };
+                Ok(SessionReply { body, app_error: true })
+            }
+        }
+    }
+
+    /// Records a session's status; an event when it changes.
+    pub async fn session_status(
+        &self,
+        channel: &ChannelRecord,
+        session: &str,
+        customer: Uuid,
+        status: UssdSessionStatus,
+        reason: Option<&str>,
+    ) -> Result<(), MessagingError> {
+        let name = serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let ended = !matches!(status, UssdSessionStatus::Active);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let changed = tx
+            .query_opt(
+                "INSERT INTO messaging_sessions (org_id, channel_id, provider_session_id,
+                     customer_id, status, steps, ended_at)
+                 VALUES ($1, $2, $3, $4, $5, 1, CASE WHEN $6 THEN now() END)
+                 ON CONFLICT (org_id, channel_id, provider_session_id) DO UPDATE SET
+                     status = CASE WHEN messaging_sessions.ended_at IS NULL
+                         OR messaging_sessions.status = 'active' THEN EXCLUDED.status
+                         ELSE messaging_sessions.status END,
+                     steps = messaging_sessions.steps + CASE WHEN $6 THEN 0 ELSE 1 END,
+                     ended_at = coalesce(messaging_sessions.ended_at, EXCLUDED.ended_at),
+                     updated_at = now()
+                 RETURNING status, (xmax = 0) AS created",
+                &[&channel.org.0, &channel.id, &session, &customer, &name, &ended],
+            )
+            .await?;
+        let tells = changed.is_some_and(|row| row.get::<_, bool>(1) || ended);
+        if tells {
+            let data = SessionData {
+                channel_id: channel.id,
+                channel: channel.channel.as_str().to_owned(),
+                session_id: session.to_owned(),
+                customer_id: customer,
+                status: name,
+                reason: reason.map(str::to_owned),
+            };
+            let event =
+                NewEvent::of(EventType::MessagingSessionChanged, &data).customer(Some(customer));
+            events::record(&tx, channel.org, &[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The last status of a session, for the provider's end-of-session notice.
+    pub async fn end_session(
+        &self,
+        channel: &ChannelRecord,
+        session: &str,
+        customer_number: &str,
+        status: UssdSessionStatus,
+    ) -> Result<(), MessagingError> {
+        let number = CustomerNumber {
+            number: customer_number.to_owned(),
+            provider: number_provider(channel.channel),
+            partition: None,
+        }
+        .normalised()?;
+        let (customer, _) = customers::store::by_number(&self.pool, channel.org, &number).await?;
+        self.session_status(channel, session, customer.0, status, None).await
+    }
+}
+
+/// The stored name of a consent.
+fn consent_name(allowed: bool) -> &'static str {
+    if allowed { "allowed" } else { "blocked" }
+}
+
+fn consent_event(
+    channel: &ChannelRecord,
+    customer: CustomerId,
+    allowed: bool,
+    source: &str,
+) -> NewEvent {
+    let data = ConsentData {
+        customer_id: customer.0,
+        channel_id: channel.id,
+        consent: consent_name(allowed).to_owned(),
+        source: source.to_owned(),
+    };
+    NewEvent::of(EventType::MessagingConsentChanged, &data).customer(Some(customer.0))
+}
+
+/// The app's answer to a session step, if it is a reply for the channel: `{"body": {"kind":
+/// "ussd", …}}` on USSD, `{"body": {"kind": "voice", …}}` on voice.
+fn reply_body(channel: Channel, answer: &str) -> Option<Body> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        body: Body,
+    }
+    let answer: Answer = serde_json::from_str(answer).ok()?;
+    match (channel, &answer.body) {
+        (Channel::Ussd, Body::Ussd { text, .. }) if text.chars().count() <= USSD_TEXT_MAX => {
+            Some(answer.body)
+        }
+        (Channel::Voice, Body::Voice { actions }) if !actions.is_empty() => Some(answer.body),
+        _ => None,
+    }
+}
+
+/// Longest USSD screen, in characters.
+pub const USSD_TEXT_MAX: usize = 182;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_alone_change_consent_and_words_in_sentences_do_not() {
+        let text = |t: &str| vec![InboundPart::Text { text: t.to_owned() }];
+        assert_eq!(keyword_consent(&text(" stop ")), Some(false));
+        assert_eq!(keyword_consent(&text("Unsubscribe.")), Some(false));
+        assert_eq!(keyword_consent(&text("START")), Some(true));
+        assert_eq!(keyword_consent(&text("please stop the delivery")), None);
+        assert_eq!(keyword_consent(&[]), None);
+    }
+
+    #[test]
+    fn only_a_reply_of_the_channel_s_kind_is_taken() {
+        let ussd = r#"{"body":{"kind":"ussd","text":"1. Pay\n2. Cancel","is_terminal":false}}"#;
+        assert!(reply_body(Channel::Ussd, ussd).is_some());
+        assert!(reply_body(Channel::Voice, ussd).is_none());
+        assert!(reply_body(Channel::Ussd, "not json").is_none());
+        let long = format!(
+            r#"{{"body":{{"kind":"ussd","text":"{}","is_terminal":true}}}}"#,
+            "x".repeat(200)
+        );
+        assert!(reply_body(Channel::Ussd, &long).is_none());
+    }
+}

@@ -1,0 +1,476 @@
+//! Sending: checking a message against its channel, the customer's consent and window, its
+//! cost reserved in the ledger, the message queued (one or a tag's worth), and the reads of a
+//! message and a job.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hazina_ledger::context;
+use hazina_ledger::rules::{Action, Outcome, Posting, RejectReason, Side, TransferRequest};
+use hazina_ledger::{CustomerId, Money, OrgId, TransferId};
+use hazina_providers::messaging::{Body, Channel, DeliveryStatus};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::channels::{ChannelRecord, number_provider};
+use super::store::{self, Queued};
+use super::{MessagingError, Service};
+use crate::code::Code;
+use crate::customers::{self, CustomerNumber};
+use crate::money::{PaymentContext, context_effects};
+
+/// Most SMS segments one message may take (1,530 GSM-7 characters, 670 UCS-2).
+pub const SMS_SEGMENTS_MAX: usize = 10;
+/// Longest text `WhatsApp` and Telegram carry, in characters.
+const CHAT_TEXT_MAX: usize = 4_096;
+/// Longest text Messenger carries.
+const MESSENGER_TEXT_MAX: usize = 2_000;
+/// How long after a customer's last message a free-form `WhatsApp` or Messenger message may go.
+pub const SESSION_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// Customers one job step queues.
+pub const JOB_CHUNK: i64 = 1_000;
+
+/// Who a message goes to.
+#[derive(Clone, Debug)]
+pub enum Recipient {
+    /// A customer of the org, at their number for the channel's kind.
+    Customer(Uuid),
+    /// An address on the channel (made a customer when new).
+    Number(String),
+}
+
+/// A message to send, as the API takes it.
+#[derive(Debug)]
+pub struct NewMessage {
+    pub org: OrgId,
+    pub app: Option<Uuid>,
+    pub channel: Uuid,
+    pub to: Recipient,
+    pub body: Body,
+    /// Our earlier message (to or from the customer) this answers.
+    pub reply_to: Option<Uuid>,
+    /// What the message does for the customer, applied with its cost's reservation.
+    pub context: Option<PaymentContext>,
+    /// The payment the message is about.
+    pub payment_id: Option<Uuid>,
+}
+
+/// One status a message took.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: String,
+    pub status_code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A message as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub id: Uuid,
+    pub channel_id: Uuid,
+    pub channel: String,
+    pub customer_id: Uuid,
+    /// `outbound` or `inbound`.
+    pub direction: String,
+    pub customer_number: String,
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+    pub status: String,
+    pub status_code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<Uuid>,
+    /// Units charged for: SMS segments, voice minutes, messages.
+    pub units: i32,
+    /// What its cost's reservation holds, in the channel's currency.
+    pub cost_reserved: crate::events::types::Amount,
+    /// What the provider charged, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::events::types::Amount>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Every status it took, oldest first.
+    pub history: Vec<StatusChange>,
+}
+
+/// A message to every customer with a tag.
+#[derive(Debug)]
+pub struct NewJob {
+    pub org: OrgId,
+    pub app: Option<Uuid>,
+    pub channel: Uuid,
+    pub tag_key: String,
+    pub tag_value: Option<String>,
+    pub body: Body,
+}
+
+/// A send-by-tag job, as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: Uuid,
+    pub channel_id: Uuid,
+    pub tag_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_value: Option<String>,
+    /// `running` or `done`.
+    pub status: String,
+    /// Messages queued so far.
+    pub queued: i64,
+    /// Customers skipped: no number for the channel, no consent, or no credit.
+    pub refused: i64,
+    /// Of the queued messages, how many are in each status now.
+    #[schema(value_type = Object)]
+    pub statuses: std::collections::BTreeMap<String, i64>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// How many units a body costs on a channel, once it is checked to fit.
+pub fn check_body(channel: Channel, body: &Body) -> Result<i32, MessagingError> {
+    let unsupported = || {
+        MessagingError::invalid(
+            Code::UnsupportedBody,
+            format!("a {} channel cannot carry a {} body", channel.as_str(), body.kind()),
+        )
+    };
+    let too_long = |detail: String| MessagingError::invalid(Code::MessageTooLong, detail);
+    let text_at_most = |text: &str, max: usize| {
+        let length = text.chars().count();
+        if length == 0 {
+            return Err(MessagingError::invalid(Code::InvalidBody, "the text is empty"));
+        }
+        if length > max {
+            return Err(too_long(format!(
+                "{length} characters; a {} message takes {max}",
+                channel.as_str()
+            )));
+        }
+        Ok(1)
+    };
+    match (channel, body) {
+        (Channel::Sms, Body::Text { text } | Body::Url { url: text }) => {
+            if text.is_empty() {
+                return Err(MessagingError::invalid(Code::InvalidBody, "the text is empty"));
+            }
+            let segments = hazina_providers::sms::segments(text);
+            if segments.count > SMS_SEGMENTS_MAX {
+                return Err(too_long(format!(
+                    "{} SMS segments ({:?}); a message takes at most {SMS_SEGMENTS_MAX}",
+                    segments.count, segments.encoding
+                )));
+            }
+            Ok(i32::try_from(segments.count).unwrap_or(i32::MAX))
+        }
+        (Channel::WhatsApp | Channel::Telegram, Body::Text { text } | Body::Url { url: text }) => {
+            text_at_most(text, CHAT_TEXT_MAX)
+        }
+        (Channel::Messenger, Body::Text { text } | Body::Url { url: text }) => {
+            text_at_most(text, MESSENGER_TEXT_MAX)
+        }
+        (Channel::WhatsApp, Body::Template(_))
+        | (Channel::WhatsApp | Channel::Telegram | Channel::Messenger, Body::Media(_))
+        | (Channel::WhatsApp | Channel::Telegram, Body::Location(_))
+        | (Channel::Email, Body::Email(_)) => Ok(1),
+        (Channel::Voice, Body::Voice { actions }) => {
+            if actions.is_empty() {
+                return Err(MessagingError::invalid(Code::InvalidBody, "a call needs actions"));
+            }
+            Ok(1)
+        }
+        _ => Err(unsupported()),
+    }
+}
+
+/// Whether a free-form message on the channel needs the customer's 24-hour window open.
+fn needs_window(channel: Channel, body: &Body) -> bool {
+    matches!(channel, Channel::WhatsApp | Channel::Messenger) && !matches!(body, Body::Template(_))
+}
+
+impl Service {
+    /// Checks and queues a message; its cost reserved first. `no_consent`,
+    /// `no_session_in_progress` and `insufficient_credits` refuse it with nothing recorded.
+    pub async fn send(&self, new: NewMessage) -> Result<MessageView, MessagingError> {
+        let channel = self.channel(new.org, new.channel).await?;
+        let units = check_body(channel.channel, &new.body)?;
+        let (customer, number) = self.recipient(&channel, &new.to).await?;
+        let contact = store::contact(&self.pool, new.org, customer, channel.id).await?;
+        if !contact.allows(channel.consent_required) {
+            return Err(MessagingError::invalid(
+                Code::NoConsent,
+                "the customer has not allowed messages on this channel",
+            ));
+        }
+        if needs_window(channel.channel, &new.body) && !contact.window_open(Utc::now()) {
+            return Err(MessagingError::invalid(
+                Code::NoSessionInProgress,
+                "the customer has not written in the last 24 hours: send a template",
+            ));
+        }
+        if let Some(reply_to) = new.reply_to
+            && !store::message_exists(&self.pool, new.org, reply_to, customer).await?
+        {
+            return Err(MessagingError::invalid(
+                Code::NotFound,
+                "replyTo names no message of this customer",
+            ));
+        }
+        let id = Uuid::now_v7();
+        let effects = match &new.context {
+            Some(context) => {
+                Some(context_effects(&self.pool, new.org, new.app, context, &[customer]).await?)
+            }
+            None => None,
+        };
+        let cost = Self::cost(&channel, units)?;
+        if cost.is_positive() {
+            let hazina = effects.map(|effects| effects.into_hazina([customer]));
+            self.reserve(&channel, id, customer, cost, hazina).await?.map_err(refused)?;
+        } else if new.context.is_some() {
+            return Err(MessagingError::invalid(
+                Code::NotSupported,
+                "a message's context is applied with its cost: this channel's messages cost nothing",
+            ));
+        }
+        let queued = Queued {
+            id,
+            app: new.app,
+            customer: customer.0,
+            number,
+            body: serde_json::to_value(&new.body).unwrap_or_default(),
+            units,
+            cost_reserved: cost,
+            reply_to: new.reply_to,
+            job: None,
+            payment: new.payment_id,
+            context: new.context.as_ref().map(|_| serde_json::json!({"applied": true})),
+        };
+        store::queue(&self.pool, &channel, &[queued]).await?;
+        self.wake.notify_one();
+        self.message(new.org, id).await
+    }
+
+    /// The customer a recipient names, and their address on the channel.
+    async fn recipient(
+        &self,
+        channel: &ChannelRecord,
+        to: &Recipient,
+    ) -> Result<(CustomerId, String), MessagingError> {
+        let provider = number_provider(channel.channel);
+        match to {
+            Recipient::Customer(id) => {
+                let customer = customers::check(&self.pool, channel.org, *id).await?;
+                let number = store::number_of(&self.pool, channel.org, customer, provider.as_str())
+                    .await?
+                    .ok_or_else(|| {
+                        MessagingError::invalid(
+                            Code::InvalidCustomerNumber,
+                            format!("the customer has no {} number", provider.as_str()),
+                        )
+                    })?;
+                Ok((customer, number))
+            }
+            Recipient::Number(number) => {
+                if channel.channel == Channel::Email && !customers::is_email(number.trim()) {
+                    return Err(MessagingError::invalid(
+                        Code::InvalidCustomerNumber,
+                        "not a valid email address",
+                    ));
+                }
+                let number = CustomerNumber { number: number.clone(), provider, partition: None }
+                    .normalised()?;
+                let (customer, _) =
+                    customers::store::by_number(&self.pool, channel.org, &number).await?;
+                Ok((customer, number.number))
+            }
+        }
+    }
+
+    /// What `units` cost on the channel.
+    fn cost(channel: &ChannelRecord, units: i32) -> Result<Money, MessagingError> {
+        let amount = channel.unit_price.amount() * rust_decimal::Decimal::from(units);
+        Money::new(channel.currency(), amount)
+            .map_err(|error| MessagingError::invalid(Code::InvalidAmount, error.to_string()))
+    }
+
+    /// Reserves a message's cost: a pending transfer under the message's id from the purse to
+    /// the clearing account, timing out a little after the message's time to live (so a
+    /// reservation whose message was never recorded, after a crash, is released by the
+    /// ledger's sweeper). `Err(reason)` when the ledger refused it.
+    pub(super) async fn reserve(
+        &self,
+        channel: &ChannelRecord,
+        id: Uuid,
+        customer: CustomerId,
+        cost: Money,
+        hazina: Option<serde_json::Value>,
+    ) -> Result<Result<(), RejectReason>, MessagingError> {
+        let Some(purse) = channel.purse else {
+            return Err(MessagingError::Corrupt("a priced channel without a purse".to_owned()));
+        };
+        let ttl = self.settings().time_to_live + std::time::Duration::from_secs(3600);
+        let mut context = serde_json::Map::new();
+        context
+            .insert("message".to_owned(), serde_json::json!({ "id": id, "channelId": channel.id }));
+        context.insert(
+            context::HAZINA.to_owned(),
+            hazina.unwrap_or_else(|| context::Effects::default().into_hazina([customer])),
+        );
+        let request = TransferRequest {
+            id: TransferId(id),
+            id_is_new: true,
+            org: channel.org,
+            action: Action::Pending {
+                postings: vec![
+                    Posting { account: purse, side: Side::Debit, amount: cost },
+                    Posting { account: channel.clearing, side: Side::Credit, amount: cost },
+                ],
+                timeout_ms: Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            },
+            code: "message_cost".to_owned(),
+            effective_at: None,
+            context: Arc::new(context),
+        };
+        Ok(match self.pipeline.submit(request).await? {
+            Outcome::Accepted { .. } => Ok(()),
+            Outcome::Rejected(reason) => Err(reason),
+        })
+    }
+
+    /// One of the org's messages, with its history.
+    pub async fn message(&self, org: OrgId, id: Uuid) -> Result<MessageView, MessagingError> {
+        store::message(&self.pool, org, id).await?.ok_or(MessagingError::NotFound("message"))
+    }
+
+    /// Starts a send-by-tag job: the messages are queued in the background, a chunk of
+    /// customers at a time, each checked and charged as a single message is.
+    pub async fn start_job(&self, new: NewJob) -> Result<Job, MessagingError> {
+        let channel = self.channel(new.org, new.channel).await?;
+        check_body(channel.channel, &new.body)?;
+        if needs_window(channel.channel, &new.body) {
+            return Err(MessagingError::invalid(
+                Code::NoSessionInProgress,
+                "a message by tag goes outside customers' windows: send a template",
+            ));
+        }
+        customers::check_key(&new.tag_key)?;
+        let id = Uuid::now_v7();
+        let body = serde_json::to_value(&new.body).unwrap_or_default();
+        store::insert_job(
+            &self.pool,
+            new.org,
+            id,
+            new.app,
+            channel.id,
+            &new.tag_key,
+            new.tag_value.as_deref(),
+            &body,
+        )
+        .await?;
+        self.wake.notify_one();
+        self.job(new.org, id).await
+    }
+
+    /// A job with its counts.
+    pub async fn job(&self, org: OrgId, id: Uuid) -> Result<Job, MessagingError> {
+        store::job(&self.pool, org, id).await?.ok_or(MessagingError::NotFound("job"))
+    }
+
+    /// Queues the next chunk of every running job; whether any job has more to queue.
+    pub async fn step_jobs(&self) -> Result<bool, MessagingError> {
+        let jobs = store::running_jobs(&self.pool).await?;
+        let mut more = false;
+        for job in jobs {
+            more |= self.step_job(&job).await?;
+        }
+        Ok(more)
+    }
+
+    /// Queues the next chunk of customers of one job; whether it has more.
+    async fn step_job(&self, job: &store::RunningJob) -> Result<bool, MessagingError> {
+        let channel = self.channel(job.org, job.channel).await?;
+        let body: Body = serde_json::from_value(job.body.clone())
+            .map_err(|error| MessagingError::Corrupt(format!("job body: {error}")))?;
+        let units = check_body(channel.channel, &body)?;
+        let cost = Self::cost(&channel, units)?;
+        let chunk =
+            store::job_chunk(&self.pool, job, &channel, number_provider(channel.channel).as_str())
+                .await?;
+        let last = chunk.last_customer;
+        let mut queued = Vec::with_capacity(chunk.recipients.len());
+        let mut refused = chunk.skipped;
+        let ids: Vec<Uuid> = chunk.recipients.iter().map(|_| Uuid::now_v7()).collect();
+        if cost.is_positive() {
+            let reservations = chunk.recipients.iter().zip(&ids).map(|((customer, _), id)| {
+                self.reserve(&channel, *id, CustomerId(*customer), cost, None)
+            });
+            let outcomes = futures_util::future::join_all(reservations).await;
+            for (((customer, number), id), outcome) in
+                chunk.recipients.into_iter().zip(ids).zip(outcomes)
+            {
+                match outcome? {
+                    Ok(()) => queued.push((customer, number, id)),
+                    Err(_) => refused += 1,
+                }
+            }
+        } else {
+            queued = chunk.recipients.into_iter().zip(ids).map(|((c, n), id)| (c, n, id)).collect();
+        }
+        let rows: Vec<Queued> = queued
+            .into_iter()
+            .map(|(customer, number, id)| Queued {
+                id,
+                app: job.app,
+                customer,
+                number,
+                body: job.body.clone(),
+                units,
+                cost_reserved: cost,
+                reply_to: None,
+                job: Some(job.id),
+                payment: None,
+                context: None,
+            })
+            .collect();
+        let done = chunk.done;
+        store::queue_job_chunk(&self.pool, &channel, job, &rows, refused, last, done).await?;
+        if !rows.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(!done)
+    }
+}
+
+/// A reservation the ledger refused, in the API's words.
+fn refused(reason: RejectReason) -> MessagingError {
+    match reason {
+        RejectReason::ExceedsCredits => MessagingError::invalid(
+            Code::InsufficientCredits,
+            "the channel's purse cannot pay for this message; nothing was sent",
+        ),
+        other => MessagingError::invalid(
+            Code::LedgerRefused,
+            format!("the ledger refused the message's cost: {}", other.code()),
+        ),
+    }
+}
+
+/// The platform's name and code of a stored status.
+pub(super) fn status_of(name: &str) -> Result<DeliveryStatus, MessagingError> {
+    DeliveryStatus::from_name(name)
+        .ok_or_else(|| MessagingError::Corrupt(format!("status {name:?}")))
+}

@@ -1,0 +1,475 @@
+//! The messaging tables' SQL: messages and their statuses, contacts (consent, windows), jobs.
+//! Every statement filters by org.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::Pool;
+use hazina_ledger::{CustomerId, Money, OrgId};
+use hazina_providers::messaging::DeliveryStatus;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
+
+use super::MessagingError;
+use super::channels::ChannelRecord;
+use super::outbound::{Job, MessageView, SESSION_WINDOW, StatusChange, status_of};
+use crate::events::types::{Amount, MessageStatusData};
+use crate::events::{self, EventType, NewEvent};
+
+/// The columns [`view`] reads, in order.
+pub const MESSAGE_COLUMNS: &str = "m.id, m.channel_id, c.channel, m.customer_id, m.direction, \
+    m.customer_number, m.body, m.status, m.reason, m.provider_message_id, m.session_id, \
+    m.reply_to, m.job_id, m.payment_id, m.units, m.cost_reserved_minor, m.cost_minor, \
+    c.currency, m.created_at, m.updated_at, m.app_id";
+
+/// What a customer allowed on a channel, and when they last wrote in.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Contact {
+    pub consent: Option<bool>,
+    pub last_inbound_at: Option<DateTime<Utc>>,
+}
+
+impl Contact {
+    /// Whether a message may go: not when blocked, and only when allowed if the channel asks.
+    pub fn allows(&self, consent_required: bool) -> bool {
+        match self.consent {
+            Some(allowed) => allowed,
+            None => !consent_required,
+        }
+    }
+
+    /// Whether the customer wrote in within the last 24 hours.
+    pub fn window_open(&self, now: DateTime<Utc>) -> bool {
+        self.last_inbound_at.is_some_and(|at| now - at < SESSION_WINDOW)
+    }
+}
+
+pub async fn contact(
+    pool: &Pool,
+    org: OrgId,
+    customer: CustomerId,
+    channel: Uuid,
+) -> Result<Contact, MessagingError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT consent, last_inbound_at FROM messaging_contacts
+             WHERE org_id = $1 AND customer_id = $2 AND channel_id = $3",
+            &[&org.0, &customer.0, &channel],
+        )
+        .await?;
+    Ok(row.map_or_else(Contact::default, |row| Contact {
+        consent: row.get::<_, Option<&str>>(0).map(|c| c == "allowed"),
+        last_inbound_at: row.get(1),
+    }))
+}
+
+/// Whether the org has a message with this id to or from this customer.
+pub async fn message_exists(
+    pool: &Pool,
+    org: OrgId,
+    id: Uuid,
+    customer: CustomerId,
+) -> Result<bool, MessagingError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM messages WHERE org_id = $1 AND id = $2 AND customer_id = $3",
+            &[&org.0, &id, &customer.0],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// The customer's first number of a kind (`cellular`, `email`, …).
+pub async fn number_of(
+    pool: &Pool,
+    org: OrgId,
+    customer: CustomerId,
+    provider: &str,
+) -> Result<Option<String>, MessagingError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT number FROM customer_numbers
+             WHERE org_id = $1 AND customer_id = $2 AND provider = $3
+             ORDER BY number LIMIT 1",
+            &[&org.0, &customer.0, &provider],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// A message to queue.
+#[derive(Debug)]
+pub struct Queued {
+    pub id: Uuid,
+    pub app: Option<Uuid>,
+    pub customer: Uuid,
+    pub number: String,
+    pub body: serde_json::Value,
+    pub units: i32,
+    pub cost_reserved: Money,
+    pub reply_to: Option<Uuid>,
+    pub job: Option<Uuid>,
+    pub payment: Option<Uuid>,
+    pub context: Option<serde_json::Value>,
+}
+
+/// Inserts queued messages with their first status and events, in the transaction of
+/// `client`; their events last.
+async fn insert_queued(
+    client: &impl GenericClient,
+    channel: &ChannelRecord,
+    queued: &[Queued],
+) -> Result<(), MessagingError> {
+    if queued.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = queued.iter().map(|q| q.id).collect();
+    let apps: Vec<Option<Uuid>> = queued.iter().map(|q| q.app).collect();
+    let customers: Vec<Uuid> = queued.iter().map(|q| q.customer).collect();
+    let numbers: Vec<&str> = queued.iter().map(|q| q.number.as_str()).collect();
+    let bodies: Vec<Json<&serde_json::Value>> = queued.iter().map(|q| Json(&q.body)).collect();
+    let units: Vec<i32> = queued.iter().map(|q| q.units).collect();
+    let costs: Vec<i64> = queued.iter().map(|q| q.cost_reserved.to_minor().unwrap_or(0)).collect();
+    let replies: Vec<Option<Uuid>> = queued.iter().map(|q| q.reply_to).collect();
+    let jobs: Vec<Option<Uuid>> = queued.iter().map(|q| q.job).collect();
+    let payments: Vec<Option<Uuid>> = queued.iter().map(|q| q.payment).collect();
+    let contexts: Vec<Option<Json<&serde_json::Value>>> =
+        queued.iter().map(|q| q.context.as_ref().map(Json)).collect();
+    let queued_status = DeliveryStatus::Queued;
+    client
+        .execute(
+            "INSERT INTO messages (org_id, id, app_id, channel_id, customer_id, direction,
+                 customer_number, body, stage, status, status_rank, units, cost_reserved_minor,
+                 reply_to, job_id, payment_id, context, next_attempt_at)
+             SELECT $1, u.id, u.app, $2, u.customer, 'outbound', u.number, u.body, 'queued', $3,
+                 $4, u.units, u.cost, u.reply, u.job, u.payment, u.context, now()
+             FROM UNNEST($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::jsonb[], $10::int4[],
+                 $11::int8[], $12::uuid[], $13::uuid[], $14::uuid[], $15::jsonb[])
+                 AS u (id, app, customer, number, body, units, cost, reply, job, payment, context)",
+            &[
+                &channel.org.0,
+                &channel.id,
+                &queued_status.as_str(),
+                &i16::from(queued_status.rank()),
+                &ids,
+                &apps,
+                &customers,
+                &numbers,
+                &bodies,
+                &units,
+                &costs,
+                &replies,
+                &jobs,
+                &payments,
+                &contexts,
+            ],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO message_statuses (org_id, message_id, seq, status)
+             SELECT $1, id, 1, $2 FROM UNNEST($3::uuid[]) AS u (id)",
+            &[&channel.org.0, &queued_status.as_str(), &ids],
+        )
+        .await?;
+    let events: Vec<NewEvent> = queued
+        .iter()
+        .map(|q| {
+            status_event(channel, q.id, q.customer, q.app, queued_status, None, None, None, q.job)
+        })
+        .collect();
+    events::record(client, channel.org, &events).await?;
+    Ok(())
+}
+
+/// The `message.status_changed` event of a message.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn status_event(
+    channel: &ChannelRecord,
+    message: Uuid,
+    customer: Uuid,
+    app: Option<Uuid>,
+    status: DeliveryStatus,
+    reason: Option<String>,
+    provider_message_id: Option<String>,
+    cost: Option<Money>,
+    job: Option<Uuid>,
+) -> NewEvent {
+    let data = MessageStatusData {
+        message_id: message,
+        channel_id: channel.id,
+        channel: channel.channel.as_str().to_owned(),
+        customer_id: customer,
+        status: status.as_str().to_owned(),
+        status_code: status.code(),
+        reason,
+        provider_message_id,
+        cost: cost.as_ref().map(Amount::of),
+        job_id: job,
+    };
+    NewEvent::of(EventType::MessageStatusChanged, &data).app(app).customer(Some(customer))
+}
+
+/// Queues messages: rows, first statuses and events in one transaction.
+pub async fn queue(
+    pool: &Pool,
+    channel: &ChannelRecord,
+    queued: &[Queued],
+) -> Result<(), MessagingError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    insert_queued(&tx, channel, queued).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A message with its history.
+pub async fn message(
+    pool: &Pool,
+    org: OrgId,
+    id: Uuid,
+) -> Result<Option<MessageView>, MessagingError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m
+                 JOIN messaging_channels c ON c.org_id = m.org_id AND c.id = m.channel_id
+                 WHERE m.org_id = $1 AND m.id = $2"
+            ),
+            &[&org.0, &id],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let history = client
+        .query(
+            "SELECT status, reason, at FROM message_statuses
+             WHERE org_id = $1 AND message_id = $2 ORDER BY seq",
+            &[&org.0, &id],
+        )
+        .await?;
+    let mut message = view(&row)?;
+    for change in history {
+        let status = status_of(change.get(0))?;
+        message.history.push(StatusChange {
+            status: status.as_str().to_owned(),
+            status_code: status.code(),
+            reason: change.get(1),
+            at: change.get(2),
+        });
+    }
+    Ok(Some(message))
+}
+
+/// A message as [`MESSAGE_COLUMNS`] read it, without its history.
+pub fn view(row: &tokio_postgres::Row) -> Result<MessageView, MessagingError> {
+    let status = status_of(row.get(7))?;
+    let currency = hazina_ledger::Currency::from_code(row.get(17))
+        .map_err(|_| MessagingError::Corrupt(format!("currency {:?}", row.get::<_, &str>(17))))?;
+    let money = |minor: i64| Amount::of(&Money::from_minor(currency, minor));
+    Ok(MessageView {
+        id: row.get(0),
+        channel_id: row.get(1),
+        channel: row.get(2),
+        customer_id: row.get(3),
+        direction: row.get(4),
+        customer_number: row.get(5),
+        body: row.get(6),
+        status: status.as_str().to_owned(),
+        status_code: status.code(),
+        reason: row.get(8),
+        provider_message_id: row.get(9),
+        session_id: row.get(10),
+        reply_to: row.get(11),
+        job_id: row.get(12),
+        payment_id: row.get(13),
+        units: row.get(14),
+        cost_reserved: money(row.get(15)),
+        cost: row.get::<_, Option<i64>>(16).map(money),
+        created_at: row.get(18),
+        updated_at: row.get(19),
+        history: Vec::new(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_job(
+    pool: &Pool,
+    org: OrgId,
+    id: Uuid,
+    app: Option<Uuid>,
+    channel: Uuid,
+    tag_key: &str,
+    tag_value: Option<&str>,
+    body: &serde_json::Value,
+) -> Result<(), MessagingError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO message_jobs (org_id, id, app_id, channel_id, tag_key, tag_value, body,
+                 status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running')",
+            &[&org.0, &id, &app, &channel, &tag_key, &tag_value, body],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn job(pool: &Pool, org: OrgId, id: Uuid) -> Result<Option<Job>, MessagingError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT id, channel_id, tag_key, tag_value, status, queued, refused, created_at,
+                 finished_at
+             FROM message_jobs WHERE org_id = $1 AND id = $2",
+            &[&org.0, &id],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let counts = client
+        .query(
+            "SELECT status, count(*) FROM messages WHERE org_id = $1 AND job_id = $2
+             GROUP BY status",
+            &[&org.0, &id],
+        )
+        .await?;
+    Ok(Some(Job {
+        id: row.get(0),
+        channel_id: row.get(1),
+        tag_key: row.get(2),
+        tag_value: row.get(3),
+        status: row.get(4),
+        queued: row.get(5),
+        refused: row.get(6),
+        statuses: counts.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))).collect(),
+        created_at: row.get(7),
+        finished_at: row.get(8),
+    }))
+}
+
+/// A job with customers left to queue.
+#[derive(Debug)]
+pub struct RunningJob {
+    pub org: OrgId,
+    pub id: Uuid,
+    pub app: Option<Uuid>,
+    pub channel: Uuid,
+    pub tag_key: String,
+    pub tag_value: Option<String>,
+    pub body: serde_json::Value,
+    pub through: Option<Uuid>,
+}
+
+/// The running jobs, oldest first (a few at a time).
+pub async fn running_jobs(pool: &Pool) -> Result<Vec<RunningJob>, MessagingError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT org_id, id, app_id, channel_id, tag_key, tag_value, body, through
+             FROM message_jobs WHERE status = 'running' ORDER BY created_at LIMIT 8",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| RunningJob {
+            org: OrgId(row.get(0)),
+            id: row.get(1),
+            app: row.get(2),
+            channel: row.get(3),
+            tag_key: row.get(4),
+            tag_value: row.get(5),
+            body: row.get(6),
+            through: row.get(7),
+        })
+        .collect())
+}
+
+/// The next customers of a job: those reachable (a number of the kind, consent) and how many
+/// were skipped.
+#[derive(Debug)]
+pub struct Chunk {
+    pub recipients: Vec<(Uuid, String)>,
+    pub skipped: i64,
+    pub last_customer: Option<Uuid>,
+    pub done: bool,
+}
+
+pub async fn job_chunk(
+    pool: &Pool,
+    job: &RunningJob,
+    channel: &ChannelRecord,
+    number_kind: &str,
+) -> Result<Chunk, MessagingError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT t.customer_id,
+                 (SELECT n.number FROM customer_numbers n
+                  WHERE n.org_id = t.org_id AND n.customer_id = t.customer_id AND n.provider = $5
+                  ORDER BY n.number LIMIT 1),
+                 (SELECT k.consent FROM messaging_contacts k
+                  WHERE k.org_id = t.org_id AND k.customer_id = t.customer_id
+                      AND k.channel_id = $6)
+             FROM customer_tags t
+             WHERE t.org_id = $1 AND t.key = $2 AND ($3::text IS NULL OR t.value = $3)
+                 AND ($4::uuid IS NULL OR t.customer_id > $4)
+                 AND (t.expires_at IS NULL OR t.expires_at > now())
+             ORDER BY t.customer_id LIMIT $7",
+            &[
+                &job.org.0,
+                &job.tag_key,
+                &job.tag_value,
+                &job.through,
+                &number_kind,
+                &channel.id,
+                &super::outbound::JOB_CHUNK,
+            ],
+        )
+        .await?;
+    let done = i64::try_from(rows.len()).unwrap_or(i64::MAX) < super::outbound::JOB_CHUNK;
+    let mut chunk = Chunk { recipients: Vec::new(), skipped: 0, last_customer: job.through, done };
+    for row in rows {
+        let customer: Uuid = row.get(0);
+        chunk.last_customer = Some(customer);
+        let number: Option<String> = row.get(1);
+        let consent: Option<&str> = row.get(2);
+        let allowed = match consent {
+            Some(consent) => consent == "allowed",
+            None => !channel.consent_required,
+        };
+        match number {
+            Some(number) if allowed => chunk.recipients.push((customer, number)),
+            _ => chunk.skipped += 1,
+        }
+    }
+    Ok(chunk)
+}
+
+/// Queues a job's chunk and moves the job on, in one transaction.
+pub async fn queue_job_chunk(
+    pool: &Pool,
+    channel: &ChannelRecord,
+    job: &RunningJob,
+    rows: &[Queued],
+    refused: i64,
+    through: Option<Uuid>,
+    done: bool,
+) -> Result<(), MessagingError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let queued = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    tx.execute(
+        "UPDATE message_jobs SET through = $3, queued = queued + $4, refused = refused + $5,
+             status = CASE WHEN $6 THEN 'done' ELSE status END,
+             finished_at = CASE WHEN $6 THEN now() END
+         WHERE org_id = $1 AND id = $2",
+        &[&job.org.0, &job.id, &through, &queued, &refused, &done],
+    )
+    .await?;
+    insert_queued(&tx, channel, rows).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -270,7 +270,7 @@ pub struct Media {
     pub caption: Option<String>,
 }
 
-/// A pre-approved template (`WhatsApp` message templates) and the values of its parameters,
+/// A pre-approved template (WhatsApp message templates) and the values of its parameters,
 /// in order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Template {
@@ -502,7 +502,7 @@ pub struct Inbound {
     /// The customer's address on the channel: an E.164 number, a Telegram chat id, a
     /// Messenger page-scoped id, an email address.
     pub customer: String,
-    /// Our channel number it came to (short code, USSD code, voice number, `WhatsApp` number,
+    /// Our channel number it came to (short code, USSD code, voice number, WhatsApp number,
     /// bot name, page id, email address).
     pub channel_number: String,
     /// The provider's id for the message, where it gives one: a replay of the same id is the

@@ -10,15 +10,23 @@
 //! - `POST /callbacks/africastalking/{org}/{channel}/{token}/{kind}`: a messaging channel's
 //!   SMS delivery reports (`sms-delivery`), inbound SMS (`sms-inbound`), premium
 //!   subscription changes (`sms-subscription`), USSD session steps (`ussd`, answered with
-//!   `CON …`/`END …`) and their end (`ussd-end`). Africa's Talking signs nothing: a callback
-//!   without the channel's token changes nothing and is refused.
+//!   `CON …`/`END …`) and their end (`ussd-end`), voice call steps (`voice`, answered with
+//!   the action XML). Africa's Talking signs nothing: a callback without the channel's token
+//!   changes nothing and is refused;
+//! - `GET` and `POST /callbacks/meta/{org}/{channel}/{token}`: WhatsApp's and Messenger's
+//!   verify-token handshake, and their webhooks, each signed (`X-Hub-Signature-256`) with the
+//!   channel's app secret;
+//! - `POST /callbacks/telegram/{org}/{channel}`: Telegram updates, carrying the channel's
+//!   token in `X-Telegram-Bot-Api-Secret-Token` (given to Telegram with `setWebhook`);
+//! - `POST /callbacks/email/{org}/{channel}/{token}`: inbound email (SendGrid Inbound Parse),
+//!   which is signed by nothing but the token.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use hazina_providers::lifecycle::Event;
 use hazina_providers::mpesa::{C2bValidationReply, CallbackAck};
 use uuid::Uuid;
@@ -39,6 +47,9 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
             "/callbacks/africastalking/{org}/{channel}/{token}/{kind}",
             post(africastalking_callback),
         )
+        .route("/callbacks/meta/{org}/{channel}/{token}", get(meta_handshake).post(meta_callback))
+        .route("/callbacks/telegram/{org}/{channel}", post(telegram_callback))
+        .route("/callbacks/email/{org}/{channel}/{token}", post(email_callback))
         .layer(DefaultBodyLimit::max(CALLBACK_BYTES_MAX))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit))
 }
@@ -204,13 +215,8 @@ async fn africastalking_callback(
         DeliveryReport, InboundSms, SubscriptionUpdate, UssdReply, UssdSessionEnd, UssdStep,
     };
     let unknown = || ApiError::not_found("callback");
-    let org = hazina_ledger::OrgId(org.parse().map_err(|_| unknown())?);
-    let channel_id: Uuid = channel_id.parse().map_err(|_| unknown())?;
-    let channel = match state.messaging.channel(org, channel_id).await {
-        Ok(channel) if channel.verifies(&token) => channel,
-        // A wrong token and a missing channel look alike: nothing is told, nothing changes.
-        _ => return Err(unknown()),
-    };
+    let channel = messaging_channel(&state, &org, &channel_id, Some(&token)).await?;
+    let org = channel.org;
     let unreadable = |error: &dyn std::error::Error| {
         ApiError::bad_request(
             Code::UnreadableCallback,
@@ -250,6 +256,12 @@ async fn africastalking_callback(
             Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text)
                 .into_response())
         }
+        "voice" => {
+            let step = hazina_providers::africastalking::voice::VoiceCallback::from_form(&body)
+                .map_err(|e| unreadable(&e))?;
+            let xml = state.messaging.voice_step(&channel, &step).await?;
+            Ok(([(axum::http::header::CONTENT_TYPE, "application/xml")], xml).into_response())
+        }
         "ussd-end" => {
             let end = UssdSessionEnd::from_form(&body).map_err(|e| unreadable(&e))?;
             state
@@ -260,4 +272,141 @@ async fn africastalking_callback(
         }
         _ => Err(unknown()),
     }
+}
+
+/// The messaging channel a callback's path names, when `token` (if the path has one) is its
+/// token. A wrong token and a missing channel look alike: 404, nothing told, nothing changed.
+async fn messaging_channel(
+    state: &AppState,
+    org: &str,
+    channel: &str,
+    token: Option<&str>,
+) -> Result<crate::messaging::ChannelRecord, ApiError> {
+    let unknown = || ApiError::not_found("callback");
+    let org = hazina_ledger::OrgId(org.parse().map_err(|_| unknown())?);
+    let id: Uuid = channel.parse().map_err(|_| unknown())?;
+    match state.messaging.channel(org, id).await {
+        Ok(channel) if token.is_none_or(|token| channel.verifies(token)) => Ok(channel),
+        _ => Err(unknown()),
+    }
+}
+
+fn unreadable_callback(error: &dyn std::fmt::Display) -> ApiError {
+    ApiError::bad_request(Code::UnreadableCallback, format!("the callback is unreadable: {error}"))
+}
+
+/// Meta's verify-token handshake: the challenge echoed when the verify token is the channel's.
+async fn meta_handshake(
+    State(state): State<AppState>,
+    Path((org, channel_id, token)): Path<(String, String, String)>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let channel = messaging_channel(&state, &org, &channel_id, Some(&token)).await?;
+    let verify_token =
+        channel.credential("verifyToken").ok_or_else(|| ApiError::not_found("callback"))?;
+    let query = uri.query().unwrap_or("");
+    match hazina_providers::meta::verify_challenge(query, verify_token.expose()) {
+        Some(challenge) => Ok(challenge.into_response()),
+        None => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Code::Unauthorized,
+            "the verify token is not the channel's",
+        )),
+    }
+}
+
+/// A WhatsApp or Messenger webhook, signed with the channel's app secret.
+async fn meta_callback(
+    State(state): State<AppState>,
+    Path((org, channel_id, token)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use hazina_providers::messaging::{Channel, Verified};
+    let channel = messaging_channel(&state, &org, &channel_id, Some(&token)).await?;
+    let secret = channel.credential("appSecret").ok_or_else(|| ApiError::not_found("callback"))?;
+    let signature =
+        headers.get(hazina_providers::meta::SIGNATURE_HEADER).and_then(|value| value.to_str().ok());
+    let verified =
+        hazina_providers::meta::verify_signature(secret.expose().as_bytes(), signature, &body);
+    if verified != Verified::Yes {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
+            "the webhook's signature is not the channel's",
+        ));
+    }
+    let messaging = &state.messaging;
+    if channel.channel == Channel::WhatsApp {
+        let events =
+            hazina_providers::whatsapp::read_webhook(&body).map_err(|e| unreadable_callback(&e))?;
+        for inbound in &events.inbound {
+            messaging.receive(&channel, inbound).await?;
+        }
+        messaging.apply_statuses(&channel, &events.statuses).await?;
+    } else {
+        let events = hazina_providers::messenger::read_webhook(&body)
+            .map_err(|e| unreadable_callback(&e))?;
+        for inbound in &events.inbound {
+            messaging.receive(&channel, inbound).await?;
+        }
+        messaging.apply_statuses(&channel, &events.statuses).await?;
+        for mark in &events.watermarks {
+            messaging
+                .apply_watermark(&channel, &mark.psid, mark.status.status(), mark.up_to)
+                .await?;
+        }
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// A Telegram update, carrying the channel's token as its secret token.
+async fn telegram_callback(
+    State(state): State<AppState>,
+    Path((org, channel_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use hazina_providers::messaging::Verified;
+    let channel = messaging_channel(&state, &org, &channel_id, None).await?;
+    let presented = headers
+        .get(hazina_providers::telegram::SECRET_TOKEN_HEADER)
+        .map(axum::http::HeaderValue::as_bytes);
+    let expected = hazina_providers::Secret::new(channel.token.clone());
+    if hazina_providers::telegram::verify_secret_token(presented, &expected) != Verified::Yes {
+        return Err(ApiError::not_found("callback"));
+    }
+    let update = hazina_providers::telegram::read_update(&body, &channel.number)
+        .map_err(|e| unreadable_callback(&e))?;
+    let customer = match &update.inbound {
+        Some(inbound) => Some(state.messaging.receive(&channel, inbound).await?.customer_id),
+        None => None,
+    };
+    if let Some((chat, consent)) = &update.consent {
+        let customer = match customer {
+            Some(customer) => hazina_ledger::CustomerId(customer),
+            None => state.messaging.customer_of(&channel, chat).await?,
+        };
+        let allowed = *consent == hazina_providers::telegram::Consent::OptIn;
+        state.messaging.set_consent(&channel, customer, allowed, "keyword").await?;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Inbound email through SendGrid Inbound Parse (multipart/form-data).
+async fn email_callback(
+    State(state): State<AppState>,
+    Path((org, channel_id, token)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let channel = messaging_channel(&state, &org, &channel_id, Some(&token)).await?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let inbound = hazina_providers::email::read_inbound_parse(content_type, &body)
+        .map_err(|e| unreadable_callback(&e))?;
+    state.messaging.receive(&channel, &inbound).await?;
+    Ok(StatusCode::OK.into_response())
 }

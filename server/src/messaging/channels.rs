@@ -22,7 +22,7 @@ pub enum ProviderKind {
     /// Africa's Talking: SMS, USSD, voice.
     #[serde(rename = "africastalking")]
     AfricasTalking,
-    /// Meta's Graph API: the `WhatsApp` Cloud API, Messenger.
+    /// Meta's Graph API: the WhatsApp Cloud API, Messenger.
     Meta,
     /// The Telegram Bot API.
     Telegram,
@@ -279,50 +279,56 @@ fn check_number(channel: Channel, number: &str) -> Result<(), MessagingError> {
     Ok(())
 }
 
+/// The checks of a new channel that need no database: the provider carries the channel, the
+/// number fits it, the credentials are known and complete, the price and its purse.
+pub fn check_new(new: &NewChannel) -> Result<(), MessagingError> {
+    if !new.provider.carries(new.channel) {
+        return Err(MessagingError::invalid(
+            Code::NotSupported,
+            format!("{} does not carry {}", new.provider.as_str(), new.channel.as_str()),
+        ));
+    }
+    check_number(new.channel, &new.number)?;
+    let known = new.provider.known_credentials();
+    if let Some(unknown) = new.credentials.keys().find(|name| !known.contains(&name.as_str())) {
+        return Err(MessagingError::invalid(
+            Code::UnknownCredential,
+            format!("{unknown:?} is not a credential of {}", new.provider.as_str()),
+        ));
+    }
+    let missing: Vec<&str> = (new.provider.required_credentials(new.channel).iter())
+        .copied()
+        .filter(|name| {
+            (new.credentials.get(*name).and_then(|v| v.as_str())).is_none_or(str::is_empty)
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(MessagingError::invalid(
+            Code::MissingCredentials,
+            format!("the channel needs {}", missing.join(", ")),
+        ));
+    }
+    if new.unit_price.amount().is_sign_negative() {
+        return Err(MessagingError::invalid(Code::InvalidAmount, "a price is not negative"));
+    }
+    if new.unit_price.is_positive() && new.purse.is_none() {
+        return Err(MessagingError::invalid(
+            Code::InvalidPurse,
+            "a channel whose messages cost money names the purse that pays (purseId)",
+        ));
+    }
+    Ok(())
+}
+
 impl Service {
     /// Adds a channel with its clearing account. A channel's number is unique per channel in
     /// the org: `channel_exists`.
-    #[allow(clippy::too_many_lines)] // One check after another, then one insert.
     pub async fn create_channel(
         &self,
         org: OrgId,
         new: NewChannel,
     ) -> Result<ChannelRecord, MessagingError> {
-        if !new.provider.carries(new.channel) {
-            return Err(MessagingError::invalid(
-                Code::NotSupported,
-                format!("{} does not carry {}", new.provider.as_str(), new.channel.as_str()),
-            ));
-        }
-        check_number(new.channel, &new.number)?;
-        let known = new.provider.known_credentials();
-        if let Some(unknown) = new.credentials.keys().find(|name| !known.contains(&name.as_str())) {
-            return Err(MessagingError::invalid(
-                Code::UnknownCredential,
-                format!("{unknown:?} is not a credential of {}", new.provider.as_str()),
-            ));
-        }
-        let missing: Vec<&str> = (new.provider.required_credentials(new.channel).iter())
-            .copied()
-            .filter(|name| {
-                (new.credentials.get(*name).and_then(|v| v.as_str())).is_none_or(str::is_empty)
-            })
-            .collect();
-        if !missing.is_empty() {
-            return Err(MessagingError::invalid(
-                Code::MissingCredentials,
-                format!("the channel needs {}", missing.join(", ")),
-            ));
-        }
-        if new.unit_price.amount().is_sign_negative() {
-            return Err(MessagingError::invalid(Code::InvalidAmount, "a price is not negative"));
-        }
-        if new.unit_price.is_positive() && new.purse.is_none() {
-            return Err(MessagingError::invalid(
-                Code::InvalidPurse,
-                "a channel whose messages cost money names the purse that pays (purseId)",
-            ));
-        }
+        check_new(&new)?;
         if let Some(purse) = new.purse {
             let account = self.store.account(org, purse).await?;
             let Some(account) = account.filter(|a| a.kind == AccountKind::Purse) else {

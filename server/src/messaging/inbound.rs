@@ -339,14 +339,7 @@ impl Service {
     ) -> Result<SessionReply, MessagingError> {
         let received = self.receive(channel, inbound).await?;
         let session = inbound.session_id.clone().unwrap_or_default();
-        self.session_status(
-            channel,
-            &session,
-            received.customer_id,
-            UssdSessionStatus::Active,
-            None,
-        )
-        .await?;
+        self.session_status(channel, &session, received.customer_id, "active", None).await?;
         let settings = self.settings();
         let event = match received.event_id {
             Some(id) => {
@@ -362,14 +355,8 @@ impl Service {
         if let Some(body) = reply {
             {
                 if let Body::Ussd { is_terminal: true, .. } = body {
-                    self.session_status(
-                        channel,
-                        &session,
-                        received.customer_id,
-                        UssdSessionStatus::Completed,
-                        None,
-                    )
-                    .await?;
+                    self.session_status(channel, &session, received.customer_id, "completed", None)
+                        .await?;
                 }
                 return Ok(SessionReply { body, app_error: false });
             }
@@ -385,7 +372,7 @@ impl Service {
                     channel,
                     &session,
                     received.customer_id,
-                    UssdSessionStatus::AppError,
+                    "app_error",
                     Some(why),
                 )
                 .await?;
@@ -406,20 +393,18 @@ impl Service {
         }
     }
 
-    /// Records a session's status; an event when it changes.
+    /// Records a session's status (`active`, or how it ended); an event when it starts and
+    /// when it ends.
     pub async fn session_status(
         &self,
         channel: &ChannelRecord,
         session: &str,
         customer: Uuid,
-        status: UssdSessionStatus,
+        name: &str,
         reason: Option<&str>,
     ) -> Result<(), MessagingError> {
-        let name = serde_json::to_value(status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let ended = !matches!(status, UssdSessionStatus::Active);
+        let name = name.to_owned();
+        let ended = name != "active";
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let changed = tx
@@ -456,6 +441,175 @@ impl Service {
         Ok(())
     }
 
+    /// A voice call's step: while the call is live, the app's next actions (asked as a USSD
+    /// step is, the fallback read out when it does not answer) as Africa's Talking's XML; at
+    /// its end, the call's status recorded (and an outbound call's message delivered or
+    /// failed) and its cost charged. The XML, empty at the end.
+    pub async fn voice_step(
+        &self,
+        channel: &ChannelRecord,
+        step: &hazina_providers::africastalking::voice::VoiceCallback,
+    ) -> Result<String, MessagingError> {
+        use hazina_providers::africastalking::voice::render;
+        use hazina_providers::messaging::VoiceCallStatus;
+        let inbound = step.inbound();
+        if step.is_active() {
+            let reply = self.session_step(channel, &inbound).await?;
+            let actions = match reply.body {
+                Body::Voice { actions } => actions,
+                _ => Vec::new(),
+            };
+            return render(&actions, None).map_err(|error| {
+                MessagingError::Corrupt(format!("voice actions that render no XML: {error}"))
+            });
+        }
+        let received = self.receive(channel, &inbound).await?;
+        let status = step.call_status();
+        self.session_status(
+            channel,
+            &step.session_id,
+            received.customer_id,
+            &call_status_name(status),
+            step.hangup_cause.as_deref(),
+        )
+        .await?;
+        if !step.is_inbound() {
+            let delivered = status == VoiceCallStatus::Completed;
+            let update = StatusUpdate {
+                provider_message_id: step.session_id.clone(),
+                status: if delivered { DeliveryStatus::Delivered } else { DeliveryStatus::Failed },
+                reason: step.hangup_cause.clone(),
+                cost: None,
+                at: None,
+            };
+            self.apply_statuses(channel, &[update]).await?;
+        }
+        if let Some(cost) = &inbound.cost {
+            self.charge_call(channel, &step.session_id, CustomerId(received.customer_id), cost)
+                .await?;
+        }
+        Ok(String::new())
+    }
+
+    /// Charges what a call cost beyond what its message's reservation posted: a transfer from
+    /// the channel's purse to its clearing account, under an id derived from the call's (a
+    /// repeated end-of-call callback charges once). A purse that cannot pay is logged: the
+    /// call has happened.
+    async fn charge_call(
+        &self,
+        channel: &ChannelRecord,
+        session: &str,
+        customer: CustomerId,
+        cost: &hazina_ledger::Money,
+    ) -> Result<(), MessagingError> {
+        use hazina_ledger::rules::{Action, Outcome, Posting, Side, TransferRequest};
+        let Some(purse) = channel.purse else { return Ok(()) };
+        if cost.currency() != channel.currency() {
+            tracing::warn!(channel = %channel.id, "a call's cost is in another currency; not charged");
+            return Ok(());
+        }
+        let client = self.pool.get().await?;
+        let posted: Option<i64> = client
+            .query_opt(
+                "SELECT cost_minor FROM messages WHERE org_id = $1 AND channel_id = $2
+                     AND direction = 'outbound' AND provider_message_id = $3",
+                &[&channel.org.0, &channel.id, &session],
+            )
+            .await?
+            .and_then(|row| row.get(0));
+        drop(client);
+        let due = cost.to_minor().unwrap_or(0) - posted.unwrap_or(0);
+        if due <= 0 {
+            return Ok(());
+        }
+        let amount = hazina_ledger::Money::from_minor(channel.currency(), due);
+        let mut context = serde_json::Map::new();
+        context.insert(
+            "call".to_owned(),
+            serde_json::json!({ "sessionId": session, "channelId": channel.id }),
+        );
+        context.insert(
+            hazina_ledger::context::HAZINA.to_owned(),
+            hazina_ledger::context::Effects::default().into_hazina([customer]),
+        );
+        let namespace = Uuid::from_u128(0x6361_6c6c_5f63_6f73_7400_0000_0000_0001);
+        let request = TransferRequest {
+            id: hazina_ledger::TransferId(Uuid::new_v5(
+                &namespace,
+                format!("{}/{session}", channel.id).as_bytes(),
+            )),
+            id_is_new: false,
+            org: channel.org,
+            action: Action::Post {
+                postings: vec![
+                    Posting { account: purse, side: Side::Debit, amount },
+                    Posting { account: channel.clearing, side: Side::Credit, amount },
+                ],
+            },
+            code: "call_cost".to_owned(),
+            effective_at: None,
+            context: std::sync::Arc::new(context),
+        };
+        if let Outcome::Rejected(reason) = self.pipeline.submit(request).await? {
+            tracing::warn!(channel = %channel.id, session, reason = reason.code(), "a call's cost could not be charged");
+        }
+        Ok(())
+    }
+
+    /// The customer with an address on the channel, made when new.
+    pub async fn customer_of(
+        &self,
+        channel: &ChannelRecord,
+        address: &str,
+    ) -> Result<CustomerId, MessagingError> {
+        let number = CustomerNumber {
+            number: address.to_owned(),
+            provider: number_provider(channel.channel),
+            partition: None,
+        }
+        .normalised()?;
+        Ok(customers::store::by_number(&self.pool, channel.org, &number).await?.0)
+    }
+
+    /// A Messenger watermark: every message to the customer sent up to `up_to` is delivered
+    /// (or read), unless it is further along already.
+    pub async fn apply_watermark(
+        &self,
+        channel: &ChannelRecord,
+        customer_address: &str,
+        status: DeliveryStatus,
+        up_to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, MessagingError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT provider_message_id FROM messages
+                 WHERE org_id = $1 AND channel_id = $2 AND direction = 'outbound'
+                     AND customer_number = $3 AND created_at <= $4 AND status_rank < $5
+                     AND provider_message_id IS NOT NULL",
+                &[
+                    &channel.org.0,
+                    &channel.id,
+                    &customer_address,
+                    &up_to,
+                    &i16::from(status.rank()),
+                ],
+            )
+            .await?;
+        drop(client);
+        let updates: Vec<StatusUpdate> = rows
+            .iter()
+            .map(|row| StatusUpdate {
+                provider_message_id: row.get(0),
+                status,
+                reason: None,
+                cost: None,
+                at: Some(up_to),
+            })
+            .collect();
+        self.apply_statuses(channel, &updates).await
+    }
+
     /// The last status of a session, for the provider's end-of-session notice.
     pub async fn end_session(
         &self,
@@ -471,8 +625,26 @@ impl Service {
         }
         .normalised()?;
         let (customer, _) = customers::store::by_number(&self.pool, channel.org, &number).await?;
-        self.session_status(channel, session, customer.0, status, None).await
+        self.session_status(channel, session, customer.0, ussd_status_name(status), None).await
     }
+}
+
+/// The stored name of a USSD session's status.
+fn ussd_status_name(status: UssdSessionStatus) -> &'static str {
+    match status {
+        UssdSessionStatus::Active => "active",
+        UssdSessionStatus::Incomplete => "incomplete",
+        UssdSessionStatus::Completed => "completed",
+        UssdSessionStatus::AppError => "app_error",
+    }
+}
+
+/// The stored name of a voice call's status (the platform's, snake_case).
+fn call_status_name(status: hazina_providers::messaging::VoiceCallStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "completed".to_owned())
 }
 
 /// The stored name of a consent.

@@ -39,9 +39,9 @@ use deadpool_postgres::Pool;
 use hazina_ledger::pipeline::{Pipeline, SubmitError};
 use hazina_ledger::store::{Store, StoreError};
 
-pub use channels::{ChannelRecord, NewChannel, ProviderKind};
+pub use channels::{ChannelRecord, NewChannel, ProviderKind, check_new};
 pub use inbound::{Received, SessionReply};
-pub use outbound::{Job, MessageView, NewJob, NewMessage, Recipient, StatusChange};
+pub use outbound::{Job, MessageView, NewJob, NewMessage, Recipient, StatusChange, check_body};
 
 use crate::code::Code;
 use crate::customers::CustomerError;

@@ -21,11 +21,11 @@ use crate::money::{PaymentContext, context_effects};
 
 /// Most SMS segments one message may take (1,530 GSM-7 characters, 670 UCS-2).
 pub const SMS_SEGMENTS_MAX: usize = 10;
-/// Longest text `WhatsApp` and Telegram carry, in characters.
+/// Longest text WhatsApp and Telegram carry, in characters.
 const CHAT_TEXT_MAX: usize = 4_096;
 /// Longest text Messenger carries.
 const MESSENGER_TEXT_MAX: usize = 2_000;
-/// How long after a customer's last message a free-form `WhatsApp` or Messenger message may go.
+/// How long after a customer's last message a free-form WhatsApp or Messenger message may go.
 pub const SESSION_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 /// Customers one job step queues.
 pub const JOB_CHUNK: i64 = 1_000;

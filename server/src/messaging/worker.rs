@@ -36,6 +36,8 @@ struct Claimed {
     attempts: i32,
     created_at: chrono::DateTime<Utc>,
     job: Option<Uuid>,
+    /// The provider's id of the message this one answers.
+    reply_to: Option<String>,
 }
 
 /// What became of one message.
@@ -88,8 +90,13 @@ impl Service {
         let sends = batches.into_iter().map(|(channel, messages)| async move {
             let settled = match serde_json::from_value::<Body>(messages[0].body.clone()) {
                 Ok(body) => {
-                    let outgoing: Vec<Outgoing> =
-                        messages.iter().map(|m| Outgoing { number: m.number.clone() }).collect();
+                    let outgoing: Vec<Outgoing> = messages
+                        .iter()
+                        .map(|m| Outgoing {
+                            number: m.number.clone(),
+                            reply_to: m.reply_to.clone(),
+                        })
+                        .collect();
                     let results = send_batch(http, &channel, &body, &outgoing).await;
                     messages
                         .into_iter()
@@ -135,7 +142,9 @@ impl Service {
                  FROM due WHERE m.org_id = due.org_id AND m.id = due.id
                  RETURNING m.org_id, m.id, m.app_id, m.channel_id, m.customer_id,
                      m.customer_number, m.body, m.cost_reserved_minor, m.attempts, m.created_at,
-                     m.job_id",
+                     m.job_id,
+                     (SELECT r.provider_message_id FROM messages r
+                      WHERE r.org_id = m.org_id AND r.id = m.reply_to)",
                 &[&i64::try_from(limit).unwrap_or(i64::MAX), &lease],
             )
             .await?;
@@ -153,6 +162,7 @@ impl Service {
                 attempts: row.get(8),
                 created_at: row.get(9),
                 job: row.get(10),
+                reply_to: row.get(11),
             })
             .collect())
     }

@@ -388,6 +388,78 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
             CREDENTIALS,
         ],
     ),
+    // Messaging (`v1::messaging`, `crate::messaging`): a channel named in a body that is not
+    // the org's is `channel_not_found` (422); one named in the path, 404.
+    (
+        "create_messaging_channel",
+        &[
+            ORG_KEY,
+            conflict(&[Code::ChannelExists]),
+            unprocessable(AMOUNT),
+            unprocessable(&[
+                Code::CurrencyMismatch,
+                Code::InvalidBaseUrl,
+                Code::InvalidChannelNumber,
+                Code::InvalidCredential,
+                Code::InvalidName,
+                Code::InvalidPurse,
+                Code::InvalidValue,
+                Code::MissingCredentials,
+                Code::NotSupported,
+                Code::UnknownCredential,
+            ]),
+            CREDENTIALS,
+        ],
+    ),
+    ("list_messaging_channels", &[ORG_KEY, CREDENTIALS]),
+    ("get_messaging_channel", &[ORG_KEY, NOT_FOUND, CREDENTIALS]),
+    // 404: the customer named by id, or the context's; `not_found` (422): a `replyTo` that is
+    // no message of the customer's.
+    (
+        "send_message",
+        &[
+            (StatusCode::FORBIDDEN, &[Code::AppKeyRequired]),
+            NOT_FOUND,
+            unprocessable(&[
+                Code::ChannelNotFound,
+                Code::InsufficientCredits,
+                Code::InvalidAmount,
+                Code::InvalidBody,
+                Code::InvalidCustomerNumber,
+                Code::InvalidCustomerReference,
+                Code::InvalidPhoneNumber,
+                Code::MessageTooLong,
+                Code::NoConsent,
+                Code::NoSessionInProgress,
+                Code::NotFound,
+                Code::NotSupported,
+                Code::UnsupportedBody,
+            ]),
+            conflict(&[Code::LedgerRefused]),
+            unprocessable(PAYMENT_CONTEXT),
+            unprocessable(ACTIVITY),
+            unprocessable(DATA_VALUE),
+            CREDENTIALS,
+            PIPELINE,
+        ],
+    ),
+    ("get_message", &[NOT_FOUND]),
+    (
+        "start_message_job",
+        &[
+            unprocessable(&[
+                Code::ChannelNotFound,
+                Code::InvalidBody,
+                Code::InvalidKey,
+                Code::MessageTooLong,
+                Code::NoSessionInProgress,
+                Code::UnsupportedBody,
+            ]),
+            CREDENTIALS,
+        ],
+    ),
+    ("get_message_job", &[NOT_FOUND]),
+    ("set_messaging_consent", &[NOT_FOUND, unprocessable(&[Code::ChannelNotFound]), CREDENTIALS]),
     // Webhook endpoints (`v1::webhooks`, `crate::webhooks`): an app key's endpoints are its
     // app's, another app's answer 404 like missing ones; 404 also for an `appId` that is not
     // the org's (or, for an app key, not its own).

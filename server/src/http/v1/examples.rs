@@ -53,7 +53,41 @@ const ACCEPTS: &[(&str, Accepts)] = &[
     ("update_webhook_endpoint", update_webhook_endpoint),
     ("rotate_webhook_secret", rotate_webhook_secret),
     ("redeliver_webhook_events", redeliver_webhook_events),
+    ("create_messaging_channel", create_messaging_channel),
+    ("send_message", send_message),
+    ("start_message_job", start_message_job),
+    ("set_messaging_consent", set_messaging_consent),
 ];
+
+fn create_messaging_channel(example: &Value) -> Result<(), String> {
+    let new: super::messaging::NewMessagingChannel = read(example)?;
+    super::messaging::checked(new).map_err(|error| format!("{}: {}", error.code, error.detail))?;
+    Ok(())
+}
+
+fn send_message(example: &Value) -> Result<(), String> {
+    let new: super::messaging::SendMessage = read(example)?;
+    if new.customer_id.is_some() == new.customer_number.is_some() {
+        return Err("name the customer by customerId or customerNumber".to_owned());
+    }
+    // The examples send on SMS.
+    crate::messaging::check_body(hazina_providers::messaging::Channel::Sms, &new.body)
+        .map_err(refused)?;
+    Ok(())
+}
+
+fn start_message_job(example: &Value) -> Result<(), String> {
+    let new: super::messaging::StartJob = read(example)?;
+    customers::check_key(&new.tag.key).map_err(refused)?;
+    crate::messaging::check_body(hazina_providers::messaging::Channel::Sms, &new.body)
+        .map_err(refused)?;
+    Ok(())
+}
+
+fn set_messaging_consent(example: &Value) -> Result<(), String> {
+    let _: super::messaging::SetConsent = read(example)?;
+    Ok(())
+}
 
 /// The suffix of the deprecated payment-channel operations: copies of the current ones under
 /// the old path, served by the same handlers, so they take the same bodies.

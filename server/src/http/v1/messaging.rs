@@ -55,16 +55,22 @@ pub struct NewMessagingChannel {
     /// `sms`, `ussd`, `voice`, `whatsapp`, `messenger`, `telegram` or `email`.
     #[schema(value_type = String, example = "sms")]
     pub channel: Channel,
-    /// `africastalking` (SMS, USSD, voice), `meta` (`WhatsApp`, Messenger), `telegram`, `smtp`.
+    /// `africastalking` (SMS, USSD, voice), `meta` (WhatsApp, Messenger), `telegram`, `smtp`.
     pub provider: ProviderKind,
     /// A short code or sender id (SMS), a USSD code (`*384*123#`), an E.164 number (voice,
-    /// `WhatsApp`), a bot name (Telegram), a page id (Messenger), an email address.
+    /// WhatsApp), a bot name (Telegram), a page id (Messenger), an email address.
     #[schema(min_length = 1, max_length = 64)]
     pub channel_number: String,
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    /// The provider's API address: production, sandbox, or a simulator.
-    #[schema(min_length = 1, max_length = 2048, pattern = r"^https?://[^\s\u0000]+$")]
+    /// The provider's API address: production, sandbox, or a simulator; for email, the
+    /// SMTP server as `smtp://host:port` (plain), `smtp+starttls://host:587` or
+    /// `smtps://host:465`.
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^(https?|smtps?|smtp\+starttls)://[^\s\u0000]+$"
+    )]
     pub base_url: String,
     /// Africa's Talking: `username`, `apiKey`. Sealed at rest, never shown again.
     #[schema(value_type = BTreeMap<String, String>)]
@@ -97,6 +103,21 @@ pub struct CallbackUrls {
     pub ussd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ussd_session_end: Option<String>,
+    /// Voice: the number's callback URL (every step of a call, and its end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// WhatsApp and Messenger: the webhook (its verify-token handshake too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// Telegram: the webhook URL to `setWebhook` with this channel's `secretToken`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram_webhook: Option<String>,
+    /// Telegram: the `secret_token` to give `setWebhook`; every update must carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram_secret_token: Option<String>,
+    /// Email: the Inbound Parse URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_email: Option<String>,
 }
 
 /// A messaging channel, without its credentials' values.
@@ -131,6 +152,9 @@ fn view(record: &ChannelRecord) -> MessagingChannelView {
     let at = record.provider == ProviderKind::AfricasTalking;
     let sms = at && record.channel == Channel::Sms;
     let ussd = at && record.channel == Channel::Ussd;
+    let voice = at && record.channel == Channel::Voice;
+    let base = format!("{}/{}", record.org.0, record.id);
+    let telegram = record.channel == Channel::Telegram;
     MessagingChannelView {
         id: record.id,
         channel: record.channel,
@@ -150,6 +174,13 @@ fn view(record: &ChannelRecord) -> MessagingChannelView {
             sms_subscriptions: sms.then(|| url("sms-subscription")),
             ussd: ussd.then(|| url("ussd")),
             ussd_session_end: ussd.then(|| url("ussd-end")),
+            voice: voice.then(|| url("voice")),
+            webhook: (record.provider == ProviderKind::Meta)
+                .then(|| format!("/callbacks/meta/{base}/{}", record.token)),
+            telegram_webhook: telegram.then(|| format!("/callbacks/telegram/{base}")),
+            telegram_secret_token: telegram.then(|| record.token.clone()),
+            inbound_email: (record.channel == Channel::Email)
+                .then(|| format!("/callbacks/email/{base}/{}", record.token)),
         },
         created_at: record.created_at,
     }
@@ -178,9 +209,26 @@ async fn create_channel(
     Body(new): Body<NewMessagingChannel>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
+    let new = checked(new)?;
+    let record = state.messaging.create_channel(caller.org, new).await?;
+    tracing::info!(channel = %record.id, kind = record.channel.as_str(), "messaging channel added");
+    Ok((StatusCode::CREATED, Json(view(&record))).into_response())
+}
+
+/// The service's new channel from the request, checked as far as it can be without the
+/// database.
+pub(super) fn checked(new: NewMessagingChannel) -> Result<NewChannel, ApiError> {
     check_text(&new.base_url, 2048, Code::InvalidBaseUrl, "baseUrl")?;
-    if !(new.base_url.starts_with("https://") || new.base_url.starts_with("http://")) {
-        return Err(ApiError::invalid(Code::InvalidBaseUrl, "baseUrl is an http(s) URL"));
+    let schemes: &[&str] = if new.channel == Channel::Email {
+        &["smtp://", "smtp+starttls://", "smtps://"]
+    } else {
+        &["https://", "http://"]
+    };
+    if !schemes.iter().any(|scheme| new.base_url.starts_with(scheme)) {
+        return Err(ApiError::invalid(
+            Code::InvalidBaseUrl,
+            format!("baseUrl starts with one of {}", schemes.join(", ")),
+        ));
     }
     if let Some(name) = &new.name {
         check_text(name, 100, Code::InvalidName, "name")?;
@@ -195,26 +243,20 @@ async fn create_channel(
     let credentials = (new.credentials.iter())
         .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
         .collect();
-    let record = state
-        .messaging
-        .create_channel(
-            caller.org,
-            NewChannel {
-                channel: new.channel,
-                provider: new.provider,
-                number: new.channel_number,
-                name: new.name.map(|n| n.trim().to_owned()),
-                base_url: new.base_url.trim().to_owned(),
-                credentials,
-                unit_price,
-                purse: new.purse_id.map(AccountId),
-                consent_required: new.consent_required,
-                fallback_text: new.fallback_text,
-            },
-        )
-        .await?;
-    tracing::info!(channel = %record.id, kind = record.channel.as_str(), "messaging channel added");
-    Ok((StatusCode::CREATED, Json(view(&record))).into_response())
+    let channel = NewChannel {
+        channel: new.channel,
+        provider: new.provider,
+        number: new.channel_number,
+        name: new.name.map(|n| n.trim().to_owned()),
+        base_url: new.base_url.trim().to_owned(),
+        credentials,
+        unit_price,
+        purse: new.purse_id.map(AccountId),
+        consent_required: new.consent_required,
+        fallback_text: new.fallback_text,
+    };
+    crate::messaging::check_new(&channel)?;
+    Ok(channel)
 }
 
 /// A unit price: zero or more, in a currency.
@@ -255,7 +297,12 @@ async fn get_channel(
     PathParams(path): PathParams<ChannelPath>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let record = state.messaging.channel(caller.org, path.id).await?;
+    let record = match state.messaging.channel(caller.org, path.id).await {
+        Err(crate::messaging::MessagingError::Invalid { code: Code::ChannelNotFound, .. }) => {
+            return Err(ApiError::not_found("messaging channel"));
+        }
+        other => other?,
+    };
     Ok(Json(view(&record)).into_response())
 }
 
@@ -395,6 +442,11 @@ async fn get_job(
 /// A customer's consent on a channel.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "channelId": "0190f5a2-8c1e-7d2b-9a3f-4e5d6c7b8a92",
+    "customerId": "0190f5a2-8c1e-7d2b-9a3f-4e5d6c7b8a93",
+    "allowed": false
+}))]
 pub struct SetConsent {
     pub channel_id: Uuid,
     pub customer_id: Uuid,

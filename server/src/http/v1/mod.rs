@@ -266,6 +266,8 @@ mod tests {
             // Wallet ids, provider URLs, timeline cursors.
             "^[A-Za-z0-9._-]+$",
             r"^https?://[^\s\u0000]+$",
+            // Messaging channels' addresses: a provider's API, or an SMTP server.
+            r"^(https?|smtps?|smtp\+starttls)://[^\s\u0000]+$",
             crate::customers::timeline::CURSOR_PATTERN,
             super::events::TYPES_PATTERN,
         ];

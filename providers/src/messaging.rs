@@ -3,7 +3,8 @@
 //! the delivery statuses with the platform's codes (`MessageDeliveryStatus`), and what an
 //! adapter reports back — the answer to a send, a status update, an inbound message. Every
 //! messaging adapter turns its provider's wire into these and nothing else, so the server
-//! handles seven channels with one set of rules.
+//! handles seven channels with one set of rules. As JSON (the API's message bodies), kinds
+//! and actions are snake_case and fields camelCase, like the rest of the API.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -239,6 +240,7 @@ pub enum MediaType {
 
 /// A place on the map. Coordinates are decimal degrees, kept exact as given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Location {
     pub latitude: Decimal,
     pub longitude: Decimal,
@@ -250,6 +252,7 @@ pub struct Location {
 
 /// An email's content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Email {
     pub subject: String,
     pub plain: String,
@@ -263,6 +266,7 @@ pub struct Email {
 
 /// A media attachment by URL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Media {
     pub url: String,
     pub media: MediaType,
@@ -273,6 +277,7 @@ pub struct Media {
 /// A pre-approved template (WhatsApp message templates) and the values of its parameters,
 /// in order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Template {
     /// The template's name at the provider.
     pub id: String,
@@ -285,7 +290,7 @@ pub struct Template {
 
 /// What an outbound message carries (the platform's `OutboundMessageBody`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum Body {
     Text {
         text: String,
@@ -336,6 +341,7 @@ pub enum Voice {
 
 /// Text read to the caller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Say {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -354,7 +360,7 @@ pub enum Prompt {
 
 /// One step of a voice call (the platform's `VoiceCallAction`). Durations are whole seconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[serde(tag = "action", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum VoiceAction {
     Say(Say),
     Play {
@@ -458,6 +464,7 @@ pub enum VoiceCallStatus {
 
 /// Where a voice call stands as a callback told it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct VoiceInput {
     /// `true` when the customer called us.
     pub inbound: bool,
@@ -476,6 +483,7 @@ pub struct VoiceInput {
 
 /// Where a USSD session stands, and what the customer typed last.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UssdInput {
     pub status: UssdSessionStatus,
     /// The customer's latest input; `None` on the session's first step.
@@ -485,7 +493,7 @@ pub struct UssdInput {
 
 /// One part of an inbound message (the platform's `InboundMessageBody`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum InboundPart {
     Text { text: String },
     Media(Media),
@@ -588,7 +596,7 @@ mod tests {
     #[test]
     fn bodies_are_tagged_by_kind() {
         let body: Body = serde_json::from_str(
-            r#"{"kind":"voice","actions":[{"action":"say","text":"Hi"},{"action":"get_digits","prompt":{"say":{"text":"Press 1"}},"num_digits":1},{"action":"reject"}]}"#,
+            r#"{"kind":"voice","actions":[{"action":"say","text":"Hi"},{"action":"get_digits","prompt":{"say":{"text":"Press 1"}},"numDigits":1},{"action":"reject"}]}"#,
         )
         .unwrap_or(Body::Text { text: String::new() });
         let Body::Voice { actions } = &body else { panic!("not voice: {body:?}") };

@@ -43,6 +43,7 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
     axum::Router::new()
         .route("/callbacks/mpesa/{channel}/{token}/{kind}/{name}", post(mpesa_callback))
         .route("/callbacks/momo/{channel}/{token}/callback", post(momo_callback).put(momo_callback))
+        .route("/callbacks/africastalking-airtime/{channel}/{token}/status", post(airtime_callback))
         .route(
             "/callbacks/africastalking/{org}/{channel}/{token}/{kind}",
             post(africastalking_callback),
@@ -54,22 +55,36 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit))
 }
 
-/// Callbacks each channel takes per second, and in a burst; past them a 429. A provider sends
-/// a few per payment; anyone can post them (unverified ones are stored), so a flood is bounded
-/// per channel, and in all, before it costs a lookup or a row.
+/// Callbacks each payment channel takes per second, and in a burst; past them a 429. A
+/// provider sends a few per payment; anyone can post them (unverified ones are stored), so a
+/// flood is bounded per channel, and in all, before it costs a lookup or a row.
 pub const CALLBACKS_PER_SECOND: u32 = 200;
 const CALLBACK_BURST: u32 = 400;
-/// All channels together (random channel ids included).
+/// All payment channels together (random channel ids included).
 const CALLBACKS_PER_SECOND_ALL: u32 = 2_000;
 const CALLBACK_BURST_ALL: u32 = 4_000;
+/// Callbacks each messaging channel takes per second, and in a burst. A bulk send is answered
+/// by one delivery report per message, as fast as the provider's carriers report — 100,000 in
+/// a minute or two — and Africa's Talking does not send a refused report again, so the limit
+/// sits above what the server can apply (BENCHMARKS.md, "Bulk SMS by tag"): it bounds a flood,
+/// never a real send. A messaging callback without its channel's token changes nothing and
+/// costs one channel lookup.
+pub const MESSAGING_CALLBACKS_PER_SECOND: u32 = 20_000;
+const MESSAGING_CALLBACK_BURST: u32 = 40_000;
+/// All messaging channels together, on a budget of their own, so that a bulk send's reports
+/// never crowd out payments' callbacks (nor theirs it).
+const MESSAGING_CALLBACKS_PER_SECOND_ALL: u32 = 20_000;
+const MESSAGING_CALLBACK_BURST_ALL: u32 = 40_000;
 /// Most channels with a bucket; past it the buckets start again full.
 const BUCKETS_MAX: usize = 100_000;
 
-/// Token buckets for callbacks: one per channel id as the URL names it, and one for all.
+/// Token buckets for callbacks: one per channel id as the URL names it, and one for all, for
+/// payment channels and messaging channels apart.
 #[derive(Debug)]
 pub struct CallbackLimits {
     per_channel: std::sync::Mutex<std::collections::HashMap<String, Bucket>>,
     all: std::sync::Mutex<Bucket>,
+    messaging_all: std::sync::Mutex<Bucket>,
 }
 
 impl Default for CallbackLimits {
@@ -77,6 +92,7 @@ impl Default for CallbackLimits {
         Self {
             per_channel: std::sync::Mutex::default(),
             all: std::sync::Mutex::new(Bucket::full(CALLBACK_BURST_ALL)),
+            messaging_all: std::sync::Mutex::new(Bucket::full(MESSAGING_CALLBACK_BURST_ALL)),
         }
     }
 }
@@ -108,21 +124,38 @@ impl Bucket {
 }
 
 impl CallbackLimits {
-    /// Whether a callback for `channel` may be taken now.
-    fn admit(&self, channel: &str) -> bool {
+    /// Whether a callback for `channel` (a messaging channel's when `messaging`) may be taken
+    /// now.
+    fn admit(&self, channel: &str, messaging: bool) -> bool {
+        let (rate, burst, all, rate_all, burst_all) = if messaging {
+            (
+                MESSAGING_CALLBACKS_PER_SECOND,
+                MESSAGING_CALLBACK_BURST,
+                &self.messaging_all,
+                MESSAGING_CALLBACKS_PER_SECOND_ALL,
+                MESSAGING_CALLBACK_BURST_ALL,
+            )
+        } else {
+            (
+                CALLBACKS_PER_SECOND,
+                CALLBACK_BURST,
+                &self.all,
+                CALLBACKS_PER_SECOND_ALL,
+                CALLBACK_BURST_ALL,
+            )
+        };
         let mut buckets =
             self.per_channel.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() >= BUCKETS_MAX && !buckets.contains_key(channel) {
             buckets.clear();
         }
-        let bucket =
-            buckets.entry(channel.to_owned()).or_insert_with(|| Bucket::full(CALLBACK_BURST));
-        if !bucket.take(CALLBACKS_PER_SECOND, CALLBACK_BURST) {
+        let bucket = buckets.entry(channel.to_owned()).or_insert_with(|| Bucket::full(burst));
+        if !bucket.take(rate, burst) {
             return false;
         }
         drop(buckets);
-        let mut all = self.all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        all.take(CALLBACKS_PER_SECOND_ALL, CALLBACK_BURST_ALL)
+        let mut all = all.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.take(rate_all, burst_all)
     }
 }
 
@@ -134,7 +167,9 @@ async fn rate_limit(
     next: axum::middleware::Next,
 ) -> Response {
     let channel = params.get("channel").map_or("", String::as_str);
-    if state.callback_limits.admit(channel) {
+    // The messaging callbacks are the ones whose path names the org.
+    let messaging = params.contains_key("org");
+    if state.callback_limits.admit(channel, messaging) {
         return next.run(request).await;
     }
     let mut response = ApiError::new(
@@ -201,6 +236,26 @@ async fn momo_callback(
         .payments
         .take_callback(callback, &body, report, "callback", |report| {
             callback_event("callback", report, verified)
+        })
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST /callbacks/africastalking-airtime/{channel}/{token}/status`: an airtime payment's
+/// result, matched by its `requestId`; without the channel's token only a hint.
+async fn airtime_callback(
+    State(state): State<AppState>,
+    Path((channel_id, token)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use crate::payments::airtime::{STATUS_CALLBACK, read_callback};
+    let channel = state.payments.callback_channel(&channel_id, Provider::Africastalking).await?;
+    let verified = channel.verifies(&token);
+    let callback = Callback { channel: &channel, payment: None, kind: STATUS_CALLBACK, verified };
+    state
+        .payments
+        .take_callback(callback, &body, read_callback(&body), "callback", |report| {
+            Event::Callback { report, verified }
         })
         .await?;
     Ok(StatusCode::OK.into_response())

@@ -703,12 +703,12 @@ mod tests {
 
     #[test]
     fn only_a_reply_of_the_channel_s_kind_is_taken() {
-        let ussd = r#"{"body":{"kind":"ussd","text":"1. Pay\n2. Cancel","is_terminal":false}}"#;
+        let ussd = r#"{"body":{"kind":"ussd","text":"1. Pay\n2. Cancel","isTerminal":false}}"#;
         assert!(reply_body(Channel::Ussd, ussd).is_some());
         assert!(reply_body(Channel::Voice, ussd).is_none());
         assert!(reply_body(Channel::Ussd, "not json").is_none());
         let long = format!(
-            r#"{{"body":{{"kind":"ussd","text":"{}","is_terminal":true}}}}"#,
+            r#"{{"body":{{"kind":"ussd","text":"{}","isTerminal":true}}}}"#,
             "x".repeat(200)
         );
         assert!(reply_body(Channel::Ussd, &long).is_none());

@@ -17,6 +17,7 @@
 //! [`run`] is the worker: it asks the provider about every payment whose next attempt is due,
 //! with exponential backoff, so a payment whose callback never comes still converges.
 
+pub(crate) mod airtime;
 mod callbacks;
 mod error;
 pub(crate) mod momo;
@@ -106,6 +107,9 @@ impl ProviderHosts {
         match provider {
             Provider::Mpesa => &["api.safaricom.co.ke", "sandbox.safaricom.co.ke"],
             Provider::Momo => &["proxy.momoapi.mtn.com", "sandbox.momodeveloper.mtn.com"],
+            Provider::Africastalking => {
+                &["api.africastalking.com", "api.sandbox.africastalking.com"]
+            }
         }
     }
 
@@ -238,6 +242,8 @@ pub enum Provider {
     Mpesa,
     /// MTN MoMo Open API: collection and disbursement.
     Momo,
+    /// Africa's Talking: airtime, paid out to a customer's number (`payments/airtime.rs`).
+    Africastalking,
 }
 
 impl Provider {
@@ -245,6 +251,7 @@ impl Provider {
         match self {
             Self::Mpesa => "mpesa",
             Self::Momo => "momo",
+            Self::Africastalking => "africastalking",
         }
     }
 
@@ -253,6 +260,7 @@ impl Provider {
         match self {
             Self::Mpesa => &["consumerKey", "consumerSecret"],
             Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
+            Self::Africastalking => &["username", "apiKey"],
         }
     }
 
@@ -263,6 +271,7 @@ impl Provider {
                 &["consumerKey", "consumerSecret", "passkey", "initiatorName", "securityCredential"]
             }
             Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
+            Self::Africastalking => &["username", "apiKey"],
         }
     }
 
@@ -273,7 +282,8 @@ impl Provider {
             Self::Mpesa => {
                 (5..=7).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit())
             }
-            Self::Momo => {
+            // The org's name for the account (its username, say), as payouts name it.
+            Self::Momo | Self::Africastalking => {
                 !number.trim().is_empty()
                     && number.len() <= CHANNEL_NUMBER_LEN_MAX
                     && !number.chars().any(char::is_control)
@@ -320,6 +330,7 @@ impl Channel {
         let provider = match row.get::<_, &str>(2) {
             "mpesa" => Provider::Mpesa,
             "momo" => Provider::Momo,
+            "africastalking" => Provider::Africastalking,
             other => return Err(PaymentError::Corrupt(format!("unknown provider {other:?}"))),
         };
         let currency: &str = row.get(4);
@@ -353,7 +364,7 @@ impl Channel {
                 &["initiatorName", "securityCredential"]
             }
             (Provider::Mpesa, Flow::Collect) => &["passkey"],
-            (Provider::Momo, _) => &[],
+            (Provider::Momo | Provider::Africastalking, _) => &[],
         };
         needed.iter().copied().filter(|name| self.credential(name).is_none()).collect()
     }
@@ -589,6 +600,7 @@ impl Engine {
         let provider = match channel.provider {
             Provider::Mpesa => "mpesa",
             Provider::Momo => "momo",
+            Provider::Africastalking => "africastalking-airtime",
         };
         let mut url = format!(
             "{}/callbacks/{provider}/{}/{}/{kind}",

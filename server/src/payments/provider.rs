@@ -1,7 +1,8 @@
 //! What a provider does for the payments engine. Each provider is one implementation of
-//! [`Adapter`] (M-Pesa in `mpesa.rs`, MoMo in `momo.rs`), and the engine picks one with
-//! [`adapter!`], the only `match` on the provider for sending, asking and reading: adding a
-//! provider is a `Provider` variant, an arm there, and the compiler asks for the rest.
+//! [`Adapter`] (M-Pesa in `mpesa.rs`, MoMo in `momo.rs`, Africa's Talking airtime in
+//! `airtime.rs`), and the engine picks one with [`adapter!`], the only `match` on the provider
+//! for sending, asking and reading: adding a provider is a `Provider` variant, an arm there,
+//! and the compiler asks for the rest.
 
 use hazina_providers::{ParseError, StatusReport};
 use uuid::Uuid;
@@ -45,6 +46,10 @@ pub(crate) struct Mpesa;
 #[derive(Debug)]
 pub(crate) struct Momo;
 
+/// Africa's Talking airtime.
+#[derive(Debug)]
+pub(crate) struct Airtime;
+
 /// Evaluates `$body` with `$adapter` naming the [`Adapter`] of `$provider`.
 macro_rules! adapter {
     ($provider:expr, $adapter:ident => $body:expr) => {
@@ -55,6 +60,10 @@ macro_rules! adapter {
             }
             $crate::payments::Provider::Momo => {
                 type $adapter = $crate::payments::provider::Momo;
+                $body
+            }
+            $crate::payments::Provider::Africastalking => {
+                type $adapter = $crate::payments::provider::Airtime;
                 $body
             }
         }

@@ -292,6 +292,11 @@ struct World {
     reminder_payload: String,
     /// App A1's webhook endpoint (of a type nothing here records, so it never changes).
     webhook_endpoint: String,
+    /// A messaging channel whose provider never answers, a message queued on it (to a
+    /// customer of its own) and a send-by-tag job.
+    messaging_channel: String,
+    message: String,
+    message_job: String,
     /// Everything of org A that org B must never see.
     a_markers: Vec<String>,
 }
@@ -346,6 +351,7 @@ impl World {
         let hook = json!({ "url": "http://127.0.0.1:9/hook", "eventTypes": ["webhook_endpoint.disabled"] });
         let hook = ok(server, &post, "/v1/webhook-endpoints", &a1_key, &hook).await;
         let webhook_endpoint = hook["endpointId"].as_str().unwrap().to_owned();
+        let (messaging_channel, message, message_job) = messaging(server, &org_key, &a1_key).await;
 
         let mut a_markers = vec![
             server.org.0.to_string(),
@@ -369,6 +375,7 @@ impl World {
         let channel = channel["channelId"].as_str().unwrap().to_owned();
         let spare_key_id = spare["keyId"].as_str().unwrap().to_owned();
         a_markers.extend([channel.clone(), spare_key_id.clone(), webhook_endpoint.clone()]);
+        a_markers.extend([messaging_channel.clone(), message.clone(), message_job.clone()]);
         Self {
             org_key,
             a1_key,
@@ -389,6 +396,9 @@ impl World {
             app_data,
             reminder_payload,
             webhook_endpoint,
+            messaging_channel,
+            message,
+            message_job,
             a_markers,
         }
     }
@@ -408,6 +418,9 @@ impl World {
             ("payment-channels" | "channels", "channel_id") => &self.channel,
             ("keys", "key_id") => &self.spare_key_id,
             ("webhook-endpoints", "endpoint_id") => &self.webhook_endpoint,
+            ("messaging-channels", "id") => &self.messaging_channel,
+            ("messages", "id") => &self.message,
+            ("message-jobs", "id") => &self.message_job,
             ("payments", "transaction_id") | ("transfers", "transfer_id") => &self.payment,
             _ => return None,
         };
@@ -431,6 +444,25 @@ impl World {
     fn a1_secrets(&self) -> [&str; 2] {
         [&self.app_data, &self.reminder_payload]
     }
+}
+
+/// A messaging channel whose provider never answers, a message queued on it by app A1 (to a
+/// customer of its own, so that C's timeline never changes) and a job for a tag nobody has.
+async fn messaging(server: &ApiServer, org_key: &str, a1_key: &str) -> (String, String, String) {
+    let post = Method::POST;
+    let sms = json!({
+        "channel": "sms", "provider": "africastalking", "channelNumber": "21525",
+        "baseUrl": "http://127.0.0.1:9", "credentials": { "username": "u", "apiKey": "k" },
+        "unitPrice": { "currencyCode": "KES", "amount": "0" },
+    });
+    let sms = ok(server, &post, "/v1/messaging-channels", org_key, &sms).await;
+    let channel = sms["id"].as_str().unwrap().to_owned();
+    let text = json!({ "kind": "text", "text": "probe" });
+    let message = json!({ "channelId": channel, "customerNumber": "+254712000009", "body": text });
+    let message = ok(server, &post, "/v1/messages", a1_key, &message).await;
+    let job = json!({ "channelId": channel, "tag": { "key": "nobody" }, "body": text });
+    let job = ok(server, &post, "/v1/message-jobs", a1_key, &job).await;
+    (channel, message["id"].as_str().unwrap().to_owned(), job["id"].as_str().unwrap().to_owned())
 }
 
 /// A new purse of the key's org that may go a million KES below zero.

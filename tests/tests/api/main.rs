@@ -4,6 +4,7 @@
 // A test fails by panicking, so unwrapping is how these tests assert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod airtime;
 mod channels;
 mod common;
 mod customers;

@@ -111,7 +111,8 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
 }))]
 pub struct NewChannel {
     pub provider: Provider,
-    /// The paybill, till or shortcode (M-Pesa: 5 to 7 digits), or the MoMo account's id.
+    /// The paybill, till or shortcode (M-Pesa: 5 to 7 digits), the MoMo account's id, or the
+    /// org's name for an Africa's Talking account (its username, say): what payouts name.
     #[schema(min_length = 1, max_length = 64)]
     pub channel_number: String,
     #[schema(value_type = super::money::CurrencyCode, example = "KES")]
@@ -133,7 +134,8 @@ pub struct NewChannel {
     pub base_url: String,
     /// M-Pesa: `consumerKey` and `consumerSecret`, and for payouts `initiatorName` and
     /// `securityCredential`, for STK push `passkey`. MoMo: `apiUser`, `apiKey`,
-    /// `subscriptionKey`, `targetEnvironment`. Stored, never returned.
+    /// `subscriptionKey`, `targetEnvironment`. Africa's Talking (airtime): `username`,
+    /// `apiKey`. Stored, never returned.
     #[schema(value_type = BTreeMap<String, String>)]
     pub credentials: Credentials,
     /// The most an org key may move out of the channel's clearing account in one payment or
@@ -174,6 +176,10 @@ pub struct ChannelView {
     pub receiving_purse_id: Option<Uuid>,
     /// The most an org key may move out of the clearing account in one payment or transfer.
     pub treasury_limit: money::MoneyValue,
+    /// Africa's Talking channels: the path on this server to set as the account's airtime
+    /// status callback URL (it carries the channel's secret token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub airtime_status_callback_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -182,7 +188,8 @@ pub struct ChannelList {
 }
 
 const COLUMNS: &str = "id, provider, channel_number, currency, name, base_url, \
-    clearing_account_id, credentials, created_at, receiving_purse_id, treasury_limit_minor";
+    clearing_account_id, credentials, created_at, receiving_purse_id, treasury_limit_minor, \
+    callback_token";
 
 fn view(row: &tokio_postgres::Row) -> Result<ChannelView, ApiError> {
     let credentials: serde_json::Value = row.get(7);
@@ -192,9 +199,15 @@ fn view(row: &tokio_postgres::Row) -> Result<ChannelView, ApiError> {
         None => credentials.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default(),
     };
     let currency = money::currency(row.get(3))?;
+    let id: Uuid = row.get(0);
+    let provider: String = row.get(1);
+    let airtime_status_callback_url = (provider == Provider::Africastalking.as_str()).then(|| {
+        let token: &str = row.get(11);
+        crate::payments::airtime::status_callback_path(id, token)
+    });
     Ok(ChannelView {
-        channel_id: row.get(0),
-        provider: row.get(1),
+        channel_id: id,
+        provider,
         channel_number: row.get(2),
         currency_code: row.get(3),
         name: row.get(4),
@@ -204,6 +217,7 @@ fn view(row: &tokio_postgres::Row) -> Result<ChannelView, ApiError> {
         created_at: row.get(8),
         receiving_purse_id: row.get(9),
         treasury_limit: money::MoneyValue::of(&Money::from_minor(currency, row.get(10))),
+        airtime_status_callback_url,
     })
 }
 
@@ -232,6 +246,10 @@ fn check(new: &NewChannel) -> Result<(), ApiError> {
                     "an M-Pesa channel number is a paybill, till or shortcode of 5 to 7 digits"
                 }
                 Provider::Momo => "a MoMo channel number has 1 to 64 characters",
+                Provider::Africastalking => {
+                    "an Africa's Talking channel number (the org's name for the account, its \
+                     username say) has 1 to 64 characters"
+                }
             },
         ));
     }

@@ -1,6 +1,9 @@
 //! Messaging end to end over real HTTP: the API and its worker on one side, the Africa's
 //! Talking simulator on the other (its own port), delivery reports, inbound messages and
-//! USSD steps travelling back over loopback to the channel's callback URLs.
+//! USSD steps travelling back over loopback to the channel's callback URLs. The other
+//! providers' channels are in `channels`.
+
+mod channels;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,13 +17,13 @@ const CUSTOMER: &str = "+254711000001";
 const SHORT_CODE: &str = "21525";
 const API_KEY: &str = "at-api-key";
 
-struct Env {
-    server: ApiServer,
-    at: Simulator,
-    at_url: String,
+pub(super) struct Env {
+    pub(super) server: ApiServer,
+    pub(super) at: Simulator,
+    pub(super) at_url: String,
 }
 
-async fn start() -> Env {
+pub(super) async fn start() -> Env {
     let server = ApiServer::start().await;
     let at = Simulator::new(Config::new(API_KEY));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -32,7 +35,7 @@ async fn start() -> Env {
 
 impl Env {
     /// A purse holding `amount` KES.
-    async fn purse(&self, amount: &str) -> String {
+    pub(super) async fn purse(&self, amount: &str) -> String {
         let key = &self.server.org_key;
         let (_, float) = self
             .server
@@ -58,7 +61,7 @@ impl Env {
     }
 
     /// An Africa's Talking channel whose callbacks point back at the server.
-    async fn channel(&self, channel: &str, number: &str, purse: Option<&str>) -> Value {
+    pub(super) async fn channel(&self, channel: &str, number: &str, purse: Option<&str>) -> Value {
         let mut new = json!({
             "channel": channel, "provider": "africastalking", "channelNumber": number,
             "baseUrl": self.at_url,
@@ -86,11 +89,14 @@ impl Env {
             if let Some(url) = at("ussdSessionEnd") {
                 config.ussd_end_url = Some(url);
             }
+            if let Some(url) = at("voice") {
+                config.voice_url = Some(url);
+            }
         });
         body
     }
 
-    async fn balance(&self, account: &str) -> String {
+    pub(super) async fn balance(&self, account: &str) -> String {
         let (status, body) =
             self.server.get(&self.server.org_key, &format!("/v1/accounts/{account}")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -101,19 +107,19 @@ impl Env {
         )
     }
 
-    async fn message(&self, id: &str) -> Value {
+    pub(super) async fn message(&self, id: &str) -> Value {
         let (status, body) =
             self.server.get(&self.server.app_key, &format!("/v1/messages/{id}")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
 
-    async fn send(&self, body: &Value) -> (StatusCode, Value) {
+    pub(super) async fn send(&self, body: &Value) -> (StatusCode, Value) {
         self.server.post(&self.server.app_key, "/v1/messages", body).await
     }
 }
 
-fn statuses(message: &Value) -> Vec<String> {
+pub(super) fn statuses(message: &Value) -> Vec<String> {
     message["history"]
         .as_array()
         .unwrap()
@@ -294,7 +300,7 @@ async fn a_callback_without_the_channel_s_token_changes_nothing() {
 }
 
 /// A webhook endpoint that answers USSD steps from a menu: the app's side of a session.
-async fn ussd_app(env: &Env, slow: bool) -> Arc<Mutex<Vec<Value>>> {
+pub(super) async fn ussd_app(env: &Env, slow: bool) -> Arc<Mutex<Vec<Value>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let got = Arc::clone(&seen);
     let app = axum::Router::new().route(
@@ -314,7 +320,7 @@ async fn ussd_app(env: &Env, slow: bool) -> Arc<Mutex<Vec<Value>>> {
                     "2" => ("Enter amount", false),
                     _ => ("Paid. Thank you", true),
                 };
-                axum::Json(json!({"body": {"kind": "ussd", "text": text, "is_terminal": last}}))
+                axum::Json(json!({"body": {"kind": "ussd", "text": text, "isTerminal": last}}))
             }
         }),
     );

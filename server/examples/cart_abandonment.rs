@@ -4,14 +4,20 @@
 //!    (the browser never holds the app's key);
 //! 2. the app sets a reminder for the customer, to look at the cart again in two seconds;
 //! 3. the reminder falls due and reaches the app's webhook receiver, which checks the
-//!    signature (Standard Webhooks) and pays the customer a loyalty reward into a wallet,
-//!    under a transaction id derived from the event's id (so that a delivery repeated
-//!    pays once);
-//! 4. the payment's success arrives as another webhook, and the customer's timeline shows the
-//!    cart, the reward and the activity that led to it, linked.
+//!    signature (Standard Webhooks) and nudges the customer twice: an SMS through Africa's
+//!    Talking (its context records a `nudged` activity naming the reminder) and a WhatsApp
+//!    template;
+//! 4. the customer answers on WhatsApp; the answer reaches the receiver as `message.received`;
+//! 5. the app asks the customer to pay by M-Pesa (an STK push), naming the answer as the
+//!    message that led to the payment, and its success arrives as another webhook;
+//! 6. the customer's timeline shows it all, linked: the cart, the nudge, the messages, the
+//!    answer and the payment.
+//!
+//! The providers are simulators this example starts on loopback (Africa's Talking, Meta's
+//! Graph API, M-Pesa), so the server must be allowed to call them and the receiver:
 //!
 //! ```sh
-//! hazina --allow-private-webhook-urls          # the receiver listens on loopback
+//! hazina --allow-private-webhook-urls --allow-any-provider-url
 //! HAZINA_URL=http://127.0.0.1:8080 HAZINA_ORG_KEY=hz_… HAZINA_APP_KEY=hz_… \
 //!     cargo run --example cart_abandonment
 //! ```
@@ -34,7 +40,12 @@ pub struct Story {
     pub customer_id: String,
     /// The `reminder.due` event the receiver verified.
     pub reminder: Value,
-    /// The reward payment's `payment.status_changed` event.
+    /// The SMS and the WhatsApp nudge, as `POST /v1/messages` answered them.
+    pub sms: Value,
+    pub whatsapp: Value,
+    /// The customer's answer, the `message.received` event.
+    pub reply: Value,
+    /// The M-Pesa payment's final `payment.status_changed` event.
     pub payment: Value,
     /// The customer's timeline at the end, newest first.
     pub timeline: Value,
@@ -140,18 +151,74 @@ async fn next_of(
     }
 }
 
+/// The customer's number, on SMS, WhatsApp and M-Pesa alike.
+const CUSTOMER: &str = "+254712345678";
+/// The shop's short code, WhatsApp number and paybill.
+const SHORT_CODE: &str = "21525";
+const WHATSAPP_NUMBER: &str = "+254711099000";
+const WHATSAPP_NUMBER_ID: &str = "106540352242922";
+const PAYBILL: &str = "600000";
+
+/// The providers, simulated on loopback: what the server calls, and what calls it back.
+struct Providers {
+    africastalking: hazina_simulator::africastalking::Simulator,
+    meta: hazina_simulator::meta::Simulator,
+    /// Where each listens.
+    africastalking_url: String,
+    meta_url: String,
+    mpesa_url: String,
+    servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+async fn serve(
+    router: axum::Router,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((url, tokio::spawn(async move { axum::serve(listener, router).await })))
+}
+
+impl Providers {
+    async fn start() -> anyhow::Result<Self> {
+        use hazina_simulator::{africastalking, meta, mpesa};
+        let africastalking = africastalking::Simulator::new(africastalking::Config::new("at-key"));
+        let meta = meta::Simulator::new(meta::Config {
+            phone_numbers: vec![(
+                WHATSAPP_NUMBER_ID.into(),
+                WHATSAPP_NUMBER.trim_start_matches('+').into(),
+            )],
+            ..meta::Config::default()
+        });
+        let (africastalking_url, at) = serve(africastalking.router()).await?;
+        let (meta_url, graph) = serve(meta.router()).await?;
+        let (mpesa_url, daraja) = serve(mpesa::Simulator::new().router()).await?;
+        Ok(Self {
+            africastalking,
+            meta,
+            africastalking_url,
+            meta_url,
+            mpesa_url,
+            servers: vec![at, graph, daraja],
+        })
+    }
+}
+
 /// What the app holds once set up: its client, the receiver's queue of verified events, the
-/// purse rewards come from and the customer.
+/// channels, the providers and the customer.
 struct Shop {
     api: Api,
     events: mpsc::UnboundedReceiver<Value>,
     receiver: tokio::task::JoinHandle<std::io::Result<()>>,
+    providers: Providers,
     purse_id: String,
+    sms_channel: String,
+    whatsapp_channel: String,
     customer_id: String,
 }
 
-/// Starts the app's receiver and registers it, makes the rewards purse (a credit line, an org
-/// key's to make), the customer and the wallet rewards go to.
+/// Starts the app's receiver and registers it, starts the providers, makes the purse that pays
+/// for messages and takes payments, the SMS and WhatsApp channels and the M-Pesa paybill (an
+/// org key's to make), and the customer.
 async fn set_up(base: &str, org_key: &str, app_key: &str) -> anyhow::Result<Shop> {
     let api = Api {
         base: base.trim_end_matches('/').to_owned(),
@@ -177,7 +244,7 @@ async fn set_up(base: &str, org_key: &str, app_key: &str) -> anyhow::Result<Shop
             app_key,
             json!({
                 "url": receiver_url,
-                "eventTypes": ["reminder.due", "payment.status_changed"],
+                "eventTypes": ["reminder.due", "payment.status_changed", "message.received"],
                 "description": "cart abandonment example",
             }),
         )
@@ -189,50 +256,151 @@ async fn set_up(base: &str, org_key: &str, app_key: &str) -> anyhow::Result<Shop
         .post(
             "/v1/purses",
             org_key,
-            json!({ "currencyCode": "KES", "name": "loyalty rewards", "overdraftLimit": "10000" }),
+            json!({ "currencyCode": "KES", "name": "shop", "overdraftLimit": "10000" }),
         )
         .await?;
     let purse_id = purse["purseId"].as_str().context("no purse id")?.to_owned();
+    let providers = Providers::start().await?;
+    let (sms_channel, whatsapp_channel) = channels(&api, org_key, &providers, &purse_id).await?;
     let customer = api
         .post(
             "/v1/customers",
             app_key,
-            json!({ "customerNumber": { "number": "+254712345678", "provider": "cellular" } }),
+            json!({ "customerNumber": { "number": CUSTOMER, "provider": "cellular" } }),
         )
         .await?;
     let customer_id = customer["customerId"].as_str().context("no customer id")?.to_owned();
-    let wallets = format!("/v1/customers/{customer_id}/wallets");
-    api.post(&wallets, app_key, json!({ "walletId": "loyalty", "currencyCode": "KES" })).await?;
-    Ok(Shop { api, events, receiver, purse_id, customer_id })
+    Ok(Shop {
+        api,
+        events,
+        receiver,
+        providers,
+        purse_id,
+        sms_channel,
+        whatsapp_channel,
+        customer_id,
+    })
 }
 
-/// Pays the customer a reward for the reminder `event_id`, under an id derived from it: a
-/// delivery repeated pays once. The activity behind it is linked on the timeline.
-async fn pay_reward(shop: &Shop, app_key: &str, event_id: &str) -> anyhow::Result<uuid::Uuid> {
-    let reward_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, event_id.as_bytes());
-    shop.api
+/// The shop's channels, pointed at the providers and they at the server: SMS (each segment
+/// paid from the purse), WhatsApp, and the M-Pesa paybill. The SMS and WhatsApp channels' ids.
+async fn channels(
+    api: &Api,
+    org_key: &str,
+    providers: &Providers,
+    purse_id: &str,
+) -> anyhow::Result<(String, String)> {
+    let sms = api
         .post(
-            "/v1/payments",
+            "/v1/messaging-channels",
+            org_key,
+            json!({
+                "channel": "sms", "provider": "africastalking", "channelNumber": SHORT_CODE,
+                "baseUrl": providers.africastalking_url,
+                "credentials": { "username": "shop", "apiKey": "at-key" },
+                "unitPrice": { "currencyCode": "KES", "amount": "0.80" }, "purseId": purse_id,
+            }),
+        )
+        .await?;
+    let reports = sms["callbackUrls"]["smsDeliveryReports"].as_str().context("no report URL")?;
+    let reports = format!("{}{reports}", api.base);
+    providers.africastalking.configure(|config| config.delivery_report_url = Some(reports));
+    let config = providers.meta.config().clone();
+    let whatsapp = api
+        .post(
+            "/v1/messaging-channels",
+            org_key,
+            json!({
+                "channel": "whatsapp", "provider": "meta", "channelNumber": WHATSAPP_NUMBER,
+                "baseUrl": providers.meta_url,
+                "credentials": {
+                    "accessToken": config.access_token, "appSecret": config.app_secret,
+                    "verifyToken": config.verify_token, "phoneNumberId": WHATSAPP_NUMBER_ID,
+                },
+                "unitPrice": { "currencyCode": "KES", "amount": "0" },
+            }),
+        )
+        .await?;
+    let webhook = whatsapp["callbackUrls"]["webhook"].as_str().context("no webhook URL")?;
+    providers.meta.set_webhook_url(&format!("{}{webhook}", api.base));
+    providers.meta.verify_webhook().await.context("the WhatsApp handshake")?;
+    api.post(
+        "/v1/payment-channels",
+        org_key,
+        json!({
+            "provider": "mpesa", "channelNumber": PAYBILL, "currencyCode": "KES",
+            "baseUrl": providers.mpesa_url,
+            "credentials": {
+                "consumerKey": "key", "consumerSecret": "secret",
+                "passkey": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+            },
+        }),
+    )
+    .await?;
+    let id = |value: &Value| value["id"].as_str().map(str::to_owned).context("no channel id");
+    Ok((id(&sms)?, id(&whatsapp)?))
+}
+
+/// The app's nudges for the reminder `event_id`: an SMS whose context records the `nudged`
+/// activity (naming the reminder), and a WhatsApp template (the customer has not written, so
+/// free-form text would be refused).
+async fn nudge(shop: &Shop, app_key: &str, event_id: &str) -> anyhow::Result<(Value, Value)> {
+    let sms = shop
+        .api
+        .post(
+            "/v1/messages",
             app_key,
             json!({
-                "transactionId": reward_id,
-                "debitParty": { "purse": { "purseId": shop.purse_id } },
-                "creditParty": {
-                    "wallet": { "customerId": shop.customer_id, "walletId": "loyalty" }
-                },
-                "value": { "currencyCode": "KES", "amount": "50" },
-                "narration": "A reward for coming back to your cart",
+                "channelId": shop.sms_channel, "customerId": shop.customer_id,
+                "body": { "kind": "text", "text": "Your cart is waiting: 3 items, KES 1,200." },
                 "context": {
                     "customerId": shop.customer_id,
                     "activity": {
-                        "source": "loyalty", "sessionId": "visit-1", "key": "reward_paid",
+                        "source": "shop-app", "sessionId": "visit-1", "key": "nudged",
                         "properties": { "reminder": event_id },
                     },
                 },
             }),
         )
         .await?;
-    Ok(reward_id)
+    let whatsapp = shop
+        .api
+        .post(
+            "/v1/messages",
+            app_key,
+            json!({
+                "channelId": shop.whatsapp_channel, "customerId": shop.customer_id,
+                "body": {
+                    "kind": "template", "id": "cart_reminder", "language": "en_US",
+                    "params": ["3 items", "KES 1,200"],
+                },
+            }),
+        )
+        .await?;
+    Ok((sms, whatsapp))
+}
+
+/// Asks the customer to pay for the cart by M-Pesa (an STK push to their phone) into the
+/// shop's purse, naming the answer that led to it.
+async fn collect(shop: &Shop, app_key: &str, reply_id: &str) -> anyhow::Result<String> {
+    let payment = shop
+        .api
+        .post(
+            "/v1/payments",
+            app_key,
+            json!({
+                "debitParty": { "customer": {
+                    "customerNumber": { "number": CUSTOMER, "provider": "cellular" },
+                    "channelNumber": PAYBILL,
+                } },
+                "creditParty": { "purse": { "purseId": shop.purse_id } },
+                "value": { "currencyCode": "KES", "amount": "1200" },
+                "narration": "Cart 1043",
+                "context": { "customerId": shop.customer_id, "messageId": reply_id },
+            }),
+        )
+        .await?;
+    payment["transactionId"].as_str().map(str::to_owned).context("no transaction id")
 }
 
 /// Runs the flow against the server at `base` with an org key and an app key.
@@ -272,29 +440,53 @@ pub async fn run(base: &str, org_key: &str, app_key: &str) -> anyhow::Result<Sto
         )
         .await?;
 
-    // 3. The reminder arrives, verified: the cart was left, so the app pays a reward.
+    // 3. The reminder arrives, verified: the cart was left, so the app nudges the customer.
     let reminder = next_of(&mut shop.events, "reminder.due", Duration::from_secs(30)).await?;
     if reminder["customerId"] != customer_id.as_str() || reminder["data"]["key"] != "cart-abandoned"
     {
         bail!("a reminder for someone else: {reminder}");
     }
     let event_id = reminder["id"].as_str().context("no event id")?;
-    let reward_id = pay_reward(&shop, app_key, event_id).await?;
+    let (sms, whatsapp) = nudge(&shop, app_key, event_id).await?;
 
-    // 4. Its success arrives too; the timeline shows it all.
+    // 4. The customer answers the WhatsApp nudge once it has reached them.
+    let nudge_id = whatsapp["id"].as_str().context("no message id")?;
+    let path = format!("/v1/messages/{nudge_id}");
+    let mut sent = None;
+    for _ in 0..600 {
+        let message = shop.api.call(reqwest::Method::GET, &path, app_key, None).await?;
+        if message["status"] == "delivered" || message["status"] == "read" {
+            sent = message["providerMessageId"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = sent.context("the WhatsApp nudge was not delivered within 30 s")?;
+    let answer = hazina_simulator::meta::WhatsAppInbound::Text("Yes, I still want it".into());
+    shop.providers.meta.inject_whatsapp(WHATSAPP_NUMBER_ID, CUSTOMER, answer, Some(&sent)).await;
+    let reply = next_of(&mut shop.events, "message.received", Duration::from_secs(30)).await?;
+    let reply_id = reply["data"]["messageId"].as_str().context("no message id")?.to_owned();
+
+    // 5. The app asks for the money; the customer approves on their phone.
+    let payment_id = collect(&shop, app_key, &reply_id).await?;
     let payment = loop {
         let event =
             next_of(&mut shop.events, "payment.status_changed", Duration::from_secs(30)).await?;
-        if event["data"]["transactionId"] == reward_id.to_string() {
+        // The last word: a code of 300 (success) or more (a failure).
+        let settled = event["data"]["statusCode"].as_u64().is_some_and(|code| code >= 300);
+        if event["data"]["transactionId"] == payment_id.as_str() && settled {
             break event;
         }
     };
+
+    // 6. The timeline shows it all.
     let timeline = shop
         .api
         .call(reqwest::Method::GET, &format!("/v1/customers/{customer_id}/timeline"), app_key, None)
         .await?;
     shop.receiver.abort();
-    Ok(Story { customer_id, reminder, payment, timeline })
+    shop.providers.servers.iter().for_each(tokio::task::JoinHandle::abort);
+    Ok(Story { customer_id, reminder, sms, whatsapp, reply, payment, timeline })
 }
 
 #[tokio::main]
@@ -305,6 +497,9 @@ async fn main() -> anyhow::Result<()> {
     let story = run(&base, &variable("HAZINA_ORG_KEY")?, &variable("HAZINA_APP_KEY")?).await?;
     println!("customer {}", story.customer_id);
     println!("reminder.due: {}", story.reminder["data"]);
+    println!("sms: {}", story.sms["status"]);
+    println!("whatsapp: {}", story.whatsapp["status"]);
+    println!("message.received: {}", story.reply["data"]);
     println!("payment.status_changed: {}", story.payment["data"]);
     println!("timeline: {}", serde_json::to_string_pretty(&story.timeline["items"])?);
     Ok(())

@@ -104,6 +104,17 @@ pub struct BenchArgs {
     /// With `--webhooks`: delivery workers (as several server processes run them).
     #[arg(long, default_value_t = 2)]
     pub webhook_workers: usize,
+    /// Measure messaging instead: one SMS to each of `--customers` customers by tag, through
+    /// the Africa's Talking simulator, until every delivery report is applied.
+    #[arg(long)]
+    pub messaging: bool,
+    /// With `--messaging`: customers with the tag (one message each).
+    #[arg(long, default_value_t = 100_000)]
+    pub customers: usize,
+    /// With `--messaging`: customers messaged first by another tag, after which the tables
+    /// are analysed, so that plans are made on the org's messages (0: none, the cold start).
+    #[arg(long, default_value_t = 2_000)]
+    pub warm_up: usize,
 }
 
 /// What one run measured.

@@ -165,6 +165,9 @@ codes! {
     /// A wallet of the customer to adopt cannot be moved: the adopting customer has its wallet
     /// id in another currency (or closed), or it is overdrawn.
     MergeWalletConflict = "merge_wallet_conflict",
+    /// The `messageId` a payment's context names is no message of the org, or not of the
+    /// payment's customer.
+    MessageNotFound = "message_not_found",
     /// The message is longer than its channel carries (SMS: counted in GSM-7 or UCS-2 segments).
     MessageTooLong = "message_too_long",
     /// The channel needs more credentials for this.

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 pub mod bench_http;
+pub mod bench_messaging;
 pub mod bench_webhooks;
 pub mod chaos;
 pub mod code;

@@ -149,7 +149,20 @@ async fn bench(
 ) -> anyhow::Result<()> {
     db::migrate_with(&database.config, &database.tls).await?;
     let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
-    let result = if args.webhooks {
+    let result = if args.messaging {
+        let ledger_pool =
+            db::pool_with(database.config.clone(), app::LEDGER_POOL_SIZE, &database.tls)?;
+        let (customers, warm_up) = (args.customers, args.warm_up);
+        hazina_server::bench_messaging::bench(
+            pool.clone(),
+            ledger_pool,
+            customers,
+            warm_up,
+            args.json,
+        )
+        .await
+        .map(|_| ())
+    } else if args.webhooks {
         hazina_server::bench_webhooks::bench(pool.clone(), args.events, args.webhook_workers).await
     } else if args.http {
         let ledger_pool =
@@ -337,6 +350,11 @@ fn spawn_event_workers(cli: &Cli, services: &app::Services, shutdown: &Shutdown)
         std::sync::Arc::clone(&services.webhooks),
         shutdown.clone().wait(),
     ));
+    // Messaging channels call the providers the payments engine may call.
+    services.messaging.configure(hazina_server::messaging::Settings {
+        provider_hosts: services.payments.settings().provider_hosts,
+        ..hazina_server::messaging::Settings::default()
+    });
     tokio::spawn(workers::send_messages(
         std::sync::Arc::clone(&services.messaging),
         shutdown.clone().wait(),

@@ -422,6 +422,11 @@ impl ApiServer {
             retry_base: std::time::Duration::from_millis(200),
             provider_timeout: std::time::Duration::from_secs(2),
             reply_deadline: std::time::Duration::from_secs(2),
+            // The simulators of these tests listen on loopback ports of their own.
+            provider_hosts: hazina_server::payments::ProviderHosts {
+                any: true,
+                ..hazina_server::payments::ProviderHosts::default()
+            },
             ..hazina_server::messaging::Settings::default()
         });
         let (stop_messaging, messaging_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -285,6 +285,21 @@ const MOVE_DATA: &[&str] = &[
                  AND own.key = r.key)",
     "UPDATE reminders SET customer_id = $2 WHERE org_id = $1 AND customer_id = $3",
     "UPDATE activities SET customer_id = $2 WHERE org_id = $1 AND customer_id = $3",
+    // Messages and sessions follow their customer; of the consent on one channel, the
+    // adopting customer's stays (the other's last message still opens the window).
+    "UPDATE messages SET customer_id = $2 WHERE org_id = $1 AND customer_id = $3",
+    "UPDATE messaging_sessions SET customer_id = $2 WHERE org_id = $1 AND customer_id = $3",
+    "INSERT INTO messaging_contacts AS own (org_id, customer_id, channel_id, consent,
+         consent_source, consent_updated_at, last_inbound_at)
+         SELECT org_id, $2, channel_id, consent, consent_source, consent_updated_at,
+             last_inbound_at
+         FROM messaging_contacts WHERE org_id = $1 AND customer_id = $3
+         ON CONFLICT (org_id, customer_id, channel_id) DO UPDATE SET
+             consent = coalesce(own.consent, EXCLUDED.consent),
+             consent_source = coalesce(own.consent_source, EXCLUDED.consent_source),
+             consent_updated_at = coalesce(own.consent_updated_at, EXCLUDED.consent_updated_at),
+             last_inbound_at = greatest(own.last_inbound_at, EXCLUDED.last_inbound_at)",
+    "DELETE FROM messaging_contacts WHERE org_id = $1 AND customer_id = $3 AND customer_id <> $2",
     // A transfer between the two is on both timelines: once is enough.
     "INSERT INTO customer_transfers (org_id, customer_id, transfer_id, at)
          SELECT org_id, $2, transfer_id, at FROM customer_transfers

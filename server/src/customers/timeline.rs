@@ -1,6 +1,7 @@
 //! A customer's payments (the ledger's transfers that name the customer, with their status
-//! through a provider) and the timeline: those payments and the customer's activities merged,
-//! newest first, a page at a time. Every statement names the org.
+//! through a provider) and the timeline: those payments, the customer's activities and the
+//! messages to and from them merged, newest first, a page at a time. Every statement names the
+//! org.
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -8,6 +9,7 @@ use deadpool_postgres::{GenericClient, Pool};
 use hazina_ledger::rules::{RejectReason, Transfer};
 use hazina_ledger::store::Store;
 use hazina_ledger::{CustomerId, OrgId, TransferId};
+use hazina_providers::messaging::DeliveryStatus;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -57,6 +59,9 @@ pub struct Payment {
     pub credit_party: Option<serde_json::Value>,
     /// The app that made it, when an app key did.
     pub app_id: Option<Uuid>,
+    /// The message that led to it (its context's `messageId`), when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
 }
 
 impl From<&Transfer> for Payment {
@@ -85,6 +90,7 @@ impl From<&Transfer> for Payment {
             debit_party: field("debitParty").cloned(),
             credit_party: field("creditParty").cloned(),
             app_id: field("appId").and_then(|v| v.as_str()).and_then(|v| v.parse().ok()),
+            message_id: field("messageId").and_then(|v| v.as_str()).and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -134,28 +140,131 @@ pub(super) async fn recent_payment_ids(
     Ok(rows.iter().map(|row| TransferId(row.get(0))).collect())
 }
 
+// --- Messages -----------------------------------------------------------------------------
+
+/// A message to or from the customer on one of the org's messaging channels, as the timeline
+/// shows it (`GET /v1/messages/{id}` has the rest: its costs and every status it took).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: Uuid,
+    /// `outbound` (to the customer) or `inbound` (from them).
+    pub direction: String,
+    /// The channel's kind: `sms`, `voice`, `ussd`, `whatsapp`, `telegram`, `messenger`,
+    /// `email`.
+    pub channel: String,
+    /// The channel's number: its short code, sender id, USSD code, address or bot.
+    pub channel_number: String,
+    /// Where it is now: `queued`, `sent`, `delivered`, `read`, `failed`, …; `received` for an
+    /// inbound one.
+    pub status: String,
+    /// The status's numeric code (1xx on its way, 3xx arrived, 4xx and 5xx not delivered).
+    pub status_code: u16,
+    /// What was sent (`{"kind": …}`), or the parts received for an inbound one.
+    pub body: serde_json::Value,
+    /// The message it answers, when known.
+    pub reply_to: Option<Uuid>,
+    /// The payment it is about (`paymentId` when it was sent), shown on this timeline too.
+    pub payment_id: Option<Uuid>,
+    /// The session (USSD, voice) it belongs to.
+    pub session_id: Option<String>,
+    /// When it was queued (outbound) or received (inbound).
+    pub at: DateTime<Utc>,
+}
+
+/// The customer of the org's message `id` (the customer that adopted theirs, after a merge),
+/// or `None` when the org has no such message.
+///
+/// # Errors
+///
+/// The database's.
+pub async fn message_customer(
+    pool: &Pool,
+    org: OrgId,
+    id: Uuid,
+) -> Result<Option<CustomerId>, CustomerError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT coalesce(
+                 (SELECT a.customer_id FROM customer_aliases a
+                  WHERE a.org_id = m.org_id AND a.old_customer_id = m.customer_id),
+                 m.customer_id)
+             FROM messages m WHERE m.org_id = $1 AND m.id = $2",
+            &[&org.0, &id],
+        )
+        .await?;
+    Ok(row.map(|row| CustomerId(row.get(0))))
+}
+
+/// The customer's messages with these ids, in no particular order; ids of no message of theirs
+/// are left out.
+async fn messages_by_ids(
+    client: &impl GenericClient,
+    org: OrgId,
+    customer: CustomerId,
+    ids: &[Uuid],
+) -> Result<Vec<Message>, CustomerError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            "SELECT m.id, m.direction, c.channel, c.channel_number, m.status, m.body,
+                 m.reply_to, m.payment_id, m.session_id, m.created_at
+             FROM messages m
+             JOIN messaging_channels c ON c.org_id = m.org_id AND c.id = m.channel_id
+             WHERE m.org_id = $1 AND m.customer_id = $2 AND m.id = ANY($3)",
+            &[&org.0, &customer.0, &ids],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let name: &str = row.get(4);
+            let status = DeliveryStatus::from_name(name)
+                .ok_or_else(|| CustomerError::Corrupt(format!("message status {name:?}")))?;
+            Ok(Message {
+                id: row.get(0),
+                direction: row.get(1),
+                channel: row.get(2),
+                channel_number: row.get(3),
+                status: status.as_str().to_owned(),
+                status_code: status.code(),
+                body: row.get(5),
+                reply_to: row.get(6),
+                payment_id: row.get(7),
+                session_id: row.get(8),
+                at: row.get(9),
+            })
+        })
+        .collect()
+}
+
 // --- Timeline -----------------------------------------------------------------------------
 
-/// One item of a timeline: an activity or a payment, each with its time `at`, told apart by
-/// `type`.
+/// One item of a timeline: an activity, a payment or a message, each with its time `at`, told
+/// apart by `type`.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum TimelineItem {
     Activity(Activity),
     Payment(Payment),
+    Message(Message),
 }
 
 /// The kinds of [`TimelineItem`], each a schema of its own.
-const TIMELINE_ITEMS: [Typed; 2] = [
+const TIMELINE_ITEMS: [Typed; 3] = [
     Typed { kind: "activity", name: "ActivityItem", of: "Activity" },
     Typed { kind: "payment", name: "PaymentItem", of: "Payment" },
+    Typed { kind: "message", name: "MessageItem", of: "Message" },
 ];
 
 impl utoipa::PartialSchema for TimelineItem {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         schema::typed_union(
-            "One item of a timeline: an activity or a payment, each with its time `at`, told \
-             apart by `type`.",
+            "One item of a timeline: an activity, a payment or a message, each with its time \
+             `at`, told apart by `type`. A payment names the message that led to it \
+             (`messageId`), a message the payment it is about (`paymentId`).",
             &TIMELINE_ITEMS,
         )
     }
@@ -168,9 +277,11 @@ impl ToSchema for TimelineItem {
         schemas.extend([
             ("Activity".to_owned(), Activity::schema()),
             ("Payment".to_owned(), Payment::schema()),
+            ("Message".to_owned(), Message::schema()),
         ]);
         <Activity as ToSchema>::schemas(schemas);
         <Payment as ToSchema>::schemas(schemas);
+        <Message as ToSchema>::schemas(schemas);
     }
 }
 
@@ -183,7 +294,9 @@ pub struct Timeline {
 }
 
 /// Where a timeline page ends: the time and id of its last item, which order items newest
-/// first (ids break ties). Opaque to clients.
+/// first (ids break ties), whatever its kind: every kind is read after the same position, so a
+/// cursor given before messages were on the timeline still reads (they are all UUIDs, and a
+/// message's time is its `created_at`). Opaque to clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
     at: DateTime<Utc>,
@@ -221,8 +334,8 @@ impl Cursor {
     }
 }
 
-/// A page of the customer's timeline: its activities and payments merged, newest first (ids
-/// break ties), at most `limit` items after `cursor`.
+/// A page of the customer's timeline: its activities, payments and messages merged, newest
+/// first (ids break ties), at most `limit` items after `cursor`.
 pub async fn page(
     pool: &Pool,
     store: &Store,
@@ -236,10 +349,19 @@ pub async fn page(
     let customer = super::store::check_on(&client, org, customer.0).await?;
     // One more than a page, to know whether there is another.
     let fetch = limit + 1;
-    let (after_activity, after_payment, org_param) = if cursor.is_some() {
-        ("AND (at, id) < ($3, $4)", "AND (at, transfer_id) < ($3, $4)", "$5")
+    // A priced message's cost is a transfer under the message's id, linked to its customer:
+    // the timeline shows the message once, as a message (its cost is on the message). Every
+    // kind is read after the same position, so a cursor given before messages were on the
+    // timeline reads as it did.
+    let (after_activity, after_payment, after_message, org_param) = if cursor.is_some() {
+        (
+            "AND (at, id) < ($3, $4)",
+            "AND (at, transfer_id) < ($3, $4)",
+            "AND (created_at, id) < ($3, $4)",
+            "$5",
+        )
     } else {
-        ("", "", "$3")
+        ("", "", "", "$3")
     };
     let sql = format!(
         "SELECT kind, id, at FROM (
@@ -247,9 +369,15 @@ pub async fn page(
               WHERE org_id = {org_param} AND customer_id = $1 {after_activity}
               ORDER BY at DESC, id DESC LIMIT $2)
              UNION ALL
-             (SELECT 'payment', transfer_id, at FROM customer_transfers
+             (SELECT 'payment', transfer_id, at FROM customer_transfers t
               WHERE org_id = {org_param} AND customer_id = $1 {after_payment}
+                  AND NOT EXISTS (SELECT 1 FROM messages m
+                      WHERE m.org_id = t.org_id AND m.id = t.transfer_id)
               ORDER BY at DESC, transfer_id DESC LIMIT $2)
+             UNION ALL
+             (SELECT 'message', id, created_at FROM messages
+              WHERE org_id = {org_param} AND customer_id = $1 {after_message}
+              ORDER BY created_at DESC, id DESC LIMIT $2)
          ) AS items ORDER BY at DESC, id DESC LIMIT $2"
     );
     let rows = match cursor {
@@ -279,19 +407,31 @@ pub async fn page(
             .collect();
     let mut payments: Vec<Option<Payment>> =
         payments(store, engine, org, &payment_ids).await?.into_iter().map(Some).collect();
+    let message_ids: Vec<Uuid> =
+        page.iter().filter(|(kind, ..)| kind == "message").map(|(_, id, _)| *id).collect();
+    let mut messages: Vec<Option<Message>> = messages_by_ids(&client, org, customer, &message_ids)
+        .await?
+        .into_iter()
+        .map(Some)
+        .collect();
     let items = page
         .iter()
-        .filter_map(|(kind, id, _)| {
-            if kind == "activity" {
+        .filter_map(|(kind, id, _)| match kind.as_str() {
+            "activity" => {
                 let found = activities
                     .iter_mut()
                     .find(|a| a.as_ref().is_some_and(|a| a.activity_id == *id));
                 found.and_then(Option::take).map(TimelineItem::Activity)
-            } else {
+            }
+            "payment" => {
                 let found = payments
                     .iter_mut()
                     .find(|p| p.as_ref().is_some_and(|p| p.transaction_id == *id));
                 found.and_then(Option::take).map(TimelineItem::Payment)
+            }
+            _ => {
+                let found = messages.iter_mut().find(|m| m.as_ref().is_some_and(|m| m.id == *id));
+                found.and_then(Option::take).map(TimelineItem::Message)
             }
         })
         .collect();

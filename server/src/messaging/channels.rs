@@ -70,6 +70,23 @@ impl ProviderKind {
         }
     }
 
+    /// The hosts the provider publishes its API at (production and sandbox); none for SMTP,
+    /// whose server is the org's own mail relay.
+    pub fn known_hosts(self) -> Option<&'static [&'static str]> {
+        match self {
+            Self::AfricasTalking => Some(&[
+                "api.africastalking.com",
+                "api.sandbox.africastalking.com",
+                "voice.africastalking.com",
+                "voice.sandbox.africastalking.com",
+                "content.africastalking.com",
+            ]),
+            Self::Meta => Some(&["graph.facebook.com"]),
+            Self::Telegram => Some(&["api.telegram.org"]),
+            Self::Smtp => None,
+        }
+    }
+
     /// Every credential the provider knows of.
     fn known_credentials(self) -> &'static [&'static str] {
         match self {
@@ -329,6 +346,12 @@ impl Service {
         new: NewChannel,
     ) -> Result<ChannelRecord, MessagingError> {
         check_new(&new)?;
+        if let Some(known) = new.provider.known_hosts() {
+            let hosts = self.settings().provider_hosts;
+            hosts
+                .check_known(known, &new.base_url)
+                .map_err(|why| MessagingError::invalid(Code::ProviderUrlNotAllowed, why))?;
+        }
         if let Some(purse) = new.purse {
             let account = self.store.account(org, purse).await?;
             let Some(account) = account.filter(|a| a.kind == AccountKind::Purse) else {

@@ -8,7 +8,6 @@ use hazina_providers::messaging::{
 use uuid::Uuid;
 
 use super::channels::{ChannelRecord, number_provider};
-use super::store::status_event;
 use super::{MessagingError, Service};
 use crate::customers::{self, CustomerNumber};
 use crate::events::types::{ConsentData, ReceivedMessageData, SessionData};
@@ -54,83 +53,14 @@ fn keyword_consent(parts: &[InboundPart]) -> Option<bool> {
 impl Service {
     /// Applies status reports to our messages on `channel`: each moves its message only to a
     /// status of higher rank (a duplicate or a late `sent` changes nothing); a report for a
-    /// provider id not yet recorded is parked until it is. How many messages changed.
+    /// provider id not yet recorded is parked until it is. How many messages changed. Reports
+    /// that arrive together are applied in one transaction (`reports.rs`).
     pub async fn apply_statuses(
         &self,
         channel: &ChannelRecord,
         updates: &[StatusUpdate],
     ) -> Result<usize, MessagingError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let mut events = Vec::new();
-        for update in updates {
-            let moved = tx
-                .query_opt(
-                    "UPDATE messages SET status = $4, status_rank = $5, reason = $6,
-                         cost_minor = coalesce(cost_minor, $7), updated_at = now()
-                     WHERE org_id = $1 AND channel_id = $2 AND direction = 'outbound'
-                         AND provider_message_id = $3 AND status_rank < $5
-                     RETURNING id, customer_id, app_id, job_id, provider_message_id",
-                    &[
-                        &channel.org.0,
-                        &channel.id,
-                        &update.provider_message_id,
-                        &update.status.as_str(),
-                        &i16::from(update.status.rank()),
-                        &update.reason,
-                        &None::<i64>,
-                    ],
-                )
-                .await?;
-            let Some(row) = moved else {
-                let known = tx
-                    .query_opt(
-                        "SELECT 1 FROM messages WHERE org_id = $1 AND channel_id = $2
-                             AND direction = 'outbound' AND provider_message_id = $3",
-                        &[&channel.org.0, &channel.id, &update.provider_message_id],
-                    )
-                    .await?;
-                if known.is_none() {
-                    tx.execute(
-                        "INSERT INTO message_reports_parked
-                             (org_id, channel_id, provider_message_id, status, reason)
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                        &[
-                            &channel.org.0,
-                            &channel.id,
-                            &update.provider_message_id,
-                            &update.status.as_str(),
-                            &update.reason,
-                        ],
-                    )
-                    .await?;
-                }
-                continue;
-            };
-            let id: Uuid = row.get(0);
-            tx.execute(
-                "INSERT INTO message_statuses (org_id, message_id, seq, status, reason)
-                 SELECT $1, $2, coalesce(max(seq), 0) + 1, $3, $4 FROM message_statuses
-                 WHERE org_id = $1 AND message_id = $2",
-                &[&channel.org.0, &id, &update.status.as_str(), &update.reason],
-            )
-            .await?;
-            events.push(status_event(
-                channel,
-                id,
-                row.get(1),
-                row.get(2),
-                update.status,
-                update.reason.clone(),
-                row.get(4),
-                None,
-                row.get(3),
-            ));
-        }
-        let changed = events.len();
-        events::record(&tx, channel.org, &events).await?;
-        tx.commit().await?;
-        Ok(changed)
+        self.reports.apply(&self.pool, channel, updates).await
     }
 
     /// Applies the parked reports for provider ids just recorded, in the order of their

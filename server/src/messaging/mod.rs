@@ -29,6 +29,7 @@ mod channels;
 mod inbound;
 mod outbound;
 mod providers;
+mod reports;
 mod store;
 mod worker;
 
@@ -67,6 +68,9 @@ pub struct Settings {
     /// How long the app has to answer a session step (USSD, voice); Africa's Talking waits
     /// about 10 s for the whole round trip, so the app gets less.
     pub reply_deadline: Duration,
+    /// Which addresses channels may call (the payments engine's rule: the providers' own
+    /// hosts over https, anything else as the operator allows).
+    pub provider_hosts: crate::payments::ProviderHosts,
 }
 
 impl Default for Settings {
@@ -80,6 +84,7 @@ impl Default for Settings {
             time_to_live: Duration::from_secs(24 * 3600),
             provider_timeout: Duration::from_secs(15),
             reply_deadline: Duration::from_secs(6),
+            provider_hosts: crate::payments::ProviderHosts::default(),
         }
     }
 }
@@ -155,6 +160,8 @@ pub struct Service {
     webhooks: Arc<crate::webhooks::Service>,
     settings: RwLock<Settings>,
     wake: tokio::sync::Notify,
+    /// Status reports waiting to be applied together.
+    reports: Arc<reports::Reports>,
 }
 
 impl Service {
@@ -173,6 +180,7 @@ impl Service {
             webhooks,
             settings: RwLock::new(Settings::default()),
             wake: tokio::sync::Notify::new(),
+            reports: Arc::default(),
         }
     }
 

@@ -390,18 +390,22 @@ impl Service {
         store::job(&self.pool, org, id).await?.ok_or(MessagingError::NotFound("job"))
     }
 
-    /// Queues the next chunk of every running job; whether any job has more to queue.
-    pub async fn step_jobs(&self) -> Result<bool, MessagingError> {
+    /// Queues the next chunk of every running job; how many messages were queued, and whether
+    /// any job has more customers to queue.
+    pub async fn step_jobs(&self) -> Result<(usize, bool), MessagingError> {
         let jobs = store::running_jobs(&self.pool).await?;
-        let mut more = false;
+        let (mut queued, mut more) = (0, false);
         for job in jobs {
-            more |= self.step_job(&job).await?;
+            let (count, left) = self.step_job(&job).await?;
+            queued += count;
+            more |= left;
         }
-        Ok(more)
+        Ok((queued, more))
     }
 
-    /// Queues the next chunk of customers of one job; whether it has more.
-    async fn step_job(&self, job: &store::RunningJob) -> Result<bool, MessagingError> {
+    /// Queues the next chunk of customers of one job; how many messages, and whether it has
+    /// more.
+    async fn step_job(&self, job: &store::RunningJob) -> Result<(usize, bool), MessagingError> {
         let channel = self.channel(job.org, job.channel).await?;
         let body: Body = serde_json::from_value(job.body.clone())
             .map_err(|error| MessagingError::Corrupt(format!("job body: {error}")))?;
@@ -451,7 +455,7 @@ impl Service {
         if !rows.is_empty() {
             self.wake.notify_one();
         }
-        Ok(!done)
+        Ok((rows.len(), !done))
     }
 }
 

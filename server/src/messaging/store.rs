@@ -473,3 +473,312 @@ pub async fn queue_job_chunk(
     tx.commit().await?;
     Ok(())
 }
+
+/// A send the provider answered, as the worker records it.
+#[derive(Debug)]
+pub struct Finished<'a> {
+    pub id: Uuid,
+    pub status: DeliveryStatus,
+    pub reason: Option<&'a str>,
+    pub provider_message_id: Option<&'a str>,
+    pub cost_minor: Option<i64>,
+}
+
+/// Records the answers of one send of `org`'s messages in `client`'s transaction, in one
+/// statement: each message still `sending` is `done` with its provider id and cost, takes the
+/// answer's status (and a status row) when it ranks higher. The ids of the messages settled
+/// (a message no longer `sending` was settled before and is left alone), each with whether
+/// its status moved.
+pub async fn finish_sends(
+    client: &impl GenericClient,
+    org: OrgId,
+    finished: &[Finished<'_>],
+) -> Result<std::collections::HashMap<Uuid, bool>, MessagingError> {
+    if finished.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let ids: Vec<Uuid> = finished.iter().map(|f| f.id).collect();
+    let provider_ids: Vec<Option<&str>> = finished.iter().map(|f| f.provider_message_id).collect();
+    let costs: Vec<Option<i64>> = finished.iter().map(|f| f.cost_minor).collect();
+    let statuses: Vec<&str> = finished.iter().map(|f| f.status.as_str()).collect();
+    let ranks: Vec<i16> = finished.iter().map(|f| i16::from(f.status.rank())).collect();
+    let reasons: Vec<Option<&str>> = finished.iter().map(|f| f.reason).collect();
+    // Each message is in the batch once, and its row is locked by the UPDATE, so the history's
+    // next number read before the statement is still the next one. The stage is compared with
+    // a column of the (materialised) batch rather than a constant: a constant lets the plan
+    // use the partial index of due messages (`stage <> 'done'`), which the statistics think
+    // nearly empty (almost every message is done) but which during a bulk send holds the
+    // org's whole backlog, scanned twice for every batch (263 ms for 1,000 in BENCHMARKS.md,
+    // "Bulk SMS by tag"); the primary key is then the only way in.
+    let rows = client
+        .query(
+            "WITH u AS MATERIALIZED (
+                 SELECT *, 'sending'::text AS stage FROM UNNEST($2::uuid[], $3::text[],
+                     $4::int8[], $5::text[], $6::int2[], $7::text[])
+                     AS u (id, provider_id, cost, status, rank, reason)
+             ), before AS (
+                 SELECT m.id, m.status_rank FROM messages m JOIN u ON m.id = u.id
+                 WHERE m.org_id = $1 AND m.stage = u.stage
+             ), moved AS (
+                 UPDATE messages m SET stage = 'done', next_attempt_at = NULL,
+                     provider_message_id = coalesce(u.provider_id, m.provider_message_id),
+                     cost_minor = u.cost,
+                     status = CASE WHEN m.status_rank < u.rank THEN u.status ELSE m.status END,
+                     reason = CASE WHEN m.status_rank < u.rank THEN u.reason ELSE m.reason END,
+                     status_rank = greatest(m.status_rank, u.rank), updated_at = now()
+                 FROM u
+                 WHERE m.org_id = $1 AND m.id = u.id AND m.stage = u.stage
+                 RETURNING m.id, u.status, u.reason, u.rank
+             ), history AS (
+                 INSERT INTO message_statuses (org_id, message_id, seq, status, reason)
+                 SELECT $1, moved.id,
+                     (SELECT coalesce(max(s.seq), 0) + 1 FROM message_statuses s
+                      WHERE s.org_id = $1 AND s.message_id = moved.id),
+                     moved.status, moved.reason
+                 FROM moved JOIN before ON before.id = moved.id
+                 WHERE before.status_rank < moved.rank
+             )
+             SELECT moved.id, before.status_rank < moved.rank
+             FROM moved JOIN before ON before.id = moved.id",
+            &[&org.0, &ids, &provider_ids, &costs, &statuses, &ranks, &reasons],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// Puts sends that got no answer back in the queue, each due again after its wait, in one
+/// statement (only those still `sending`).
+pub async fn retry_sends(
+    client: &impl GenericClient,
+    org: OrgId,
+    retries: &[(Uuid, &str, std::time::Duration)],
+) -> Result<(), MessagingError> {
+    if retries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = retries.iter().map(|(id, _, _)| *id).collect();
+    let reasons: Vec<&str> = retries.iter().map(|(_, reason, _)| *reason).collect();
+    let waits: Vec<f64> = retries.iter().map(|(_, _, wait)| wait.as_secs_f64()).collect();
+    client
+        .execute(
+            // The stage compared as in `finish_sends`, for the same reason.
+            "WITH u AS MATERIALIZED (
+                 SELECT *, 'sending'::text AS stage
+                 FROM UNNEST($2::uuid[], $3::text[], $4::float8[]) AS u (id, reason, wait)
+             )
+             UPDATE messages m SET stage = 'queued', reason = u.reason,
+                 next_attempt_at = now() + make_interval(secs => u.wait), updated_at = now()
+             FROM u WHERE m.org_id = $1 AND m.id = u.id AND m.stage = u.stage",
+            &[&org.0, &ids, &reasons, &waits],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What applying a group of status reports did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// For each report, in order, whether it changed its message.
+    pub changed: Vec<bool>,
+    /// The provider ids of the reports parked: no message of the channel had them yet.
+    pub parked: Vec<String>,
+}
+
+/// A message a group of reports names.
+struct Target {
+    id: Uuid,
+    rank: i16,
+    customer: Uuid,
+    app: Option<Uuid>,
+    job: Option<Uuid>,
+    /// Status rows this group adds, so far.
+    added: i32,
+}
+
+/// Applies status reports of one channel in one transaction, as if one after another in the
+/// order given: a report moves its message only to a status of higher rank than the
+/// message's and every earlier report's for it (so a duplicate or a late `sent` changes
+/// nothing), with a status row and an event for each move; a report naming a provider id no
+/// message has is parked until the id is recorded.
+#[allow(clippy::too_many_lines)] // One transaction's statements, in order.
+pub async fn apply_reports(
+    pool: &Pool,
+    channel: &ChannelRecord,
+    updates: &[&hazina_providers::messaging::StatusUpdate],
+) -> Result<Applied, MessagingError> {
+    use std::collections::HashMap;
+    if updates.is_empty() {
+        return Ok(Applied::default());
+    }
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // Plans that do not depend on which org: an org new to the table's statistics (its first
+    // bulk send, before autovacuum's next analyze) looks like one row to a plan made for its
+    // id, which then scans all its messages by `org_id` for every group instead of looking
+    // each provider id up (measured: 12 ms against 0.3 ms a group, BENCHMARKS.md).
+    tx.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan").await?;
+    let provider_ids: Vec<&str> = updates.iter().map(|u| u.provider_message_id.as_str()).collect();
+    // Locked in id order, as every writer of many messages locks them.
+    let rows = tx
+        .query(
+            "SELECT provider_message_id, id, status_rank, customer_id, app_id, job_id
+             FROM messages
+             WHERE org_id = $1 AND channel_id = $2 AND direction = 'outbound'
+                 AND provider_message_id = ANY($3)
+             ORDER BY id FOR UPDATE",
+            &[&channel.org.0, &channel.id, &provider_ids],
+        )
+        .await?;
+    let mut targets: HashMap<String, Target> = rows
+        .iter()
+        .map(|row| {
+            let target = Target {
+                id: row.get(1),
+                rank: row.get(2),
+                customer: row.get(3),
+                app: row.get(4),
+                job: row.get(5),
+                added: 0,
+            };
+            (row.get(0), target)
+        })
+        .collect();
+    let mut applied = Applied { changed: Vec::with_capacity(updates.len()), parked: Vec::new() };
+    let mut moved_ids = Vec::new();
+    let mut moved_statuses = Vec::new();
+    let mut moved_ranks = Vec::new();
+    let mut moved_reasons = Vec::new();
+    let mut moved_seqs = Vec::new();
+    let mut events = Vec::new();
+    let mut parked: Vec<&hazina_providers::messaging::StatusUpdate> = Vec::new();
+    for update in updates {
+        let rank = i16::from(update.status.rank());
+        let Some(target) = targets.get_mut(&update.provider_message_id) else {
+            parked.push(update);
+            applied.changed.push(false);
+            continue;
+        };
+        if rank <= target.rank {
+            applied.changed.push(false);
+            continue;
+        }
+        target.rank = rank;
+        target.added += 1;
+        moved_ids.push(target.id);
+        moved_statuses.push(update.status.as_str());
+        moved_ranks.push(rank);
+        moved_reasons.push(update.reason.as_deref());
+        moved_seqs.push(target.added);
+        events.push(status_event(
+            channel,
+            target.id,
+            target.customer,
+            target.app,
+            update.status,
+            update.reason.clone(),
+            Some(update.provider_message_id.clone()),
+            None,
+            target.job,
+        ));
+        applied.changed.push(true);
+    }
+    if !moved_ids.is_empty() {
+        // A message moved twice in the group takes its last (highest) status; its history
+        // gets both, numbered after what it had.
+        tx.execute(
+            "WITH u AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::int2[], $5::text[], $6::int4[])
+                     AS u (id, status, rank, reason, added)
+             ), last AS (
+                 SELECT DISTINCT ON (id) id, status, rank, reason FROM u ORDER BY id, added DESC
+             ), moved AS (
+                 UPDATE messages m SET status = last.status, status_rank = last.rank,
+                     reason = last.reason, updated_at = now()
+                 FROM last WHERE m.org_id = $1 AND m.id = last.id
+             )
+             INSERT INTO message_statuses (org_id, message_id, seq, status, reason)
+             SELECT $1, u.id,
+                 (SELECT coalesce(max(s.seq), 0) FROM message_statuses s
+                  WHERE s.org_id = $1 AND s.message_id = u.id) + u.added,
+                 u.status, u.reason
+             FROM u",
+            &[
+                &channel.org.0,
+                &moved_ids,
+                &moved_statuses,
+                &moved_ranks,
+                &moved_reasons,
+                &moved_seqs,
+            ],
+        )
+        .await?;
+    }
+    if !parked.is_empty() {
+        let ids: Vec<&str> = parked.iter().map(|u| u.provider_message_id.as_str()).collect();
+        let statuses: Vec<&str> = parked.iter().map(|u| u.status.as_str()).collect();
+        let reasons: Vec<Option<&str>> = parked.iter().map(|u| u.reason.as_deref()).collect();
+        tx.execute(
+            "INSERT INTO message_reports_parked
+                 (org_id, channel_id, provider_message_id, status, reason)
+             SELECT $1, $2, u.id, u.status, u.reason
+             FROM UNNEST($3::text[], $4::text[], $5::text[]) AS u (id, status, reason)
+             ON CONFLICT DO NOTHING",
+            &[&channel.org.0, &channel.id, &ids, &statuses, &reasons],
+        )
+        .await?;
+        applied.parked = ids.into_iter().map(str::to_owned).collect();
+    }
+    events::record(&tx, channel.org, &events).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Of `provider_ids`, those a message of the channel has now.
+pub async fn recorded_provider_ids(
+    pool: &Pool,
+    channel: &ChannelRecord,
+    provider_ids: &[String],
+) -> Result<Vec<String>, MessagingError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT provider_message_id FROM messages
+             WHERE org_id = $1 AND channel_id = $2 AND direction = 'outbound'
+                 AND provider_message_id = ANY($3)",
+            &[&channel.org.0, &channel.id, &provider_ids],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Takes the parked reports of `provider_ids` (they are forgotten), in the order of their
+/// meaning.
+pub async fn take_parked(
+    pool: &Pool,
+    channel: &ChannelRecord,
+    provider_ids: &[String],
+) -> Result<Vec<hazina_providers::messaging::StatusUpdate>, MessagingError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "DELETE FROM message_reports_parked
+             WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = ANY($3)
+             RETURNING provider_message_id, status, reason",
+            &[&channel.org.0, &channel.id, &provider_ids],
+        )
+        .await?;
+    let mut updates: Vec<hazina_providers::messaging::StatusUpdate> = rows
+        .iter()
+        .filter_map(|row| {
+            Some(hazina_providers::messaging::StatusUpdate {
+                provider_message_id: row.get(0),
+                status: DeliveryStatus::from_name(row.get(1))?,
+                reason: row.get(2),
+                cost: None,
+                at: None,
+            })
+        })
+        .collect();
+    updates.sort_by_key(|update| update.status.rank());
+    Ok(updates)
+}

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
 use futures_util::StreamExt as _;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use super::channels::ChannelRecord;
 use super::providers::{Outgoing, send_batch};
-use super::store::status_event;
+use super::store::{self, status_event};
 use super::{MessagingError, Service};
 use crate::events;
 
@@ -48,10 +49,40 @@ struct Settled {
 }
 
 impl Service {
-    /// Sends every due message (up to the batch size); how many were sent. Jobs are stepped
-    /// first, so their messages go in the same round.
+    /// One round of the worker: sends the due messages (up to the batch size) and, while
+    /// those sends are in flight, queues send-by-tag jobs' customers a chunk at a time (at
+    /// least one chunk), so that a job is queued at the pace the ledger and the database take
+    /// rather than the provider's. How many messages were queued and sent; a job with
+    /// customers left wakes the worker for another round at once.
     pub async fn run_due(&self) -> Result<usize, MessagingError> {
-        self.step_jobs().await?;
+        let sending_done = AtomicBool::new(false);
+        let sending = async {
+            let sent = self.send_due().await;
+            sending_done.store(true, Ordering::Release);
+            sent
+        };
+        let stepping = async {
+            let mut queued = 0;
+            loop {
+                let (count, more) = self.step_jobs().await?;
+                queued += count;
+                if !more || sending_done.load(Ordering::Acquire) {
+                    return Ok::<_, MessagingError>((queued, more));
+                }
+            }
+        };
+        let (sent, stepped) = tokio::join!(sending, stepping);
+        let (queued, more) = stepped?;
+        if more {
+            self.wake.notify_one();
+        }
+        Ok(sent? + queued)
+    }
+
+    /// Sends the due messages (up to the batch size): one request per channel, body and up
+    /// to `recipients_per_request_max` numbers, a few in flight at once, each answer settled
+    /// as it comes. How many were sent.
+    async fn send_due(&self) -> Result<usize, MessagingError> {
         let settings = self.settings();
         let claimed = self.claim(settings.send_batch_max).await?;
         let count = claimed.len();
@@ -132,19 +163,25 @@ impl Service {
         let client = self.pool.get().await?;
         let rows = client
             .query(
+                // Each claimed row is found again by its `ctid` (it is locked, so it stays
+                // put), which no plan can get wrong: with an org new to the table's statistics
+                // every index led by `org_id` looks like one row, and a join on the key was
+                // planned as a scan of all the org's messages per claimed one.
                 "WITH due AS (
-                     SELECT org_id, id FROM messages
+                     SELECT ctid, org_id, id FROM messages
                      WHERE stage <> 'done' AND next_attempt_at <= now()
                      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
                  )
                  UPDATE messages m SET stage = 'sending', attempts = m.attempts + 1,
                      next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
-                 FROM due WHERE m.org_id = due.org_id AND m.id = due.id
+                 FROM due WHERE m.ctid = due.ctid AND m.org_id = due.org_id AND m.id = due.id
                  RETURNING m.org_id, m.id, m.app_id, m.channel_id, m.customer_id,
                      m.customer_number, m.body, m.cost_reserved_minor, m.attempts, m.created_at,
                      m.job_id,
-                     (SELECT r.provider_message_id FROM messages r
-                      WHERE r.org_id = m.org_id AND r.id = m.reply_to)",
+                     CASE WHEN m.reply_to IS NOT NULL THEN
+                         (SELECT r.provider_message_id FROM messages r
+                          WHERE r.org_id = m.org_id AND r.id = m.reply_to)
+                     END",
                 &[&i64::try_from(limit).unwrap_or(i64::MAX), &lease],
             )
             .await?;
@@ -246,64 +283,44 @@ impl Service {
         }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let rows: Vec<store::Finished<'_>> = finished
+            .iter()
+            .map(|(message, status, reason, provider_id, cost)| store::Finished {
+                id: message.id,
+                status: *status,
+                reason: reason.as_deref(),
+                provider_message_id: provider_id.as_deref(),
+                cost_minor: cost.as_ref().and_then(|c| c.to_minor().ok()),
+            })
+            .collect();
+        let changed = store::finish_sends(&tx, channel.org, &rows).await?;
         let mut events = Vec::new();
         let mut recorded = Vec::new();
         for (message, status, reason, provider_id, cost) in &finished {
-            let cost_minor = cost.as_ref().and_then(|c| c.to_minor().ok());
-            let changed = tx
-                .execute(
-                    "WITH moved AS (
-                         UPDATE messages SET stage = 'done', next_attempt_at = NULL,
-                             provider_message_id = coalesce($3, provider_message_id),
-                             cost_minor = $4,
-                             status = CASE WHEN status_rank < $6 THEN $5 ELSE status END,
-                             reason = CASE WHEN status_rank < $6 THEN $7 ELSE reason END,
-                             status_rank = greatest(status_rank, $6), updated_at = now()
-                         WHERE org_id = $1 AND id = $2 AND stage = 'sending'
-                         RETURNING id
-                     )
-                     INSERT INTO message_statuses (org_id, message_id, seq, status, reason)
-                     SELECT $1, moved.id,
-                         (SELECT coalesce(max(seq), 0) + 1 FROM message_statuses
-                          WHERE org_id = $1 AND message_id = moved.id), $5, $7
-                     FROM moved",
-                    &[
-                        &message.org.0,
-                        &message.id,
-                        provider_id,
-                        &cost_minor,
-                        &status.as_str(),
-                        &i16::from(status.rank()),
-                        reason,
-                    ],
-                )
-                .await?;
-            if changed > 0 {
-                events.push(status_event(
-                    channel,
-                    message.id,
-                    message.customer,
-                    message.app,
-                    *status,
-                    reason.clone(),
-                    provider_id.clone(),
-                    *cost,
-                    message.job,
-                ));
-                if let Some(id) = provider_id {
-                    recorded.push(id.clone());
-                }
+            let Some(&moved) = changed.get(&message.id) else { continue };
+            if let Some(id) = provider_id {
+                recorded.push(id.clone());
             }
+            if !moved {
+                continue;
+            }
+            events.push(status_event(
+                channel,
+                message.id,
+                message.customer,
+                message.app,
+                *status,
+                reason.clone(),
+                provider_id.clone(),
+                *cost,
+                message.job,
+            ));
         }
-        for (message, wait, reason) in &retries {
-            tx.execute(
-                "UPDATE messages SET stage = 'queued', reason = $3,
-                     next_attempt_at = now() + make_interval(secs => $4), updated_at = now()
-                 WHERE org_id = $1 AND id = $2 AND stage = 'sending'",
-                &[&message.org.0, &message.id, reason, &wait.as_secs_f64()],
-            )
-            .await?;
-        }
+        let retries: Vec<(Uuid, &str, std::time::Duration)> = retries
+            .iter()
+            .map(|(message, wait, reason)| (message.id, reason.as_str(), *wait))
+            .collect();
+        store::retry_sends(&tx, channel.org, &retries).await?;
         events::record(&tx, channel.org, &events).await?;
         tx.commit().await?;
         drop(client);

@@ -392,6 +392,8 @@ pub struct NewLedgerPayment<'a> {
     pub credit_party: &'a Party,
     pub amount: Money,
     pub narration: Option<&'a str>,
+    /// The message that led to it (its context's `messageId`, checked by `context_effects`).
+    pub message_id: Option<Uuid>,
 }
 
 /// The checked accounts of a [`NewLedgerPayment`], and the owners of its wallets.
@@ -410,15 +412,17 @@ impl NewLedgerPayment<'_> {
     pub fn request(&self, accounts: &PaymentAccounts, effects: Effects) -> TransferRequest {
         let id = self.transaction_id.map_or_else(TransferId::generate, TransferId);
         let mut context = serde_json::Map::new();
-        context.insert(
-            "payment".into(),
-            serde_json::json!({
-                "debitParty": self.debit_party,
-                "creditParty": self.credit_party,
-                "narration": self.narration,
-                "appId": self.app,
-            }),
-        );
+        let mut payment = serde_json::json!({
+            "debitParty": self.debit_party,
+            "creditParty": self.credit_party,
+            "narration": self.narration,
+            "appId": self.app,
+        });
+        // Only when named, so that a payment without one is asked as before.
+        if let Some(message) = self.message_id {
+            payment["messageId"] = serde_json::json!(message);
+        }
+        context.insert("payment".into(), payment);
         let mut effects = effects;
         if let Some(app) = self.app {
             effects.set_app(app);

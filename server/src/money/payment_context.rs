@@ -1,6 +1,6 @@
-//! What a payment carries for a customer (an activity, metadata, the calling app's data),
-//! checked and turned into the `hazina` context the ledger applies with the transfer, in the
-//! same transaction (`hazina_ledger::context`).
+//! What a payment carries for a customer (an activity, metadata, the calling app's data, the
+//! message that led to it), checked and turned into the `hazina` context the ledger applies
+//! with the transfer, in the same transaction (`hazina_ledger::context`).
 
 use std::collections::BTreeMap;
 
@@ -28,6 +28,10 @@ pub struct PaymentContext {
     pub metadata: Option<BTreeMap<String, DataValue>>,
     /// The calling app's new data for the customer (app key).
     pub app_data: Option<DataValue>,
+    /// The message that led to the payment: one of the org's, to or from the payment's
+    /// customer (the one named, or the owner of its one wallet party) when it has one. Kept
+    /// with the payment and shown on its timeline item (`messageId`).
+    pub message_id: Option<Uuid>,
 }
 
 /// A base64 string of bytes, as the ledger's context decodes them.
@@ -47,13 +51,15 @@ fn app_of(app: Option<Uuid>) -> Result<Uuid, MoneyError> {
 /// The `hazina` context object the database applies with the transfer: the context's
 /// customer (named, or the owner of the payment's one wallet party, `wallet_customers`) with
 /// the activity, metadata and app data checked as their own endpoints check them. `app` is the
-/// calling app (none for an org key).
+/// calling app (none for an org key). The message it names is checked here too, but kept by
+/// the caller with the payment (`messageId` of the transfer context's `payment` object),
+/// not in the `hazina` object.
 ///
 /// # Errors
 ///
 /// `Customer` when the named customer is not the org's or a value is refused; `Invalid`
-/// (`customer_required`, `too_many_metadata_keys`); `Forbidden` (`app_key_required`) for an
-/// activity or app data under an org key.
+/// (`customer_required`, `too_many_metadata_keys`, `message_not_found`); `Forbidden`
+/// (`app_key_required`) for an activity or app data under an org key.
 pub async fn context_effects(
     pool: &Pool,
     org: OrgId,
@@ -64,18 +70,32 @@ pub async fn context_effects(
     let mut effects = Effects::default();
     let wants_customer =
         context.activity.is_some() || context.metadata.is_some() || context.app_data.is_some();
-    if !wants_customer {
+    if !wants_customer && context.message_id.is_none() {
         return Ok(effects);
     }
     let customer = match (context.customer_id, wallet_customers) {
-        (Some(id), _) => customers::check(pool, org, id).await?,
-        (None, [only]) => *only,
-        (None, _) => {
+        (Some(id), _) => Some(customers::check(pool, org, id).await?),
+        (None, [only]) => Some(*only),
+        (None, _) if wants_customer => {
             return Err(MoneyError::invalid(
                 Code::CustomerRequired,
                 "name the context's customerId: the payment has no single wallet party",
             ));
         }
+        // A message alone needs no customer: it is then only checked to be the org's.
+        (None, _) => None,
+    };
+    if let Some(message) = context.message_id {
+        let of = customers::timeline::message_customer(pool, org, message).await?;
+        if of.is_none() || customer.is_some_and(|customer| of != Some(customer)) {
+            return Err(MoneyError::invalid(
+                Code::MessageNotFound,
+                "messageId names no message of the org to or from the payment's customer",
+            ));
+        }
+    }
+    let Some(customer) = customer.filter(|_| wants_customer) else {
+        return Ok(effects);
     };
     if let Some(activity) = &context.activity {
         let app = app_of(app)?;

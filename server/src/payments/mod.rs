@@ -119,6 +119,15 @@ impl ProviderHosts {
     ///
     /// The reason, for the operator: not https, or a host that is not the provider's.
     pub fn check(&self, provider: Provider, url: &str) -> Result<(), String> {
+        self.check_known(Self::known(provider), url)
+    }
+
+    /// Whether a channel whose provider publishes its API at `known` hosts may call `url`.
+    ///
+    /// # Errors
+    ///
+    /// The reason, for the operator: not https, or a host that is not the provider's.
+    pub fn check_known(&self, known: &[&str], url: &str) -> Result<(), String> {
         let parsed =
             reqwest::Url::parse(url.trim()).map_err(|error| format!("not a URL: {error}"))?;
         if self.any && matches!(parsed.scheme(), "http" | "https") {
@@ -137,13 +146,13 @@ impl ProviderHosts {
             }
         }
         let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-        let allowed = Self::known(provider).contains(&host.as_str())
+        let allowed = known.contains(&host.as_str())
             || self.extra.iter().any(|extra| extra.eq_ignore_ascii_case(&host));
         if parsed.scheme() != "https" || !parsed.username().is_empty() || !allowed {
             return Err(format!(
                 "a channel calls https://{} (or a host the operator allows with \
                  --allow-provider-host), not {url}",
-                Self::known(provider).join(" or https://")
+                known.join(" or https://")
             ));
         }
         Ok(())

@@ -20,4 +20,5 @@ mod money;
 mod provider_payments;
 mod reminders;
 mod tenancy;
+mod timeline_messages;
 mod webhooks;

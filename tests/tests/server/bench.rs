@@ -25,6 +25,9 @@ fn args(workload: Workload) -> BenchArgs {
         webhooks: false,
         events: 0,
         webhook_workers: 1,
+        messaging: false,
+        customers: 0,
+        warm_up: 0,
     }
 }
 

@@ -777,7 +777,10 @@ struct TimelineQuery {
     limit: Option<i64>,
 }
 
-/// The customer's activities and payments merged, newest first, a page at a time.
+/// The customer's activities, payments and messages (sent and received, on every messaging
+/// channel) merged, newest first, a page at a time. A payment whose context named the message
+/// that led to it shows it as `messageId`; a message sent about a payment shows it as
+/// `paymentId`.
 #[utoipa::path(
     get,
     operation_id = "get_customer_timeline",

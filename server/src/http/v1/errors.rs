@@ -110,7 +110,7 @@ const ACTIVITY: &[Code] = &[
 /// What a payment's `context` is refused with (`money::context_effects`), beyond what its
 /// activity and values are; an activity or app data under an org key is a 403.
 const PAYMENT_CONTEXT: &[Code] =
-    &[Code::CustomerRequired, Code::InvalidKey, Code::TooManyMetadataKeys];
+    &[Code::CustomerRequired, Code::InvalidKey, Code::MessageNotFound, Code::TooManyMetadataKeys];
 
 /// A transfer request (`finance::request`) and the treasury limits it is checked against.
 const TRANSFER: &[Code] = &[
@@ -406,6 +406,7 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
                 Code::InvalidValue,
                 Code::MissingCredentials,
                 Code::NotSupported,
+                Code::ProviderUrlNotAllowed,
                 Code::UnknownCredential,
             ]),
             CREDENTIALS,

@@ -324,7 +324,7 @@ mod tests {
         let item = &document["components"]["schemas"]["TimelineItem"];
         assert_eq!(item["discriminator"]["propertyName"], "type", "{item}");
         let mapping = item["discriminator"]["mapping"].as_object().cloned().unwrap_or_default();
-        assert_eq!(mapping.len(), 2, "{item}");
+        assert_eq!(mapping.len(), 3, "{item}");
         for target in mapping.values() {
             let name = target.as_str().and_then(|t| t.rsplit('/').next()).unwrap_or_default();
             assert!(document["components"]["schemas"][name].is_object(), "{target} is missing");

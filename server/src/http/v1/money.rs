@@ -454,6 +454,7 @@ async fn create_payment(
         credit_party: &payment.credit_party,
         amount,
         narration: payment.narration.as_deref(),
+        message_id: payment.context.as_ref().and_then(|context| context.message_id),
     };
     let accounts = state.money.payment_accounts(&new).await?;
     let effects = match &payment.context {

@@ -183,6 +183,9 @@ pub async fn create(
         },
         "hazina": effects,
     });
+    if let Some(message) = payment.context.as_ref().and_then(|context| context.message_id) {
+        draft.request["context"]["payment"]["messageId"] = serde_json::json!(message);
+    }
     draft.customer = Some(customer.0);
     // Whatever goes wrong from here, the answer names the id: a retry under it is a replay.
     let id = draft.id;

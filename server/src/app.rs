@@ -39,7 +39,10 @@ pub struct Services {
 
 impl Services {
     /// The services over a migrated database's pool, with a posting pipeline started on the
-    /// current runtime that shares the pool (for tests; see [`Services::with_pools`]).
+    /// current runtime that shares the pool: for a test of one request at a time. A handler
+    /// holds its connection while the ledger posts for it, so under load the writers would
+    /// wait for a pool their callers hold; a server, and a test of many requests at once, give
+    /// the writers a pool of their own ([`Services::with_pools`]).
     pub fn new(pool: Pool) -> Self {
         Self::with_pools(pool.clone(), pool, Self::test_sealer())
     }

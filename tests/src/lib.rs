@@ -386,7 +386,19 @@ impl ApiServer {
             Err(error) => panic!("no local address: {error}"),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = hazina_server::http::AppState::new(pool);
+        // The ledger's writers on a pool of their own, as in `hazina serve`: a handler that
+        // holds a connection while the ledger posts for it must never wait for its own pool.
+        let ledger_pool =
+            match hazina_server::db::pool(db.config(), hazina_server::app::LEDGER_POOL_SIZE) {
+                Ok(pool) => pool,
+                Err(error) => panic!("no pool for the ledger's writers: {error}"),
+            };
+        let sealer = match hazina_server::secrets::Sealer::generate() {
+            Ok(sealer) => sealer,
+            Err(error) => panic!("no key to seal credentials with: {error}"),
+        };
+        let services = hazina_server::app::Services::with_pools(pool, ledger_pool, sealer);
+        let state = hazina_server::http::AppState::from(services);
         // Providers call back here, and payments are asked about soon: tests do not wait long.
         state.payments.configure(hazina_server::payments::Settings {
             public_url: base.clone(),

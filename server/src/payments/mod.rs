@@ -1277,30 +1277,36 @@ impl Engine {
         };
         let payment = match payment {
             Some(id) => Some(id),
-            None if refs.is_empty() => None,
-            None => client
-                .query_opt(
-                    "SELECT id FROM provider_payments WHERE org_id = $3 AND channel_id = $1
-                         AND (our_reference = ANY($2) OR request_reference = ANY($2)
-                             OR id::text = ANY($2))
-                     LIMIT 1",
-                    &[&channel.id, &refs, &channel.org.0],
-                )
-                .await?
-                .map(|row| row.get(0)),
+            None => by_references(&client, channel, refs).await?,
         };
-        client
-            .execute(
+        let stored: i64 = client
+            .query_one(
                 "INSERT INTO provider_callbacks
                      (org_id, channel_id, payment_id, kind, refs, verified, body)
-                 VALUES ($7, $1, $2, $3, $4, $5, $6)",
+                 VALUES ($7, $1, $2, $3, $4, $5, $6) RETURNING id",
                 &[&channel.id, &payment, &kind, &refs, &verified, &body, &channel.org.0],
             )
-            .await?;
-        if payment.is_none() {
-            tracing::warn!(channel = %channel.id, kind, "a callback matched no payment: parked");
+            .await?
+            .get(0);
+        if payment.is_some() {
+            return Ok(payment);
         }
-        Ok(payment)
+        // The send may have recorded the provider's reference between the look-up above and
+        // the insert, and looked for parked callbacks before this one was there: looked up
+        // again now that it is, one of the two sees the other (each looks after its own write
+        // commits), and the claim below lets only one of them apply it.
+        let Some(found) = by_references(&client, channel, refs).await? else {
+            tracing::warn!(channel = %channel.id, kind, "a callback matched no payment: parked");
+            return Ok(None);
+        };
+        let claimed = client
+            .execute(
+                "UPDATE provider_callbacks SET payment_id = $3
+                 WHERE org_id = $1 AND id = $2 AND payment_id IS NULL",
+                &[&channel.org.0, &stored, &found],
+            )
+            .await?;
+        Ok((claimed == 1).then_some(found))
     }
 
     /// Applies the parked callbacks that carry one of the payment's references (they came
@@ -1604,6 +1610,27 @@ pub enum Recovery {
 /// The references a callback carries (ours and the provider's), for matching a parked one.
 pub fn references(report: &StatusReport) -> Vec<String> {
     [&report.our_reference, &report.request_reference].into_iter().flatten().cloned().collect()
+}
+
+/// The channel's payment that carries one of `refs` (ours, the provider's or its id).
+async fn by_references<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    channel: &Channel,
+    refs: &[String],
+) -> Result<Option<Uuid>, PaymentError> {
+    if refs.is_empty() {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            "SELECT id FROM provider_payments WHERE org_id = $3 AND channel_id = $1
+                 AND (our_reference = ANY($2) OR request_reference = ANY($2)
+                     OR id::text = ANY($2))
+             LIMIT 1",
+            &[&channel.id, &refs, &channel.org.0],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
 }
 
 /// The event a callback is: a result from the provider, trusted when verified; M-Pesa's

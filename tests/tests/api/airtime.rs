@@ -138,16 +138,7 @@ impl Env {
     /// Asks for `amount` KES of airtime for `number`, paid from the purse: a payout to the
     /// customer's number on the airtime channel.
     async fn airtime(&self, purse: &str, number: &str, amount: &str) -> (StatusCode, Value) {
-        let payment = json!({
-            "debitParty": {"purse": {"purseId": purse}},
-            "creditParty": {"customer": {
-                "customerNumber": {"number": number, "provider": "cellular"},
-                "channelNumber": ACCOUNT,
-            }},
-            "value": {"currencyCode": "KES", "amount": amount},
-            "narration": "Airtime reward",
-        });
-        self.server.post(&self.server.app_key, "/v1/payments", &payment).await
+        self.server.post(&self.server.app_key, "/v1/payments", &payout(purse, number, amount)).await
     }
 
     async fn payment(&self, id: &str) -> Value {
@@ -208,6 +199,19 @@ impl Env {
         let violations = Store::new(self.server.db.pool()).verify().await.unwrap();
         assert!(violations.is_empty(), "{violations:?}");
     }
+}
+
+/// An airtime payout of `amount` from `purse` to `number`.
+fn payout(purse: &str, number: &str, amount: &str) -> Value {
+    json!({
+        "debitParty": {"purse": {"purseId": purse}},
+        "creditParty": {"customer": {
+            "customerNumber": {"number": number, "provider": "cellular"},
+            "channelNumber": ACCOUNT,
+        }},
+        "value": {"currencyCode": "KES", "amount": amount},
+        "narration": "Airtime reward",
+    })
 }
 
 /// A payment's first answer: 202 while the provider has it, 201 when its success callback beat
@@ -281,6 +285,35 @@ async fn airtime_is_reserved_sent_once_under_the_payment_id_and_posted_on_succes
         .map(|e| e["data"]["status"].as_str().unwrap())
         .collect();
     assert_eq!(told, history);
+    env.invariants_hold().await;
+}
+
+/// The simulator sends each status callback as it answers, so a callback often arrives while
+/// the send is still recording the provider's `requestId`: whichever of the two commits last
+/// must still find the other, or the payment waits for a callback already taken.
+#[tokio::test]
+async fn every_callback_that_races_its_answer_is_applied() {
+    let env = start().await;
+    env.channel(&env.at_url, true).await;
+    let purse = env.funded_purse("10000").await;
+    let mut payouts = tokio::task::JoinSet::new();
+    for n in 0..24 {
+        let (http, url) = (env.server.http.clone(), format!("{}/v1/payments", env.server.base));
+        let (key, request) =
+            (env.server.app_key.clone(), payout(&purse, &format!("+2547110001{n:02}"), "10"));
+        payouts.spawn(async move {
+            let response = http.post(url).bearer_auth(key).json(&request).send().await.unwrap();
+            let status = response.status();
+            transaction_id(status, &response.json().await.unwrap())
+        });
+    }
+    let ids = payouts.join_all().await;
+    for id in &ids {
+        let done = env.settled(id).await;
+        assert_eq!(done["status"], "success", "{done}");
+    }
+    assert_eq!(env.at.airtime_requests().len(), ids.len());
+    assert_eq!(env.balance(&purse).await, "9760.00/9760.00");
     env.invariants_hold().await;
 }
 

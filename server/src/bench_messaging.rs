@@ -184,7 +184,8 @@ async fn set_up(
                      FROM unnest($2::uuid[], $3::text[]) AS u (id, number)
                  )
                  INSERT INTO customer_tags (org_id, customer_id, key, value)
-                 SELECT $1, u.id, 'segment', u.tag FROM unnest($2::uuid[], $4::text[]) AS u (id, tag)",
+                 SELECT $1, u.id, 'segment', u.tag
+                 FROM unnest($2::uuid[], $4::text[]) AS u (id, tag)",
                 &[&org.0, &ids, &numbers, &tags],
             )
             .await?;

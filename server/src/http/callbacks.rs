@@ -65,10 +65,10 @@ const CALLBACKS_PER_SECOND_ALL: u32 = 2_000;
 const CALLBACK_BURST_ALL: u32 = 4_000;
 /// Callbacks each messaging channel takes per second, and in a burst. A bulk send is answered
 /// by one delivery report per message, as fast as the provider's carriers report — 100,000 in
-/// a minute or two — and Africa's Talking does not send a refused report again, so the limit
-/// sits above what the server can apply (BENCHMARKS.md, "Bulk SMS by tag"): it bounds a flood,
-/// never a real send. A messaging callback without its channel's token changes nothing and
-/// costs one channel lookup.
+/// a minute or two — and a refused report may never come again (the simulator never resends
+/// one), so the limit sits above what the server can apply (BENCHMARKS.md, "Bulk SMS by tag"):
+/// it bounds a flood, never a real send. A messaging callback without its channel's token
+/// changes nothing and costs one channel lookup.
 pub const MESSAGING_CALLBACKS_PER_SECOND: u32 = 20_000;
 const MESSAGING_CALLBACK_BURST: u32 = 40_000;
 /// All messaging channels together, on a budget of their own, so that a bulk send's reports

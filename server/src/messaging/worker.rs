@@ -23,6 +23,10 @@ use crate::events;
 /// after a crash is a replay.
 const SETTLE_NAMESPACE: Uuid = Uuid::from_u128(0x6d65_7373_6167_655f_636f_7374_0000_0001);
 
+/// Chunks of customers (`outbound::JOB_CHUNK` each) a round queues at least while a job has
+/// customers left: four queued for every provider request's worth sent.
+const JOB_CHUNKS_PER_ROUND: usize = 4;
+
 /// A claimed message.
 #[derive(Debug, Clone)]
 struct Claimed {
@@ -49,27 +53,32 @@ struct Settled {
 }
 
 impl Service {
-    /// One round of the worker: sends the due messages (up to the batch size) and, while
-    /// those sends are in flight, queues send-by-tag jobs' customers a chunk at a time (at
-    /// least one chunk), so that a job is queued at the pace the ledger and the database take
-    /// rather than the provider's. How many messages were queued and sent; a job with
-    /// customers left wakes the worker for another round at once.
+    /// One round of the worker: sends the due messages and, while those sends are in flight,
+    /// queues send-by-tag jobs' customers a chunk at a time. While a job has customers left to
+    /// queue, queueing comes first: a round queues at least `JOB_CHUNKS_PER_ROUND` chunks and
+    /// sends at most one provider request's worth, so that a job is accepted (its messages
+    /// recorded, their costs reserved: what the API promised) at the pace of the ledger and
+    /// the database, and sent at full speed after (BENCHMARKS.md, "Bulk SMS by tag"). How many
+    /// messages were queued and sent; a job with customers left wakes the worker for another
+    /// round at once.
     pub async fn run_due(&self) -> Result<usize, MessagingError> {
+        let (first, mut more) = self.step_jobs().await?;
+        let settings = self.settings();
+        let limit =
+            if more { settings.recipients_per_request_max } else { settings.send_batch_max };
         let sending_done = AtomicBool::new(false);
         let sending = async {
-            let sent = self.send_due().await;
+            let sent = self.send_due(limit).await;
             sending_done.store(true, Ordering::Release);
             sent
         };
         let stepping = async {
-            let mut queued = 0;
-            loop {
-                let (count, more) = self.step_jobs().await?;
-                queued += count;
-                if !more || sending_done.load(Ordering::Acquire) {
-                    return Ok::<_, MessagingError>((queued, more));
-                }
+            let (mut queued, mut chunks) = (first, 1);
+            while more && (chunks < JOB_CHUNKS_PER_ROUND || !sending_done.load(Ordering::Acquire)) {
+                let (count, left) = self.step_jobs().await?;
+                (queued, more, chunks) = (queued + count, left, chunks + 1);
             }
+            Ok::<_, MessagingError>((queued, more))
         };
         let (sent, stepped) = tokio::join!(sending, stepping);
         let (queued, more) = stepped?;
@@ -79,12 +88,12 @@ impl Service {
         Ok(sent? + queued)
     }
 
-    /// Sends the due messages (up to the batch size): one request per channel, body and up
+    /// Sends due messages (up to `limit`): one request per channel, body and up
     /// to `recipients_per_request_max` numbers, a few in flight at once, each answer settled
     /// as it comes. How many were sent.
-    async fn send_due(&self) -> Result<usize, MessagingError> {
+    async fn send_due(&self, limit: usize) -> Result<usize, MessagingError> {
         let settings = self.settings();
-        let claimed = self.claim(settings.send_batch_max).await?;
+        let claimed = self.claim(limit).await?;
         let count = claimed.len();
         if claimed.is_empty() {
             return Ok(0);

@@ -199,6 +199,10 @@ codes! {
     ProviderUrlNotAllowed = "provider_url_not_allowed",
     /// Too many requests; retry after the Retry-After header's seconds.
     RateLimited = "rate_limited",
+    /// The event is no session step waiting on a reply: not a USSD or voice step, answered
+    /// already (by the app's webhook, an earlier reply or the channel's fallback), or past its
+    /// deadline.
+    ReplyNotAwaited = "reply_not_awaited",
     /// Another customer holds this secondary id.
     SecondaryIdTaken = "secondary_id_taken",
     /// The database holds several orgs; name one.

@@ -57,8 +57,9 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_RUN_AS", global = true)]
     pub run_as: Option<String>,
 
-    /// How many days parked provider callbacks (matched to no payment) and stored
-    /// `Idempotency-Key` responses are kept before they are deleted (hourly).
+    /// How many days parked provider callbacks (matched to no payment), stored
+    /// `Idempotency-Key` responses and the replies to USSD and voice steps are kept before
+    /// they are deleted (hourly).
     #[arg(long, env = "HAZINA_RETENTION_DAYS", global = true, default_value_t = 90,
         value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub retention_days: u32,

@@ -3,11 +3,13 @@
 
 use hazina_ledger::CustomerId;
 use hazina_providers::messaging::{
-    Body, Channel, DeliveryStatus, Inbound, InboundPart, StatusUpdate, UssdSessionStatus,
+    Body, Channel, DeliveryStatus, Inbound, InboundPart, Say, StatusUpdate, UssdSessionStatus,
+    VoiceAction,
 };
 use uuid::Uuid;
 
 use super::channels::{ChannelRecord, number_provider};
+use super::replies::ReplySource;
 use super::{MessagingError, Service};
 use crate::customers::{self, CustomerNumber};
 use crate::events::types::{ConsentData, ReceivedMessageData, SessionData};
@@ -259,9 +261,9 @@ impl Service {
     }
 
     /// A session step the provider waits on (USSD, a voice call): recorded as a received
-    /// message, asked of the app's webhook endpoints, and answered with the app's reply (a
-    /// `{"body": …}` of the channel's kind) within the deadline, or with the channel's
-    /// fallback and the session marked `app_error`.
+    /// message and answered with the app's reply (a body of the channel's kind, from its
+    /// webhook's response or the stream's reply endpoint: `replies.rs`) within the deadline,
+    /// or with the channel's fallback and the session marked `app_error`.
     pub async fn session_step(
         &self,
         channel: &ChannelRecord,
@@ -277,54 +279,43 @@ impl Service {
             }
             None => None,
         };
-        let answer = match event {
-            Some(event) => self.webhooks.ask(channel.org, &event, settings.reply_deadline).await,
-            None => None,
+        let fallback = match channel.channel {
+            Channel::Voice => Body::Voice {
+                actions: vec![VoiceAction::Say(Say {
+                    text: channel.fallback_text.clone(),
+                    voice: None,
+                    play_beep: false,
+                })],
+            },
+            _ => Body::Ussd { text: channel.fallback_text.clone(), is_terminal: true },
         };
-        let reply = answer.as_deref().and_then(|answer| reply_body(channel.channel, answer));
-        if let Some(body) = reply {
-            {
-                if let Body::Ussd { is_terminal: true, .. } = body {
-                    self.session_status(channel, &session, received.customer_id, "completed", None)
-                        .await?;
-                }
-                return Ok(SessionReply { body, app_error: false });
+        let (body, source, unfit) = match event {
+            Some(event) => {
+                let (reply, unfit) =
+                    self.await_reply(channel, &event, settings.reply_deadline, fallback).await?;
+                (reply.body, reply.source, unfit)
             }
+            // A provider's repeat of a step already told: nobody is asked twice.
+            None => (fallback, ReplySource::Fallback, false),
+        };
+        let customer = received.customer_id;
+        if source == ReplySource::Fallback {
+            let why = if unfit {
+                "the app's answer is not a reply for the channel"
+            } else {
+                "the app did not answer in time"
+            };
+            self.session_status(channel, &session, customer, "app_error", Some(why)).await?;
+            return Ok(SessionReply { body, app_error: true });
         }
-        {
-            {
-                let why = if answer.is_some() {
-                    "the app's answer is not a reply for the channel"
-                } else {
-                    "the app did not answer in time"
-                };
-                self.session_status(
-                    channel,
-                    &session,
-                    received.customer_id,
-                    "app_error",
-                    Some(why),
-                )
-                .await?;
-                let body = match channel.channel {
-                    Channel::Voice => Body::Voice {
-                        actions: vec![hazina_providers::messaging::VoiceAction::Say(
-                            hazina_providers::messaging::Say {
-                                text: channel.fallback_text.clone(),
-                                voice: None,
-                                play_beep: false,
-                            },
-                        )],
-                    },
-                    _ => Body::Ussd { text: channel.fallback_text.clone(), is_terminal: true },
-                };
-                Ok(SessionReply { body, app_error: true })
-            }
+        if let Body::Ussd { is_terminal: true, .. } = body {
+            self.session_status(channel, &session, customer, "completed", None).await?;
         }
+        Ok(SessionReply { body, app_error: false })
     }
 
     /// Records a session's status (`active`, or how it ended); an event when it starts and
-    /// when it ends.
+    /// when its status changes.
     pub async fn session_status(
         &self,
         channel: &ChannelRecord,
@@ -337,8 +328,16 @@ impl Service {
         let ended = name != "active";
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let changed = tx
+        let before: Option<String> = tx
             .query_opt(
+                "SELECT status FROM messaging_sessions
+                 WHERE org_id = $1 AND channel_id = $2 AND provider_session_id = $3 FOR UPDATE",
+                &[&channel.org.0, &channel.id, &session],
+            )
+            .await?
+            .map(|row| row.get(0));
+        let after: String = tx
+            .query_one(
                 "INSERT INTO messaging_sessions (org_id, channel_id, provider_session_id,
                      customer_id, status, steps, ended_at)
                  VALUES ($1, $2, $3, $4, $5, 1, CASE WHEN $6 THEN now() END)
@@ -349,18 +348,21 @@ impl Service {
                      steps = messaging_sessions.steps + CASE WHEN $6 THEN 0 ELSE 1 END,
                      ended_at = coalesce(messaging_sessions.ended_at, EXCLUDED.ended_at),
                      updated_at = now()
-                 RETURNING status, (xmax = 0) AS created",
+                 RETURNING status",
                 &[&channel.org.0, &channel.id, &session, &customer, &name, &ended],
             )
-            .await?;
-        let tells = changed.is_some_and(|row| row.get::<_, bool>(1) || ended);
+            .await?
+            .get(0);
+        // Told when it starts and when its status changes: the provider's end of a session we
+        // ended already (our terminal screen) tells nothing new.
+        let tells = before.as_deref() != Some(after.as_str());
         if tells {
             let data = SessionData {
                 channel_id: channel.id,
                 channel: channel.channel.as_str().to_owned(),
                 session_id: session.to_owned(),
                 customer_id: customer,
-                status: name,
+                status: after,
                 reason: reason.map(str::to_owned),
             };
             let event =
@@ -597,26 +599,6 @@ fn consent_event(
     NewEvent::of(EventType::MessagingConsentChanged, &data).customer(Some(customer.0))
 }
 
-/// The app's answer to a session step, if it is a reply for the channel: `{"body": {"kind":
-/// "ussd", …}}` on USSD, `{"body": {"kind": "voice", …}}` on voice.
-fn reply_body(channel: Channel, answer: &str) -> Option<Body> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        body: Body,
-    }
-    let answer: Answer = serde_json::from_str(answer).ok()?;
-    match (channel, &answer.body) {
-        (Channel::Ussd, Body::Ussd { text, .. }) if text.chars().count() <= USSD_TEXT_MAX => {
-            Some(answer.body)
-        }
-        (Channel::Voice, Body::Voice { actions }) if !actions.is_empty() => Some(answer.body),
-        _ => None,
-    }
-}
-
-/// Longest USSD screen, in characters.
-pub const USSD_TEXT_MAX: usize = 182;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,18 +611,5 @@ mod tests {
         assert_eq!(keyword_consent(&text("START")), Some(true));
         assert_eq!(keyword_consent(&text("please stop the delivery")), None);
         assert_eq!(keyword_consent(&[]), None);
-    }
-
-    #[test]
-    fn only_a_reply_of_the_channel_s_kind_is_taken() {
-        let ussd = r#"{"body":{"kind":"ussd","text":"1. Pay\n2. Cancel","isTerminal":false}}"#;
-        assert!(reply_body(Channel::Ussd, ussd).is_some());
-        assert!(reply_body(Channel::Voice, ussd).is_none());
-        assert!(reply_body(Channel::Ussd, "not json").is_none());
-        let long = format!(
-            r#"{{"body":{{"kind":"ussd","text":"{}","isTerminal":true}}}}"#,
-            "x".repeat(200)
-        );
-        assert!(reply_body(Channel::Ussd, &long).is_none());
     }
 }

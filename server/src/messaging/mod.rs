@@ -21,14 +21,15 @@
 //!
 //! Inbound messages and session steps ([`Service::receive`]) make the customer on first
 //! contact, record the message, open the customer's 24-hour window, and apply STOP-style
-//! keywords to consent. A step the provider waits on (USSD, voice) is asked of the app's
-//! webhook endpoint synchronously and answered within the provider's deadline, or with the
-//! channel's fallback.
+//! keywords to consent. A step the provider waits on (USSD, voice) is answered with the app's
+//! reply, from its webhook's response or the stream's reply endpoint, within the provider's
+//! deadline, or with the channel's fallback (`replies.rs`).
 
 mod channels;
 mod inbound;
 mod outbound;
 mod providers;
+mod replies;
 mod reports;
 mod store;
 mod worker;
@@ -43,6 +44,7 @@ use hazina_ledger::store::{Store, StoreError};
 pub use channels::{ChannelRecord, NewChannel, ProviderKind, check_new};
 pub use inbound::{Received, SessionReply};
 pub use outbound::{Job, MessageView, NewJob, NewMessage, Recipient, StatusChange, check_body};
+pub use replies::{ReplySource, StepReply, fits as check_reply};
 
 use crate::code::Code;
 use crate::customers::CustomerError;
@@ -162,6 +164,8 @@ pub struct Service {
     wake: tokio::sync::Notify,
     /// Status reports waiting to be applied together.
     reports: Arc<reports::Reports>,
+    /// The session steps this server waits on a reply to.
+    waiting: replies::Waiting,
 }
 
 impl Service {
@@ -181,6 +185,7 @@ impl Service {
             settings: RwLock::new(Settings::default()),
             wake: tokio::sync::Notify::new(),
             reports: Arc::default(),
+            waiting: replies::Waiting::default(),
         }
     }
 

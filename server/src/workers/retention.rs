@@ -1,5 +1,5 @@
-//! The retention sweeper: deletes parked callbacks and stored `Idempotency-Key` responses
-//! past their retention.
+//! The retention sweeper: deletes parked callbacks, stored `Idempotency-Key` responses and
+//! session steps' replies past their retention.
 
 use std::time::Duration;
 
@@ -18,11 +18,13 @@ pub struct Retained {
     pub parked_callbacks: u64,
     /// Responses stored for `Idempotency-Key`s older than the retention.
     pub idempotent_responses: u64,
+    /// Replies to USSD and voice session steps older than the retention.
+    pub session_replies: u64,
 }
 
 /// Deletes, in every org, the parked callbacks (those matched to no payment; a matched one is
-/// its payment's evidence and stays) and the stored `Idempotency-Key` responses older than
-/// `retention`.
+/// its payment's evidence and stays), the stored `Idempotency-Key` responses and the replies
+/// to session steps older than `retention`.
 ///
 /// # Errors
 ///
@@ -52,6 +54,16 @@ pub async fn sweep_retention_once(
             &client,
             "DELETE FROM idempotent_requests WHERE org_id = $1 AND (org_id, caller, key) IN (
                  SELECT org_id, caller, key FROM idempotent_requests
+                 WHERE org_id = $1 AND created_at < now() - make_interval(secs => $2)
+                 LIMIT $3)",
+            org,
+            seconds,
+        )
+        .await?;
+        retained.session_replies += delete_in_batches(
+            &client,
+            "DELETE FROM messaging_replies WHERE org_id = $1 AND (org_id, event_id) IN (
+                 SELECT org_id, event_id FROM messaging_replies
                  WHERE org_id = $1 AND created_at < now() - make_interval(secs => $2)
                  LIMIT $3)",
             org,
@@ -92,7 +104,10 @@ pub async fn sweep_retention(
         async move {
             let retained = sweep_retention_once(&pool, retention).await?;
             if retained != Retained::default() {
-                tracing::info!(?retained, "deleted callbacks and responses past their retention");
+                tracing::info!(
+                    ?retained,
+                    "deleted callbacks, responses and replies past their retention"
+                );
             }
             // Each statement already deletes in batches until none is left.
             Ok::<_, StoreError>(false)

@@ -76,6 +76,10 @@ const BODIES: &[(&str, MakeBody)] = &[
         |_| json!({ "from": LONG_AGO, "to": FAR_FUTURE }),
     ),
     (
+        "POST /v1/events/{event_id}/reply",
+        |_| json!({ "body": { "kind": "ussd", "text": "probe", "isTerminal": true } }),
+    ),
+    (
         "POST /v1/customers/{customer_id}/wallets",
         |_| json!({ "walletId": fresh_name(), "currencyCode": "KES" }),
     ),
@@ -297,6 +301,8 @@ struct World {
     messaging_channel: String,
     message: String,
     message_job: String,
+    /// An event of app A1's payment (a reply to it is refused: it is no session step).
+    event: String,
     /// Everything of org A that org B must never see.
     a_markers: Vec<String>,
 }
@@ -352,6 +358,7 @@ impl World {
         let hook = ok(server, &post, "/v1/webhook-endpoints", &a1_key, &hook).await;
         let webhook_endpoint = hook["endpointId"].as_str().unwrap().to_owned();
         let (messaging_channel, message, message_job) = messaging(server, &org_key, &a1_key).await;
+        let event = app_event(server, &a1_key).await;
 
         let mut a_markers = vec![
             server.org.0.to_string(),
@@ -376,6 +383,7 @@ impl World {
         let spare_key_id = spare["keyId"].as_str().unwrap().to_owned();
         a_markers.extend([channel.clone(), spare_key_id.clone(), webhook_endpoint.clone()]);
         a_markers.extend([messaging_channel.clone(), message.clone(), message_job.clone()]);
+        a_markers.push(event.clone());
         Self {
             org_key,
             a1_key,
@@ -399,6 +407,7 @@ impl World {
             messaging_channel,
             message,
             message_job,
+            event,
             a_markers,
         }
     }
@@ -421,6 +430,7 @@ impl World {
             ("messaging-channels", "id") => &self.messaging_channel,
             ("messages", "id") => &self.message,
             ("message-jobs", "id") => &self.message_job,
+            ("events", "event_id") => &self.event,
             ("payments", "transaction_id") | ("transfers", "transfer_id") => &self.payment,
             _ => return None,
         };
@@ -463,6 +473,15 @@ async fn messaging(server: &ApiServer, org_key: &str, a1_key: &str) -> (String, 
     let job = json!({ "channelId": channel, "tag": { "key": "nobody" }, "body": text });
     let job = ok(server, &post, "/v1/message-jobs", a1_key, &job).await;
     (channel, message["id"].as_str().unwrap().to_owned(), job["id"].as_str().unwrap().to_owned())
+}
+
+/// An event of the app whose key is `app_key` (its own, not one of no app).
+async fn app_event(server: &ApiServer, app_key: &str) -> String {
+    let events = send(server, &Method::GET, "/v1/events?limit=500", app_key, None).await.json;
+    (events["events"].as_array().unwrap().iter())
+        .find(|event| event["appId"] == json!(server.app.to_string()))
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .expect("an event of app A1")
 }
 
 /// A new purse of the key's org that may go a million KES below zero.

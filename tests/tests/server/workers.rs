@@ -55,10 +55,10 @@ async fn the_sweeper_voids_pending_transfers_once_their_timeout_passes() {
     assert!(store.verify().await.unwrap().is_empty());
 }
 
-/// Parked callbacks and stored idempotent responses are deleted once past the retention; a
-/// callback matched to its payment is that payment's evidence and stays.
+/// Parked callbacks, stored idempotent responses and session steps' replies are deleted once
+/// past the retention; a callback matched to its payment is that payment's evidence and stays.
 #[tokio::test]
-async fn retention_deletes_old_parked_callbacks_and_idempotent_responses_only() {
+async fn retention_deletes_old_parked_callbacks_idempotent_responses_and_replies_only() {
     let server = hazina_tests::ApiServer::start().await;
     let channel = serde_json::json!({
         "provider": "mpesa", "channelNumber": "600000", "currencyCode": "KES",
@@ -106,10 +106,33 @@ async fn retention_deletes_old_parked_callbacks_and_idempotent_responses_only() 
             .await
             .unwrap();
     }
+    let ussd = serde_json::json!({
+        "channel": "ussd", "provider": "africastalking", "channelNumber": "*384*1#",
+        "baseUrl": "https://api.africastalking.com",
+        "credentials": { "username": "u", "apiKey": "k" },
+        "unitPrice": { "currencyCode": "KES", "amount": "0" },
+    });
+    let (status, ussd) = server.post(&server.org_key, "/v1/messaging-channels", &ussd).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{ussd}");
+    let ussd: uuid::Uuid = ussd["id"].as_str().unwrap().parse().unwrap();
+    for days in [100, 1] {
+        client
+            .execute(
+                "INSERT INTO messaging_replies (org_id, event_id, channel_id, deadline_at, body,
+                     source, answered_at, created_at)
+                 VALUES ($1, $2, $3, now(), '{}', 'fallback', now(),
+                     now() - make_interval(days => $4))",
+                &[&server.org.0, &uuid::Uuid::now_v7(), &ussd, &days],
+            )
+            .await
+            .unwrap();
+    }
     let retention = Duration::from_secs(90 * 24 * 60 * 60);
     let retained =
         hazina_server::workers::sweep_retention_once(&server.db.pool(), retention).await.unwrap();
-    assert_eq!((retained.parked_callbacks, retained.idempotent_responses), (1, 1));
+    let counts =
+        (retained.parked_callbacks, retained.idempotent_responses, retained.session_replies);
+    assert_eq!(counts, (1, 1, 1));
     let left = client
         .query(
             "SELECT payment_id IS NOT NULL, received_at > now() - interval '2 days'
@@ -122,6 +145,8 @@ async fn retention_deletes_old_parked_callbacks_and_idempotent_responses_only() 
     assert_eq!(left, [(false, true), (true, false)]);
     let keys = client.query("SELECT key FROM idempotent_requests", &[]).await.unwrap();
     assert_eq!(keys.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>(), ["new"]);
+    let replies = client.query_one("SELECT count(*) FROM messaging_replies", &[]).await.unwrap();
+    assert_eq!(replies.get::<_, i64>(0), 1);
 }
 
 /// The provider queries worker serves every org's due payments, each within its org: two orgs

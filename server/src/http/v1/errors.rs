@@ -346,6 +346,14 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
     // Events (`v1::events`, `crate::events`): an unknown type is `invalid_query`.
     ("list_events", &[bad_request(&[Code::InvalidCursor, Code::InvalidLimit])]),
     ("stream_events", &[bad_request(&[Code::InvalidCursor])]),
+    (
+        "reply_to_event",
+        &[
+            NOT_FOUND,
+            conflict(&[Code::ReplyNotAwaited]),
+            unprocessable(&[Code::MessageTooLong, Code::UnsupportedBody]),
+        ],
+    ),
     // Payment channels (`v1::payment_channels`), org keys only.
     (
         "create_payment_channel",

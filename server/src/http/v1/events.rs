@@ -1,6 +1,7 @@
 //! The event stream over HTTP: pages of events by sequence number (`GET /v1/events`) and the
-//! same as Server-Sent Events (`GET /v1/events/stream`), resuming after `Last-Event-ID`. Thin
-//! over the events service.
+//! same as Server-Sent Events (`GET /v1/events/stream`), resuming after `Last-Event-ID`, and
+//! the stream's reply endpoint (`POST /v1/events/{eventId}/reply`), by which an app that reads
+//! the stream answers a USSD or voice step. Thin over the events and messaging services.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -18,7 +19,7 @@ use crate::code::Code;
 use crate::events::{self, EventFilter, EventPage, EventType};
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::problem::{ApiError, QueryParams};
+use crate::http::problem::{ApiError, Body, PathParams, QueryParams};
 use crate::http::v1::page_size;
 
 /// How often a stream looks for new events when it has seen them all.
@@ -37,6 +38,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(list_events))
         .routes(utoipa_axum::routes!(stream_events))
+        .routes(utoipa_axum::routes!(reply_to_event))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -231,4 +233,57 @@ pub fn document_payloads(document: &mut serde_json::Value) {
             .map(|name| serde_json::json!({"$ref": format!("#/components/schemas/{name}")}))
             .collect::<Vec<_>>(),
     });
+}
+
+/// An app's reply to a session step it read on the stream.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"body": {"kind": "ussd", "text": "1. Pay KES 1,250\n2. Cancel", "isTerminal": false}}))]
+pub struct StepReplyRequest {
+    /// The next screen of a USSD session (`{"kind": "ussd", "text", "isTerminal"}`, at most
+    /// 182 characters) or a voice call's next actions (`{"kind": "voice", "actions": […]}`):
+    /// the body a webhook's response would carry.
+    #[schema(value_type = Object)]
+    pub body: hazina_providers::messaging::Body,
+}
+
+/// A session step's reply as the provider gets it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReplyView {
+    /// The `message.received` event of the step.
+    pub event_id: Uuid,
+    /// The messaging channel the step came on.
+    pub channel_id: Uuid,
+    #[schema(value_type = Object)]
+    pub body: hazina_providers::messaging::Body,
+    /// Who answered: `webhook`, `stream` or `fallback`.
+    #[schema(example = "stream")]
+    pub source: String,
+    pub answered_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Answers a USSD or voice session step told by a `message.received` event, for an app that
+/// reads the stream instead of answering webhooks: the provider gets this body if it comes
+/// before the step's deadline and before any other answer (the app's webhook response, the
+/// channel's fallback); otherwise 409 `reply_not_awaited`, as for an event that is no such
+/// step. A body of the wrong kind for the channel is 422 `unsupported_body`.
+#[utoipa::path(post, operation_id = "reply_to_event", path = "/v1/events/{event_id}/reply", tag = "events",
+    params(("event_id" = Uuid, Path)), request_body = StepReplyRequest,
+    responses((status = 200, body = StepReplyView)))]
+async fn reply_to_event(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(event_id): PathParams<Uuid>,
+    Body(reply): Body<StepReplyRequest>,
+) -> Result<Response, ApiError> {
+    let taken = state.messaging.reply(caller.org, caller.app, event_id, reply.body).await?;
+    Ok(Json(StepReplyView {
+        event_id: taken.event_id,
+        channel_id: taken.channel_id,
+        body: taken.body,
+        source: taken.source.as_str().to_owned(),
+        answered_at: taken.answered_at,
+    })
+    .into_response())
 }

@@ -57,6 +57,7 @@ const ACCEPTS: &[(&str, Accepts)] = &[
     ("send_message", send_message),
     ("start_message_job", start_message_job),
     ("set_messaging_consent", set_messaging_consent),
+    ("reply_to_event", reply_to_event),
 ];
 
 fn create_messaging_channel(example: &Value) -> Result<(), String> {
@@ -86,6 +87,14 @@ fn start_message_job(example: &Value) -> Result<(), String> {
 
 fn set_messaging_consent(example: &Value) -> Result<(), String> {
     let _: super::messaging::SetConsent = read(example)?;
+    Ok(())
+}
+
+fn reply_to_event(example: &Value) -> Result<(), String> {
+    let reply: super::events::StepReplyRequest = read(example)?;
+    // The example answers a USSD step.
+    crate::messaging::check_reply(hazina_providers::messaging::Channel::Ussd, &reply.body)
+        .map_err(refused)?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! providers' channels are in `channels`.
 
 mod channels;
+mod replies;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -350,6 +350,23 @@ pub fn webhook_test_settings() -> hazina_server::webhooks::Settings {
     }
 }
 
+/// Messaging settings for tests: sends tried again 200 ms after a failure (doubling), a
+/// provider given two seconds, the app two seconds to answer a session step, and the
+/// simulators' loopback ports allowed.
+pub fn messaging_test_settings() -> hazina_server::messaging::Settings {
+    hazina_server::messaging::Settings {
+        retry_base: std::time::Duration::from_millis(200),
+        provider_timeout: std::time::Duration::from_secs(2),
+        reply_deadline: std::time::Duration::from_secs(2),
+        // The simulators of these tests listen on loopback ports of their own.
+        provider_hosts: hazina_server::payments::ProviderHosts {
+            any: true,
+            ..hazina_server::payments::ProviderHosts::default()
+        },
+        ..hazina_server::messaging::Settings::default()
+    }
+}
+
 /// The HTTP API over real HTTP on a loopback port, on a fresh database, with the first-start
 /// org, app and keys. Stops when dropped.
 #[derive(Debug)]
@@ -371,6 +388,16 @@ impl ApiServer {
     ///
     /// When it cannot start: failing the test is the point.
     pub async fn start() -> Self {
+        Self::start_with_messaging(messaging_test_settings()).await
+    }
+
+    /// Starts one whose messaging service runs with `messaging` (for a test of a provider's
+    /// timeouts and the backoff between attempts).
+    ///
+    /// # Panics
+    ///
+    /// When it cannot start: failing the test is the point.
+    pub async fn start_with_messaging(messaging: hazina_server::messaging::Settings) -> Self {
         let db = fresh_db().await;
         let pool = db.pool();
         let made = match hazina_server::tenancy::bootstrap(&pool).await {
@@ -430,17 +457,7 @@ impl ApiServer {
             },
         ));
         // Messages are sent as in `hazina serve`, retried soon.
-        state.messaging.configure(hazina_server::messaging::Settings {
-            retry_base: std::time::Duration::from_millis(200),
-            provider_timeout: std::time::Duration::from_secs(2),
-            reply_deadline: std::time::Duration::from_secs(2),
-            // The simulators of these tests listen on loopback ports of their own.
-            provider_hosts: hazina_server::payments::ProviderHosts {
-                any: true,
-                ..hazina_server::payments::ProviderHosts::default()
-            },
-            ..hazina_server::messaging::Settings::default()
-        });
+        state.messaging.configure(messaging);
         let (stop_messaging, messaging_stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(hazina_server::workers::send_messages(
             std::sync::Arc::clone(&state.messaging),

@@ -18,7 +18,9 @@
 //! Messenger code 10, subcode 2018278), templates (WhatsApp) and tagged messages (Messenger,
 //! with a known tag) are not. Customers open their window by writing in: see
 //! [`Simulator::inject_whatsapp`], [`Simulator::inject_messenger`] and
-//! [`Simulator::set_last_inbound`].
+//! [`Simulator::set_last_inbound`]. A Messenger customer's client also reports on its own,
+//! whenever the test says (the customer opens the conversation later, an older client
+//! reports a watermark without `mids`): [`Simulator::messenger_receipt`].
 //!
 //! Every webhook is signed with `X-Hub-Signature-256` under the app secret and goes to the
 //! webhook URL ([`Simulator::set_webhook_url`]) over plain HTTP on a pooled client, once (a
@@ -464,6 +466,37 @@ impl Simulator {
         (mid, delivery)
     }
 
+    /// The customer's (`psid`) Messenger client reports that every message the page sent
+    /// them so far was delivered or read: a signed `delivery` or `read` webhook whose
+    /// watermark is now. Answers the delivery.
+    pub async fn messenger_receipt(&self, psid: &str, receipt: MessengerReceipt) -> Delivery {
+        let event = self.messenger_receipt_event(psid, &receipt);
+        self.post_webhook(Product::Messenger, &self.page_envelope(&event)).await
+    }
+
+    /// A `delivery` or `read` event from the customer `psid`, its watermark now. A delivery
+    /// carries no `timestamp` and a read does, as in Meta's examples.
+    fn messenger_receipt_event(&self, psid: &str, receipt: &MessengerReceipt) -> Value {
+        let watermark = Utc::now().timestamp_millis();
+        let mut event = json!({
+            "sender": { "id": psid },
+            "recipient": { "id": self.inner.config.page_id },
+        });
+        match receipt {
+            MessengerReceipt::Delivered { mids } if mids.is_empty() => {
+                event["delivery"] = json!({ "watermark": watermark });
+            }
+            MessengerReceipt::Delivered { mids } => {
+                event["delivery"] = json!({ "mids": mids, "watermark": watermark });
+            }
+            MessengerReceipt::Read => {
+                event["timestamp"] = json!(watermark);
+                event["read"] = json!({ "watermark": watermark });
+            }
+        }
+        event
+    }
+
     fn display_number(&self, phone_number_id: &str) -> String {
         self.inner
             .config
@@ -615,18 +648,12 @@ impl Simulator {
             steps.reverse();
         }
         for step in steps {
-            let watermark = Utc::now().timestamp_millis();
-            let mut event = json!({
-                "sender": { "id": psid },
-                "recipient": { "id": self.inner.config.page_id },
-            });
-            if step == "delivery" {
-                event["delivery"] = json!({ "mids": [mid], "watermark": watermark });
+            let receipt = if step == "delivery" {
+                MessengerReceipt::Delivered { mids: vec![mid.clone()] }
             } else {
-                event["timestamp"] = json!(watermark);
-                event["read"] = json!({ "watermark": watermark });
-            }
-            let body = self.page_envelope(&event);
+                MessengerReceipt::Read
+            };
+            let body = self.page_envelope(&self.messenger_receipt_event(&psid, &receipt));
             for _ in 0..if script.duplicate { 2 } else { 1 } {
                 self.post_webhook(Product::Messenger, &body).await;
             }
@@ -651,6 +678,18 @@ pub enum WhatsAppInbound {
         name: Option<String>,
         address: Option<String>,
     },
+}
+
+/// What a customer's Messenger client reports about the page's messages: the `delivery` and
+/// `read` webhook events (developers.facebook.com/docs/messenger-platform/reference/
+/// webhook-events/message-deliveries and message-reads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessengerReceipt {
+    /// Everything sent before the watermark was delivered; `mids` lists messages by id, and
+    /// is left out when empty (older clients give only the watermark).
+    Delivered { mids: Vec<String> },
+    /// Everything sent at or before the watermark was read.
+    Read,
 }
 
 /// What an injected Messenger message carries.

@@ -49,9 +49,10 @@ pub struct NewMessage {
     pub body: Body,
     /// Our earlier message (to or from the customer) this answers.
     pub reply_to: Option<Uuid>,
-    /// What the message does for the customer, applied with its cost's reservation.
+    /// What the message does for the customer, applied with its cost's reservation. It names
+    /// no message (`messageId`): a message answers another through `reply_to`.
     pub context: Option<PaymentContext>,
-    /// The payment the message is about.
+    /// The payment the message is about: one of the customer's payments in the org.
     pub payment_id: Option<Uuid>,
 }
 
@@ -205,6 +206,14 @@ impl Service {
     /// Checks and queues a message; its cost reserved first. `no_consent`,
     /// `no_session_in_progress` and `insufficient_credits` refuse it with nothing recorded.
     pub async fn send(&self, new: NewMessage) -> Result<MessageView, MessagingError> {
+        // A payment's context names the message that led to it; a message's would name
+        // nothing the message keeps, so it is refused rather than dropped in silence.
+        if new.context.as_ref().is_some_and(|context| context.message_id.is_some()) {
+            return Err(MessagingError::invalid(
+                Code::InvalidBody,
+                "a message's context cannot name a message: answer one with replyTo",
+            ));
+        }
         let channel = self.channel(new.org, new.channel).await?;
         let units = check_body(channel.channel, &new.body)?;
         let (customer, number) = self.recipient(&channel, &new.to).await?;
@@ -227,6 +236,14 @@ impl Service {
             return Err(MessagingError::invalid(
                 Code::NotFound,
                 "replyTo names no message of this customer",
+            ));
+        }
+        if let Some(payment) = new.payment_id
+            && !customer_payment_exists(&self.pool, new.org, payment, customer).await?
+        {
+            return Err(MessagingError::invalid(
+                Code::NotFound,
+                "paymentId names no payment of this customer",
             ));
         }
         let id = Uuid::now_v7();
@@ -457,6 +474,30 @@ impl Service {
         }
         Ok((rows.len(), !done))
     }
+}
+
+/// Whether `payment` is one of the customer's payments in the org: a transfer their timeline
+/// shows (one that names them as a wallet's owner or in its context, `customer_transfers`, or
+/// a payment through a provider made with them), not a message's own cost (a transfer under
+/// the message's id).
+async fn customer_payment_exists(
+    pool: &deadpool_postgres::Pool,
+    org: OrgId,
+    payment: Uuid,
+    customer: CustomerId,
+) -> Result<bool, MessagingError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one(
+            "SELECT (EXISTS (SELECT 1 FROM customer_transfers
+                             WHERE org_id = $1 AND customer_id = $3 AND transfer_id = $2)
+                     OR EXISTS (SELECT 1 FROM provider_payments
+                                WHERE org_id = $1 AND id = $2 AND customer_id = $3))
+                 AND NOT EXISTS (SELECT 1 FROM messages WHERE org_id = $1 AND id = $2)",
+            &[&org.0, &payment, &customer.0],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// A reservation the ledger refused, in the API's words.

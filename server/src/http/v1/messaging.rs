@@ -330,8 +330,13 @@ pub struct SendMessage {
     pub reply_to: Option<Uuid>,
     /// What the message does for the customer (an activity, metadata, the app's data),
     /// applied with its cost's reservation: all of it if the message is queued, none otherwise.
+    /// A message's context cannot name a message: its `messageId` is refused (422
+    /// `invalid_body`); name the message this one answers with `replyTo`.
     pub context: Option<PaymentContext>,
-    /// The payment the message is about (shown on the timeline together).
+    /// The payment the message is about (shown on the timeline together): one of this
+    /// customer's payments (a payment of the org that names them, as a wallet's owner or in
+    /// its context, or one through a provider made with them). Any other id is refused (422
+    /// `not_found`) and nothing is sent.
     pub payment_id: Option<Uuid>,
 }
 

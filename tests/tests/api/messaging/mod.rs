@@ -4,6 +4,9 @@
 //! providers' channels are in `channels`.
 
 mod channels;
+mod fields;
+mod messenger;
+mod outage;
 mod replies;
 
 use std::sync::{Arc, Mutex};
@@ -142,7 +145,7 @@ async fn an_sms_goes_out_on_the_wire_its_reports_apply_once_in_order_and_its_cos
         .send(&json!({"channelId": channel_id, "customerNumber": CUSTOMER, "body": {"kind": "text", "text": text}}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{sent}");
-    assert_eq!(sent["status"], "queued");
+    assert_eq!(sent["history"][0]["status"], "queued", "{sent}");
     let id = sent["id"].as_str().unwrap().to_owned();
     let delivered = wait_for("the message delivered", Duration::from_secs(20), || async {
         let message = env.message(&id).await;

@@ -10,6 +10,8 @@ const SERVICES: &[&str] = &[
     "app.rs",
     "code.rs",
     "customers",
+    "events",
+    "messaging",
     "metrics.rs",
     "money",
     "payments",

@@ -1,5 +1,6 @@
-//! Sealing secrets at rest: payment-channel credentials are stored encrypted (AES-256-GCM), bound
-//! to their row, under a key kept in a file outside the database.
+//! Sealing secrets at rest: channel credentials (payment and messaging channels) and webhook
+//! secrets are stored encrypted (AES-256-GCM), bound to their row, under a key kept in a file
+//! outside the database; and comparing secrets in constant time.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
@@ -49,6 +50,10 @@ pub enum SecretsError {
     /// The text is not a sealed value.
     #[error("not a sealed value: {0}")]
     Malformed(String),
+    /// A sealed value opened, but it is not a credentials object (the parser's error is left
+    /// out: it could quote the plaintext).
+    #[error("the opened value is not a credentials object")]
+    NotCredentials,
 }
 
 /// Seals and opens secrets with one AES-256-GCM key. Cheap to clone: clones share the key.
@@ -192,6 +197,67 @@ pub fn random_token() -> String {
 /// Whether `text` is a sealed value (as opposed to a secret stored before sealing existed).
 pub fn is_sealed(text: &str) -> bool {
     text.starts_with(PREFIX)
+}
+
+/// A channel's credentials as its row keeps them: `{"sealed": …, "names": […]}`, the map
+/// sealed with the row's id as associated data (so that a sealed value moved to another row
+/// does not open), and their names in the open, so that a channel can show which are set.
+/// Payment and messaging channels store them alike.
+///
+/// # Errors
+///
+/// When they cannot be sealed (the system's random number generator failed).
+pub fn seal_credentials(
+    sealer: &Sealer,
+    row: uuid::Uuid,
+    credentials: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, SecretsError> {
+    // A map of JSON values always serialises: the empty fallback is never taken.
+    let plain = serde_json::to_vec(credentials).unwrap_or_default();
+    let sealed = sealer.seal(&plain, row.as_bytes())?;
+    let names: Vec<&String> = credentials.keys().collect();
+    Ok(serde_json::json!({ "sealed": sealed, "names": names }))
+}
+
+/// The credentials [`seal_credentials`] stored for `row`; `None` when `stored` holds no sealed
+/// value (payment channels from before sealing existed keep a plain object: each table says
+/// what such a row means).
+///
+/// # Errors
+///
+/// As [`Sealer::open`] (a wrong key, a wrong row, an altered value), and
+/// [`SecretsError::NotCredentials`] when what opens is not a JSON object.
+pub fn open_credentials(
+    sealer: &Sealer,
+    row: uuid::Uuid,
+    stored: &serde_json::Value,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, SecretsError> {
+    let Some(sealed) = stored.get("sealed").and_then(|s| s.as_str()).filter(|s| is_sealed(s))
+    else {
+        return Ok(None);
+    };
+    let plain = sealer.open(sealed, row.as_bytes())?;
+    serde_json::from_slice(&plain).map(Some).map_err(|_| SecretsError::NotCredentials)
+}
+
+/// The names of the credentials `stored` holds: those kept beside sealed ones, or the keys of
+/// a plain object from before sealing existed.
+pub fn credential_names(stored: &serde_json::Value) -> Vec<String> {
+    match stored.get("names").and_then(|names| names.as_array()) {
+        Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
+        None => stored.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default(),
+    }
+}
+
+/// Whether `a` and `b` are equal, in a time that depends on their lengths but not on where
+/// they differ, so that timing a comparison with a secret (a callback token, a key's digest)
+/// does not tell an attacker how much of a guess was right. A length is no secret here: tokens
+/// and digests have fixed lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Every byte is looked at whatever the earlier ones were: the differences are folded
+    // together with `|`, never tested one by one. (ring's `verify_slices_are_equal` would do,
+    // but ring 0.17 deprecates it as internal, with no promise about side channels.)
+    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn random_key(random: &SystemRandom) -> Result<[u8; KEY_LEN], SecretsError> {
@@ -413,6 +479,80 @@ mod tests {
             );
         }
         assert!(!is_sealed("plain text"));
+    }
+
+    const ROW: uuid::Uuid = uuid::Uuid::from_u128(0x0198_c1d2_5a6b_7c8d_9e0f_1122_3344_5566);
+
+    fn credentials() -> serde_json::Map<String, serde_json::Value> {
+        let value = serde_json::json!({"consumerKey": "k3y", "consumerSecret": "s3cr3t"});
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn credentials_are_stored_sealed_with_their_names_in_the_open() {
+        let sealer = Sealer::generate().unwrap();
+        let stored = seal_credentials(&sealer, ROW, &credentials()).unwrap();
+        let mut keys: Vec<&String> = stored.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["names", "sealed"], "{stored}");
+        assert_eq!(stored["names"], serde_json::json!(["consumerKey", "consumerSecret"]));
+        assert!(is_sealed(stored["sealed"].as_str().unwrap()), "{stored}");
+        assert!(!stored.to_string().contains("s3cr3t"), "{stored}");
+        assert_eq!(credential_names(&stored), ["consumerKey", "consumerSecret"]);
+        assert_eq!(open_credentials(&sealer, ROW, &stored).unwrap(), Some(credentials()));
+        // Bound to the row: moved to another, they do not open.
+        let other = uuid::Uuid::from_u128(ROW.as_u128() + 1);
+        let moved = open_credentials(&sealer, other, &stored);
+        assert!(matches!(moved, Err(SecretsError::Crypto)), "{moved:?}");
+    }
+
+    #[test]
+    fn credentials_stored_before_this_function_still_open() {
+        // The shape both channel tables have stored since sealing began, written by hand.
+        let sealer = Sealer::generate().unwrap();
+        let sealed = sealer.seal(br#"{"apiKey":"at-key","username":"shop"}"#, ROW.as_bytes());
+        let stored =
+            serde_json::json!({"sealed": sealed.unwrap(), "names": ["apiKey", "username"]});
+        let opened = open_credentials(&sealer, ROW, &stored).unwrap().unwrap();
+        assert_eq!(opened["apiKey"], "at-key");
+        assert_eq!(opened["username"], "shop");
+    }
+
+    #[test]
+    fn plain_credentials_are_not_sealed_ones() {
+        let sealer = Sealer::generate().unwrap();
+        let plain = serde_json::Value::Object(credentials());
+        assert_eq!(open_credentials(&sealer, ROW, &plain).unwrap(), None);
+        assert_eq!(credential_names(&plain), ["consumerKey", "consumerSecret"]);
+        let not_sealed = serde_json::json!({"sealed": "plain text", "names": []});
+        assert_eq!(open_credentials(&sealer, ROW, &not_sealed).unwrap(), None);
+    }
+
+    #[test]
+    fn a_sealed_value_that_is_not_an_object_is_an_error_that_quotes_nothing() {
+        let sealer = Sealer::generate().unwrap();
+        let sealed = sealer.seal(b"\"s3cr3t\"", ROW.as_bytes()).unwrap();
+        let error =
+            open_credentials(&sealer, ROW, &serde_json::json!({ "sealed": sealed })).unwrap_err();
+        assert!(matches!(error, SecretsError::NotCredentials), "{error:?}");
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"token", b"token"));
+        assert!(!constant_time_eq(b"token", b"tokem"));
+        assert!(!constant_time_eq(b"token", b"Token"));
+        assert!(!constant_time_eq(b"token", b"token "));
+        assert!(!constant_time_eq(b"token", b""));
+        // Every position counts.
+        let secret = [0x5a_u8; 32];
+        for index in 0..secret.len() {
+            let mut guess = secret;
+            guess[index] ^= 0x80;
+            assert!(!constant_time_eq(&secret, &guess), "byte {index}");
+        }
     }
 
     #[test]

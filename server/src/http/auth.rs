@@ -33,6 +33,7 @@ use uuid::Uuid;
 use super::problem::ApiError;
 use crate::code::Code;
 use crate::http::AppState;
+use crate::secrets::constant_time_eq;
 use crate::tenancy::{CLIENT_TOKEN_PREFIX, KEYS_CHANGED, note_keys_changed};
 
 /// How long a key lookup is trusted before it is read again.
@@ -227,10 +228,6 @@ impl KeyCache {
         note_keys_changed();
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The prefixes of every org's live keys.

@@ -282,6 +282,9 @@ impl From<PaymentError> for ApiError {
         match error {
             PaymentError::NotFound(what) => Self::not_found(what),
             PaymentError::Invalid { code, detail } => Self::invalid(code, detail),
+            PaymentError::Conflict { code, detail } => {
+                Self::new(StatusCode::CONFLICT, code, detail)
+            }
             PaymentError::LedgerRefused { .. } => {
                 Self::new(StatusCode::CONFLICT, code, error.to_string())
             }

@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::{MessagingError, Service};
 use crate::code::Code;
 use crate::customers::NumberProvider;
-use crate::secrets::is_sealed;
 
 /// Who carries a channel's messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -181,11 +180,7 @@ impl ChannelRecord {
             MessagingError::Corrupt(format!("currency {:?}", row.get::<_, &str>(9)))
         })?;
         let stored: serde_json::Value = row.get(7);
-        let credential_names = stored
-            .get("names")
-            .and_then(|names| names.as_array())
-            .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
+        let credential_names = crate::secrets::credential_names(&stored);
         let credentials = open(sealer, id, &stored)?;
         Ok(Self {
             org: OrgId(row.get(0)),
@@ -214,8 +209,7 @@ impl ChannelRecord {
 
     /// Whether a callback's token is this channel's: compared in constant time.
     pub fn verifies(&self, token: &str) -> bool {
-        let (a, b) = (self.token.as_bytes(), token.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        crate::secrets::constant_time_eq(self.token.as_bytes(), token.as_bytes())
     }
 
     /// The currency its costs are in.
@@ -229,12 +223,10 @@ fn open(
     channel: Uuid,
     stored: &serde_json::Value,
 ) -> Result<serde_json::Map<String, serde_json::Value>, MessagingError> {
-    let Some(sealed) = stored.get("sealed").and_then(|s| s.as_str()).filter(|s| is_sealed(s))
-    else {
-        return Err(MessagingError::CredentialsUnreadable);
-    };
-    let plain = sealer.open(sealed, channel.as_bytes()).map_err(|error| unreadable(&error))?;
-    serde_json::from_slice(&plain).map_err(|error| unreadable(&error))
+    // Messaging channels were sealed from their first row: one that is not is unreadable.
+    crate::secrets::open_credentials(sealer, channel, stored)
+        .map_err(|error| unreadable(&error))?
+        .ok_or(MessagingError::CredentialsUnreadable)
 }
 
 fn unreadable(error: &dyn std::error::Error) -> MessagingError {
@@ -368,10 +360,8 @@ impl Service {
             }
         }
         let id = Uuid::now_v7();
-        let plain = serde_json::to_vec(&new.credentials).unwrap_or_default();
-        let sealed = self.sealer.seal(&plain, id.as_bytes()).map_err(|e| unreadable(&e))?;
-        let names: Vec<&String> = new.credentials.keys().collect();
-        let credentials = serde_json::json!({ "sealed": sealed, "names": names });
+        let credentials = crate::secrets::seal_credentials(&self.sealer, id, &new.credentials)
+            .map_err(|e| unreadable(&e))?;
         let mut account = NewAccount::new(org, AccountKind::Channel, new.unit_price.currency());
         account.name =
             Some(format!("{} {} {}", new.provider.as_str(), new.channel.as_str(), new.number));

@@ -15,6 +15,9 @@ pub enum PaymentError {
     /// Well-formed but unacceptable: `code` says why.
     #[error("{detail}")]
     Invalid { code: Code, detail: String },
+    /// Clashes with what exists (a channel number the org already has): `code` says what.
+    #[error("{detail}")]
+    Conflict { code: Code, detail: String },
     /// The ledger refused to post or void a reservation we hold: the books were changed
     /// behind our back, so we stop rather than record a lie.
     #[error("the ledger refused to {what} the reservation: {reason}")]
@@ -52,7 +55,7 @@ impl PaymentError {
     pub fn code(&self) -> Code {
         match self {
             Self::NotFound(_) => Code::NotFound,
-            Self::Invalid { code, .. } => *code,
+            Self::Invalid { code, .. } | Self::Conflict { code, .. } => *code,
             Self::Customer(error) => error.code(),
             Self::LedgerRefused { .. } => Code::LedgerRefused,
             Self::Unreadable(_) => Code::UnreadableCallback,

@@ -19,6 +19,7 @@
 
 pub(crate) mod airtime;
 mod callbacks;
+mod channels;
 mod error;
 pub(crate) mod momo;
 pub(crate) mod mpesa;
@@ -27,9 +28,11 @@ mod received;
 mod status;
 
 pub use callbacks::Callback;
+pub use channels::{ChannelSummary, NewChannel};
 pub use error::PaymentError;
 pub use status::PaymentStatus;
 
+use channels::open_credentials;
 use provider::{Adapter as _, adapter};
 
 use std::collections::HashMap;
@@ -50,7 +53,7 @@ use uuid::Uuid;
 use crate::code::Code;
 use crate::events::types::{Amount, PaymentStatusData};
 use crate::events::{self, EventType, NewEvent};
-use crate::secrets::{Sealer, is_sealed};
+use crate::secrets::Sealer;
 
 /// Namespace of the ids of the transfers that post or void a payment's reservation, and of
 /// received payments' transfers.
@@ -380,48 +383,8 @@ impl Channel {
 
     /// Whether a callback's token is this channel's: compared in constant time.
     pub fn verifies(&self, token: &str) -> bool {
-        let (a, b) = (self.token.as_bytes(), token.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        crate::secrets::constant_time_eq(self.token.as_bytes(), token.as_bytes())
     }
-}
-
-/// A channel's credentials as stored: `{"sealed": …, "names": […]}`, sealed with the
-/// channel's id as associated data (so a sealed value moved to another row does not open).
-///
-/// # Errors
-///
-/// When the credentials cannot be sealed (no randomness).
-pub fn seal_credentials(
-    sealer: &Sealer,
-    channel: Uuid,
-    credentials: &serde_json::Map<String, serde_json::Value>,
-) -> Result<serde_json::Value, PaymentError> {
-    let plain = serde_json::to_vec(credentials).unwrap_or_default();
-    let sealed = sealer.seal(&plain, channel.as_bytes()).map_err(|error| unreadable(&error))?;
-    let names: Vec<&String> = credentials.keys().collect();
-    Ok(serde_json::json!({ "sealed": sealed, "names": names }))
-}
-
-/// The credentials of a stored channel (sealed, or plain from before sealing existed).
-fn open_credentials(
-    sealer: &Sealer,
-    channel: Uuid,
-    stored: &serde_json::Value,
-) -> Result<serde_json::Map<String, serde_json::Value>, PaymentError> {
-    let Some(sealed) = stored.get("sealed").and_then(|s| s.as_str()).filter(|s| is_sealed(s))
-    else {
-        return Ok(stored.as_object().cloned().unwrap_or_default());
-    };
-    let plain = sealer.open(sealed, channel.as_bytes()).map_err(|error| unreadable(&error))?;
-    serde_json::from_slice(&plain).map_err(|error| unreadable(&error))
-}
-
-/// Credentials that cannot be sealed or opened: the key file is not the one they were sealed
-/// with, or the system has no randomness. The operator's problem, logged, never shown.
-fn unreadable(error: &dyn std::error::Error) -> PaymentError {
-    tracing::error!(error = %error, "channel credentials cannot be sealed or opened; \
-        is this the credentials key file they were sealed with?");
-    PaymentError::CredentialsUnreadable
 }
 
 /// A payment through a provider, as stored.
@@ -592,11 +555,6 @@ impl Engine {
     /// Replaces the settings (at startup, once the listening address is known).
     pub fn configure(&self, settings: Settings) {
         *self.settings.write().unwrap_or_else(PoisonError::into_inner) = settings;
-    }
-
-    /// What seals channel credentials.
-    pub fn sealer(&self) -> &Sealer {
-        &self.sealer
     }
 
     pub fn settings(&self) -> Settings {

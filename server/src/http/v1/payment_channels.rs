@@ -10,11 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use hazina_ledger::rules::AccountKind;
-use hazina_ledger::store::NewAccount;
-use hazina_ledger::{Currency, Money};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::money;
@@ -22,11 +18,7 @@ use crate::code::Code;
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::{ApiError, Body, PathParams};
-use crate::payments::Provider;
-
-/// Longest channel number, credential value and base URL.
-const CREDENTIAL_LEN_MAX: usize = 4096;
-const BASE_URL_LEN_MAX: usize = 2048;
+use crate::payments::{self, ChannelSummary, Provider};
 
 /// The path payment channels had before messaging channels were planned: served, with the
 /// same handlers, for one more release, marked deprecated in the OpenAPI document and on every
@@ -187,113 +179,23 @@ pub struct ChannelList {
     pub channels: Vec<ChannelView>,
 }
 
-const COLUMNS: &str = "id, provider, channel_number, currency, name, base_url, \
-    clearing_account_id, credentials, created_at, receiving_purse_id, treasury_limit_minor, \
-    callback_token";
-
-fn view(row: &tokio_postgres::Row) -> Result<ChannelView, ApiError> {
-    let credentials: serde_json::Value = row.get(7);
-    // Sealed credentials keep their names beside them; older rows are plain objects.
-    let credentials_set = match credentials.get("names").and_then(|n| n.as_array()) {
-        Some(names) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
-        None => credentials.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default(),
-    };
-    let currency = money::currency(row.get(3))?;
-    let id: Uuid = row.get(0);
-    let provider: String = row.get(1);
-    let airtime_status_callback_url = (provider == Provider::Africastalking.as_str()).then(|| {
-        let token: &str = row.get(11);
-        crate::payments::airtime::status_callback_path(id, token)
-    });
-    Ok(ChannelView {
-        channel_id: id,
-        provider,
-        channel_number: row.get(2),
-        currency_code: row.get(3),
-        name: row.get(4),
-        base_url: row.get(5),
-        clearing_account_id: row.get(6),
-        credentials_set,
-        created_at: row.get(8),
-        receiving_purse_id: row.get(9),
-        treasury_limit: money::MoneyValue::of(&Money::from_minor(currency, row.get(10))),
-        airtime_status_callback_url,
-    })
-}
-
-/// A treasury limit in the channel's currency, as minor units.
-fn treasury_limit(value: &money::MoneyValue, currency: Currency) -> Result<i64, ApiError> {
-    let limit = value.money()?;
-    if limit.currency() != currency {
-        return Err(ApiError::invalid(
-            Code::CurrencyMismatch,
-            format!("the channel moves {}, not {}", currency.code(), limit.currency().code()),
-        ));
-    }
-    if limit.amount().is_sign_negative() {
-        return Err(ApiError::invalid(Code::InvalidAmount, "a treasury limit is not negative"));
-    }
-    limit.to_minor().map_err(|error| ApiError::invalid(Code::InvalidAmount, error.to_string()))
-}
-
-fn check(new: &NewChannel) -> Result<(), ApiError> {
-    let provider = new.provider;
-    if !provider.valid_number(&new.channel_number) {
-        return Err(ApiError::invalid(
-            Code::InvalidChannelNumber,
-            match provider {
-                Provider::Mpesa => {
-                    "an M-Pesa channel number is a paybill, till or shortcode of 5 to 7 digits"
-                }
-                Provider::Momo => "a MoMo channel number has 1 to 64 characters",
-                Provider::Africastalking => {
-                    "an Africa's Talking channel number (the org's name for the account, its \
-                     username say) has 1 to 64 characters"
-                }
-            },
-        ));
-    }
-    if let Some(name) = &new.name
-        && (name.trim().is_empty() || name.chars().count() > super::tenancy::NAME_LEN_MAX)
-    {
-        return Err(ApiError::invalid(Code::InvalidName, "a channel name has 1 to 100 characters"));
-    }
-    let url = new.base_url.trim();
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok || url.len() > BASE_URL_LEN_MAX || url.chars().any(char::is_whitespace) {
-        return Err(ApiError::invalid(
-            Code::InvalidBaseUrl,
-            "a base URL is an http:// or https:// address of at most 2048 characters",
-        ));
-    }
-    let known = provider.known_credentials();
-    for (name, value) in &new.credentials.0 {
-        if !known.contains(&name.as_str()) {
-            return Err(ApiError::invalid(
-                Code::UnknownCredential,
-                format!("{} channels take the credentials {}", provider.as_str(), known.join(", ")),
-            ));
-        }
-        if value.is_empty() || value.len() > CREDENTIAL_LEN_MAX || value.contains('\0') {
-            return Err(ApiError::invalid(
-                Code::InvalidCredential,
-                format!("the credential {name} is empty or too long"),
-            ));
+impl From<ChannelSummary> for ChannelView {
+    fn from(channel: ChannelSummary) -> Self {
+        ChannelView {
+            channel_id: channel.id,
+            provider: channel.provider.as_str().to_owned(),
+            channel_number: channel.number,
+            currency_code: channel.currency.code().to_owned(),
+            name: channel.name,
+            base_url: channel.base_url,
+            clearing_account_id: channel.clearing.0,
+            credentials_set: channel.credential_names,
+            created_at: channel.created_at,
+            receiving_purse_id: channel.receiving_purse.map(|purse| purse.0),
+            treasury_limit: money::MoneyValue::of(&channel.treasury_limit),
+            airtime_status_callback_url: channel.airtime_status_callback_path,
         }
     }
-    let missing: Vec<&str> = provider
-        .required_credentials()
-        .iter()
-        .copied()
-        .filter(|name| !new.credentials.0.contains_key(*name))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::invalid(
-            Code::MissingCredentials,
-            format!("a {} channel needs {}", provider.as_str(), missing.join(", ")),
-        ));
-    }
-    Ok(())
 }
 
 /// Adds a payment channel with its clearing account (org key). A provider's channel number is
@@ -307,60 +209,22 @@ async fn create_channel(
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     let currency = money::currency(&new.currency_code)?;
-    check(&new)?;
-    let provider = new.provider;
-    (state.payments.settings().provider_hosts.check(provider, &new.base_url))
-        .map_err(|why| ApiError::invalid(Code::ProviderUrlNotAllowed, why))?;
-    let limit = new.treasury_limit.as_ref().map_or(Ok(0), |v| treasury_limit(v, currency))?;
-    let mut account = NewAccount::new(caller.org, AccountKind::Channel, currency);
-    account.name = Some(format!("{} {}", new.provider.as_str(), new.channel_number));
-    let credentials: serde_json::Map<String, serde_json::Value> = (new.credentials.0.iter())
-        .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
-        .collect();
-    let id = Uuid::now_v7();
-    // Sealed at rest, bound to this row; only their names are kept in the open.
-    let credentials = crate::payments::seal_credentials(state.payments.sealer(), id, &credentials)?;
-    // The channel's row is written first and committed last: a duplicate fails before any
-    // account exists, and a failure to create the account leaves no channel behind.
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let inserted = tx
-        .query_one(
-            &format!(
-                "INSERT INTO payment_channels (id, org_id, provider, channel_number, currency, name,
-                     base_url, credentials, clearing_account_id, treasury_limit_minor)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 RETURNING {COLUMNS}"
-            ),
-            &[
-                &id,
-                &caller.org.0,
-                &new.provider.as_str(),
-                &new.channel_number,
-                &currency.code(),
-                &new.name.as_deref().map(str::trim),
-                &new.base_url.trim(),
-                &credentials,
-                &account.id.0,
-                &limit,
-            ],
-        )
-        .await;
-    let row = match inserted {
-        Ok(row) => row,
-        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                Code::ChannelExists,
-                "the org already has this provider's channel number",
-            ));
-        }
-        Err(error) => return Err(error.into()),
+    let mut channel = payments::NewChannel {
+        provider: new.provider,
+        number: new.channel_number,
+        currency,
+        name: new.name,
+        base_url: new.base_url,
+        credentials: new.credentials.0,
+        treasury_limit: None,
     };
-    state.store.create_account(&account).await?;
-    tx.commit().await?;
-    tracing::info!(channel = %row.get::<_, Uuid>(0), provider = new.provider.as_str(), "channel added");
-    Ok((StatusCode::CREATED, Json(view(&row)?)).into_response())
+    // The channel's own fields are checked before its treasury limit is read, so that a
+    // request with several faults is answered with the first of them, as it always was.
+    state.payments.check_new_channel(&channel)?;
+    channel.treasury_limit =
+        new.treasury_limit.as_ref().map(money::MoneyValue::money).transpose()?;
+    let channel = state.payments.create_channel(caller.org, channel).await?;
+    Ok((StatusCode::CREATED, Json(ChannelView::from(channel))).into_response())
 }
 
 /// The org's payment channels (org key), without their credentials.
@@ -371,14 +235,8 @@ async fn list_channels(
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let client = state.pool.get().await?;
-    let rows = client
-        .query(
-            &format!("SELECT {COLUMNS} FROM payment_channels WHERE org_id = $1 ORDER BY id"),
-            &[&caller.org.0],
-        )
-        .await?;
-    let channels = rows.iter().map(view).collect::<Result<_, _>>()?;
+    let channels = state.payments.list_channels(caller.org).await?;
+    let channels = channels.into_iter().map(ChannelView::from).collect();
     Ok(Json(ChannelList { channels }).into_response())
 }
 
@@ -392,15 +250,8 @@ async fn get_channel(
     PathParams(channel_id): PathParams<Uuid>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let client = state.pool.get().await?;
-    let row = client
-        .query_opt(
-            &format!("SELECT {COLUMNS} FROM payment_channels WHERE id = $1 AND org_id = $2"),
-            &[&channel_id, &caller.org.0],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("channel"))?;
-    Ok(Json(view(&row)?).into_response())
+    let channel = state.payments.channel_summary(caller.org, channel_id).await?;
+    Ok(Json(ChannelView::from(channel)).into_response())
 }
 
 /// A channel's treasury limit.
@@ -425,27 +276,12 @@ async fn set_treasury_limit(
     Body(body): Body<TreasuryLimit>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let client = state.pool.get().await?;
-    let currency: String = client
-        .query_opt(
-            "SELECT currency FROM payment_channels WHERE id = $1 AND org_id = $2",
-            &[&channel_id, &caller.org.0],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("channel"))?
-        .get(0);
-    let limit = treasury_limit(&body.treasury_limit, money::currency(&currency)?)?;
-    let row = client
-        .query_one(
-            &format!(
-                "UPDATE payment_channels SET treasury_limit_minor = $3
-                 WHERE id = $1 AND org_id = $2 RETURNING {COLUMNS}"
-            ),
-            &[&channel_id, &caller.org.0, &limit],
-        )
-        .await?;
-    tracing::info!(channel = %channel_id, limit, "treasury limit set");
-    Ok(Json(view(&row)?).into_response())
+    // A missing channel is a 404 whatever the body says: it is looked for before the limit is
+    // read.
+    state.payments.channel_summary(caller.org, channel_id).await?;
+    let limit = body.treasury_limit.money()?;
+    let channel = state.payments.set_treasury_limit(caller.org, channel_id, limit).await?;
+    Ok(Json(ChannelView::from(channel)).into_response())
 }
 
 /// Where a channel's unprompted payments go.
@@ -485,12 +321,6 @@ async fn register_c2b(
         ));
     }
     state.payments.register_c2b(&channel, purse.id).await?;
-    let client = state.pool.get().await?;
-    let row = client
-        .query_one(
-            &format!("SELECT {COLUMNS} FROM payment_channels WHERE id = $1 AND org_id = $2"),
-            &[&channel_id, &caller.org.0],
-        )
-        .await?;
-    Ok(Json(view(&row)?).into_response())
+    let channel = state.payments.channel_summary(caller.org, channel_id).await?;
+    Ok(Json(ChannelView::from(channel)).into_response())
 }

@@ -572,3 +572,41 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod codes {
+    use hazina_ledger::pipeline::SubmitError;
+
+    use super::ApiError;
+    use crate::messaging::MessagingError;
+    use crate::money::MoneyError;
+    use crate::payments::PaymentError;
+
+    /// A service's own `code()` (what a front door other than HTTP, or a log, says) is the code
+    /// the HTTP layer answers with, for the failures every service shares.
+    #[test]
+    fn a_service_error_s_code_is_the_one_http_answers() {
+        let failures = || [SubmitError::Overloaded, SubmitError::Stopped];
+        for failure in failures() {
+            let error = PaymentError::Submit(failure);
+            assert_eq!(error.code(), ApiError::from(error).code);
+        }
+        for failure in failures() {
+            let error = MessagingError::Submit(failure);
+            assert_eq!(error.code(), ApiError::from(error).code);
+        }
+        for failure in failures() {
+            let error = MoneyError::Submit(failure);
+            assert_eq!(error.code(), ApiError::from(error).code);
+        }
+        let pool = || deadpool_postgres::PoolError::Closed;
+        assert_eq!(
+            PaymentError::Pool(pool()).code(),
+            ApiError::from(PaymentError::Pool(pool())).code
+        );
+        let error = MessagingError::Pool(pool());
+        assert_eq!(error.code(), ApiError::from(MessagingError::Pool(pool())).code);
+        let error = MessagingError::NotFound("message");
+        assert_eq!(error.code(), ApiError::from(MessagingError::NotFound("message")).code);
+    }
+}

@@ -142,12 +142,13 @@ impl MessagingError {
             Self::CredentialsUnreadable => Code::CredentialsUnreadable,
             Self::LedgerRefused { .. } => Code::LedgerRefused,
             Self::Customer(error) => error.code(),
-            Self::Money(_)
-            | Self::Corrupt(_)
-            | Self::Submit(_)
-            | Self::Store(_)
-            | Self::Database(_)
-            | Self::Pool(_) => Code::InternalError,
+            Self::Money(error) => error.code(),
+            Self::Submit(SubmitError::Overloaded) => Code::Overloaded,
+            Self::Corrupt(_) => Code::InternalError,
+            // As the HTTP layer answers them: the database or the ledger failed, try again.
+            Self::Submit(_) | Self::Store(_) | Self::Database(_) | Self::Pool(_) => {
+                Code::Unavailable
+            }
         }
     }
 }

@@ -61,6 +61,18 @@ impl MoneyError {
     fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Self::Invalid { code, detail: detail.into() }
     }
+
+    /// The stable code a front door answers with.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::NotFound(_) => Code::NotFound,
+            Self::Invalid { code, .. } | Self::Forbidden { code, .. } => *code,
+            Self::Customer(error) => error.code(),
+            Self::Payment(error) => error.code(),
+            Self::Submit(SubmitError::Overloaded) => Code::Overloaded,
+            Self::Submit(_) | Self::Store(_) => Code::Unavailable,
+        }
+    }
 }
 
 /// A currency by its ISO 4217 code.

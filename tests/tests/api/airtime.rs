@@ -10,10 +10,12 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use hazina_ledger::store::Store;
 use hazina_providers::africastalking::airtime::AirtimeStatus;
-use hazina_simulator::africastalking::{AirtimeScript, Config, Simulator};
+use hazina_simulator::africastalking::{AirtimeScript, Simulator};
 use hazina_tests::{ApiServer, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use crate::common;
 
 const CUSTOMER: &str = "+254711000001";
 const OTHER_CUSTOMER: &str = "+254711000002";
@@ -29,11 +31,7 @@ struct Env {
 
 async fn start() -> Env {
     let server = ApiServer::start().await;
-    let at = Simulator::new(Config::new(API_KEY));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let at_url = format!("http://{}", listener.local_addr().unwrap());
-    let router = at.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (at, at_url) = common::africastalking(API_KEY).await;
     Env { server, at, at_url }
 }
 
@@ -111,28 +109,7 @@ impl Env {
 
     /// A purse holding `amount` KES, paid from a float purse with an overdraft.
     async fn funded_purse(&self, amount: &str) -> String {
-        let key = &self.server.org_key;
-        let (_, float) = self
-            .server
-            .post(
-                key,
-                "/v1/purses",
-                &json!({"currencyCode": "KES", "name": "float", "overdraftLimit": "1000000"}),
-            )
-            .await;
-        let (_, purse) = self
-            .server
-            .post(key, "/v1/purses", &json!({"currencyCode": "KES", "name": "airtime"}))
-            .await;
-        let purse = purse["purseId"].as_str().unwrap().to_owned();
-        let payment = json!({
-            "debitParty": {"purse": {"purseId": float["purseId"]}},
-            "creditParty": {"purse": {"purseId": purse}},
-            "value": {"currencyCode": "KES", "amount": amount},
-        });
-        let (status, body) = self.server.post(key, "/v1/payments", &payment).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        purse
+        common::funded_purse(&self.server, "airtime", amount).await.1
     }
 
     /// Asks for `amount` KES of airtime for `number`, paid from the purse: a payout to the

@@ -1,8 +1,10 @@
-//! What the API tests share: a second org, customers and payment bodies.
+//! What the API tests share: a second org, customers, payment bodies, purses and the Africa's
+//! Talking simulator.
 
 use hazina_ledger::OrgId;
 use hazina_ledger::store::Store;
 use hazina_server::tenancy;
+use hazina_simulator::africastalking::{Config, Simulator};
 use hazina_tests::ApiServer;
 use serde_json::{Value, json};
 
@@ -63,4 +65,33 @@ pub async fn wallet(server: &ApiServer, customer: &str, wallet_id: &str) {
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+}
+
+/// The Africa's Talking simulator on a loopback port of its own, taking `api_key`: it and its
+/// base URL.
+pub async fn africastalking(api_key: &str) -> (Simulator, String) {
+    let simulator = Simulator::new(Config::new(api_key));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = simulator.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (simulator, url)
+}
+
+/// A new KES purse named `name` holding `amount`, paid from a new overdraft float purse: the
+/// float's id and the purse's (org key).
+pub async fn funded_purse(server: &ApiServer, name: &str, amount: &str) -> (String, String) {
+    let float = overdraft_purse(server, "1000000").await;
+    let body = json!({ "currencyCode": "KES", "name": name });
+    let (status, purse) = server.post(&server.org_key, "/v1/purses", &body).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{purse}");
+    let purse = purse["purseId"].as_str().unwrap().to_owned();
+    let funding = pay(
+        &json!({ "purse": { "purseId": float } }),
+        &json!({ "purse": { "purseId": purse } }),
+        amount,
+    );
+    let (status, body) = server.post(&server.org_key, "/v1/payments", &funding).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    (float, purse)
 }

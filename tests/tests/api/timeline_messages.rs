@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hazina_simulator::africastalking::{Config, Simulator, SmsScript};
+use hazina_simulator::africastalking::{Simulator, SmsScript};
 use hazina_tests::{ApiServer, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -31,36 +31,14 @@ struct Channel {
 
 async fn start() -> Env {
     let server = ApiServer::start().await;
-    let at = Simulator::new(Config::new(API_KEY));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let at_url = format!("http://{}", listener.local_addr().unwrap());
-    let router = at.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (at, at_url) = common::africastalking(API_KEY).await;
     Env { server, at, at_url }
 }
 
 impl Env {
     /// A float purse that may go below zero, and a messaging purse it funded with KES 100.
     async fn purses(&self) -> (String, String) {
-        let float = common::overdraft_purse(&self.server, "1000000").await;
-        let (status, purse) = self
-            .server
-            .post(
-                &self.server.org_key,
-                "/v1/purses",
-                &json!({"currencyCode": "KES", "name": "messaging"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{purse}");
-        let purse = purse["purseId"].as_str().unwrap().to_owned();
-        let funding = common::pay(
-            &json!({"purse": {"purseId": float}}),
-            &json!({"purse": {"purseId": purse}}),
-            "100.00",
-        );
-        let (status, body) = self.server.post(&self.server.org_key, "/v1/payments", &funding).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        (float, purse)
+        common::funded_purse(&self.server, "messaging", "100.00").await
     }
 
     /// A priced SMS channel paid from `purse`. The customer's texts come in through its

@@ -12,7 +12,7 @@ mod replies;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hazina_simulator::africastalking::{Config, Simulator, SmsScript, UssdEnding};
+use hazina_simulator::africastalking::{Simulator, SmsScript, UssdEnding};
 use hazina_tests::{ApiServer, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -29,39 +29,14 @@ pub(super) struct Env {
 
 pub(super) async fn start() -> Env {
     let server = ApiServer::start().await;
-    let at = Simulator::new(Config::new(API_KEY));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let at_url = format!("http://{}", listener.local_addr().unwrap());
-    let router = at.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (at, at_url) = crate::common::africastalking(API_KEY).await;
     Env { server, at, at_url }
 }
 
 impl Env {
     /// A purse holding `amount` KES.
     pub(super) async fn purse(&self, amount: &str) -> String {
-        let key = &self.server.org_key;
-        let (_, float) = self
-            .server
-            .post(
-                key,
-                "/v1/purses",
-                &json!({"currencyCode": "KES", "name": "float", "overdraftLimit": "1000000"}),
-            )
-            .await;
-        let (_, purse) = self
-            .server
-            .post(key, "/v1/purses", &json!({"currencyCode": "KES", "name": "messaging"}))
-            .await;
-        let purse = purse["purseId"].as_str().unwrap().to_owned();
-        let payment = json!({
-            "debitParty": {"purse": {"purseId": float["purseId"]}},
-            "creditParty": {"purse": {"purseId": purse}},
-            "value": {"currencyCode": "KES", "amount": amount},
-        });
-        let (status, body) = self.server.post(key, "/v1/payments", &payment).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        purse
+        crate::common::funded_purse(&self.server, "messaging", amount).await.1
     }
 
     /// An Africa's Talking channel whose callbacks point back at the server.

@@ -12,9 +12,159 @@ use hazina_ledger::{AccountId, Currency, Money, OrgId};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use super::{Engine, PaymentError, Provider, error};
+use super::provider::{Adapter as _, adapter};
+use super::{Engine, Flow, PaymentError, error};
 use crate::code::Code;
 use crate::secrets::Sealer;
+
+/// Longest MoMo channel number.
+pub const CHANNEL_NUMBER_LEN_MAX: usize = 64;
+
+/// The providers a channel can be at.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// Safaricom M-Pesa (Daraja): a paybill, till or B2C shortcode.
+    Mpesa,
+    /// MTN MoMo Open API: collection and disbursement.
+    Momo,
+    /// Africa's Talking: airtime, paid out to a customer's number (`payments/airtime.rs`).
+    Africastalking,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mpesa => "mpesa",
+            Self::Momo => "momo",
+            Self::Africastalking => "africastalking",
+        }
+    }
+
+    /// The credentials a channel of this provider needs (names as the API takes them).
+    pub fn required_credentials(self) -> &'static [&'static str] {
+        match self {
+            Self::Mpesa => &["consumerKey", "consumerSecret"],
+            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
+            Self::Africastalking => &["username", "apiKey"],
+        }
+    }
+
+    /// Every credential this provider's channels may carry.
+    pub fn known_credentials(self) -> &'static [&'static str] {
+        match self {
+            Self::Mpesa => {
+                &["consumerKey", "consumerSecret", "passkey", "initiatorName", "securityCredential"]
+            }
+            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
+            Self::Africastalking => &["username", "apiKey"],
+        }
+    }
+
+    /// Whether `number` is a channel number of this provider.
+    pub fn valid_number(self, number: &str) -> bool {
+        match self {
+            // Paybills, tills and shortcodes are 5 to 7 digits.
+            Self::Mpesa => {
+                (5..=7).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit())
+            }
+            // The org's name for the account (its username, say), as payouts name it.
+            Self::Momo | Self::Africastalking => {
+                !number.trim().is_empty()
+                    && number.len() <= CHANNEL_NUMBER_LEN_MAX
+                    && !number.chars().any(char::is_control)
+            }
+        }
+    }
+}
+
+/// A payment channel as the engine uses it, credentials included (never shown, never logged:
+/// `Debug` leaves them out).
+#[derive(Clone)]
+pub struct Channel {
+    pub id: Uuid,
+    pub org: OrgId,
+    pub provider: Provider,
+    pub number: String,
+    pub currency: Currency,
+    pub base_url: String,
+    pub clearing: AccountId,
+    pub token: String,
+    pub receiving_purse: Option<AccountId>,
+    /// The most an org key may move out of the clearing account in one payment.
+    pub treasury_limit: Money,
+    credentials: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("number", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    pub(super) const COLUMNS: &str = "id, org_id, provider, channel_number, currency, base_url, \
+        clearing_account_id, callback_token, receiving_purse_id, credentials, \
+        treasury_limit_minor";
+
+    pub(super) fn from_row(
+        row: &tokio_postgres::Row,
+        sealer: &Sealer,
+    ) -> Result<Self, PaymentError> {
+        let id: Uuid = row.get(0);
+        let provider = match row.get::<_, &str>(2) {
+            "mpesa" => Provider::Mpesa,
+            "momo" => Provider::Momo,
+            "africastalking" => Provider::Africastalking,
+            other => return Err(PaymentError::Corrupt(format!("unknown provider {other:?}"))),
+        };
+        let currency: &str = row.get(4);
+        let stored: serde_json::Value = row.get(9);
+        let credentials = open_credentials(sealer, id, &stored)?;
+        let currency = error::stored_currency(currency)?;
+        Ok(Self {
+            id,
+            org: OrgId(row.get(1)),
+            provider,
+            number: row.get(3),
+            currency,
+            base_url: row.get(5),
+            clearing: AccountId(row.get(6)),
+            token: row.get(7),
+            receiving_purse: row.get::<_, Option<Uuid>>(8).map(AccountId),
+            treasury_limit: Money::from_minor(currency, row.get(10)),
+            credentials,
+        })
+    }
+
+    /// A credential by its API name, when set.
+    pub(super) fn credential(&self, name: &str) -> Option<hazina_providers::Secret> {
+        self.credentials.get(name).and_then(|v| v.as_str()).map(hazina_providers::Secret::new)
+    }
+
+    /// The credentials the flow needs that the channel lacks.
+    pub fn missing_for(&self, flow: Flow) -> Vec<&'static str> {
+        let needed: &[&'static str] = match (self.provider, flow) {
+            (Provider::Mpesa, Flow::Payout | Flow::Received) => {
+                &["initiatorName", "securityCredential"]
+            }
+            (Provider::Mpesa, Flow::Collect) => &["passkey"],
+            (Provider::Momo | Provider::Africastalking, _) => &[],
+        };
+        needed.iter().copied().filter(|name| self.credential(name).is_none()).collect()
+    }
+
+    /// Whether a callback's token is this channel's: compared in constant time.
+    pub fn verifies(&self, token: &str) -> bool {
+        crate::secrets::constant_time_eq(self.token.as_bytes(), token.as_bytes())
+    }
+}
 
 /// Longest credential value.
 const CREDENTIAL_LEN_MAX: usize = 4096;
@@ -82,7 +232,7 @@ pub struct ChannelSummary {
 }
 
 impl ChannelSummary {
-    fn from_row(row: &tokio_postgres::Row) -> Result<Self, PaymentError> {
+    pub(super) fn from_row(row: &tokio_postgres::Row) -> Result<Self, PaymentError> {
         let id: Uuid = row.get(0);
         let provider = stored_provider(row.get(1))?;
         let currency = error::stored_currency(row.get(3))?;
@@ -362,6 +512,43 @@ impl Engine {
             .await?;
         tracing::info!(channel = %id, limit, "treasury limit set");
         ChannelSummary::from_row(&row)
+    }
+}
+
+impl Engine {
+    /// Sets the channel's receiving purse and registers its C2B URLs with the provider.
+    ///
+    /// # Errors
+    ///
+    /// 422 `not_supported` for a provider without unprompted payments, `provider_refused` when
+    /// the provider refuses; 424 `provider_unavailable` when it cannot be reached.
+    pub async fn register_c2b(
+        &self,
+        channel: &Channel,
+        receiving_purse: AccountId,
+    ) -> Result<(), PaymentError> {
+        if !adapter!(channel.provider, A => A::RECEIVES_UNPROMPTED) {
+            return Err(PaymentError::invalid(
+                Code::NotSupported,
+                "only M-Pesa channels receive unprompted payments",
+            ));
+        }
+        self.settings()
+            .provider_hosts
+            .check(channel.provider, &channel.base_url)
+            .map_err(|why| PaymentError::invalid(Code::ProviderUrlNotAllowed, why))?;
+        // The provider first: a refusal, or a provider that cannot be reached, leaves the
+        // channel as it was. Registering again is harmless, so a failure to record the purse
+        // after it is mended by asking again.
+        adapter!(channel.provider, A => A::register_unprompted(self, channel).await)?;
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE payment_channels SET receiving_purse_id = $3 WHERE org_id = $1 AND id = $2",
+                &[&channel.org.0, &channel.id, &receiving_purse.0],
+            )
+            .await?;
+        Ok(())
     }
 }
 

@@ -14,8 +14,15 @@
 //! 3. every later event is applied under the row's lock: the ledger first (posting or voiding
 //!    under ids derived from the payment's, so a repeat is a replay), then the row.
 //!
-//! [`run`] is the worker: it asks the provider about every payment whose next attempt is due,
-//! with exponential backoff, so a payment whose callback never comes still converges.
+//! [`Engine::run_due`] is the worker's round (`worker.rs`): it asks the provider about every
+//! payment whose next attempt is due, with exponential backoff, so a payment whose callback
+//! never comes still converges.
+//!
+//! Here: the engine, starting a payment and applying what the provider said. Beside it: the
+//! stored payment (`record.rs`), channels (`channels.rs`), callbacks taken and matched
+//! (`callbacks.rs`), received payments (`received.rs`), the worker's round (`worker.rs`), the
+//! `Adapter` each provider implements (`provider.rs`) and the providers (`mpesa.rs`,
+//! `momo.rs`, `airtime.rs`).
 
 pub(crate) mod airtime;
 mod callbacks;
@@ -25,29 +32,31 @@ pub(crate) mod momo;
 pub(crate) mod mpesa;
 pub(crate) mod provider;
 mod received;
+mod record;
 mod status;
+mod worker;
 
 pub use callbacks::Callback;
-pub use channels::{ChannelSummary, NewChannel};
+pub use channels::{CHANNEL_NUMBER_LEN_MAX, Channel, ChannelSummary, NewChannel, Provider};
 pub use error::PaymentError;
+pub use record::{Flow, Record, Stage, StatusChange};
 pub use status::PaymentStatus;
 
-use channels::open_credentials;
 use provider::{Adapter as _, adapter};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use deadpool_postgres::Pool;
 use hazina_ledger::context;
 use hazina_ledger::pipeline::Pipeline;
 use hazina_ledger::rules::{Action, Outcome, Posting, RejectReason, Side, TransferRequest};
-use hazina_ledger::{AccountId, Currency, Money, OrgId, TransferId};
+use hazina_ledger::{AccountId, Money, OrgId, TransferId};
+use hazina_providers::StatusReport;
 use hazina_providers::http::HttpClient;
 use hazina_providers::lifecycle::{self, Event, Settled};
-use hazina_providers::{Status, StatusReport};
 use uuid::Uuid;
 
 use crate::code::Code;
@@ -174,326 +183,6 @@ impl Default for Settings {
             provider_hosts: ProviderHosts::default(),
         }
     }
-}
-
-/// Which way a payment goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flow {
-    /// Purse or wallet to the customer's mobile money (B2C, MoMo disbursement).
-    Payout,
-    /// The customer's mobile money to a purse or wallet, on our request (STK push, MoMo
-    /// request to pay).
-    Collect,
-    /// The customer paid the channel unprompted (C2B confirmation).
-    Received,
-}
-
-impl Flow {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Payout => "payout",
-            Self::Collect => "collect",
-            Self::Received => "received",
-        }
-    }
-
-    fn from_stored(name: &str) -> Result<Self, PaymentError> {
-        match name {
-            "payout" => Ok(Self::Payout),
-            "collect" => Ok(Self::Collect),
-            "received" => Ok(Self::Received),
-            other => Err(PaymentError::Corrupt(format!("unknown payment flow {other:?}"))),
-        }
-    }
-}
-
-/// Where a payment is in its life (the row's `stage`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    Reserving,
-    Sending,
-    Sent,
-    /// A trusted answer disagreed with the payment: held for an operator, nothing moves.
-    Review,
-    Settled,
-}
-
-impl Stage {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Reserving => "reserving",
-            Self::Sending => "sending",
-            Self::Sent => "sent",
-            Self::Review => "review",
-            Self::Settled => "settled",
-        }
-    }
-
-    fn from_stored(name: &str) -> Result<Self, PaymentError> {
-        match name {
-            "reserving" => Ok(Self::Reserving),
-            "sending" => Ok(Self::Sending),
-            "sent" => Ok(Self::Sent),
-            "review" => Ok(Self::Review),
-            "settled" => Ok(Self::Settled),
-            other => Err(PaymentError::Corrupt(format!("unknown payment stage {other:?}"))),
-        }
-    }
-}
-
-/// Longest MoMo channel number.
-pub const CHANNEL_NUMBER_LEN_MAX: usize = 64;
-
-/// The providers a channel can be at.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    /// Safaricom M-Pesa (Daraja): a paybill, till or B2C shortcode.
-    Mpesa,
-    /// MTN MoMo Open API: collection and disbursement.
-    Momo,
-    /// Africa's Talking: airtime, paid out to a customer's number (`payments/airtime.rs`).
-    Africastalking,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mpesa => "mpesa",
-            Self::Momo => "momo",
-            Self::Africastalking => "africastalking",
-        }
-    }
-
-    /// The credentials a channel of this provider needs (names as the API takes them).
-    pub fn required_credentials(self) -> &'static [&'static str] {
-        match self {
-            Self::Mpesa => &["consumerKey", "consumerSecret"],
-            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
-            Self::Africastalking => &["username", "apiKey"],
-        }
-    }
-
-    /// Every credential this provider's channels may carry.
-    pub fn known_credentials(self) -> &'static [&'static str] {
-        match self {
-            Self::Mpesa => {
-                &["consumerKey", "consumerSecret", "passkey", "initiatorName", "securityCredential"]
-            }
-            Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
-            Self::Africastalking => &["username", "apiKey"],
-        }
-    }
-
-    /// Whether `number` is a channel number of this provider.
-    pub fn valid_number(self, number: &str) -> bool {
-        match self {
-            // Paybills, tills and shortcodes are 5 to 7 digits.
-            Self::Mpesa => {
-                (5..=7).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit())
-            }
-            // The org's name for the account (its username, say), as payouts name it.
-            Self::Momo | Self::Africastalking => {
-                !number.trim().is_empty()
-                    && number.len() <= CHANNEL_NUMBER_LEN_MAX
-                    && !number.chars().any(char::is_control)
-            }
-        }
-    }
-}
-
-/// A payment channel as the engine uses it, credentials included (never shown, never logged:
-/// `Debug` leaves them out).
-#[derive(Clone)]
-pub struct Channel {
-    pub id: Uuid,
-    pub org: OrgId,
-    pub provider: Provider,
-    pub number: String,
-    pub currency: Currency,
-    pub base_url: String,
-    pub clearing: AccountId,
-    pub token: String,
-    pub receiving_purse: Option<AccountId>,
-    /// The most an org key may move out of the clearing account in one payment.
-    pub treasury_limit: Money,
-    credentials: serde_json::Map<String, serde_json::Value>,
-}
-
-impl std::fmt::Debug for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel")
-            .field("id", &self.id)
-            .field("provider", &self.provider)
-            .field("number", &self.number)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Channel {
-    const COLUMNS: &str = "id, org_id, provider, channel_number, currency, base_url, \
-        clearing_account_id, callback_token, receiving_purse_id, credentials, \
-        treasury_limit_minor";
-
-    fn from_row(row: &tokio_postgres::Row, sealer: &Sealer) -> Result<Self, PaymentError> {
-        let id: Uuid = row.get(0);
-        let provider = match row.get::<_, &str>(2) {
-            "mpesa" => Provider::Mpesa,
-            "momo" => Provider::Momo,
-            "africastalking" => Provider::Africastalking,
-            other => return Err(PaymentError::Corrupt(format!("unknown provider {other:?}"))),
-        };
-        let currency: &str = row.get(4);
-        let stored: serde_json::Value = row.get(9);
-        let credentials = open_credentials(sealer, id, &stored)?;
-        let currency = error::stored_currency(currency)?;
-        Ok(Self {
-            id,
-            org: OrgId(row.get(1)),
-            provider,
-            number: row.get(3),
-            currency,
-            base_url: row.get(5),
-            clearing: AccountId(row.get(6)),
-            token: row.get(7),
-            receiving_purse: row.get::<_, Option<Uuid>>(8).map(AccountId),
-            treasury_limit: Money::from_minor(currency, row.get(10)),
-            credentials,
-        })
-    }
-
-    /// A credential by its API name, when set.
-    fn credential(&self, name: &str) -> Option<hazina_providers::Secret> {
-        self.credentials.get(name).and_then(|v| v.as_str()).map(hazina_providers::Secret::new)
-    }
-
-    /// The credentials the flow needs that the channel lacks.
-    pub fn missing_for(&self, flow: Flow) -> Vec<&'static str> {
-        let needed: &[&'static str] = match (self.provider, flow) {
-            (Provider::Mpesa, Flow::Payout | Flow::Received) => {
-                &["initiatorName", "securityCredential"]
-            }
-            (Provider::Mpesa, Flow::Collect) => &["passkey"],
-            (Provider::Momo | Provider::Africastalking, _) => &[],
-        };
-        needed.iter().copied().filter(|name| self.credential(name).is_none()).collect()
-    }
-
-    /// Whether a callback's token is this channel's: compared in constant time.
-    pub fn verifies(&self, token: &str) -> bool {
-        crate::secrets::constant_time_eq(self.token.as_bytes(), token.as_bytes())
-    }
-}
-
-/// A payment through a provider, as stored.
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub id: Uuid,
-    pub org: OrgId,
-    pub app: Option<Uuid>,
-    pub channel: Uuid,
-    pub flow: Flow,
-    pub customer: Option<Uuid>,
-    pub msisdn: String,
-    pub account: AccountId,
-    pub amount: Money,
-    pub our_reference: String,
-    pub stage: Stage,
-    pub status: PaymentStatus,
-    pub settled: Option<Settled>,
-    pub request_reference: Option<String>,
-    pub receipt: Option<String>,
-    pub provider_code: Option<String>,
-    pub provider_description: Option<String>,
-    pub attempts: i32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub request: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// Why the payment is held for review, when it is.
-    pub alert: Option<String>,
-}
-
-impl Record {
-    const COLUMNS: &str = "id, org_id, app_id, channel_id, flow, customer_id, msisdn, \
-        account_id, currency, amount_minor, our_reference, stage, status, settled, \
-        request_reference, receipt, provider_code, provider_description, attempts, \
-        next_attempt_at, request, created_at, updated_at, alert";
-
-    fn from_row(row: &tokio_postgres::Row) -> Result<Self, PaymentError> {
-        let currency = error::stored_currency(row.get(8))?;
-        Ok(Self {
-            id: row.get(0),
-            org: OrgId(row.get(1)),
-            app: row.get(2),
-            channel: row.get(3),
-            flow: Flow::from_stored(row.get(4))?,
-            customer: row.get(5),
-            msisdn: row.get(6),
-            account: AccountId(row.get(7)),
-            amount: Money::from_minor(currency, row.get(9)),
-            our_reference: row.get(10),
-            stage: Stage::from_stored(row.get(11))?,
-            status: PaymentStatus::from_stored(row.get(12))?,
-            settled: match row.get::<_, Option<&str>>(13) {
-                None => None,
-                Some("posted") => Some(Settled::Posted),
-                Some("voided") => Some(Settled::Voided),
-                Some(other) => {
-                    return Err(PaymentError::Corrupt(format!("unknown settlement {other:?}")));
-                }
-            },
-            request_reference: row.get(14),
-            receipt: row.get(15),
-            provider_code: row.get(16),
-            provider_description: row.get(17),
-            attempts: row.get(18),
-            next_attempt_at: row.get(19),
-            request: row.get(20),
-            created_at: row.get(21),
-            updated_at: row.get(22),
-            alert: row.get(23),
-        })
-    }
-
-    /// The payment's state for the lifecycle, with what a provider's answer must agree with:
-    /// its amount, the customer's number and the channel's (`channel_number`) on their sides,
-    /// and for a received payment, which only the provider's word made, its receipt too.
-    fn lifecycle(&self, channel_number: &str) -> lifecycle::Payment {
-        let customer = Some(self.msisdn.clone()).filter(|m| !m.is_empty());
-        let ours = Some(channel_number.to_owned());
-        let (payer, payee) = match self.flow {
-            Flow::Payout => (ours, customer),
-            Flow::Collect | Flow::Received => (customer, ours),
-        };
-        let received = self.flow == Flow::Received;
-        lifecycle::Payment {
-            request_reference: self.request_reference.clone(),
-            settled: self.settled,
-            receipt: self.receipt.clone(),
-            expected: Some(lifecycle::Expected {
-                amount: self.amount,
-                payer,
-                payee,
-                receipt: received.then(|| self.our_reference.clone()),
-                complete: received,
-            }),
-        }
-    }
-}
-
-/// One status a payment passed through.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusChange {
-    pub status: PaymentStatus,
-    pub at: DateTime<Utc>,
-    /// What said it: `request`, `response`, `callback`, `query` or `recovery`.
-    pub source: String,
-    pub provider_code: Option<String>,
-    pub description: Option<String>,
 }
 
 /// What a provider answered to our request.
@@ -1209,267 +898,6 @@ impl Engine {
         Record::from_row(&row)
     }
 
-    // --- Callbacks --------------------------------------------------------------------------
-
-    /// Stores a callback as it came, matched to a payment or parked.
-    pub async fn store_callback(
-        &self,
-        channel: &Channel,
-        payment: Option<Uuid>,
-        kind: &str,
-        refs: &[String],
-        verified: bool,
-        body: &str,
-    ) -> Result<Option<Uuid>, PaymentError> {
-        let client = self.pool.get().await?;
-        let payment = match payment {
-            Some(id) => client
-                .query_opt(
-                    "SELECT id FROM provider_payments
-                     WHERE org_id = $3 AND id = $1 AND channel_id = $2",
-                    &[&id, &channel.id, &channel.org.0],
-                )
-                .await?
-                .map(|row| row.get::<_, Uuid>(0)),
-            None => None,
-        };
-        let payment = match payment {
-            Some(id) => Some(id),
-            None => by_references(&client, channel, refs).await?,
-        };
-        let stored: i64 = client
-            .query_one(
-                "INSERT INTO provider_callbacks
-                     (org_id, channel_id, payment_id, kind, refs, verified, body)
-                 VALUES ($7, $1, $2, $3, $4, $5, $6) RETURNING id",
-                &[&channel.id, &payment, &kind, &refs, &verified, &body, &channel.org.0],
-            )
-            .await?
-            .get(0);
-        if payment.is_some() {
-            return Ok(payment);
-        }
-        // The send may have recorded the provider's reference between the look-up above and
-        // the insert, and looked for parked callbacks before this one was there: looked up
-        // again now that it is, one of the two sees the other (each looks after its own write
-        // commits), and the claim below lets only one of them apply it.
-        let Some(found) = by_references(&client, channel, refs).await? else {
-            tracing::warn!(channel = %channel.id, kind, "a callback matched no payment: parked");
-            return Ok(None);
-        };
-        let claimed = client
-            .execute(
-                "UPDATE provider_callbacks SET payment_id = $3
-                 WHERE org_id = $1 AND id = $2 AND payment_id IS NULL",
-                &[&channel.org.0, &stored, &found],
-            )
-            .await?;
-        Ok((claimed == 1).then_some(found))
-    }
-
-    /// Applies the parked callbacks that carry one of the payment's references (they came
-    /// before the reference was known).
-    async fn match_parked(&self, record: &Record) -> Result<(), PaymentError> {
-        let mut refs = vec![record.id.to_string(), record.our_reference.clone()];
-        refs.extend(record.request_reference.clone());
-        let client = self.pool.get().await?;
-        let parked = client
-            .query(
-                "UPDATE provider_callbacks SET payment_id = $2
-                 WHERE org_id = $4 AND payment_id IS NULL AND channel_id = $1 AND refs && $3
-                 RETURNING kind, verified, body",
-                &[&record.channel, &record.id, &refs, &record.org.0],
-            )
-            .await?;
-        drop(client);
-        if parked.is_empty() {
-            return Ok(());
-        }
-        let Some(channel) = self.channel(record.org, record.channel).await? else { return Ok(()) };
-        for row in parked {
-            let (kind, verified, body): (String, bool, String) =
-                (row.get(0), row.get(1), row.get(2));
-            let report = adapter!(channel.provider, A => A::read_callback(&kind, body.as_bytes()));
-            if let Ok(report) = report {
-                let event = callback_event(&kind, report, verified);
-                self.apply(record.org, record.id, &event, Stage::Sent, "callback", None).await?;
-            }
-        }
-        Ok(())
-    }
-
-    // --- The worker -------------------------------------------------------------------------
-
-    /// Takes the payments that are due (skipping those another process holds), leases them,
-    /// and works on each: reserve, send, or ask. The oldest [`DUE_BATCH_MAX`] due payments of
-    /// all orgs are taken, org by org: which orgs have them is read across orgs
-    /// ([`Engine::due_orgs`]), and each org's are then leased by a statement of that org and
-    /// worked on before the next org's are leased, so that a failure leaves nothing leased
-    /// and idle.
-    pub async fn run_due(&self) -> Result<usize, PaymentError> {
-        let settings = self.settings();
-        let mut worked = 0;
-        for (org, count) in self.due_orgs().await? {
-            let client = self.pool.get().await?;
-            let rows = client
-                .query(
-                    &format!(
-                        "UPDATE provider_payments
-                         SET next_attempt_at = now() + make_interval(secs => $1)
-                         WHERE org_id = $3 AND id IN (SELECT id FROM provider_payments
-                             WHERE org_id = $3 AND next_attempt_at <= now()
-                             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-                         RETURNING {}",
-                        Record::COLUMNS
-                    ),
-                    &[&settings.lease.as_secs_f64(), &count, &org.0],
-                )
-                .await?;
-            drop(client);
-            let due: Vec<Record> = rows.iter().map(Record::from_row).collect::<Result<_, _>>()?;
-            for record in &due {
-                if let Err(error) = self.work_on(record).await {
-                    tracing::warn!(payment = %record.id, code = %error.code(), error = %crate::error_chain(&error),
-                        "could not advance a provider payment; will try again");
-                }
-            }
-            worked += due.len();
-        }
-        Ok(worked)
-    }
-
-    /// The orgs that have any of the oldest [`DUE_BATCH_MAX`] due payments, the oldest due
-    /// first, each with how many of them it has.
-    ///
-    /// Across orgs by nature (the worker serves every org), a sweep of every org's rows: it
-    /// only reads, takes no lock, and names no row it acts on; [`Engine::run_due`] leases each
-    /// org's payments with a statement of that org, which skips any another process took
-    /// in between.
-    async fn due_orgs(&self) -> Result<Vec<(OrgId, i64)>, PaymentError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT org_id, count(*) FROM (SELECT org_id, next_attempt_at
-                     FROM provider_payments WHERE next_attempt_at <= now()
-                     ORDER BY next_attempt_at LIMIT $1) AS due
-                 GROUP BY org_id ORDER BY min(next_attempt_at)",
-                &[&DUE_BATCH_MAX],
-            )
-            .await?;
-        Ok(rows.iter().map(|row| (OrgId(row.get(0)), row.get(1))).collect())
-    }
-
-    async fn work_on(&self, record: &Record) -> Result<(), PaymentError> {
-        let channel = (self.channel(record.org, record.channel).await?)
-            .ok_or_else(|| PaymentError::NotFound("channel"))?;
-        match record.stage {
-            Stage::Settled | Stage::Review => Ok(()),
-            Stage::Reserving => self.reserve_and_send(record.clone(), &channel).await.map(drop),
-            Stage::Sending => self.recover_sending(record, &channel).await,
-            Stage::Sent => self.query(record, &channel).await,
-        }
-    }
-
-    /// A payment whose request may or may not have left: find out, never send under a new
-    /// key.
-    async fn recover_sending(
-        &self,
-        record: &Record,
-        channel: &Channel,
-    ) -> Result<(), PaymentError> {
-        if let Err(why) = self.settings().provider_hosts.check(channel.provider, &channel.base_url)
-        {
-            return self.retry_later(record.org, record.id, &why).await;
-        }
-        let outcome = adapter!(channel.provider, A => A::recover(self, channel, record).await);
-        let (org, id) = (record.org, record.id);
-        match outcome {
-            Recovery::Send => self.send(org, id, channel).await.map(drop),
-            Recovery::Query(QueryOutcome::NeverArrived) => {
-                self.send(org, id, channel).await.map(drop)
-            }
-            Recovery::Query(outcome) => self.take_query(record, outcome).await,
-            Recovery::Wait => {
-                self.retry_later(org, id, "waiting for the provider's callback").await
-            }
-            Recovery::Expire => {
-                let mut report = StatusReport::new(Status::Failed);
-                report.code = Some("expired".to_owned());
-                report.description =
-                    Some("no answer from the provider before the prompt expired".to_owned());
-                self.apply(org, id, &Event::StatusReply(report), Stage::Sent, "recovery", None)
-                    .await
-                    .map(drop)
-            }
-        }
-    }
-
-    /// Asks the provider about a sent payment.
-    async fn query(&self, record: &Record, channel: &Channel) -> Result<(), PaymentError> {
-        let allowed = self.settings().provider_hosts.check(channel.provider, &channel.base_url);
-        let outcome = match allowed {
-            Err(why) => QueryOutcome::Unknown(why),
-            Ok(()) => adapter!(channel.provider, A => A::query(self, channel, record).await),
-        };
-        self.take_query(record, outcome).await
-    }
-
-    async fn take_query(&self, record: &Record, outcome: QueryOutcome) -> Result<(), PaymentError> {
-        tracing::info!(payment = %record.id, outcome = ?outcome, "asked the provider");
-        let (org, id) = (record.org, record.id);
-        match outcome {
-            QueryOutcome::Reply(report) => {
-                let pending = report.status == Status::Pending;
-                let updated = self
-                    .apply(org, id, &Event::StatusReply(report), Stage::Sent, "query", None)
-                    .await?;
-                if pending && updated.stage != Stage::Settled {
-                    self.retry_later(org, id, "the provider says it is still pending").await?;
-                }
-                Ok(())
-            }
-            QueryOutcome::Asked => {
-                self.retry_later(org, id, "asked; the answer comes by callback").await
-            }
-            QueryOutcome::NeverArrived => {
-                self.retry_later(org, id, "the provider has no record of the request").await
-            }
-            QueryOutcome::Unknown(why) => self.retry_later(org, id, &why).await,
-        }
-    }
-
-    /// Sets the channel's receiving purse and registers its C2B URLs with the provider.
-    ///
-    /// # Errors
-    ///
-    /// 422 `not_supported` for a provider without unprompted payments, `provider_refused` when
-    /// the provider refuses; 424 `provider_unavailable` when it cannot be reached.
-    pub async fn register_c2b(
-        &self,
-        channel: &Channel,
-        receiving_purse: AccountId,
-    ) -> Result<(), PaymentError> {
-        if !adapter!(channel.provider, A => A::RECEIVES_UNPROMPTED) {
-            return Err(PaymentError::invalid(
-                Code::NotSupported,
-                "only M-Pesa channels receive unprompted payments",
-            ));
-        }
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE payment_channels SET receiving_purse_id = $3 WHERE org_id = $1 AND id = $2",
-                &[&channel.org.0, &channel.id, &receiving_purse.0],
-            )
-            .await?;
-        drop(client);
-        self.settings()
-            .provider_hosts
-            .check(channel.provider, &channel.base_url)
-            .map_err(|why| PaymentError::invalid(Code::ProviderUrlNotAllowed, why))?;
-        adapter!(channel.provider, A => A::register_unprompted(self, channel).await)
-    }
-
     /// The ledger's store on the engine's pool, for reads.
     fn store(&self) -> hazina_ledger::store::Store {
         hazina_ledger::store::Store::new(self.pool.clone())
@@ -1486,8 +914,6 @@ impl Engine {
     }
 }
 
-/// What a payment does for a customer (its activity, metadata and app data), applied by the
-/// database with the transfer that carries them.
 /// The reference our request to `provider` carries for the payment `id`.
 pub fn our_reference(provider: Provider, id: Uuid) -> String {
     adapter!(provider, A => A::our_reference(id))
@@ -1568,27 +994,6 @@ pub enum Recovery {
 /// The references a callback carries (ours and the provider's), for matching a parked one.
 pub fn references(report: &StatusReport) -> Vec<String> {
     [&report.our_reference, &report.request_reference].into_iter().flatten().cloned().collect()
-}
-
-/// The channel's payment that carries one of `refs` (ours, the provider's or its id).
-async fn by_references<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    channel: &Channel,
-    refs: &[String],
-) -> Result<Option<Uuid>, PaymentError> {
-    if refs.is_empty() {
-        return Ok(None);
-    }
-    let row = client
-        .query_opt(
-            "SELECT id FROM provider_payments WHERE org_id = $3 AND channel_id = $1
-                 AND (our_reference = ANY($2) OR request_reference = ANY($2)
-                     OR id::text = ANY($2))
-             LIMIT 1",
-            &[&channel.id, &refs, &channel.org.0],
-        )
-        .await?;
-    Ok(row.map(|row| row.get(0)))
 }
 
 /// The event a callback is: a result from the provider, trusted when verified; M-Pesa's

@@ -536,6 +536,33 @@ async fn an_stk_push_without_a_callback_is_settled_by_its_query() {
 
 // --- M-Pesa C2B (received payments) -----------------------------------------------------
 
+/// A registration the provider never answers changes nothing: the channel keeps no
+/// receiving purse, so no unprompted payment is routed by a registration that did not happen.
+#[tokio::test]
+async fn a_c2b_registration_the_provider_does_not_take_leaves_the_channel_as_it_was() {
+    let env = start().await;
+    let channel = json!({
+        "provider": "mpesa", "channelNumber": "600999", "currencyCode": "KES",
+        // Nothing listens there.
+        "baseUrl": "http://127.0.0.1:9",
+        "credentials": { "consumerKey": "key", "consumerSecret": "secret" },
+    });
+    let (status, channel) =
+        env.server.post(&env.server.org_key, "/v1/payment-channels", &channel).await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
+    let id = channel["channelId"].as_str().unwrap();
+    let purse = env.funded_purse("KES", "1").await;
+    let path = format!("/v1/payment-channels/{id}/c2b-registration");
+    let body = json!({ "receivingPurseId": purse });
+    let (status, refused) = env.server.post(&env.server.org_key, &path, &body).await;
+    assert_eq!(status, StatusCode::FAILED_DEPENDENCY, "{refused}");
+    assert_eq!(refused["code"], "provider_unavailable", "{refused}");
+    let (status, after) =
+        env.server.get(&env.server.org_key, &format!("/v1/payment-channels/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["receivingPurseId"], Value::Null, "{after}");
+}
+
 #[tokio::test]
 async fn unprompted_payments_reach_the_purse_or_the_wallet_their_reference_names_once() {
     let env = start().await;

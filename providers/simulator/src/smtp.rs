@@ -4,6 +4,12 @@
 //! unknown mailbox, a temporary failure, a dropped connection, a refused message); and a
 //! helper that POSTs a `SendGrid` Inbound Parse form to a URL, as `SendGrid` does for inbound mail.
 //!
+//! The server speaks plain text, or offers `STARTTLS` (RFC 3207) and may require it before
+//! anything else, or speaks TLS from the first byte (RFC 8314's implicit TLS, as on port 465).
+//! Its TLS certificate is issued for `localhost` and 127.0.0.1 by a private root made when the
+//! server starts: a client trusts that root ([`SmtpSimulator::root_certificate_der`]) as an
+//! email channel's extra root, and nothing else does.
+//!
 //! Every connection has its own task; a mail is recorded under one short lock, so thousands
 //! of mails a second go through.
 
@@ -17,9 +23,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use mail_parser::MessageParser;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde::Serialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::server::TlsStream;
 
 /// The longest command line taken, and the largest message.
 const LINE_MAX: usize = 64 * 1024;
@@ -40,12 +52,48 @@ pub enum RecipientScript {
     RejectMessage,
 }
 
+/// How the server protects its connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text only; `STARTTLS` is not offered.
+    #[default]
+    None,
+    /// Plain text until the client sends `STARTTLS` (RFC 3207), which `EHLO` offers. When
+    /// `required`, every command but `EHLO`, `NOOP`, `STARTTLS` and `QUIT` is answered
+    /// `530 5.7.0 Must issue a STARTTLS command first` until then, and `AUTH` is not offered
+    /// in the clear.
+    StartTls { required: bool },
+    /// TLS from the first byte (RFC 8314 §3.3): the greeting comes after the handshake.
+    Implicit,
+}
+
+/// How a server starts.
+#[derive(Clone, Debug, Default)]
+pub struct SmtpOptions {
+    /// (user, password): a mail needs `AUTH PLAIN` with them first.
+    pub credentials: Option<(String, String)>,
+    pub tls: SmtpTls,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the port could not be bound: {0}")]
+    Bind(#[source] io::Error),
+    #[error("the TLS certificates could not be made: {0}")]
+    Certificate(#[source] rcgen::Error),
+    #[error("the TLS settings could not be built: {0}")]
+    Tls(#[source] rustls::Error),
+}
+
 /// One accepted mail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReceivedMail {
     /// `MAIL FROM` and `RCPT TO`, as given (without angle brackets).
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
+    /// Whether the mail came over TLS (after `STARTTLS`, or implicit).
+    pub tls: bool,
     /// The message as received, dot-unstuffed.
     pub raw: Vec<u8>,
     pub subject: Option<String>,
@@ -74,39 +122,76 @@ pub struct SmtpSimulator {
     records: Arc<Mutex<Records>>,
     received: Arc<Notify>,
     credentials: Option<Arc<(String, String)>>,
+    tls: SmtpTls,
+    root_der: Option<Arc<[u8]>>,
     task: Arc<tokio::task::JoinHandle<()>>,
 }
 
 impl SmtpSimulator {
-    /// Listens on a free loopback port. With `credentials` (user, password) a mail needs
-    /// `AUTH PLAIN` with them first.
+    /// Listens on a free loopback port, in plain text. With `credentials` (user, password) a
+    /// mail needs `AUTH PLAIN` with them first.
     ///
     /// # Errors
     ///
     /// The port could not be bound.
     pub async fn start(credentials: Option<(&str, &str)>) -> io::Result<Self> {
+        let credentials =
+            credentials.map(|(user, password)| (user.to_owned(), password.to_owned()));
+        Self::listen(credentials, SmtpTls::None, Protection::Plain, None).await
+    }
+
+    /// Listens on a free loopback port as `options` say. With TLS, a private root and the
+    /// server's certificate are made first.
+    ///
+    /// # Errors
+    ///
+    /// See [`StartError`].
+    pub async fn start_with(options: SmtpOptions) -> Result<Self, StartError> {
+        let (protection, root_der) = match options.tls {
+            SmtpTls::None => (Protection::Plain, None),
+            SmtpTls::StartTls { required } => {
+                let pki = Pki::new()?;
+                (Protection::StartTls { required, acceptor: pki.acceptor }, Some(pki.root_der))
+            }
+            SmtpTls::Implicit => {
+                let pki = Pki::new()?;
+                (Protection::Implicit(pki.acceptor), Some(pki.root_der))
+            }
+        };
+        Self::listen(options.credentials, options.tls, protection, root_der)
+            .await
+            .map_err(StartError::Bind)
+    }
+
+    async fn listen(
+        credentials: Option<(String, String)>,
+        tls: SmtpTls,
+        protection: Protection,
+        root_der: Option<Arc<[u8]>>,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let records = Arc::new(Mutex::new(Records::default()));
         let received = Arc::new(Notify::new());
-        let credentials =
-            credentials.map(|(user, password)| Arc::new((user.to_owned(), password.to_owned())));
+        let credentials = credentials.map(Arc::new);
         let server = Server {
             records: records.clone(),
             received: received.clone(),
             credentials: credentials.clone(),
+            protection,
         };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let server = server.clone();
                 tokio::spawn(async move {
-                    // A connection's end, however it comes, is the client's business.
+                    // A connection's end, however it comes (a failed handshake included), is
+                    // the client's business.
                     let _ = server.session(stream).await;
                 });
             }
         });
-        Ok(Self { address, records, received, credentials, task: Arc::new(task) })
+        Ok(Self { address, records, received, credentials, tls, root_der, task: Arc::new(task) })
     }
 
     /// Where the server listens.
@@ -117,6 +202,17 @@ impl SmtpSimulator {
     /// Whether the server asks for credentials.
     pub fn requires_auth(&self) -> bool {
         self.credentials.is_some()
+    }
+
+    /// How the server protects its connections.
+    pub fn tls(&self) -> SmtpTls {
+        self.tls
+    }
+
+    /// The private root (DER) that issued the server's certificate, for a client to trust;
+    /// `None` in plain text.
+    pub fn root_certificate_der(&self) -> Option<&[u8]> {
+        self.root_der.as_deref()
     }
 
     /// Scripts one recipient address (compared without case).
@@ -161,21 +257,86 @@ impl SmtpSimulator {
     }
 }
 
+/// A private root and the TLS server settings with a certificate it issued for `localhost`
+/// and 127.0.0.1, made fresh for each server, so that only a client told to trust this
+/// server's root does.
+struct Pki {
+    acceptor: TlsAcceptor,
+    root_der: Arc<[u8]>,
+}
+
+impl Pki {
+    fn new() -> Result<Self, StartError> {
+        let mut root_params =
+            CertificateParams::new(Vec::new()).map_err(StartError::Certificate)?;
+        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        root_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let root_key = KeyPair::generate().map_err(StartError::Certificate)?;
+        let root = root_params.self_signed(&root_key).map_err(StartError::Certificate)?;
+        let issuer = Issuer::new(root_params, root_key);
+        let server_params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .map_err(StartError::Certificate)?;
+        let server_key = KeyPair::generate().map_err(StartError::Certificate)?;
+        let server =
+            server_params.signed_by(&server_key, &issuer).map_err(StartError::Certificate)?;
+        // The ring provider named, as everywhere in the workspace, rather than a process-wide
+        // default that another crate could install differently.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(StartError::Tls)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            )
+            .map_err(StartError::Tls)?;
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            root_der: Arc::from(root.der().as_ref()),
+        })
+    }
+}
+
+/// What a server does about TLS, with the settings it needs for it.
+#[derive(Clone)]
+enum Protection {
+    Plain,
+    StartTls { required: bool, acceptor: TlsAcceptor },
+    Implicit(TlsAcceptor),
+}
+
 #[derive(Clone)]
 struct Server {
     records: Arc<Mutex<Records>>,
     received: Arc<Notify>,
     credentials: Option<Arc<(String, String)>>,
+    protection: Protection,
 }
 
-/// A connection read line by line and written whole (with the `net` feature's readiness
-/// calls, so the crate needs no more of tokio than it has).
+/// A connection's bytes: plain TCP, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    // Boxed: a TLS session's state is large beside a socket's.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A connection read line by line and written whole.
 struct Connection {
-    stream: TcpStream,
+    transport: Transport,
     buffer: Vec<u8>,
 }
 
 impl Connection {
+    fn new(stream: TcpStream) -> Self {
+        Self { transport: Transport::Plain(stream), buffer: Vec::new() }
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self.transport, Transport::Tls(_))
+    }
+
     /// The next line without its CRLF (or bare LF); `None` at the end of the stream.
     async fn line(&mut self) -> io::Result<Option<Vec<u8>>> {
         loop {
@@ -190,28 +351,40 @@ impl Connection {
             if self.buffer.len() > LINE_MAX {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
             }
-            self.stream.readable().await?;
-            let mut chunk = [0_u8; 16 * 1024];
-            match self.stream.try_read(&mut chunk) {
-                Ok(0) => return Ok(None),
-                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                Err(error) => return Err(error),
+            // Straight into the buffer: a chunk on the stack would be held across the await
+            // and make every session's future that much larger.
+            self.buffer.reserve(16 * 1024);
+            let read = match &mut self.transport {
+                Transport::Plain(stream) => stream.read_buf(&mut self.buffer).await?,
+                Transport::Tls(stream) => stream.read_buf(&mut self.buffer).await?,
+            };
+            if read == 0 {
+                return Ok(None);
             }
         }
     }
 
     async fn reply(&mut self, text: &str) -> io::Result<()> {
-        let mut bytes = text.as_bytes();
-        while !bytes.is_empty() {
-            self.stream.writable().await?;
-            match self.stream.try_write(bytes) {
-                Ok(written) => bytes = &bytes[written..],
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                Err(error) => return Err(error),
+        match &mut self.transport {
+            Transport::Plain(stream) => stream.write_all(text.as_bytes()).await,
+            Transport::Tls(stream) => {
+                stream.write_all(text.as_bytes()).await?;
+                // rustls keeps what it encrypted until it is flushed.
+                stream.flush().await
             }
         }
-        Ok(())
+    }
+
+    /// The TLS handshake, as the server, on a plain connection. What the client had sent
+    /// before it and was not yet read is dropped: it came in the clear.
+    async fn upgrade(self, acceptor: &TlsAcceptor) -> io::Result<Self> {
+        match self.transport {
+            Transport::Plain(stream) => {
+                let stream = acceptor.accept(stream).await?;
+                Ok(Self { transport: Transport::Tls(Box::new(stream)), buffer: Vec::new() })
+            }
+            Transport::Tls(_) => Err(io::Error::other("TLS is already on")),
+        }
     }
 }
 
@@ -226,26 +399,33 @@ struct Session {
 
 impl Server {
     async fn session(&self, stream: TcpStream) -> io::Result<()> {
-        let mut connection = Connection { stream, buffer: Vec::new() };
+        let mut connection = Connection::new(stream);
+        if let Protection::Implicit(acceptor) = &self.protection {
+            connection = connection.upgrade(acceptor).await?;
+        }
         connection.reply("220 hazina-simulator ESMTP ready\r\n").await?;
         let mut session = Session::default();
         while let Some(line) = connection.line().await? {
             let line = String::from_utf8_lossy(&line).into_owned();
             let (verb, argument) = line.split_once(' ').unwrap_or((line.as_str(), ""));
             let argument = argument.trim();
-            match verb.to_ascii_uppercase().as_str() {
+            let verb = verb.to_ascii_uppercase();
+            // RFC 3207 §4: a server that requires TLS answers every other command so until
+            // the client has started it.
+            if self.lacks_required_tls(&connection)
+                && !matches!(verb.as_str(), "EHLO" | "NOOP" | "STARTTLS" | "QUIT")
+            {
+                connection.reply("530 5.7.0 Must issue a STARTTLS command first\r\n").await?;
+                continue;
+            }
+            match verb.as_str() {
                 "EHLO" => {
                     session = Session {
                         greeted: true,
                         authenticated: session.authenticated,
                         ..Session::default()
                     };
-                    let auth = if self.credentials.is_some() { "250-AUTH PLAIN\r\n" } else { "" };
-                    connection
-                        .reply(&format!(
-                            "250-hazina-simulator greets {argument}\r\n250-PIPELINING\r\n250-SIZE {MESSAGE_MAX}\r\n250-8BITMIME\r\n{auth}250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8\r\n"
-                        ))
-                        .await?;
+                    connection.reply(&self.ehlo(argument, &connection)).await?;
                 }
                 "HELO" => {
                     session = Session {
@@ -255,6 +435,19 @@ impl Server {
                     };
                     connection.reply("250 hazina-simulator\r\n").await?;
                 }
+                "STARTTLS" => match self.starttls(&connection, argument) {
+                    Err(refusal) => connection.reply(refusal).await?,
+                    Ok(acceptor) => {
+                        connection.reply("220 2.0.0 Ready to start TLS\r\n").await?;
+                        // Commands pipelined after STARTTLS came in the clear, where anyone on
+                        // the path could have put them: they are dropped, not run inside TLS
+                        // (the STARTTLS command injection of CVE-2011-0411). And RFC 3207
+                        // §4.2: nothing learnt before the handshake counts, the greeting
+                        // included.
+                        connection = connection.upgrade(acceptor).await?;
+                        session = Session::default();
+                    }
+                },
                 "AUTH" => {
                     let reply = self.authenticate(&mut connection, argument, &mut session).await?;
                     connection.reply(reply).await?;
@@ -288,7 +481,7 @@ impl Server {
                     }
                     connection.reply("354 End data with <CR><LF>.<CR><LF>\r\n").await?;
                     let Some(raw) = data(&mut connection).await? else { return Ok(()) };
-                    let reply = self.accept(&mut session, raw);
+                    let reply = self.accept(&mut session, raw, connection.is_tls());
                     connection.reply(&reply).await?;
                 }
                 "RSET" => {
@@ -308,6 +501,50 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// The reply to `EHLO <argument>`: the extensions the connection has now.
+    fn ehlo(&self, argument: &str, connection: &Connection) -> String {
+        let starttls = if self.offers_starttls(connection) { "250-STARTTLS\r\n" } else { "" };
+        // No credentials go over a connection that is to be encrypted first.
+        let auth = if self.credentials.is_some() && !self.lacks_required_tls(connection) {
+            "250-AUTH PLAIN\r\n"
+        } else {
+            ""
+        };
+        format!(
+            "250-hazina-simulator greets {argument}\r\n250-PIPELINING\r\n250-SIZE {MESSAGE_MAX}\r\n{starttls}250-8BITMIME\r\n{auth}250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8\r\n"
+        )
+    }
+
+    /// What `STARTTLS <argument>` starts TLS with, or the refusal to send.
+    fn starttls(
+        &self,
+        connection: &Connection,
+        argument: &str,
+    ) -> Result<&TlsAcceptor, &'static str> {
+        let Protection::StartTls { acceptor, .. } = &self.protection else {
+            // Not offered: a verb the server does not know.
+            return Err("502 5.5.2 Error: command not recognized\r\n");
+        };
+        if connection.is_tls() {
+            return Err("554 5.5.1 Error: TLS already active\r\n");
+        }
+        if !argument.is_empty() {
+            return Err("501 5.5.4 Syntax: STARTTLS\r\n");
+        }
+        Ok(acceptor)
+    }
+
+    /// Whether the server requires TLS and the connection is still in the clear.
+    fn lacks_required_tls(&self, connection: &Connection) -> bool {
+        matches!(self.protection, Protection::StartTls { required: true, .. })
+            && !connection.is_tls()
+    }
+
+    /// Whether `EHLO` offers `STARTTLS`: on a connection still in the clear, when it can start.
+    fn offers_starttls(&self, connection: &Connection) -> bool {
+        matches!(self.protection, Protection::StartTls { .. }) && !connection.is_tls()
     }
 
     /// The reply to `RCPT TO:<address>`, the recipient added when accepted; `None` when the
@@ -375,15 +612,17 @@ impl Server {
         }
     }
 
-    /// Records the mail unless a recipient's script refuses it; the reply to send.
-    fn accept(&self, session: &mut Session, raw: Vec<u8>) -> String {
+    /// Records the mail (`tls`: whether it came over TLS) unless a recipient's script refuses
+    /// it; the reply to send.
+    fn accept(&self, session: &mut Session, raw: Vec<u8>, tls: bool) -> String {
         let mail_from = session.mail_from.take().unwrap_or_default();
         let rcpt_to = std::mem::take(&mut session.rcpt_to);
         let refused = rcpt_to.iter().any(|to| self.script(to) == RecipientScript::RejectMessage);
         if refused {
             return "554 5.7.1 Message rejected: content refused by policy\r\n".to_owned();
         }
-        let mail = parse_mail(mail_from, rcpt_to, raw);
+        let mut mail = parse_mail(mail_from, rcpt_to, raw);
+        mail.tls = tls;
         let queued = uuid::Uuid::now_v7().simple().to_string().to_ascii_uppercase();
         self.records.lock().unwrap_or_else(PoisonError::into_inner).mails.push(mail);
         self.received.notify_waiters();
@@ -426,6 +665,7 @@ fn parse_mail(mail_from: String, rcpt_to: Vec<String>, raw: Vec<u8>) -> Received
     let mut mail = ReceivedMail {
         mail_from,
         rcpt_to,
+        tls: false,
         raw: Vec::new(),
         subject: None,
         from: Vec::new(),

@@ -12,4 +12,5 @@ mod simulator_meta;
 mod simulator_momo;
 mod simulator_mpesa;
 mod simulator_smtp;
+mod simulator_smtp_tls;
 mod simulator_telegram;

@@ -38,6 +38,64 @@ pub const TAGS: [&str; 5] = [
     "HUMAN_AGENT",
 ];
 
+/// A message tag: what lets a non-promotional message go outside the customer's 24-hour
+/// window (`messaging_type` `MESSAGE_TAG`). Meta takes one inside the window too. Spelled as
+/// the Send API spells it, in the platform's API too (`providerTag`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessageTag {
+    /// A non-recurring change to the customer's account or application.
+    AccountUpdate,
+    /// A reminder or update of an event the customer registered for.
+    ConfirmedEventUpdate,
+    /// An update on a recent purchase: a receipt, shipping, an order's change.
+    PostPurchaseUpdate,
+    /// A feedback survey, within 7 days of the customer's last message.
+    CustomerFeedback,
+    /// A person's answer to the customer, within 7 days of the customer's last message.
+    HumanAgent,
+}
+
+impl MessageTag {
+    /// Every tag, in the order of [`TAGS`].
+    pub const ALL: [Self; 5] = [
+        Self::AccountUpdate,
+        Self::ConfirmedEventUpdate,
+        Self::PostPurchaseUpdate,
+        Self::CustomerFeedback,
+        Self::HumanAgent,
+    ];
+
+    /// The tag as the Send API (and the platform's API) spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountUpdate => "ACCOUNT_UPDATE",
+            Self::ConfirmedEventUpdate => "CONFIRMED_EVENT_UPDATE",
+            Self::PostPurchaseUpdate => "POST_PURCHASE_UPDATE",
+            Self::CustomerFeedback => "CUSTOMER_FEEDBACK",
+            Self::HumanAgent => "HUMAN_AGENT",
+        }
+    }
+
+    /// The tag a name spells.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|tag| tag.as_str() == name)
+    }
+
+    /// How long after the customer's last message a message with this tag may go, when the
+    /// tag has a limit (a person's answer and a feedback survey: 7 days); the others go
+    /// whenever.
+    #[must_use]
+    pub fn since_last_message_max(self) -> Option<chrono::TimeDelta> {
+        match self {
+            Self::CustomerFeedback | Self::HumanAgent => Some(chrono::TimeDelta::days(7)),
+            Self::AccountUpdate | Self::ConfirmedEventUpdate | Self::PostPurchaseUpdate => None,
+        }
+    }
+}
+
 // =============================================================================================
 // Send request
 // =============================================================================================
@@ -527,4 +585,46 @@ fn message_parts(message: &InMessage) -> Vec<InboundPart> {
         }
     }
     parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MessageTag, MessagingType, TAGS, build_send};
+    use crate::messaging::Body;
+
+    #[test]
+    fn every_message_tag_is_one_the_send_api_takes_and_reads_back_as_itself() {
+        let names: Vec<&str> = MessageTag::ALL.iter().map(|tag| tag.as_str()).collect();
+        assert_eq!(names, TAGS);
+        for tag in MessageTag::ALL {
+            assert_eq!(MessageTag::from_name(tag.as_str()), Some(tag));
+            let json = serde_json::to_value(tag).unwrap();
+            assert_eq!(json, serde_json::json!(tag.as_str()));
+            assert_eq!(serde_json::from_value::<MessageTag>(json).unwrap(), tag);
+            // On the wire as the tag of a MESSAGE_TAG send.
+            let body = Body::Text { text: "Your order shipped".into() };
+            let kind = MessagingType::MessageTag(tag.as_str().to_owned());
+            let request = build_send("1254459154682919", &body, &kind).unwrap();
+            assert_eq!(request.messaging_type.as_deref(), Some("MESSAGE_TAG"));
+            assert_eq!(request.tag.as_deref(), Some(tag.as_str()));
+        }
+        for unknown in ["account_update", "SHIPPING_UPDATE", ""] {
+            assert_eq!(MessageTag::from_name(unknown), None, "{unknown}");
+            assert!(serde_json::from_value::<MessageTag>(serde_json::json!(unknown)).is_err());
+        }
+    }
+
+    #[test]
+    fn only_a_person_s_answer_and_a_survey_are_held_to_a_week_after_the_last_message() {
+        let week = Some(chrono::TimeDelta::days(7));
+        assert_eq!(MessageTag::HumanAgent.since_last_message_max(), week);
+        assert_eq!(MessageTag::CustomerFeedback.since_last_message_max(), week);
+        for tag in [
+            MessageTag::AccountUpdate,
+            MessageTag::ConfirmedEventUpdate,
+            MessageTag::PostPurchaseUpdate,
+        ] {
+            assert_eq!(tag.since_last_message_max(), None, "{tag:?}");
+        }
+    }
 }

@@ -98,7 +98,8 @@ codes! {
     InvalidChannelNumber = "invalid_channel_number",
     /// The counter party cannot take part in this payment.
     InvalidCounterParty = "invalid_counter_party",
-    /// A credential's value is blank or too long.
+    /// A credential's value is blank, too long, or not what it must be (an SMTP relay's
+    /// `rootCertificate`: a certificate, base64 DER).
     InvalidCredential = "invalid_credential",
     /// Not an ISO 4217 currency code.
     InvalidCurrency = "invalid_currency",

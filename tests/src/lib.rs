@@ -378,6 +378,9 @@ pub struct ApiServer {
     pub app: uuid::Uuid,
     pub db: TestDb,
     pub http: reqwest::Client,
+    /// The messaging service the server runs, for a test that changes its settings while it
+    /// runs (as an operator restarting with other flags would).
+    pub messaging: std::sync::Arc<hazina_server::messaging::Service>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -465,6 +468,7 @@ impl ApiServer {
                 let _ = messaging_stopped.await;
             },
         ));
+        let messaging = std::sync::Arc::clone(&state.messaging);
         // Reminders fire as in `hazina serve`.
         let (stop_reminders, reminders_stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(hazina_server::workers::fire_reminders_loop(state.pool.clone(), async {
@@ -490,6 +494,7 @@ impl ApiServer {
             app: made.app.app_id,
             db,
             http,
+            messaging,
             _stop: stop,
         }
     }

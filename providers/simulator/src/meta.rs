@@ -16,7 +16,8 @@
 //! (400 with code 100 and a Graph error body), and keep the 24-hour rule: free-form messages
 //! to a customer who has not written within 24 hours are refused (WhatsApp code 131047;
 //! Messenger code 10, subcode 2018278), templates (WhatsApp) and tagged messages (Messenger,
-//! with a known tag) are not. Customers open their window by writing in: see
+//! with a known tag; `HUMAN_AGENT` and `CUSTOMER_FEEDBACK` only within 7 days) are not.
+//! Customers open their window by writing in: see
 //! [`Simulator::inject_whatsapp`], [`Simulator::inject_messenger`] and
 //! [`Simulator::set_last_inbound`]. A Messenger customer's client also reports on its own,
 //! whenever the test says (the customer opens the conversation later, an older client
@@ -25,8 +26,9 @@
 //! Every webhook is signed with `X-Hub-Signature-256` under the app secret and goes to the
 //! webhook URL ([`Simulator::set_webhook_url`]) over plain HTTP on a pooled client, once (a
 //! failed delivery is recorded, not retried). [`Simulator::fail_next`] scripts outages (500,
-//! 429 with `Retry-After`, or a request that never answers); every request and delivery is
-//! recorded. State sits behind one mutex held only for bookkeeping, so that thousands of
+//! 429 with `Retry-After`, or a request that never answers), and
+//! [`Simulator::hold_answers`] holds back the answers to one recipient's sends until
+//! released; every request and delivery is recorded. State sits behind one mutex held only for bookkeeping, so that thousands of
 //! sends a second go through.
 
 // The handlers pass axum `Response`s around by value, as axum does.
@@ -226,6 +228,10 @@ struct Records {
     /// When each customer (`whatsapp:<digits>` or `messenger:<psid>`) last wrote in.
     last_inbound: HashMap<String, DateTime<Utc>>,
     outages: VecDeque<Outage>,
+    /// Recipients whose sends' answers are held back, each with its gate (`true` opens it).
+    holds: HashMap<String, tokio::sync::watch::Sender<bool>>,
+    /// How many answers are being held back right now.
+    held: usize,
     requests: Vec<Request>,
     deliveries: Vec<Delivery>,
 }
@@ -241,6 +247,11 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct Simulator {
     inner: Arc<Inner>,
+}
+
+/// How scripts and holds name a recipient: WhatsApp digits without `+`, or a PSID.
+fn recipient_key(recipient: &str) -> String {
+    if recipient.starts_with('+') { whatsapp::digits(recipient) } else { recipient.to_owned() }
 }
 
 fn window_key(product: Product, customer: &str) -> String {
@@ -279,12 +290,28 @@ impl Simulator {
 
     /// Scripts the messages to `recipient` (WhatsApp digits, with or without `+`, or a PSID).
     pub fn script(&self, recipient: &str, script: Script) {
-        let key = if recipient.starts_with('+') {
-            whatsapp::digits(recipient)
-        } else {
-            recipient.to_owned()
-        };
-        self.lock().scripts.insert(key, script);
+        self.lock().scripts.insert(recipient_key(recipient), script);
+    }
+
+    /// Holds back the answers to sends to `recipient` (as [`Simulator::script`] names one)
+    /// until [`Simulator::release_answers`]: each send is taken and its webhooks go out as
+    /// usual, but its HTTP answer waits, as when Meta's answer is slow to come back and the
+    /// customer's client reports first. [`Simulator::held_answers`] tells when a send waits.
+    pub fn hold_answers(&self, recipient: &str) {
+        let key = recipient_key(recipient);
+        self.lock().holds.entry(key).or_insert_with(|| tokio::sync::watch::channel(false).0);
+    }
+
+    /// Sends the answers held back for `recipient`, and no longer holds new ones.
+    pub fn release_answers(&self, recipient: &str) {
+        if let Some(gate) = self.lock().holds.remove(&recipient_key(recipient)) {
+            gate.send_replace(true);
+        }
+    }
+
+    /// How many answers are being held back right now.
+    pub fn held_answers(&self) -> usize {
+        self.lock().held
     }
 
     /// The next `count` requests fail as `outage` says (after any outages already queued).
@@ -318,11 +345,15 @@ impl Simulator {
         self.lock().deliveries.clone()
     }
 
-    /// Forgets scripts, outages, windows and records; the webhook URL stays.
+    /// Forgets scripts, outages, windows and records, and sends the answers held back; the
+    /// webhook URL stays.
     pub fn clear(&self) {
         let mut state = self.lock();
         state.scripts.clear();
         state.outages.clear();
+        for (_, gate) in state.holds.drain() {
+            gate.send_replace(true);
+        }
         state.last_inbound.clear();
         state.requests.clear();
         state.deliveries.clear();
@@ -778,9 +809,43 @@ async fn send_message(
         }
         Err(response) => response,
     };
+    sim.hold(product, &record.body).await;
     record.status = Some(response.status().as_u16());
     sim.lock().requests.push(record);
     response
+}
+
+/// Counts an answer held back while it waits (and stops counting it when the client gives up
+/// on it, which drops the wait).
+struct Held<'a>(&'a Simulator);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.held = state.held.saturating_sub(1);
+    }
+}
+
+impl Simulator {
+    /// Waits while answers to the send's recipient are held back ([`Simulator::hold_answers`]).
+    async fn hold(&self, product: Option<Product>, body: &Value) {
+        let recipient = match product {
+            Some(Product::WhatsApp) => body["to"].as_str(),
+            Some(Product::Messenger) => body["recipient"]["id"].as_str(),
+            None => None,
+        };
+        let Some(recipient) = recipient else { return };
+        let mut gate = {
+            let mut state = self.lock();
+            let Some(gate) = state.holds.get(&recipient_key(recipient)) else { return };
+            let gate = gate.subscribe();
+            state.held += 1;
+            gate
+        };
+        let _held = Held(self);
+        // A gate dropped without being opened lets the answer go too.
+        let _ = gate.wait_for(|open| *open).await;
+    }
 }
 
 fn outage_response(outage: Outage) -> Response {
@@ -967,7 +1032,16 @@ fn messenger_send(sim: &Simulator, body: &Bytes) -> Answer {
     if let Some((status, error)) = script.refuse.clone() {
         return Err(graph_error(status, error));
     }
-    if !tagged && !sim.window_open(Product::Messenger, &psid) {
+    // A tagged message goes outside the 24-hour window, but a person's answer or a survey
+    // only within 7 days of the customer's last message.
+    let window = match request.tag.as_deref().and_then(messenger::MessageTag::from_name) {
+        Some(tag) if tagged => tag.since_last_message_max(),
+        _ => Some(WINDOW),
+    };
+    let key = window_key(Product::Messenger, &psid);
+    let last_inbound = sim.lock().last_inbound.get(&key).copied();
+    let open = window.is_none_or(|window| last_inbound.is_some_and(|at| Utc::now() - at < window));
+    if !open {
         let mut error = GraphError::new(
             10,
             "OAuthException",

@@ -92,9 +92,30 @@ impl ProviderKind {
             Self::AfricasTalking => &["username", "apiKey"],
             Self::Meta => &["accessToken", "appSecret", "verifyToken", "phoneNumberId"],
             Self::Telegram => &["botToken"],
-            Self::Smtp => &["username", "password"],
+            // A relay whose certificate a private CA signs names that CA (base64 DER).
+            Self::Smtp => &["username", "password", "rootCertificate"],
         }
     }
+}
+
+/// The SMTP relay's own root from its `rootCertificate` credential (base64 DER), if the
+/// channel has one: a trust anchor beside Mozilla's roots.
+///
+/// # Errors
+///
+/// `invalid_credential` when it is not base64, or not a certificate that can anchor trust.
+pub fn smtp_root(text: Option<&str>) -> Result<Option<Vec<u8>>, MessagingError> {
+    use base64::Engine as _;
+    let Some(text) = text else { return Ok(None) };
+    let refused = |why: &str| {
+        MessagingError::invalid(Code::InvalidCredential, format!("rootCertificate {why}"))
+    };
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| refused("is not base64 (the certificate's DER bytes)"))?;
+    hazina_providers::http::TlsConfig::with_extra_root(&der)
+        .map_err(|_| refused("is not a certificate that can anchor trust"))?;
+    Ok(Some(der))
 }
 
 /// How a channel names its customers: the kind of customer number an address on it is.
@@ -316,6 +337,9 @@ pub fn check_new(new: &NewChannel) -> Result<(), MessagingError> {
             Code::MissingCredentials,
             format!("the channel needs {}", missing.join(", ")),
         ));
+    }
+    if new.provider == ProviderKind::Smtp {
+        smtp_root(new.credentials.get("rootCertificate").and_then(|value| value.as_str()))?;
     }
     if new.unit_price.amount().is_sign_negative() {
         return Err(MessagingError::invalid(Code::InvalidAmount, "a price is not negative"));

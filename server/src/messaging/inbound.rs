@@ -503,8 +503,10 @@ impl Service {
         Ok(customers::store::by_number(&self.pool, channel.org, &number).await?.0)
     }
 
-    /// A Messenger watermark: every message to the customer sent up to `up_to` is delivered
-    /// (or read), unless it is further along already.
+    /// A Messenger watermark: every message to the customer recorded up to `up_to` is
+    /// delivered (or read), unless it is further along already. The watermark is kept, so that
+    /// a message whose send is still waiting for its answer (no provider id yet) takes it when
+    /// the answer is recorded (`store::apply_watermark`). How many messages it moved now.
     pub async fn apply_watermark(
         &self,
         channel: &ChannelRecord,
@@ -512,34 +514,17 @@ impl Service {
         status: DeliveryStatus,
         up_to: chrono::DateTime<chrono::Utc>,
     ) -> Result<usize, MessagingError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT provider_message_id FROM messages
-                 WHERE org_id = $1 AND channel_id = $2 AND direction = 'outbound'
-                     AND customer_number = $3 AND created_at <= $4 AND status_rank < $5
-                     AND provider_message_id IS NOT NULL",
-                &[
-                    &channel.org.0,
-                    &channel.id,
-                    &customer_address,
-                    &up_to,
-                    &i16::from(status.rank()),
-                ],
-            )
-            .await?;
-        drop(client);
-        let updates: Vec<StatusUpdate> = rows
-            .iter()
-            .map(|row| StatusUpdate {
-                provider_message_id: row.get(0),
-                status,
-                reason: None,
-                cost: None,
-                at: Some(up_to),
-            })
-            .collect();
-        self.apply_statuses(channel, &updates).await
+        let number = CustomerNumber {
+            number: customer_address.to_owned(),
+            provider: number_provider(channel.channel),
+            partition: None,
+        }
+        .normalised()?;
+        // Not made when unknown: a watermark is no contact, and names no message of ours.
+        let customer =
+            customers::store::existing_by_number(&self.pool, channel.org, &number).await?;
+        super::store::apply_watermark(&self.pool, channel, customer, &number.number, status, up_to)
+            .await
     }
 
     /// The last status of a session, for the provider's end-of-session notice.

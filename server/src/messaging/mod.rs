@@ -9,15 +9,20 @@
 //!    the customer's consent and session window, then reserves its cost in the ledger (a
 //!    pending transfer under the message's id, from the channel's purse to its clearing
 //!    account, carrying the message's context) and records the message `queued`. A refused
-//!    reservation (`insufficient_credits`) records nothing.
+//!    reservation (`insufficient_credits`) records nothing. A new number's customer, and a
+//!    free message's context, are made and applied in the transaction that records the
+//!    message, so a refused send leaves nothing behind.
 //! 2. The worker ([`Service::run_due`]) sends due messages in batches per channel and body
 //!    (`stage` `sending` before a request leaves), then applies each answer: accepted posts
 //!    the provider's cost (at most the reservation) and records the provider's id; refused
 //!    voids; no answer (a timeout, a 5xx) is tried again with backoff until the message's time
-//!    to live, after which it is `expired` and voided.
+//!    to live, after which it is `expired` and voided. An address the operator no longer
+//!    allows is not sent to: tried again as after an outage.
 //! 3. Status reports ([`Service::apply_statuses`]) move a message only to a status of higher
 //!    rank, so duplicates and late reports change nothing; a report that names a provider id
-//!    we have not recorded yet is parked and applied when the id is recorded.
+//!    we have not recorded yet is parked and applied when the id is recorded, and a watermark
+//!    (Messenger's delivery or read up to a time) is kept and applied to messages whose ids
+//!    are recorded after it came.
 //!
 //! Inbound messages and session steps ([`Service::receive`]) make the customer on first
 //! contact, record the message, open the customer's 24-hour window, and apply STOP-style

@@ -1,6 +1,10 @@
 //! Sending: checking a message against its channel, the customer's consent and window, its
-//! cost reserved in the ledger, the message queued (one or a tag's worth), and the reads of a
-//! message and a job.
+//! cost reserved in the ledger (or, on a free channel, its context applied with it), the
+//! message queued (one or a tag's worth), and the reads of a message and a job.
+//!
+//! A message to a number no customer holds yet is checked as one to a customer with nothing
+//! (no consent given, no window open, no messages, no payments), and the customer is made in
+//! the transaction that records the message: a refused message leaves no customer behind.
 
 use std::sync::Arc;
 
@@ -9,14 +13,18 @@ use hazina_ledger::context;
 use hazina_ledger::rules::{Action, Outcome, Posting, RejectReason, Side, TransferRequest};
 use hazina_ledger::{CustomerId, Money, OrgId, TransferId};
 use hazina_providers::messaging::{Body, Channel, DeliveryStatus};
+use hazina_providers::messenger::MessageTag;
 use serde::Serialize;
+use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use super::channels::{ChannelRecord, number_provider};
-use super::store::{self, Queued};
+use super::store::{self, Contact, Queued};
 use super::{MessagingError, Service};
 use crate::code::Code;
-use crate::customers::{self, CustomerNumber};
+use crate::customers::{self, CustomerError, CustomerNumber};
+use crate::events::types::CustomerData;
+use crate::events::{self, EventType, NewEvent};
 use crate::money::{PaymentContext, context_effects};
 
 /// Most SMS segments one message may take (1,530 GSM-7 characters, 670 UCS-2).
@@ -49,11 +57,26 @@ pub struct NewMessage {
     pub body: Body,
     /// Our earlier message (to or from the customer) this answers.
     pub reply_to: Option<Uuid>,
-    /// What the message does for the customer, applied with its cost's reservation. It names
-    /// no message (`messageId`): a message answers another through `reply_to`.
+    /// What the message does for the customer, applied with its cost's reservation (in the
+    /// transaction that records it, on a free channel). It names no message (`messageId`): a
+    /// message answers another through `reply_to`.
     pub context: Option<PaymentContext>,
     /// The payment the message is about: one of the customer's payments in the org.
     pub payment_id: Option<Uuid>,
+    /// Messenger only: the message tag it goes with, which lets it go outside the customer's
+    /// window.
+    pub provider_tag: Option<MessageTag>,
+}
+
+/// Who a message goes to, once found.
+#[derive(Debug)]
+struct To {
+    /// The customer; for a new number, the id the customer is made with.
+    customer: CustomerId,
+    /// Their address on the channel.
+    number: String,
+    /// The number to make the customer with, when no customer holds it yet.
+    new: Option<CustomerNumber>,
 }
 
 /// One status a message took.
@@ -94,6 +117,9 @@ pub struct MessageView {
     pub job_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<Uuid>,
+    /// The Messenger message tag it went with (`MESSAGE_TAG`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_tag: Option<String>,
     /// Units charged for: SMS segments, voice minutes, messages.
     pub units: i32,
     /// What its cost's reservation holds, in the channel's currency.
@@ -202,9 +228,57 @@ fn needs_window(channel: Channel, body: &Body) -> bool {
     matches!(channel, Channel::WhatsApp | Channel::Messenger) && !matches!(body, Body::Template(_))
 }
 
+/// Refuses a provider tag on a channel that takes none: only Messenger has message tags.
+fn check_provider_tag(channel: Channel, tag: Option<MessageTag>) -> Result<(), MessagingError> {
+    match tag {
+        Some(tag) if channel != Channel::Messenger => Err(MessagingError::invalid(
+            Code::UnsupportedBody,
+            format!(
+                "providerTag {} is a Messenger message tag: a {} channel takes none",
+                tag.as_str(),
+                channel.as_str()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a message that needs the customer's window when it is shut: a free-form one
+/// without a tag needs the 24-hour window; a tagged one goes outside it, but a person's answer
+/// or a survey only within 7 days of the customer's last message.
+fn check_window(
+    channel: Channel,
+    body: &Body,
+    tag: Option<MessageTag>,
+    contact: &Contact,
+) -> Result<(), MessagingError> {
+    if !needs_window(channel, body) {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let wrote_within = |max| contact.last_inbound_at.is_some_and(|at| now - at < max);
+    match tag.map(|tag| (tag, tag.since_last_message_max())) {
+        None if !contact.window_open(now) => Err(MessagingError::invalid(
+            Code::NoSessionInProgress,
+            "the customer has not written in the last 24 hours: send a template (WhatsApp) or \
+             a message tag (Messenger, providerTag)",
+        )),
+        Some((tag, Some(max))) if !wrote_within(max) => Err(MessagingError::invalid(
+            Code::NoSessionInProgress,
+            format!(
+                "{} goes only within {} days of the customer's last message",
+                tag.as_str(),
+                max.num_days()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Service {
     /// Checks and queues a message; its cost reserved first. `no_consent`,
-    /// `no_session_in_progress` and `insufficient_credits` refuse it with nothing recorded.
+    /// `no_session_in_progress` and `insufficient_credits` refuse it with nothing recorded, not
+    /// even the customer a new number would have made.
     pub async fn send(&self, new: NewMessage) -> Result<MessageView, MessagingError> {
         // A payment's context names the message that led to it; a message's would name
         // nothing the message keeps, so it is refused rather than dropped in silence.
@@ -216,22 +290,46 @@ impl Service {
         }
         let channel = self.channel(new.org, new.channel).await?;
         let units = check_body(channel.channel, &new.body)?;
-        let (customer, number) = self.recipient(&channel, &new.to).await?;
-        let contact = store::contact(&self.pool, new.org, customer, channel.id).await?;
+        check_provider_tag(channel.channel, new.provider_tag)?;
+        // A new number's customer made meanwhile by another request (a message from them, a
+        // send to them) is found on the next try, and the message checked against them.
+        for _ in 0..3 {
+            if let Some(id) = self.try_send(&new, &channel, units).await? {
+                self.wake.notify_one();
+                return self.message(new.org, id).await;
+            }
+        }
+        Err(CustomerError::Conflicting.into())
+    }
+
+    /// One try of [`Service::send`]: the message's id once queued, or `None` when the new
+    /// number it was checked for turned out to be a customer's by then (nothing was changed).
+    async fn try_send(
+        &self,
+        new: &NewMessage,
+        channel: &ChannelRecord,
+        units: i32,
+    ) -> Result<Option<Uuid>, MessagingError> {
+        let org = channel.org;
+        let to = self.recipient(channel, &new.to).await?;
+        let customer = to.customer;
+        // A customer yet to be made has given no consent, opened no window, and has no
+        // messages or payments: nothing to read.
+        let known = to.new.is_none();
+        let contact = if known {
+            store::contact(&self.pool, org, customer, channel.id).await?
+        } else {
+            Contact::default()
+        };
         if !contact.allows(channel.consent_required) {
             return Err(MessagingError::invalid(
                 Code::NoConsent,
                 "the customer has not allowed messages on this channel",
             ));
         }
-        if needs_window(channel.channel, &new.body) && !contact.window_open(Utc::now()) {
-            return Err(MessagingError::invalid(
-                Code::NoSessionInProgress,
-                "the customer has not written in the last 24 hours: send a template",
-            ));
-        }
+        check_window(channel.channel, &new.body, new.provider_tag, &contact)?;
         if let Some(reply_to) = new.reply_to
-            && !store::message_exists(&self.pool, new.org, reply_to, customer).await?
+            && !(known && store::message_exists(&self.pool, org, reply_to, customer).await?)
         {
             return Err(MessagingError::invalid(
                 Code::NotFound,
@@ -239,7 +337,7 @@ impl Service {
             ));
         }
         if let Some(payment) = new.payment_id
-            && !customer_payment_exists(&self.pool, new.org, payment, customer).await?
+            && !(known && customer_payment_exists(&self.pool, org, payment, customer).await?)
         {
             return Err(MessagingError::invalid(
                 Code::NotFound,
@@ -247,27 +345,57 @@ impl Service {
             ));
         }
         let id = Uuid::now_v7();
-        let effects = match &new.context {
-            Some(context) => {
-                Some(context_effects(&self.pool, new.org, new.app, context, &[customer]).await?)
-            }
+        let hazina = match &new.context {
+            Some(context) => Some(
+                context_effects(&self.pool, org, new.app, context, &[customer])
+                    .await?
+                    .into_hazina([customer]),
+            ),
             None => None,
         };
-        let cost = Self::cost(&channel, units)?;
+        let cost = Self::cost(channel, units)?;
+        // A new number's customer is made first, in the transaction that will record the
+        // message, and held by it: another request making the same number waits for this one
+        // to commit (and then finds the customer) or to roll back, as it does when the
+        // message is refused. Nothing else waits on it: the ledger's reservation does not
+        // read customers.
+        let mut early = None;
+        let mut made = None;
+        if let Some(number) = &to.new {
+            let tx = early.insert(self.pool.get().await?).transaction().await?;
+            if !make_customer(&tx, org, customer, number).await? {
+                return Ok(None);
+            }
+            made = Some(tx);
+        }
         if cost.is_positive() {
-            let hazina = effects.map(|effects| effects.into_hazina([customer]));
-            self.reserve(&channel, id, customer, cost, hazina).await?.map_err(refused)?;
-        } else if new.context.is_some() {
-            return Err(MessagingError::invalid(
-                Code::NotSupported,
-                "a message's context is applied with its cost: this channel's messages cost nothing",
-            ));
+            self.reserve(channel, id, customer, cost, hazina.clone()).await?.map_err(refused)?;
+        }
+        let mut late = None;
+        let tx = match made {
+            Some(tx) => tx,
+            None => late.insert(self.pool.get().await?).transaction().await?,
+        };
+        // A free message has no reservation to carry its context: it is applied here, with
+        // the message, so that all of it happens if the message is queued and none otherwise.
+        if let Some(hazina) = hazina.as_ref().filter(|_| !cost.is_positive()) {
+            apply_context(&tx, org, hazina).await?;
+        }
+        if let Some(number) = &to.new {
+            let created = CustomerData {
+                customer_id: customer.0,
+                provider: Some(number.provider.as_str().to_owned()),
+                number: Some(number.number.clone()),
+            };
+            let event =
+                NewEvent::of(EventType::CustomerCreated, &created).customer(Some(customer.0));
+            events::record(&tx, org, &[event]).await?;
         }
         let queued = Queued {
             id,
             app: new.app,
             customer: customer.0,
-            number,
+            number: to.number,
             body: serde_json::to_value(&new.body).unwrap_or_default(),
             units,
             cost_reserved: cost,
@@ -275,18 +403,20 @@ impl Service {
             job: None,
             payment: new.payment_id,
             context: new.context.as_ref().map(|_| serde_json::json!({"applied": true})),
+            provider_tag: new.provider_tag.map(MessageTag::as_str),
         };
-        store::queue(&self.pool, &channel, &[queued]).await?;
-        self.wake.notify_one();
-        self.message(new.org, id).await
+        store::insert_queued(&tx, channel, &[queued]).await?;
+        tx.commit().await?;
+        Ok(Some(id))
     }
 
-    /// The customer a recipient names, and their address on the channel.
+    /// The customer a recipient names, and their address on the channel; for a number no
+    /// customer holds, the customer to make.
     async fn recipient(
         &self,
         channel: &ChannelRecord,
         to: &Recipient,
-    ) -> Result<(CustomerId, String), MessagingError> {
+    ) -> Result<To, MessagingError> {
         let provider = number_provider(channel.channel);
         match to {
             Recipient::Customer(id) => {
@@ -299,7 +429,7 @@ impl Service {
                             format!("the customer has no {} number", provider.as_str()),
                         )
                     })?;
-                Ok((customer, number))
+                Ok(To { customer, number, new: None })
             }
             Recipient::Number(number) => {
                 if channel.channel == Channel::Email && !customers::is_email(number.trim()) {
@@ -310,9 +440,16 @@ impl Service {
                 }
                 let number = CustomerNumber { number: number.clone(), provider, partition: None }
                     .normalised()?;
-                let (customer, _) =
-                    customers::store::by_number(&self.pool, channel.org, &number).await?;
-                Ok((customer, number.number))
+                let existing =
+                    customers::existing_by_number(&self.pool, channel.org, &number).await?;
+                Ok(match existing {
+                    Some(customer) => To { customer, number: number.number, new: None },
+                    None => To {
+                        customer: CustomerId::generate(),
+                        number: number.number.clone(),
+                        new: Some(number),
+                    },
+                })
             }
         }
     }
@@ -465,6 +602,7 @@ impl Service {
                 job: Some(job.id),
                 payment: None,
                 context: None,
+                provider_tag: None,
             })
             .collect();
         let done = chunk.done;
@@ -474,6 +612,82 @@ impl Service {
         }
         Ok((rows.len(), !done))
     }
+}
+
+/// Makes the customer `id` holding `number`, in the caller's transaction (its
+/// `customer.created` event is the caller's to record); `false` when another customer holds
+/// the number by now, for the caller to roll back. A customer made by a transaction still open
+/// is waited for.
+async fn make_customer(
+    tx: &impl deadpool_postgres::GenericClient,
+    org: OrgId,
+    id: CustomerId,
+    number: &CustomerNumber,
+) -> Result<bool, MessagingError> {
+    let partition = number.partition.clone().unwrap_or_default();
+    tx.execute("INSERT INTO customers (id, org_id) VALUES ($1, $2)", &[&id.0, &org.0]).await?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO customer_numbers (org_id, provider, number, partition, customer_id)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (org_id, provider, number, partition) DO NOTHING",
+            &[&org.0, &number.provider.as_str(), &number.number, &partition, &id.0],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Applies a free message's context (the `hazina` object `context_effects` made, as a
+/// reservation would carry it) in the caller's transaction, as the ledger's store applies a
+/// transfer's (`hazina_ledger::store` `effects.rs`): the activity recorded (linked to no
+/// transfer: there is none), metadata keys and the app's data set, ending any lease.
+async fn apply_context(
+    tx: &impl deadpool_postgres::GenericClient,
+    org: OrgId,
+    hazina: &serde_json::Value,
+) -> Result<(), MessagingError> {
+    if let Some(activity) = hazina.get(context::ACTIVITY) {
+        tx.execute(
+            "INSERT INTO activities
+                 (id, org_id, customer_id, app_id, source, session_id, key, properties, at)
+             SELECT (a->>'id')::uuid, $1, (a->>'customer_id')::uuid, (a->>'app_id')::uuid,
+                 a->>'source', a->>'session_id', a->>'key',
+                 coalesce(a->'properties', '{}'::jsonb), clock_timestamp()
+             FROM (SELECT $2::jsonb AS a) AS given
+             ON CONFLICT DO NOTHING",
+            &[&org.0, &Json(activity)],
+        )
+        .await?;
+    }
+    if let Some(metadata) = hazina.get(context::METADATA) {
+        tx.execute(
+            "INSERT INTO customer_metadata (org_id, customer_id, key, value, is_text, updated_at)
+             SELECT $1, (m->>'customer_id')::uuid, s.key, decode(s.value->>'value', 'base64'),
+                 (s.value->>'is_text')::boolean, now()
+             FROM (SELECT $2::jsonb AS m) AS given,
+                 jsonb_each(coalesce(m->'set', '{}'::jsonb)) AS s
+             ON CONFLICT (org_id, customer_id, key) DO UPDATE
+                 SET value = EXCLUDED.value, is_text = EXCLUDED.is_text,
+                     updated_at = EXCLUDED.updated_at",
+            &[&org.0, &Json(metadata)],
+        )
+        .await?;
+    }
+    if let Some(data) = hazina.get(context::APP_DATA) {
+        tx.execute(
+            "INSERT INTO app_data
+                 (org_id, customer_id, app_id, value, is_text, leased_until, updated_at)
+             SELECT $1, (d->>'customer_id')::uuid, (d->>'app_id')::uuid,
+                 decode(d->>'value', 'base64'), (d->>'is_text')::boolean, NULL, now()
+             FROM (SELECT $2::jsonb AS d) AS given
+             ON CONFLICT (org_id, customer_id, app_id) DO UPDATE
+                 SET value = EXCLUDED.value, is_text = EXCLUDED.is_text, leased_until = NULL,
+                     updated_at = EXCLUDED.updated_at",
+            &[&org.0, &Json(data)],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Whether `payment` is one of the customer's payments in the org: a transfer their timeline

@@ -1,6 +1,8 @@
 //! The providers behind the channels, as the worker uses them: one send of a batch of messages
 //! with the same body, answered per message. Africa's Talking takes a batch in one request;
-//! the others take one message per request, sent a few at a time.
+//! the others take one message per request, sent a few at a time. Nothing leaves for an
+//! address the operator does not allow (any more): the channel's messages wait for it, as for
+//! an outage.
 
 use futures_util::StreamExt as _;
 use hazina_providers::africastalking::client::{
@@ -13,6 +15,7 @@ use hazina_providers::messaging::{Body, Channel, DeliveryStatus, SendResult};
 use hazina_providers::{Secret, email, messenger, meta, telegram, whatsapp};
 
 use super::channels::{ChannelRecord, ProviderKind};
+use crate::payments::ProviderHosts;
 
 /// Requests in flight at once for a provider that takes one message per request.
 const SINGLE_SENDS_IN_FLIGHT: usize = 32;
@@ -24,15 +27,32 @@ pub struct Outgoing {
     pub number: String,
     /// The provider's id of the message this one answers, where it has one.
     pub reply_to: Option<String>,
+    /// The Messenger message tag it goes with (`MESSAGE_TAG`), if any.
+    pub provider_tag: Option<String>,
 }
 
 /// Sends `body` to every one of `outgoing` on `channel`; one result per message, in order.
+/// A channel whose address `hosts` does not allow sends nothing: every message is to be tried
+/// again (the operator may allow the address again), as after an outage, and stays unpaid.
 pub async fn send_batch(
     http: HttpClient,
+    hosts: &ProviderHosts,
     channel: &ChannelRecord,
     body: &Body,
     outgoing: &[Outgoing],
 ) -> Vec<SendResult> {
+    // Checked when the channel was made, and again here: the operator's settings may have
+    // changed since, and a channel's credentials go only where they allow.
+    if let Some(known) = channel.provider.known_hosts()
+        && let Err(why) = hosts.check_known(known, &channel.base_url)
+    {
+        tracing::warn!(
+            channel = %channel.id,
+            "not sending to an address the operator does not allow"
+        );
+        let reason = format!("the operator does not allow the channel's address: {why}");
+        return vec![SendResult::Retry { reason }; outgoing.len()];
+    }
     let sent = match (channel.provider, channel.channel) {
         (ProviderKind::AfricasTalking, Channel::Sms) => sms(http, channel, body, outgoing).await,
         (ProviderKind::AfricasTalking, Channel::Voice) => calls(http, channel, outgoing).await,
@@ -148,8 +168,12 @@ async fn messenger_sends(
     let sends = outgoing.iter().map(|message| {
         let (client, token) = (&client, &token);
         async move {
-            // Inside the customer's window (the service checked it): a response.
-            let kind = messenger::MessagingType::Response;
+            // A tagged message may go outside the customer's window; any other goes inside
+            // it (the service checked), as a response.
+            let kind = message
+                .provider_tag
+                .clone()
+                .map_or(messenger::MessagingType::Response, messenger::MessagingType::MessageTag);
             match messenger::build_send(&message.number, body, &kind) {
                 Ok(request) => client.send_messenger(token, &channel.number, &request).await,
                 Err(error) => refused_build(&error),
@@ -246,6 +270,10 @@ pub fn smtp_config(channel: &ChannelRecord, http: HttpClient) -> Result<email::S
     config.timeout = http.timeout;
     config.username = channel.credential("username").map(|name| name.expose().to_owned());
     config.password = channel.credential("password");
+    let root = channel.credential("rootCertificate");
+    config.extra_root_der =
+        super::channels::smtp_root(root.as_ref().map(hazina_providers::Secret::expose))
+            .map_err(|error| error.to_string())?;
     Ok(config)
 }
 

@@ -19,7 +19,7 @@ use crate::events::{self, EventType, NewEvent};
 pub const MESSAGE_COLUMNS: &str = "m.id, m.channel_id, c.channel, m.customer_id, m.direction, \
     m.customer_number, m.body, m.status, m.reason, m.provider_message_id, m.session_id, \
     m.reply_to, m.job_id, m.payment_id, m.units, m.cost_reserved_minor, m.cost_minor, \
-    c.currency, m.created_at, m.updated_at, m.app_id";
+    c.currency, m.created_at, m.updated_at, m.app_id, m.provider_tag";
 
 /// What a customer allowed on a channel, and when they last wrote in.
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,11 +113,13 @@ pub struct Queued {
     pub job: Option<Uuid>,
     pub payment: Option<Uuid>,
     pub context: Option<serde_json::Value>,
+    /// The Messenger message tag it goes with.
+    pub provider_tag: Option<&'static str>,
 }
 
 /// Inserts queued messages with their first status and events, in the transaction of
 /// `client`; their events last.
-async fn insert_queued(
+pub(super) async fn insert_queued(
     client: &impl GenericClient,
     channel: &ChannelRecord,
     queued: &[Queued],
@@ -137,17 +139,19 @@ async fn insert_queued(
     let payments: Vec<Option<Uuid>> = queued.iter().map(|q| q.payment).collect();
     let contexts: Vec<Option<Json<&serde_json::Value>>> =
         queued.iter().map(|q| q.context.as_ref().map(Json)).collect();
+    let tags: Vec<Option<&str>> = queued.iter().map(|q| q.provider_tag).collect();
     let queued_status = DeliveryStatus::Queued;
     client
         .execute(
             "INSERT INTO messages (org_id, id, app_id, channel_id, customer_id, direction,
                  customer_number, body, stage, status, status_rank, units, cost_reserved_minor,
-                 reply_to, job_id, payment_id, context, next_attempt_at)
+                 reply_to, job_id, payment_id, context, provider_tag, next_attempt_at)
              SELECT $1, u.id, u.app, $2, u.customer, 'outbound', u.number, u.body, 'queued', $3,
-                 $4, u.units, u.cost, u.reply, u.job, u.payment, u.context, now()
+                 $4, u.units, u.cost, u.reply, u.job, u.payment, u.context, u.tag, now()
              FROM UNNEST($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::jsonb[], $10::int4[],
-                 $11::int8[], $12::uuid[], $13::uuid[], $14::uuid[], $15::jsonb[])
-                 AS u (id, app, customer, number, body, units, cost, reply, job, payment, context)",
+                 $11::int8[], $12::uuid[], $13::uuid[], $14::uuid[], $15::jsonb[], $16::text[])
+                 AS u (id, app, customer, number, body, units, cost, reply, job, payment, context,
+                     tag)",
             &[
                 &channel.org.0,
                 &channel.id,
@@ -164,6 +168,7 @@ async fn insert_queued(
                 &jobs,
                 &payments,
                 &contexts,
+                &tags,
             ],
         )
         .await?;
@@ -210,19 +215,6 @@ pub(super) fn status_event(
         job_id: job,
     };
     NewEvent::of(EventType::MessageStatusChanged, &data).app(app).customer(Some(customer))
-}
-
-/// Queues messages: rows, first statuses and events in one transaction.
-pub async fn queue(
-    pool: &Pool,
-    channel: &ChannelRecord,
-    queued: &[Queued],
-) -> Result<(), MessagingError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    insert_queued(&tx, channel, queued).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// A message with its history.
@@ -290,6 +282,7 @@ pub fn view(row: &tokio_postgres::Row) -> Result<MessageView, MessagingError> {
         cost: row.get::<_, Option<i64>>(16).map(money),
         created_at: row.get(18),
         updated_at: row.get(19),
+        provider_tag: row.get(21),
         history: Vec::new(),
     })
 }
@@ -595,18 +588,137 @@ struct Target {
     added: i32,
 }
 
+/// The columns [`targets`] reads, in order, of `messages` as `m`.
+const TARGET_COLUMNS: &str =
+    "m.provider_message_id, m.id, m.status_rank, m.customer_id, m.app_id, m.job_id";
+
+/// The messages of `rows` (read with [`TARGET_COLUMNS`] first) by provider id; a message
+/// without one yet is left out, since no report can name it.
+fn targets(rows: &[tokio_postgres::Row]) -> std::collections::HashMap<String, Target> {
+    rows.iter()
+        .filter_map(|row| {
+            let provider_id: Option<String> = row.get(0);
+            let target = Target {
+                id: row.get(1),
+                rank: row.get(2),
+                customer: row.get(3),
+                app: row.get(4),
+                job: row.get(5),
+                added: 0,
+            };
+            Some((provider_id?, target))
+        })
+        .collect()
+}
+
+/// What [`move_statuses`] did, for its caller to finish in the same transaction.
+struct Moved<'a> {
+    /// For each report, in order, whether it changed its message.
+    changed: Vec<bool>,
+    /// The reports that named no target.
+    unknown: Vec<&'a hazina_providers::messaging::StatusUpdate>,
+    /// The `message.status_changed` events of the moves, in order.
+    events: Vec<NewEvent>,
+}
+
+/// Moves `targets` (locked by the caller's transaction) by `updates`, as if one after another
+/// in the order given: a report moves its message only to a status of higher rank than the
+/// message's and every earlier report's for it (so a duplicate or a late `sent` changes
+/// nothing), with a status row and an event for each move. The events are the caller's to
+/// record.
+async fn move_statuses<'a>(
+    client: &impl GenericClient,
+    channel: &ChannelRecord,
+    targets: &mut std::collections::HashMap<String, Target>,
+    updates: &[&'a hazina_providers::messaging::StatusUpdate],
+) -> Result<Moved<'a>, MessagingError> {
+    let mut moved = Moved {
+        changed: Vec::with_capacity(updates.len()),
+        unknown: Vec::new(),
+        events: Vec::new(),
+    };
+    let mut moved_ids = Vec::new();
+    let mut moved_statuses = Vec::new();
+    let mut moved_ranks = Vec::new();
+    let mut moved_reasons = Vec::new();
+    let mut moved_seqs = Vec::new();
+    for update in updates {
+        let rank = i16::from(update.status.rank());
+        let Some(target) = targets.get_mut(&update.provider_message_id) else {
+            moved.unknown.push(update);
+            moved.changed.push(false);
+            continue;
+        };
+        if rank <= target.rank {
+            moved.changed.push(false);
+            continue;
+        }
+        target.rank = rank;
+        target.added += 1;
+        moved_ids.push(target.id);
+        moved_statuses.push(update.status.as_str());
+        moved_ranks.push(rank);
+        moved_reasons.push(update.reason.as_deref());
+        moved_seqs.push(target.added);
+        moved.events.push(status_event(
+            channel,
+            target.id,
+            target.customer,
+            target.app,
+            update.status,
+            update.reason.clone(),
+            Some(update.provider_message_id.clone()),
+            None,
+            target.job,
+        ));
+        moved.changed.push(true);
+    }
+    if !moved_ids.is_empty() {
+        // A message moved twice in the group takes its last (highest) status; its history
+        // gets both, numbered after what it had.
+        client
+            .execute(
+                "WITH u AS (
+                     SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::int2[], $5::text[],
+                         $6::int4[]) AS u (id, status, rank, reason, added)
+                 ), last AS (
+                     SELECT DISTINCT ON (id) id, status, rank, reason FROM u
+                     ORDER BY id, added DESC
+                 ), moved AS (
+                     UPDATE messages m SET status = last.status, status_rank = last.rank,
+                         reason = last.reason, updated_at = now()
+                     FROM last WHERE m.org_id = $1 AND m.id = last.id
+                 )
+                 INSERT INTO message_statuses (org_id, message_id, seq, status, reason)
+                 SELECT $1, u.id,
+                     (SELECT coalesce(max(s.seq), 0) FROM message_statuses s
+                      WHERE s.org_id = $1 AND s.message_id = u.id) + u.added,
+                     u.status, u.reason
+                 FROM u",
+                &[
+                    &channel.org.0,
+                    &moved_ids,
+                    &moved_statuses,
+                    &moved_ranks,
+                    &moved_reasons,
+                    &moved_seqs,
+                ],
+            )
+            .await?;
+    }
+    Ok(moved)
+}
+
 /// Applies status reports of one channel in one transaction, as if one after another in the
 /// order given: a report moves its message only to a status of higher rank than the
 /// message's and every earlier report's for it (so a duplicate or a late `sent` changes
 /// nothing), with a status row and an event for each move; a report naming a provider id no
 /// message has is parked until the id is recorded.
-#[allow(clippy::too_many_lines)] // One transaction's statements, in order.
 pub async fn apply_reports(
     pool: &Pool,
     channel: &ChannelRecord,
     updates: &[&hazina_providers::messaging::StatusUpdate],
 ) -> Result<Applied, MessagingError> {
-    use std::collections::HashMap;
     if updates.is_empty() {
         return Ok(Applied::default());
     }
@@ -621,98 +733,19 @@ pub async fn apply_reports(
     // Locked in id order, as every writer of many messages locks them.
     let rows = tx
         .query(
-            "SELECT provider_message_id, id, status_rank, customer_id, app_id, job_id
-             FROM messages
-             WHERE org_id = $1 AND channel_id = $2 AND direction = 'outbound'
-                 AND provider_message_id = ANY($3)
-             ORDER BY id FOR UPDATE",
+            &format!(
+                "SELECT {TARGET_COLUMNS} FROM messages m
+                 WHERE m.org_id = $1 AND m.channel_id = $2 AND m.direction = 'outbound'
+                     AND m.provider_message_id = ANY($3)
+                 ORDER BY m.id FOR UPDATE"
+            ),
             &[&channel.org.0, &channel.id, &provider_ids],
         )
         .await?;
-    let mut targets: HashMap<String, Target> = rows
-        .iter()
-        .map(|row| {
-            let target = Target {
-                id: row.get(1),
-                rank: row.get(2),
-                customer: row.get(3),
-                app: row.get(4),
-                job: row.get(5),
-                added: 0,
-            };
-            (row.get(0), target)
-        })
-        .collect();
-    let mut applied = Applied { changed: Vec::with_capacity(updates.len()), parked: Vec::new() };
-    let mut moved_ids = Vec::new();
-    let mut moved_statuses = Vec::new();
-    let mut moved_ranks = Vec::new();
-    let mut moved_reasons = Vec::new();
-    let mut moved_seqs = Vec::new();
-    let mut events = Vec::new();
-    let mut parked: Vec<&hazina_providers::messaging::StatusUpdate> = Vec::new();
-    for update in updates {
-        let rank = i16::from(update.status.rank());
-        let Some(target) = targets.get_mut(&update.provider_message_id) else {
-            parked.push(update);
-            applied.changed.push(false);
-            continue;
-        };
-        if rank <= target.rank {
-            applied.changed.push(false);
-            continue;
-        }
-        target.rank = rank;
-        target.added += 1;
-        moved_ids.push(target.id);
-        moved_statuses.push(update.status.as_str());
-        moved_ranks.push(rank);
-        moved_reasons.push(update.reason.as_deref());
-        moved_seqs.push(target.added);
-        events.push(status_event(
-            channel,
-            target.id,
-            target.customer,
-            target.app,
-            update.status,
-            update.reason.clone(),
-            Some(update.provider_message_id.clone()),
-            None,
-            target.job,
-        ));
-        applied.changed.push(true);
-    }
-    if !moved_ids.is_empty() {
-        // A message moved twice in the group takes its last (highest) status; its history
-        // gets both, numbered after what it had.
-        tx.execute(
-            "WITH u AS (
-                 SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::int2[], $5::text[], $6::int4[])
-                     AS u (id, status, rank, reason, added)
-             ), last AS (
-                 SELECT DISTINCT ON (id) id, status, rank, reason FROM u ORDER BY id, added DESC
-             ), moved AS (
-                 UPDATE messages m SET status = last.status, status_rank = last.rank,
-                     reason = last.reason, updated_at = now()
-                 FROM last WHERE m.org_id = $1 AND m.id = last.id
-             )
-             INSERT INTO message_statuses (org_id, message_id, seq, status, reason)
-             SELECT $1, u.id,
-                 (SELECT coalesce(max(s.seq), 0) FROM message_statuses s
-                  WHERE s.org_id = $1 AND s.message_id = u.id) + u.added,
-                 u.status, u.reason
-             FROM u",
-            &[
-                &channel.org.0,
-                &moved_ids,
-                &moved_statuses,
-                &moved_ranks,
-                &moved_reasons,
-                &moved_seqs,
-            ],
-        )
-        .await?;
-    }
+    let mut targets = targets(&rows);
+    let moved = move_statuses(&tx, channel, &mut targets, updates).await?;
+    let mut applied = Applied { changed: moved.changed, parked: Vec::new() };
+    let parked = moved.unknown;
     if !parked.is_empty() {
         let ids: Vec<&str> = parked.iter().map(|u| u.provider_message_id.as_str()).collect();
         let statuses: Vec<&str> = parked.iter().map(|u| u.status.as_str()).collect();
@@ -728,9 +761,127 @@ pub async fn apply_reports(
         .await?;
         applied.parked = ids.into_iter().map(str::to_owned).collect();
     }
-    events::record(&tx, channel.org, &events).await?;
+    events::record(&tx, channel.org, &moved.events).await?;
     tx.commit().await?;
     Ok(applied)
+}
+
+/// Keeps a watermark (Messenger's `delivery` or `read` without `mids`: every message to the
+/// customer at `number` recorded up to `up_to` is delivered or read) and applies it, in one
+/// transaction; how many messages it moved.
+///
+/// A message whose send has no answer yet has no provider id, and cannot be moved; the
+/// watermark is kept so that the transaction recording the id applies it
+/// ([`apply_kept_watermarks`]). Neither may miss the other: this transaction locks every
+/// message the watermark covers, provider id or not, before it looks at their ids. A send's
+/// answer recorded first (its row locked) is waited for and seen; one recorded after waits
+/// for this transaction's commit, and then reads the watermark kept here.
+///
+/// The messages are found through `customer`, the customer who holds the number now (their
+/// messages' index); a number nobody holds has no message still to be answered, and its
+/// watermark is only kept.
+pub async fn apply_watermark(
+    pool: &Pool,
+    channel: &ChannelRecord,
+    customer: Option<CustomerId>,
+    number: &str,
+    status: DeliveryStatus,
+    up_to: DateTime<Utc>,
+) -> Result<usize, MessagingError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO messaging_watermarks (org_id, channel_id, customer_number, status, up_to)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (org_id, channel_id, customer_number, status) DO UPDATE SET
+             up_to = greatest(messaging_watermarks.up_to, EXCLUDED.up_to), updated_at = now()",
+        &[&channel.org.0, &channel.id, &number, &status.as_str(), &up_to],
+    )
+    .await?;
+    let Some(customer) = customer else {
+        tx.commit().await?;
+        return Ok(0);
+    };
+    // Locked in id order, as every writer of many messages locks them.
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {TARGET_COLUMNS}, coalesce(m.sending_at, m.created_at) <= $3
+                 FROM messages m
+                 WHERE m.org_id = $1 AND m.customer_id = $2 AND m.created_at <= $3
+                     AND m.channel_id = $4 AND m.direction = 'outbound'
+                     AND m.customer_number = $5 AND m.status_rank < $6
+                 ORDER BY m.id FOR UPDATE"
+            ),
+            &[&channel.org.0, &customer.0, &up_to, &channel.id, &number, &i16::from(status.rank())],
+        )
+        .await?;
+    // Every message queued by then is locked (a send's answer waits for the watermark to be
+    // kept), but one is moved only if its request had left by the watermark's time: a message
+    // queued before the customer read the conversation, and sent after, is not read.
+    let rows: Vec<_> = rows.into_iter().filter(|row| row.get::<_, bool>(row.len() - 1)).collect();
+    let mut targets = targets(&rows);
+    let updates: Vec<hazina_providers::messaging::StatusUpdate> = targets
+        .keys()
+        .map(|provider_id| hazina_providers::messaging::StatusUpdate {
+            provider_message_id: provider_id.clone(),
+            status,
+            reason: None,
+            cost: None,
+            at: Some(up_to),
+        })
+        .collect();
+    let updates: Vec<&hazina_providers::messaging::StatusUpdate> = updates.iter().collect();
+    let moved = move_statuses(&tx, channel, &mut targets, &updates).await?;
+    events::record(&tx, channel.org, &moved.events).await?;
+    tx.commit().await?;
+    Ok(moved.changed.iter().filter(|changed| **changed).count())
+}
+
+/// Moves the messages `ids` of the channel, whose provider ids `client`'s transaction has just
+/// recorded ([`finish_sends`], which locked them), by the kept watermarks that cover them
+/// ([`apply_watermark`]), delivered before read. The events of the moves, to be recorded in the
+/// same transaction.
+pub async fn apply_kept_watermarks(
+    client: &impl GenericClient,
+    channel: &ChannelRecord,
+    ids: &[Uuid],
+) -> Result<Vec<NewEvent>, MessagingError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {TARGET_COLUMNS}, w.status, w.up_to FROM messages m
+                 JOIN messaging_watermarks w ON w.org_id = m.org_id
+                     AND w.channel_id = m.channel_id AND w.customer_number = m.customer_number
+                 WHERE m.org_id = $1 AND m.id = ANY($2) AND m.channel_id = $3
+                     AND m.provider_message_id IS NOT NULL AND w.org_id = $1
+                     AND w.channel_id = $3 AND m.sending_at <= w.up_to"
+            ),
+            &[&channel.org.0, &ids, &channel.id],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut updates: Vec<hazina_providers::messaging::StatusUpdate> = rows
+        .iter()
+        .filter_map(|row| {
+            Some(hazina_providers::messaging::StatusUpdate {
+                provider_message_id: row.get::<_, Option<String>>(0)?,
+                status: DeliveryStatus::from_name(row.get(6))?,
+                reason: None,
+                cost: None,
+                at: Some(row.get(7)),
+            })
+        })
+        .collect();
+    updates.sort_by_key(|update| update.status.rank());
+    let updates: Vec<&hazina_providers::messaging::StatusUpdate> = updates.iter().collect();
+    let mut targets = targets(&rows);
+    Ok(move_statuses(client, channel, &mut targets, &updates).await?.events)
 }
 
 /// Of `provider_ids`, those a message of the channel has now.

@@ -10,7 +10,7 @@ use chrono::Utc;
 use futures_util::StreamExt as _;
 use hazina_ledger::rules::{Action, Outcome, TransferRequest};
 use hazina_ledger::{Money, OrgId, TransferId};
-use hazina_providers::messaging::{Body, DeliveryStatus, SendResult};
+use hazina_providers::messaging::{Body, Channel, DeliveryStatus, SendResult};
 use uuid::Uuid;
 
 use super::channels::ChannelRecord;
@@ -43,6 +43,8 @@ struct Claimed {
     job: Option<Uuid>,
     /// The provider's id of the message this one answers.
     reply_to: Option<String>,
+    /// The Messenger message tag it goes with.
+    provider_tag: Option<String>,
 }
 
 /// What became of one message.
@@ -127,6 +129,7 @@ impl Service {
             }
         }
         let http = hazina_providers::http::HttpClient { timeout: settings.provider_timeout };
+        let hosts = &settings.provider_hosts;
         let sends = batches.into_iter().map(|(channel, messages)| async move {
             let settled = match serde_json::from_value::<Body>(messages[0].body.clone()) {
                 Ok(body) => {
@@ -135,9 +138,10 @@ impl Service {
                         .map(|m| Outgoing {
                             number: m.number.clone(),
                             reply_to: m.reply_to.clone(),
+                            provider_tag: m.provider_tag.clone(),
                         })
                         .collect();
-                    let results = send_batch(http, &channel, &body, &outgoing).await;
+                    let results = send_batch(http, hosts, &channel, &body, &outgoing).await;
                     messages
                         .into_iter()
                         .zip(results)
@@ -166,7 +170,9 @@ impl Service {
     }
 
     /// Claims due messages: `sending` from now, and due again after the provider's timeout
-    /// and some, should this process stop mid-send.
+    /// and some, should this process stop mid-send. The due messages of every org are read in
+    /// the claim's order through `messages_claim` (migration 0022), so a claim reads only the
+    /// rows it takes, however long the backlog.
     async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, MessagingError> {
         let lease = self.settings().provider_timeout.as_secs_f64() * 2.0 + 30.0;
         let client = self.pool.get().await?;
@@ -182,7 +188,8 @@ impl Service {
                      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
                  )
                  UPDATE messages m SET stage = 'sending', attempts = m.attempts + 1,
-                     next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
+                     next_attempt_at = now() + make_interval(secs => $2), updated_at = now(),
+                     sending_at = now()
                  FROM due WHERE m.ctid = due.ctid AND m.org_id = due.org_id AND m.id = due.id
                  RETURNING m.org_id, m.id, m.app_id, m.channel_id, m.customer_id,
                      m.customer_number, m.body, m.cost_reserved_minor, m.attempts, m.created_at,
@@ -190,7 +197,8 @@ impl Service {
                      CASE WHEN m.reply_to IS NOT NULL THEN
                          (SELECT r.provider_message_id FROM messages r
                           WHERE r.org_id = m.org_id AND r.id = m.reply_to)
-                     END",
+                     END,
+                     m.provider_tag",
                 &[&i64::try_from(limit).unwrap_or(i64::MAX), &lease],
             )
             .await?;
@@ -209,12 +217,14 @@ impl Service {
                 created_at: row.get(9),
                 job: row.get(10),
                 reply_to: row.get(11),
+                provider_tag: row.get(12),
             })
             .collect())
     }
 
     /// Applies the answers of one batch: the ledger first, then the rows, statuses and events
-    /// in one transaction, then any reports that came before the provider's ids were known.
+    /// in one transaction (with the watermarks kept for the messages), then any reports that
+    /// came before the provider's ids were known.
     #[allow(clippy::too_many_lines)] // The ledger, then one transaction, then parked reports.
     async fn settle(
         &self,
@@ -324,6 +334,18 @@ impl Service {
                 *cost,
                 message.job,
             ));
+        }
+        // Watermarks that came before these answers (Messenger's alone), applied in the
+        // transaction that records the provider ids: `store::apply_watermark`.
+        if channel.channel == Channel::Messenger {
+            let ids: Vec<Uuid> = finished
+                .iter()
+                .filter(|(message, _, _, provider_id, _)| {
+                    provider_id.is_some() && changed.contains_key(&message.id)
+                })
+                .map(|(message, ..)| message.id)
+                .collect();
+            events.extend(store::apply_kept_watermarks(&tx, channel, &ids).await?);
         }
         let retries: Vec<(Uuid, &str, std::time::Duration)> = retries
             .iter()

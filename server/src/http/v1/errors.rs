@@ -422,8 +422,8 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
     ),
     ("list_messaging_channels", &[ORG_KEY, CREDENTIALS]),
     ("get_messaging_channel", &[ORG_KEY, NOT_FOUND, CREDENTIALS]),
-    // 404: the customer named by id, or the context's; `not_found` (422): a `replyTo` that is
-    // no message of the customer's.
+    // 404: the customer named by id, or the context's; `not_found` (422): a `replyTo` or a
+    // `paymentId` that is no message or payment of the customer's.
     (
         "send_message",
         &[
@@ -441,7 +441,6 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
                 Code::NoConsent,
                 Code::NoSessionInProgress,
                 Code::NotFound,
-                Code::NotSupported,
                 Code::UnsupportedBody,
             ]),
             conflict(&[Code::LedgerRefused]),

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use hazina_ledger::{AccountId, Money};
 use hazina_providers::messaging::{Body as MessageBody, Channel};
+use hazina_providers::messenger::MessageTag;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -72,7 +73,10 @@ pub struct NewMessagingChannel {
         pattern = r"^(https?|smtps?|smtp\+starttls)://[^\s\u0000]+$"
     )]
     pub base_url: String,
-    /// Africa's Talking: `username`, `apiKey`. Sealed at rest, never shown again.
+    /// Africa's Talking: `username`, `apiKey`. Meta: `accessToken`, `appSecret`,
+    /// `verifyToken`, and `phoneNumberId` for WhatsApp. Telegram: `botToken`. SMTP:
+    /// `username`, `password`, and `rootCertificate` (base64 DER) for a relay whose
+    /// certificate a private CA signs. Sealed at rest, never shown again.
     #[schema(value_type = BTreeMap<String, String>)]
     pub credentials: BTreeMap<String, String>,
     /// What one unit costs: an SMS segment, a voice minute, a message.
@@ -329,7 +333,8 @@ pub struct SendMessage {
     /// Our earlier message with this customer that this answers.
     pub reply_to: Option<Uuid>,
     /// What the message does for the customer (an activity, metadata, the app's data),
-    /// applied with its cost's reservation: all of it if the message is queued, none otherwise.
+    /// applied with its cost's reservation, or with the message itself on a channel whose
+    /// messages cost nothing: all of it if the message is queued, none otherwise.
     /// A message's context cannot name a message: its `messageId` is refused (422
     /// `invalid_body`); name the message this one answers with `replyTo`.
     pub context: Option<PaymentContext>,
@@ -338,12 +343,39 @@ pub struct SendMessage {
     /// its context, or one through a provider made with them). Any other id is refused (422
     /// `not_found`) and nothing is sent.
     pub payment_id: Option<Uuid>,
+    /// Messenger only: a message tag, for a non-promotional update the customer expects.
+    /// Tagged, a text or media message may go outside the customer's 24-hour window (a
+    /// `HUMAN_AGENT` answer or a `CUSTOMER_FEEDBACK` survey within 7 days of their last
+    /// message), and it goes as Messenger's `MESSAGE_TAG` with the tag, inside the window too.
+    /// Meta's policy decides what each tag may carry: never promotions. On any other channel
+    /// a tag is refused (422 `unsupported_body`); a value not listed is refused too (422
+    /// `invalid_body`).
+    #[schema(value_type = Option<MessengerTag>)]
+    pub provider_tag: Option<MessageTag>,
 }
+
+/// The document's name for a Messenger message tag: every tag the Send API takes, listed.
+#[derive(Debug)]
+pub struct MessengerTag;
+
+impl utoipa::PartialSchema for MessengerTag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(MessageTag::ALL.map(MessageTag::as_str)))
+            .description(Some("A Messenger message tag, such as `POST_PURCHASE_UPDATE`."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MessengerTag {}
 
 /// Sends a message to a customer: checked (`unsupported_body`, `message_too_long`,
 /// `no_consent`, `no_session_in_progress`), its cost reserved from the channel's purse
 /// (`insufficient_credits`), then queued and sent in the background. The answer is the
-/// message, `queued`; each later status is a `message.status_changed` event.
+/// message, `queued`; each later status is a `message.status_changed` event. A refused
+/// message changes nothing: a new `customerNumber` makes its customer only with a message
+/// that is queued.
 #[utoipa::path(post, operation_id = "send_message", path = "/v1/messages", tag = "messaging", request_body = SendMessage,
     responses((status = 201, body = MessageView)))]
 async fn send_message(
@@ -372,6 +404,7 @@ async fn send_message(
             reply_to: new.reply_to,
             context: new.context,
             payment_id: new.payment_id,
+            provider_tag: new.provider_tag,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(message)).into_response())

@@ -369,3 +369,217 @@ async fn the_messenger_handshake_echoes_the_challenge_only_for_the_channel_s_ver
     let (status, body) = handshake(forged, query("subscribe", &verify_token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
+
+#[tokio::test]
+async fn watermarks_that_come_before_the_send_s_answer_still_move_the_message() {
+    let env = start().await;
+    let messenger = messenger(&env).await;
+    // Meta says nothing of its own: only the customer's client moves the message on.
+    messenger.simulator.script(PSID, Script::stop(Outcome::StopAtSent));
+    customer_writes(&env, &messenger, PSID, "Where is my parcel?").await;
+
+    // Meta takes the send, but its answer (the message's id) is slow to come back.
+    messenger.simulator.hold_answers(PSID);
+    let id = send_text(&env, &messenger, json!({"customerNumber": PSID}), "On its way").await;
+    wait_for("the send's answer held back", Duration::from_secs(20), || async {
+        (messenger.simulator.held_answers() == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    // Meanwhile the customer's client (an older one, without `mids`) reports the message
+    // delivered and then read: watermarks naming no message, for one whose provider id we do
+    // not know yet.
+    let delivered = messenger
+        .simulator
+        .messenger_receipt(PSID, MessengerReceipt::Delivered { mids: Vec::new() })
+        .await;
+    assert_eq!(delivered.status, Some(200), "{delivered:?}");
+    let read = messenger.simulator.messenger_receipt(PSID, MessengerReceipt::Read).await;
+    assert_eq!(read.status, Some(200), "{read:?}");
+    let waiting = env.message(&id).await;
+    assert_eq!(waiting["providerMessageId"], Value::Null, "{waiting}");
+    assert_eq!(statuses(&waiting), ["queued"]);
+
+    // The answer comes: the watermarks kept for the customer move the message, in order.
+    messenger.simulator.release_answers(PSID);
+    let message = wait_status(&env, &id, "read").await;
+    assert_eq!(statuses(&message), ["queued", "sent", "delivered", "read"]);
+    assert_eq!(told(&env, &id).await, ["queued", "sent", "delivered", "read"]);
+    let requests = messenger.simulator.requests();
+    let last = requests.last().unwrap();
+    assert_eq!(message["providerMessageId"], json!(last.message_id), "{message}");
+
+    // A kept watermark covers only what was recorded before it: the next message stays sent
+    // (the watermarks are applied in the transaction that records its provider id, so it is
+    // final once it is `sent`).
+    let next =
+        send_text(&env, &messenger, json!({"customerNumber": PSID}), "Out for delivery").await;
+    let sent = wait_status(&env, &next, "sent").await;
+    assert_eq!(statuses(&sent), ["queued", "sent"]);
+    assert_eq!(statuses(&env.message(&id).await), ["queued", "sent", "delivered", "read"]);
+}
+
+/// Moves the customer's last message to us `ago` into the past, for us and for Meta: their
+/// window shut as time would have shut it.
+async fn wrote_ago(env: &Env, messenger: &Messenger, psid: &str, ago: chrono::TimeDelta) {
+    let at = chrono::Utc::now() - ago;
+    messenger.simulator.set_last_inbound(Product::Messenger, psid, Some(at));
+    let client = env.server.db.pool().get().await.unwrap();
+    let moved = client
+        .execute(
+            "UPDATE messaging_contacts SET last_inbound_at = $3
+             WHERE org_id = $1 AND channel_id = $2
+                 AND customer_id = (SELECT customer_id FROM customer_numbers
+                                    WHERE org_id = $1 AND number = $4)",
+            &[&env.server.org.0, &messenger.id().parse::<uuid::Uuid>().unwrap(), &at, &psid],
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+}
+
+/// A message to `psid` with `providerTag` `tag` (none for `Null`); the answer.
+async fn send_tagged(
+    env: &Env,
+    messenger: &Messenger,
+    psid: &str,
+    tag: Value,
+) -> (StatusCode, Value) {
+    let mut request = json!({
+        "channelId": messenger.id(), "customerNumber": psid,
+        "body": {"kind": "text", "text": "Your parcel KE-1042 was delivered."},
+    });
+    if !tag.is_null() {
+        request["providerTag"] = tag;
+    }
+    env.send(&request).await
+}
+
+#[tokio::test]
+async fn a_tagged_messenger_message_goes_as_a_message_tag_outside_the_window_too() {
+    let env = start().await;
+    let messenger = messenger(&env).await;
+    for psid in [PSID, SILENT_PSID] {
+        messenger.simulator.script(psid, Script::stop(Outcome::StopAtDelivered));
+    }
+    let refused = |answer: (StatusCode, Value), code: &str| {
+        assert_eq!(
+            (answer.0, answer.1["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{}",
+            answer.1
+        );
+    };
+
+    // A customer who never wrote: untagged, or a person's answer (7 days after their last
+    // message, of which there is none), refused before anything is made or sent.
+    refused(
+        send_tagged(&env, &messenger, SILENT_PSID, Value::Null).await,
+        "no_session_in_progress",
+    );
+    refused(
+        send_tagged(&env, &messenger, SILENT_PSID, json!("HUMAN_AGENT")).await,
+        "no_session_in_progress",
+    );
+    assert_eq!(messenger.simulator.request_count(), 0);
+    assert!(events(&env, "customer.created").await.is_empty());
+    // An update on their purchase goes, as MESSAGE_TAG with its tag.
+    let (status, sent) =
+        send_tagged(&env, &messenger, SILENT_PSID, json!("POST_PURCHASE_UPDATE")).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert_eq!(sent["providerTag"], "POST_PURCHASE_UPDATE", "{sent}");
+    let id = sent["id"].as_str().unwrap().to_owned();
+    let delivered = wait_status(&env, &id, "delivered").await;
+    assert_eq!(delivered["providerTag"], "POST_PURCHASE_UPDATE", "{delivered}");
+    let requests = messenger.simulator.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].status, Some(200));
+    assert_eq!(requests[0].body["recipient"], json!({"id": SILENT_PSID}));
+    assert_eq!(requests[0].body["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(requests[0].body["tag"], "POST_PURCHASE_UPDATE");
+
+    // A customer who wrote two days ago: untagged refused; a person's answer goes.
+    customer_writes(&env, &messenger, PSID, "Can someone call me?").await;
+    wrote_ago(&env, &messenger, PSID, chrono::TimeDelta::days(2)).await;
+    refused(send_tagged(&env, &messenger, PSID, Value::Null).await, "no_session_in_progress");
+    let (status, sent) = send_tagged(&env, &messenger, PSID, json!("HUMAN_AGENT")).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    wait_status(&env, sent["id"].as_str().unwrap(), "delivered").await;
+    let requests = messenger.simulator.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(
+        (&requests[1].body["messaging_type"], &requests[1].body["tag"]),
+        (&json!("MESSAGE_TAG"), &json!("HUMAN_AGENT"))
+    );
+
+    // Inside the window, a tag still goes as a tag (Meta takes it there too).
+    customer_writes(&env, &messenger, PSID, "Thanks!").await;
+    let (status, sent) = send_tagged(&env, &messenger, PSID, json!("ACCOUNT_UPDATE")).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    wait_status(&env, sent["id"].as_str().unwrap(), "delivered").await;
+    let requests = messenger.simulator.requests();
+    assert_eq!(
+        (&requests[2].body["messaging_type"], &requests[2].body["tag"]),
+        (&json!("MESSAGE_TAG"), &json!("ACCOUNT_UPDATE"))
+    );
+
+    // Meta holds a person's answer to 7 days too: when its clock says the customer wrote 8
+    // days ago (ours, a moment ago), Meta refuses, and the message ends as our check would
+    // have ended it.
+    messenger.simulator.set_last_inbound(
+        Product::Messenger,
+        PSID,
+        Some(chrono::Utc::now() - chrono::TimeDelta::days(8)),
+    );
+    let (status, sent) = send_tagged(&env, &messenger, PSID, json!("HUMAN_AGENT")).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let ended = wait_status(&env, sent["id"].as_str().unwrap(), "no_session_in_progress").await;
+    assert_eq!(statuses(&ended), ["queued", "no_session_in_progress"]);
+    assert_eq!(messenger.simulator.requests()[3].status, Some(400));
+
+    // A value Messenger does not know, or a tag on a channel without tags: refused.
+    for tag in [json!("SHIPPING_UPDATE"), json!("account_update"), json!("")] {
+        refused(send_tagged(&env, &messenger, PSID, tag).await, "invalid_body");
+    }
+    let sms = env.channel("sms", "21525", None).await;
+    let (status, body) = env
+        .send(&json!({
+            "channelId": sms["id"], "customerNumber": "+254711000001",
+            "body": {"kind": "text", "text": "Your parcel was delivered."},
+            "providerTag": "POST_PURCHASE_UPDATE",
+        }))
+        .await;
+    refused((status, body), "unsupported_body");
+    assert_eq!(messenger.simulator.request_count(), 4);
+    assert!(env.at.sms_requests().is_empty());
+}
+
+/// A watermark covers what had been sent by its time, not what was merely queued: a message
+/// whose first request hung, read past by the customer meanwhile and sent again after, is
+/// delivered but not read until a later read covers it.
+#[tokio::test]
+async fn a_read_before_a_message_went_out_does_not_mark_it_read() {
+    let env = start().await;
+    let messenger = messenger(&env).await;
+    messenger.simulator.script(PSID, Script::stop(Outcome::StopAtDelivered));
+    customer_writes(&env, &messenger, PSID, "Any news?").await;
+    messenger.simulator.fail_next(1, meta::Outage::Hang);
+    let id = send_text(&env, &messenger, json!({"customerNumber": PSID}), "Tomorrow").await;
+    wait_for("the first request hanging", Duration::from_secs(20), || async {
+        (messenger.simulator.request_count() == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    // The customer reads the conversation while our first request hangs.
+    let read = messenger.simulator.messenger_receipt(PSID, MessengerReceipt::Read).await;
+    assert_eq!(read.status, Some(200), "{read:?}");
+    // The request times out and is sent again, after the read: delivered, not read.
+    let delivered = wait_status(&env, &id, "delivered").await;
+    assert_eq!(statuses(&delivered), ["queued", "sent", "delivered"]);
+    assert_eq!(messenger.simulator.request_count(), 2);
+    // A read after it covers it.
+    let read = messenger.simulator.messenger_receipt(PSID, MessengerReceipt::Read).await;
+    assert_eq!(read.status, Some(200), "{read:?}");
+    let message = wait_status(&env, &id, "read").await;
+    assert_eq!(statuses(&message), ["queued", "sent", "delivered", "read"]);
+}

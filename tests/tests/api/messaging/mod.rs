@@ -4,6 +4,7 @@
 //! providers' channels are in `channels`.
 
 mod channels;
+mod email_tls;
 mod fields;
 mod messenger;
 mod outage;

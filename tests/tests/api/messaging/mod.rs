@@ -94,6 +94,16 @@ impl Env {
         body
     }
 
+    /// The statuses `message.status_changed` events told, in order.
+    pub(super) async fn told_statuses(&self) -> Vec<String> {
+        let path = "/v1/events?types=message.status_changed&limit=50";
+        let (status, events) = self.server.get(&self.server.org_key, path).await;
+        assert_eq!(status, StatusCode::OK, "{events}");
+        (events["events"].as_array().unwrap().iter())
+            .map(|event| event["data"]["status"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub(super) async fn send(&self, body: &Value) -> (StatusCode, Value) {
         self.server.post(&self.server.app_key, "/v1/messages", body).await
     }
@@ -148,17 +158,7 @@ async fn an_sms_goes_out_on_the_wire_its_reports_apply_once_in_order_and_its_cos
     let clearing = env.balance(channel["clearingAccountId"].as_str().unwrap()).await;
     assert!(clearing == "0.80/0.80" || clearing == "-0.80/-0.80", "{clearing}");
     // Each change was an event for the customer.
-    let (_, events) = env
-        .server
-        .get(&env.server.org_key, "/v1/events?types=message.status_changed&limit=50")
-        .await;
-    let told: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["data"]["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(told, vec!["queued", "sent", "delivered"]);
+    assert_eq!(env.told_statuses().await, ["queued", "sent", "delivered"]);
 }
 
 #[tokio::test]

@@ -158,15 +158,5 @@ async fn a_provider_that_hangs_is_given_up_at_the_timeout_retried_after_backoff_
     let waited = (at(&history[1]) - at(&history[0])).to_std().unwrap();
     assert!(waited >= RETRY_BASE + PROVIDER_TIMEOUT, "sent {waited:?} after queued");
     // And every change was an event: none for the attempts that hung.
-    let (_, events) = env
-        .server
-        .get(&env.server.org_key, "/v1/events?types=message.status_changed&limit=50")
-        .await;
-    let told: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["data"]["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(told, ["queued", "sent", "delivered"]);
+    assert_eq!(env.told_statuses().await, ["queued", "sent", "delivered"]);
 }

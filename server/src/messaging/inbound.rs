@@ -72,32 +72,10 @@ impl Service {
         channel: &ChannelRecord,
         provider_ids: &[String],
     ) -> Result<(), MessagingError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "DELETE FROM message_reports_parked
-                 WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = ANY($3)
-                 RETURNING provider_message_id, status, reason",
-                &[&channel.org.0, &channel.id, &provider_ids],
-            )
-            .await?;
-        drop(client);
-        if rows.is_empty() {
+        let updates = super::store::take_parked(&self.pool, channel, provider_ids).await?;
+        if updates.is_empty() {
             return Ok(());
         }
-        let mut updates: Vec<StatusUpdate> = rows
-            .iter()
-            .filter_map(|row| {
-                Some(StatusUpdate {
-                    provider_message_id: row.get(0),
-                    status: DeliveryStatus::from_name(row.get(1))?,
-                    reason: row.get(2),
-                    cost: None,
-                    at: None,
-                })
-            })
-            .collect();
-        updates.sort_by_key(|update| update.status.rank());
         self.apply_statuses(channel, &updates).await?;
         Ok(())
     }

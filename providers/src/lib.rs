@@ -23,6 +23,7 @@ pub mod momo_client;
 pub mod mpesa;
 pub mod mpesa_client;
 pub mod sms;
+pub mod statements;
 pub mod telegram;
 pub mod whatsapp;
 pub mod wire;

@@ -18,6 +18,7 @@ pub mod messaging;
 pub mod metrics;
 pub mod money;
 pub mod payments;
+pub mod reconciliation;
 pub mod schema;
 pub mod secrets;
 pub mod tenancy;

@@ -35,6 +35,7 @@ pub struct Services {
     pub webhooks: Arc<crate::webhooks::Service>,
     /// Messaging channels, messages, consent and sessions.
     pub messaging: Arc<crate::messaging::Service>,
+    pub reconciliation: Arc<crate::reconciliation::Service>,
 }
 
 impl Services {
@@ -84,7 +85,23 @@ impl Services {
             pipeline.clone(),
             Arc::clone(&payments),
         ));
-        Self { pool, reports: store.clone(), store, pipeline, money, payments, webhooks, messaging }
+        let reconciliation = Arc::new(crate::reconciliation::Service::new(
+            pool.clone(),
+            store.clone(),
+            pipeline.clone(),
+            Arc::clone(&payments),
+        ));
+        Self {
+            pool,
+            reports: store.clone(),
+            store,
+            pipeline,
+            money,
+            payments,
+            webhooks,
+            messaging,
+            reconciliation,
+        }
     }
 
     /// The same services with reports (statements, trial balance, general ledger) on a pool

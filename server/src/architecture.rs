@@ -15,6 +15,7 @@ const SERVICES: &[&str] = &[
     "metrics.rs",
     "money",
     "payments",
+    "reconciliation",
     "secrets.rs",
     "tenancy.rs",
     "webhooks",

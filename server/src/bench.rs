@@ -115,6 +115,13 @@ pub struct BenchArgs {
     /// are analysed, so that plans are made on the org's messages (0: none, the cold start).
     #[arg(long, default_value_t = 2_000)]
     pub warm_up: usize,
+    /// Measure reconciliation instead: `--lines` transfers on a channel's clearing account,
+    /// then a statement of as many lines imported and matched against them.
+    #[arg(long)]
+    pub reconcile: bool,
+    /// With `--reconcile`: statement lines (and transfers).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub lines: usize,
 }
 
 /// What one run measured.

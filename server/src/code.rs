@@ -74,6 +74,8 @@ codes! {
     DatabaseUnavailable = "database_unavailable",
     /// The id was used before for a different request.
     DuplicateRequest = "duplicate_request",
+    /// The reconciliation exception is resolved already.
+    ExceptionResolved = "exception_resolved",
     /// The id is already taken.
     IdAlreadyUsed = "id_already_used",
     /// The Idempotency-Key was used before with a different request.
@@ -189,9 +191,13 @@ codes! {
     OrgKeyRequired = "org_key_required",
     /// The ledger's queue is full; retry shortly.
     Overloaded = "overloaded",
+    /// The payment is settled already; it cannot be settled again.
+    PaymentAlreadySettled = "payment_already_settled",
     /// The payment was not made: `paymentStatus` says why in the platform's words, `reason` in
     /// the ledger's or the provider's.
     PaymentFailed = "payment_failed",
+    /// The payment's reservation is still being made: nothing was sent yet.
+    PaymentNotSent = "payment_not_sent",
     /// The provider refused the request.
     ProviderRefused = "provider_refused",
     /// The provider did not answer; retry later.
@@ -200,14 +206,22 @@ codes! {
     ProviderUrlNotAllowed = "provider_url_not_allowed",
     /// Too many requests; retry after the Retry-After header's seconds.
     RateLimited = "rate_limited",
+    /// A decision that changes the books by hand must say why.
+    ReasonRequired = "reason_required",
     /// The event is no session step waiting on a reply: not a USSD or voice step, answered
     /// already (by the app's webhook, an earlier reply or the channel's fallback), or past its
     /// deadline.
     ReplyNotAwaited = "reply_not_awaited",
+    /// This resolution does not fit the exception (its kind, direction or what it names).
+    ResolutionNotAllowed = "resolution_not_allowed",
     /// Another customer holds this secondary id.
     SecondaryIdTaken = "secondary_id_taken",
     /// The database holds several orgs; name one.
     SeveralOrgs = "several_orgs",
+    /// The statement is in another currency than the channel's: it belongs to another account.
+    StatementNotForChannel = "statement_not_for_channel",
+    /// The statement file is not one of the formats read, or is malformed: `detail` says where.
+    StatementUnreadable = "statement_unreadable",
     /// The request was not completed in time; its outcome is unknown until retried with the same id.
     Timeout = "timeout",
     /// The customer holds as many numbers as it may.

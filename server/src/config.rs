@@ -212,6 +212,83 @@ pub enum Command {
     /// deployment on `DATABASE_URL`, whose servers never create it themselves (a server that
     /// made a new key would seal channels that the others cannot open). Refuses to overwrite.
     CredentialsKey,
+    /// Reconcile a payment channel against its provider's or bank's statements: import a
+    /// statement file, run the matching.
+    #[command(subcommand)]
+    Reconcile(ReconcileCommand),
+    /// Payments through providers that need an operator: list the stuck, settle one by hand.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
+}
+
+/// `hazina reconcile …`: each acts on `--org`, or on the only org there is.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReconcileCommand {
+    /// Import a statement file into a channel's lines, with a progress bar; lines an earlier
+    /// file brought are not added again.
+    Import {
+        /// The file: M-Pesa org statement CSV, M-Pesa pull result JSON, MTN MoMo report CSV,
+        /// camt.053, camt.054 or MT940.
+        file: std::path::PathBuf,
+        /// The payment channel whose statement it is.
+        #[arg(long)]
+        channel: uuid::Uuid,
+        /// The format (`mpesa_csv`, `mpesa_pull`, `momo_report`, `camt053`, `camt054`,
+        /// `mt940`); recognised from the content when absent.
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
+    /// Match a channel's statement lines with its clearing account's transfers over a period.
+    Run {
+        #[arg(long)]
+        channel: uuid::Uuid,
+        /// The first day (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// The last day, included.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Days a line's value date may be from its transfer's.
+        #[arg(long, default_value_t = 1)]
+        date_tolerance_days: u32,
+        /// Match and count, record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
+}
+
+/// `hazina payments …`: each acts on `--org`, or on the only org there is.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PaymentsCommand {
+    /// List payments still unsettled after `--older-than-seconds`, oldest first.
+    Stuck {
+        #[arg(long, default_value_t = 3_600)]
+        older_than_seconds: u64,
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
+    /// Settle a stuck payment by hand: `success` posts its reservation, `failed` releases it.
+    Settle {
+        payment_id: uuid::Uuid,
+        /// `success` or `failed`.
+        #[arg(long)]
+        outcome: String,
+        /// Why (kept in the payment's history).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (kept with the reason).
+        #[arg(long)]
+        by: String,
+        /// The provider's receipt, when known.
+        #[arg(long)]
+        receipt: Option<String>,
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
 }
 
 /// `hazina keys …`: each acts on `--org`, or on the only org there is.

@@ -446,6 +446,8 @@ pub async fn grant_app_role(
              TO {role_ident}"
         ),
         format!("REVOKE UPDATE, DELETE, TRUNCATE ON transfers, entries FROM {role_ident}"),
+        // Statement lines are what a provider said, kept as imported.
+        format!("REVOKE UPDATE, DELETE, TRUNCATE ON statement_lines FROM {role_ident}"),
         format!("REVOKE DELETE, TRUNCATE ON accounts, orgs FROM {role_ident}"),
         format!("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {role_ident}"),
     ] {

@@ -93,6 +93,24 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 None => Err(anyhow::anyhow!("interrupted")),
             }
         }
+        Command::Reconcile(command) => {
+            match shutdown
+                .unless_signalled(finance(cli, &database, Finance::Reconcile(&command)))
+                .await
+            {
+                Some(result) => result,
+                None => Err(anyhow::anyhow!("interrupted")),
+            }
+        }
+        Command::Payments(command) => {
+            match shutdown
+                .unless_signalled(finance(cli, &database, Finance::Payments(&command)))
+                .await
+            {
+                Some(result) => result,
+                None => Err(anyhow::anyhow!("interrupted")),
+            }
+        }
         Command::Chaos(_) | Command::CredentialsKey => Ok(()),
     };
     let stopped = database.close().await;
@@ -162,6 +180,17 @@ async fn bench(
         )
         .await
         .map(|_| ())
+    } else if args.reconcile {
+        let ledger_pool =
+            db::pool_with(database.config.clone(), app::LEDGER_POOL_SIZE, &database.tls)?;
+        let result =
+            hazina_server::bench_reconcile::bench(pool.clone(), ledger_pool, args.lines).await;
+        result.and_then(|result| {
+            if args.json {
+                writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&result)?)?;
+            }
+            Ok(())
+        })
     } else if args.webhooks {
         hazina_server::bench_webhooks::bench(pool.clone(), args.events, args.webhook_workers).await
     } else if args.http {
@@ -216,6 +245,33 @@ async fn keys(cli: &Cli, database: &Database, command: &KeysCommand) -> anyhow::
     }
     pool.close();
     Ok(())
+}
+
+/// A finance command of the CLI.
+enum Finance<'a> {
+    Reconcile(&'a hazina_server::config::ReconcileCommand),
+    Payments(&'a hazina_server::config::PaymentsCommand),
+}
+
+/// Runs a finance command over the services the server runs on (the ledger's writers on a
+/// pool of their own).
+async fn finance(cli: &Cli, database: &Database, command: Finance<'_>) -> anyhow::Result<()> {
+    db::migrate_with(&database.config, &database.tls).await?;
+    let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
+    let ledger_pool = db::pool_with(database.config.clone(), app::LEDGER_POOL_SIZE, &database.tls)?;
+    let sealer = credentials_sealer(cli, database)?;
+    let services = app::Services::with_pools(pool.clone(), ledger_pool.clone(), sealer);
+    let result = match command {
+        Finance::Reconcile(command) => {
+            hazina_server::finance_cli::reconcile(&services, command).await
+        }
+        Finance::Payments(command) => {
+            hazina_server::finance_cli::payments(&services, command).await
+        }
+    };
+    pool.close();
+    ledger_pool.close();
+    result
 }
 
 async fn migrate(database: &Database) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 mod effects;
 mod events;
 mod migrate;
+mod movements;
 mod post;
 mod query;
 mod rows;
@@ -29,6 +30,7 @@ pub use events::{
     Told, ToldWindow, event_id, event_place, event_type, new_event_batch_id, told, told_by_id,
 };
 pub use migrate::{fingerprint as migrations_fingerprint, migrate};
+pub use movements::Movement;
 pub use query::{
     LedgerLine, StatementLine, StatementPage, StatementQuery, TrialBalance, TrialBalanceLine,
     TrialBalanceTotals,

@@ -123,6 +123,11 @@ event_types! {
     MessagingSessionChanged = "messaging.session_changed" => SessionData,
     /// A webhook endpoint failed for so long that it was disabled.
     WebhookEndpointDisabled = "webhook_endpoint.disabled" => WebhookEndpointDisabledData,
+    /// A reconciliation run found something it could not match, or matched with a
+    /// difference: an exception for a person to resolve.
+    ReconciliationExceptionOpened = "reconciliation.exception_opened" => ExceptionData,
+    /// A reconciliation exception was resolved (by hand, or matched by a later run).
+    ReconciliationExceptionResolved = "reconciliation.exception_resolved" => ExceptionData,
 }
 
 impl EventType {
@@ -347,4 +352,33 @@ pub struct SessionData {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A reconciliation exception, as its events tell it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionData {
+    pub exception_id: Uuid,
+    pub channel_id: Uuid,
+    /// `unmatched_statement`, `unmatched_ledger` or `difference`.
+    pub kind: String,
+    /// `open` or `resolved`.
+    pub status: String,
+    /// `in` or `out` of the channel's account at the provider.
+    pub direction: String,
+    pub amount: Amount,
+    /// Statement minus ledger, for a difference.
+    pub difference: Amount,
+    /// The statement line's key, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_key: Option<String>,
+    /// The ledger transfer, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<Uuid>,
+    /// How it was resolved, once it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// The transfer the resolution booked, if it booked one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_transfer_id: Option<Uuid>,
 }

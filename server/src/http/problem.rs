@@ -305,6 +305,25 @@ impl From<PaymentError> for ApiError {
     }
 }
 
+impl From<crate::reconciliation::ReconciliationError> for ApiError {
+    fn from(error: crate::reconciliation::ReconciliationError) -> Self {
+        use crate::reconciliation::ReconciliationError;
+        match error {
+            ReconciliationError::NotFound(what) => Self::not_found(what),
+            ReconciliationError::Invalid { code, detail } => Self::invalid(code, detail),
+            ReconciliationError::Conflict { code, detail } => {
+                Self::new(StatusCode::CONFLICT, code, detail)
+            }
+            ReconciliationError::Corrupt(_) => Self::corrupt(&error),
+            ReconciliationError::Payment(error) => error.into(),
+            ReconciliationError::Submit(error) => error.into(),
+            ReconciliationError::Store(error) => error.into(),
+            ReconciliationError::Database(error) => error.into(),
+            ReconciliationError::Pool(error) => error.into(),
+        }
+    }
+}
+
 impl From<crate::messaging::MessagingError> for ApiError {
     fn from(error: crate::messaging::MessagingError) -> Self {
         use crate::messaging::MessagingError;

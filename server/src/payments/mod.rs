@@ -34,6 +34,7 @@ pub(crate) mod provider;
 mod received;
 mod record;
 mod status;
+mod stuck;
 mod worker;
 
 pub use callbacks::Callback;
@@ -41,6 +42,7 @@ pub use channels::{CHANNEL_NUMBER_LEN_MAX, Channel, ChannelSummary, NewChannel, 
 pub use error::PaymentError;
 pub use record::{Flow, Record, Stage, StatusChange};
 pub use status::PaymentStatus;
+pub use stuck::{ManualSettlement, Settlement, posting_transfer_id};
 
 use provider::{Adapter as _, adapter};
 

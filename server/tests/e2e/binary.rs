@@ -955,3 +955,101 @@ async fn requests_run_as_a_role_that_cannot_rewrite_history() -> anyhow::Result<
     assert!(server.wait_exit().await?.success(), "{}", server.stderr());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_statement_is_imported_and_reconciled_from_the_command_line() -> anyhow::Result<()> {
+    let db = fresh_db().await;
+    let made = hazina_server::tenancy::bootstrap(&db.pool()).await?.context("the first keys")?;
+    let scratch = Scratch::new()?;
+    let key_file = scratch.0.join("credentials.key");
+    hazina_server::secrets::Sealer::create_new(&key_file)?;
+    let services = hazina_server::app::Services::with_pools(
+        db.pool(),
+        db.pool(),
+        hazina_server::secrets::Sealer::load(&key_file)?,
+    );
+    let channel = services
+        .payments
+        .create_channel(
+            made.org,
+            hazina_server::payments::NewChannel {
+                provider: hazina_server::payments::Provider::Mpesa,
+                number: "600000".to_owned(),
+                currency: hazina_ledger::Currency::from_code("KES")?,
+                name: None,
+                base_url: "https://sandbox.safaricom.co.ke".to_owned(),
+                credentials: [("consumerKey", "k"), ("consumerSecret", "s")]
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                    .collect(),
+                treasury_limit: None,
+            },
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let now = chrono::Utc::now() + chrono::Duration::hours(3);
+    let file = scratch.0.join("statement.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "Receipt No.,Completion Time,Details,Transaction Status,Paid In,Withdrawn,Balance\n\
+             QA1,{at},Pay Bill from 254700000001,Completed,100.00,,100.00\n\
+             QA2,{at},Pay Bill from 254700000002,Completed,250.50,,350.50\n\
+             QA3,{at},Pay Bill from 254700000003,Pending,80.00,,350.50\n",
+            at = now.format("%Y-%m-%d %H:%M:%S")
+        ),
+    )?;
+    let hazina = |args: Vec<String>| {
+        let mut command = tokio::process::Command::from(Hazina::command());
+        command
+            .args(args)
+            .env("DATABASE_URL", db.connection_string())
+            .env("HAZINA_CREDENTIALS_KEY_FILE", &key_file);
+        command.output()
+    };
+    let channel_id = channel.id.to_string();
+    let import = vec![
+        "reconcile".into(),
+        "import".into(),
+        file.display().to_string(),
+        "--channel".into(),
+        channel_id.clone(),
+    ];
+    let first = hazina(import.clone()).await?;
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let stdout = String::from_utf8(first.stdout)?;
+    assert!(stdout.contains("3 lines read, 2 new, 0 known, 1 skipped"), "{stdout}");
+    let again = String::from_utf8(hazina(import).await?.stdout)?;
+    assert!(again.contains("imported before"), "{again}");
+
+    let today = chrono::Utc::now().date_naive();
+    let run = hazina(vec![
+        "reconcile".into(),
+        "run".into(),
+        "--channel".into(),
+        channel_id.clone(),
+        "--from".into(),
+        today.pred_opt().context("yesterday")?.to_string(),
+        "--to".into(),
+        today.succ_opt().context("tomorrow")?.to_string(),
+    ])
+    .await?;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    assert_eq!(summary["unmatchedLines"], 2, "{summary}");
+    assert_eq!(summary["exceptionsOpened"], 2, "{summary}");
+
+    let unknown = hazina(vec![
+        "reconcile".into(),
+        "import".into(),
+        file.display().to_string(),
+        "--channel".into(),
+        uuid::Uuid::new_v4().to_string(),
+    ])
+    .await?;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not_found"), "{unknown:?}");
+    let stuck = hazina(vec!["payments".into(), "stuck".into()]).await?;
+    assert!(String::from_utf8(stuck.stdout)?.contains("0 stuck"));
+    Ok(())
+}

@@ -80,6 +80,18 @@ const BODIES: &[(&str, MakeBody)] = &[
         |_| json!({ "body": { "kind": "ussd", "text": "probe", "isTerminal": true } }),
     ),
     (
+        "POST /v1/reconciliation/exceptions/{exception_id}/assignment",
+        |_| json!({ "note": "probe" }),
+    ),
+    (
+        "POST /v1/reconciliation/exceptions/{exception_id}/resolution",
+        |_| json!({ "action": "write_off", "reason": "probe" }),
+    ),
+    (
+        "POST /v1/stuck-payments/{transaction_id}/settlement",
+        |_| json!({ "outcome": "failed", "reason": "probe" }),
+    ),
+    (
         "POST /v1/customers/{customer_id}/wallets",
         |_| json!({ "walletId": fresh_name(), "currencyCode": "KES" }),
     ),
@@ -94,6 +106,8 @@ fn query_value(name: &str) -> Option<&'static str> {
         "key" => Some("tier"),
         "provider" => Some("email"),
         "number" => Some("probe@example.com"),
+        // A channel no org has (`GET /v1/reconciliation/drift`).
+        "channelId" => Some("0190f2c4-0000-7000-8000-000000000000"),
         _ => None,
     }
 }
@@ -303,11 +317,17 @@ struct World {
     message_job: String,
     /// An event of app A1's payment (a reply to it is refused: it is no session step).
     event: String,
+    /// A statement import on the payment channel, a run over it and the exception it raised
+    /// (a line the ledger does not know).
+    statement_import: String,
+    run: String,
+    exception: String,
     /// Everything of org A that org B must never see.
     a_markers: Vec<String>,
 }
 
 impl World {
+    #[allow(clippy::too_many_lines)] // One resource of each kind, made in order.
     async fn make(server: &ApiServer) -> Self {
         let pool = server.db.pool();
         let a2 = tenancy::insert_app(&pool, server.org, "second").await.unwrap();
@@ -380,10 +400,12 @@ impl World {
             app_data.clone(),
         ];
         let channel = channel["channelId"].as_str().unwrap().to_owned();
+        let (statement_import, run, exception) = reconciled(server, &org_key, &channel).await;
         let spare_key_id = spare["keyId"].as_str().unwrap().to_owned();
         a_markers.extend([channel.clone(), spare_key_id.clone(), webhook_endpoint.clone()]);
         a_markers.extend([messaging_channel.clone(), message.clone(), message_job.clone()]);
         a_markers.push(event.clone());
+        a_markers.extend([statement_import.clone(), run.clone(), exception.clone()]);
         Self {
             org_key,
             a1_key,
@@ -408,6 +430,9 @@ impl World {
             message,
             message_job,
             event,
+            statement_import,
+            run,
+            exception,
             a_markers,
         }
     }
@@ -431,7 +456,12 @@ impl World {
             ("messages", "id") => &self.message,
             ("message-jobs", "id") => &self.message_job,
             ("events", "event_id") => &self.event,
-            ("payments", "transaction_id") | ("transfers", "transfer_id") => &self.payment,
+            ("payments" | "stuck-payments", "transaction_id") | ("transfers", "transfer_id") => {
+                &self.payment
+            }
+            ("imports", "import_id") => &self.statement_import,
+            ("runs", "run_id") => &self.run,
+            ("exceptions", "exception_id") => &self.exception,
             _ => return None,
         };
         Some(value.to_owned())
@@ -454,6 +484,34 @@ impl World {
     fn a1_secrets(&self) -> [&str; 2] {
         [&self.app_data, &self.reminder_payload]
     }
+}
+
+/// A statement of one line the ledger does not know, imported into the payment channel, and
+/// a run over today that raises it as an exception: the import's, run's and exception's ids.
+async fn reconciled(server: &ApiServer, org_key: &str, channel: &str) -> (String, String, String) {
+    use base64::Engine as _;
+    let now = (chrono::Utc::now() + chrono::Duration::hours(3)).format("%Y-%m-%d %H:%M:%S");
+    let file = format!(
+        "Receipt No.,Completion Time,Details,Transaction Status,Paid In,Withdrawn,Balance\r\n\
+         QX99ISOLAT,{now},Pay Bill from 254700000009,Completed,75.00,,75.00\r\n"
+    );
+    let import = json!({
+        "channelId": channel, "format": "mpesa_csv",
+        "content": base64::engine::general_purpose::STANDARD.encode(file),
+    });
+    let import = ok(server, &Method::POST, "/v1/statements/imports", org_key, &import).await;
+    let today = chrono::Utc::now().date_naive();
+    let run = json!({
+        "channelId": channel, "from": today.pred_opt().unwrap(), "to": today.succ_opt().unwrap(),
+    });
+    let run = ok(server, &Method::POST, "/v1/reconciliation/runs", org_key, &run).await;
+    let (status, page) = server.get(org_key, "/v1/reconciliation/exceptions").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    (
+        import["importId"].as_str().unwrap().to_owned(),
+        run["runId"].as_str().unwrap().to_owned(),
+        page["exceptions"][0]["exceptionId"].as_str().expect("an exception").to_owned(),
+    )
 }
 
 /// A messaging channel whose provider never answers, a message queued on it by app A1 (to a

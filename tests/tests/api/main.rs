@@ -18,6 +18,7 @@ mod isolation;
 mod messaging;
 mod money;
 mod provider_payments;
+mod reconciliation;
 mod reminders;
 mod tenancy;
 mod timeline_messages;

@@ -374,6 +374,78 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
             CREDENTIALS,
         ],
     ),
+    // Reconciliation (`v1::reconciliation`, `crate::reconciliation`), org keys only.
+    (
+        "create_statement_import",
+        &[
+            ORG_KEY,
+            NOT_FOUND,
+            unprocessable(&[
+                Code::InvalidBase64,
+                Code::StatementNotForChannel,
+                Code::StatementUnreadable,
+            ]),
+        ],
+    ),
+    ("list_statement_imports", &[ORG_KEY, bad_request(&[Code::InvalidLimit])]),
+    ("get_statement_import", &[ORG_KEY, NOT_FOUND]),
+    (
+        "create_reconciliation_run",
+        &[
+            ORG_KEY,
+            NOT_FOUND,
+            unprocessable(&[Code::InvalidAmount, Code::InvalidPeriod, Code::InvalidValue]),
+        ],
+    ),
+    ("list_reconciliation_runs", &[ORG_KEY, bad_request(&[Code::InvalidLimit])]),
+    ("get_reconciliation_run", &[ORG_KEY, NOT_FOUND]),
+    ("list_reconciliation_exceptions", &[ORG_KEY, bad_request(&[Code::InvalidLimit])]),
+    ("get_reconciliation_exception", &[ORG_KEY, NOT_FOUND]),
+    (
+        "assign_reconciliation_exception",
+        &[ORG_KEY, NOT_FOUND, unprocessable(&[Code::InvalidValue])],
+    ),
+    (
+        "resolve_reconciliation_exception",
+        &[
+            ORG_KEY,
+            NOT_FOUND,
+            conflict(&[
+                Code::ExceptionResolved,
+                Code::LedgerRefused,
+                Code::PaymentAlreadySettled,
+                Code::PaymentNotSent,
+            ]),
+            unprocessable(&[
+                Code::InvalidAmount,
+                Code::InvalidValue,
+                Code::LedgerRefused,
+                Code::ReasonRequired,
+                Code::ResolutionNotAllowed,
+            ]),
+            PIPELINE,
+        ],
+    ),
+    (
+        "get_reconciliation_drift",
+        &[
+            ORG_KEY,
+            NOT_FOUND,
+            bad_request(&[Code::InvalidPeriod]),
+            unprocessable(&[Code::InvalidPeriod]),
+        ],
+    ),
+    ("list_stuck_payments", &[ORG_KEY, bad_request(&[Code::InvalidLimit, Code::InvalidQuery])]),
+    (
+        "settle_stuck_payment",
+        &[
+            ORG_KEY,
+            NOT_FOUND,
+            conflict(&[Code::LedgerRefused, Code::PaymentAlreadySettled, Code::PaymentNotSent]),
+            unprocessable(&[Code::InvalidValue, Code::ReasonRequired]),
+            PIPELINE,
+        ],
+    ),
     ("list_payment_channels", &[ORG_KEY]),
     ("get_payment_channel", &[ORG_KEY, NOT_FOUND]),
     (

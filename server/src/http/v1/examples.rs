@@ -58,7 +58,49 @@ const ACCEPTS: &[(&str, Accepts)] = &[
     ("start_message_job", start_message_job),
     ("set_messaging_consent", set_messaging_consent),
     ("reply_to_event", reply_to_event),
+    ("create_statement_import", create_statement_import),
+    ("create_reconciliation_run", create_reconciliation_run),
+    ("assign_reconciliation_exception", assign_reconciliation_exception),
+    ("resolve_reconciliation_exception", resolve_reconciliation_exception),
+    ("settle_stuck_payment", settle_stuck_payment),
 ];
+
+fn create_statement_import(example: &Value) -> Result<(), String> {
+    let new: super::reconciliation::NewStatementImport = read(example)?;
+    let bytes = super::reconciliation::file_bytes(&new).map_err(refused)?;
+    let format = hazina_providers::statements::Format::detect(&bytes)
+        .ok_or_else(|| "the example's file is no statement".to_owned())?;
+    let options = hazina_providers::statements::ParseOptions::default();
+    hazina_providers::statements::parse(format, &bytes, &options)
+        .map_err(|error| format!("the example's file is unreadable: {error}"))?;
+    Ok(())
+}
+
+fn create_reconciliation_run(example: &Value) -> Result<(), String> {
+    let body: super::reconciliation::NewRunBody = read(example)?;
+    let kes = hazina_ledger::Currency::from_code("KES").map_err(|e| e.to_string())?;
+    super::reconciliation::run_rules(&body, kes).map_err(refused)?;
+    Ok(())
+}
+
+fn assign_reconciliation_exception(example: &Value) -> Result<(), String> {
+    let body: super::reconciliation::Assignment = read(example)?;
+    super::reconciliation::text(body.owner, "owner", 200).map_err(refused)?;
+    super::reconciliation::text(body.note, "note", 2000).map_err(refused)?;
+    Ok(())
+}
+
+fn resolve_reconciliation_exception(example: &Value) -> Result<(), String> {
+    let body: super::reconciliation::ResolutionBody = read(example)?;
+    super::reconciliation::resolution(body, "example".to_owned()).map_err(refused)?;
+    Ok(())
+}
+
+fn settle_stuck_payment(example: &Value) -> Result<(), String> {
+    let body: super::reconciliation::SettlementBody = read(example)?;
+    super::reconciliation::settlement(body, "example".to_owned()).map_err(refused)?;
+    Ok(())
+}
 
 fn create_messaging_channel(example: &Value) -> Result<(), String> {
     let new: super::messaging::NewMessagingChannel = read(example)?;

@@ -53,6 +53,47 @@ const CUSTOMER_IN_PATH: &[(&str, &str)] = &[("customer_id", "$request.path.custo
 /// which OpenAPI defines as the whole body, not one field of it; and `create_payment`'s `202`
 /// to `get_transfer`, since a payment still `queued` has not reserved its transfer yet.
 const LINKS: &[Link] = &[
+    // --- Reconciliation: imports, exceptions, stuck payments -------------------------------
+    Link {
+        source: "create_statement_import",
+        statuses: FOUND_OR_CREATED,
+        name: "GetStatementImport",
+        target: "get_statement_import",
+        parameters: &[("import_id", "$response.body#/importId")],
+        description: "The import just made (or the earlier import of the same file).",
+    },
+    Link {
+        source: "list_reconciliation_exceptions",
+        statuses: OK,
+        name: "GetReconciliationException",
+        target: "get_reconciliation_exception",
+        parameters: &[("exception_id", "$response.body#/exceptions/0/exceptionId")],
+        description: "The first exception listed.",
+    },
+    Link {
+        source: "get_reconciliation_exception",
+        statuses: OK,
+        name: "AssignReconciliationException",
+        target: "assign_reconciliation_exception",
+        parameters: &[("exception_id", "$request.path.exception_id")],
+        description: "Give the exception an owner and a note.",
+    },
+    Link {
+        source: "get_reconciliation_exception",
+        statuses: OK,
+        name: "ResolveReconciliationException",
+        target: "resolve_reconciliation_exception",
+        parameters: &[("exception_id", "$request.path.exception_id")],
+        description: "Resolve the exception.",
+    },
+    Link {
+        source: "list_stuck_payments",
+        statuses: OK,
+        name: "SettleStuckPayment",
+        target: "settle_stuck_payment",
+        parameters: &[("transaction_id", "$response.body#/payments/0/transactionId")],
+        description: "Settle the oldest stuck payment by hand.",
+    },
     // --- Purses: a purse is an account of the ledger, under the same id --------------------
     Link {
         source: "create_purse",

@@ -16,6 +16,7 @@ pub mod messaging;
 pub mod money;
 pub mod payment_channels;
 pub mod payments;
+pub mod reconciliation;
 pub mod tags;
 pub mod tenancy;
 pub mod webhooks;
@@ -76,6 +77,11 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
             messages one at a time or to everyone with a tag, their statuses with the \
             platform's codes, and customers' consent. A message's cost is reserved from the \
             channel's purse when it is queued and posted or voided on the provider's answer."),
+        (name = "reconciliation", description = "Proving the ledger against providers' and \
+            banks' statements (org key): statement files imported once per line, runs that \
+            match lines with the clearing account's transfers, exceptions for what does not \
+            match and their resolutions (each a ledger transfer or a recorded decision), the \
+            clearing account's drift, and payments stuck with their provider."),
         (name = "webhooks", description = "Endpoints the org's events are POSTed to, signed as \
             Standard Webhooks sign them (`webhook-id`, `webhook-timestamp`, \
             `webhook-signature`), at least once, a customer's in order, retried for three days; \
@@ -113,6 +119,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(messaging::routes())
+        .merge(reconciliation::routes())
         .split_for_parts();
     let mut document = serde_json::to_value(&document).unwrap_or_default();
     payment_channels::document_deprecated_routes(&mut document);

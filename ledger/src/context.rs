@@ -5,7 +5,9 @@
 //!   refused);
 //! - `app`: the app it was made for, which its event names;
 //! - `activity`, `metadata`, `app_data`: what an accepted transfer records for its customer
-//!   (see `store/effects.rs`).
+//!   (see `store/effects.rs`);
+//! - `adjusts_period`: for an adjustment of a closed period, recorded in the open one, the
+//!   end (`through`) of the closed period it adjusts; kept, read by nothing in the ledger.
 
 use serde_json::{Map, Value};
 
@@ -21,6 +23,10 @@ pub const ACTIVITY: &str = "activity";
 pub const METADATA: &str = "metadata";
 /// An app's value to set: `{customer_id, app_id, value (base64), is_text}`.
 pub const APP_DATA: &str = "app_data";
+/// The end of the closed period an adjustment is for (an RFC 3339 time): the convention for
+/// correcting a closed period, whose own transfers the ledger no longer takes
+/// (`period_closed`), by a transfer in the open period that names it.
+pub const ADJUSTS_PERIOD: &str = "adjusts_period";
 /// The app the transfer was made for (its API key's), told with the transfer's event.
 pub const APP: &str = "app";
 /// The members that change a customer's data: applied only when money moves.

@@ -122,6 +122,23 @@ pub struct BenchArgs {
     /// With `--reconcile`: statement lines (and transfers).
     #[arg(long, default_value_t = 1_000_000)]
     pub lines: usize,
+    /// Measure the reports instead (`bench_reports`): build a ledger of `--report-accounts`
+    /// accounts and about `--report-entries` entries through the store, then time the trial
+    /// balance, balance sheet, income statement and statement pages.
+    #[arg(long)]
+    pub reports: bool,
+    /// With `--reports`: accounts in the org.
+    #[arg(long, default_value_t = 100_000)]
+    pub report_accounts: usize,
+    /// With `--reports`: entries posted (in transfers of 16 legs).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub report_entries: usize,
+    /// With `--reports`: days the entries' effective times are spread over, up to now.
+    #[arg(long, default_value_t = 365)]
+    pub report_days: u32,
+    /// With `--reports`: timed runs of each report.
+    #[arg(long, default_value_t = 30)]
+    pub report_runs: usize,
 }
 
 /// What one run measured.

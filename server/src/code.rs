@@ -64,6 +64,10 @@ codes! {
     Contention = "contention",
     /// The channel's stored credentials cannot be opened with this server's key.
     CredentialsUnreadable = "credentials_unreadable",
+    /// A form of the web UI was posted from another site (its `Origin` is not this server's).
+    CrossOriginForbidden = "cross_origin_forbidden",
+    /// The web UI form's CSRF token is missing or wrong: reload the page and submit it again.
+    CsrfTokenInvalid = "csrf_token_invalid",
     /// The amount's currency is not the account's or channel's.
     CurrencyMismatch = "currency_mismatch",
     /// Another customer of the org holds this number.
@@ -125,6 +129,8 @@ codes! {
     InvalidName = "invalid_name",
     /// The narration is blank or too long.
     InvalidNarration = "invalid_narration",
+    /// A period close's note is too long.
+    InvalidNote = "invalid_note",
     /// A secret rotation's overlap is longer than allowed.
     InvalidOverlap = "invalid_overlap",
     /// A path parameter is malformed (e.g. not a UUID).
@@ -198,6 +204,10 @@ codes! {
     PaymentFailed = "payment_failed",
     /// The payment's reservation is still being made: nothing was sent yet.
     PaymentNotSent = "payment_not_sent",
+    /// The period to close ends at or before the end of the org's last closed period.
+    PeriodAlreadyClosed = "period_already_closed",
+    /// The period to close ends after the time now.
+    PeriodInFuture = "period_in_future",
     /// The provider refused the request.
     ProviderRefused = "provider_refused",
     /// The provider did not answer; retry later.
@@ -212,6 +222,9 @@ codes! {
     /// already (by the app's webhook, an earlier reply or the channel's fallback), or past its
     /// deadline.
     ReplyNotAwaited = "reply_not_awaited",
+    /// The report has more lines than its format holds (a PDF statement: 20,000); narrow the
+    /// period or ask for CSV.
+    ReportTooLarge = "report_too_large",
     /// This resolution does not fit the exception (its kind, direction or what it names).
     ResolutionNotAllowed = "resolution_not_allowed",
     /// Another customer holds this secondary id.

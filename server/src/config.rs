@@ -205,6 +205,10 @@ pub enum Command {
     /// concurrent payments, kills the server, crashes and freezes the database, and checks
     /// that nothing acknowledged was lost or doubled and that every invariant holds.
     Chaos(crate::chaos::ChaosArgs),
+    /// Check the ledger: with `--chain`, recompute every org's hash chain and print one line
+    /// per org; without, every ledger invariant (the chains included). Exits non-zero when
+    /// anything does not hold.
+    Verify(VerifyArgs),
     /// Create, list and revoke API keys (a key's token is shown once, when created).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -289,6 +293,15 @@ pub enum PaymentsCommand {
         #[arg(long)]
         org: Option<uuid::Uuid>,
     },
+}
+
+/// `hazina verify`'s options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Only the journal's hash chains: per org, its transfers recomputed in chain order and
+    /// compared with their stored hashes, its head and its period closes.
+    #[arg(long)]
+    pub chain: bool,
 }
 
 /// `hazina keys …`: each acts on `--org`, or on the only org there is.

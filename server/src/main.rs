@@ -111,6 +111,12 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 None => Err(anyhow::anyhow!("interrupted")),
             }
         }
+        Command::Verify(args) => {
+            match shutdown.unless_signalled(verify(cli, &database, &args)).await {
+                Some(result) => result,
+                None => Err(anyhow::anyhow!("interrupted")),
+            }
+        }
         Command::Chaos(_) | Command::CredentialsKey => Ok(()),
     };
     let stopped = database.close().await;
@@ -191,6 +197,9 @@ async fn bench(
             }
             Ok(())
         })
+    } else if args.reports {
+        hazina_server::bench_reports::bench(hazina_ledger::store::Store::new(pool.clone()), &args)
+            .await
     } else if args.webhooks {
         hazina_server::bench_webhooks::bench(pool.clone(), args.events, args.webhook_workers).await
     } else if args.http {
@@ -272,6 +281,40 @@ async fn finance(cli: &Cli, database: &Database, command: Finance<'_>) -> anyhow
     pool.close();
     ledger_pool.close();
     result
+}
+
+/// `hazina verify [--chain]`: prints what it checked and fails when anything does not hold.
+async fn verify(
+    cli: &Cli,
+    database: &Database,
+    args: &hazina_server::config::VerifyArgs,
+) -> anyhow::Result<()> {
+    db::migrate_with(&database.config, &database.tls).await?;
+    let pool = db::pool_with(database.config.clone(), cli.db_pool_size_max, &database.tls)?;
+    let store = hazina_ledger::store::Store::new(pool);
+    let mut stdout = std::io::stdout().lock();
+    let mut broken = 0_usize;
+    if args.chain {
+        for org in store.orgs().await? {
+            let report = store.verify_chain(org).await?;
+            if !report.is_intact() {
+                broken += 1;
+            }
+            writeln!(stdout, "org {org}: {report}")?;
+        }
+    } else {
+        for violation in store.verify().await? {
+            broken += 1;
+            writeln!(stdout, "{violation}")?;
+        }
+        if broken == 0 {
+            writeln!(stdout, "every ledger invariant holds")?;
+        }
+    }
+    if broken > 0 {
+        anyhow::bail!("the ledger does not verify: {broken} found");
+    }
+    Ok(())
 }
 
 async fn migrate(database: &Database) -> anyhow::Result<()> {

@@ -322,6 +322,10 @@ fn plan(
     now: DateTime<Utc>,
     request: &TransferRequest,
 ) -> Result<Plan, RejectReason> {
+    let effective_at = super::as_stored(request.effective_at.unwrap_or(now));
+    if snapshot.closed_through.get(&request.org).is_some_and(|through| effective_at <= *through) {
+        return Err(RejectReason::PeriodClosed);
+    }
     let plan = match &request.action {
         Action::Post { postings } => Plan { legs: legs_posted(postings)?, moves_money: true },
         Action::Pending { postings, .. } => Plan {

@@ -28,6 +28,21 @@ pub const TIMEOUT_MS_MAX: u64 = 366 * 24 * 60 * 60 * 1000;
 /// The code of the void the ledger writes when a pending transfer's timeout passes.
 pub const EXPIRY_CODE: &str = "expiry";
 
+/// The time as the database stores it: whole microseconds, what is finer dropped toward
+/// PostgreSQL's epoch (2000-01-01), as `tokio-postgres` sends a time. The rules compare times
+/// that are stored (a closed period's end) with times of requests at this precision.
+pub fn as_stored(at: DateTime<Utc>) -> DateTime<Utc> {
+    const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    let Some(epoch) = DateTime::<Utc>::from_timestamp_micros(POSTGRES_EPOCH_MICROS) else {
+        return at;
+    };
+    at.signed_duration_since(epoch)
+        .num_microseconds()
+        .and_then(|micros| micros.checked_add(POSTGRES_EPOCH_MICROS))
+        .and_then(DateTime::<Utc>::from_timestamp_micros)
+        .unwrap_or(at)
+}
+
 /// A side of a posting, and an account's normal side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -398,6 +413,9 @@ pub struct Snapshot {
     pub resolutions: HashMap<TransferId, TransferKind>,
     /// Referred-to transfers that have been reversed.
     pub reversed: HashSet<TransferId>,
+    /// For each org of the batch that has closed a period: the end (inclusive) of its last
+    /// closed period. No transfer of the org may take effect at or before it.
+    pub closed_through: HashMap<OrgId, DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -55,6 +55,13 @@ pub enum RejectReason {
     /// The id is used by a transfer with another context.
     ExistsWithDifferentContext,
 
+    // The org's books.
+    /// The transfer's effective time (or, without one, the time of recording) is at or before
+    /// the end of a period the org has closed. An adjustment for a closed period is recorded
+    /// in the open one, naming the closed period (`context.hazina.adjusts_period`). Not
+    /// recorded under the id: a close is never undone, so a replay gets the same answer.
+    PeriodClosed,
+
     // Transfers the request refers to.
     /// The pending transfer to post, void or expire does not exist in this org.
     PendingTransferNotFound,
@@ -99,7 +106,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in precedence order.
-    pub const ALL: [Self; 37] = [
+    pub const ALL: [Self; 38] = [
         Self::IdMustNotBeNil,
         Self::CodeInvalid,
         Self::PostingsTooFew,
@@ -119,6 +126,7 @@ impl RejectReason {
         Self::ExistsWithDifferentTimeout,
         Self::ExistsWithDifferentEffectiveAt,
         Self::ExistsWithDifferentContext,
+        Self::PeriodClosed,
         Self::PendingTransferNotFound,
         Self::PendingTransferNotPending,
         Self::PendingTransferAlreadyPosted,
@@ -161,6 +169,7 @@ impl RejectReason {
             Self::ExistsWithDifferentTimeout => "exists_with_different_timeout",
             Self::ExistsWithDifferentEffectiveAt => "exists_with_different_effective_at",
             Self::ExistsWithDifferentContext => "exists_with_different_context",
+            Self::PeriodClosed => "period_closed",
             Self::PendingTransferNotFound => "pending_transfer_not_found",
             Self::PendingTransferNotPending => "pending_transfer_not_pending",
             Self::PendingTransferAlreadyPosted => "pending_transfer_already_posted",

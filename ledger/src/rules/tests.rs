@@ -11,6 +11,8 @@
 //! postp 3 2 [amounts=5,5]                                   post pending 2
 //! void 4 2 / expire 5 2 / reverse 6 1                       void, expire, reverse
 //! clock +2000                                               advance time by 2 s
+//! close -10 [org=2]                                         close the org's books through
+//!                                                           now - 10 ms
 //! sums A 0 100 0 0                                          assert debits/credits posted/pending
 //! ```
 //!
@@ -90,6 +92,11 @@ impl Harness {
             "clock" => {
                 self.now +=
                     TimeDelta::milliseconds(plain[1].trim_start_matches('+').parse().unwrap());
+            }
+            "close" => {
+                let through = self.now + TimeDelta::milliseconds(plain[1].parse().unwrap());
+                let org = org(options.get("org").map_or(1, |n| n.parse().unwrap()));
+                self.snapshot.closed_through.insert(org, through);
             }
             "sums" => {
                 let id = self.account(plain[1]);
@@ -263,6 +270,7 @@ const CASES: &[(RejectReason, &str)] = {
             R::ExistsWithDifferentContext,
             "post 1 dA:1 cB:1 ctx=a => ok\n post 1 dA:1 cB:1 ctx=b => exists_with_different_context",
         ),
+        (R::PeriodClosed, "close -10\n post 1 dA:1 cB:1 at=-10 => period_closed"),
         (R::PendingTransferNotFound, "postp 1 9 => pending_transfer_not_found"),
         (
             R::PendingTransferNotPending,
@@ -558,4 +566,62 @@ fn the_expiry_request_is_the_same_in_every_process() {
     let b = TransferRequest::expiry(org(1), pending);
     assert_eq!(a, b);
     assert_ne!(a.id, pending);
+}
+
+#[test]
+fn a_closed_period_takes_no_transfer_dated_in_it() {
+    // At or before the end of the period: refused; after it, or without a time: accepted.
+    check(&format!(
+        "{ACCOUNTS}
+         close -10
+         post 1 dA:1 cB:1 at=-11 => period_closed
+         post 2 dA:1 cB:1 at=-10 => period_closed
+         post 3 dA:1 cB:1 at=-9 => ok
+         post 4 dA:1 cB:1 => ok
+         sums A 2 100 0 0"
+    ));
+    // Nothing was recorded for the refused id: the same id may be used again in the open period.
+    check(&format!(
+        "{ACCOUNTS}
+         close -10
+         post 1 dA:1 cB:1 at=-20 => period_closed
+         post 1 dA:1 cB:1 at=-20 => period_closed
+         post 1 dA:1 cB:1 => ok"
+    ));
+    // Another org's close changes nothing for this one.
+    check(&format!(
+        "{ACCOUNTS}
+         close -10 org=2
+         post 1 dA:1 cB:1 at=-20 => ok"
+    ));
+}
+
+#[test]
+fn transfers_from_a_closed_period_are_replayed_posted_voided_and_reversed() {
+    check(&format!(
+        "{ACCOUNTS}
+         post 1 dA:5 cB:5 at=-20 => ok
+         pending 2 dA:5 cB:5 at=-20 => ok
+         pending 3 dA:5 cB:5 at=-20 => ok
+         pending 4 dA:5 cB:5 at=-20 timeout=30 => ok
+         close -10
+         post 1 dA:5 cB:5 at=-20 => replay
+         post 1 dA:6 cB:6 at=-20 => exists_with_different_amount
+         postp 5 2 => ok
+         void 6 3 => ok
+         reverse 7 1 => ok
+         clock +30
+         expire 8 4 => ok
+         sums A 10 105 0 0"
+    ));
+    // Dated in the closed period, an action on a transfer is refused before its target is
+    // looked at.
+    check(&format!(
+        "{ACCOUNTS}
+         pending 1 dA:5 cB:5 at=-20 => ok
+         close -10
+         postp 2 1 at=-15 => period_closed
+         postp 3 9 at=-15 => period_closed
+         postp 4 1 at=-5 => ok"
+    ));
 }

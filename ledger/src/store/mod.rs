@@ -6,12 +6,14 @@
 //! that a writer's consecutive batches overlap (`speculate.rs`). Everything else here creates
 //! accounts or reads.
 
+mod chain;
 mod effects;
 mod events;
 mod migrate;
 mod movements;
 mod post;
 mod query;
+mod reports;
 mod rows;
 mod speculate;
 mod together;
@@ -26,6 +28,7 @@ use crate::ids::{AccountId, CustomerId, OrgId};
 use crate::money::{Currency, Money};
 use crate::rules::{AccountKind, LimitPolicy, Side, Sums};
 
+pub use chain::{ChainReport, PeriodClose};
 pub use events::{
     Told, ToldWindow, event_id, event_place, event_type, new_event_batch_id, told, told_by_id,
 };
@@ -34,6 +37,10 @@ pub use movements::Movement;
 pub use query::{
     LedgerLine, StatementLine, StatementPage, StatementQuery, TrialBalance, TrialBalanceLine,
     TrialBalanceTotals,
+};
+pub use reports::{
+    BalanceSheet, BalanceSheetCurrency, EXPORT_PAGE_ROWS, IncomeLine, IncomeStatement,
+    IncomeTotals, KindBalance, Section, StatementExport,
 };
 pub use speculate::{Prepared, Speculation};
 pub use verify::Violation;
@@ -63,6 +70,12 @@ pub enum StoreError {
     /// A row the store wrote could not be read back: the database was changed behind its back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A period cannot be closed through a time after the time now.
+    #[error("the period to close ends in the future")]
+    PeriodInFuture,
+    /// A period cannot be closed through a time at or before the end of the last close.
+    #[error("the period is already closed")]
+    PeriodAlreadyClosed,
     /// The batch kept conflicting with concurrent writers and was not applied.
     #[error("too many conflicts with concurrent writers")]
     Contention,
@@ -271,9 +284,13 @@ impl Store {
     /// Creates an org (idempotent for the same id).
     pub async fn create_org(&self, id: OrgId, name: &str) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
+        // With its chain head, which every batch of the org locks (`chain.rs`).
         client
             .execute(
-                "INSERT INTO orgs (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                "WITH org AS (
+                     INSERT INTO orgs (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING
+                 )
+                 INSERT INTO ledger_heads (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING",
                 &[&id.0, &name],
             )
             .await?;

@@ -16,10 +16,12 @@ use tokio_postgres::types::Type;
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
+use super::chain::{self, HeadColumns};
 use super::effects::{self, Effects};
 use super::events::{self, EventBatches, EventColumns};
 use super::together::Settle;
 use super::{Store, StoreError, rows};
+use crate::chain::Link;
 use crate::ids::{AccountId, OrgId, TransferId};
 use crate::rules::{
     self, Outcome, RejectReason, Snapshot, Transfer, TransferKind, TransferRequest,
@@ -170,10 +172,15 @@ async fn attempt(
         ))
         .await?;
     let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
+    let lock_heads = client.prepare_cached(chain::LOCK_HEADS).await?;
+    let orgs = chain::batch_orgs(requests.iter().map(|request| request.org));
     let before_lock = started.elapsed();
     let lock_params: [&(dyn ToSql + Sync); 2] = [&keys.ids, &keys.orgs];
-    let ((), locked, now, existing, (resolutions, reversed)) = tokio::join!(
+    let heads_params: [&(dyn ToSql + Sync); 1] = [&orgs];
+    // The heads first: every transaction locks an org's head before its accounts.
+    let ((), heads, locked, now, existing, (resolutions, reversed)) = tokio::join!(
         client.batch_execute("BEGIN"),
+        client.query(&lock_heads, &heads_params),
         client.query(&lock, &lock_params),
         client.query_one(&read_clock, &[]),
         transfers_by_id(client, &lookup_ids),
@@ -181,6 +188,8 @@ async fn attempt(
     )
     .settle()?;
     let now: DateTime<Utc> = clock.manual_now().unwrap_or_else(|| now.get(0));
+    let mut heads = chain::heads(&heads)?;
+    chain::lock_missing_heads(client, &orgs, &mut heads).await?;
 
     // A referred-to transfer that appeared after the first read may touch accounts we did not
     // lock: start again, now that it is visible.
@@ -197,11 +206,13 @@ async fn attempt(
         transfers: existing,
         resolutions,
         reversed,
+        closed_through: chain::closed_through(&heads),
     };
     let locked_at = started.elapsed();
     let evaluation = rules::evaluate(&mut snapshot, now, requests);
+    let links = chain::links(&evaluation.transfers, &mut heads)?;
     let evaluated = started.elapsed();
-    write_and_commit(client, &snapshot, &evaluation).await?;
+    write_and_commit(client, &snapshot, &evaluation, &links, &heads).await?;
     tracing::trace!(
         size = requests.len(),
         read_us = before_lock.as_micros(),
@@ -392,11 +403,11 @@ pub(super) async fn transfers_by_id(
 const INSERT_TRANSFERS: &str =
     "INSERT INTO transfers (id, org_id, kind, code, postings, requested, pending_id,
          reversal_of, timeout_ms, expires_at, effective_at, created_at, context, rejection,
-         event_batch, event_ord)
+         event_batch, event_ord, chain_seq, chain_hash)
      SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[],
          $6::jsonb[], $7::uuid[], $8::uuid[], $9::int8[], $10::timestamptz[],
          $11::timestamptz[], $12::timestamptz[], $13::jsonb[], $14::text[], $15::uuid[],
-         $16::int4[])";
+         $16::int4[], $17::int8[], $18::bytea[])";
 
 const INSERT_ENTRIES: &str =
     "INSERT INTO entries (account_id, version, transfer_id, side, amount_posted,
@@ -413,7 +424,7 @@ const INSERT_CUSTOMER_LINKS: &str =
 
 const COPY_TRANSFERS: &str = "COPY transfers (id, org_id, kind, code, postings, requested,
          pending_id, reversal_of, timeout_ms, expires_at, effective_at, created_at, context,
-         rejection, event_batch, event_ord) FROM STDIN (FORMAT binary)";
+         rejection, event_batch, event_ord, chain_seq, chain_hash) FROM STDIN (FORMAT binary)";
 
 const COPY_ENTRIES: &str = "COPY entries (account_id, version, transfer_id, side, amount_posted,
          amount_pending, debits_posted, credits_posted, debits_pending, credits_pending,
@@ -474,13 +485,15 @@ async fn write_and_commit(
     client: &Client,
     snapshot: &Snapshot,
     evaluation: &rules::Evaluation,
+    links: &[Option<Link>],
+    heads: &HashMap<OrgId, chain::Head>,
 ) -> Result<(), StoreError> {
     if evaluation.transfers.is_empty() {
         client.batch_execute("COMMIT").await?;
         return Ok(());
     }
-    let rows = BatchRows::new(evaluation, &snapshot.transfers);
-    let state = StateChange::new(snapshot, evaluation, rows.event_batches());
+    let rows = BatchRows::new(evaluation, &snapshot.transfers, links);
+    let state = StateChange::new(snapshot, evaluation, rows.event_batches(), heads);
     let statements = Statements::prepare(client).await?;
     tokio::join!(
         rows.write(client, &statements),
@@ -508,6 +521,8 @@ pub(super) struct Statements {
     pub(super) upsert_app_data: Statement,
     insert_event_transfers: Statement,
     number_event_batches: Statement,
+    update_heads: Statement,
+    pub(super) assert_heads: Statement,
 }
 
 impl Statements {
@@ -526,6 +541,8 @@ impl Statements {
             upsert_app_data: client.prepare_cached(effects::UPSERT_APP_DATA).await?,
             insert_event_transfers: client.prepare_cached(events::INSERT_EVENT_TRANSFERS).await?,
             number_event_batches: client.prepare_cached(events::NUMBER_EVENT_BATCHES).await?,
+            update_heads: client.prepare_cached(chain::UPDATE_HEADS).await?,
+            assert_heads: client.prepare_cached(chain::ASSERT_HEADS).await?,
         })
     }
 }
@@ -545,13 +562,15 @@ pub(super) struct BatchRows<'a> {
 impl<'a> BatchRows<'a> {
     /// `known`: the transfers the batch's requests refer to (the snapshot's), whose customer
     /// and app the events of transfers acting on them tell of.
+    /// `links`: each new record's place in its org's chain, in step with the records.
     pub(super) fn new(
         evaluation: &'a rules::Evaluation,
         known: &HashMap<TransferId, Transfer>,
+        links: &[Option<Link>],
     ) -> Self {
         let events = EventColumns::new(&evaluation.transfers, &evaluation.entries, known);
         Self {
-            transfers: TransferColumns::new(&evaluation.transfers, events.places()),
+            transfers: TransferColumns::new(&evaluation.transfers, events.places(), links),
             entries: EntryColumns::new(&evaluation.entries),
             links: CustomerLinks::new(&evaluation.transfers),
             effects: Effects::new(&evaluation.transfers),
@@ -601,7 +620,7 @@ impl<'a> BatchRows<'a> {
         if t.id.is_empty() {
             return Ok(());
         }
-        let transfer_params: [&(dyn ToSql + Sync); 16] = [
+        let transfer_params: [&(dyn ToSql + Sync); 18] = [
             &t.id,
             &t.org,
             &t.kind,
@@ -618,6 +637,8 @@ impl<'a> BatchRows<'a> {
             &t.rejection,
             &t.event_batch,
             &t.event_ord,
+            &t.chain_seq,
+            &t.chain_hash,
         ];
         let e = &self.entries;
         let entry_params: [&(dyn ToSql + Sync); 13] = [
@@ -691,6 +712,8 @@ impl<'a> BatchRows<'a> {
                 Type::TEXT,
                 Type::UUID,
                 Type::INT4,
+                Type::INT8,
+                Type::BYTEA,
             ],
         ));
         for i in 0..t.id.len() {
@@ -713,6 +736,8 @@ impl<'a> BatchRows<'a> {
                     &t.rejection[i],
                     &t.event_batch[i],
                     &t.event_ord[i],
+                    &t.chain_seq[i],
+                    &t.chain_hash[i],
                 ])
                 .await?;
         }
@@ -774,6 +799,8 @@ impl<'a> BatchRows<'a> {
 /// the events of its accepted transfers (`events.rs`).
 pub(super) struct StateChange {
     accounts: AccountColumns,
+    /// The chain heads the batch moves.
+    heads: HeadColumns,
     events: EventBatches,
     opened_ids: Vec<Uuid>,
     opened_orgs: Vec<Uuid>,
@@ -786,10 +813,12 @@ impl StateChange {
     /// `snapshot` holds the accounts' states after the batch.
     /// `snapshot` holds the accounts' states after the batch; `events` are its rows' batches
     /// ([`BatchRows::event_batches`]).
+    /// `heads`: the chain heads after the batch.
     pub(super) fn new(
         snapshot: &Snapshot,
         evaluation: &rules::Evaluation,
         events: EventBatches,
+        heads: &HashMap<OrgId, chain::Head>,
     ) -> Self {
         let still_open: HashSet<TransferId> = evaluation.pending_opened.iter().copied().collect();
         let opened: Vec<&Transfer> = evaluation
@@ -804,8 +833,10 @@ impl StateChange {
             .filter(|transfer| transfer.rejection.is_none())
             .filter_map(|transfer| Some((transfer.pending_id?, transfer.org)))
             .collect();
+        let chained = evaluation.transfers.iter().filter(|transfer| transfer.rejection.is_none());
         Self {
             accounts: AccountColumns::new(snapshot, &evaluation.accounts_changed),
+            heads: HeadColumns::new(heads, chained.map(|transfer| transfer.org)),
             events,
             opened_ids: opened.iter().map(|transfer| transfer.id.0).collect(),
             opened_orgs: opened.iter().map(|transfer| transfer.org.0).collect(),
@@ -838,26 +869,40 @@ impl StateChange {
     /// manual clock) is not ahead of the database's clock; otherwise the statement fails with
     /// [`ACCOUNTS_CHANGED`] or [`TIME_AHEAD`], and the transaction with it. Only for a batch
     /// that [changes accounts](StateChange::changes_accounts): the checks ride on the update.
+    ///
+    /// The chain heads in `assumed_heads` are locked and compared first, in the same round
+    /// trip: a head that is not as assumed fails the statement with
+    /// [`chain::HEADS_CHANGED`].
     pub(super) async fn write_guarded(
         &self,
         client: &Client,
         statements: &Statements,
         assumed: &[rules::AccountState],
+        assumed_heads: &chain::AssumedHeads,
         recorded_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        self.write_checked(client, statements, Some((assumed, recorded_at))).await
+        let guard = Guard { assumed, heads: assumed_heads, recorded_at };
+        self.write_checked(client, statements, Some(guard)).await
     }
 
     async fn write_checked(
         &self,
         client: &Client,
         statements: &Statements,
-        guard: Option<(&[rules::AccountState], Option<DateTime<Utc>>)>,
+        guard: Option<Guard<'_>>,
     ) -> Result<(), StoreError> {
         let a = &self.accounts;
-        let assumed =
-            guard.map(|(assumed, recorded_at)| (AssumedColumns::new(assumed), recorded_at));
+        let assumed_heads = guard.as_ref().map(|guard| guard.heads);
+        let assumed = guard.map(|guard| (AssumedColumns::new(guard.assumed), guard.recorded_at));
+        // Heads before accounts, as every transaction locks them.
         tokio::join!(
+            async {
+                match assumed_heads {
+                    Some(heads) => heads.check(client, &statements.assert_heads).await,
+                    None => Ok(0),
+                }
+            },
+            self.heads.write(client, &statements.update_heads),
             async {
                 if a.id.is_empty() {
                     return Ok(0);
@@ -912,6 +957,14 @@ impl StateChange {
     }
 }
 
+/// What a prepared batch's commit checks: the account states and chain heads it assumed, and
+/// its time.
+struct Guard<'a> {
+    assumed: &'a [rules::AccountState],
+    heads: &'a chain::AssumedHeads,
+    recorded_at: Option<DateTime<Utc>>,
+}
+
 /// The states a prepared batch assumed, as column arrays.
 struct AssumedColumns {
     id: Vec<Uuid>,
@@ -958,13 +1011,21 @@ struct TransferColumns<'a> {
     /// Its event's batch id and place (`None` for a refused transfer).
     event_batch: Vec<Option<Uuid>>,
     event_ord: Vec<Option<i32>>,
+    /// Its place in its org's chain (`None` for a refused transfer).
+    chain_seq: Vec<Option<i64>>,
+    chain_hash: Vec<Option<Vec<u8>>>,
 }
 
 impl<'a> TransferColumns<'a> {
     /// Borrows what it sends: the JSON columns are serialised straight into the statement's
     /// parameters, never copied into a tree of their own.
     /// `places`: each transfer's event's batch id and place, in step with `transfers`.
-    fn new(transfers: &'a [Transfer], places: &[Option<(Uuid, i32)>]) -> Self {
+    /// `links`: each transfer's chain link, in step with `transfers`.
+    fn new(
+        transfers: &'a [Transfer],
+        places: &[Option<(Uuid, i32)>],
+        links: &[Option<Link>],
+    ) -> Self {
         let mut columns = Self {
             id: Vec::with_capacity(transfers.len()),
             org: Vec::with_capacity(transfers.len()),
@@ -982,6 +1043,8 @@ impl<'a> TransferColumns<'a> {
             rejection: Vec::with_capacity(transfers.len()),
             event_batch: places.iter().map(|place| place.map(|place| place.0)).collect(),
             event_ord: places.iter().map(|place| place.map(|place| place.1)).collect(),
+            chain_seq: links.iter().map(|link| link.map(|link| link.seq)).collect(),
+            chain_hash: links.iter().map(|link| link.map(|link| link.hash.to_vec())).collect(),
         };
         for transfer in transfers {
             columns.id.push(transfer.id.0);

@@ -243,60 +243,9 @@ impl Store {
         let account = self.account(org, account).await?.ok_or(StoreError::AccountNotFound)?;
         let limit = query.limit.max(1);
         let client = self.pool.get().await?;
-        // Entries recorded in [from, to) are those after the last one recorded before `from`,
-        // up to the last one recorded before `to`.
-        let after = match query.from {
-            Some(from) => last_version_recorded(&client, &account, from, false).await?,
-            None => 0,
-        };
-        let until = match query.to {
-            Some(to) => last_version_recorded(&client, &account, to, false).await?,
-            None => account.version,
-        };
-        let rows = client
-            .query(
-                "SELECT e.version, e.transfer_id, t.kind, t.code, e.side, e.amount_posted,
-                     e.amount_pending, e.debits_posted, e.credits_posted, e.debits_pending,
-                     e.credits_pending, e.effective_at, e.created_at
-                 FROM entries e JOIN transfers t ON t.org_id = e.org_id AND t.id = e.transfer_id
-                 WHERE e.org_id = $5 AND e.account_id = $1 AND e.version > $2
-                     AND e.version <= $3
-                 ORDER BY e.version LIMIT $4",
-                &[
-                    &account.id.0,
-                    &query.after_version.unwrap_or(0).max(after),
-                    &until,
-                    &limit,
-                    &account.org.0,
-                ],
-            )
-            .await?;
-        let currency = account.currency;
-        let lines = rows
-            .iter()
-            .map(|row| {
-                let kind: &str = row.get(2);
-                let sums = Sums {
-                    debits_posted: row.get(7),
-                    credits_posted: row.get(8),
-                    debits_pending: row.get(9),
-                    credits_pending: row.get(10),
-                };
-                Ok(StatementLine {
-                    version: row.get(0),
-                    transfer_id: TransferId(row.get(1)),
-                    kind: TransferKind::from_name(kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?,
-                    code: row.get(3),
-                    side: rows::side(row.get(4))?,
-                    amount_posted: Money::from_minor(currency, row.get(5)),
-                    amount_pending: Money::from_minor(currency, row.get(6)),
-                    balance: Balance::new(currency, account.normal_side, sums),
-                    effective_at: row.get(11),
-                    created_at: row.get(12),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let (after, until) = version_range(&client, &account, query.from, query.to).await?;
+        let after = query.after_version.unwrap_or(0).max(after);
+        let lines = statement_rows(&client, &account, after, until, limit).await?;
         let full = i64::try_from(lines.len()).is_ok_and(|n| n == limit);
         let next_after_version = if full { lines.last().map(|line| line.version) } else { None };
         Ok(StatementPage { lines, next_after_version })
@@ -340,35 +289,15 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<TrialBalance, StoreError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT a.id, a.kind, a.name, a.currency, a.normal_side,
-                     coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'debit'
-                         AND e.effective_at < $2), 0)::int8,
-                     coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'credit'
-                         AND e.effective_at < $2), 0)::int8,
-                     coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'debit'
-                         AND e.effective_at >= $2), 0)::int8,
-                     coalesce(sum(e.amount_posted) FILTER (WHERE e.side = 'credit'
-                         AND e.effective_at >= $2), 0)::int8
-                 FROM accounts a
-                 LEFT JOIN entries e
-                     ON e.org_id = a.org_id AND e.account_id = a.id AND e.effective_at < $3
-                 WHERE a.org_id = $1
-                 GROUP BY a.org_id, a.id
-                 ORDER BY a.currency, a.kind, a.created_at, a.id",
-                &[&org.0, &from, &to],
-            )
-            .await?;
-        let mut lines = Vec::with_capacity(rows.len());
+        let accounts = self.period_sums(org, from, to, &[]).await?;
+        let mut lines = Vec::with_capacity(accounts.len());
         let mut totals: BTreeMap<&'static str, [i128; 6]> = BTreeMap::new();
-        for row in &rows {
-            let kind: &str = row.get(1);
-            let currency = rows::currency(row.get(3))?;
-            let normal_side = rows::side(row.get(4))?;
-            let [opening_debits, opening_credits, debits, credits]: [i64; 4] =
-                [row.get(5), row.get(6), row.get(7), row.get(8)];
+        for account in accounts {
+            let currency = account.currency;
+            let normal_side = account.normal_side;
+            let [opening_debits, opening_credits] = account.opening;
+            let debits = account.closing[0] - opening_debits;
+            let credits = account.closing[1] - opening_credits;
             let oriented = |debit: i128, credit: i128| match normal_side {
                 Side::Credit => credit - debit,
                 Side::Debit => debit - credit,
@@ -385,10 +314,9 @@ impl Store {
             total[4] += closing_net.max(0);
             total[5] += (-closing_net).max(0);
             lines.push(TrialBalanceLine {
-                account: AccountId(row.get(0)),
-                kind: AccountKind::from_name(kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("account kind {kind:?}")))?,
-                name: row.get(2),
+                account: account.account,
+                kind: account.kind,
+                name: account.name,
                 currency,
                 normal_side,
                 opening: money(currency, opening)?,
@@ -455,7 +383,75 @@ async fn last_version_recorded(
     Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
 }
 
-fn money(currency: Currency, minor: i128) -> Result<Money, StoreError> {
+/// The versions an account's statement of entries recorded in `[from, to)` spans: its lines
+/// are the entries after the first number up to the second.
+pub(super) async fn version_range(
+    client: &deadpool_postgres::Client,
+    account: &super::Account,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<(i64, i64), StoreError> {
+    // Entries recorded in [from, to) are those after the last one recorded before `from`, up
+    // to the last one recorded before `to`.
+    let after = match from {
+        Some(from) => last_version_recorded(client, account, from, false).await?,
+        None => 0,
+    };
+    let until = match to {
+        Some(to) => last_version_recorded(client, account, to, false).await?,
+        None => account.version,
+    };
+    Ok((after, until))
+}
+
+/// At most `limit` statement lines of the account: its entries after version `after` up to
+/// `until`, in version order (a primary-key range), each with its transfer's kind and code.
+pub(super) async fn statement_rows(
+    client: &deadpool_postgres::Client,
+    account: &super::Account,
+    after: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<StatementLine>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT e.version, e.transfer_id, t.kind, t.code, e.side, e.amount_posted,
+                 e.amount_pending, e.debits_posted, e.credits_posted, e.debits_pending,
+                 e.credits_pending, e.effective_at, e.created_at
+             FROM entries e JOIN transfers t ON t.org_id = e.org_id AND t.id = e.transfer_id
+             WHERE e.org_id = $5 AND e.account_id = $1 AND e.version > $2 AND e.version <= $3
+             ORDER BY e.version LIMIT $4",
+            &[&account.id.0, &after, &until, &limit, &account.org.0],
+        )
+        .await?;
+    let currency = account.currency;
+    rows.iter()
+        .map(|row| {
+            let kind: &str = row.get(2);
+            let sums = Sums {
+                debits_posted: row.get(7),
+                credits_posted: row.get(8),
+                debits_pending: row.get(9),
+                credits_pending: row.get(10),
+            };
+            Ok(StatementLine {
+                version: row.get(0),
+                transfer_id: TransferId(row.get(1)),
+                kind: TransferKind::from_name(kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?,
+                code: row.get(3),
+                side: rows::side(row.get(4))?,
+                amount_posted: Money::from_minor(currency, row.get(5)),
+                amount_pending: Money::from_minor(currency, row.get(6)),
+                balance: Balance::new(currency, account.normal_side, sums),
+                effective_at: row.get(11),
+                created_at: row.get(12),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn money(currency: Currency, minor: i128) -> Result<Money, StoreError> {
     let minor = i64::try_from(minor)
         .map_err(|_| StoreError::InvalidAmount(crate::money::MoneyError::Overflow))?;
     Ok(Money::from_minor(currency, minor))
@@ -476,63 +472,103 @@ pub struct LedgerLine {
     pub amount: Money,
 }
 
+/// Where a general ledger export has read up to: the last line's place in its order.
+type LedgerCursor = (DateTime<Utc>, uuid::Uuid, uuid::Uuid, i64);
+
 impl Store {
     /// The org's posted entries whose effective time is in `[from, to)`, in effective-time
-    /// order, as a stream read from one query: memory stays flat however long the period.
+    /// order (then transfer, account and version), as a stream read in keyset pages of
+    /// [`super::EXPORT_PAGE_ROWS`] through the entries' effective-time index (migration 0027):
+    /// memory stays flat however long the period, and no statement runs longer than a page
+    /// however slow the reader. Each page is its own snapshot: an entry committed during the
+    /// download is in it only if its place comes after what was already read (a period that
+    /// is closed does not change).
     ///
-    /// # Errors
-    ///
-    /// When the query cannot start; the stream's items carry later failures.
-    pub async fn general_ledger(
+    /// The stream's items carry the failures.
+    pub fn general_ledger(
         &self,
         org: OrgId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<
-        impl futures_util::Stream<Item = Result<LedgerLine, StoreError>> + Send + 'static,
-        StoreError,
-    > {
-        use futures_util::StreamExt as _;
+    ) -> impl futures_util::Stream<Item = Result<LedgerLine, StoreError>> + Send + 'static {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        let store = self.clone();
+        let pages = futures_util::stream::try_unfold(
+            Some(None::<LedgerCursor>),
+            move |cursor: Option<Option<LedgerCursor>>| {
+                let store = store.clone();
+                async move {
+                    let Some(cursor) = cursor else { return Ok::<_, StoreError>(None) };
+                    let (lines, next) = store.ledger_page(org, from, to, cursor).await?;
+                    Ok(Some((
+                        futures_util::stream::iter(lines.into_iter().map(Ok)),
+                        next.map(Some),
+                    )))
+                }
+            },
+        );
+        pages.try_flatten().boxed()
+    }
+
+    /// One page of [`Store::general_ledger`] after `cursor`, and the cursor of the next page
+    /// when this one is full.
+    async fn ledger_page(
+        &self,
+        org: OrgId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        cursor: Option<LedgerCursor>,
+    ) -> Result<(Vec<LedgerLine>, Option<LedgerCursor>), StoreError> {
         let client = self.pool.get().await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&org.0, &from, &to];
+        let (at, transfer, account, version) =
+            cursor.map_or((from, None, None, None), |c| (c.0, Some(c.1), Some(c.2), Some(c.3)));
         let rows = client
-            .query_raw(
+            .query(
                 "SELECT e.effective_at, e.created_at, e.transfer_id, t.kind, t.code, e.account_id,
-                     a.kind, a.name, a.currency, e.side, e.amount_posted
+                     a.kind, a.name, a.currency, e.side, e.amount_posted, e.version
                  FROM entries e
                  JOIN accounts a ON a.org_id = e.org_id AND a.id = e.account_id
                  JOIN transfers t ON t.org_id = e.org_id AND t.id = e.transfer_id
                  WHERE e.org_id = $1 AND e.effective_at >= $2 AND e.effective_at < $3
                      AND e.amount_posted > 0
-                 ORDER BY e.effective_at, e.transfer_id, e.account_id",
-                params,
+                     AND ($4::uuid IS NULL
+                         OR (e.effective_at, e.transfer_id, e.account_id, e.version)
+                             > ($2, $4, $5, $6))
+                 ORDER BY e.effective_at, e.transfer_id, e.account_id, e.version
+                 LIMIT $7",
+                &[&org.0, &at, &to, &transfer, &account, &version, &super::EXPORT_PAGE_ROWS],
             )
             .await?;
-        // The pooled connection travels with the rows, back to the pool when they are done.
-        Ok(rows.map(move |row| {
-            let _connection = &client;
-            let row = row?;
-            let kind: &str = row.get(3);
-            let account_kind: &str = row.get(6);
-            let currency: &str = row.get(8);
-            let side: &str = row.get(9);
-            let currency = Currency::from_code(currency)
-                .map_err(|_| StoreError::Corrupt(format!("currency {currency:?}")))?;
-            Ok(LedgerLine {
-                effective_at: row.get(0),
-                recorded_at: row.get(1),
-                transfer_id: TransferId(row.get(2)),
-                kind: TransferKind::from_name(kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?,
-                code: row.get(4),
-                account: AccountId(row.get(5)),
-                account_kind: AccountKind::from_name(account_kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("account kind {account_kind:?}")))?,
-                account_name: row.get(7),
-                side: Side::from_name(side)
-                    .ok_or_else(|| StoreError::Corrupt(format!("side {side:?}")))?,
-                amount: Money::from_minor(currency, row.get(10)),
+        let mut next = None;
+        let lines = rows
+            .iter()
+            .map(|row| {
+                next = Some((row.get(0), row.get(2), row.get(5), row.get(11)));
+                ledger_line(row)
             })
-        }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let full = i64::try_from(lines.len()).is_ok_and(|n| n == super::EXPORT_PAGE_ROWS);
+        Ok((lines, next.filter(|_| full)))
     }
+}
+
+/// A general ledger line from a row of [`Store::ledger_page`]'s query.
+fn ledger_line(row: &tokio_postgres::Row) -> Result<LedgerLine, StoreError> {
+    let kind: &str = row.get(3);
+    let account_kind: &str = row.get(6);
+    let currency = rows::currency(row.get(8))?;
+    Ok(LedgerLine {
+        effective_at: row.get(0),
+        recorded_at: row.get(1),
+        transfer_id: TransferId(row.get(2)),
+        kind: TransferKind::from_name(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("transfer kind {kind:?}")))?,
+        code: row.get(4),
+        account: AccountId(row.get(5)),
+        account_kind: AccountKind::from_name(account_kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("account kind {account_kind:?}")))?,
+        account_name: row.get(7),
+        side: rows::side(row.get(9))?,
+        amount: Money::from_minor(currency, row.get(10)),
+    })
 }

@@ -34,15 +34,17 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Client;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::chain::{self, AssumedHeads, Head};
 use super::post::{
     BatchRows, IDS_OF_ORGS, Keys, StateChange, Statements, account_keys, appeared_elsewhere,
     lookup_ids, names_an_id_under_two_orgs, referenced_ids, resolutions_by_id, transfers_by_id,
 };
 use super::together::Settle;
 use super::{Store, StoreError, rows};
-use crate::ids::{AccountId, TransferId};
+use crate::ids::{AccountId, OrgId, TransferId};
 use crate::rules::{self, AccountState, Outcome, Snapshot, Transfer, TransferRequest};
 
 /// Opens a prepared batch's transaction.
@@ -66,6 +68,8 @@ const CLOCK_READING_AGE_MAX: Duration = Duration::from_secs(1);
 pub struct Speculation {
     /// Accounts as the writer's last batches leave them.
     accounts: HashMap<AccountId, AccountState>,
+    /// Orgs' chain heads (and closed periods) as the writer's last batches leave them.
+    heads: HashMap<OrgId, Head>,
     /// The records of the last prepared batch, which may not be committed yet.
     transfers: HashMap<TransferId, Transfer>,
     /// The database's clock as last read, and when (by the local monotonic clock).
@@ -135,6 +139,8 @@ pub struct Prepared {
     client: Option<Client>,
     /// The states the evaluation started from, by account id.
     assumed: Vec<AccountState>,
+    /// The chain heads the evaluation started from, of every org of the batch.
+    assumed_heads: AssumedHeads,
     /// The batch's time, which the database's clock must have reached at commit (`None` with a
     /// manual clock).
     recorded_at: Option<DateTime<Utc>>,
@@ -191,8 +197,15 @@ impl Store {
         let client = self.pool.get().await?;
         let result = prepare_on(&client, &self.clock, speculation, requests).await;
         match result {
-            Ok(Some(PreparedParts { assumed, recorded_at, state, outcomes })) => {
-                Ok(Some(Prepared { client: Some(client), assumed, recorded_at, state, outcomes }))
+            Ok(Some(PreparedParts { assumed, assumed_heads, recorded_at, state, outcomes })) => {
+                Ok(Some(Prepared {
+                    client: Some(client),
+                    assumed,
+                    assumed_heads,
+                    recorded_at,
+                    state,
+                    outcomes,
+                }))
             }
             other => {
                 let _ = client.batch_execute("ROLLBACK").await;
@@ -258,6 +271,7 @@ fn has_state(error: &StoreError, state: &tokio_postgres::error::SqlState) -> boo
 /// What [`Prepared`] holds besides its connection.
 struct PreparedParts {
     assumed: Vec<AccountState>,
+    assumed_heads: AssumedHeads,
     recorded_at: Option<DateTime<Utc>>,
     state: StateChange,
     outcomes: Vec<Outcome>,
@@ -270,17 +284,29 @@ async fn prepare_on(
     requests: &[TransferRequest],
 ) -> Result<Option<PreparedParts>, StoreError> {
     let started = std::time::Instant::now();
-    let Some((mut snapshot, now)) = read(client, clock, speculation, requests).await? else {
+    let Some((mut snapshot, heads, now)) = read(client, clock, speculation, requests).await? else {
         return Ok(None);
     };
     let mut assumed: Vec<AccountState> = snapshot.accounts.values().cloned().collect();
     assumed.sort_unstable_by_key(|state| state.id.0);
+    let assumed_heads = AssumedHeads::new(&heads);
 
     let read = started.elapsed();
     let evaluation = rules::evaluate(&mut snapshot, now, requests);
-    let rows = BatchRows::new(&evaluation, &snapshot.transfers);
+    // A closed period's refusal is not recorded, so it cannot meet the id of an earlier
+    // transfer at insert the way other outcomes do: an id wrongly marked new (a replay) would
+    // be answered `period_closed` instead of replayed. `Store::post` looks every id up.
+    let unlooked_refusal = requests.iter().zip(&evaluation.outcomes).any(|(request, outcome)| {
+        request.id_is_new && outcome.rejection() == Some(rules::RejectReason::PeriodClosed)
+    });
+    if unlooked_refusal {
+        return Ok(None);
+    }
+    let mut heads_after = heads;
+    let links = chain::links(&evaluation.transfers, &mut heads_after)?;
+    let rows = BatchRows::new(&evaluation, &snapshot.transfers, &links);
     let evaluated = started.elapsed();
-    let state = StateChange::new(&snapshot, &evaluation, rows.event_batches());
+    let state = StateChange::new(&snapshot, &evaluation, rows.event_batches(), &heads_after);
     // While prepared, the transaction holds the new entries' keys (account, version), which a
     // concurrent writer of the same accounts also needs, and waits for the writer's previous
     // batch, which may wait for that concurrent writer's locks: a cycle the database cannot
@@ -304,23 +330,31 @@ async fn prepare_on(
         speculation.accounts.clear();
     }
     speculation.accounts.extend(snapshot.accounts);
+    speculation.heads.extend(heads_after);
     speculation.transfers =
         evaluation.transfers.into_iter().map(|transfer| (transfer.id, transfer)).collect();
     speculation.recorded = Some(now);
     let recorded_at = clock.manual_now().is_none().then_some(now);
-    Ok(Some(PreparedParts { assumed, recorded_at, state, outcomes: evaluation.outcomes }))
+    Ok(Some(PreparedParts {
+        assumed,
+        assumed_heads,
+        recorded_at,
+        state,
+        outcomes: evaluation.outcomes,
+    }))
 }
 
 /// What the rules need for the batch, without locking: the accounts from the speculation or
 /// else the database, the transfers under its ids (unless generated for it) and the ones it
-/// refers to (the last prepared batch's too), and the time. `None` when a transfer it refers
-/// to appeared meanwhile.
+/// refers to (the last prepared batch's too), its orgs' chain heads (from the speculation or
+/// else the database), and the time. `None` when a transfer it refers to appeared meanwhile,
+/// or an org has no head yet ([`Store::post`] makes it).
 async fn read(
     client: &Client,
     clock: &super::Clock,
     speculation: &mut Speculation,
     requests: &[TransferRequest],
-) -> Result<Option<(Snapshot, DateTime<Utc>)>, StoreError> {
+) -> Result<Option<(Snapshot, HashMap<OrgId, Head>, DateTime<Utc>)>, StoreError> {
     let referenced_ids = referenced_ids(requests);
     let unknown = Keys::new(
         referenced_ids.pairs().filter(|(id, org)| speculation.transfer(*id, *org).is_none()),
@@ -343,21 +377,36 @@ async fn read(
         .filter(|request| !request.id_is_new)
         .map(|request| (request.id.0, request.org.0));
     let lookup_ids = lookup_ids(own, &referenced_ids);
+    let orgs = chain::batch_orgs(requests.iter().map(|request| request.org));
+    let heads_to_read: Vec<Uuid> =
+        orgs.iter().copied().filter(|org| !speculation.heads.contains_key(&OrgId(*org))).collect();
 
     // A batch that needs nothing from the database reads nothing, not even the clock: it moves
     // the writer's last reading on (see the module's documentation).
-    let quiet = to_read.is_empty() && lookup_ids.is_empty() && referenced_ids.is_empty();
+    let quiet = to_read.is_empty()
+        && lookup_ids.is_empty()
+        && referenced_ids.is_empty()
+        && heads_to_read.is_empty();
     let moved_on =
         if quiet { clock.manual_now().or_else(|| speculation.extrapolated_now()) } else { None };
-    let (read, now, existing, (resolutions, reversed)) = if let Some(now) = moved_on {
-        (Vec::new(), now, HashMap::new(), (HashMap::new(), HashSet::new()))
+    let (read, heads_read, now, existing, (resolutions, reversed)) = if let Some(now) = moved_on {
+        (Vec::new(), Vec::new(), now, HashMap::new(), (HashMap::new(), HashSet::new()))
     } else {
-        let (read, read_at, existing, resolved) =
-            read_with_clock(client, &to_read, &lookup_ids, &referenced_ids).await?;
+        let (read, heads_read, read_at, existing, resolved) =
+            read_with_clock(client, &to_read, &heads_to_read, &lookup_ids, &referenced_ids).await?;
         speculation.clock = Some((read_at, Instant::now()));
         let now = clock.manual_now().unwrap_or_else(|| speculation.not_before_recorded(read_at));
-        (read, now, existing, resolved)
+        (read, heads_read, now, existing, resolved)
     };
+    let mut heads = chain::heads(&heads_read)?;
+    for org in &orgs {
+        if let Some(head) = speculation.heads.get(&OrgId(*org)) {
+            heads.insert(OrgId(*org), *head);
+        }
+    }
+    if heads.len() != orgs.len() {
+        return Ok(None);
+    }
 
     // A referred-to transfer that appeared after the first read may touch accounts not read.
     let known: HashSet<Uuid> = keys.ids.iter().copied().collect();
@@ -376,21 +425,30 @@ async fn read(
             accounts.insert(state.id, state.clone());
         }
     }
-    let mut snapshot = Snapshot { accounts, transfers: existing, resolutions, reversed };
+    let mut snapshot = Snapshot {
+        accounts,
+        transfers: existing,
+        resolutions,
+        reversed,
+        closed_through: chain::closed_through(&heads),
+    };
     speculation.overlay(&lookup_ids, &referenced_ids, &mut snapshot);
-    Ok(Some((snapshot, now)))
+    Ok(Some((snapshot, heads, now)))
 }
 
 /// What [`read`] takes from the database, in one round trip: the accounts not in the
-/// speculation, then the clock (every entry they show was recorded before the time this batch
-/// records), the transfers under `lookup_ids`, and how the referred-to ones were resolved.
+/// speculation and the chain heads of `heads_to_read`, then the clock (every entry they show
+/// was recorded before the time this batch records), the transfers under `lookup_ids`, and
+/// how the referred-to ones were resolved.
 async fn read_with_clock(
     client: &Client,
     to_read: &Keys,
+    heads_to_read: &[Uuid],
     lookup_ids: &Keys,
     referenced_ids: &Keys,
 ) -> Result<
     (
+        Vec<tokio_postgres::Row>,
         Vec<tokio_postgres::Row>,
         DateTime<Utc>,
         HashMap<TransferId, Transfer>,
@@ -405,7 +463,8 @@ async fn read_with_clock(
         ))
         .await?;
     let read_clock = client.prepare_cached("SELECT clock_timestamp()").await?;
-    let (read, now, existing, resolved) = tokio::join!(
+    let read_heads = client.prepare_cached(chain::READ_HEADS).await?;
+    let (read, heads, now, existing, resolved) = tokio::join!(
         async {
             // Most batches find every account in the speculation: no statement for none.
             if to_read.ids.is_empty() {
@@ -413,12 +472,18 @@ async fn read_with_clock(
             }
             client.query(&read_accounts, &[&to_read.ids, &to_read.orgs]).await
         },
+        async {
+            if heads_to_read.is_empty() {
+                return Ok(Vec::new());
+            }
+            client.query(&read_heads, &[&heads_to_read]).await
+        },
         client.query_one(&read_clock, &[]),
         transfers_by_id(client, lookup_ids),
         resolutions_by_id(client, referenced_ids),
     )
     .settle()?;
-    Ok((read, now.get(0), existing, resolved))
+    Ok((read, heads, now.get(0), existing, resolved))
 }
 
 /// Locks the prepared batch's accounts; when they are as assumed, updates them and commits.
@@ -436,6 +501,7 @@ async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<boo
                 client,
                 &statements,
                 &prepared.assumed,
+                &prepared.assumed_heads,
                 prepared.recorded_at
             ),
             client.batch_execute("COMMIT"),
@@ -453,7 +519,11 @@ async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<boo
             Err(StoreError::Db(error))
                 if matches!(
                     error.code().map(tokio_postgres::error::SqlState::code),
-                    Some(super::post::ACCOUNTS_CHANGED | super::post::TIME_AHEAD)
+                    Some(
+                        super::post::ACCOUNTS_CHANGED
+                            | super::post::TIME_AHEAD
+                            | chain::HEADS_CHANGED
+                    )
                 ) =>
             {
                 tracing::debug!(%error, "a prepared batch was refused at commit");
@@ -471,7 +541,26 @@ async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<boo
             rows::ACCOUNT_COLUMNS
         ))
         .await?;
-    let locked = client.query(&lock, &[&ids, &orgs]).await?;
+    // The heads first, as every transaction locks them; a head not as assumed (another
+    // process's batch, a close) fails the statement.
+    let statements = Statements::prepare(client).await?;
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&ids, &orgs];
+    let checked = tokio::join!(
+        prepared.assumed_heads.check(client, &statements.assert_heads),
+        client.query(&lock, &lock_params),
+    )
+    .settle();
+    let locked = match checked {
+        Ok((_, locked)) => locked,
+        Err(StoreError::Db(error))
+            if error.code().map(tokio_postgres::error::SqlState::code)
+                == Some(chain::HEADS_CHANGED) =>
+        {
+            tracing::debug!("a prepared batch's chain head changed before it was committed");
+            return Ok(false);
+        }
+        Err(error) => return Err(error),
+    };
     let mut actual: Vec<AccountState> =
         locked.iter().map(rows::account_state).collect::<Result<_, _>>()?;
     actual.sort_unstable_by_key(|state| state.id.0);
@@ -480,7 +569,6 @@ async fn lock_compare_commit(client: &Client, prepared: &Prepared) -> Result<boo
         return Ok(false);
     }
     let locked_at = started.elapsed();
-    let statements = Statements::prepare(client).await?;
     tokio::join!(prepared.state.write(client, &statements), client.batch_execute("COMMIT"),)
         .settle()?;
     tracing::trace!(

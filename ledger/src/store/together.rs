@@ -42,3 +42,4 @@ settle_tuple!(a: A, EA; b: B, EB);
 settle_tuple!(a: A, EA; b: B, EB; c: C, EC);
 settle_tuple!(a: A, EA; b: B, EB; c: C, EC; d: D, ED);
 settle_tuple!(a: A, EA; b: B, EB; c: C, EC; d: D, ED; e: E, EE);
+settle_tuple!(a: A, EA; b: B, EB; c: C, EC; d: D, ED; e: E, EE; f: F, EF);

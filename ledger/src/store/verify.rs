@@ -112,7 +112,8 @@ const CHECKS: &[(&str, &str)] = &[
 
 impl Store {
     /// Checks every ledger invariant over the whole database, every org's books (joins stay
-    /// within an org); returns what does not hold.
+    /// within an org) and every org's hash chain ([`Store::verify_chain`]); returns what does
+    /// not hold.
     ///
     /// It reads everything, in one repeatable-read snapshot: for tests, benchmarks and audits,
     /// not for a request path.
@@ -181,6 +182,16 @@ impl Store {
             });
         }
         tx.commit().await?;
+        // Each org's chain, recomputed in a snapshot of its own (it streams, org by org).
+        for org in self.orgs().await? {
+            let report = self.verify_chain(org).await?;
+            if !report.is_intact() {
+                violations.push(Violation {
+                    invariant: "each org's journal follows from its hash chain",
+                    detail: format!("org {org}: {report}"),
+                });
+            }
+        }
         Ok(violations)
     }
 }

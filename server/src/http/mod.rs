@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod problem;
 mod state;
+pub mod ui;
 pub mod v1;
 
 pub use state::AppState;
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::http::metrics::render))
         .merge(api)
         .merge(crate::http::callbacks::routes(&state))
+        // The finance web UI (`/ui`), server-rendered pages; not in the OpenAPI document.
+        .merge(crate::http::ui::routes())
         // The document at /openapi.json, browsable at /docs; the UI's files are in the binary.
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/docs")

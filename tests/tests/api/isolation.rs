@@ -596,6 +596,10 @@ async fn snapshot(server: &ApiServer, world: &World) -> Vec<(String, Value)> {
         (&world.org_key, "/v1/keys".to_owned()),
         (&world.org_key, "/v1/apps".to_owned()),
         (&world.org_key, format!("/v1/reports/trial-balance?from={LONG_AGO}&to={FAR_FUTURE}")),
+        // Org A's period closes: another org's close never closes A's books.
+        (&world.org_key, "/v1/periods".to_owned()),
+        (&world.org_key, format!("/v1/reports/balance-sheet?at={FAR_FUTURE}")),
+        (&world.org_key, format!("/v1/reports/income-statement?from={LONG_AGO}&to={FAR_FUTURE}")),
         // The spare key still works.
         (&world.spare_key_token, "/v1/purses".to_owned()),
     ];

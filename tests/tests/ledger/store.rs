@@ -906,3 +906,333 @@ async fn a_prepared_batch_whose_accounts_changed_commits_nothing() {
     assert_eq!(purse.balance().posted, money("80"));
     assert_eq!(ledger.store.verify().await.unwrap(), vec![]);
 }
+
+both_paths!(
+    the_chain_verifies_and_finds_the_one_transfer_changed,
+    a_closed_period_refuses_back_dated_transfers_and_keeps_replays,
+);
+
+/// A transfer of `amount` from `from` to `to` with this context.
+fn with_context(mut request: TransferRequest, context: serde_json::Value) -> TransferRequest {
+    let serde_json::Value::Object(map) = context else { panic!("a context is an object") };
+    request.context = map.into();
+    request
+}
+
+/// Runs `sql` as the owner with the immutability trigger of `transfers` off: what someone
+/// rewriting history behind the ledger's back would do.
+async fn tamper(l: &Ledger, sql: &str) {
+    let client = l.db.pool().get().await.unwrap();
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE transfers DISABLE TRIGGER transfers_immutable;
+             {sql};
+             ALTER TABLE transfers ENABLE TRIGGER transfers_immutable;"
+        ))
+        .await
+        .unwrap();
+}
+
+async fn chain_seq(l: &Ledger, id: TransferId) -> Option<i64> {
+    let client = l.store.pool().get().await.unwrap();
+    client
+        .query_one(
+            "SELECT chain_seq FROM transfers WHERE org_id = $1 AND id = $2",
+            &[&l.org.0, &id.0],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Every accepted transfer (posted, pending, posted pending, reversal) is chained in order,
+/// rejections and replays are not, and changing one transfer's amount or context behind the
+/// ledger's back is found at exactly that transfer.
+async fn the_chain_verifies_and_finds_the_one_transfer_changed(mode: Mode) {
+    let l = ledger(mode).await;
+    let fund = with_context(
+        l.transfer(l.external, l.purse, "100"),
+        json!({"note": "fund", "numbers": [1, 2.5, 1e16, 100.0], "nested": {"b": true, "a": null}}),
+    );
+    let pay = with_context(l.transfer(l.purse, l.wallets[0], "30"), json!({"note": "pay"}));
+    let too_much = l.transfer(l.purse, l.wallets[1], "1000");
+    let mut hold = l.transfer(l.purse, l.wallets[1], "10");
+    hold.action = Action::Pending { postings: hold.action.postings().to_vec(), timeout_ms: None };
+    let take = TransferRequest {
+        id: TransferId::generate(),
+        id_is_new: true,
+        action: Action::PostPending { pending_id: hold.id, amounts: None },
+        ..l.transfer(l.purse, l.wallets[1], "1")
+    };
+    let undo = TransferRequest {
+        id: TransferId::generate(),
+        id_is_new: true,
+        action: Action::Reverse { transfer_id: pay.id },
+        ..l.transfer(l.purse, l.wallets[1], "1")
+    };
+    let outcomes = l.post(&[fund.clone(), pay.clone(), too_much.clone()]).await.unwrap();
+    assert_eq!(outcomes.iter().map(code).collect::<Vec<_>>(), ["ok", "ok", "exceeds_credits"]);
+    for request in [&hold, &take, &undo] {
+        assert_eq!(code(&l.post_one(request).await), "ok");
+    }
+    // A replay adds nothing to the chain. (Not of `fund`: its context's `1e16` reads back from
+    // `jsonb` as an integer, which the rules' comparison of contexts takes for another value.)
+    assert_eq!(code(&l.post_one(&pay).await), "replay");
+
+    let report = l.store.verify_chain(l.org).await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!((report.transfers, report.unchained), (5, 0));
+    let order = [&fund, &pay, &hold, &take, &undo];
+    for (seq, request) in (1..).zip(order) {
+        assert_eq!(chain_seq(&l, request.id).await, Some(seq));
+    }
+    assert_eq!(chain_seq(&l, too_much.id).await, None, "a rejection is not in the chain");
+    l.assert_sound().await;
+
+    // The amount of the second transfer, both legs (so it still balances).
+    tamper(
+        &l,
+        &format!(
+            "UPDATE transfers SET postings = jsonb_set(jsonb_set(postings, '{{0,amount}}', '\"31\"'),
+                 '{{1,amount}}', '\"31\"')
+             WHERE org_id = '{}' AND id = '{}'",
+            l.org.0, pay.id.0
+        ),
+    )
+    .await;
+    let report = l.store.verify_chain(l.org).await.unwrap();
+    assert_eq!(report.first_break, Some((2, pay.id)), "{report}");
+    assert!(!report.head_matches);
+    let violations = l.store.verify().await.unwrap();
+    assert!(
+        violations.iter().any(|violation| violation.detail.contains("chain broken at seq 2")),
+        "{violations:?}"
+    );
+    // Put back as it was, the chain is whole again.
+    tamper(
+        &l,
+        &format!(
+            "UPDATE transfers SET postings = jsonb_set(jsonb_set(postings, '{{0,amount}}', '\"30\"'),
+                 '{{1,amount}}', '\"30\"')
+             WHERE org_id = '{}' AND id = '{}'",
+            l.org.0, pay.id.0
+        ),
+    )
+    .await;
+    assert!(l.store.verify_chain(l.org).await.unwrap().is_intact());
+
+    // The first transfer's context: a number spelt otherwise is the same value ...
+    tamper(
+        &l,
+        &format!(
+            "UPDATE transfers SET context = jsonb_set(context, '{{numbers,0}}', '1.0e0')
+             WHERE org_id = '{}' AND id = '{}'",
+            l.org.0, fund.id.0
+        ),
+    )
+    .await;
+    assert!(l.store.verify_chain(l.org).await.unwrap().is_intact());
+    // ... and another value is found.
+    tamper(
+        &l,
+        &format!(
+            "UPDATE transfers SET context = jsonb_set(context, '{{note}}', '\"funds\"')
+             WHERE org_id = '{}' AND id = '{}'",
+            l.org.0, fund.id.0
+        ),
+    )
+    .await;
+    let report = l.store.verify_chain(l.org).await.unwrap();
+    assert_eq!(report.first_break, Some((1, fund.id)), "{report}");
+}
+
+/// A removed transfer breaks the chain at the one after it; one removed from the end leaves
+/// the head unmatched.
+#[tokio::test]
+async fn a_removed_transfer_breaks_the_chain() {
+    let l = ledger(Mode::Direct).await;
+    let mut ids = Vec::new();
+    for amount in ["10", "20", "30", "40"] {
+        let request = l.transfer(l.external, l.purse, amount);
+        ids.push(request.id);
+        assert_eq!(code(&l.post_one(&request).await), "ok");
+    }
+    let remove = |id: TransferId| {
+        format!(
+            "DELETE FROM event_transfers WHERE org_id = '{0}';
+             DELETE FROM customer_transfers WHERE org_id = '{0}';
+             DELETE FROM transfers WHERE org_id = '{0}' AND id = '{1}'",
+            l.org.0, id.0
+        )
+    };
+    tamper(&l, &remove(ids[3])).await;
+    let report = l.store.verify_chain(l.org).await.unwrap();
+    assert_eq!((report.transfers, report.first_break, report.head_matches), (3, None, false));
+    tamper(&l, &remove(ids[1])).await;
+    let report = l.store.verify_chain(l.org).await.unwrap();
+    assert_eq!(report.first_break, Some((3, ids[2])), "{report}");
+}
+
+/// A prepared batch commits only onto the chain head it assumed: another batch of the org
+/// committed in between (here on other accounts) makes it roll back, and applied again it
+/// chains after that one.
+#[tokio::test]
+async fn a_prepared_batch_whose_chain_head_moved_commits_nothing() {
+    let l = ledger_with(2, Clock::Database, Mode::Direct).await;
+    l.store.post(&[l.transfer(l.external, l.purse, "100")]).await.unwrap();
+    let mut speculation = store::Speculation::default();
+    let late = l.transfer(l.purse, l.wallets[0], "10");
+    let prepared =
+        l.store.prepare(&mut speculation, std::slice::from_ref(&late)).await.unwrap().unwrap();
+    let between = l.transfer(l.external, l.wallets[1], "5");
+    assert_eq!(code(&l.store.post(std::slice::from_ref(&between)).await.unwrap()[0]), "ok");
+    assert_eq!(l.store.commit_prepared(prepared).await.unwrap(), None);
+    assert_eq!(l.store.transfer(l.org, late.id).await.unwrap(), None);
+    assert_eq!(code(&l.store.post(std::slice::from_ref(&late)).await.unwrap()[0]), "ok");
+    assert_eq!(chain_seq(&l, between.id).await, Some(2));
+    assert_eq!(chain_seq(&l, late.id).await, Some(3));
+    let report = l.store.verify_chain(l.org).await.unwrap();
+    assert!(report.is_intact() && report.transfers == 3, "{report}");
+
+    // A close in between refuses it too: it was evaluated with the period open.
+    let mut speculation = store::Speculation::default();
+    let mut back_dated = l.transfer(l.purse, l.wallets[0], "1");
+    back_dated.effective_at = Some(Utc::now() - TimeDelta::hours(1));
+    let prepared = l
+        .store
+        .prepare(&mut speculation, std::slice::from_ref(&back_dated))
+        .await
+        .unwrap()
+        .unwrap();
+    l.store.close_period(l.org, Utc::now() - TimeDelta::minutes(30), "test", None).await.unwrap();
+    assert_eq!(l.store.commit_prepared(prepared).await.unwrap(), None);
+    let again = l.store.post(std::slice::from_ref(&back_dated)).await.unwrap();
+    assert_eq!(code(&again[0]), "period_closed");
+    l.assert_sound().await;
+}
+
+/// After a close, a transfer dated in the closed period is refused, the same adjustment dated
+/// now with a reference to the closed period is accepted, transfers from before the close
+/// replay, and pending transfers from the closed period are still posted or voided.
+async fn a_closed_period_refuses_back_dated_transfers_and_keeps_replays(mode: Mode) {
+    let l = ledger(mode).await;
+    // Times as stored (whole microseconds), so that a replay's effective time is the one
+    // recorded.
+    let through = hazina_ledger::rules::as_stored(Utc::now() - TimeDelta::days(1));
+    let mut old = l.transfer(l.external, l.purse, "100");
+    old.effective_at = Some(through - TimeDelta::days(3));
+    let mut hold = l.transfer(l.purse, l.wallets[0], "10");
+    hold.action = Action::Pending { postings: hold.action.postings().to_vec(), timeout_ms: None };
+    hold.effective_at = Some(through - TimeDelta::days(2));
+    for request in [&old, &hold] {
+        assert_eq!(code(&l.post_one(request).await), "ok");
+    }
+
+    let close = l.store.close_period(l.org, through, "key-1", Some("month end")).await.unwrap();
+    assert_eq!((close.chain_seq, close.through), (2, through));
+    let closes = l.store.period_closes(l.org).await.unwrap();
+    assert_eq!(closes, vec![close.clone()]);
+
+    // Refused: dated in the closed period, at its very end too.
+    for at in [through - TimeDelta::hours(1), through] {
+        let mut late = l.transfer(l.external, l.purse, "5");
+        late.effective_at = Some(at);
+        assert_eq!(code(&l.post_one(&late).await), "period_closed");
+        assert_eq!(l.store.transfer(l.org, late.id).await.unwrap(), None, "nothing recorded");
+    }
+    // Accepted: the adjustment in the open period, naming the closed one.
+    let adjustment = with_context(
+        l.transfer(l.external, l.purse, "5"),
+        json!({"hazina": {"adjusts_period": through.to_rfc3339()}}),
+    );
+    assert_eq!(code(&l.post_one(&adjustment).await), "ok");
+    let stored = l.store.transfer(l.org, adjustment.id).await.unwrap().unwrap();
+    assert_eq!(stored.context["hazina"]["adjusts_period"], json!(through.to_rfc3339()));
+    // A transfer from before the close replays as it was.
+    assert_eq!(code(&l.post_one(&old).await), "replay");
+    // The pending transfer from the closed period is posted in the open one.
+    let take = TransferRequest {
+        id: TransferId::generate(),
+        id_is_new: true,
+        action: Action::PostPending { pending_id: hold.id, amounts: None },
+        ..l.transfer(l.purse, l.wallets[0], "1")
+    };
+    assert_eq!(code(&l.post_one(&take).await), "ok");
+
+    // Closing again: not the same or an earlier time, not the future.
+    let refused = l.store.close_period(l.org, through, "key-1", None).await.unwrap_err();
+    assert!(matches!(refused, StoreError::PeriodAlreadyClosed), "{refused}");
+    let refused =
+        l.store.close_period(l.org, Utc::now() + TimeDelta::hours(1), "key-1", None).await;
+    assert!(matches!(refused, Err(StoreError::PeriodInFuture)), "{refused:?}");
+    let next = l.store.close_period(l.org, Utc::now(), "key-2", None).await.unwrap();
+    assert_eq!(next.chain_seq, 4);
+    let report = l.store.verify_chain(l.org).await.unwrap();
+    assert!(report.is_intact() && report.closes_match, "{report}");
+    // A rewritten close is found.
+    let client = l.db.pool().get().await.unwrap();
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE period_closes DISABLE TRIGGER period_closes_immutable;
+             UPDATE period_closes SET chain_seq = 1 WHERE org_id = '{}' AND chain_seq = 2;
+             ALTER TABLE period_closes ENABLE TRIGGER period_closes_immutable;",
+            l.org.0
+        ))
+        .await
+        .unwrap();
+    assert!(!l.store.verify_chain(l.org).await.unwrap().closes_match);
+}
+
+/// A close and a stream of back-dated transfers serialise on the org's head: every transfer
+/// dated in the closed period that was accepted is in the chain before the close's position,
+/// and every one after it was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_close_and_concurrent_posting_serialise() {
+    for mode in [Mode::Direct, Mode::Pipeline] {
+        let l = ledger_with(8, Clock::Database, mode).await;
+        l.post_one(&l.transfer(l.external, l.purse, "100000")).await;
+        let dated = Utc::now() - TimeDelta::hours(2);
+        let through = Utc::now() - TimeDelta::hours(1);
+        let l = std::sync::Arc::new(l);
+        let (started, mut posting) = tokio::sync::mpsc::channel(8);
+        let mut posters = Vec::new();
+        for n in 0..8 {
+            let l = l.clone();
+            let started = started.clone();
+            posters.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..40 {
+                    let mut request = l.transfer(l.purse, l.wallets[n], "1");
+                    request.effective_at = Some(dated);
+                    let outcome = l.post_one(&request).await;
+                    ids.push((request.id, code(&outcome)));
+                    if i == 4 {
+                        let _ = started.send(()).await;
+                    }
+                }
+                ids
+            }));
+        }
+        // Close once posting is under way.
+        posting.recv().await.unwrap();
+        let close = l.store.close_period(l.org, through, "test", None).await.unwrap();
+        let mut accepted = 0;
+        let mut refused = 0;
+        for poster in posters {
+            for (id, outcome) in poster.await.unwrap() {
+                match outcome {
+                    "ok" => {
+                        accepted += 1;
+                        let seq = chain_seq(&l, id).await.unwrap();
+                        assert!(seq <= close.chain_seq, "{seq} after the close at {close:?}");
+                    }
+                    "period_closed" => refused += 1,
+                    other => panic!("{other}"),
+                }
+            }
+        }
+        assert_eq!(accepted + refused, 320);
+        assert_eq!(close.chain_seq, 1 + accepted, "{mode:?}");
+        l.assert_sound().await;
+    }
+}

@@ -30,6 +30,11 @@ fn args(workload: Workload) -> BenchArgs {
         warm_up: 0,
         reconcile: false,
         lines: 0,
+        reports: false,
+        report_accounts: 0,
+        report_entries: 0,
+        report_days: 1,
+        report_runs: 1,
     }
 }
 
@@ -98,4 +103,34 @@ async fn the_http_mode_pays_over_real_http_and_leaves_the_ledger_sound() {
     assert_eq!(result.payments.errors + result.batches.errors, 0);
     // Every accepted batch request carried its ten transfers.
     assert!(result.batches.transfers_per_second >= result.batches.requests_per_second * 9.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reports_bench_builds_a_sound_ledger_and_times_every_report() {
+    let db = hazina_tests::fresh_db().await;
+    let store = Store::new(db.pool());
+    let args = BenchArgs {
+        reports: true,
+        report_accounts: 60,
+        report_entries: 16 * 2_100,
+        report_days: 30,
+        report_runs: 2,
+        ..args(Workload::Hot)
+    };
+    hazina_server::bench_reports::bench(store.clone(), &args).await.unwrap();
+    let violations = store.verify().await.unwrap();
+    assert!(violations.is_empty(), "the ledger's invariants hold: {violations:?}");
+    let org = store.orgs().await.unwrap()[0];
+    let now = chrono::Utc::now();
+    let trial = store.trial_balance(org, now - chrono::TimeDelta::days(31), now).await.unwrap();
+    assert_eq!(trial.lines.len(), 60);
+    // 2,100 transfers of 16 legs, every one posted: 33,600 entries over the accounts.
+    let mut entries = 0;
+    for line in &trial.lines {
+        entries += store.account(org, line.account).await.unwrap().unwrap().version;
+    }
+    assert_eq!(entries, 16 * 2_100);
+    assert!(trial.totals.iter().all(|total| total.debits == total.credits), "{trial:?}");
+    let sheet = store.balance_sheet(org, now).await.unwrap();
+    assert!(sheet.currencies.iter().all(|currency| currency.balanced), "{sheet:?}");
 }

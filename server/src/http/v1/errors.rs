@@ -336,13 +336,33 @@ const OPERATIONS: &[(&str, &[Answer])] = &[
         "create_transfer_batch",
         &[ORG_KEY, unprocessable(TRANSFER), unprocessable(&[Code::InvalidBatch]), PIPELINE],
     ),
-    ("get_account_statement", &[NOT_FOUND, bad_request(&[Code::InvalidLimit])]),
+    // `report_too_large`: a PDF statement of more lines than it holds.
+    (
+        "get_account_statement",
+        &[NOT_FOUND, bad_request(&[Code::InvalidLimit]), unprocessable(&[Code::ReportTooLarge])],
+    ),
     // `invalid_amount`: a total beyond the ledger's 64-bit minor units.
     (
         "get_trial_balance",
         &[ORG_KEY, bad_request(&[Code::InvalidPeriod]), unprocessable(&[Code::InvalidAmount])],
     ),
     ("get_general_ledger", &[ORG_KEY, bad_request(&[Code::InvalidPeriod])]),
+    // Period close (`v1::periods`): the ledger refuses a close at or before the last one, and
+    // one that ends in the future.
+    (
+        "close_period",
+        &[
+            ORG_KEY,
+            conflict(&[Code::PeriodAlreadyClosed]),
+            unprocessable(&[Code::InvalidNote, Code::PeriodInFuture]),
+        ],
+    ),
+    ("list_period_closes", &[ORG_KEY]),
+    ("get_balance_sheet", &[ORG_KEY, unprocessable(&[Code::InvalidAmount])]),
+    (
+        "get_income_statement",
+        &[ORG_KEY, bad_request(&[Code::InvalidPeriod]), unprocessable(&[Code::InvalidAmount])],
+    ),
     // Events (`v1::events`, `crate::events`): an unknown type is `invalid_query`.
     ("list_events", &[bad_request(&[Code::InvalidCursor, Code::InvalidLimit])]),
     ("stream_events", &[bad_request(&[Code::InvalidCursor])]),

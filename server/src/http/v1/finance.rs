@@ -45,6 +45,8 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(statement))
         .routes(routes!(trial_balance))
         .routes(routes!(general_ledger))
+        .routes(routes!(balance_sheet))
+        .routes(routes!(income_statement))
 }
 
 /// What a transfer does.
@@ -103,6 +105,10 @@ pub struct NewTransfer {
     pub reversal_of: Option<Uuid>,
     /// When it happened in the world (for the trial balance); now when absent.
     pub effective_at: Option<DateTime<Utc>>,
+    /// For an adjustment of a closed period, which goes into the open one (dated now, or
+    /// after the close): the end (`through`) of the closed period it adjusts, kept in the
+    /// transfer's context as `hazina.adjusts_period`.
+    pub adjusts_period: Option<DateTime<Utc>>,
     /// Free-form, stored with the transfer.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
@@ -214,6 +220,11 @@ fn request(
     }
     if let Some(app) = caller.app {
         context.insert("appId".into(), serde_json::Value::String(app.to_string()));
+    }
+    if let Some(through) = new.adjusts_period {
+        let mut reference = serde_json::Map::new();
+        reference.insert(hazina_ledger::context::ADJUSTS_PERIOD.into(), serde_json::json!(through));
+        context.insert(hazina_ledger::context::HAZINA.into(), reference.into());
     }
     let given = new.transfer_id.or(derived_id);
     Ok(TransferRequest {
@@ -453,6 +464,44 @@ pub struct StatementParams {
     /// Lines per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// `json` (default), `csv` or `pdf`; without it, an `Accept` of `text/csv` or
+    /// `application/pdf` chooses. CSV and PDF hold every line of the period (after `cursor`,
+    /// when given) instead of a page: CSV streamed, PDF up to 20,000 lines.
+    #[param(inline)]
+    pub format: Option<StatementFormat>,
+}
+
+/// The forms of an account statement.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatementFormat {
+    Json,
+    Csv,
+    Pdf,
+}
+
+impl StatementFormat {
+    /// The form asked for: the `format` parameter, else the first of CSV and PDF the `Accept`
+    /// header names, else JSON.
+    fn chosen(format: Option<Self>, headers: &axum::http::HeaderMap) -> Self {
+        if let Some(format) = format {
+            return format;
+        }
+        let accept = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(|range| range.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        for range in accept {
+            match range.as_str() {
+                "text/csv" => return Self::Csv,
+                "application/pdf" => return Self::Pdf,
+                _ => {}
+            }
+        }
+        Self::Json
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -479,13 +528,23 @@ pub struct StatementView {
     pub next_cursor: Option<i64>,
 }
 
-/// An account's statement in recording order, with the running balance on every line.
+/// An account's statement in recording order, with the running balance on every line: a page
+/// as JSON, or the whole period as CSV (streamed, any length) or PDF (a printable table with the
+/// opening and closing balances, up to 20,000 lines), by `format` or `Accept`.
 #[utoipa::path(get, operation_id = "get_account_statement", path = "/v1/accounts/{account_id}/statement", tag = "accounts",
     params(("account_id" = Uuid, Path), StatementParams),
-    responses((status = 200, body = StatementView)))]
+    responses((status = 200, description = "A page of the statement (JSON), or the period's \
+        lines as CSV (sequence, recorded_at, effective_at, transfer_id, kind, code, side, \
+        currency, debit, credit, pending_amount, balance, available_balance, pending_balance) \
+        or as a PDF", content(
+        (StatementView = "application/json"),
+        (String = "text/csv"),
+        (Vec<u8> = "application/pdf"),
+    ))))]
 async fn statement(
     caller: Caller,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     PathParams(account_id): PathParams<Uuid>,
     QueryParams(params): QueryParams<StatementParams>,
 ) -> Result<Response, ApiError> {
@@ -495,6 +554,11 @@ async fn statement(
         after_version: params.cursor,
         limit: page_size(params.limit)?,
     };
+    match StatementFormat::chosen(params.format, &headers) {
+        StatementFormat::Json => {}
+        StatementFormat::Csv => return statement_csv(&state, caller.org, account_id, &query).await,
+        StatementFormat::Pdf => return statement_pdf(&state, caller.org, account_id, &query).await,
+    }
     let page = state.reports.statement(caller.org, AccountId(account_id), &query).await?;
     let lines = page
         .lines
@@ -514,6 +578,102 @@ async fn statement(
         .collect();
     Ok(Json(StatementView { account_id, lines, next_cursor: page.next_after_version })
         .into_response())
+}
+
+/// The statement's columns as CSV, in the order of [`statement_csv_row`].
+const STATEMENT_CSV_HEADER: &str = "sequence,recorded_at,effective_at,transfer_id,kind,code,side,\
+currency,debit,credit,pending_amount,balance,available_balance,pending_balance\n";
+
+/// The whole period's statement as CSV, streamed: the lines are read in keyset pages and each
+/// is written as it is read, so memory stays flat for millions of lines.
+async fn statement_csv(
+    state: &AppState,
+    org: hazina_ledger::OrgId,
+    account_id: Uuid,
+    query: &StatementQuery,
+) -> Result<Response, ApiError> {
+    let export = state
+        .reports
+        .statement_export(org, AccountId(account_id), query.from, query.to, query.after_version)
+        .await?;
+    let header = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(STATEMENT_CSV_HEADER.as_bytes().to_vec())
+    });
+    let rows = state
+        .reports
+        .statement_lines(&export)
+        .map(|line| line.map_err(std::io::Error::other).and_then(|line| statement_csv_row(&line)));
+    Ok(csv_response(
+        &format!("statement-{account_id}.csv"),
+        ResponseBody::from_stream(header.chain(rows)),
+    ))
+}
+
+fn statement_csv_row(
+    line: &hazina_ledger::store::StatementLine,
+) -> Result<Vec<u8>, std::io::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::with_capacity(256));
+    let amount = line.amount_posted.amount().to_string();
+    let (debit, credit) = match line.side {
+        Side::Debit => (amount, String::new()),
+        Side::Credit => (String::new(), amount),
+    };
+    writer.write_record([
+        line.version.to_string(),
+        line.created_at.to_rfc3339(),
+        line.effective_at.to_rfc3339(),
+        line.transfer_id.0.to_string(),
+        line.kind.as_str().to_owned(),
+        line.code.clone(),
+        line.side.as_str().to_owned(),
+        line.balance.currency.code().to_owned(),
+        debit,
+        credit,
+        line.amount_pending.amount().to_string(),
+        line.balance.posted.amount().to_string(),
+        line.balance.available.amount().to_string(),
+        line.balance.pending.amount().to_string(),
+    ])?;
+    writer.into_inner().map_err(|error| std::io::Error::other(error.to_string()))
+}
+
+/// The whole period's statement as a PDF; a period of more than
+/// [`crate::pdf::STATEMENT_LINES_MAX`] lines is refused (`report_too_large`) before any is read.
+async fn statement_pdf(
+    state: &AppState,
+    org: hazina_ledger::OrgId,
+    account_id: Uuid,
+    query: &StatementQuery,
+) -> Result<Response, ApiError> {
+    let export = state
+        .reports
+        .statement_export(org, AccountId(account_id), query.from, query.to, query.after_version)
+        .await?;
+    if export.line_count() > crate::pdf::STATEMENT_LINES_MAX {
+        return Err(ApiError::invalid(
+            Code::ReportTooLarge,
+            format!(
+                "the period has {} lines; a PDF statement holds at most {}: narrow the period \
+                 or ask for format=csv",
+                export.line_count(),
+                crate::pdf::STATEMENT_LINES_MAX
+            ),
+        ));
+    }
+    let lines: Vec<_> =
+        futures_util::TryStreamExt::try_collect(state.reports.statement_lines(&export))
+            .await
+            .map_err(ApiError::from)?;
+    let document = crate::pdf::statement(&export, &lines, Utc::now());
+    let mut response = document.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"statement-{account_id}.pdf\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -539,7 +699,12 @@ pub enum ReportFormat {
 /// A period may be empty (`from` = `to`: the balances at that time and no movement); one that
 /// ends before it starts is a mistake.
 fn period(params: &PeriodParams) -> Result<(), ApiError> {
-    if params.from > params.to {
+    period_of(params.from, params.to)
+}
+
+/// As [`period`], for reports whose parameters are not [`PeriodParams`].
+fn period_of(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> {
+    if from > to {
         return Err(ApiError::bad_request(Code::InvalidPeriod, "from must not be after to"));
     }
     Ok(())
@@ -557,10 +722,51 @@ async fn trial_balance(
     caller.org_key()?;
     period(&params)?;
     let report = state.reports.trial_balance(caller.org, params.from, params.to).await?;
+    let closed = closed_period(&state, caller.org, params.to).await?;
     match params.format.unwrap_or(ReportFormat::Json) {
-        ReportFormat::Json => Ok(Json(&report).into_response()),
-        ReportFormat::Csv => Ok(csv_response("trial-balance.csv", trial_balance_csv(&report)?)),
+        ReportFormat::Json => {
+            Ok(Json(TrialBalanceView { report: &report, closed_period: closed }).into_response())
+        }
+        ReportFormat::Csv => Ok(with_closed_period(
+            csv_response("trial-balance.csv", trial_balance_csv(&report)?),
+            closed.as_ref(),
+        )),
     }
+}
+
+/// A trial balance, with the close that covers its period when one does.
+#[derive(Serialize)]
+struct TrialBalanceView<'a> {
+    #[serde(flatten)]
+    report: &'a TrialBalance,
+    #[serde(rename = "closedPeriod", skip_serializing_if = "Option::is_none")]
+    closed_period: Option<super::periods::ClosedPeriodView>,
+}
+
+/// The close that covers a report ending at `to` (exclusive): the first whose end is at or
+/// after the report's last microsecond, whose chain hash then covers every transfer the report
+/// shows.
+async fn closed_period(
+    state: &AppState,
+    org: hazina_ledger::OrgId,
+    to: DateTime<Utc>,
+) -> Result<Option<super::periods::ClosedPeriodView>, ApiError> {
+    let last = to - chrono::TimeDelta::microseconds(1);
+    let close = state.reports.period_close_covering(org, last).await?;
+    Ok(close.as_ref().map(super::periods::ClosedPeriodView::of))
+}
+
+/// A CSV report carries its covering close in a header, `Hazina-Closed-Period`, as the JSON
+/// object a JSON report carries under `closedPeriod`.
+fn with_closed_period(
+    mut response: Response,
+    closed: Option<&super::periods::ClosedPeriodView>,
+) -> Response {
+    let value = closed.and_then(|closed| serde_json::to_string(closed).ok());
+    if let Some(value) = value.and_then(|value| HeaderValue::from_str(&value).ok()) {
+        response.headers_mut().insert("hazina-closed-period", value);
+    }
+    response
 }
 
 fn trial_balance_csv(report: &TrialBalance) -> Result<Vec<u8>, ApiError> {
@@ -618,7 +824,8 @@ async fn general_ledger(
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     period(&params)?;
-    let lines = state.reports.general_ledger(caller.org, params.from, params.to).await?;
+    let closed = closed_period(&state, caller.org, params.to).await?;
+    let lines = state.reports.general_ledger(caller.org, params.from, params.to);
     let header = futures_util::stream::once(async {
         Ok::<_, std::io::Error>(
             "effective_at,recorded_at,transfer_id,kind,code,account_id,account_kind,account_name,currency,debit,credit\n"
@@ -628,7 +835,10 @@ async fn general_ledger(
     });
     let rows = lines
         .map(|line| line.map_err(std::io::Error::other).and_then(|line| ledger_csv_row(&line)));
-    Ok(csv_response("general-ledger.csv", ResponseBody::from_stream(header.chain(rows))))
+    Ok(with_closed_period(
+        csv_response("general-ledger.csv", ResponseBody::from_stream(header.chain(rows))),
+        closed.as_ref(),
+    ))
 }
 
 fn ledger_csv_row(line: &LedgerLine) -> Result<Vec<u8>, std::io::Error> {
@@ -651,4 +861,186 @@ fn ledger_csv_row(line: &LedgerLine) -> Result<Vec<u8>, std::io::Error> {
         credit,
     ])?;
     writer.into_inner().map_err(|error| std::io::Error::other(error.to_string()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BalanceSheetParams {
+    /// The moment, by effective time: balances of the entries effective before it (now when
+    /// absent).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// One kind of account in one currency on the balance sheet.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KindBalanceView {
+    /// `channel`, `external`, `wallet`, `purse` or `equity`.
+    pub kind: &'static str,
+    /// How many accounts of the kind hold the currency.
+    pub accounts: i64,
+    /// Their posted balance on the section's side (negative when against it).
+    pub balance: String,
+}
+
+/// The balance sheet in one currency.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceSheetCurrencyView {
+    #[schema(value_type = super::money::CurrencyCode)]
+    pub currency_code: &'static str,
+    /// Channel clearing accounts (money held at providers and banks) and external accounts,
+    /// debit balances.
+    pub assets: Vec<KindBalanceView>,
+    /// Customers' wallets: what the org owes them, credit balances.
+    pub liabilities: Vec<KindBalanceView>,
+    /// Purses (the org's own funds) and equity accounts, credit balances.
+    pub equity: Vec<KindBalanceView>,
+    pub total_assets: String,
+    pub total_liabilities: String,
+    pub total_equity: String,
+    /// Revenue less expenses of every entry effective before `at`: the result not yet closed
+    /// into equity.
+    pub current_result: String,
+    /// Whether total assets equal total liabilities + total equity + the current result (they
+    /// always should: every transfer balances per currency).
+    pub balanced: bool,
+}
+
+/// The balance sheet at a moment, by effective time.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceSheetView {
+    pub at: DateTime<Utc>,
+    /// One per currency the org's accounts hold, in currency-code order.
+    pub currencies: Vec<BalanceSheetCurrencyView>,
+}
+
+fn kind_views(kinds: &[hazina_ledger::store::KindBalance]) -> Vec<KindBalanceView> {
+    kinds
+        .iter()
+        .map(|kind| KindBalanceView {
+            kind: kind.kind.as_str(),
+            accounts: kind.accounts,
+            balance: kind.balance.amount().to_string(),
+        })
+        .collect()
+}
+
+/// The balance sheet at a moment (org key): every account's posted balance by effective time,
+/// per currency, in assets (channel clearing and external accounts), liabilities (customers'
+/// wallets) and equity (purses and equity accounts), with the current result (revenue less
+/// expenses); assets = liabilities + equity + current result.
+#[utoipa::path(get, operation_id = "get_balance_sheet", path = "/v1/reports/balance-sheet", tag = "reports", params(BalanceSheetParams),
+    responses((status = 200, body = BalanceSheetView)))]
+async fn balance_sheet(
+    caller: Caller,
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<BalanceSheetParams>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let at = params.at.unwrap_or_else(Utc::now);
+    let sheet = state.reports.balance_sheet(caller.org, at).await?;
+    let currencies = sheet
+        .currencies
+        .iter()
+        .map(|currency| BalanceSheetCurrencyView {
+            currency_code: currency.currency.code(),
+            assets: kind_views(&currency.assets),
+            liabilities: kind_views(&currency.liabilities),
+            equity: kind_views(&currency.equity),
+            total_assets: currency.total_assets.amount().to_string(),
+            total_liabilities: currency.total_liabilities.amount().to_string(),
+            total_equity: currency.total_equity.amount().to_string(),
+            current_result: currency.current_result.amount().to_string(),
+            balanced: currency.balanced,
+        })
+        .collect();
+    Ok(Json(BalanceSheetView { at: sheet.at, currencies }).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct IncomeStatementParams {
+    /// Start of the period (inclusive), by effective time.
+    pub from: DateTime<Utc>,
+    /// End of the period (exclusive); not before `from`.
+    pub to: DateTime<Utc>,
+}
+
+/// A revenue or expense account's movement over the period.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomeLineView {
+    pub account_id: Uuid,
+    /// `revenue` or `expense`.
+    pub kind: &'static str,
+    pub name: Option<String>,
+    #[schema(value_type = super::money::CurrencyCode)]
+    pub currency_code: &'static str,
+    /// Revenue earned (credits less debits) or expense incurred (debits less credits).
+    pub amount: String,
+}
+
+/// The period's totals in one currency.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomeTotalsView {
+    #[schema(value_type = super::money::CurrencyCode)]
+    pub currency_code: &'static str,
+    pub revenue: String,
+    pub expenses: String,
+    /// Revenue less expenses.
+    pub net_result: String,
+}
+
+/// The income statement over a period, by effective time.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomeStatementView {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Every revenue and expense account, in currency, kind and creation order.
+    pub lines: Vec<IncomeLineView>,
+    /// One per currency of those accounts.
+    pub totals: Vec<IncomeTotalsView>,
+}
+
+/// The income statement for a period (org key): each revenue and expense account's posted
+/// movement by effective time, and per currency revenue, expenses and the net result.
+#[utoipa::path(get, operation_id = "get_income_statement", path = "/v1/reports/income-statement", tag = "reports", params(IncomeStatementParams),
+    responses((status = 200, body = IncomeStatementView)))]
+async fn income_statement(
+    caller: Caller,
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<IncomeStatementParams>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    period_of(params.from, params.to)?;
+    let report = state.reports.income_statement(caller.org, params.from, params.to).await?;
+    let lines = report
+        .lines
+        .iter()
+        .map(|line| IncomeLineView {
+            account_id: line.account.0,
+            kind: line.kind.as_str(),
+            name: line.name.clone(),
+            currency_code: line.currency.code(),
+            amount: line.amount.amount().to_string(),
+        })
+        .collect();
+    let totals = report
+        .totals
+        .iter()
+        .map(|total| IncomeTotalsView {
+            currency_code: total.currency.code(),
+            revenue: total.revenue.amount().to_string(),
+            expenses: total.expenses.amount().to_string(),
+            net_result: total.net_result.amount().to_string(),
+        })
+        .collect();
+    Ok(Json(IncomeStatementView { from: report.from, to: report.to, lines, totals })
+        .into_response())
 }

@@ -468,6 +468,14 @@ const LINKS: &[Link] = &[
         parameters: &[("transfer_id", "$response.body#/lines/0/transferId")],
         description: "The transfer of the statement's first line.",
     },
+    Link {
+        source: "get_income_statement",
+        statuses: OK,
+        name: "GetAccount",
+        target: "get_account",
+        parameters: &[("account_id", "$response.body#/lines/0/accountId")],
+        description: "The revenue or expense account of the statement's first line.",
+    },
     // --- Payment channels (their deprecated copies link to each other: see `document`) -----
     Link {
         source: "create_payment_channel",

@@ -16,6 +16,7 @@ pub mod messaging;
 pub mod money;
 pub mod payment_channels;
 pub mod payments;
+pub mod periods;
 pub mod reconciliation;
 pub mod tags;
 pub mod tenancy;
@@ -71,7 +72,7 @@ pub const PAGE_SIZE_DEFAULT: i64 = 50;
         (name = "events", description = "What happened that an app may care about, in the \
             order it happened: a page at a time, or as a stream of Server-Sent Events."),
         (name = "reports", description = "The books as finance closes them: trial balance and \
-            general ledger, as JSON or CSV (org key)."),
+            general ledger, as JSON or CSV, balance sheet and income statement (org key)."),
         (name = "messaging", description = "Messages to and from customers on SMS, USSD, \
             voice, WhatsApp, Messenger, Telegram and email: the org's channels (org key), \
             messages one at a time or to everyone with a tag, their statuses with the \
@@ -114,6 +115,7 @@ pub fn routes() -> (Router<AppState>, serde_json::Value) {
         .merge(tags::routes())
         .merge(money::routes())
         .merge(finance::routes())
+        .merge(periods::routes())
         .merge(payment_channels::routes())
         .merge(payments::routes())
         .merge(events::routes())

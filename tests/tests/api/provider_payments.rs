@@ -1375,6 +1375,10 @@ async fn a_callback_flood_is_limited_per_channel() {
                 throttled += 1;
             }
             StatusCode::NOT_FOUND => {}
+            // The admitted ones each cost a lookup; on a machine this busy (CI runs the
+            // suite in parallel on 2 cores) a few may wait past the pool's timeout, which is
+            // the server shedding load, answered with Retry-After, not a failure of the limit.
+            StatusCode::SERVICE_UNAVAILABLE => assert!(retry_after),
             other => panic!("{other}"),
         }
     }

@@ -8,6 +8,7 @@ use hazina_ledger::OrgId;
 use hazina_providers::statements::{self, Format, LineStatus, ParseOptions, StatementFile};
 use sha2::{Digest as _, Sha256};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
@@ -194,26 +195,40 @@ impl Service {
             ],
         )
         .await?;
-        tx.batch_execute(
-            "CREATE TEMP TABLE import_lines (LIKE statement_lines INCLUDING DEFAULTS)
-             ON COMMIT DROP",
-        )
-        .await?;
-        let mut stored = 0_u64;
         let completed: Vec<_> =
             file.lines.iter().filter(|line| line.status == LineStatus::Completed).collect();
-        for chunk in completed.chunks(CHUNK_LINES) {
-            copy_lines(&tx, org, channel.id, id, chunk).await?;
-            stored += chunk.len() as u64;
-            progress.stored(stored);
-        }
-        let new_lines = tx
-            .execute(
-                "INSERT INTO statement_lines SELECT * FROM import_lines
-                 ON CONFLICT (org_id, channel_id, key) DO NOTHING",
-                &[],
-            )
-            .await?;
+        // Most files bring only lines the channel has not seen: they are copied straight into
+        // the channel's lines. A file that overlaps what is kept fails that on the first known
+        // key, and is then copied aside and added but for the known lines.
+        tx.batch_execute("SAVEPOINT direct_lines").await?;
+        let new_lines =
+            match copy_chunks(&tx, org, channel.id, id, &completed, "statement_lines", progress)
+                .await
+            {
+                Ok(copied) => {
+                    tx.batch_execute("RELEASE SAVEPOINT direct_lines").await?;
+                    copied
+                }
+                Err(ReconciliationError::Database(error))
+                    if error.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+                {
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT direct_lines;
+                     CREATE TEMP TABLE import_lines (LIKE statement_lines INCLUDING DEFAULTS)
+                         ON COMMIT DROP",
+                    )
+                    .await?;
+                    copy_chunks(&tx, org, channel.id, id, &completed, "import_lines", progress)
+                        .await?;
+                    tx.execute(
+                        "INSERT INTO statement_lines SELECT * FROM import_lines
+                     ON CONFLICT (org_id, channel_id, key) DO NOTHING",
+                        &[],
+                    )
+                    .await?
+                }
+                Err(error) => return Err(error),
+            };
         let new_lines = i32::try_from(new_lines).unwrap_or(i32::MAX);
         let known = read - skipped - new_lines;
         store_balances(&tx, org, channel, id, file).await?;
@@ -322,20 +337,41 @@ fn check_currency(file: &StatementFile, channel: &Channel) -> Result<(), Reconci
     Ok(())
 }
 
+/// Copies `lines` into `table` in chunks, telling `progress` after each; returns the lines
+/// copied.
+async fn copy_chunks(
+    tx: &deadpool_postgres::Transaction<'_>,
+    org: OrgId,
+    channel: Uuid,
+    import: Uuid,
+    lines: &[&statements::StatementLine],
+    table: &str,
+    progress: &dyn Progress,
+) -> Result<u64, ReconciliationError> {
+    let mut stored = 0_u64;
+    for chunk in lines.chunks(CHUNK_LINES) {
+        copy_lines(tx, org, channel, import, chunk, table).await?;
+        stored += chunk.len() as u64;
+        progress.stored(stored);
+    }
+    Ok(stored)
+}
+
 async fn copy_lines(
     tx: &deadpool_postgres::Transaction<'_>,
     org: OrgId,
     channel: Uuid,
     import: Uuid,
     lines: &[&statements::StatementLine],
+    table: &str,
 ) -> Result<(), ReconciliationError> {
     let sink = tx
-        .copy_in(
-            "COPY import_lines (org_id, channel_id, key, import_id, position, receipt, reference,
+        .copy_in(&format!(
+            "COPY {table} (org_id, channel_id, key, import_id, position, receipt, reference,
                  batch, direction, currency, amount_minor, fee_minor, is_fee, booked_at,
                  value_date, balance_after_minor, counterparty, description, reversal)
-             FROM STDIN BINARY",
-        )
+             FROM STDIN BINARY"
+        ))
         .await?;
     let types = [
         Type::UUID,

@@ -109,6 +109,16 @@ impl Service {
     }
 }
 
+/// A binary `COPY` into a table (`statement` names it and its columns, `types` their types).
+async fn copy_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    statement: &str,
+    types: &[tokio_postgres::types::Type],
+) -> Result<tokio_postgres::binary_copy::BinaryCopyInWriter, ReconciliationError> {
+    let sink = tx.copy_in(statement).await?;
+    Ok(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, types))
+}
+
 /// Money in or out, as stored.
 fn direction_name(direction: Direction) -> &'static str {
     match direction {

@@ -9,13 +9,13 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use hazina_ledger::OrgId;
 use hazina_ledger::rules::Side;
 use serde::Serialize;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
 use super::exceptions::{EXCEPTION_COLUMNS, EXCEPTION_FROM, from_row};
 use super::import::lock_channel;
 use super::matching::{self, Item, Line, Rules};
-use super::{Direction, ReconciliationError, Service, direction_from, direction_name};
+use super::{Direction, ReconciliationError, Service, copy_in, direction_from, direction_name};
 use crate::code::Code;
 use crate::events::{self, EventType};
 
@@ -112,13 +112,16 @@ impl Service {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         lock_channel(&tx, org, channel.id).await?;
+        let started = std::time::Instant::now();
 
         let (lines, line_info) = read_lines(&tx, org, channel.id, window_from, window_to).await?;
 
         let (items, item_info) =
             self.read_items(&tx, org, &channel, window_from, window_to).await?;
 
+        let read = started.elapsed();
         let outcome = matching::reconcile(&lines, &items, &new.rules);
+        let matched = started.elapsed();
         drop(lines);
         drop(items);
         let in_period = |day: NaiveDate| day >= new.from && day <= new.to;
@@ -221,6 +224,15 @@ impl Service {
         }
         events::record(&tx, org, &told).await?;
         tx.commit().await?;
+        tracing::info!(
+            run = %run,
+            lines = summary.lines,
+            items = summary.items,
+            read_ms = read.as_millis(),
+            match_ms = matched.saturating_sub(read).as_millis(),
+            write_ms = started.elapsed().saturating_sub(matched).as_millis(),
+            "reconciliation run recorded"
+        );
         Ok(summary)
     }
 
@@ -382,13 +394,19 @@ async fn read_lines(
                  AND NOT EXISTS (SELECT 1 FROM reconciliation_matched_lines m
                      WHERE m.org_id = l.org_id AND m.channel_id = l.channel_id
                          AND m.line_key = l.key)
-             ORDER BY l.booked_at, l.key",
+",
             &[&org.0, &channel, &from, &to],
         )
         .await?;
+    // In booking order, ties by key: sorted here, which is much cheaper than a sort of a
+    // million rows in PostgreSQL's small working memory (it spills to disk).
+    let mut line_rows: Vec<(DateTime<Utc>, &tokio_postgres::Row)> =
+        line_rows.iter().map(|row| (row.get(9), row)).collect();
+    line_rows
+        .sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.get::<_, &str>(0).cmp(b.1.get(0))));
     let mut lines = Vec::with_capacity(line_rows.len());
     let mut line_info = Vec::with_capacity(line_rows.len());
-    for row in &line_rows {
+    for (_, row) in line_rows {
         let direction = direction_from(row.get(4))?;
         lines.push(Line {
             receipt: row.get(1),
@@ -453,36 +471,52 @@ async fn write_matches(
             transfer_matches.push(id);
         }
     }
-    let statements = [
-        (
-            "INSERT INTO reconciliation_matches (org_id, id, channel_id, run_id, rule,
-                 amount_difference_minor, days_difference)
-             SELECT $1, m.id, $2, $3, m.rule, m.amount, m.days
-             FROM UNNEST($4::uuid[], $5::text[], $6::int8[], $7::int4[])
-                 AS m (id, rule, amount, days)",
-            vec![&match_ids as &(dyn ToSql + Sync), &match_rules, &match_amounts, &match_days],
-        ),
-        (
-            "INSERT INTO reconciliation_matched_lines (org_id, channel_id, line_key,
-                 match_id)
-             SELECT $1, $2, m.key, m.id FROM UNNEST($4::text[], $5::uuid[]) AS m (key, id)
-             WHERE $3::uuid IS NOT NULL",
-            vec![&line_keys as &(dyn ToSql + Sync), &line_matches],
-        ),
-        (
-            "INSERT INTO reconciliation_matched_transfers (org_id, channel_id, transfer_id,
-                 match_id)
-             SELECT $1, $2, m.transfer, m.id FROM UNNEST($4::uuid[], $5::uuid[])
-                 AS m (transfer, id)
-             WHERE $3::uuid IS NOT NULL",
-            vec![&transfer_ids as &(dyn ToSql + Sync), &transfer_matches],
-        ),
-    ];
-    for (sql, columns) in &statements {
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&org.0, &channel, &run];
-        params.extend(columns.iter().copied());
-        tx.execute(*sql, &params).await?;
+    // Written by binary COPY: a run of a million lines writes three million rows here.
+    let writer = copy_in(
+        tx,
+        "COPY reconciliation_matches (org_id, id, channel_id, run_id, rule,
+             amount_difference_minor, days_difference) FROM STDIN BINARY",
+        &[Type::UUID, Type::UUID, Type::UUID, Type::UUID, Type::TEXT, Type::INT8, Type::INT4],
+    )
+    .await?;
+    futures_util::pin_mut!(writer);
+    for i in 0..match_ids.len() {
+        let row: [&(dyn ToSql + Sync); 7] = [
+            &org.0,
+            &match_ids[i],
+            &channel,
+            &run,
+            &match_rules[i],
+            &match_amounts[i],
+            &match_days[i],
+        ];
+        writer.as_mut().write(&row).await?;
     }
+    writer.finish().await?;
+    let writer = copy_in(
+        tx,
+        "COPY reconciliation_matched_lines (org_id, channel_id, line_key, match_id)
+         FROM STDIN BINARY",
+        &[Type::UUID, Type::UUID, Type::TEXT, Type::UUID],
+    )
+    .await?;
+    futures_util::pin_mut!(writer);
+    for (key, id) in line_keys.iter().zip(&line_matches) {
+        writer.as_mut().write(&[&org.0 as &(dyn ToSql + Sync), &channel, key, id]).await?;
+    }
+    writer.finish().await?;
+    let writer = copy_in(
+        tx,
+        "COPY reconciliation_matched_transfers (org_id, channel_id, transfer_id, match_id)
+         FROM STDIN BINARY",
+        &[Type::UUID, Type::UUID, Type::UUID, Type::UUID],
+    )
+    .await?;
+    futures_util::pin_mut!(writer);
+    for (transfer, id) in transfer_ids.iter().zip(&transfer_matches) {
+        writer.as_mut().write(&[&org.0 as &(dyn ToSql + Sync), &channel, transfer, id]).await?;
+    }
+    writer.finish().await?;
 
     Ok(Written { match_ids, line_keys, line_matches, transfer_ids, transfer_matches })
 }

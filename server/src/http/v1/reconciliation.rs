@@ -220,14 +220,6 @@ pub struct ChannelPage {
     pub limit: Option<i64>,
 }
 
-fn limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(super::PAGE_SIZE_DEFAULT),
-        Some(n) if (1..=super::PAGE_SIZE_MAX).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_request(Code::InvalidLimit, "limit is 1 to 500")),
-    }
-}
-
 /// The org's statement imports, newest first (org key).
 #[utoipa::path(get, operation_id = "list_statement_imports", path = "/v1/statements/imports", tag = "reconciliation", params(ChannelPage),
     responses((status = 200, body = ImportList)))]
@@ -237,7 +229,7 @@ async fn list_imports(
     QueryParams(page): QueryParams<ChannelPage>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let limit = limit(page.limit)?;
+    let limit = super::page_size(page.limit)?;
     let imports = state.reconciliation.imports(caller.org, page.channel_id, limit).await?;
     Ok(Json(ImportList { imports: imports.into_iter().map(ImportView::from).collect() })
         .into_response())
@@ -422,11 +414,19 @@ async fn list_runs(
     QueryParams(page): QueryParams<ChannelPage>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let limit = limit(page.limit)?;
+    let limit = super::page_size(page.limit)?;
     let runs = state.reconciliation.runs(caller.org, page.channel_id, limit).await?;
+    // Runs name few channels: each channel's currency is looked up once.
+    let mut currencies = std::collections::HashMap::new();
     let mut views = Vec::with_capacity(runs.len());
     for run in runs {
-        let currency = channel_currency(&state, &caller, run.channel_id).await?;
+        let currency = if let Some(&currency) = currencies.get(&run.channel_id) {
+            currency
+        } else {
+            let currency = channel_currency(&state, &caller, run.channel_id).await?;
+            currencies.insert(run.channel_id, currency);
+            currency
+        };
         views.push(run_view(run, currency));
     }
     Ok(Json(RunList { runs: views }).into_response())
@@ -573,7 +573,7 @@ async fn list_exceptions(
     QueryParams(params): QueryParams<ExceptionParams>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let limit = limit(params.limit)?;
+    let limit = super::page_size(params.limit)?;
     let filter = ExceptionFilter {
         channel: params.channel_id,
         run: params.run_id,
@@ -852,12 +852,14 @@ async fn list_stuck_payments(
             "olderThanSeconds is 60 to 31536000",
         ));
     }
-    let limit = limit(params.limit)?;
+    let limit = super::page_size(params.limit)?;
     let records =
         state.payments.stuck(caller.org, std::time::Duration::from_secs(seconds), limit).await?;
+    let ids: Vec<Uuid> = records.iter().map(|record| record.id).collect();
+    let mut histories = state.payments.status_changes_of(caller.org, &ids).await?;
     let mut payments = Vec::with_capacity(records.len());
     for record in &records {
-        let history = state.payments.status_changes(record.org, record.id).await?;
+        let history = histories.remove(&record.id).unwrap_or_default();
         payments.push(PaymentView::of(record, history)?);
     }
     Ok(Json(StuckList { payments }).into_response())

@@ -419,6 +419,27 @@ impl Store {
             ],
         )
         .await?;
+        // Every account's posted sums at the close (migration 0031): the previous close's,
+        // plus the entries effective after it, up to and including `through`.
+        tx.execute(
+            "INSERT INTO period_balances (org_id, through, account_id, debits_posted,
+                 credits_posted)
+             SELECT $1, $2, account_id, sum(debits)::int8, sum(credits)::int8
+             FROM (
+                 SELECT account_id, debits_posted AS debits, credits_posted AS credits
+                 FROM period_balances WHERE org_id = $1 AND through = $3
+                 UNION ALL
+                 SELECT account_id,
+                     CASE WHEN side = 'debit' THEN amount_posted ELSE 0 END,
+                     CASE WHEN side = 'credit' THEN amount_posted ELSE 0 END
+                 FROM entries
+                 WHERE org_id = $1 AND amount_posted > 0 AND effective_at <= $2
+                     AND ($3::timestamptz IS NULL OR effective_at > $3)
+             ) AS moved
+             GROUP BY account_id",
+            &[&org.0, &close.through, &head.closed_through],
+        )
+        .await?;
         tx.execute(
             "UPDATE ledger_heads SET closed_through = $2 WHERE org_id = $1",
             &[&org.0, &through],

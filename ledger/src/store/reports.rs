@@ -140,18 +140,79 @@ pub(super) struct PeriodSums {
     pub closing: [i64; 2],
 }
 
+/// Where the posted sums at a time are read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// The start of the history: the entries effective before the time, summed.
+    History,
+    /// The close through this time: its sums, plus the entries effective after it and before
+    /// the time.
+    Close(DateTime<Utc>),
+    /// The end of the history: the accounts' sums of all time, less the entries effective at
+    /// or after the time.
+    End,
+}
+
+impl Start {
+    /// The nearest start for the sums at `time`, given the org's first and last effective
+    /// times and its closes (in order).
+    fn of(
+        time: DateTime<Utc>,
+        first: Option<DateTime<Utc>>,
+        last: Option<DateTime<Utc>>,
+        closes: &[DateTime<Utc>],
+    ) -> Self {
+        let (Some(first), Some(last)) = (first, last) else { return Self::History };
+        // Sums "before `time`" are those effective at or before `time` less a microsecond
+        // (the stored resolution): a close through that or earlier is a start.
+        let close = closes.iter().rev().find(|&&through| through < time).copied();
+        let forwards = match close {
+            Some(through) => Self::Close(through),
+            None => Self::History,
+        };
+        let forward_distance = time - close.map_or(first, |through| through.max(first));
+        if forward_distance <= last - time { forwards } else { Self::End }
+    }
+
+    /// The close whose sums it starts from.
+    fn close(self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Close(through) => Some(through),
+            Self::History | Self::End => None,
+        }
+    }
+
+    /// The effective times `[low, high)` of the entries summed for the sums at `time`; `None`
+    /// for no bound.
+    fn entries_between(
+        self,
+        time: DateTime<Utc>,
+    ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        match self {
+            Self::History => (None, Some(time)),
+            // After the close: `through` is the last instant it covers.
+            Self::Close(through) => {
+                (Some(through + chrono::TimeDelta::microseconds(1)), Some(time))
+            }
+            Self::End => (Some(time), None),
+        }
+    }
+}
+
 impl Store {
     /// Every account of the org (of `kinds`, all when empty) with its posted debits and
     /// credits effective before `from` and before `to`, in currency, kind and creation order.
     ///
-    /// The accounts keep their posted sums of all time, and entries are indexed by effective
-    /// time (migration 0027), so the sums at a time are either the entries effective before it
-    /// summed, or the account's sums less the entries effective at or after it: each of the two
-    /// times is read from whichever end of the org's history it lies nearer (judged by the
-    /// earliest and latest effective times, two index lookups), so the cost grows with the
-    /// entries between each time and that end, not with the whole ledger: a period that
-    /// starts before the first entry and ends after the last reads none. One statement, so the
-    /// accounts' sums and the entries are one snapshot.
+    /// Each of the two times is read from the nearest of three kinds of starting point, judged
+    /// by time (standing in for the count of entries between): the start of the history (sums
+    /// of zero), the last period close at or before it (every account's sums at the close,
+    /// migration 0031, which nothing can change), plus the entries effective from there until
+    /// the time; or the end of the history (the account's sums of all time), less the entries
+    /// effective at or after the time. Entries are indexed by effective time (migration 0027),
+    /// so the cost grows with the entries between each time and its starting point, not with
+    /// the ledger: a report of a closed period, or one from the last close until after the
+    /// last entry, reads no entries at all. One statement, so the accounts' sums, the close's
+    /// and the entries are one snapshot.
     pub(super) async fn period_sums(
         &self,
         org: OrgId,
@@ -165,67 +226,70 @@ impl Store {
                 "SELECT (SELECT min(effective_at) FROM entries
                              WHERE org_id = $1 AND amount_posted > 0),
                         (SELECT max(effective_at) FROM entries
-                             WHERE org_id = $1 AND amount_posted > 0)",
+                             WHERE org_id = $1 AND amount_posted > 0),
+                        ARRAY(SELECT through FROM period_closes WHERE org_id = $1
+                              ORDER BY through)",
                 &[&org.0],
             )
             .await?;
         let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
             (bounds.get(0), bounds.get(1));
-        // The sums at a time are read forwards (the entries effective before it, summed) when
-        // it lies nearer the first entry, backwards (the account's sums less the entries
-        // effective at or after it) when nearer the last; time stands in for the count of
-        // entries. Since `from` <= `to`, a forward `to` has a forward `from`.
-        let forwards = |time: DateTime<Utc>| match (first, last) {
-            (Some(first), Some(last)) => time - first <= last - time,
-            _ => true,
-        };
-        let (from_forwards, to_forwards) = (forwards(from), forwards(to));
-        let range = match (from_forwards, to_forwards) {
-            (true, true) => "effective_at < $3",
-            (false, false) => "effective_at >= $2",
-            _ => "(effective_at < $2 OR effective_at >= $3)",
-        };
-        let at = |forwards: bool, side: &str, time: &str| {
-            if forwards {
-                format!("coalesce(m.{side}_before_{time}, 0)::int8")
-            } else {
-                format!("(a.{side}_posted - coalesce(m.{side}_after_{time}, 0))::int8")
+        let closes: Vec<DateTime<Utc>> = bounds.get(2);
+        let (from_start, to_start) =
+            (Start::of(from, first, last, &closes), Start::of(to, first, last, &closes));
+        let sums = |start: &Start, side: &str, point: &str| match start {
+            Start::History | Start::Close(_) => {
+                format!(
+                    "(coalesce(b_{point}.{side}_posted, 0) + coalesce(m.{side}_{point}, 0))::int8"
+                )
             }
+            Start::End => format!("(a.{side}_posted - coalesce(m.{side}_{point}, 0))::int8"),
         };
         let sql = format!(
             "WITH moved AS (
                  SELECT account_id,
-                     sum(amount_posted) FILTER (WHERE side = 'debit' AND effective_at < $2)
-                         AS debits_before_from,
-                     sum(amount_posted) FILTER (WHERE side = 'credit' AND effective_at < $2)
-                         AS credits_before_from,
-                     sum(amount_posted) FILTER (WHERE side = 'debit' AND effective_at >= $2)
-                         AS debits_after_from,
-                     sum(amount_posted) FILTER (WHERE side = 'credit' AND effective_at >= $2)
-                         AS credits_after_from,
-                     sum(amount_posted) FILTER (WHERE side = 'debit' AND effective_at < $3)
-                         AS debits_before_to,
-                     sum(amount_posted) FILTER (WHERE side = 'credit' AND effective_at < $3)
-                         AS credits_before_to,
-                     sum(amount_posted) FILTER (WHERE side = 'debit' AND effective_at >= $3)
-                         AS debits_after_to,
-                     sum(amount_posted) FILTER (WHERE side = 'credit' AND effective_at >= $3)
-                         AS credits_after_to
+                     sum(amount_posted) FILTER (WHERE side = 'debit'
+                         AND effective_at >= {b2} AND effective_at < {b3}) AS debits_from,
+                     sum(amount_posted) FILTER (WHERE side = 'credit'
+                         AND effective_at >= {b2} AND effective_at < {b3}) AS credits_from,
+                     sum(amount_posted) FILTER (WHERE side = 'debit'
+                         AND effective_at >= {b4} AND effective_at < {b5}) AS debits_to,
+                     sum(amount_posted) FILTER (WHERE side = 'credit'
+                         AND effective_at >= {b4} AND effective_at < {b5}) AS credits_to
                  FROM entries
-                 WHERE org_id = $1 AND amount_posted > 0 AND {range}
+                 WHERE org_id = $1 AND amount_posted > 0
+                     AND ((effective_at >= {b2} AND effective_at < {b3})
+                         OR (effective_at >= {b4} AND effective_at < {b5}))
                  GROUP BY account_id
              )
              SELECT a.id, a.kind, a.name, a.currency, a.normal_side, {}, {}, {}, {}
-             FROM accounts a LEFT JOIN moved m ON m.account_id = a.id
-             WHERE a.org_id = $1 AND (cardinality($4::text[]) = 0 OR a.kind = ANY($4))
+             FROM accounts a
+             LEFT JOIN moved m ON m.account_id = a.id
+             LEFT JOIN period_balances b_from ON b_from.org_id = a.org_id
+                 AND b_from.through = $7 AND b_from.account_id = a.id
+             LEFT JOIN period_balances b_to ON b_to.org_id = a.org_id
+                 AND b_to.through = $8 AND b_to.account_id = a.id
+             WHERE a.org_id = $1 AND (cardinality($6::text[]) = 0 OR a.kind = ANY($6))
              ORDER BY a.currency, a.kind, a.created_at, a.id",
-            at(from_forwards, "debits", "from"),
-            at(from_forwards, "credits", "from"),
-            at(to_forwards, "debits", "to"),
-            at(to_forwards, "credits", "to"),
+            sums(&from_start, "debits", "from"),
+            sums(&from_start, "credits", "from"),
+            sums(&to_start, "debits", "to"),
+            sums(&to_start, "credits", "to"),
+            b2 = "coalesce($2::timestamptz, '-infinity')",
+            b3 = "coalesce($3::timestamptz, 'infinity')",
+            b4 = "coalesce($4::timestamptz, '-infinity')",
+            b5 = "coalesce($5::timestamptz, 'infinity')",
         );
+        let (from_low, from_high) = from_start.entries_between(from);
+        let (to_low, to_high) = to_start.entries_between(to);
+        let (from_close, to_close) = (from_start.close(), to_start.close());
         let kinds: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
-        let rows = client.query(&sql, &[&org.0, &from, &to, &kinds]).await?;
+        let rows = client
+            .query(
+                &sql,
+                &[&org.0, &from_low, &from_high, &to_low, &to_high, &kinds, &from_close, &to_close],
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 let kind: &str = row.get(1);

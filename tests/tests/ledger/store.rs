@@ -1236,3 +1236,107 @@ async fn a_close_and_concurrent_posting_serialise() {
         l.assert_sound().await;
     }
 }
+
+/// The trial balance reads a closed period's sums from the close (migration 0031) and other
+/// times from the nearest close or end of the history: whichever it reads from, every
+/// account's opening and closing equal its entries summed by effective time.
+#[tokio::test]
+async fn trial_balances_from_closes_agree_with_the_entries_summed() {
+    let l = ledger_with(3, Clock::Database, Mode::Direct).await;
+    let now = hazina_ledger::rules::as_stored(Utc::now());
+    let day = |n: i64| now - TimeDelta::days(n);
+    let accounts = [l.external, l.purse, l.wallets[0], l.wallets[1], l.wallets[2]];
+    // Thirty transfers, one every other day from 60 days ago, from outside to changing
+    // accounts.
+    let post = |n: i64, effective_at: DateTime<Utc>| {
+        let i = usize::try_from(n).unwrap();
+        let mut request =
+            l.transfer(accounts[0], accounts[1 + i % 4], &format!("{}.{:02}", 10 + n, n % 100));
+        request.effective_at = Some(effective_at);
+        request
+    };
+    let mut early: Vec<_> =
+        (0..30).map(|n| post(n, day(60 - 2 * n) + TimeDelta::hours(n))).collect();
+    // One at the very instant the first close will end: inside it.
+    early.push(post(40, day(40)));
+    for request in &early {
+        assert_eq!(code(&l.post_one(request).await), "ok");
+    }
+    // Two closes, the second from the first's sums plus what followed; then more in the open
+    // period, some dated before its last transfer.
+    let first = l.store.close_period(l.org, day(40), "test", None).await.unwrap();
+    let second = l.store.close_period(l.org, day(20), "test", None).await.unwrap();
+    let late: Vec<_> = (30..36).map(|n| post(n, day(19) + TimeDelta::hours(n))).collect();
+    for request in &late {
+        assert_eq!(code(&l.post_one(request).await), "ok");
+    }
+
+    let client = l.db.pool().get().await.unwrap();
+    let summed = |at: DateTime<Utc>| {
+        let client = &client;
+        async move {
+            let rows = client
+                .query(
+                    "SELECT account_id,
+                         COALESCE(sum(amount_posted) FILTER (WHERE side = 'debit'), 0)::int8,
+                         COALESCE(sum(amount_posted) FILTER (WHERE side = 'credit'), 0)::int8
+                     FROM entries WHERE org_id = $1 AND amount_posted > 0 AND effective_at < $2
+                     GROUP BY account_id",
+                    &[&l.org.0, &at],
+                )
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| (AccountId(row.get(0)), row.get::<_, i64>(1) - row.get::<_, i64>(2)))
+                .collect::<HashMap<AccountId, i64>>()
+        }
+    };
+    let after = |through: DateTime<Utc>| through + TimeDelta::microseconds(1);
+    let times = [
+        day(90),
+        day(59),
+        first.through,
+        after(first.through),
+        day(30),
+        after(second.through),
+        day(19) + TimeDelta::hours(32),
+        now,
+        now + TimeDelta::days(1),
+    ];
+    for (i, &from) in times.iter().enumerate() {
+        for &to in &times[i..] {
+            let report = l.store.trial_balance(l.org, from, to).await.unwrap();
+            let (opening, closing) = (summed(from).await, summed(to).await);
+            for line in &report.lines {
+                // Debit-normal accounts count debits less credits, the others the reverse.
+                let sign = if line.normal_side == Side::Debit { 1 } else { -1 };
+                let expected = |sums: &HashMap<AccountId, i64>| {
+                    Money::from_minor(kes(), sign * sums.get(&line.account).copied().unwrap_or(0))
+                };
+                assert_eq!(
+                    (line.opening, line.closing),
+                    (expected(&opening), expected(&closing)),
+                    "account {:?} over [{from}, {to})",
+                    line.account
+                );
+            }
+            let totals = &report.totals[0];
+            assert_eq!(totals.debits, totals.credits);
+        }
+    }
+    // The second close's sums were built on the first's; both equal the entries summed.
+    for close in [&first, &second] {
+        let stored: HashMap<AccountId, i64> = client
+            .query(
+                "SELECT account_id, debits_posted - credits_posted FROM period_balances
+                 WHERE org_id = $1 AND through = $2",
+                &[&l.org.0, &close.through],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (AccountId(row.get(0)), row.get(1)))
+            .collect();
+        assert_eq!(stored, summed(after(close.through)).await);
+    }
+}

@@ -10,13 +10,15 @@ use crate::app::Services;
 use crate::http::auth::KeyCache;
 use crate::http::callbacks::CallbackLimits;
 
-/// The axum state: cloned for every request, so it is three reference counts.
+/// The axum state: cloned for every request, so it is four reference counts.
 #[derive(Clone, Debug)]
 pub struct AppState {
     services: Arc<Services>,
     pub keys: Arc<KeyCache>,
     /// How many callbacks each channel may still take.
     pub callback_limits: Arc<CallbackLimits>,
+    /// The web UI's statement uploads and their progress (in memory).
+    pub uploads: Arc<crate::http::ui::Uploads>,
 }
 
 impl AppState {
@@ -34,7 +36,12 @@ impl AppState {
 
 impl From<Services> for AppState {
     fn from(services: Services) -> Self {
-        Self { services: Arc::new(services), keys: Arc::default(), callback_limits: Arc::default() }
+        Self {
+            services: Arc::new(services),
+            keys: Arc::default(),
+            callback_limits: Arc::default(),
+            uploads: Arc::default(),
+        }
     }
 }
 

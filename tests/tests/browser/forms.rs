@@ -8,12 +8,12 @@ use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use serde_json::json;
 
 /// A client that shows redirects instead of following them, and keeps no cookies.
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 /// `text` as a form field's value (percent-encoded but for unreserved characters).
-fn form_encoded(text: &str) -> String {
+pub(crate) fn form_encoded(text: &str) -> String {
     text.bytes()
         .map(|byte| {
             if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
@@ -38,7 +38,7 @@ async fn post_sign_in(server: &ApiServer, key: &str, origin: Option<&str>) -> re
 }
 
 /// Signs in with `key`: the `Cookie` header to send, and the `Set-Cookie` received.
-async fn signed_in(server: &ApiServer, key: &str) -> (String, String) {
+pub(crate) async fn signed_in(server: &ApiServer, key: &str) -> (String, String) {
     let answer = post_sign_in(server, key, Some(&server.base)).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER);
     assert_eq!(answer.headers()[LOCATION], "/ui/");
@@ -49,7 +49,11 @@ async fn signed_in(server: &ApiServer, key: &str) -> (String, String) {
 }
 
 /// `GET` a UI page with the cookie: the status, the `Location` and the body.
-async fn page(server: &ApiServer, path: &str, cookie: &str) -> (StatusCode, String, String) {
+pub(crate) async fn page(
+    server: &ApiServer,
+    path: &str,
+    cookie: &str,
+) -> (StatusCode, String, String) {
     let answer =
         client().get(format!("{}{path}", server.base)).header(COOKIE, cookie).send().await.unwrap();
     let location = answer
@@ -61,7 +65,7 @@ async fn page(server: &ApiServer, path: &str, cookie: &str) -> (StatusCode, Stri
 }
 
 /// The CSRF token in a page's sign-out form.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
     html[start..].split('"').next().unwrap().to_owned()
 }

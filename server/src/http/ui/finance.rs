@@ -39,7 +39,7 @@ pub struct PeriodQuery {
 
 /// A date of a form (`YYYY-MM-DD`, years 1 to 9999, which PostgreSQL's times hold); an empty
 /// field is none.
-fn date(name: &str, value: Option<&str>) -> Result<Option<NaiveDate>, UiError> {
+pub(super) fn date(name: &str, value: Option<&str>) -> Result<Option<NaiveDate>, UiError> {
     let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
         return Ok(None);
     };
@@ -79,7 +79,7 @@ fn dates(query: &PeriodQuery) -> Result<(Option<NaiveDate>, Option<NaiveDate>), 
 }
 
 /// A query string the page could not read.
-fn bad_query(rejection: &QueryRejection) -> UiError {
+pub(super) fn bad_query(rejection: &QueryRejection) -> UiError {
     UiError::bad_request(Code::InvalidQuery, rejection.body_text())
 }
 
@@ -300,7 +300,7 @@ fn statement_href(
     }
 }
 
-fn time(at: DateTime<Utc>) -> String {
+pub(super) fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 

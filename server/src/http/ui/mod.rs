@@ -8,13 +8,27 @@
 //! (never the API over loopback), and returns [`render`] of the template, or a [`UiError`],
 //! which is a friendly page with the stable code. A form that changes something is a POST
 //! taking [`CsrfForm`], whose template puts the hidden field `csrf` = `frame.csrf` in it.
-//! Add the route in [`routes`] and, for a nav item, a line in the layout.
+//! Add the route in [`routes`] and, for a nav item, a line in the layout. A POST that did
+//! what it asked answers 303 to the page that shows the result (so reloading does not send
+//! it again); one refused is the error page, and nothing changed. A page that must reload
+//! itself (the imports while one runs) fills the layout's `head` block with a
+//! `<meta http-equiv="refresh">`.
+//!
+//! The pages: the trial balance and statements (`finance.rs`); reconciliation runs, the
+//! exceptions queue and an exception's resolution forms (`reconciliation.rs`); statement
+//! uploads imported in the background with their progress (`imports.rs`, the table is
+//! [`Uploads`] in the app state); stuck payments settled by hand (`stuck.rs`); period close
+//! (`periods.rs`).
 //!
 //! Not part of the OpenAPI document: these are pages for people, not an API.
 
 mod chart;
 mod finance;
+mod imports;
+mod periods;
+mod reconciliation;
 mod session;
+mod stuck;
 
 use askama::Template;
 use axum::Router;
@@ -24,6 +38,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 pub use chart::CHART_POINTS;
+pub use imports::{UPLOAD_BODY_BYTES_MAX, Uploads};
 pub use session::{COOKIE, CSRF_FIELD, CsrfForm, UiSession};
 
 use crate::code::Code;
@@ -44,6 +59,30 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/", get(finance::trial_balance))
         .route("/ui/trial-balance", get(finance::trial_balance))
         .route("/ui/accounts/{account_id}", get(finance::statement))
+        .route("/ui/reconciliation", get(reconciliation::runs))
+        .route("/ui/reconciliation/runs", post(reconciliation::start_run))
+        .route("/ui/reconciliation/runs/{run_id}", get(reconciliation::run))
+        .route("/ui/reconciliation/exceptions", get(reconciliation::queue))
+        .route("/ui/reconciliation/exceptions/{exception_id}", get(reconciliation::exception))
+        .route(
+            "/ui/reconciliation/exceptions/{exception_id}/assignment",
+            post(reconciliation::assign),
+        )
+        .route(
+            "/ui/reconciliation/exceptions/{exception_id}/resolution",
+            post(reconciliation::resolve),
+        )
+        // A statement file is far larger than a form: this route alone takes one.
+        .route(
+            "/ui/imports",
+            get(imports::imports)
+                .post(imports::upload)
+                .layer(DefaultBodyLimit::max(UPLOAD_BODY_BYTES_MAX)),
+        )
+        .route("/ui/stuck-payments", get(stuck::stuck))
+        .route("/ui/stuck-payments/{transaction_id}/settlement", post(stuck::settle))
+        .route("/ui/periods", get(periods::periods))
+        .route("/ui/periods/close", post(periods::close))
         .route("/ui/login", get(session::sign_in_page).post(session::sign_in))
         .route("/ui/logout", post(session::sign_out))
         .route("/ui/assets/ui.css", get(stylesheet))

@@ -299,16 +299,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
                 serde_urlencoded::from_bytes(&bytes).map_err(|_| unreadable())?;
             let (tokens, rest): (Vec<_>, Vec<_>) =
                 pairs.into_iter().partition(|(name, _)| name == CSRF_FIELD);
-            let valid = matches!(tokens.as_slice(), [(_, token)]
-                if constant_time_eq(token.as_bytes(), session.csrf.as_bytes()));
-            if !valid {
-                return Err(UiError::new(
-                    StatusCode::FORBIDDEN,
-                    Code::CsrfTokenInvalid,
-                    "the form's security token is missing or out of date: reload the page and \
-                     try again",
-                ));
-            }
+            let tokens: Vec<&str> = tokens.iter().map(|(_, token)| token.as_str()).collect();
+            check_token(&session, &tokens)?;
             let rest = serde_urlencoded::to_string(&rest).map_err(|_| unreadable())?;
             serde_urlencoded::from_str(&rest).map_err(|_| unreadable())
         };
@@ -317,6 +309,34 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             Err(error) => Err(error.shown_to(&session)),
         }
     }
+}
+
+/// Checks the CSRF tokens a form carried (`tokens`: every value of its [`CSRF_FIELD`]): exactly
+/// one, the session's, compared in constant time; otherwise 403 `csrf_token_invalid`. A form
+/// its handler reads itself (a file upload, `multipart/form-data`) is checked with
+/// [`check_origin`] before it is read and with this once it is, before anything is done.
+pub(super) fn check_token(session: &UiSession, tokens: &[&str]) -> Result<(), UiError> {
+    let valid = matches!(tokens, [token]
+        if constant_time_eq(token.as_bytes(), session.csrf.as_bytes()));
+    if valid {
+        Ok(())
+    } else {
+        Err(UiError::new(
+            StatusCode::FORBIDDEN,
+            Code::CsrfTokenInvalid,
+            "the form's security token is missing or out of date: reload the page and try again",
+        ))
+    }
+}
+
+/// Refuses a form sent from a page of another site, as [`CsrfForm`] does (403
+/// `cross_origin_forbidden`): its `Origin`, when sent, must be this server.
+pub(super) fn check_origin(
+    headers: &HeaderMap,
+    uri: &Uri,
+    state: &AppState,
+) -> Result<(), UiError> {
+    same_origin(headers, uri, state, false)
 }
 
 /// The sign-in page.

@@ -143,7 +143,7 @@ async fn list_period_closes(
 }
 
 /// A close the ledger refused, in the API's words.
-fn refusal(error: StoreError) -> ApiError {
+pub(crate) fn refusal(error: StoreError) -> ApiError {
     match error {
         StoreError::PeriodAlreadyClosed => ApiError::new(
             StatusCode::CONFLICT,

@@ -281,7 +281,7 @@ pub struct NewRunBody {
 }
 
 /// The matching rules a run asks for, checked.
-pub(super) fn run_rules(
+pub(crate) fn run_rules(
     body: &NewRunBody,
     currency: hazina_ledger::Currency,
 ) -> Result<reconciliation::Rules, ApiError> {
@@ -624,7 +624,7 @@ pub struct Assignment {
     pub note: Option<String>,
 }
 
-pub(super) fn text(
+pub(crate) fn text(
     value: Option<String>,
     name: &str,
     max: usize,
@@ -721,7 +721,7 @@ async fn resolve_exception(
 }
 
 /// The resolution a body asks for, checked.
-pub(super) fn resolution(body: ResolutionBody, decided_by: String) -> Result<Resolve, ApiError> {
+pub(crate) fn resolution(body: ResolutionBody, decided_by: String) -> Result<Resolve, ApiError> {
     let missing = |name: &str| {
         ApiError::invalid(Code::ResolutionNotAllowed, format!("this action needs {name}"))
     };
@@ -918,7 +918,7 @@ async fn settle_stuck_payment(
 }
 
 /// The decision a settlement body asks for, checked.
-pub(super) fn settlement(
+pub(crate) fn settlement(
     body: SettlementBody,
     decided_by: String,
 ) -> Result<ManualSettlement, ApiError> {

@@ -92,12 +92,17 @@ codes! {
     InternalError = "internal_error",
     /// The amount is not a positive amount in its currency's minor units.
     InvalidAmount = "invalid_amount",
+    /// The bank account is neither an IBAN with correct check digits nor an account number of 1
+    /// to 34 letters and digits.
+    InvalidBankAccount = "invalid_bank_account",
     /// A value is not standard base64 with padding.
     InvalidBase64 = "invalid_base64",
     /// The provider URL is not an allowed http(s) URL.
     InvalidBaseUrl = "invalid_base_url",
     /// The batch is empty, too large or inconsistent.
     InvalidBatch = "invalid_batch",
+    /// A BIC has 8 or 11 characters: 6 letters, then letters or digits.
+    InvalidBic = "invalid_bic",
     /// The JSON body has wrong types, missing or unknown fields.
     InvalidBody = "invalid_body",
     /// The channel number (shortcode, till, account) is not valid.
@@ -115,6 +120,9 @@ codes! {
     InvalidCustomerNumber = "invalid_customer_number",
     /// Name the customer by exactly one of its number and a secondary id.
     InvalidCustomerReference = "invalid_customer_reference",
+    /// A bank channel's cut-off schedule: 1 to 48 distinct times of day as `HH:MM`, in a UTC
+    /// offset `+HH:MM` or `-HH:MM` within 14 hours.
+    InvalidCutOff = "invalid_cut_off",
     /// A webhook endpoint's description is too long.
     InvalidDescription = "invalid_description",
     /// The Idempotency-Key is blank, too long or not printable.
@@ -179,6 +187,9 @@ codes! {
     MessageNotFound = "message_not_found",
     /// The message is longer than its channel carries (SMS: counted in GSM-7 or UCS-2 segments).
     MessageTooLong = "message_too_long",
+    /// A bank channel needs its bank details (debtor name, BIC, cut-off times); a payout through
+    /// one needs the creditor's bank account.
+    MissingBankDetails = "missing_bank_details",
     /// The channel needs more credentials for this.
     MissingCredentials = "missing_credentials",
     /// The customer has not allowed messages on this channel (opted out, or never opted in where
@@ -186,6 +197,8 @@ codes! {
     NoConsent = "no_consent",
     /// There is no org yet.
     NoOrg = "no_org",
+    /// The bank channel has no payouts waiting for a file: none was cut.
+    NoQueuedPayouts = "no_queued_payouts",
     /// The channel takes free-form messages only within 24 hours of the customer's last message;
     /// send a template instead.
     NoSessionInProgress = "no_session_in_progress",

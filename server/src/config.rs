@@ -99,6 +99,14 @@ pub struct Cli {
     #[arg(long, env = "HAZINA_CREDENTIALS_KEY_FILE", global = true)]
     pub credentials_key_file: Option<PathBuf>,
 
+    /// Where bank channels exchange ISO 20022 files: one folder per channel id with `out/`
+    /// (pain.001 files for the operator's SFTP agent or bank connector to take) and `in/` (the
+    /// bank's pain.002 and camt.054, moved to `in/processed/` or `in/unreadable/` once read).
+    /// Default: `bank-exchange` beside the embedded database's data directory (not inside it:
+    /// that directory is PostgreSQL's own).
+    #[arg(long, env = "HAZINA_BANK_EXCHANGE_DIR", global = true)]
+    pub bank_exchange_dir: Option<PathBuf>,
+
     /// The most connections the server's pool opens to PostgreSQL.
     #[arg(long, env = "HAZINA_DB_POOL_SIZE_MAX", global = true, default_value_t = 16)]
     pub db_pool_size_max: usize,
@@ -159,6 +167,13 @@ impl Cli {
     pub fn credentials_key_file(&self) -> PathBuf {
         self.credentials_key_file.clone().unwrap_or_else(|| {
             self.data_dir.parent().unwrap_or(std::path::Path::new(".")).join("credentials.key")
+        })
+    }
+
+    /// Where bank channels exchange files: as asked, else beside the data directory.
+    pub fn bank_exchange_dir(&self) -> PathBuf {
+        self.bank_exchange_dir.clone().unwrap_or_else(|| {
+            self.data_dir.parent().unwrap_or(std::path::Path::new(".")).join("bank-exchange")
         })
     }
 

@@ -435,11 +435,35 @@ async fn serve(cli: &Cli, database: &Database, mut shutdown: Shutdown) -> anyhow
     result.context("the HTTP server task failed")?.context("the HTTP server failed")
 }
 
+/// Starts the bank exchange worker (cut-offs, files written, the bank's files read) and, with
+/// the simulators, a simulated bank answering the exchange directory. Stopping the worker
+/// mid-round is safe: a file is recorded before it is written, and an inbound file is recorded
+/// by its digest before it is applied, each step idempotent.
+fn spawn_bank_exchange(cli: &Cli, services: &app::Services, shutdown: &Shutdown) {
+    services.payments.configure(payments::Settings {
+        bank_exchange_dir: cli.bank_exchange_dir(),
+        ..services.payments.settings()
+    });
+    tokio::spawn(workers::exchange_bank_files(
+        std::sync::Arc::clone(&services.payments),
+        shutdown.clone().wait(),
+    ));
+    if cli.simulate() {
+        let directory = cli.bank_exchange_dir();
+        std::sync::Arc::new(hazina_simulator::bank::Bank::new(&directory))
+            .spawn(std::time::Duration::from_secs(1));
+        tracing::warn!(directory = %directory.display(),
+            "a simulated bank answers the bank channels' files (development only)");
+    }
+}
+
 /// Starts the workers that make and deliver events: the reminders worker, and the webhook
 /// worker, configured from the command line. Both stop at shutdown, safely mid-round: due
 /// reminders fire in the transaction that advances them, and a delivery claimed and not
-/// recorded is claimed again when its lease runs out.
+/// recorded is claimed again when its lease runs out. And the bank exchange worker
+/// (`spawn_bank_exchange`), whose files make payment events too.
 fn spawn_event_workers(cli: &Cli, services: &app::Services, shutdown: &Shutdown) {
+    spawn_bank_exchange(cli, services, shutdown);
     tokio::spawn(workers::fire_reminders_loop(services.pool.clone(), shutdown.clone().wait()));
     services.webhooks.configure(hazina_server::webhooks::Settings {
         allow_private: cli.allow_private_webhook_urls,

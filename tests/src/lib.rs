@@ -367,6 +367,19 @@ pub fn messaging_test_settings() -> hazina_server::messaging::Settings {
     }
 }
 
+/// Starts the bank exchange worker as `hazina serve` does (every poll interval: cut-offs, files
+/// written, inbound files read); it stops when the answer is sent or dropped.
+fn spawn_bank_worker(state: &hazina_server::http::AppState) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(hazina_server::workers::exchange_bank_files(
+        std::sync::Arc::clone(&state.payments),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    stop
+}
+
 /// The HTTP API over real HTTP on a loopback port, on a fresh database, with the first-start
 /// org, app and keys. Stops when dropped.
 #[derive(Debug)]
@@ -381,7 +394,17 @@ pub struct ApiServer {
     /// The messaging service the server runs, for a test that changes its settings while it
     /// runs (as an operator restarting with other flags would).
     pub messaging: std::sync::Arc<hazina_server::messaging::Service>,
+    /// The server's bank exchange directory (a fresh one under the system's temporary
+    /// directory): `<channel id>/out/` and `in/` of each bank channel.
+    pub bank_exchange: std::path::PathBuf,
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Drop for ApiServer {
+    /// Removes the server's bank exchange directory, which only this server used.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.bank_exchange);
+    }
 }
 
 impl ApiServer {
@@ -429,6 +452,8 @@ impl ApiServer {
         };
         let services = hazina_server::app::Services::with_pools(pool, ledger_pool, sealer);
         let state = hazina_server::http::AppState::from(services);
+        let bank_exchange =
+            std::env::temp_dir().join(format!("hazina-bank-exchange-{}", uuid::Uuid::now_v7()));
         // Providers call back here, and payments are asked about soon: tests do not wait long.
         state.payments.configure(hazina_server::payments::Settings {
             public_url: base.clone(),
@@ -442,6 +467,7 @@ impl ApiServer {
                 any: true,
                 ..hazina_server::payments::ProviderHosts::default()
             },
+            bank_exchange_dir: bank_exchange.clone(),
         });
         // Webhooks go to the tests' receivers on loopback, and are retried soon.
         state.webhooks.configure(webhook_test_settings());
@@ -459,6 +485,7 @@ impl ApiServer {
                 let _ = worker_stopped.await;
             },
         ));
+        let stop_bank = spawn_bank_worker(&state);
         // Messages are sent as in `hazina serve`, retried soon.
         state.messaging.configure(messaging);
         let (stop_messaging, messaging_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -477,6 +504,7 @@ impl ApiServer {
         tokio::spawn(hazina_server::http::serve_on(listener, state, async {
             let _ = stopped.await;
             let _ = stop_worker.send(());
+            let _ = stop_bank.send(());
             let _ = stop_reminders.send(());
             let _ = stop_webhooks.send(());
             let _ = stop_messaging.send(());
@@ -495,6 +523,7 @@ impl ApiServer {
             db,
             http,
             messaging,
+            bank_exchange,
             _stop: stop,
         }
     }

@@ -1,9 +1,11 @@
 //! Provider simulators: M-Pesa (Daraja) and MTN MoMo over local HTTP, with the providers' own
 //! paths, bodies and callbacks, scriptable per request (an outcome, a failure code, no
 //! callback, duplicate callbacks, a callback before the initiating response, a slow or failing
-//! status endpoint). Development, demos and tests need no network.
+//! status endpoint). Development, demos and tests need no network. A bank over a file exchange
+//! directory (`bank`): pain.001 in, pain.002 and camt.054 out.
 
 pub mod africastalking;
+pub mod bank;
 pub mod meta;
 pub mod momo;
 pub mod mpesa;

@@ -5,6 +5,7 @@
 //! local name, so a namespace prefix does not matter); the namespace on `Document` tells which
 //! message and version arrived, and is checked before anything is read.
 
+pub mod bank;
 pub mod camt;
 pub mod pain001;
 pub mod pain002;

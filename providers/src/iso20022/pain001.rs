@@ -40,6 +40,7 @@ pub struct PayoutBatch {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Debtor {
     pub name: String,
+    /// The account: an IBAN (`Id/IBAN`), or another account number (`Id/Othr/Id`).
     pub iban: String,
     pub bic: String,
 }
@@ -52,6 +53,8 @@ pub struct Transfer {
     pub end_to_end_id: String,
     pub amount: Money,
     pub creditor_name: String,
+    /// The creditor's account: an IBAN (`Id/IBAN`), or another account number (`Id/Othr/Id`)
+    /// where the bank's scheme has no IBANs.
     pub creditor_iban: String,
     /// The creditor's bank; optional within SEPA, where the IBAN identifies it.
     pub creditor_bic: Option<String>,
@@ -204,6 +207,7 @@ pub struct TransferSummary {
     pub end_to_end_id: String,
     pub amount: Money,
     pub creditor_name: Option<String>,
+    /// The creditor's IBAN, or its other account id (`Id/Othr/Id`) when it has no IBAN.
     pub creditor_iban: Option<String>,
     pub creditor_bic: Option<String>,
     pub remittance: Vec<String>,
@@ -233,7 +237,9 @@ pub fn parse(xml: &str) -> Result<InitiationSummary, ParseError> {
                 end_to_end_id: transfer.pmt_id.end_to_end_id.trim().to_owned(),
                 amount,
                 creditor_name: text(transfer.cdtr.nm.as_ref()),
-                creditor_iban: text(transfer.cdtr_acct.id.iban.as_ref()),
+                creditor_iban: text(transfer.cdtr_acct.id.iban.as_ref()).or_else(|| {
+                    transfer.cdtr_acct.id.othr.as_ref().and_then(|other| text(Some(&other.id)))
+                }),
                 creditor_bic: transfer
                     .cdtr_agt
                     .and_then(|agent| text(agent.fin_instn_id.bic.as_ref())),
@@ -246,7 +252,9 @@ pub fn parse(xml: &str) -> Result<InitiationSummary, ParseError> {
             method: payment.pmt_mtd,
             execution_date: payment.reqd_exctn_dt,
             debtor_name: text(payment.dbtr.nm.as_ref()),
-            debtor_iban: text(payment.dbtr_acct.id.iban.as_ref()),
+            debtor_iban: text(payment.dbtr_acct.id.iban.as_ref()).or_else(|| {
+                payment.dbtr_acct.id.othr.as_ref().and_then(|other| text(Some(&other.id)))
+            }),
             debtor_bic: payment.dbtr_agt.and_then(|agent| text(agent.fin_instn_id.bic.as_ref())),
             charge_bearer: payment.chrg_br,
             transfers,
@@ -393,8 +401,16 @@ struct Account {
 }
 
 impl Account {
-    fn iban(iban: &str) -> Self {
-        Self { id: AccountId { iban: Some(iban.to_owned()) } }
+    /// An IBAN as `Id/IBAN`; any other account number as `Id/Othr/Id` (the schema's IBAN
+    /// pattern would make a bank refuse the file otherwise).
+    fn iban(account: &str) -> Self {
+        if super::bank::is_iban(account) {
+            Self { id: AccountId { iban: Some(account.to_owned()), othr: None } }
+        } else {
+            Self {
+                id: AccountId { iban: None, othr: Some(OtherAccount { id: account.to_owned() }) },
+            }
+        }
     }
 }
 
@@ -402,6 +418,14 @@ impl Account {
 struct AccountId {
     #[serde(rename = "IBAN", skip_serializing_if = "Option::is_none")]
     iban: Option<String>,
+    #[serde(rename = "Othr", skip_serializing_if = "Option::is_none")]
+    othr: Option<OtherAccount>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OtherAccount {
+    #[serde(rename = "Id")]
+    id: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -20,7 +20,8 @@ use hazina_ledger::{AccountId, Currency, CustomerId, Money, OrgId, TransferId};
 use uuid::Uuid;
 
 pub use parties::{
-    ChannelRef, CustomerAccountRef, Party, PartyAccount, PartyCache, PurseRef, WalletRef,
+    BankAccountRef, ChannelRef, CustomerAccountRef, Party, PartyAccount, PartyCache, PurseRef,
+    WalletRef,
 };
 pub use payment_context::{PaymentContext, context_effects};
 

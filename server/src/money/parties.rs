@@ -41,14 +41,45 @@ pub struct WalletRef {
 }
 
 /// A customer's mobile-money account, reached through one of the org's payment channels:
-/// paying it is a payout (B2C), taking from it a collection (STK push, request to pay).
+/// paying it is a payout (B2C), taking from it a collection (STK push, request to pay). Through
+/// a bank channel, the customer's bank account (`bankAccount`) is paid, by a pain.001 file.
 #[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerAccountRef {
     pub customer_number: crate::customers::CustomerNumber,
-    /// The channel's number (paybill, shortcode, MoMo account).
+    /// The channel's number (paybill, shortcode, MoMo account, the org's bank account).
     #[schema(min_length = 1, max_length = 64)]
     pub channel_number: String,
+    /// The account a bank channel pays (required through a bank channel, refused otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_account: Option<BankAccountRef>,
+}
+
+/// A bank account to pay: its number, the holder's name and, where the scheme needs it, the
+/// bank's BIC.
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BankAccountRef {
+    /// An IBAN (checked by its check digits; spaces allowed) or another account number of 1 to
+    /// 34 letters and digits.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9 ]*[A-Za-z0-9][A-Za-z0-9 ]*$",
+        example = "NL91ABNA0417164300"
+    )]
+    pub account_number: String,
+    /// The account holder's name (`Cdtr/Nm`).
+    #[schema(
+        min_length = 1,
+        max_length = 140,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$",
+        example = "Jane Wanjiru"
+    )]
+    pub name: String,
+    /// The creditor's bank (8 or 11 characters); optional where the account number names it.
+    #[schema(pattern = r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$", example = "ABNANL2A")]
+    pub bic: Option<String>,
 }
 
 /// One of the org's payment channels itself: its clearing account, the money held at the

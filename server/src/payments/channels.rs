@@ -32,6 +32,9 @@ pub enum Provider {
     Momo,
     /// Africa's Talking: airtime, paid out to a customer's number (`payments/airtime.rs`).
     Africastalking,
+    /// A bank account: payouts sent as ISO 20022 pain.001 files through a file-exchange
+    /// directory, answered by pain.002 and camt.054 files (`payments/bank.rs`).
+    Bank,
 }
 
 impl Provider {
@@ -40,6 +43,7 @@ impl Provider {
             Self::Mpesa => "mpesa",
             Self::Momo => "momo",
             Self::Africastalking => "africastalking",
+            Self::Bank => "bank",
         }
     }
 
@@ -49,6 +53,8 @@ impl Provider {
             Self::Mpesa => &["consumerKey", "consumerSecret"],
             Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
             Self::Africastalking => &["username", "apiKey"],
+            // The bank's files travel through a directory the operator's agent serves.
+            Self::Bank => &[],
         }
     }
 
@@ -60,6 +66,7 @@ impl Provider {
             }
             Self::Momo => &["apiUser", "apiKey", "subscriptionKey", "targetEnvironment"],
             Self::Africastalking => &["username", "apiKey"],
+            Self::Bank => &[],
         }
     }
 
@@ -76,6 +83,10 @@ impl Provider {
                     && number.len() <= CHANNEL_NUMBER_LEN_MAX
                     && !number.chars().any(char::is_control)
             }
+            // The org's debtor account, as a bank file writes it (an IBAN without spaces, or
+            // another account number).
+            Self::Bank => hazina_providers::iso20022::bank::account(number)
+                .is_ok_and(|account| account == number),
         }
     }
 }
@@ -122,6 +133,7 @@ impl Channel {
             "mpesa" => Provider::Mpesa,
             "momo" => Provider::Momo,
             "africastalking" => Provider::Africastalking,
+            "bank" => Provider::Bank,
             other => return Err(PaymentError::Corrupt(format!("unknown provider {other:?}"))),
         };
         let currency: &str = row.get(4);
@@ -155,7 +167,7 @@ impl Channel {
                 &["initiatorName", "securityCredential"]
             }
             (Provider::Mpesa, Flow::Collect) => &["passkey"],
-            (Provider::Momo | Provider::Africastalking, _) => &[],
+            (Provider::Momo | Provider::Africastalking | Provider::Bank, _) => &[],
         };
         needed.iter().copied().filter(|name| self.credential(name).is_none()).collect()
     }
@@ -258,7 +270,7 @@ impl ChannelSummary {
 
 /// A stored provider name this version cannot read is corrupt, never guessed at.
 fn stored_provider(name: &str) -> Result<Provider, PaymentError> {
-    [Provider::Mpesa, Provider::Momo, Provider::Africastalking]
+    [Provider::Mpesa, Provider::Momo, Provider::Africastalking, Provider::Bank]
         .into_iter()
         .find(|provider| provider.as_str() == name)
         .ok_or_else(|| PaymentError::Corrupt(format!("unknown provider {name:?}")))
@@ -302,6 +314,10 @@ fn check(new: &NewChannel) -> Result<(), PaymentError> {
                     "an Africa's Talking channel number (the org's name for the account, its \
                      username say) has 1 to 64 characters"
                 }
+                Provider::Bank => {
+                    "a bank channel number is the org's account: an IBAN with correct check \
+                     digits, or an account number of 1 to 34 letters and digits, without spaces"
+                }
             },
         ));
     }
@@ -314,6 +330,17 @@ fn check(new: &NewChannel) -> Result<(), PaymentError> {
         ));
     }
     let url = new.base_url.trim();
+    if provider == Provider::Bank {
+        // Files travel through the operator's exchange directory: no address comes from the
+        // API, so that no caller can make the server reach anywhere.
+        if !url.is_empty() {
+            return Err(PaymentError::invalid(
+                Code::InvalidBaseUrl,
+                "a bank channel exchanges files through the server's directory; it has no base URL",
+            ));
+        }
+        return check_credentials(new);
+    }
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
     if !scheme_ok || url.len() > BASE_URL_LEN_MAX || url.chars().any(char::is_whitespace) {
         return Err(PaymentError::invalid(
@@ -321,6 +348,13 @@ fn check(new: &NewChannel) -> Result<(), PaymentError> {
             "a base URL is an http:// or https:// address of at most 2048 characters",
         ));
     }
+    check_credentials(new)
+}
+
+/// The checks of a new channel's credentials: each known to the provider and of a sane length,
+/// in name order, then the ones the provider needs.
+fn check_credentials(new: &NewChannel) -> Result<(), PaymentError> {
+    let provider = new.provider;
     let known = provider.known_credentials();
     for (name, value) in &new.credentials {
         if !known.contains(&name.as_str()) {
@@ -392,7 +426,43 @@ impl Engine {
         org: OrgId,
         new: NewChannel,
     ) -> Result<ChannelSummary, PaymentError> {
+        self.create_channel_with(org, new, None).await
+    }
+
+    /// Adds a bank channel: the channel as [`Engine::create_channel`] does, and its bank
+    /// details and cut-off schedule in the same transaction.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::create_channel`]; `Invalid` `not_supported` for another provider.
+    pub async fn create_bank_channel(
+        &self,
+        org: OrgId,
+        new: NewChannel,
+        bank: super::bank::BankDetails,
+    ) -> Result<ChannelSummary, PaymentError> {
+        if new.provider != Provider::Bank {
+            return Err(PaymentError::invalid(
+                Code::NotSupported,
+                "bank details are for bank channels only",
+            ));
+        }
+        self.create_channel_with(org, new, Some(bank)).await
+    }
+
+    async fn create_channel_with(
+        &self,
+        org: OrgId,
+        new: NewChannel,
+        bank: Option<super::bank::BankDetails>,
+    ) -> Result<ChannelSummary, PaymentError> {
         self.check_new_channel(&new)?;
+        if new.provider == Provider::Bank && bank.is_none() {
+            return Err(PaymentError::invalid(
+                Code::MissingBankDetails,
+                "a bank channel needs its bank details: debtor name, BIC and cut-off times",
+            ));
+        }
         let limit =
             new.treasury_limit.map_or(Ok(0), |limit| treasury_limit_minor(limit, new.currency))?;
         let mut account = NewAccount::new(org, AccountKind::Channel, new.currency);
@@ -440,6 +510,9 @@ impl Engine {
             }
             Err(error) => return Err(error.into()),
         };
+        if let Some(bank) = &bank {
+            bank.insert(&tx, org, id).await?;
+        }
         self.store().create_account(&account).await?;
         tx.commit().await?;
         tracing::info!(channel = %id, provider = new.provider.as_str(), "channel added");

@@ -50,6 +50,10 @@ pub(crate) struct Momo;
 #[derive(Debug)]
 pub(crate) struct Airtime;
 
+/// A bank, through ISO 20022 files.
+#[derive(Debug)]
+pub(crate) struct Bank;
+
 /// Evaluates `$body` with `$adapter` naming the [`Adapter`] of `$provider`.
 macro_rules! adapter {
     ($provider:expr, $adapter:ident => $body:expr) => {
@@ -64,6 +68,10 @@ macro_rules! adapter {
             }
             $crate::payments::Provider::Africastalking => {
                 type $adapter = $crate::payments::provider::Airtime;
+                $body
+            }
+            $crate::payments::Provider::Bank => {
+                type $adapter = $crate::payments::provider::Bank;
                 $body
             }
         }

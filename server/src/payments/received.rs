@@ -236,7 +236,7 @@ impl Engine {
     }
 
     /// The existing customer whose phone number an account reference is (`2547…` or `+2547…`).
-    async fn phone_owner(
+    pub(super) async fn phone_owner(
         &self,
         channel: &Channel,
         reference: &str,

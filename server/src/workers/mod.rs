@@ -1,8 +1,9 @@
 //! Background work the server does besides answering requests. Most workers are a round run
 //! again and again by one loop ([`drain_loop`]): the expiry sweeper, the provider queries, the
-//! retention sweeper, the reminders worker, the messaging worker. The webhook worker runs continuously instead,
+//! bank file exchange, the retention sweeper, the reminders worker, the messaging worker. The webhook worker runs continuously instead,
 //! claiming deliveries as its requests finish (`webhooks::Service::run`).
 
+mod bank;
 mod expiry;
 mod messaging;
 mod provider_queries;
@@ -10,6 +11,7 @@ mod reminders;
 mod retention;
 mod webhooks;
 
+pub use bank::exchange_bank_files;
 pub use expiry::{EXPIRY_BATCH_MAX, EXPIRY_INTERVAL, sweep_expired};
 pub use messaging::{MESSAGING_INTERVAL, send_messages};
 pub use provider_queries::query_providers;

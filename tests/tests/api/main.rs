@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod airtime;
+mod bank_payouts;
 mod channels;
 mod common;
 mod customers;

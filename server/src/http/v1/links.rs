@@ -496,6 +496,22 @@ const LINKS: &[Link] = &[
     Link {
         source: "create_payment_channel",
         statuses: CREATED,
+        name: "CutBankFile",
+        target: "cut_bank_file",
+        parameters: &[("channel_id", "$response.body#/channelId")],
+        description: "A bank channel: cuts a pain.001 file of its queued payouts now.",
+    },
+    Link {
+        source: "create_payment_channel",
+        statuses: CREATED,
+        name: "ListBankFiles",
+        target: "list_bank_files",
+        parameters: &[("channel_id", "$response.body#/channelId")],
+        description: "A bank channel: its pain.001 files and how their payments stand.",
+    },
+    Link {
+        source: "create_payment_channel",
+        statuses: CREATED,
         name: "RegisterC2bUrls",
         target: "register_c2b_urls",
         parameters: &[("channel_id", "$response.body#/channelId")],

@@ -277,6 +277,12 @@ mod tests {
             r"^https?://[^\s\u0000]+$",
             // Messaging channels' addresses: a provider's API, or an SMTP server.
             r"^(https?|smtps?|smtp\+starttls)://[^\s\u0000]+$",
+            // Bank accounts (IBANs printed with spaces), BICs, cut-off times and UTC offsets
+            // (`payment_channels::BankDetailsBody`, `money::BankAccountRef`).
+            "^[A-Za-z0-9 ]*[A-Za-z0-9][A-Za-z0-9 ]*$",
+            "^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$",
+            "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+            "^[+-](0[0-9]|1[0-4]):[0-5][0-9]$",
             crate::customers::timeline::CURSOR_PATTERN,
             super::events::TYPES_PATTERN,
         ];

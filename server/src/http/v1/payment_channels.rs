@@ -38,6 +38,10 @@ pub fn deprecated_routes() -> axum::Router<AppState> {
             &format!("{DEPRECATED_PREFIX}/{{channel_id}}/treasury-limit"),
             put(set_treasury_limit),
         )
+        .route(
+            &format!("{DEPRECATED_PREFIX}/{{channel_id}}/bank-files"),
+            get(list_bank_files).post(cut_bank_file),
+        )
         .layer(axum::middleware::map_response(mark_deprecated))
 }
 
@@ -82,6 +86,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(get_channel))
         .routes(utoipa_axum::routes!(register_c2b))
         .routes(utoipa_axum::routes!(set_treasury_limit))
+        .routes(utoipa_axum::routes!(list_bank_files, cut_bank_file))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -116,7 +121,10 @@ pub struct NewChannel {
     )]
     pub name: Option<String>,
     /// The provider's API address: production, sandbox, or a simulator
-    /// (`http://127.0.0.1:8080/simulator/mpesa` with `hazina serve --simulate`).
+    /// (`http://127.0.0.1:8080/simulator/mpesa` with `hazina serve --simulate`). Required for
+    /// every provider but `bank`, which has none: its files go through the server's exchange
+    /// directory.
+    #[serde(default)]
     #[schema(
         min_length = 1,
         max_length = 2048,
@@ -128,11 +136,64 @@ pub struct NewChannel {
     /// `securityCredential`, for STK push `passkey`. MoMo: `apiUser`, `apiKey`,
     /// `subscriptionKey`, `targetEnvironment`. Africa's Talking (airtime): `username`,
     /// `apiKey`. Stored, never returned.
+    #[serde(default)]
     #[schema(value_type = BTreeMap<String, String>)]
     pub credentials: Credentials,
     /// The most an org key may move out of the channel's clearing account in one payment or
     /// transfer, in the channel's currency; none when absent. App keys never may.
     pub treasury_limit: Option<money::MoneyValue>,
+    /// A `bank` channel's details (required for one, refused for others); its channel number
+    /// is the org's account at the bank, an IBAN or other account number.
+    pub bank: Option<BankDetailsBody>,
+}
+
+/// A bank channel's details: who the org is to the bank, and when its payouts are sent.
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BankDetailsBody {
+    /// The org's name on the account (`Dbtr/Nm`).
+    #[schema(
+        min_length = 1,
+        max_length = 140,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub debtor_name: String,
+    /// The bank's BIC (8 or 11 characters).
+    #[schema(pattern = r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$", example = "KCBLKENX")]
+    pub bic: String,
+    /// The times of day queued payouts go out in one pain.001 file, `HH:MM` in `utcOffset`.
+    #[schema(min_items = 1, max_items = 48, example = json!(["10:00", "15:00"]))]
+    pub cut_offs: Vec<CutOffTime>,
+    /// The UTC offset of the cut-off times, `+HH:MM` or `-HH:MM`.
+    #[schema(pattern = r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$", example = "+03:00")]
+    pub utc_offset: String,
+}
+
+/// A time of day, `HH:MM`.
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "10:00")]
+pub struct CutOffTime(pub String);
+
+impl BankDetailsBody {
+    /// The details as the payments service takes them.
+    ///
+    /// # Errors
+    ///
+    /// 422 `invalid_name`, `invalid_bic` or `invalid_cut_off`.
+    pub fn details(&self) -> Result<payments::BankDetails, ApiError> {
+        let cut_offs: Vec<String> = self.cut_offs.iter().map(|time| time.0.clone()).collect();
+        Ok(payments::BankDetails::parse(&self.debtor_name, &self.bic, &cut_offs, &self.utc_offset)?)
+    }
+
+    fn of(details: &payments::BankDetails) -> Self {
+        Self {
+            debtor_name: details.debtor_name.clone(),
+            bic: details.bic.clone(),
+            cut_offs: details.cut_off_times().into_iter().map(CutOffTime).collect(),
+            utc_offset: details.utc_offset(),
+        }
+    }
 }
 
 /// A channel's secrets by name. Printed redacted, never serialised into a response.
@@ -172,6 +233,25 @@ pub struct ChannelView {
     /// status callback URL (it carries the channel's secret token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub airtime_status_callback_url: Option<String>,
+    /// Bank channels: the debtor, the BIC and the cut-off schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bank: Option<BankDetailsBody>,
+}
+
+impl ChannelView {
+    /// The view of a channel, with its bank details when it is a bank's.
+    async fn of(
+        state: &AppState,
+        org: hazina_ledger::OrgId,
+        channel: ChannelSummary,
+    ) -> Result<Self, ApiError> {
+        let bank = if channel.provider == Provider::Bank {
+            state.payments.bank_details(org, channel.id).await?.as_ref().map(BankDetailsBody::of)
+        } else {
+            None
+        };
+        Ok(Self { bank, ..Self::from(channel) })
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -194,6 +274,7 @@ impl From<ChannelSummary> for ChannelView {
             receiving_purse_id: channel.receiving_purse.map(|purse| purse.0),
             treasury_limit: money::MoneyValue::of(&channel.treasury_limit),
             airtime_status_callback_url: channel.airtime_status_callback_path,
+            bank: None,
         }
     }
 }
@@ -221,10 +302,27 @@ async fn create_channel(
     // The channel's own fields are checked before its treasury limit is read, so that a
     // request with several faults is answered with the first of them, as it always was.
     state.payments.check_new_channel(&channel)?;
+    let bank = match (new.provider, &new.bank) {
+        (Provider::Bank, Some(bank)) => Some(bank.details()?),
+        (Provider::Bank, None) => {
+            return Err(ApiError::invalid(
+                Code::MissingBankDetails,
+                "a bank channel needs `bank`: debtorName, bic, cutOffs and utcOffset",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(Code::NotSupported, "`bank` is for bank channels only"));
+        }
+        (_, None) => None,
+    };
     channel.treasury_limit =
         new.treasury_limit.as_ref().map(money::MoneyValue::money).transpose()?;
-    let channel = state.payments.create_channel(caller.org, channel).await?;
-    Ok((StatusCode::CREATED, Json(ChannelView::from(channel))).into_response())
+    let channel = match bank {
+        Some(bank) => state.payments.create_bank_channel(caller.org, channel, bank).await?,
+        None => state.payments.create_channel(caller.org, channel).await?,
+    };
+    let view = ChannelView::of(&state, caller.org, channel).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 /// The org's payment channels (org key), without their credentials.
@@ -235,9 +333,11 @@ async fn list_channels(
     State(state): State<AppState>,
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
-    let channels = state.payments.list_channels(caller.org).await?;
-    let channels = channels.into_iter().map(ChannelView::from).collect();
-    Ok(Json(ChannelList { channels }).into_response())
+    let mut views = Vec::new();
+    for channel in state.payments.list_channels(caller.org).await? {
+        views.push(ChannelView::of(&state, caller.org, channel).await?);
+    }
+    Ok(Json(ChannelList { channels: views }).into_response())
 }
 
 /// One payment channel (org key), without its credentials.
@@ -251,7 +351,7 @@ async fn get_channel(
 ) -> Result<Response, ApiError> {
     caller.org_key()?;
     let channel = state.payments.channel_summary(caller.org, channel_id).await?;
-    Ok(Json(ChannelView::from(channel)).into_response())
+    Ok(Json(ChannelView::of(&state, caller.org, channel).await?).into_response())
 }
 
 /// A channel's treasury limit.
@@ -323,4 +423,100 @@ async fn register_c2b(
     state.payments.register_c2b(&channel, purse.id).await?;
     let channel = state.payments.channel_summary(caller.org, channel_id).await?;
     Ok(Json(ChannelView::from(channel)).into_response())
+}
+
+/// A pain.001 file of a bank channel's payouts, and how its payments stand.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BankFileView {
+    pub file_id: Uuid,
+    pub channel_id: Uuid,
+    /// `GrpHdr/MsgId` and `PmtInf/PmtInfId`, unique per channel.
+    pub message_id: String,
+    /// The file's name in the channel's `out/` directory.
+    pub file_name: String,
+    /// `prepared` (recorded, not yet on disk: the worker writes it) or `written`.
+    pub status: String,
+    /// The bank's group status from its pain.002 (`ACCP`, `PART`, `RJCT`, …), once it answered.
+    pub bank_status: Option<String>,
+    /// `cut_off` (the channel's schedule) or `on_demand`.
+    pub reason: String,
+    /// `NbOfTxs`.
+    pub payment_count: i32,
+    /// `CtrlSum`, with the file's currency.
+    pub control_sum: money::MoneyValue,
+    /// `ReqdExctnDt`.
+    pub execution_date: chrono::NaiveDate,
+    /// Its payments posted (the bank booked them), voided (refused) and neither yet.
+    pub payments_posted: i64,
+    pub payments_voided: i64,
+    pub payments_pending: i64,
+    pub created_at: DateTime<Utc>,
+    pub written_at: Option<DateTime<Utc>>,
+}
+
+impl From<payments::BankFile> for BankFileView {
+    fn from(file: payments::BankFile) -> Self {
+        Self {
+            file_id: file.id,
+            channel_id: file.channel,
+            message_id: file.message_id,
+            file_name: file.file_name,
+            status: file.status,
+            bank_status: file.bank_status,
+            reason: file.reason,
+            payment_count: file.payment_count,
+            control_sum: money::MoneyValue::of(&file.control_sum),
+            execution_date: file.execution_date,
+            payments_posted: file.posted,
+            payments_voided: file.voided,
+            payments_pending: file.open,
+            created_at: file.created_at,
+            written_at: file.written_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BankFileList {
+    /// Newest first, at most 100.
+    pub files: Vec<BankFileView>,
+}
+
+/// Cuts a file of the bank channel's queued payouts now (org key), besides its cut-offs, and
+/// writes it into the channel's `out/` directory; 409 `no_queued_payouts` when none waits.
+#[utoipa::path(post, path = "/v1/payment-channels/{channel_id}/bank-files", tag = "payment-channels",
+    params(("channel_id" = Uuid, Path)),
+    responses((status = 201, body = BankFileView)))]
+async fn cut_bank_file(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(channel_id): PathParams<Uuid>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let Some(file) = state.payments.cut_bank_file(caller.org, channel_id).await? else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            Code::NoQueuedPayouts,
+            "no payout of this channel is waiting for a file",
+        ));
+    };
+    Ok((StatusCode::CREATED, Json(BankFileView::from(file))).into_response())
+}
+
+/// The bank channel's pain.001 files (org key), newest first, with their counts, control sums
+/// and how their payments stand.
+#[utoipa::path(get, path = "/v1/payment-channels/{channel_id}/bank-files", tag = "payment-channels",
+    params(("channel_id" = Uuid, Path)),
+    responses((status = 200, body = BankFileList)))]
+async fn list_bank_files(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathParams(channel_id): PathParams<Uuid>,
+) -> Result<Response, ApiError> {
+    caller.org_key()?;
+    let files = state.payments.list_bank_files(caller.org, channel_id).await?;
+    Ok(Json(BankFileList { files: files.into_iter().map(BankFileView::from).collect() })
+        .into_response())
 }

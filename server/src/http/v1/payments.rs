@@ -208,15 +208,13 @@ async fn draft(
     amount: Money,
 ) -> Result<(payments::NewProviderPayment, customers::CustomerNumber, Option<CustomerId>), ApiError>
 {
-    let (flow, number, channel_number, ours) = match (&payment.debit_party, &payment.credit_party) {
-        (
-            Party::Customer(CustomerAccountRef { customer_number, channel_number }),
-            ours @ (Party::Purse(_) | Party::Wallet(_)),
-        ) => (Flow::Collect, customer_number, channel_number, ours),
-        (
-            ours @ (Party::Purse(_) | Party::Wallet(_)),
-            Party::Customer(CustomerAccountRef { customer_number, channel_number }),
-        ) => (Flow::Payout, customer_number, channel_number, ours),
+    let (flow, customer, ours) = match (&payment.debit_party, &payment.credit_party) {
+        (Party::Customer(customer), ours @ (Party::Purse(_) | Party::Wallet(_))) => {
+            (Flow::Collect, customer, ours)
+        }
+        (ours @ (Party::Purse(_) | Party::Wallet(_)), Party::Customer(customer)) => {
+            (Flow::Payout, customer, ours)
+        }
         _ => {
             return Err(ApiError::invalid(
                 Code::InvalidCounterParty,
@@ -224,18 +222,23 @@ async fn draft(
             ));
         }
     };
-    if number.provider != crate::customers::NumberProvider::Cellular {
+    let CustomerAccountRef { customer_number: number, channel_number, bank_account } = customer;
+    let channel = state
+        .payments
+        .channel_by_number(caller.org, channel_number)
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    let bank = channel.provider == payments::Provider::Bank;
+    // A bank pays the customer's account, whatever number the customer is known by; mobile
+    // money is reached by a cellular number.
+    if !bank && number.provider != crate::customers::NumberProvider::Cellular {
         return Err(ApiError::invalid(
             Code::InvalidCounterParty,
             "a customer's mobile money is reached by a cellular number",
         ));
     }
     let number = number.normalised()?;
-    let channel = state
-        .payments
-        .channel_by_number(caller.org, channel_number)
-        .await?
-        .ok_or_else(|| ApiError::not_found("channel"))?;
+    check_bank_account(bank, flow, bank_account.as_ref())?;
     let missing = channel.missing_for(flow);
     if !missing.is_empty() {
         return Err(ApiError::invalid(
@@ -282,6 +285,44 @@ async fn draft(
         request,
     };
     Ok((draft, number, wallet_customer))
+}
+
+/// A payment's bank account: required and valid for a payout through a bank channel (which
+/// takes no collections), refused for any other channel.
+fn check_bank_account(
+    bank: bool,
+    flow: Flow,
+    bank_account: Option<&crate::money::BankAccountRef>,
+) -> Result<(), ApiError> {
+    match (bank, bank_account) {
+        (true, _) if flow != Flow::Payout => {
+            return Err(ApiError::invalid(
+                Code::NotSupported,
+                "a bank channel pays out; money coming in is read from the bank's camt.054",
+            ));
+        }
+        (true, None) => {
+            return Err(ApiError::invalid(
+                Code::MissingBankDetails,
+                "a payout through a bank channel names the creditor's bankAccount",
+            ));
+        }
+        (true, Some(account)) => {
+            payments::CreditorAccount::parse(
+                &account.account_number,
+                &account.name,
+                account.bic.as_deref(),
+            )?;
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                Code::NotSupported,
+                "bankAccount is for payouts through a bank channel",
+            ));
+        }
+        (false, None) => {}
+    }
+    Ok(())
 }
 
 /// The answer to a payment asked again under its id: the payment as it is now, unless the

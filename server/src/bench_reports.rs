@@ -180,6 +180,26 @@ async fn measure(
         .await?;
         results.push((format!("{name} ({lines} accounts)"), times));
     }
+    // The same month mid-history once closed: its start and end are closes (each timed once:
+    // the close writes every account's sums), so the report reads the closes' sums and no
+    // entries.
+    let month_start = end - TimeDelta::days(days / 2 + 15);
+    let month_end = end - TimeDelta::days(days / 2 - 15);
+    let tick = TimeDelta::microseconds(1);
+    for (name, at) in
+        [("close, start of the month", month_start), ("close, end of the month", month_end)]
+    {
+        let started = Instant::now();
+        store.close_period(org, at - tick, "bench", None).await?;
+        results.push((name.to_owned(), vec![started.elapsed()]));
+    }
+    let closed = store.trial_balance(org, month_start, month_end).await?.lines.len();
+    let times = timed(runs, || async {
+        store.trial_balance(org, month_start, month_end).await?;
+        anyhow::Ok(())
+    })
+    .await?;
+    results.push((format!("trial balance, the same month closed ({closed} accounts)"), times));
     let times = timed(runs, || async {
         store.balance_sheet(org, end).await?;
         anyhow::Ok(())

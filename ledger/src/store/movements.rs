@@ -26,8 +26,8 @@ pub struct Movement {
 
 impl Store {
     /// The account's posted movements with an effective time in `[from, to)`, in the order
-    /// they were recorded. Reads every entry of the account once (a sequential pass over its
-    /// primary key), since entries have no index on effective time (ARCHITECTURE.md).
+    /// they were recorded. Reads every entry of the account once (a pass over its primary
+    /// key): the effective-time index (migration 0027) is the org's, not the account's.
     ///
     /// # Errors
     ///

@@ -112,12 +112,17 @@ const kinds = timeline.items.map((item) => {
 check(kinds.includes(`payment ${payment.transactionId}`), `timeline ${kinds.join(", ")}`);
 check(kinds.includes("activity refund_requested"), `timeline ${kinds.join(", ")}`);
 
-const statement = ok(
+const statementAnswer = ok(
   await org.GET("/v1/accounts/{account_id}/statement", {
     params: { path: { account_id: wallet.accountId } },
   }),
   "read the wallet's statement",
 );
+// A statement comes as JSON unless CSV or PDF is asked for (`format`), which it was not.
+if (typeof statementAnswer !== "object" || Array.isArray(statementAnswer)) {
+  throw new Error("the statement came as CSV or PDF, not JSON");
+}
+const statement = statementAnswer;
 check(statement.lines.length === 1, `statement lines ${statement.lines.length}`);
 
 // More than the purse has and may owe: not made. The answer is a problem that names the
